@@ -1,0 +1,1 @@
+"""ocm-manager: the shared server that holds the repos and the one OpenCode server."""

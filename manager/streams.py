@@ -1,0 +1,46 @@
+"""Which repo directories have a TUI attached right now (SPEC §5 ``inUse``).
+
+The proxy opens a lease for every event stream it holds; push asks ``in_use`` before it
+overwrites a repo an agent session may be working in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+
+def _key(directory: str) -> str:
+    return os.path.normpath(directory) if directory else ""
+
+
+class StreamTracker:
+    """Thread-safe count of open event streams per directory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def lease(self, directory: str) -> Iterator[None]:
+        key = _key(directory)
+        with self._lock:
+            self._open[key] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open[key] -= 1
+                if self._open[key] <= 0:
+                    del self._open[key]
+
+    def in_use(self, directory: str) -> bool:
+        with self._lock:
+            return self._open.get(_key(directory), 0) > 0
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._open.values())

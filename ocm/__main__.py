@@ -1,0 +1,3 @@
+from ocm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Real git repositories in tmp_path."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def make_repo(path: Path, *, origin: str | None = None, branch: str = "main",
+              files: dict[str, str] | None = None) -> Path:
+    """A repo with one commit (and ``origin`` set when given)."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", branch)
+    for name, content in (files or {"README.md": f"# {path.name}\n"}).items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    if origin:
+        git(path, "remote", "add", "origin", origin)
+    return path

@@ -1,0 +1,87 @@
+"""Real processes for tests: the Manager on 127.0.0.1 port 0, and the ocm CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+def manager_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "manager", *args]
+
+
+def ocm_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ocm", *args]
+
+
+def run_manager_cli(*args: str, env: dict[str, str] | None = None,
+                    check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(manager_command(*args), capture_output=True, text=True, env=env,
+                          check=check, timeout=120)
+
+
+@dataclass
+class RunningManager:
+    """A Manager process started by a test; ``stop()`` is idempotent."""
+
+    url: str
+    token: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        return self.process.returncode
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``ocm-manager <args> --data-dir <this manager's data dir>``."""
+        return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check)
+
+
+def start_manager(data_dir: Path, log_path: Path, *extra: str, token: str | None = None,
+                  env: dict[str, str] | None = None, timeout: float = 60) -> RunningManager:
+    """Start ``ocm-manager serve`` on port 0 and wait until it says where it listens.
+
+    The token is made beforehand with ``token rotate`` (which prints it alone on stdout), so
+    the test never needs to scrape it from the server's output.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if token is None:
+        token = run_manager_cli("token", "rotate", "--data-dir", str(data_dir),
+                                env=env).stdout.strip()
+    args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra]
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(manager_command(*args), stdout=log_file,
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    log_file.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log_path.read_text(errors="replace"))
+        if match:
+            return RunningManager(match.group(1), token, data_dir, process, log_path, args)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"manager did not start:\n{log_path.read_text(errors='replace')}")
