@@ -1,0 +1,229 @@
+"""``ocm-manager``: serve, token rotate, repo add/list/remove (SPEC §4).
+
+Parsing ends here: each adapter turns its Namespace into plain arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from manager import config
+from manager.config import Settings
+from ocm import __version__
+
+
+class CliError(Exception):
+    """Raised for a failure the operator can fix; printed as one ``ocm-manager:`` line."""
+
+
+def _data_dir(value: str | None) -> Path:
+    return Path(value).expanduser() if value else config.default_data_dir()
+
+
+def _registry(data_dir: Path):  # type: ignore[no-untyped-def]
+    from manager.registry import Registry
+
+    settings = Settings(data_dir=data_dir)
+    settings.ensure_dirs()
+    return Registry(settings.database_path)
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, kill) unwinds like Ctrl-C, so shutdown code always runs."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _configure_logging(logs_dir: Path) -> None:
+    handlers: list[logging.Handler] = [logging.FileHandler(logs_dir / "manager.log"),
+                                       logging.StreamHandler(sys.stderr)]
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(settings: Settings) -> int:
+    from manager.app import create_app
+    from manager.auth import new_token
+    from manager.server import serve
+
+    settings.ensure_dirs()
+    _configure_logging(settings.logs_dir)
+    app = create_app(settings)
+    services = app.extensions["ocm"]
+    registry = services.registry
+    registry.mark_interrupted_clones()
+    if registry.token_hash() is None:
+        token = new_token(registry)
+        # stdout only, never the log: this is the one time the token is shown.
+        print("ocm-manager: created the Manager token (shown once; `ocm-manager token rotate`"
+              f" makes a new one):\n{token}", flush=True)
+    _stop_on_sigterm()
+    try:
+        serve(app, settings)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
+                       " pick another --port or stop what uses it") from None
+    return 0
+
+
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    if args.opencode_url:
+        mode = "external"
+    elif args.no_opencode:
+        mode = "none"
+    else:
+        mode = "managed"
+    password = args.opencode_password or os.environ.get("OCM_OPENCODE_PASSWORD")
+    if mode == "external" and not password:
+        raise CliError("--opencode-url needs the server's password; set OCM_OPENCODE_PASSWORD"
+                       " (or --opencode-password)")
+    return Settings(data_dir=_data_dir(args.data_dir), host=args.host, port=args.port,
+                    threads=args.threads, opencode_mode=mode, opencode_bin=args.opencode_bin,
+                    opencode_url=args.opencode_url, opencode_password=password,
+                    max_streams=args.max_streams)
+
+
+# -- token and repos ------------------------------------------------------------------------
+
+
+def cmd_token_rotate(data_dir: Path) -> int:
+    from manager.auth import new_token
+
+    token = new_token(_registry(data_dir))
+    print("ocm-manager: new token made; the old one stops working now", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | None) -> int:
+    from manager.repos import RepoError, clone_repo
+
+    settings = Settings(data_dir=data_dir)
+    try:
+        repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name,
+                          branch=branch)
+    except RepoError as exc:
+        raise CliError(str(exc)) from None
+    print(f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
+          f" at {repo.directory}")
+    return 0
+
+
+def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
+    repos = _registry(data_dir).list_repos()
+    if as_json:
+        print(json.dumps([repo.as_workspace() | {"error": repo.error} for repo in repos],
+                         indent=2))
+        return 0
+    if not repos:
+        print("no repos yet; add one with `ocm-manager repo add <git-url-or-path>`")
+    for repo in repos:
+        extra = f"  ({repo.error})" if repo.error else ""
+        print(f"{repo.id:>4}  {repo.name:<24} {repo.branch or '-':<16} {repo.status:<8}"
+              f" {repo.directory}{extra}")
+    return 0
+
+
+def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
+    from manager.repos import RepoError, remove_repo
+
+    try:
+        repo = remove_repo(_registry(data_dir), ref, delete_files=delete_files)
+    except RepoError as exc:
+        raise CliError(str(exc)) from None
+    kept = "deleted its files" if delete_files else f"its files stay in {repo.directory}"
+    print(f"ocm-manager: removed repo {repo.id} {repo.name}; {kept}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocm-manager",
+                                     description="The shared ocm Manager server.")
+    parser.add_argument("--version", action="version", version=f"ocm-manager {__version__}")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", help="where the database, repos and logs live"
+                          " (default: $OCM_MANAGER_DATA_DIR, else the user data dir)")
+    commands = parser.add_subparsers(dest="command", metavar="<command>")
+
+    serve = commands.add_parser("serve", parents=[data_dir], help="run the Manager")
+    serve.add_argument("--host", default=config.DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=config.DEFAULT_PORT)
+    serve.add_argument("--threads", type=int, default=config.DEFAULT_THREADS,
+                       help="worker threads; each open event stream holds one")
+    serve.add_argument("--max-streams", type=int, default=config.DEFAULT_MAX_STREAMS,
+                       help="open event streams allowed at once; more get 503")
+    upstream = serve.add_mutually_exclusive_group()
+    upstream.add_argument("--opencode-bin", help="the opencode executable to start")
+    upstream.add_argument("--opencode-url", help="use this running OpenCode server instead")
+    upstream.add_argument("--no-opencode", action="store_true",
+                          help="run without OpenCode (the proxy answers 503)")
+    serve.add_argument("--opencode-password",
+                       help="password of --opencode-url (prefer env OCM_OPENCODE_PASSWORD)")
+    serve.set_defaults(run=lambda a: cmd_serve(_serve_settings(a)))
+
+    token = commands.add_parser("token", help="manage the Manager token")
+    token_commands = token.add_subparsers(dest="token_command", metavar="<command>")
+    rotate = token_commands.add_parser("rotate", parents=[data_dir],
+                                       help="print a new token; the old one stops working")
+    rotate.set_defaults(run=lambda a: cmd_token_rotate(_data_dir(a.data_dir)))
+
+    repo = commands.add_parser("repo", help="manage the Manager's repos")
+    repo_commands = repo.add_subparsers(dest="repo_command", metavar="<command>")
+    add = repo_commands.add_parser("add", parents=[data_dir], help="clone a repo")
+    add.add_argument("source", help="git URL or local path")
+    add.add_argument("--name")
+    add.add_argument("--branch")
+    add.set_defaults(run=lambda a: cmd_repo_add(_data_dir(a.data_dir), a.source, a.name,
+                                                a.branch))
+    listing = repo_commands.add_parser("list", parents=[data_dir], help="list repos")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=lambda a: cmd_repo_list(_data_dir(a.data_dir), a.json))
+    remove = repo_commands.add_parser("remove", parents=[data_dir], help="forget a repo")
+    remove.add_argument("ref", metavar="id|name")
+    remove.add_argument("--delete-files", action="store_true",
+                        help="also delete its working tree")
+    remove.set_defaults(run=lambda a: cmd_repo_remove(_data_dir(a.data_dir), a.ref,
+                                                      a.delete_files))
+    for sub in (parser, token, repo):
+        sub.set_defaults(help_parser=sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        args.help_parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        print(f"ocm-manager: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("OCM_DEBUG") == "1":
+            raise
+        print(f"ocm-manager: unexpected error: {exc.__class__.__name__}: {exc}; rerun with"
+              " OCM_DEBUG=1 for details", file=sys.stderr)
+        return 1

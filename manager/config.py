@@ -1,0 +1,66 @@
+"""The Manager's settings and its data-dir layout (SPEC §4): one place for every path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5003
+# Each open event stream holds a worker thread for its whole life (waitress), so the pool
+# is sized for many streams plus ordinary requests (FIELD-NOTES: 150 streams cost ~37 KB each).
+DEFAULT_THREADS = 64
+DEFAULT_MAX_STREAMS = 200
+DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
+DEFAULT_MAX_ARCHIVE_BYTES = 8 * 1024**3
+DEFAULT_MAX_ARCHIVE_MEMBERS = 500_000
+
+
+def default_data_dir() -> Path:
+    """``$OCM_MANAGER_DATA_DIR``, else platformdirs' user data dir for ``ocm-manager``."""
+    override = os.environ.get("OCM_MANAGER_DATA_DIR")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("ocm-manager", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    threads: int = DEFAULT_THREADS
+    # "managed": start our own `opencode serve`; "external": use opencode_url; "none": no proxy.
+    opencode_mode: str = "managed"
+    opencode_bin: str | None = None
+    opencode_url: str | None = None
+    opencode_password: str | None = None
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
+    max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "manager.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.data_dir / "staging"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.repos_dir, self.staging_dir, self.logs_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        # The data dir holds the token hash and every repo: keep other local users out.
+        os.chmod(self.data_dir, 0o700)

@@ -1,0 +1,163 @@
+"""The SQLite registry: repos and the token hash. The only module that speaks SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+READY, CLONING, ERROR = "ready", "cloning", "error"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS repos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    branch TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    directory TEXT NOT NULL,
+    origin_url TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Repo:
+    id: int
+    name: str
+    branch: str
+    status: str
+    directory: Path
+    origin_url: str
+    error: str = ""
+
+    def as_workspace(self) -> dict[str, object]:
+        """The shape of ``GET /api/internal/opencode-workspaces`` (SPEC §4)."""
+        return {
+            "repoId": self.id,
+            "name": self.name,
+            "branch": self.branch,
+            "cloneStatus": self.status,
+            "directory": str(self.directory),
+            "originUrl": self.origin_url,
+        }
+
+
+class NameTaken(Exception):
+    """Raised when a repo with that name is already registered."""
+
+
+def _row_to_repo(row: sqlite3.Row) -> Repo:
+    return Repo(id=row["id"], name=row["name"], branch=row["branch"], status=row["status"],
+                directory=Path(row["directory"]), origin_url=row["origin_url"],
+                error=row["error"])
+
+
+class Registry:
+    """One SQLite file shared by the server's threads and the ``ocm-manager`` CLI.
+
+    Each thread keeps its own connection (sqlite3 connections are not shared across
+    threads), so a request costs a query, not a connect. WAL lets the CLI write while the
+    server reads.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        with self._connect() as conn:
+            conn.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    # -- token ------------------------------------------------------------------------------
+
+    def token_hash(self) -> str | None:
+        row = self._connect().execute("SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
+        return row["value"] if row else None
+
+    def set_token_hash(self, digest: str) -> None:
+        self._connect().execute(
+            "INSERT INTO meta (key, value) VALUES ('token_sha256', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (digest,))
+
+    # -- repos ------------------------------------------------------------------------------
+
+    def list_repos(self, *, ready_only: bool = False) -> list[Repo]:
+        sql = "SELECT * FROM repos" + (" WHERE status = 'ready'" if ready_only else "")
+        return [_row_to_repo(r) for r in self._connect().execute(sql + " ORDER BY id")]
+
+    def get_repo(self, repo_id: int) -> Repo | None:
+        row = self._connect().execute("SELECT * FROM repos WHERE id = ?", (repo_id,)).fetchone()
+        return _row_to_repo(row) if row else None
+
+    def find_repo(self, ref: str) -> Repo | None:
+        """By id first, then exact name, then case-insensitive name (as ``ocm use``)."""
+        if ref.isdigit():
+            repo = self.get_repo(int(ref))
+            if repo:
+                return repo
+        conn = self._connect()
+        row = conn.execute("SELECT * FROM repos WHERE name = ?", (ref,)).fetchone()
+        if row is None:
+            rows = conn.execute("SELECT * FROM repos WHERE lower(name) = lower(?)",
+                                (ref,)).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return _row_to_repo(row) if row else None
+
+    def add_repo(self, *, name: str, directory: Path, origin_url: str, branch: str = "",
+                 status: str = CLONING) -> Repo:
+        now = time.time()
+        try:
+            cursor = self._connect().execute(
+                "INSERT INTO repos (name, branch, status, directory, origin_url, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, branch, status, str(directory), origin_url, now, now))
+        except sqlite3.IntegrityError as exc:
+            raise NameTaken(name) from exc
+        repo = self.get_repo(int(cursor.lastrowid or 0))
+        assert repo is not None
+        return repo
+
+    def update_repo(self, repo_id: int, *, status: str | None = None, branch: str | None = None,
+                    origin_url: str | None = None, error: str | None = None) -> None:
+        fields = {"status": status, "branch": branch, "origin_url": origin_url, "error": error}
+        changes = {k: v for k, v in fields.items() if v is not None}
+        if not changes:
+            return
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        self._connect().execute(
+            f"UPDATE repos SET {assignments}, updated_at = ? WHERE id = ?",
+            (*changes.values(), time.time(), repo_id))
+
+    def remove_repo(self, repo_id: int) -> None:
+        self._connect().execute("DELETE FROM repos WHERE id = ?", (repo_id,))
+
+    def mark_interrupted_clones(self) -> int:
+        """Clones still 'cloning' at start-up were cut off by a crash: say so."""
+        cursor = self._connect().execute(
+            "UPDATE repos SET status = 'error', error = 'clone interrupted; remove the repo"
+            " and add it again', updated_at = ? WHERE status = 'cloning'", (time.time(),))
+        return cursor.rowcount
+
+
+def get_registry() -> Registry:
+    """The registry of the app serving the current request."""
+    from flask import current_app
+
+    return current_app.extensions["ocm"].registry  # type: ignore[no-any-return]

@@ -1,0 +1,112 @@
+"""Adding and removing Manager repos: the git work behind ``ocm-manager repo``."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from manager.registry import CLONING, READY, NameTaken, Registry, Repo
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class RepoError(Exception):
+    """Raised when a repo cannot be added or removed; the message is for a person."""
+
+
+def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def default_name(source: str) -> str:
+    tail = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return tail[:-4] if tail.endswith(".git") else tail
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name) or name in {".", ".."}:
+        raise RepoError(f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'")
+    return name
+
+
+def origin_of_source(source: str) -> str:
+    """The origin the laptops will have: a local source's own ``origin``, else the source.
+
+    Registering a local mirror of ``git@host:org/x`` should match laptops cloned from
+    ``git@host:org/x``, not from the Manager's private path.
+    """
+    path = Path(source).expanduser()
+    if path.exists():
+        result = _git("remote", "get-url", "origin", cwd=path)
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+        return str(path.resolve())
+    return source
+
+
+def current_branch(directory: Path) -> str:
+    result = _git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=directory)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def clone_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | None = None,
+               branch: str | None = None) -> Repo:
+    """Clone ``source`` into ``repos_dir/<name>`` and register it as ready.
+
+    The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
+    A failed clone leaves neither a row nor a directory behind.
+    """
+    name = check_name(name or default_name(source))
+    directory = repos_dir / name
+    if directory.exists():
+        raise RepoError(f"{directory} already exists; pick another --name or remove it")
+    origin = origin_of_source(source)
+    try:
+        repo = registry.add_repo(name=name, directory=directory, origin_url=origin,
+                                 status=CLONING)
+    except NameTaken:
+        raise RepoError(f"a repo named {name!r} already exists; pick another --name") from None
+    clone_source = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() \
+        else source
+    args = ["clone", "--quiet", *(["--branch", branch] if branch else []), clone_source,
+            str(directory)]
+    result = _git(*args)
+    if result.returncode != 0:
+        registry.remove_repo(repo.id)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise RepoError(f"git clone failed: {_last_line(result.stderr)}")
+    if origin != source:
+        _git("remote", "set-url", "origin", origin, cwd=directory)
+    registry.update_repo(repo.id, status=READY, branch=current_branch(directory))
+    updated = registry.get_repo(repo.id)
+    assert updated is not None
+    return updated
+
+
+def register_existing(registry: Registry, directory: Path, *, name: str, origin_url: str,
+                      branch: str) -> Repo:
+    """Register a directory that already holds the repo (``ocm push --create``)."""
+    try:
+        return registry.add_repo(name=check_name(name), directory=directory,
+                                 origin_url=origin_url, branch=branch, status=READY)
+    except NameTaken:
+        raise RepoError(f"a repo named {name!r} already exists") from None
+
+
+def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Repo:
+    repo = registry.find_repo(ref)
+    if repo is None:
+        raise RepoError(f"no repo {ref!r}; see `ocm-manager repo list`")
+    registry.remove_repo(repo.id)
+    if delete_files:
+        shutil.rmtree(repo.directory, ignore_errors=True)
+    return repo

@@ -1,0 +1,192 @@
+"""The Manager core against a real `ocm-manager serve` process: auth, health, workspaces."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import requests
+
+from tests.support.git import git, make_repo
+from tests.support.processes import manager_command, run_manager_cli, start_manager
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def test_health_needs_no_token(manager):
+    response = requests.get(f"{manager.url}/api/health", timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["opencode"] == {"state": "disabled"}
+    assert body["version"]
+
+
+def test_every_other_route_needs_the_token(manager):
+    workspaces = f"{manager.url}/api/internal/opencode-workspaces"
+    for headers in ({}, bearer("wrong"), basic("opencode", "wrong"), {"Authorization": "Basic !!"},
+                    {"Authorization": "Token " + manager.token}):
+        response = requests.get(workspaces, headers=headers, timeout=10)
+        assert response.status_code == 401
+        assert response.json()["error"] == "unauthorized"
+        assert manager.token not in response.text
+    # Unknown paths are not revealed to a caller without the token either.
+    assert requests.get(f"{manager.url}/api/nothing-here", timeout=10).status_code == 401
+
+
+def test_bearer_and_basic_with_any_username_are_accepted(manager):
+    workspaces = f"{manager.url}/api/internal/opencode-workspaces"
+    for headers in (bearer(manager.token), basic("opencode", manager.token),
+                    basic("anyone", manager.token)):
+        response = requests.get(workspaces, headers=headers, timeout=10)
+        assert response.status_code == 200
+        assert response.json() == {"workspaces": []}
+
+
+def test_errors_are_json_never_html(manager):
+    response = requests.get(f"{manager.url}/api/nothing-here", headers=bearer(manager.token),
+                            timeout=10)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"] == "not_found"
+    response = requests.delete(f"{manager.url}/api/health", timeout=10)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+
+
+def test_token_rotate_invalidates_the_old_token_at_once(manager):
+    workspaces = f"{manager.url}/api/internal/opencode-workspaces"
+    assert requests.get(workspaces, headers=bearer(manager.token), timeout=10).ok
+    result = manager.cli("token", "rotate")
+    new_token = result.stdout.strip()
+    assert new_token and new_token != manager.token
+    assert "\n" not in new_token
+    assert requests.get(workspaces, headers=bearer(manager.token), timeout=10).status_code == 401
+    assert requests.get(workspaces, headers=bearer(new_token), timeout=10).status_code == 200
+
+
+def test_repo_add_list_and_workspaces(manager, tmp_path):
+    upstream = make_repo(tmp_path / "upstream", origin="git@github.com:Acme/Widget.git",
+                         branch="trunk")
+    result = manager.cli("repo", "add", str(upstream), "--name", "widget")
+    assert "added repo" in result.stdout
+    response = requests.get(f"{manager.url}/api/internal/opencode-workspaces",
+                            headers=bearer(manager.token), timeout=10)
+    [workspace] = response.json()["workspaces"]
+    assert workspace["name"] == "widget"
+    assert workspace["branch"] == "trunk"
+    assert workspace["cloneStatus"] == "ready"
+    assert isinstance(workspace["repoId"], int)
+    # Laptops cloned from the real upstream must match, so the source's origin is kept.
+    assert workspace["originUrl"] == "git@github.com:Acme/Widget.git"
+    directory = Path(workspace["directory"])
+    assert directory == manager.data_dir / "repos" / "widget"
+    assert (directory / "README.md").exists()
+    assert git(directory, "remote", "get-url", "origin") == "git@github.com:Acme/Widget.git"
+
+    listing = json.loads(manager.cli("repo", "list", "--json").stdout)
+    assert [repo["name"] for repo in listing] == ["widget"]
+
+
+def test_repo_add_with_branch_and_default_name(manager, tmp_path):
+    upstream = make_repo(tmp_path / "gadget.git", branch="main")
+    git(upstream, "checkout", "-q", "-b", "feature")
+    git(upstream, "checkout", "-q", "main")
+    manager.cli("repo", "add", str(upstream), "--branch", "feature")
+    [repo] = json.loads(manager.cli("repo", "list", "--json").stdout)
+    assert repo["name"] == "gadget"
+    assert repo["branch"] == "feature"
+    # A local source with no origin of its own is matched by its path.
+    assert repo["originUrl"] == str(upstream.resolve())
+
+
+def test_repo_add_failures_leave_nothing_behind(manager, tmp_path):
+    result = manager.cli("repo", "add", str(tmp_path / "missing"), "--name", "ghost",
+                         check=False)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ocm-manager: git clone failed")
+    assert json.loads(manager.cli("repo", "list", "--json").stdout) == []
+    assert not (manager.data_dir / "repos" / "ghost").exists()
+
+    upstream = make_repo(tmp_path / "one")
+    manager.cli("repo", "add", str(upstream), "--name", "one")
+    again = manager.cli("repo", "add", str(upstream), "--name", "one", check=False)
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+    bad = manager.cli("repo", "add", str(upstream), "--name", "../escape", check=False)
+    assert bad.returncode == 1
+    assert "invalid repo name" in bad.stderr
+    assert not (manager.data_dir / "escape").exists()
+
+
+def test_repo_remove_keeps_or_deletes_files(manager, tmp_path):
+    upstream = make_repo(tmp_path / "upstream")
+    manager.cli("repo", "add", str(upstream), "--name", "keep")
+    manager.cli("repo", "add", str(upstream), "--name", "drop")
+    manager.cli("repo", "remove", "keep")
+    manager.cli("repo", "remove", "DROP", "--delete-files")  # case-insensitive name
+    assert json.loads(manager.cli("repo", "list", "--json").stdout) == []
+    assert (manager.data_dir / "repos" / "keep" / "README.md").exists()
+    assert not (manager.data_dir / "repos" / "drop").exists()
+    missing = manager.cli("repo", "remove", "nope", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("ocm-manager: no repo 'nope'")
+
+
+def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
+    data_dir = tmp_path / "data"
+    log = tmp_path / "first.log"
+    process = subprocess.Popen(manager_command("serve", "--port", "0", "--data-dir",
+                                               str(data_dir), "--no-opencode"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first_line = process.stdout.readline()  # type: ignore[union-attr]
+        token = process.stdout.readline().strip()  # type: ignore[union-attr]
+        assert "created the Manager token" in first_line
+        assert token.startswith("ocm_")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert token not in err
+    for path in (data_dir / "logs").iterdir():
+        assert token not in path.read_text()
+    assert token not in (data_dir / "manager.db").read_bytes().decode("latin-1")
+
+    second = start_manager(data_dir, log, "--no-opencode", token=token)
+    try:
+        assert "created the Manager token" not in second.log()
+        response = requests.get(f"{second.url}/api/internal/opencode-workspaces",
+                                headers=bearer(token), timeout=10)
+        assert response.status_code == 200
+    finally:
+        assert second.stop() == 0
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCM_MANAGER_DATA_DIR", str(tmp_path / "from-env"))
+    token = run_manager_cli("token", "rotate").stdout.strip()
+    assert token
+    assert (tmp_path / "from-env" / "manager.db").exists()
+
+
+def test_port_in_use_is_one_clear_line(manager):
+    port = manager.url.rsplit(":", 1)[1]
+    result = subprocess.run(manager_command("serve", "--port", port, "--data-dir",
+                                            str(manager.data_dir), "--no-opencode"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot listen on 127.0.0.1:" + port in result.stderr
+    assert "Traceback" not in result.stderr
