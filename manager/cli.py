@@ -67,10 +67,16 @@ def cmd_serve(settings: Settings) -> int:
     registry = services.registry
     registry.mark_interrupted_clones()
     if registry.token_hash() is None:
-        token = new_token(registry)
-        # stdout only, never the log: this is the one time the token is shown.
-        print("ocm-manager: created the Manager token (shown once; `ocm-manager token rotate`"
-              f" makes a new one):\n{token}", flush=True)
+        # Shown once, and only to a person at a terminal: under systemd or a redirect,
+        # stdout is a log, and a token must never land in one.
+        if sys.stdout.isatty():
+            token = new_token(registry)
+            print("ocm-manager: created the Manager token (shown once; `ocm-manager token"
+                  f" rotate` makes a new one):\n{token}", flush=True)
+        else:
+            logging.getLogger("manager").warning(
+                "no token yet and stdout is not a terminal, so none is printed; run"
+                " `ocm-manager token rotate` to make one (requests get 401 until then)")
     _stop_on_sigterm()
     try:
         serve(app, settings)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pty
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -147,25 +150,27 @@ def test_repo_remove_keeps_or_deletes_files(manager, tmp_path):
 
 def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
     data_dir = tmp_path / "data"
-    log = tmp_path / "first.log"
+    controller, terminal = pty.openpty()  # a person at a terminal
     process = subprocess.Popen(manager_command("serve", "--port", "0", "--data-dir",
                                                str(data_dir), "--no-opencode"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=terminal, stderr=subprocess.PIPE, text=True)
+    os.close(terminal)
+    shown = b""
     try:
-        first_line = process.stdout.readline()  # type: ignore[union-attr]
-        token = process.stdout.readline().strip()  # type: ignore[union-attr]
-        assert "created the Manager token" in first_line
-        assert token.startswith("ocm_")
+        while b"\n" not in shown.partition(b"token")[2]:
+            shown += os.read(controller, 4096)
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=20)
+        os.close(controller)
     assert process.returncode == 0
+    token = re.search(rb"(ocm_[A-Za-z0-9_-]+)", shown).group(1).decode()  # type: ignore[union-attr]
     assert token not in err
     for path in (data_dir / "logs").iterdir():
         assert token not in path.read_text()
     assert token not in (data_dir / "manager.db").read_bytes().decode("latin-1")
 
-    second = start_manager(data_dir, log, "--no-opencode", token=token)
+    second = start_manager(data_dir, tmp_path / "second.log", "--no-opencode", token=token)
     try:
         assert "created the Manager token" not in second.log()
         response = requests.get(f"{second.url}/api/internal/opencode-workspaces",
@@ -173,6 +178,26 @@ def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
         assert response.status_code == 200
     finally:
         assert second.stop() == 0
+
+
+def test_first_start_without_a_terminal_prints_no_token(tmp_path):
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(manager_command("serve", "--port", "0", "--data-dir",
+                                               str(data_dir), "--no-opencode"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "listening on" in line:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=20)
+    output = "".join(lines) + rest
+    assert "ocm_" not in output
+    assert "ocm-manager token rotate" in output
+    assert "token rotate" in (data_dir / "logs" / "manager.log").read_text()
 
 
 def test_data_dir_from_environment(tmp_path, monkeypatch):
