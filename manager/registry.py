@@ -88,7 +88,8 @@ class Registry:
     # -- token ------------------------------------------------------------------------------
 
     def token_hash(self) -> str | None:
-        row = self._connect().execute("SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
+        row = self._connect().execute(
+            "SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
         return row["value"] if row else None
 
     def set_token_hash(self, digest: str) -> None:
