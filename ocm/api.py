@@ -1,0 +1,227 @@
+"""The Manager's HTTP API, and the only client module that imports ``requests``.
+
+Every failure is turned into an :class:`~ocm.errors.OcmError` here, where its meaning is
+known: 401 → :class:`AuthError`, 409 → :class:`ConflictError`, 404 → "not found", anything
+non-JSON or 5xx → :class:`ManagerError`, a refused/unresolvable/slow connection → "cannot
+reach the Manager at <url>" within :data:`CONNECT_TIMEOUT` seconds. The token travels only
+in the ``Authorization`` header and never appears in a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from ocm import __version__
+from ocm.errors import AuthError, ConflictError, ManagerError
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
+WARM_UP_TIMEOUT = (2.0, 5.0)
+WORKSPACES_PATH = "/api/internal/opencode-workspaces"
+PROXY_PATH = "/api/opencode-proxy"
+
+
+def make_session() -> requests.Session:
+    """The one ``requests.Session`` recipe: identifies ocm, keeps connections alive."""
+    session = requests.Session()
+    session.headers["User-Agent"] = f"ocm/{__version__}"
+    return session
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One Manager repo as ``/api/internal/opencode-workspaces`` describes it."""
+
+    repo_id: int
+    name: str
+    branch: str
+    status: str
+    directory: str
+    origin_url: str | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Workspace:
+        return cls(
+            repo_id=int(data["repoId"]),
+            name=str(data.get("name") or ""),
+            branch=str(data.get("branch") or ""),
+            status=str(data.get("cloneStatus") or data.get("status") or "ready"),
+            directory=str(data.get("directory") or ""),
+            origin_url=data.get("originUrl") or None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"repoId": self.repo_id, "name": self.name, "branch": self.branch,
+                "status": self.status, "directory": self.directory,
+                "originUrl": self.origin_url}
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A few words on why a connection failed, without urllib3's nested reprs."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {CONNECT_TIMEOUT:g} s"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "it stopped answering"
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+        ("No route to host", "no route to host"),
+        ("Network is unreachable", "network unreachable"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed before an answer"),
+    ):
+        if needle in text:
+            return words
+    return exc.__class__.__name__
+
+
+def _error_message(response: requests.Response) -> str | None:
+    """The Manager's ``{"error", "message"}`` sentence, if the body is that JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error")
+        if isinstance(message, str) and message.strip():
+            return message.strip().rstrip(".")
+    return None
+
+
+class ManagerClient:
+    """A logged-in conversation with one Manager; reuse it so connections stay alive."""
+
+    def __init__(self, url: str, token: str, *, token_label: str = "the saved token",
+                 session: requests.Session | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token_label = token_label
+        self._token = token
+        self.session = session or make_session()
+
+    def __enter__(self) -> ManagerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
+                stream: bool = False, read_timeout: float | None = READ_TIMEOUT,
+                conflict_todo: str = "resolve it on the Manager, or re-run with --force",
+                auth: bool = True) -> requests.Response:
+        """Send one request; a 2xx response is returned, everything else raises an OcmError.
+
+        ``path`` starts with ``/``. ``stream=True`` leaves the body unread (the caller closes
+        the response). ``conflict_todo`` is the advice printed with a 409.
+        """
+        all_headers = dict(headers or {})
+        if auth:
+            all_headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = self.session.request(
+                method, self.url + path, params=params, json=json, data=data,
+                headers=all_headers, stream=stream, timeout=(CONNECT_TIMEOUT, read_timeout),
+                allow_redirects=False)
+        except requests.RequestException as exc:
+            todo = "check the URL and that the Manager is running"
+            if isinstance(exc, requests.exceptions.SSLError):
+                todo = ("check the Manager's certificate, or use its http:// URL on a trusted "
+                        "network")
+            raise ManagerError(f"cannot reach the Manager at {self.url} ({_reason(exc)})",
+                               todo) from None
+        if response.status_code < 300:
+            return response
+        try:
+            self._raise_for(response, path, conflict_todo)
+        finally:
+            response.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _raise_for(self, response: requests.Response, path: str, conflict_todo: str) -> None:
+        status = response.status_code
+        message = _error_message(response)
+        code: str | None = None
+        try:
+            body = response.json()
+            code = body.get("error") if isinstance(body, dict) else None
+        except ValueError:
+            pass
+        if status == 401:
+            raise AuthError(f"token from {self.token_label} rejected by {self.url}",
+                            f"run `ocm login {self.url}` with a current token",
+                            status=status, code=code)
+        if status == 409:
+            raise ConflictError(message or f"the Manager at {self.url} refused (conflict)",
+                                conflict_todo, status=status, code=code)
+        if status == 404:
+            if message:
+                raise ManagerError(message, "run `ocm list` to see the repos on the Manager",
+                                   status=status, code=code)
+            raise ManagerError(f"{self.url} has no {path.split('?')[0]}",
+                               "check that the URL points at an ocm Manager",
+                               status=status, code=code)
+        if 300 <= status < 400:
+            where = response.headers.get("Location", "elsewhere")
+            raise ManagerError(f"{self.url} redirects to {where}",
+                               "log in with the URL it redirects to", status=status)
+        if message is None:
+            kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+            raise ManagerError(f"the Manager at {self.url} answered HTTP {status} ({kind}, not "
+                               "an ocm JSON error)",
+                               "check the URL, and the Manager's log if it is yours",
+                               status=status, code=code)
+        todo = ("check the Manager's log" if status >= 500
+                else "check the command's arguments")
+        raise ManagerError(f"the Manager at {self.url} answered HTTP {status}: {message}",
+                           todo, status=status, code=code)
+
+    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None,
+                 auth: bool = True) -> Any:
+        """GET ``path`` and return the decoded JSON body (a non-JSON 2xx is a ManagerError)."""
+        response = self.request("GET", path, params=params, auth=auth)
+        try:
+            return response.json()
+        except ValueError:
+            raise ManagerError(f"{self.url}{path} did not answer with JSON",
+                               "check that the URL points at an ocm Manager") from None
+        finally:
+            response.close()
+
+    def health(self) -> dict[str, Any]:
+        body = self.get_json("/api/health", auth=False)
+        return body if isinstance(body, dict) else {}
+
+    def workspaces(self) -> list[Workspace]:
+        """Ready repos on the Manager, in the Manager's order."""
+        body = self.get_json(WORKSPACES_PATH)
+        try:
+            items = body["workspaces"]
+            return [Workspace.from_json(item) for item in items]
+        except (KeyError, TypeError, ValueError):
+            raise ManagerError(f"{self.url}{WORKSPACES_PATH} answered an unexpected shape",
+                               "check that the Manager and ocm versions match") from None
+
+    def warm_up(self, directory: str) -> None:
+        """Best effort: let OpenCode load ``directory`` before the TUI asks for it.
+
+        Failures are ignored; the TUI reports its own connection problems.
+        """
+        try:
+            response = self.session.get(
+                f"{self.url}{PROXY_PATH}/session", params={"directory": directory},
+                headers={"Authorization": f"Bearer {self._token}"}, timeout=WARM_UP_TIMEOUT)
+            response.close()
+        except requests.RequestException:
+            pass

@@ -1,0 +1,106 @@
+"""What several commands share: the Manager URL, the logged-in client, remembering a repo.
+
+:func:`connect` is the factory every networked command (and ``push``/``pull``) uses: URL from
+``OPENCODE_MANAGER_URL`` or state.json, token from ``OCM_TOKEN``/credentials.json/keyring.
+Nothing here imports ``requests`` at module level, so ``ocm status`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from ocm import credentials
+from ocm import state as state_mod
+from ocm.errors import OcmError, UsageError
+
+if TYPE_CHECKING:
+    from ocm.api import ManagerClient, Workspace
+
+URL_ENV = "OPENCODE_MANAGER_URL"
+
+
+def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
+    """Scheme and host required (http/https), lower-cased; trailing ``/`` dropped."""
+    text = raw.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
+        raise UsageError(f"{what} {text!r} needs a scheme and a host",
+                         "write it like https://manager.example.com or http://127.0.0.1:5003")
+    if parts.query or parts.fragment:
+        raise UsageError(f"{what} {text!r} has a query or fragment",
+                         "give just the scheme, host, port and path prefix")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
+                       "", ""))
+
+
+@dataclass(frozen=True)
+class ManagerUrl:
+    url: str
+    source: str  # "OPENCODE_MANAGER_URL" or "state.json"
+
+
+def manager_url(state: state_mod.State) -> ManagerUrl | None:
+    """``$OPENCODE_MANAGER_URL`` (normalised) over the logged-in URL; None when neither."""
+    env = os.environ.get(URL_ENV, "").strip()
+    if env:
+        return ManagerUrl(normalise_manager_url(env, what=URL_ENV), URL_ENV)
+    if state.manager_url:
+        return ManagerUrl(state.manager_url, "state.json")
+    return None
+
+
+@dataclass(frozen=True)
+class Login:
+    url: str
+    url_source: str
+    token: credentials.TokenSource
+
+
+def require_login(state: state_mod.State) -> Login:
+    """URL and token, or an error saying how to log in."""
+    where = manager_url(state)
+    if where is None:
+        raise OcmError("not logged in to a Manager", "run `ocm login <url>` "
+                       f"(or set {URL_ENV} and {credentials.ENV_TOKEN})")
+    token = credentials.find_token(where.url)
+    if token is None:
+        raise OcmError(f"no token for {where.url} in {credentials.file_label()} or the OS "
+                       f"keyring, and {credentials.ENV_TOKEN} is not set",
+                       f"run `ocm login {where.url}`")
+    return Login(where.url, where.source, token)
+
+
+def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]:
+    """A :class:`~ocm.api.ManagerClient` for the logged-in Manager, and where that came from."""
+    from ocm.api import ManagerClient  # noqa: PLC0415 - requests costs ~170 ms to import
+
+    login = require_login(state if state is not None else state_mod.load())
+    return ManagerClient(login.url, login.token.token, token_label=login.token.label), login
+
+
+def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.State:
+    """Save ``ws`` as the last used repo of ``login.url``.
+
+    When ``OPENCODE_MANAGER_URL`` names another Manager than the one logged in to, state.json
+    is left alone: a last repo only means something next to its own Manager URL.
+    """
+    if state.manager_url not in (None, login.url):
+        return state
+    updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch)
+    return state_mod.save(replace(updated, manager_url=login.url))
+
+
+def last_repo_state(state: state_mod.State, login: Login) -> state_mod.State:
+    """``state`` when its last repo belongs to ``login.url``; else one without a last repo."""
+    if state.manager_url in (None, login.url):
+        return state
+    return state.without_last_repo()
+
+
+def note(message: str) -> None:
+    """A line for the person at the terminal (stderr, so stdout stays parseable)."""
+    print(f"ocm: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,65 @@
+"""``ocm list``, ``ocm use`` and bare ``ocm``: pick a Manager repo and attach the TUI to it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ocm import launch, resolve
+from ocm import state as state_mod
+from ocm.api import ManagerClient, Workspace
+from ocm.commands.common import Login, connect, last_repo_state, note, remember
+
+
+def list_repos(*, as_json: bool) -> int:
+    with connect()[0] as client:
+        repos = client.workspaces()
+    if as_json:
+        json.dump([ws.to_json() for ws in repos], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not repos:
+        note(f"no ready repos on {client.url}; add one with `ocm push --create` from a "
+             "checkout, or `ocm-manager repo add` on the Manager")
+        return 0
+    _print_table(repos)
+    return 0
+
+
+def _print_table(repos: Sequence[Workspace]) -> None:
+    rows = [("ID", "NAME", "BRANCH", "STATUS")] + [
+        (str(ws.repo_id), ws.name, ws.branch, ws.status) for ws in repos]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)] + [row[3]]
+        sys.stdout.write("  ".join(cells) + "\n")
+
+
+def use(*, repo: str) -> int:
+    current = state_mod.load()
+    client, login = connect(current)
+    with client:
+        ws = resolve.find_repo(client.workspaces(), repo)
+        return _attach(client, login, current, ws, reason="chosen")
+
+
+def attach_default() -> int:
+    """Bare ``ocm``: the repo matching this checkout's origin, else the last used one."""
+    current = state_mod.load()
+    client, login = connect(current)
+    with client:
+        workspaces = client.workspaces()
+        checkout = resolve.local_checkout(Path.cwd())
+        target = resolve.resolve_target(checkout, workspaces, last_repo_state(current, login))
+        return _attach(client, login, current, target.workspace, reason=target.reason)
+
+
+def _attach(client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *,
+            reason: str) -> int:
+    binary = launch.opencode_binary()  # before anything is saved: a missing TUI changes nothing
+    remember(current, login, ws)
+    note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch}) on {login.url} [{reason}]")
+    client.warm_up(ws.directory)
+    launch.exec_attach(binary, login.url, login.token.token, ws.directory, ws.name)

@@ -1,0 +1,62 @@
+"""``ocm status``: what ocm would use right now. No network, and no keyring unless needed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ocm import __version__, credentials, paths
+from ocm import state as state_mod
+from ocm.commands.common import manager_url
+from ocm.errors import OcmError
+
+
+def status(*, as_json: bool) -> int:
+    current = state_mod.load()
+    try:
+        where = manager_url(current)
+        url_problem = None
+    except OcmError as exc:  # a malformed OPENCODE_MANAGER_URL is worth showing, not dying on
+        where, url_problem = None, exc.message
+    token = credentials.find_token(where.url if where else None)
+    last: dict[str, Any] | None = None
+    if current.has_last_repo and (where is None or current.manager_url in (None, where.url)):
+        last = {"repoId": current.last_repo_id, "name": current.last_repo_name,
+                "branch": current.last_repo_branch, "directory": current.last_repo_dir}
+    report: dict[str, Any] = {
+        "version": __version__,
+        "managerUrl": where.url if where else None,
+        "managerUrlSource": where.source if where else None,
+        "loggedIn": bool(where and token),
+        "token": {"present": token is not None,
+                  "store": token.store if token else None,
+                  "location": token.label if token else None},
+        "lastRepo": last,
+        "configDir": str(paths.config_dir()),
+        "problems": [p for p in (current.problem, url_problem) if p],
+    }
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    lines = [f"ocm {__version__}"]
+    if where:
+        lines.append(f"manager:   {where.url} (from {where.source})")
+    else:
+        lines.append("manager:   not logged in; run `ocm login <url>`")
+    if token:
+        lines.append(f"token:     present, from {token.label}")
+    elif where:
+        lines.append(f"token:     none for this URL; run `ocm login {where.url}`")
+    else:
+        lines.append("token:     none")
+    if last:
+        lines.append(f"last repo: #{last['repoId']} {last['name'] or ''} "
+                     f"({last['branch'] or '?'}) at {last['directory'] or '?'}")
+    else:
+        lines.append("last repo: none")
+    lines.append(f"config:    {paths.config_dir()}")
+    lines.extend(f"warning:   {p}" for p in report["problems"])
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

@@ -1,0 +1,211 @@
+"""Where the Manager token lives (SPEC §2), and the only module that touches ``keyring``.
+
+Stores, in lookup order: env ``OCM_TOKEN`` (read-only), the OS keyring (only a real backend:
+not fail, null, plaintext, or a chainer with nothing real in it), ``credentials.json`` (0600
+in a 0700 dir, atomic). ``ocm login`` keeps a token in exactly one store and removes it from
+the other, so the file is read before the keyring is consulted: the answer is the same, and
+the ~200 ms that importing ``keyring`` costs is only paid when the token really is there.
+
+Any exception from a keyring backend degrades to the file; a broken keyring never stops
+``ocm``. Every :class:`TokenSource` carries a label naming its store for messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ocm import paths
+from ocm.fsutil import atomic_write_text
+
+SERVICE = "opencode-manager"
+ENV_TOKEN = "OCM_TOKEN"
+
+STORE_ENV = "env"
+STORE_KEYRING = "keyring"
+STORE_FILE = "file"
+
+# Backends that exist but do not keep a secret safely (or at all).
+_NOT_REAL = {
+    "keyring.backends.fail.Keyring",
+    "keyring.backends.null.Keyring",
+    "keyrings.alt.file.PlaintextKeyring",
+}
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """A token and the store it came from (or went to)."""
+
+    token: str
+    store: str
+    label: str
+
+    def __repr__(self) -> str:  # never print the token by accident
+        return f"TokenSource(store={self.store!r}, label={self.label!r})"
+
+
+def env_label() -> str:
+    return f"the {ENV_TOKEN} environment variable"
+
+
+def file_label() -> str:
+    return str(paths.credentials_file())
+
+
+# ---------------------------------------------------------------- keyring
+
+
+def _class_name(backend: object) -> str:
+    cls = type(backend)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _is_real(backend: Any) -> bool:
+    name = _class_name(backend)
+    if name in _NOT_REAL or "plaintext" in name.lower():
+        return False
+    if name == "keyring.backends.chainer.ChainerBackend":
+        return any(_is_real(member) for member in backend.backends)
+    try:
+        return float(backend.priority) > 0
+    except Exception:  # a priority that raises means "not viable"
+        return False
+
+
+def real_keyring() -> Any | None:
+    """The OS keyring backend, or None when there is no real one (or it fails to load)."""
+    try:
+        import keyring  # noqa: PLC0415 - costs ~200 ms; only when a token may be there
+
+        backend = keyring.get_keyring()
+        return backend if _is_real(backend) else None
+    except Exception:
+        return None
+
+
+def keyring_label(backend: Any) -> str:
+    name = getattr(backend, "name", None) or type(backend).__name__
+    return f"the OS keyring ({name})"
+
+
+def _keyring_get(url: str) -> TokenSource | None:
+    backend = real_keyring()
+    if backend is None:
+        return None
+    try:
+        token = backend.get_password(SERVICE, url)
+    except Exception:
+        return None
+    return TokenSource(token, STORE_KEYRING, keyring_label(backend)) if token else None
+
+
+def _keyring_delete(url: str) -> str | None:
+    """Remove the keyring entry; the store's label when something was removed."""
+    backend = real_keyring()
+    if backend is None:
+        return None
+    try:
+        if not backend.get_password(SERVICE, url):
+            return None
+        backend.delete_password(SERVICE, url)
+    except Exception:
+        return None
+    return keyring_label(backend)
+
+
+# ---------------------------------------------------------------- file
+
+
+def _read_file() -> dict[str, str]:
+    """URL → token from credentials.json; anything unreadable counts as empty."""
+    try:
+        data = json.loads(paths.credentials_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if not isinstance(tokens, dict):
+        return {}
+    return {url: tok for url, tok in tokens.items() if isinstance(tok, str) and tok}
+
+
+def _write_file(tokens: dict[str, str]) -> None:
+    path = paths.credentials_file()
+    if not tokens:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The directory is ours: tighten it so a file name is not even listable by others.
+    os.chmod(path.parent, 0o700)
+    atomic_write_text(path, json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n",
+                      mode=0o600)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def find_token(url: str | None) -> TokenSource | None:
+    """The token for ``url``: ``OCM_TOKEN``, else credentials.json, else the OS keyring."""
+    env = os.environ.get(ENV_TOKEN, "").strip()
+    if env:
+        return TokenSource(env, STORE_ENV, env_label())
+    if not url:
+        return None
+    stored = _read_file().get(url)
+    if stored:
+        return TokenSource(stored, STORE_FILE, file_label())
+    return _keyring_get(url)
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    source: TokenSource
+    # Why the file was used instead of a keyring; None when the keyring took it.
+    file_reason: str | None = None
+
+
+def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveResult:
+    """Store ``token`` for ``url`` in the keyring if a real one works, else in the file.
+
+    The other store loses its entry for ``url``, so exactly one holds it.
+    """
+    reason: str | None
+    if insecure_storage:
+        reason = "--insecure-storage was given"
+    else:
+        backend = real_keyring()
+        reason = "no system keyring is available"
+        if backend is not None:
+            try:
+                backend.set_password(SERVICE, url, token)
+                if backend.get_password(SERVICE, url) != token:
+                    raise RuntimeError("the keyring did not keep the token")
+            except Exception as exc:
+                reason = f"the system keyring failed ({exc.__class__.__name__})"
+            else:
+                tokens = _read_file()
+                if tokens.pop(url, None) is not None:
+                    _write_file(tokens)
+                return SaveResult(TokenSource(token, STORE_KEYRING, keyring_label(backend)))
+    tokens = _read_file()
+    tokens[url] = token
+    _write_file(tokens)
+    _keyring_delete(url)
+    return SaveResult(TokenSource(token, STORE_FILE, file_label()), reason)
+
+
+def delete_token(url: str) -> list[str]:
+    """Remove the token for ``url`` from every store ocm writes; labels of those that had it."""
+    removed: list[str] = []
+    tokens = _read_file()
+    if tokens.pop(url, None) is not None:
+        _write_file(tokens)
+        removed.append(file_label())
+    label = _keyring_delete(url)
+    if label:
+        removed.append(label)
+    return removed

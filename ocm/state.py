@@ -1,0 +1,105 @@
+"""``state.json``: which Manager this laptop talks to and which repo it used last (SPEC §2).
+
+A missing, empty or corrupt file means "not logged in"; reading never raises. Writes are
+atomic (temp file + rename), so a crash leaves the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ocm import paths
+from ocm.fsutil import atomic_write_text
+
+
+@dataclass(frozen=True)
+class State:
+    manager_url: str | None = None
+    last_repo_id: int | None = None
+    last_repo_name: str | None = None
+    last_repo_dir: str | None = None
+    last_repo_branch: str | None = None
+    updated_at: str | None = None
+    # Why the file could not be used (shown by ``ocm status``); None when it was fine or absent.
+    problem: str | None = None
+
+    @property
+    def has_last_repo(self) -> bool:
+        return self.last_repo_id is not None
+
+    def with_last_repo(self, repo_id: int, name: str, directory: str, branch: str) -> State:
+        return replace(self, last_repo_id=repo_id, last_repo_name=name, last_repo_dir=directory,
+                       last_repo_branch=branch)
+
+    def without_last_repo(self) -> State:
+        return replace(self, last_repo_id=None, last_repo_name=None, last_repo_dir=None,
+                       last_repo_branch=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "managerUrl": self.manager_url,
+            "lastRepoId": self.last_repo_id,
+            "lastRepoName": self.last_repo_name,
+            "lastRepoDir": self.last_repo_dir,
+            "lastRepoBranch": self.last_repo_branch,
+            "updatedAt": self.updated_at,
+        }
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    # bool is an int in Python; a true/false repo id is as wrong as a string.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def load() -> State:
+    """The saved state; an empty ``State`` (with ``problem`` set if unreadable) otherwise."""
+    path = paths.state_file()
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return State()
+    except (OSError, UnicodeDecodeError) as exc:
+        return State(problem=f"{path} is unreadable ({exc.__class__.__name__})")
+    if not raw.strip():
+        return State(problem=f"{path} is empty")
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return State(problem=f"{path} is not valid JSON")
+    if not isinstance(data, dict):
+        return State(problem=f"{path} does not hold a JSON object")
+    return State(
+        manager_url=_text(data, "managerUrl"),
+        last_repo_id=_int(data, "lastRepoId"),
+        last_repo_name=_text(data, "lastRepoName"),
+        last_repo_dir=_text(data, "lastRepoDir"),
+        last_repo_branch=_text(data, "lastRepoBranch"),
+        updated_at=_text(data, "updatedAt"),
+    )
+
+
+def save(state: State) -> State:
+    """Write ``state`` atomically, stamping ``updatedAt``; returns what was written."""
+    stamped = replace(state, problem=None,
+                      updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    atomic_write_text(paths.state_file(), json.dumps(stamped.to_json(), indent=2) + "\n",
+                      mode=0o600)
+    return stamped
+
+
+def clear() -> bool:
+    """Remove ``state.json``; True when there was one."""
+    try:
+        paths.state_file().unlink()
+    except FileNotFoundError:
+        return False
+    return True
