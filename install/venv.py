@@ -1,0 +1,207 @@
+"""Create or update ocm's own virtual environment and install a checkout into it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+from install.environment import DISTRIBUTION, MANAGER_EXTRA
+from install.errors import PROGRAM, InstallError
+
+VENV_MARKER = "pyvenv.cfg"
+
+
+def checkout_dir() -> Path:
+    """The source checkout this installer belongs to (it sits next to ``install/``)."""
+    here = Path(__file__).resolve().parent.parent
+    pyproject = here / "pyproject.toml"
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    if f'name = "{DISTRIBUTION}"' not in text:
+        raise InstallError(
+            f"no ocm checkout next to this installer ({here})",
+            "run `python3 -m install` inside a clone of the repository, or use "
+            "`python -m install link` to link an environment that already has ocm",
+        )
+    return here
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_venv(venv: Path) -> bool:
+    """Make ``venv`` a working virtual environment with pip; True when it was (re)created.
+
+    An existing working one is kept, so re-running upgrades in place. One whose interpreter
+    is gone (the Python it came from was removed or upgraded) is rebuilt. A directory that
+    is not a virtual environment is never touched: it may hold anything.
+    """
+    if (venv / VENV_MARKER).is_file():
+        if _works(venv_python(venv)):
+            return False
+        print(f"{PROGRAM}: {venv} no longer works (its Python is gone); recreating it", flush=True)
+        _create(venv, clear=True)
+        return True
+    if venv.exists() and (not venv.is_dir() or any(venv.iterdir())):
+        raise InstallError(
+            f"{venv} exists and is not a virtual environment",
+            "choose another place with --venv, or move it away and rerun",
+        )
+    _create(venv, clear=False)
+    return True
+
+
+def _works(python: Path) -> bool:
+    try:
+        result = subprocess.run(
+            [str(python), "-c", "import sys; sys.exit(sys.version_info < (3, 10))"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _missing_venv_support() -> InstallError:
+    version = sysconfig.get_python_version()
+    return InstallError(
+        f"this Python ({sys.executable}) cannot create virtual environments: "
+        "its venv/ensurepip modules are missing",
+        f"install them (Debian/Ubuntu: `sudo apt install python{version}-venv`) and rerun",
+    )
+
+
+def _create(venv: Path, *, clear: bool) -> None:
+    # Debian and Ubuntu ship venv and ensurepip in a separate package; without it
+    # `python3 -m venv` leaves a half-made environment behind. Ask before creating anything.
+    try:
+        import ensurepip  # noqa: F401
+        import venv as venv_module
+    except ImportError as err:
+        raise _missing_venv_support() from err
+    print(f"{PROGRAM}: creating a virtual environment in {venv}", flush=True)
+    builder = venv_module.EnvBuilder(with_pip=True, clear=clear, symlinks=os.name != "nt")
+    try:
+        builder.create(str(venv))
+    except subprocess.CalledProcessError as err:
+        _show(err.output)
+        raise InstallError(
+            f"could not set up pip in {venv} (ensurepip failed)",
+            "see the output above; on Debian/Ubuntu install "
+            f"`python{sysconfig.get_python_version()}-venv`, then rerun",
+        ) from err
+    except OSError as err:
+        raise InstallError(
+            f"could not create {venv}: {err.strerror or err}",
+            "check the permissions, or choose another place with --venv",
+        ) from err
+
+
+def _show(output: bytes | str | None) -> None:
+    if not output:
+        return
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
+# Left out of the copy that is built: version control, environments, caches, build output.
+_NOT_SOURCE = (
+    ".git",
+    ".venv",
+    "venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    "node_modules",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".tox",
+)
+
+
+def pip_install(venv: Path, checkout: Path, *, manager: bool, editable: bool) -> None:
+    """``pip install --upgrade [-e] <checkout>[manager]`` with the environment's own pip.
+
+    A regular install builds from a temporary copy: setuptools builds in the source tree and
+    reuses its ``build/`` folder, so a module deleted from the checkout would live on in
+    every later install. An editable install must point at the checkout itself.
+    """
+    if editable:
+        _pip(venv, checkout, checkout, manager=manager, editable=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="ocm-install-") as scratch:
+        source = Path(scratch) / "source"
+        try:
+            shutil.copytree(
+                checkout, source, symlinks=True, ignore=shutil.ignore_patterns(*_NOT_SOURCE)
+            )
+        except (OSError, shutil.Error) as err:
+            raise InstallError(
+                f"could not copy {checkout} to build it: {err}",
+                "check that the checkout is readable and rerun",
+            ) from err
+        _pip(venv, checkout, source, manager=manager, editable=False)
+
+
+def _pip(venv: Path, checkout: Path, source: Path, *, manager: bool, editable: bool) -> None:
+    requirement = f"{source}[{MANAGER_EXTRA}]" if manager else str(source)
+    command = [
+        str(venv_python(venv)),
+        "-m",
+        "pip",
+        "install",
+        "--upgrade",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]
+    command += ["--editable", requirement] if editable else [requirement]
+    what = "an editable install of " if editable else ""
+    extra = " with the Manager" if manager else ""
+    print(f"{PROGRAM}: installing {what}{checkout}{extra} into {venv} (pip)", flush=True)
+    try:
+        result = subprocess.run(command, stdin=subprocess.DEVNULL, check=False)
+    except OSError as err:
+        raise InstallError(
+            f"could not run pip in {venv}: {err.strerror or err}", "remove that directory and rerun"
+        ) from err
+    if result.returncode != 0:
+        raise InstallError(
+            f"pip could not install {checkout} into {venv} (exit status {result.returncode})",
+            "see pip's output above, fix the cause and rerun `python3 -m install`",
+        )
+
+
+def run_link_hook(venv: Path, *, force: bool, bin_dir: Path) -> int:
+    """Run ``python -m install link`` with the environment's own interpreter.
+
+    From inside the environment (not from the checkout) so the hook sees exactly what a
+    plain ``pip install`` user would: the installed scripts and the installed ``install``.
+    """
+    command = [str(venv_python(venv)), "-m", "install", "link", "--bin-dir", str(bin_dir)]
+    if force:
+        command.append("--force")
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    try:
+        return subprocess.run(
+            command, cwd=venv, env=env, stdin=subprocess.DEVNULL, check=False
+        ).returncode
+    except OSError as err:
+        raise InstallError(
+            f"could not run {command[0]}: {err.strerror or err}",
+            "remove the environment and rerun `python3 -m install`",
+        ) from err
