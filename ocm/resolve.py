@@ -52,7 +52,7 @@ def local_checkout(cwd: Path) -> Checkout | None:
     root = git_root(cwd)
     if root is None:
         return None
-    return Checkout(root, _git(root, "config", "--get", "remote.origin.url"))
+    return Checkout(root, _git(root, "remote", "get-url", "origin"))
 
 
 def repos_for_origin(origin: str | None, workspaces: Sequence[Workspace]) -> list[Workspace]:

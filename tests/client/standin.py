@@ -1,0 +1,66 @@
+"""A tiny HTTP server on 127.0.0.1 port 0 that answers canned responses and records requests.
+
+Used only where the real Manager cannot misbehave on purpose (HTML pages, 500s, hangs) and to
+see the attach warm-up request from the outside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Canned:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+@dataclass
+class StandIn:
+    url: str
+    routes: dict[str, Canned]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    default: Canned = field(default_factory=lambda: Canned(404, b"<html>nope</html>",
+                                                           "text/html"))
+
+    def json_route(self, path: str, payload: Any, status: int = 200) -> None:
+        self.routes[path] = Canned(status, json.dumps(payload).encode())
+
+
+@contextlib.contextmanager
+def serve(routes: dict[str, Canned] | None = None) -> Iterator[StandIn]:
+    state = StandIn("", dict(routes or {}))
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            path, _, query = self.path.partition("?")
+            state.requests.append({"method": self.command, "path": path, "query": query,
+                                   "headers": dict(self.headers)})
+            canned = state.routes.get(path, state.default)
+            self.send_response(canned.status)
+            self.send_header("Content-Type", canned.content_type)
+            self.send_header("Content-Length", str(len(canned.body)))
+            self.end_headers()
+            self.wfile.write(canned.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

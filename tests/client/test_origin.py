@@ -1,0 +1,80 @@
+"""Origin normalisation and the resolution rules as plain functions (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocm.api import Workspace
+from ocm.errors import OcmError
+from ocm.origin import normalise_origin, same_origin
+from ocm.resolve import Checkout, find_repo, resolve_target
+from ocm.state import State
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("https://github.com/acme/widget", "https://github.com/acme/widget"),
+    ("https://github.com/acme/widget.git", "https://github.com/acme/widget"),
+    ("https://github.com/acme/widget/", "https://github.com/acme/widget"),
+    ("https://github.com/acme/widget.git/", "https://github.com/acme/widget"),
+    ("  HTTPS://GitHub.com/Acme/Widget.GIT  ", "https://github.com/acme/widget"),
+    ("git@github.com:acme/widget.git", "ssh://git@github.com/acme/widget"),
+    ("git@github.com:/acme/widget", "ssh://git@github.com/acme/widget"),
+    ("ssh://git@github.com/acme/widget.git", "ssh://git@github.com/acme/widget"),
+    ("github.com:acme/widget", "ssh://github.com/acme/widget"),
+    ("/srv/git/widget.git", "/srv/git/widget"),
+    ("./relative:path", "./relative:path"),
+])
+def test_normalise_origin(raw: str, expected: str) -> None:
+    assert normalise_origin(raw) == expected
+
+
+def test_same_origin_across_forms_but_not_across_hosts() -> None:
+    assert same_origin("git@GitHub.com:Acme/Widget.git", "ssh://git@github.com/acme/widget/")
+    assert not same_origin("git@github.com:acme/widget", "https://github.com/acme/widget")
+    assert not same_origin("git@github.com:acme/widget", "git@gitlab.com:acme/widget")
+    assert not same_origin(None, "https://github.com/acme/widget")
+
+
+def ws(repo_id: int, name: str, origin: str | None = None) -> Workspace:
+    return Workspace(repo_id, name, "main", "ready", f"/srv/repos/{name}", origin)
+
+
+REPOS = [ws(1, "Widget", "git@github.com:acme/widget.git"), ws(2, "gadget"), ws(12, "1"),
+         ws(3, "Twin", "https://x.test/twin"), ws(4, "twin", "https://x.test/twin.git")]
+
+
+def test_find_repo_order_id_then_exact_then_case_insensitive() -> None:
+    assert find_repo(REPOS, "2").name == "gadget"
+    assert find_repo(REPOS, "1").repo_id == 1  # the id wins over the repo named "1"
+    assert find_repo(REPOS, "12").name == "1"
+    assert find_repo(REPOS, "widget").repo_id == 1
+    assert find_repo(REPOS, "twin").repo_id == 4  # exact beats case-insensitive
+    assert find_repo(REPOS, "Twin").repo_id == 3
+
+
+def test_find_repo_errors_are_one_line_with_advice() -> None:
+    with pytest.raises(OcmError, match=r"no ready repo 'nope'.*; run `ocm list`"):
+        find_repo(REPOS, "nope")
+    with pytest.raises(OcmError, match=r"matches several repos: #3 Twin.*#4 twin.*ocm use 3"):
+        find_repo(REPOS, "TWIN")
+
+
+def test_resolve_rules() -> None:
+    here = Checkout(Path("/work/x"), "ssh://git@github.com/Acme/Widget")
+    assert resolve_target(here, REPOS, State()).workspace.repo_id == 1
+    assert resolve_target(here, REPOS, State(last_repo_id=2)).workspace.repo_id == 1
+    twin = Checkout(Path("/work/t"), "https://x.test/TWIN/")
+    with pytest.raises(OcmError, match=r"matches 2 Manager repos.*ocm use <repoId>"):
+        resolve_target(twin, REPOS, State(last_repo_id=2))
+    other = Checkout(Path("/work/o"), "https://elsewhere.test/o")
+    assert resolve_target(other, REPOS, State(last_repo_id=2)).reason == "last used"
+    assert resolve_target(None, REPOS, State(last_repo_id=2)).workspace.name == "gadget"
+    with pytest.raises(OcmError, match=r"not in a git repo and no repo was used before; run "
+                                       r"`ocm list`, then `ocm use <repoId>`"):
+        resolve_target(None, REPOS, State())
+    with pytest.raises(OcmError, match=r"no Manager repo has origin https://elsewhere"):
+        resolve_target(other, REPOS, State())
+    with pytest.raises(OcmError, match=r"last used repo #99 gone is not ready"):
+        resolve_target(None, REPOS, State(last_repo_id=99, last_repo_name="gone"))

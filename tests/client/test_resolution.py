@@ -1,0 +1,124 @@
+"""Bare ``ocm`` against a real Manager: which repo it attaches to, from real git checkouts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.support.processes import RunningManager
+
+# (origin the Manager repo's source has, origin the laptop checkout has): same repo.
+SAME_REPO_FORMS = [
+    ("https://github.com/acme/one.git", "https://github.com/acme/one"),
+    ("https://github.com/acme/two", "https://GitHub.com/Acme/Two.git/"),
+    ("git@github.com:acme/three.git", "ssh://git@github.com/acme/three"),
+    ("ssh://git@example.com/team/four.git", "git@example.com:team/four"),
+    ("git@Example.com:Team/Five", "git@example.com:team/five.git"),
+]
+
+
+def attached_dir(recorder: Recorder) -> str:
+    argv = recorder.read()["argv"]
+    return str(argv[argv.index("--dir") + 1])
+
+
+def test_rule1_origin_matches_exactly_one_repo_in_every_url_form(
+        login: RunningManager, add_repo: Callable[..., AddedRepo],
+        git_repo: Callable[..., Path], recorder: Recorder) -> None:
+    added = [add_repo(f"repo{i}", origin=manager_side)
+             for i, (manager_side, _) in enumerate(SAME_REPO_FORMS)]
+    for i, (_, laptop_side) in enumerate(SAME_REPO_FORMS):
+        checkout = git_repo(f"laptop{i}", origin=laptop_side)
+        recorder.record.unlink(missing_ok=True)
+        result = run_ocm(cwd=checkout)
+        assert result.returncode == 0, result.stderr
+        assert attached_dir(recorder) == added[i].directory, laptop_side
+        assert f"#{added[i].repo_id} repo{i}" in result.stderr
+
+
+def test_rule1_works_from_a_subdirectory_and_wins_over_the_last_repo(
+        login: RunningManager, add_repo: Callable[..., AddedRepo],
+        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    target = add_repo("target", origin="git@github.com:acme/target.git")
+    other = add_repo("other", origin="https://github.com/acme/other")
+    assert run_ocm("use", str(other.repo_id)).returncode == 0
+    checkout = git_repo("laptop", origin="https://github.com/acme/target",
+                        files={"src/deep/file.py": "x = 1\n"})
+    # The origin rule compares https with ssh as different: this checkout must NOT match
+    # "target" (ssh), so it falls back to the last repo.
+    assert run_ocm(cwd=checkout / "src" / "deep").returncode == 0
+    assert attached_dir(recorder) == other.directory
+    ssh_checkout = git_repo("laptop-ssh", origin="ssh://git@github.com/acme/target",
+                            files={"src/deep/file.py": "x = 1\n"})
+    result = run_ocm(cwd=ssh_checkout / "src" / "deep")
+    assert result.returncode == 0, result.stderr
+    assert attached_dir(recorder) == target.directory
+    state = json.loads((tmp_path / "home/.config/opencode-manager/state.json").read_text())
+    assert state["lastRepoId"] == target.repo_id
+    assert state["lastRepoDir"] == target.directory
+
+
+def test_rule2_several_matches_fail_and_list_them(
+        login: RunningManager, add_repo: Callable[..., AddedRepo],
+        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    first = add_repo("dup-a", origin="git@github.com:acme/dup.git")
+    second = add_repo("dup-b", origin="ssh://git@github.com/ACME/dup/")
+    add_repo("unrelated", origin="git@github.com:acme/unrelated.git")
+    checkout = git_repo("laptop", origin="git@github.com:acme/dup")
+    state_before = (tmp_path / "home/.config/opencode-manager/state.json").read_bytes()
+    result = run_ocm(cwd=checkout)
+    line = assert_one_error(result, 1, f"#{first.repo_id} dup-a", f"#{second.repo_id} dup-b",
+                            "ocm use")
+    assert "unrelated" not in line
+    assert not recorder.called()
+    assert (tmp_path / "home/.config/opencode-manager/state.json").read_bytes() == state_before
+
+
+@pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
+def test_rule3_falls_back_to_the_last_repo(
+        where: str, login: RunningManager, add_repo: Callable[..., AddedRepo],
+        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    last = add_repo("last", origin="https://github.com/acme/last")
+    add_repo("another", origin="https://github.com/acme/another")
+    used = run_ocm("use", "LAST")  # case-insensitive name
+    assert used.returncode == 0, used.stderr
+    recorder.record.unlink()
+    cwd = {"outside": tmp_path / "plain",
+           "no-origin": git_repo("no-origin"),
+           "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope")}[where]
+    cwd.mkdir(exist_ok=True)
+    result = run_ocm(cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    assert attached_dir(recorder) == last.directory
+    assert "last used" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
+def test_rule4_no_match_and_no_last_repo_fails(
+        where: str, login: RunningManager, add_repo: Callable[..., AddedRepo],
+        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    add_repo("lonely", origin="https://github.com/acme/lonely")
+    cwd = {"outside": tmp_path / "plain",
+           "no-origin": git_repo("no-origin"),
+           "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope")}[where]
+    cwd.mkdir(exist_ok=True)
+    result = run_ocm(cwd=cwd)
+    assert_one_error(result, 1, "no repo was used before", "`ocm list`, then `ocm use <repoId>`")
+    assert not recorder.called()
+
+
+def test_last_repo_removed_on_the_manager_is_reported(
+        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
+        tmp_path: Path) -> None:
+    gone = add_repo("gone")
+    assert run_ocm("use", "gone").returncode == 0
+    login.cli("repo", "remove", "gone")
+    recorder.record.unlink()
+    (tmp_path / "plain").mkdir()
+    result = run_ocm(cwd=tmp_path / "plain")
+    assert_one_error(result, 1, f"#{gone.repo_id} gone is not ready", "ocm list")
+    assert not recorder.called()

@@ -1,0 +1,180 @@
+"""The token stores (SPEC §2): keyring when a real one exists, else credentials.json (0600 in a
+0700 dir), OCM_TOKEN over both, OPENCODE_MANAGER_URL + OCM_TOKEN with nothing on disk."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import keyring
+import keyring.core
+import pytest
+from keyring.backends import chainer, fail, null
+
+from ocm import credentials
+from ocm.cli import main
+from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.keyrings import BrokenKeyring, MemoryKeyring
+from tests.support.processes import RunningManager
+
+SERVICE = "opencode-manager"
+
+
+@pytest.fixture
+def use_keyring() -> Iterator[Callable[[object], None]]:
+    """Install a keyring backend in this process; the previous one comes back afterwards."""
+    previous = keyring.core._keyring_backend  # noqa: SLF001 - restoring, not reading
+
+    def install(backend: object) -> None:
+        keyring.set_keyring(backend)  # type: ignore[arg-type]
+
+    yield install
+    keyring.core._keyring_backend = previous  # noqa: SLF001
+
+
+def config(tmp_path: Path) -> Path:
+    return tmp_path / "home" / ".config" / "opencode-manager"
+
+
+def status_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    return dict(json.loads(capsys.readouterr().out))
+
+
+def test_real_keyring_holds_the_token_and_no_file_is_written(
+        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    memory = MemoryKeyring()
+    use_keyring(memory)
+    assert main(["login", manager.url + "/", manager.token]) == 0
+    err = capsys.readouterr().err
+    assert "token saved in the OS keyring (keyrings MemoryKeyring)" in err
+    assert memory.items == {(SERVICE, manager.url): manager.token}
+    assert not (config(tmp_path) / "credentials.json").exists()
+    report = status_json(capsys)
+    assert report["token"] == {"present": True, "store": "keyring",
+                               "location": "the OS keyring (keyrings MemoryKeyring)"}
+    assert main(["list"]) == 0
+    assert main(["logout"]) == 0
+    assert "token removed from the OS keyring (keyrings MemoryKeyring)" in capsys.readouterr().err
+    assert memory.items == {}
+    assert not (config(tmp_path) / "state.json").exists()
+
+
+def test_no_real_keyring_means_a_0600_file_in_a_0700_dir(
+        manager: RunningManager, tmp_path: Path) -> None:
+    result = run_ocm("login", manager.url, input=f"{manager.token}\n")
+    assert result.returncode == 0, result.stderr
+    path = config(tmp_path) / "credentials.json"
+    assert f"token saved in {path} (mode 0600; no system keyring is available)" in result.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text()) == {"version": 1, "tokens": {manager.url: manager.token}}
+    assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+    status = run_ocm("status")
+    assert f"token:     present, from {path}" in status.stdout
+    listed = run_ocm("list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+@pytest.mark.parametrize("backend", [fail.Keyring(), null.Keyring(), chainer.ChainerBackend()],
+                         ids=["fail", "null", "chainer-with-nothing"])
+def test_backends_that_keep_nothing_safely_are_not_used(
+        backend: object, manager: RunningManager, use_keyring: Callable[[object], None],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The chainer would pick up the test backends defined in this process; hide them.
+    monkeypatch.setattr(chainer.ChainerBackend, "backends", [])
+    use_keyring(backend)
+    assert credentials.real_keyring() is None
+    assert main(["login", manager.url, manager.token]) == 0
+    assert "no system keyring is available" in capsys.readouterr().err
+    assert (config(tmp_path) / "credentials.json").exists()
+
+
+def test_insecure_storage_forces_the_file_and_clears_the_keyring(
+        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    memory = MemoryKeyring()
+    use_keyring(memory)
+    assert main(["login", manager.url, manager.token]) == 0
+    assert memory.items
+    assert main(["login", "--insecure-storage", manager.url, manager.token]) == 0
+    assert "(mode 0600; --insecure-storage was given)" in capsys.readouterr().err
+    assert memory.items == {}
+    assert status_json(capsys)["token"]["store"] == "file"  # type: ignore[index]
+    # ...and back: a keyring login removes the file's copy, so one store holds the token.
+    assert main(["login", manager.url, manager.token]) == 0
+    assert not (config(tmp_path) / "credentials.json").exists()
+    assert status_json(capsys)["token"]["store"] == "keyring"  # type: ignore[index]
+
+
+def test_a_failing_keyring_degrades_to_the_file(
+        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    use_keyring(BrokenKeyring())
+    assert main(["login", manager.url, manager.token]) == 0
+    assert "the system keyring failed (KeyringError)" in capsys.readouterr().err
+    assert (config(tmp_path) / "credentials.json").exists()
+    assert main(["list"]) == 0
+    assert main(["logout"]) == 0
+    assert not (config(tmp_path) / "credentials.json").exists()
+
+
+def test_keyring_backend_in_a_subprocess(manager: RunningManager, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "keyring.json"
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
+    monkeypatch.setenv("OCM_TEST_KEYRING_FILE", str(store))
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    assert json.loads(store.read_text()) == {f"{SERVICE}|{manager.url}": manager.token}
+    assert "from the OS keyring (keyrings FileKeyring)" in run_ocm("status").stdout
+    assert run_ocm("list").returncode == 0
+
+
+def test_ocm_token_overrides_the_stores_and_names_itself(
+        manager: RunningManager, tmp_path: Path) -> None:
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    env = {"OCM_TOKEN": "not-the-token"}
+    assert "present, from the OCM_TOKEN environment variable" in run_ocm("status", env=env).stdout
+    assert_one_error(run_ocm("list", env=env), 1,
+                     f"token from the OCM_TOKEN environment variable rejected by {manager.url}",
+                     f"ocm login {manager.url}")
+    assert run_ocm("list", env={"OCM_TOKEN": manager.token}).returncode == 0
+
+
+def test_env_url_and_token_work_with_nothing_on_disk(
+        manager: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
+        tmp_path: Path) -> None:
+    repo = add_repo("ci")
+    env = {"OPENCODE_MANAGER_URL": manager.url, "OCM_TOKEN": manager.token}
+    listed = run_ocm("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "ci" in listed.stdout
+    assert not config(tmp_path).exists()
+    status = json.loads(run_ocm("status", "--json", env=env).stdout)
+    assert status["managerUrlSource"] == "OPENCODE_MANAGER_URL" and status["loggedIn"]
+    used = run_ocm("use", "ci", env=env)
+    assert used.returncode == 0, used.stderr
+    assert recorder.read()["env"]["OPENCODE_SERVER_PASSWORD"] == manager.token
+    assert recorder.read()["argv"][4] == repo.directory
+
+
+def test_rotated_token_is_rejected_naming_the_store(manager: RunningManager,
+                                                   tmp_path: Path) -> None:
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    manager.cli("token", "rotate")
+    assert_one_error(run_ocm("list"), 1,
+                     f"token from {config(tmp_path) / 'credentials.json'} rejected by "
+                     f"{manager.url}", f"run `ocm login {manager.url}`")
+
+
+def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:
+    result = run_ocm("logout")
+    assert result.returncode == 0
+    assert "not logged in; nothing to remove" in result.stderr
+    done = run_ocm("logout", env={"OPENCODE_MANAGER_URL": "http://127.0.0.1:9"})
+    assert "logged out of http://127.0.0.1:9; no token was stored for it" in done.stderr
