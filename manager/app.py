@@ -37,6 +37,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Flask
     install_auth(app)
 
     from manager.api import api_bp
+    from manager.mirror import clean_staging, mirror_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(mirror_bp)
+    # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
+    clean_staging(settings.staging_dir)
     return app

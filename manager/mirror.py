@@ -1,0 +1,183 @@
+"""The mirror endpoints (SPEC §4, §6): ``head`` to look, ``up`` to receive, ``down`` to send.
+
+The work is done by :mod:`ocm.mirror`, which the laptop uses too; this module only maps
+HTTP to it: the repo from the registry, the limits from the settings, ``inUse`` from the
+proxy's stream tracker, and every MirrorError to a JSON error with its status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from manager.errors import ApiError
+from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
+from manager.repos import NAME_PATTERN
+from ocm.mirror import gitcmd
+from ocm.mirror.archive import Limits, iter_pack
+from ocm.mirror.errors import MirrorError
+from ocm.mirror.receive import receive, repo_lock
+from ocm.mirror.send import prepare
+from ocm.mirror.state import read_marker, repo_state
+
+mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
+log = logging.getLogger("manager.mirror")
+
+
+def _services() -> Any:
+    return current_app.extensions["ocm"]
+
+
+def _flag(name: str) -> bool:
+    return request.args.get(name, "").lower() in {"1", "true", "yes"}
+
+
+def _repo(repo_id: int) -> Repo:
+    repo = get_registry().get_repo(repo_id)
+    if repo is None:
+        raise ApiError(404, "unknown_repo", f"There is no repo {repo_id} on this Manager.")
+    if repo.status != READY:
+        raise ApiError(409, "repo_not_ready", f"Repo {repo.name} is {repo.status}, not ready.")
+    if not (repo.directory / ".git").is_dir():
+        raise ApiError(409, "repo_missing",
+                       f"Repo {repo.name} has no git checkout at {repo.directory}.")
+    return repo
+
+
+def _api_error(exc: MirrorError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message)
+
+
+def _in_use(repo: Repo) -> bool:
+    return bool(_services().streams.in_use(str(repo.directory)))
+
+
+@mirror_bp.get("/<int:repo_id>/head")
+def head(repo_id: int) -> Any:
+    """HEAD, branch, dirty and inUse, plus what the client needs to judge "dirty" itself."""
+    repo = _repo(repo_id)
+    try:
+        state = repo_state(repo.directory)
+    except MirrorError as exc:
+        raise _api_error(exc) from None
+    branch = request.args.get("branch")
+    branch_head = None
+    if branch:
+        branch_head = gitcmd.maybe(repo.directory, "rev-parse", "--verify", "-q",
+                                   f"refs/heads/{branch}^{{commit}}")
+    return jsonify(head=state.head, branch=state.branch, dirty=state.dirty,
+                   inUse=_in_use(repo), snapshot=state.snapshot,
+                   mirrored=read_marker(repo.directory).get("snapshot"),
+                   branchHead=branch_head, repoId=repo.id, name=repo.name)
+
+
+def _create_repo() -> Repo:
+    """``push --create``: a new, empty repo registered as 'cloning' until the push lands."""
+    settings = _services().settings
+    name = request.args.get("name", "")
+    if not NAME_PATTERN.match(name) or name in {".", ".."}:
+        raise ApiError(400, "bad_name", f"{name!r} is not a usable repo name; use letters, "
+                       "digits, '.', '_' and '-'.")
+    branch = request.args.get("branch", "") or "main"
+    directory = settings.repos_dir / name
+    if directory.exists():
+        raise ApiError(409, "repo_exists", f"The Manager already has a directory for {name}.")
+    try:
+        repo = get_registry().add_repo(name=name, directory=directory, branch=branch,
+                                       origin_url=request.args.get("originUrl", ""),
+                                       status=CLONING)
+    except NameTaken:
+        raise ApiError(409, "repo_exists", f"The Manager already has a repo named {name}; "
+                       "push to it, or pick another folder name.") from None
+    try:
+        directory.mkdir(parents=True)
+        gitcmd.run(directory, "init", "-q", "-b", branch)
+    except (OSError, MirrorError) as exc:
+        _forget(repo)
+        raise ApiError(500, "create_failed", f"Could not create the repo directory: {exc}") \
+            from None
+    return repo
+
+
+def _forget(repo: Repo) -> None:
+    get_registry().remove_repo(repo.id)
+    shutil.rmtree(repo.directory, ignore_errors=True)
+
+
+@mirror_bp.post("/<int:repo_id>/up")
+def up(repo_id: int) -> Any:
+    """Receive a tarball and make the repo match it (SPEC §6); 409 when work would be lost."""
+    created = repo_id == 0 and _flag("create")
+    repo = _create_repo() if created else _repo(repo_id)
+    settings = _services().settings
+    limits = Limits(settings.max_archive_bytes, settings.max_archive_members)
+    force = _flag("force")
+
+    def tui_attached() -> list[str]:
+        return ["a TUI attached right now"] if _in_use(repo) else []
+
+    try:
+        with repo_lock(repo.directory, "another push"):
+            result = receive(
+                repo.directory, request.stream, staging_dir=settings.staging_dir,
+                limits=limits, force=force, known={request.args.get("base") or None},
+                side=f"The Manager's copy of {repo.name}", lacking_label="the push",
+                extra_risks=tui_attached, sender=request.args.get("from") or "a push")
+    except MirrorError as exc:
+        if created:
+            _forget(repo)
+        log.info("push to %s refused: %s", repo.name, exc.message)
+        raise _api_error(exc) from None
+    except BaseException:
+        if created:
+            _forget(repo)
+        raise
+    get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
+    log.info("push to %s: %s at %s, %d changed, %d deleted", repo.name, result.branch,
+             result.head[:12], result.changed, result.deleted)
+    return jsonify(repoId=repo.id, name=repo.name, directory=str(repo.directory),
+                   branch=result.branch, head=result.head, changed=result.changed,
+                   deleted=result.deleted, saved=result.saved)
+
+
+@mirror_bp.get("/<int:repo_id>/down")
+def down(repo_id: int) -> Any:
+    """Stream a tarball of the repo; the lock is held until the last byte is sent."""
+    repo = _repo(repo_id)
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(repo_lock(repo.directory, "a push"))
+        outgoing = prepare(repo.directory)
+    except MirrorError as exc:
+        stack.close()
+        raise _api_error(exc) from None
+    except BaseException:
+        stack.close()
+        raise
+    compress = _flag("gzip")
+
+    def body() -> Iterator[bytes]:
+        with stack:
+            yield from iter_pack(outgoing.root, outgoing.names, compress=compress)
+
+    response = Response(body(), mimetype="application/gzip" if compress
+                        else "application/x-tar")
+    response.headers["X-Ocm-Head"] = outgoing.state.head or ""
+    response.headers["X-Ocm-Branch"] = outgoing.state.branch or ""
+    response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
+    return response
+
+
+def clean_staging(staging_dir: Path) -> None:
+    """Undo and delete what an interrupted push left in staging (call once at start-up)."""
+    from ocm.mirror.receive import clean_leftovers
+
+    count = clean_leftovers(staging_dir)
+    if count:
+        log.warning("cleaned %d interrupted transfer(s) from %s", count, staging_dir)

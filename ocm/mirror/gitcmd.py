@@ -1,0 +1,90 @@
+"""Running git: the one place the mirror starts a ``git`` process.
+
+Every call gets a fixed environment: no prompts, no pager, no hooks run by ``git`` itself,
+no optional locks (a status on a busy repo must not block the user's own git).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ocm.mirror.errors import MirrorError
+
+# Never touch fsmonitor or run hooks on behalf of a transfer; keep output parseable.
+_FIXED_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.quotepath=false",
+                 "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0")
+
+
+class GitError(MirrorError):
+    """Raised when a git command fails; the message names the command and git's last line."""
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("GIT_") or key in _KEEP_ENV}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    if extra:
+        env.update(extra)
+    return env
+
+
+# Identity and config isolation are the user's; everything else (GIT_DIR, GIT_INDEX_FILE,
+# GIT_WORK_TREE from a hook that called us) would point git at the wrong repository.
+_KEEP_ENV = frozenset({"GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
+                       "GIT_COMMITTER_EMAIL", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL"})
+
+
+def run(root: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git <args>`` in ``root``; bytes in, bytes out. Raise GitError on failure."""
+    argv = ["git", *_FIXED_CONFIG, *args]
+    try:
+        done = subprocess.run(argv, cwd=root, input=input, capture_output=True,
+                              env=git_env(env))
+    except OSError as exc:
+        raise GitError(f"cannot run git ({exc.strerror}); install git") from None
+    if check and done.returncode != 0:
+        raise GitError(f"git {args[0]} failed in {root}: {last_line(done.stderr)}")
+    return done
+
+
+def out(root: Path, *args: str, input: bytes | None = None,
+        env: Mapping[str, str] | None = None) -> str:
+    """The stripped stdout of a git command that must succeed."""
+    return os.fsdecode(run(root, *args, input=input, env=env).stdout).strip()
+
+
+def ok(root: Path, *args: str, env: Mapping[str, str] | None = None) -> bool:
+    """Whether a git command succeeds (for yes/no questions like ``merge-base --is-ancestor``)."""
+    return run(root, *args, env=env, check=False).returncode == 0
+
+
+def maybe(root: Path, *args: str) -> str | None:
+    """The stripped stdout of a git command, or None when it fails or prints nothing."""
+    done = run(root, *args, check=False)
+    text = os.fsdecode(done.stdout).strip()
+    return text if done.returncode == 0 and text else None
+
+
+def split_z(data: bytes) -> list[str]:
+    """NUL-separated git output as str paths (undecodable bytes kept via surrogateescape)."""
+    return [os.fsdecode(item) for item in data.split(b"\0") if item]
+
+
+def last_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in os.fsdecode(stderr).splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def join_z(paths: Sequence[str]) -> bytes:
+    return b"".join(os.fsencode(path) + b"\0" for path in paths)
+
+
+def maybe_env(root: Path, env: Mapping[str, str], *args: str) -> str | None:
+    """Like :func:`maybe`, with extra environment."""
+    done = run(root, *args, env=env, check=False)
+    text = os.fsdecode(done.stdout).strip()
+    return text if done.returncode == 0 and text else None

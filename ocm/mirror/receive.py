@@ -1,0 +1,222 @@
+"""The receiving side of a transfer, shared by the Manager (push) and the laptop (pull).
+
+One call, :func:`receive`, does it all under the repo's lock: extract into staging on the
+same filesystem, read and import the incoming history, check what would be lost, save it
+when forced, switch the work tree (:mod:`ocm.mirror.swap`), move the branch and HEAD,
+rebuild the index. Until the final "committed" mark everything is undone on failure, and a
+crash is undone by :func:`clean_leftovers` on the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ocm.mirror import gitcmd, history, swap
+from ocm.mirror.archive import Limits, Progress, extract
+from ocm.mirror.errors import BadArchive, Busy, Refused
+from ocm.mirror.select import Selection, select
+from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, snapshot, write_marker
+
+LOCK_NAME = "ocm.lock"
+
+
+@contextlib.contextmanager
+def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
+    """One transfer per repo at a time, across threads and processes; never waits."""
+    handle = open(root / ".git" / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{what} to or from this repo is in progress; try again when it "
+                       "has finished") from None
+        yield
+    finally:
+        handle.close()  # releases the lock, also when the process dies
+
+
+@dataclass
+class Received:
+    branch: str | None
+    head: str
+    changed: int = 0
+    deleted: int = 0
+    # One line per thing kept aside (stash, backup refs), saying how to get it back.
+    saved: list[str] = field(default_factory=list)
+
+
+def new_workdir(staging_dir: Path) -> Path:
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    work = staging_dir / f"{history.stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
+    work.mkdir()
+    return work
+
+
+def _risks(root: Path, state: RepoState, incoming: history.Incoming, known: set[str | None],
+           plan: swap.Plan, lacking_label: str) -> tuple[list[str], str | None, str | None]:
+    """What the switch would lose: (descriptions, branch tip to back up, detached tip)."""
+    risks: list[str] = []
+    if at_risk(state, known):
+        risks.append("uncommitted changes")
+    branch_old = history.branch_tip(root, incoming.branch) if incoming.branch else None
+    if branch_old:
+        lost = history.commits_lacking(root, branch_old, incoming.head)
+        if lost:
+            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on {incoming.branch} that "
+                         f"{lacking_label} lacks")
+        else:
+            branch_old = None
+    detached_old = None
+    if state.branch is None and state.head and state.head != incoming.head:
+        lost = history.orphaned_by_move(root, state.head, incoming.head)
+        if lost:
+            detached_old = state.head
+            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on a detached HEAD that "
+                         f"{lacking_label} lacks")
+    if plan.clobbered_ignored:
+        risks.append(f"ignored files the incoming tree would overwrite "
+                     f"({plan.clobbered_ignored[0]})")
+    return risks, branch_old, detached_old
+
+
+def receive(root: Path, stream: BinaryIO, *, staging_dir: Path, limits: Limits, force: bool,
+            known: Iterable[str | None] = (), side: str = "the receiving repo",
+            lacking_label: str = "the incoming history",
+            extra_risks: Callable[[], list[str]] | None = None, sender: str = "ocm",
+            progress: Progress | None = None) -> Received:
+    """Make the work tree at ``root`` identical to the archive in ``stream``.
+
+    The caller holds :func:`repo_lock`. ``known`` are snapshots the other side is known to
+    have (see :mod:`ocm.mirror.state`). ``extra_risks`` is asked right before the switch
+    (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
+    unless ``force``: then it is saved first and the ``saved`` lines say where.
+    """
+    work = new_workdir(staging_dir)
+    committed = undone = False
+    try:
+        extract(stream, work / "new", limits, progress)
+        staged_git = work / "new" / ".git"
+        if not staged_git.is_dir():
+            raise BadArchive("the archive holds no .git directory")
+        incoming = history.read_incoming(root, staged_git)
+        history.import_objects(root, staged_git, incoming)
+
+        current = select(root)
+        state = repo_state(root, current)
+        incoming_files = swap.walk_files(work / "new")
+        plan = swap.make_plan(root, work / "new", incoming_files, current.files)
+        known_set = {*known, read_marker(root).get("snapshot")}
+        risks, branch_old, detached_old = _risks(root, state, incoming, known_set, plan,
+                                                 lacking_label)
+        risks += extra_risks() if extra_risks else []
+        if risks and not force:
+            raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would "
+                          "overwrite")
+        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted)
+        if force:
+            result.saved = _save(root, work, current, state, plan, branch_old, detached_old,
+                                 known_set, incoming)
+
+        refs = {"head_ref": gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD"),
+                "head": state.head, "branch": incoming.branch,
+                "branch_old": history.branch_tip(root, incoming.branch)
+                if incoming.branch else None}
+        if (root / ".git" / "index").exists():
+            shutil.copyfile(root / ".git" / "index", work / "index.old")
+        swap.write_plan(work, root, plan, refs)
+        try:
+            swap.apply(work, root, plan)
+            history.move_head(root, incoming, f"ocm: mirrored from {sender}")
+            history.rebuild_index(root, incoming)
+        except BaseException:
+            _undo(work, root, plan.ops, refs)
+            undone = True
+            raise
+        (work / swap.COMMITTED).touch()
+        committed = True
+        swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
+        after = select(root)
+        write_marker(root, {"snapshot": snapshot(root, after), "head": incoming.head,
+                            "branch": incoming.branch, "from": sender})
+        return result
+    finally:
+        # Kept only when the process is dying mid-switch: the next start undoes it.
+        if committed or undone or not (work / swap.PLAN).exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _save(root: Path, work: Path, current: Selection, state: RepoState, plan: swap.Plan,
+          branch_old: str | None, detached_old: str | None, known: set[str | None],
+          incoming: history.Incoming) -> list[str]:
+    saved: list[str] = []
+    when = history.stamp()
+    if at_risk(state, known):
+        where = history.save_worktree(root, current, state.head, state.branch,
+                                      f"before ocm mirror {when}")
+        if where.startswith("stash"):
+            saved.append(f"uncommitted changes: `git stash apply {where}`")
+        else:
+            saved.append(f"uncommitted changes: `git checkout {where} -- .`")
+    if branch_old and incoming.branch:
+        ref = history.backup_ref(root, incoming.branch, branch_old, when)
+        saved.append(f"old {incoming.branch}: `git branch {incoming.branch}-old {ref}`")
+    if detached_old:
+        ref = history.backup_ref(root, "HEAD", detached_old, when)
+        saved.append(f"old detached HEAD: `git checkout {ref}`")
+    if plan.clobbered_ignored:
+        keep = root / ".git" / "ocm-overwritten" / when
+        for name in plan.clobbered_ignored:
+            (keep / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, keep / name, follow_symlinks=False)
+        saved.append(f"overwritten ignored files: copies in {keep}")
+    return saved
+
+
+def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, str | None]) -> None:
+    """Put files, refs and index back as they were before the switch."""
+    swap.rollback(work, root, ops)
+    branch, branch_old = refs.get("branch"), refs.get("branch_old")
+    if branch:
+        if branch_old:
+            gitcmd.run(root, "update-ref", "-m", "ocm: undo", f"refs/heads/{branch}",
+                       branch_old, check=False)
+        else:
+            gitcmd.run(root, "update-ref", "-d", f"refs/heads/{branch}", check=False)
+    if refs.get("head_ref"):
+        gitcmd.run(root, "symbolic-ref", "HEAD", str(refs["head_ref"]), check=False)
+    elif refs.get("head"):
+        gitcmd.run(root, "update-ref", "--no-deref", "-m", "ocm: undo", "HEAD",
+                   str(refs["head"]), check=False)
+    if (work / "index.old").exists():
+        os.replace(work / "index.old", root / ".git" / "index")
+
+
+def clean_leftovers(staging_dir: Path) -> int:
+    """Undo interrupted switches and delete everything in ``staging_dir``; returns a count.
+
+    Call it when nothing can be receiving into ``staging_dir`` (the Manager at start-up;
+    the laptop under the repo lock).
+    """
+    if not staging_dir.is_dir():
+        return 0
+    count = 0
+    for work in sorted(staging_dir.iterdir()):
+        count += 1
+        if work.is_dir() and not (work / swap.COMMITTED).exists():
+            loaded = swap.load_plan(work)
+            if loaded is not None and (loaded[0] / ".git").is_dir():
+                _undo(work, loaded[0], loaded[1], loaded[2])
+        if work.is_dir() and not work.is_symlink():
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                work.unlink()
+    return count

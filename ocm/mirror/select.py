@@ -1,0 +1,125 @@
+"""Which files travel (SPEC §6): git's own idea of "not ignored", plus ``.git/``.
+
+Git is asked, not imitated: ``git ls-files --cached`` (tracked files always travel, even under
+an excluded name, so the other side never shows them as deleted) and ``git ls-files --others
+--exclude-standard`` (untracked, minus everything ``.gitignore`` at any depth,
+``.git/info/exclude`` and the global excludes file ignore, negations included). The build
+directories are passed to git as extra exclude patterns, so git does not even descend into an
+untracked ``node_modules``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocm.mirror import gitcmd
+from ocm.mirror.errors import NotARepo
+
+EXCLUDED_DIRS = ("node_modules", "dist", ".next", ".venv", "__pycache__", ".turbo")
+# Inside .git: our own receiving area, and lock files of a git command running right now.
+STAGING_NAME = "ocm-staging"
+MARKER_NAME = "ocm-mirror.json"
+
+
+@dataclass
+class Selection:
+    """The repo-relative paths that travel (``/``-separated, no ``.git/`` entries)."""
+
+    root: Path
+    tracked: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)
+    # Tracked in the index but gone from the work tree: the other side deletes them too.
+    deleted: list[str] = field(default_factory=list)
+    # Paths git lists that cannot travel (nested repositories, sockets, ...): said, not sent.
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return self.tracked + self.untracked
+
+
+def repo_root(start: Path) -> Path:
+    """The top of the work tree containing ``start``; its ``.git`` must be a directory."""
+    done = gitcmd.run(start, "rev-parse", "--show-toplevel", check=False)
+    if done.returncode != 0:
+        raise NotARepo(f"{start} is not inside a git repository")
+    root = Path(os.fsdecode(done.stdout).strip())
+    if not (root / ".git").is_dir():
+        raise NotARepo(f"{root} is a linked worktree or submodule (its .git is not a "
+                       "directory), which cannot be mirrored")
+    return root
+
+
+def link_stays_inside(name: str, target: str) -> bool:
+    """Whether a symlink at repo path ``name`` pointing at ``target`` stays in the repo."""
+    if not target or target.startswith("/"):
+        return False
+    parts: list[str] = name.split("/")[:-1]
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return False
+            parts.pop()
+        else:
+            parts.append(part)
+    return True
+
+
+def _exclude_args() -> list[str]:
+    return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
+
+
+def select(root: Path) -> Selection:
+    """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
+    tracked = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
+    untracked = gitcmd.split_z(gitcmd.run(
+        root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z").stdout)
+    selection = Selection(root)
+    seen: set[str] = set()
+    for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
+        for name in names:
+            if name in seen:  # a conflicted file is listed once per stage
+                continue
+            seen.add(name)
+            if name.endswith("/"):  # a nested repository: git shows it as a directory
+                selection.skipped.append(name)
+                continue
+            try:
+                mode = os.lstat(root / name).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                if bucket is selection.tracked:
+                    selection.deleted.append(name)
+                continue
+            if stat.S_ISLNK(mode) and not link_stays_inside(name, os.readlink(root / name)):
+                selection.skipped.append(name)  # the receiver would refuse the archive
+            elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                bucket.append(name)
+            elif not stat.S_ISDIR(mode):  # submodule checkouts are directories: not sent
+                selection.skipped.append(name)
+            else:
+                selection.skipped.append(name + "/")
+    return selection
+
+
+def git_dir_files(root: Path) -> list[str]:
+    """Every file and symlink under ``.git`` (as ``.git/...``), minus our staging and locks."""
+    found: list[str] = []
+    base = root / ".git"
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        if rel == ".git":
+            dirnames[:] = [d for d in dirnames if d != STAGING_NAME]
+        for name in dirnames:  # symlinked directories are sent as links, not followed
+            if os.path.islink(os.path.join(dirpath, name)):
+                found.append(f"{rel}/{name}")
+        for name in filenames:
+            if name.endswith(".lock") or (rel == ".git" and (
+                    name == MARKER_NAME or name.startswith("ocm-index-"))):
+                continue
+            found.append(f"{rel}/{name}")
+    return found

@@ -1,0 +1,37 @@
+"""The sending side: what is about to travel, and the tar stream of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ocm.mirror.archive import Progress, pack
+from ocm.mirror.errors import MirrorError
+from ocm.mirror.select import Selection, git_dir_files, select
+from ocm.mirror.state import RepoState, repo_state
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    root: Path
+    selection: Selection
+    state: RepoState
+
+    @property
+    def names(self) -> list[str]:
+        return git_dir_files(self.root) + self.selection.files
+
+
+def prepare(root: Path) -> Outgoing:
+    """Look at the repo once: what travels, HEAD, branch and the snapshot being sent."""
+    selection = select(root)
+    state = repo_state(root, selection)
+    if state.head is None:
+        raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
+    return Outgoing(root, selection, state)
+
+
+def write_archive(outgoing: Outgoing, out: BinaryIO, *, compress: bool,
+                  progress: Progress | None = None) -> int:
+    return pack(outgoing.root, outgoing.names, out, compress=compress, progress=progress)

@@ -1,0 +1,125 @@
+"""What a repo looks like right now, compared with its HEAD and its last mirror.
+
+The *snapshot* of a work tree is the git tree id of exactly the files that would travel
+(:mod:`ocm.mirror.select`), with their current content and modes. It is computed in a
+throw-away index that starts as a copy of the real one, so unchanged files are not re-read
+(git's stat cache), and with ``--info-only`` so no blob is written.
+
+``dirty`` is the plain git notion: the snapshot differs from ``HEAD``'s tree. But after a
+transfer the receiver *is* dirty when the sender had uncommitted changes, and that is not
+work of its own. So each side keeps a marker, ``.git/ocm-mirror.json``, with the snapshot
+of the state the last transfer left (or sent). Changes are only "at risk" when the tree
+differs from HEAD *and* from every state the other side is known to have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocm.mirror import gitcmd
+from ocm.mirror.select import MARKER_NAME, Selection, select
+
+
+@dataclass(frozen=True)
+class RepoState:
+    head: str | None          # commit id, None on an unborn branch
+    branch: str | None        # None when HEAD is detached
+    head_tree: str | None
+    snapshot: str | None      # None when it cannot be computed (e.g. a merge in progress)
+
+    @property
+    def dirty(self) -> bool:
+        return self.snapshot is None or self.snapshot != self.head_tree
+
+
+@contextlib.contextmanager
+def temp_index(root: Path, *, copy_real: bool) -> Iterator[dict[str, str]]:
+    """An env pointing ``GIT_INDEX_FILE`` at a private index file inside ``.git``."""
+    fd, name = tempfile.mkstemp(prefix="ocm-index-", dir=root / ".git")
+    os.close(fd)
+    os.unlink(name)  # git refuses an empty index file; "absent" means "empty index"
+    try:
+        if copy_real and (root / ".git" / "index").exists():
+            shutil.copyfile(root / ".git" / "index", name)
+        yield {"GIT_INDEX_FILE": name}
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name + ".lock")
+
+
+def tree_of(root: Path, paths: list[str], *, base_index: bool, write_blobs: bool,
+            remove: list[str] | None = None) -> str | None:
+    """The tree id of ``paths`` as they are in the work tree (None if git cannot say).
+
+    ``base_index``: start from the real index (tracked entries not listed keep their index
+    state); otherwise start empty. ``remove`` lists paths to drop from the tree.
+    """
+    with temp_index(root, copy_real=base_index) as env:
+        flags = ["--add", "--remove"] + ([] if write_blobs else ["--info-only"])
+        stdin = gitcmd.join_z(paths + (remove or []))
+        done = gitcmd.run(root, "update-index", *flags, "-z", "--stdin", input=stdin,
+                          env=env, check=False)
+        if done.returncode != 0:
+            return None
+        missing_ok = [] if write_blobs else ["--missing-ok"]
+        done = gitcmd.run(root, "write-tree", *missing_ok, env=env, check=False)
+        if done.returncode != 0:
+            return None
+        return done.stdout.decode().strip() or None
+
+
+def snapshot(root: Path, selection: Selection) -> str | None:
+    return tree_of(root, selection.files, base_index=True, write_blobs=False,
+                   remove=selection.deleted)
+
+
+def head_info(root: Path) -> tuple[str | None, str | None]:
+    """(commit id of HEAD or None when unborn, branch name or None when detached)."""
+    head = gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+    branch = gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
+    return head, branch
+
+
+def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
+    selection = selection or select(root)
+    head, branch = head_info(root)
+    head_tree = gitcmd.maybe(root, "rev-parse", f"{head}^{{tree}}") if head else _EMPTY_TREE
+    return RepoState(head, branch, head_tree, snapshot(root, selection))
+
+
+# The empty tree: what an unborn branch "has" (the same id in every sha1 repository).
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def read_marker(root: Path) -> dict[str, Any]:
+    """The last mirror's record in ``.git/ocm-mirror.json``; {} when missing or unreadable."""
+    try:
+        data = json.loads((root / ".git" / MARKER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_marker(root: Path, record: Mapping[str, Any]) -> None:
+    from ocm.fsutil import atomic_write_text
+
+    data = {**record, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_text(root / ".git" / MARKER_NAME, json.dumps(data, indent=1) + "\n")
+
+
+def at_risk(state: RepoState, known: set[str | None]) -> bool:
+    """Whether the work tree holds changes that exist nowhere else (see the module doc)."""
+    if not state.dirty:
+        return False
+    return state.snapshot is None or state.snapshot not in known
