@@ -1,5 +1,6 @@
 """``python3 -m install`` (from a checkout), ``python -m install link`` / ``unlink``."""
 
+import os
 import sys
 
 # Checked before anything else is imported, so an old interpreter gets a sentence instead
@@ -10,6 +11,11 @@ if sys.version_info < (3, 10):  # noqa: UP036 - the one check that must run on o
         + sys.version.split()[0]
         + "); run the installer with a newer python3"
     )
+
+if not __package__:
+    # Run as `python3 path/to/checkout/install`: Python put this folder first on sys.path,
+    # where its venv.py would hide the standard library's. Put the checkout there instead.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from install.cli import main  # noqa: E402
 

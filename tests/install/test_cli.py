@@ -172,3 +172,18 @@ def test_missing_venv_support_names_the_debian_package(tmp_path: Path, isolated_
 def test_usage_error_exits_2(tmp_path: Path) -> None:
     result = run_installer("link", "--bogus", cwd=tmp_path)
     assert result.returncode == 2 and "unrecognized arguments: --bogus" in result.stderr
+
+
+def test_the_installer_also_runs_by_its_folder_path(tmp_path: Path) -> None:
+    # `python3 ~/src/ocm/install link`: its own folder must not hide the stdlib's venv module.
+    bin_dir = tmp_path / "bin"
+    result = subprocess.run(
+        [sys.executable, str(CHECKOUT / "install"), "link", "--bin-dir", str(bin_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert os.readlink(bin_dir / "ocm") == str(SCRIPTS / "ocm")
