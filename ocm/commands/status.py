@@ -12,6 +12,21 @@ from ocm.commands.common import manager_url
 from ocm.errors import OcmError
 
 
+def _install_info() -> dict[str, Any] | None:
+    """Where this ocm runs from and what ``~/.local/bin/ocm`` points to (None if unknown)."""
+    try:
+        from install.locate import describe  # noqa: PLC0415 - os/sys only, cheap
+
+        return describe()
+    except Exception:  # the report is a courtesy; status must not fail over it
+        return None
+
+
+def _align(line: str) -> str:
+    label, _, text = line.partition(": ")
+    return f"{label + ':':<10} {text}" if text else line
+
+
 def status(*, as_json: bool) -> int:
     current = state_mod.load()
     try:
@@ -35,6 +50,7 @@ def status(*, as_json: bool) -> int:
         "lastRepo": last,
         "configDir": str(paths.config_dir()),
         "problems": [p for p in (current.problem, url_problem) if p],
+        "install": _install_info(),
     }
     if as_json:
         json.dump(report, sys.stdout, indent=2)
@@ -57,6 +73,10 @@ def status(*, as_json: bool) -> int:
     else:
         lines.append("last repo: none")
     lines.append(f"config:    {paths.config_dir()}")
+    if report["install"] is not None:
+        from install.locate import summary_lines  # noqa: PLC0415
+
+        lines.extend(_align(line) for line in summary_lines(report["install"]))
     lines.extend(f"warning:   {p}" for p in report["problems"])
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

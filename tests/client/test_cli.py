@@ -1,0 +1,74 @@
+"""``--help``, ``--version`` and ``status`` work offline, and import nothing they do not need."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocm import __version__
+from tests.client import standin
+from tests.client.conftest import REPO_ROOT, run_ocm
+
+COMMANDS = ["login", "logout", "status", "list", "use", "push", "pull"]
+
+
+def test_version_and_help_everywhere_without_a_manager(tmp_path: Path) -> None:
+    env = {"OPENCODE_MANAGER_URL": "http://127.0.0.1:9", "OCM_TOKEN": "x"}
+    version = run_ocm("--version", env=env)
+    assert (version.returncode, version.stdout) == (0, f"ocm {__version__}\n")
+    top = run_ocm("--help", env=env)
+    assert top.returncode == 0
+    for name in COMMANDS:
+        assert name in top.stdout
+        sub = run_ocm(name, "--help", env=env)
+        assert sub.returncode == 0, sub.stderr
+        assert sub.stdout.startswith(f"usage: ocm {name}")
+    assert not (tmp_path / "home" / ".config").exists()
+
+
+def test_status_never_touches_the_network(tmp_path: Path) -> None:
+    with standin.serve() as server:
+        assert run_ocm("login", "--no-verify", server.url, "tok").returncode == 0
+        text = run_ocm("status")
+        data = run_ocm("status", "--json")
+    assert server.requests == []
+    assert f"manager:   {server.url} (from state.json)" in text.stdout
+    report = json.loads(data.stdout)
+    assert report["managerUrl"] == server.url and report["loggedIn"] is True
+    assert report["token"]["store"] == "file" and report["version"] == __version__
+
+
+PROBE = """\
+import sys
+from ocm.cli import main
+code = main(sys.argv[1:])
+heavy = sorted(m for m in ("requests", "keyring", "platformdirs", "pathspec", "flask")
+               if m in sys.modules)
+print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+"""
+
+
+def imported_heavy(*args: str, input: str | None = None) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                          input=input, env={**__import__("os").environ,
+                                            "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
+    line = [ln for ln in done.stderr.splitlines() if ln.startswith("HEAVY=")][-1]
+    return [m for m in line[len("HEAVY="):].split(",") if m]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["status"], ["status", "--json"],
+                                  ["list", "--help"]])
+def test_light_commands_import_no_heavy_library(args: list[str]) -> None:
+    assert run_ocm("login", "--no-verify", "http://127.0.0.1:9", "tok").returncode == 0
+    assert imported_heavy(*args) == []
+
+
+def test_a_file_token_is_used_without_importing_keyring() -> None:
+    with standin.serve() as server:
+        server.json_route("/api/internal/opencode-workspaces", {"workspaces": []})
+        assert run_ocm("login", server.url, "tok").returncode == 0
+        assert imported_heavy("list") == ["requests"]
