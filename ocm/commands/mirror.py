@@ -1,13 +1,285 @@
-"""``ocm push`` / ``ocm pull`` (SPEC §6): not available in this build yet."""
+"""``ocm push`` and ``ocm pull`` (SPEC §6): this checkout up to its Manager repo and back.
+
+Both find the Manager repo by the checkout's ``origin`` (as bare ``ocm`` does), look at the
+other side first (``/head``) so a refusal costs no transfer, then stream a tar archive. The
+receiving side is :mod:`ocm.mirror` in both directions: on the Manager for a push, here for
+a pull.
+"""
 
 from __future__ import annotations
 
-from ocm.errors import OcmError
+import io
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ocm import resolve
+from ocm import state as state_mod
+from ocm.commands.common import connect, remember
+from ocm.errors import ConflictError, ManagerError, OcmError
+from ocm.mirror import gitcmd, history
+from ocm.mirror.archive import CHUNK, Limits, iter_pack
+from ocm.mirror.errors import MirrorError, Refused
+from ocm.mirror.progress import Progress
+from ocm.mirror.receive import clean_leftovers, receive, repo_lock
+from ocm.mirror.select import STAGING_NAME, repo_root
+from ocm.mirror.send import Outgoing, prepare
+from ocm.mirror.state import at_risk, read_marker
+
+if TYPE_CHECKING:
+    from ocm.api import ManagerClient, Workspace
+
+MIRROR_PATH = "/api/internal/repo-mirror"
+# Measured (bench/mirror.py): gzip costs more CPU time than it saves on a LAN, because most
+# of a repo's bytes are .git packs that are compressed already. OCM_MIRROR_GZIP=1 turns it on
+# for slow links.
+COMPRESS_ENV = "OCM_MIRROR_GZIP"
+TRANSFER_TIMEOUT = 900.0
+FORCE_TODO = ("re-run with --force to overwrite it (nothing is destroyed: changes are "
+              "stashed and old tips kept under refs/ocm/backup/)")
+
+
+def _compress() -> bool:
+    return os.environ.get(COMPRESS_ENV, "").strip().lower() in {"1", "yes", "true", "gzip"}
+
+
+def _short(oid: str | None) -> str:
+    return oid[:12] if oid else "(none)"
+
+
+def _error(exc: MirrorError) -> OcmError:
+    if isinstance(exc, Refused):
+        return ConflictError(exc.message, FORCE_TODO, status=409, code=exc.code)
+    return OcmError(exc.message.rstrip("."), "fix that and run the command again")
+
+
+def _checkout() -> tuple[Path, str | None]:
+    try:
+        root = repo_root(Path.cwd())
+    except MirrorError as exc:
+        raise OcmError(exc.message, "run it inside the checkout you want to mirror") from None
+    checkout = resolve.local_checkout(root)
+    return root, checkout.origin if checkout else None
+
+
+def _match(client: ManagerClient, origin: str | None) -> Workspace | None:
+    matches = resolve.repos_for_origin(origin, client.workspaces())
+    if len(matches) > 1:
+        raise resolve.ambiguous_origin_error(origin or "", matches)
+    return matches[0] if matches else None
+
+
+def _remember(client: ManagerClient, login: Any, repo_id: int) -> None:
+    for ws in client.workspaces():
+        if ws.repo_id == repo_id:
+            remember(state_mod.load(), login, ws)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _saved_lines(where: str, saved: list[str]) -> None:
+    for line in saved:
+        _say(f"  kept {where}: {line}")
+
+
+# ------------------------------------------------------------------------------ push
+
+
+def _confirm_create(name: str, yes: bool) -> None:
+    if yes:
+        return
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise OcmError(f"no Manager repo matches this checkout, and creating {name!r} needs "
+                       "a confirmation", "run `ocm push --create --yes` to create it")
+    sys.stderr.write(f"Create the Manager repo {name!r} from this checkout? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in {"y", "yes"}:
+        raise OcmError("nothing pushed", "answer y to create the repo, or pass --yes")
+
+
+def _push_risks(root: Path, outgoing: Outgoing, head: dict[str, Any]) -> list[str]:
+    """What ``/head`` says the push would overwrite (the Manager checks again at the swap)."""
+    risks = []
+    known = {head.get("mirrored"), read_marker(root).get("snapshot")}
+    if head.get("dirty") and (head.get("snapshot") is None or head.get("snapshot") not in known):
+        risks.append("uncommitted changes")
+    theirs, ours = head.get("branchHead"), outgoing.state.head
+    if theirs and ours and theirs != ours:
+        if not gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
+            risks.append(f"commits on {outgoing.state.branch} that the push lacks")
+        else:
+            lost = history.commits_lacking(root, theirs, ours)
+            if lost:
+                risks.append(f"{lost} commit{'s' if lost > 1 else ''} on "
+                             f"{outgoing.state.branch} that the push lacks")
+    if head.get("inUse"):
+        risks.append("a TUI attached right now")
+    return risks
+
+
+def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iterator[bytes]:
+    for chunk in iter_pack(outgoing.root, outgoing.names, compress=compress):
+        progress.add(len(chunk))
+        yield chunk
 
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
-    raise OcmError("push is not available yet", "use `ocm-manager repo add` on the Manager")
+    root, origin = _checkout()
+    client, login = connect()
+    with client:
+        ws = _match(client, origin)
+        try:
+            outgoing = prepare(root)
+        except MirrorError as exc:
+            raise _error(exc) from None
+        branch = outgoing.state.branch
+        params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
+        if ws is None:
+            if not create:
+                where = f"origin {origin}" if origin else "this checkout (no origin remote)"
+                raise OcmError(f"no Manager repo matches {where}",
+                               f"run `ocm push --create` to create {root.name!r} from it, or "
+                               "`ocm list` to see the repos")
+            if not origin:
+                raise OcmError("this checkout has no origin remote, so a new Manager repo "
+                               "could not be found again", "add one with `git remote add "
+                               "origin <url>`, then run `ocm push --create`")
+            _confirm_create(root.name, yes)
+            repo_id, label = 0, root.name
+            params.update(create="1", name=root.name, originUrl=origin,
+                          branch=branch or "main")
+        else:
+            repo_id, label = ws.repo_id, ws.name
+            head = client.get_json(f"{MIRROR_PATH}/{repo_id}/head",
+                                   params={"branch": branch} if branch else None)
+            risks = _push_risks(root, outgoing, head)
+            if risks and not force:
+                raise ConflictError(f"the Manager's copy of {label} has {'; '.join(risks)}, "
+                                    "which this push would overwrite",
+                                    "run `ocm pull` first, or " + FORCE_TODO)
+        if force:
+            params["force"] = "1"
+        base = read_marker(root).get("snapshot")
+        if base:
+            params["base"] = base
+        compress = _compress()
+        with Progress("sending") as progress:
+            try:
+                response = client.request(
+                    "POST", f"{MIRROR_PATH}/{repo_id}/up", params=params,
+                    data=_upload_body(outgoing, compress, progress),
+                    headers={"Content-Type": "application/gzip" if compress
+                             else "application/x-tar"},
+                    read_timeout=TRANSFER_TIMEOUT, conflict_todo="run `ocm pull` first, or "
+                    + FORCE_TODO)
+            except MirrorError as exc:
+                raise _error(exc) from None
+        try:
+            result = response.json()
+        except ValueError:
+            raise ManagerError("the Manager accepted the push but answered no JSON",
+                               "check the Manager's log") from None
+        finally:
+            response.close()
+        # What the Manager now has is known here: the next push may overwrite it.
+        from ocm.mirror.state import write_marker
+
+        write_marker(root, {"snapshot": outgoing.state.snapshot, "head": outgoing.state.head,
+                            "branch": branch, "to": f"{login.url} #{result.get('repoId')}"})
+        _remember(client, login, int(result.get("repoId") or repo_id))
+    what = "created and pushed" if repo_id == 0 else "pushed"
+    _say(f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
+         f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
+         f"{result.get('changed', 0)} files changed, {result.get('deleted', 0)} deleted")
+    _saved_lines("on the Manager", list(result.get("saved") or []))
+    return 0
+
+
+# ------------------------------------------------------------------------------ pull
+
+
+class _ResponseReader(io.RawIOBase):
+    """A file object over a streamed response, so extraction reads as bytes arrive."""
+
+    def __init__(self, response: Any, progress: Progress) -> None:
+        self._chunks = response.iter_content(CHUNK)
+        self._buffer = b""
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        if not self._buffer:
+            self._buffer = next(self._chunks, b"")
+            self._progress.add(len(self._buffer))
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+
+def _pull_risks(root: Path, head: dict[str, Any]) -> list[str]:
+    from ocm.mirror.state import repo_state
+
+    state = repo_state(root)
+    risks = []
+    if at_risk(state, {read_marker(root).get("snapshot")}):
+        risks.append("uncommitted changes")
+    branch, theirs = head.get("branch"), head.get("head")
+    ours = history.branch_tip(root, branch) if branch else None
+    if ours and theirs and gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
+        lost = history.commits_lacking(root, ours, theirs)
+        if lost:
+            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on {branch} that the "
+                         "Manager lacks")
+    return risks
 
 
 def pull(*, force: bool) -> int:
-    raise OcmError("pull is not available yet", "copy the files from the Manager by hand")
+    root, origin = _checkout()
+    client, login = connect()
+    staging = root / ".git" / STAGING_NAME
+    with client:
+        ws = _match(client, origin)
+        if ws is None:
+            where = f"origin {origin}" if origin else "this checkout (no origin remote)"
+            raise OcmError(f"no Manager repo matches {where}",
+                           "run `ocm list` to see the repos, or `ocm push --create` first")
+        try:
+            with repo_lock(root, "another ocm pull"):
+                clean_leftovers(staging)  # undo a pull that was killed mid-switch
+                head = client.get_json(f"{MIRROR_PATH}/{ws.repo_id}/head")
+                risks = _pull_risks(root, head)
+                if risks and not force:
+                    raise ConflictError(f"this checkout has {'; '.join(risks)}, which the "
+                                        f"pull of {ws.name} would overwrite",
+                                        "commit and `ocm push` them first, or " + FORCE_TODO)
+                params = {"gzip": "1"} if _compress() else None
+                response = client.request("GET", f"{MIRROR_PATH}/{ws.repo_id}/down",
+                                          params=params, stream=True,
+                                          read_timeout=TRANSFER_TIMEOUT)
+                try:
+                    with Progress("receiving") as progress:
+                        result = receive(
+                            root, _ResponseReader(response, progress), staging_dir=staging,
+                            limits=Limits(max_bytes=1 << 62, max_members=1 << 40),
+                            force=force, side="This checkout", lacking_label="the Manager",
+                            sender=f"{login.url} #{ws.repo_id} {ws.name}")
+                finally:
+                    response.close()
+        except MirrorError as exc:
+            raise _error(exc) from None
+        except OSError as exc:  # the download broke off (requests' errors are OSErrors)
+            raise OcmError(f"the transfer from {login.url} broke off ({exc}); this checkout "
+                           "is unchanged", "run `ocm pull` again") from None
+        remember(state_mod.load(), login, ws)
+    _say(f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
+         f"{_short(result.head)}, {result.changed} files changed, {result.deleted} deleted")
+    _saved_lines("here", result.saved)
+    return 0
