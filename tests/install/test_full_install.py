@@ -3,8 +3,11 @@ environment under the test's home, then ``ocm`` from a shell that knows only ~/.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,11 @@ def test_install_from_checkout_then_upgrade_in_place_then_unlink(
     version = _shell("command -v ocm && ocm --version", isolated_env)
     assert version.returncode == 0, version.stderr
     assert version.stdout.splitlines() == [str(local_bin / "ocm"), f"ocm {__version__}"]
+    status = _shell("ocm status --json", isolated_env)
+    assert status.returncode == 0, status.stderr
+    install_info = json.loads(status.stdout)["install"]
+    assert install_info["linkState"] == "here"
+    assert install_info["script"] == os.path.realpath(venv / "bin" / "ocm")
 
     # Re-running upgrades the same environment in place; --manager adds ocm-manager.
     again = run_installer("--manager", path=f"{local_bin}:{SYSTEM_PATH}")
@@ -68,3 +76,18 @@ def test_install_from_checkout_then_upgrade_in_place_then_unlink(
     assert not os.path.lexists(local_bin / "ocm")
     assert not os.path.lexists(local_bin / "ocm-manager")
     assert _shell("command -v ocm", isolated_env).returncode != 0
+
+    # Removing the environment without unlinking leaves a dangling link: status says so.
+    assert run_installer("link", python=python, cwd=tmp_path).returncode == 0
+    shutil.rmtree(venv)
+    status = subprocess.run(
+        [sys.executable, "-m", "ocm", "status", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    install_info = json.loads(status.stdout)["install"]
+    assert install_info["linkState"] == "dangling"
+    assert "run `python3 -m install` from a checkout or remove the link" in install_info["fix"]
