@@ -102,7 +102,9 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
     return Settings(data_dir=_data_dir(args.data_dir), host=args.host, port=args.port,
                     threads=args.threads, opencode_mode=mode, opencode_bin=args.opencode_bin,
                     opencode_url=args.opencode_url, opencode_password=password,
-                    max_streams=args.max_streams)
+                    max_streams=args.max_streams, max_upload_bytes=args.max_upload_bytes,
+                    max_archive_bytes=args.max_archive_bytes,
+                    max_archive_members=args.max_archive_members)
 
 
 # -- token and repos ------------------------------------------------------------------------
@@ -177,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker threads; each open event stream holds one")
     serve.add_argument("--max-streams", type=int, default=config.DEFAULT_MAX_STREAMS,
                        help="open event streams allowed at once; more get 503")
+    limits = serve.add_argument_group("mirror limits (ocm push)")
+    limits.add_argument("--max-upload-bytes", type=int, default=config.DEFAULT_MAX_UPLOAD_BYTES,
+                        help="largest request body accepted, compressed (default 4 GiB)")
+    limits.add_argument("--max-archive-bytes", type=int,
+                        default=config.DEFAULT_MAX_ARCHIVE_BYTES,
+                        help="largest total unpacked size of a pushed archive (default 8 GiB)")
+    limits.add_argument("--max-archive-members", type=int,
+                        default=config.DEFAULT_MAX_ARCHIVE_MEMBERS,
+                        help="most files in a pushed archive (default 500000)")
     upstream = serve.add_mutually_exclusive_group()
     upstream.add_argument("--opencode-bin", help="the opencode executable to start")
     upstream.add_argument("--opencode-url", help="use this running OpenCode server instead")
