@@ -27,9 +27,12 @@ class BadArchive(MirrorError):
 
 
 class TooLarge(BadArchive):
-    """Raised when an archive exceeds the configured byte or member limits."""
+    """Raised when an archive exceeds the configured byte or member limits.
 
-    status = 413
+    A 400 like every other refused archive (issue 4); 413 is left to the raw upload size.
+    """
+
+    status = 400
     code = "archive_too_large"
 
 

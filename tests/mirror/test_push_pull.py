@@ -1,0 +1,224 @@
+"""``ocm push`` / ``ocm pull`` end to end: the real CLI, a real Manager, real git repos."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.helpers import repo_listing, tree_listing
+from tests.support.git import git
+
+KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("ocm: ") and "; " in lines[0], stderr
+    return lines[0]
+
+
+def _second_clone(pushed: Pushed, target: Path) -> Path:
+    git(pushed.laptop.parent, "clone", "-q", str(pushed.laptop), str(target))
+    git(target, "remote", "set-url", "origin", git(pushed.laptop, "remote", "get-url", "origin"))
+    return target
+
+
+def _add_receiver_things(root: Path) -> None:
+    for name in KEPT:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"{name} belongs to this side\n")
+    git(root, "branch", "side-branch")
+    git(root, "config", "local.setting", "kept")
+    (root / "README.md").write_text("stash me\n")
+    git(root, "stash", "push", "-q", "-m", "own stash")
+
+
+def _without(listing: dict, names: tuple[str, ...]) -> dict:
+    return {k: v for k, v in listing.items() if k not in names}
+
+
+def test_push_create_then_pull_into_second_clone(ocm: Cli, pushed: Callable[..., Pushed],
+                                                 tmp_path: Path) -> None:
+    first = pushed("proj")
+    assert [(r["name"], r["status"]) for r in ocm.repos(first.laptop)] == [("proj", "ready")]
+    other = _second_clone(first, tmp_path / "other")
+    _add_receiver_things(other)
+    _add_receiver_things(first.directory)  # the Manager keeps its own too
+
+    # Work on the first laptop: a commit plus uncommitted, staged and untracked changes.
+    laptop = first.laptop
+    (laptop / "src/app.py").write_text("print('v2')\n")
+    git(laptop, "commit", "-q", "-am", "v2")
+    (laptop / "README.md").write_text("uncommitted\n")
+    (laptop / "staged.txt").write_text("staged\n")
+    git(laptop, "add", "staged.txt")
+    (laptop / "docs/untracked notes ü.md").write_text("untracked\n")
+    (laptop / "bin/new.sh").write_text("#!/bin/sh\n")
+    (laptop / "bin/new.sh").chmod(0o755)
+    (laptop / "link-to-app").unlink()
+    done = ocm(laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ocm: pushed proj (#")
+    assert git(laptop, "rev-parse", "HEAD")[:12] in done.stdout
+    assert _without(tree_listing(first.directory), KEPT) == tree_listing(laptop)
+    assert all((first.directory / name).exists() for name in KEPT)
+
+    done = ocm(other, "pull")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ocm: pulled proj (#")
+    assert _without(tree_listing(other), KEPT) == tree_listing(laptop)
+    for name in KEPT:
+        assert (other / name).read_text() == f"{name} belongs to this side\n"
+    assert git(other, "rev-parse", "HEAD") == git(laptop, "rev-parse", "HEAD")
+    assert git(other, "diff", "--cached", "--name-only") == "staged.txt"
+    assert "side-branch" in git(other, "branch")
+    assert git(other, "config", "local.setting") == "kept"
+    assert "own stash" in git(other, "stash", "list")
+
+
+def test_create_needs_a_tty_or_yes(ocm: Cli, tmp_path: Path) -> None:
+    from tests.mirror.helpers import rich_repo
+
+    laptop = rich_repo(tmp_path / "fresh")
+    done = ocm(laptop, "push")
+    assert done.returncode == 1
+    assert "push --create" in _one_error_line(done.stderr)
+    done = ocm(laptop, "push", "--create")
+    assert done.returncode == 1
+    assert "--yes" in _one_error_line(done.stderr)
+    assert ocm.repos(laptop) == []
+    assert not (ocm.manager.data_dir / "repos" / "fresh").exists()
+
+
+def test_push_refuses_over_manager_changes_until_forced(ocm: Cli,
+                                                        pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    (p.directory / "README.md").write_text("agent edit\n")
+    (p.directory / "agent-notes.md").write_text("agent's untracked file\n")
+    (p.laptop / "src/app.py").write_text("print('laptop')\n")
+    before = repo_listing(p.directory)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1
+    line = _one_error_line(done.stderr)
+    assert "uncommitted changes" in line and "--force" in line
+    assert repo_listing(p.directory) == before
+
+    done = ocm(p.laptop, "push", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "git stash apply stash@{0}" in done.stdout
+    assert (p.directory / "src/app.py").read_text() == "print('laptop')\n"
+    assert not (p.directory / "agent-notes.md").exists()
+    git(p.directory, "checkout", "-q", "--", ".")
+    git(p.directory, "stash", "apply", "-q")
+    assert (p.directory / "README.md").read_text() == "agent edit\n"
+    assert (p.directory / "agent-notes.md").read_text() == "agent's untracked file\n"
+
+
+def test_push_refuses_when_manager_has_commits_until_forced(
+        ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("committed by an agent\n")
+    git(p.directory, "add", "agent.txt")
+    git(p.directory, "commit", "-q", "-m", "agent commit")
+    agent_tip = git(p.directory, "rev-parse", "HEAD")
+    git(p.laptop, "commit", "-q", "--allow-empty", "-m", "laptop commit")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1
+    assert "commits on main that the push lacks" in _one_error_line(done.stderr)
+    assert git(p.directory, "rev-parse", "HEAD") == agent_tip
+
+    done = ocm(p.laptop, "push", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "refs/ocm/backup/main/" in done.stdout
+    assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
+    backups = git(p.directory, "for-each-ref", "--format=%(objectname)", "refs/ocm/backup/")
+    assert backups == agent_tip
+
+
+def test_server_checks_again_at_swap_time(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    """A client that skipped /head (or raced an agent) still cannot overwrite work."""
+    from ocm.mirror.archive import iter_pack
+    from ocm.mirror.send import prepare
+
+    p = pushed("proj")
+    (p.directory / "README.md").write_text("agent edit after the check\n")
+    outgoing = prepare(p.laptop)
+    response = requests.post(f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up",
+                             data=b"".join(iter_pack(p.laptop, outgoing.names, compress=False)),
+                             headers={"Authorization": f"Bearer {ocm.manager.token}"},
+                             timeout=60)
+    assert response.status_code == 409
+    assert response.json()["error"] == "would_lose_work"
+    assert "uncommitted changes" in response.json()["message"]
+    assert (p.directory / "README.md").read_text() == "agent edit after the check\n"
+
+
+def test_pull_refuses_over_local_changes_until_forced(ocm: Cli,
+                                                      pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    (p.directory / "src/app.py").write_text("print('agent')\n")
+    git(p.directory, "commit", "-q", "-am", "agent")
+    (p.laptop / "README.md").write_text("local edit\n")
+    (p.laptop / "local-notes.md").write_text("local untracked\n")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert "uncommitted changes" in _one_error_line(done.stderr)
+    assert (p.laptop / "README.md").read_text() == "local edit\n"
+
+    done = ocm(p.laptop, "pull", "--force")
+    assert done.returncode == 0, done.stderr
+    assert "git stash apply stash@{0}" in done.stdout
+    assert (p.laptop / "src/app.py").read_text() == "print('agent')\n"
+    git(p.laptop, "stash", "apply", "-q")
+    assert (p.laptop / "README.md").read_text() == "local edit\n"
+    assert (p.laptop / "local-notes.md").read_text() == "local untracked\n"
+
+
+def test_pull_refuses_over_local_commits_until_forced(ocm: Cli,
+                                                      pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    git(p.laptop, "commit", "-q", "--allow-empty", "-m", "local only")
+    local_tip = git(p.laptop, "rev-parse", "HEAD")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert "1 commit on main that the Manager lacks" in _one_error_line(done.stderr)
+    assert git(p.laptop, "rev-parse", "HEAD") == local_tip
+
+    done = ocm(p.laptop, "pull", "--force")
+    assert done.returncode == 0, done.stderr
+    assert git(p.laptop, "rev-parse", "HEAD") == git(p.directory, "rev-parse", "HEAD")
+    assert git(p.laptop, "for-each-ref", "--format=%(objectname)",
+               "refs/ocm/backup/main/") == local_tip
+
+
+def test_the_everyday_loop_needs_no_force(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    """push uncommitted work, an agent edits it on the Manager, pull, edit, push again."""
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("wip 1\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    (p.directory / "README.md").write_text("wip 1 + agent\n")
+    (p.directory / "agent.md").write_text("new from agent\n")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "agent.md").read_text() == "new from agent\n"
+    (p.laptop / "README.md").write_text("wip 2\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "README.md").read_text() == "wip 2\n"
+    assert not git(p.directory, "stash", "list")
+
+
+def test_detached_head_push(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    git(p.laptop, "commit", "-q", "--allow-empty", "-m", "two")
+    git(p.laptop, "checkout", "-q", "--detach", "HEAD")
+    git(p.laptop, "commit", "-q", "--allow-empty", "-m", "detached work")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert "detached HEAD at" in done.stdout
+    assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
+    assert git(p.directory, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"

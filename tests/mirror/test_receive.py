@@ -1,0 +1,237 @@
+"""The receiving side in-process: merge, keep, refuse, force, undo. Real repos, real git."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ocm.mirror import receive as receive_mod
+from ocm.mirror import swap
+from ocm.mirror.errors import Busy, Refused
+from ocm.mirror.state import read_marker
+from tests.mirror.helpers import rich_repo, transfer, tree_listing
+from tests.support.git import git
+
+
+def _clone(source: Path, target: Path) -> Path:
+    git(source.parent, "clone", "-q", str(source), str(target))
+    return target
+
+
+def _work_changes(root: Path) -> None:
+    (root / "README.md").write_text("# changed, not committed\n")
+    (root / "src/new_module.py").write_text("untracked = True\n")
+    (root / "src/app.py").unlink()
+    (root / "bin/tool").write_text("#!/bin/sh\n")
+    (root / "bin/tool").chmod(0o755)
+    git(root, "add", "bin/tool")  # staged, so the index must travel too
+
+
+def _refs(root: Path) -> str:
+    return git(root, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+def test_round_trip_makes_trees_identical_and_keeps_receiver_state(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    # The receiver's own things: ignored files, build dirs, branches, stash, config.
+    (receiver / "node_modules/dep").mkdir(parents=True)
+    (receiver / "node_modules/dep/index.js").write_text("installed\n")
+    (receiver / ".venv/bin").mkdir(parents=True)
+    (receiver / ".venv/bin/python").write_text("venv\n")
+    (receiver / "debug.log").write_text("ignored\n")
+    git(receiver, "branch", "feature")
+    git(receiver, "config", "receiver.setting", "kept")
+    (receiver / "README.md").write_text("stashed earlier\n")
+    git(receiver, "stash", "push", "-q", "-m", "older stash")
+    stash_before = git(receiver, "stash", "list")
+
+    git(sender, "commit", "-q", "--allow-empty", "-m", "second")
+    _work_changes(sender)
+    result = transfer(sender, receiver, tmp_path)
+
+    expected = tree_listing(sender)
+    got = tree_listing(receiver)
+    for kept in ("node_modules/dep/index.js", ".venv/bin/python", "debug.log"):
+        assert kept in got
+        del got[kept]
+    assert got == expected
+    assert git(receiver, "rev-parse", "HEAD") == git(sender, "rev-parse", "HEAD") == result.head
+    assert git(receiver, "symbolic-ref", "HEAD") == "refs/heads/main"
+    status = [line for line in git(receiver, "status", "--porcelain").splitlines()
+              if line not in ("?? .venv/", "?? node_modules/")]
+    assert status == git(sender, "status", "--porcelain").splitlines()
+    assert "feature" in git(receiver, "branch", "--list", "feature")
+    assert git(receiver, "config", "receiver.setting") == "kept"
+    assert git(receiver, "stash", "list") == stash_before
+    assert "ocm: mirrored" in git(receiver, "reflog", "-1", "main")
+    assert read_marker(receiver)["head"] == result.head
+    assert not list((tmp_path / "staging").iterdir())
+
+
+def test_sender_deletions_reach_the_receiver_and_empty_dirs_go(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    git(sender, "rm", "-q", "-r", "docs")
+    git(sender, "commit", "-q", "-m", "drop docs")
+    transfer(sender, receiver, tmp_path)
+    assert not (receiver / "docs").exists()
+    assert tree_listing(receiver) == tree_listing(sender)
+
+
+def test_detached_head_stays_detached(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    git(sender, "commit", "-q", "--allow-empty", "-m", "two")
+    git(sender, "checkout", "-q", "--detach", "HEAD~1")
+    transfer(sender, receiver, tmp_path)
+    assert git(receiver, "rev-parse", "HEAD") == git(sender, "rev-parse", "HEAD")
+    assert git(receiver, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+    assert git(receiver, "rev-parse", "main") != git(sender, "rev-parse", "main")  # untouched
+
+
+def test_dirty_receiver_refuses_then_force_stashes_everything(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (receiver / "README.md").write_text("agent work\n")
+    (receiver / "notes.md").write_text("untracked agent work\n")
+    (receiver / "node_modules").mkdir()
+    (receiver / "node_modules/x.js").write_text("unignored but excluded\n")
+    before = tree_listing(receiver)
+    refs_before = _refs(receiver)
+    (sender / "src/app.py").write_text("print('sender')\n")
+
+    with pytest.raises(Refused, match="uncommitted changes"):
+        transfer(sender, receiver, tmp_path)
+    assert tree_listing(receiver) == before
+    assert _refs(receiver) == refs_before
+
+    result = transfer(sender, receiver, tmp_path, force=True)
+    assert any("git stash apply stash@{0}" in line for line in result.saved)
+    assert (receiver / "node_modules/x.js").read_text() == "unignored but excluded\n"
+    assert not (receiver / "notes.md").exists()
+    git(receiver, "checkout", "-q", "--", ".")  # drop the mirrored change, then restore
+    git(receiver, "stash", "apply", "-q")
+    assert (receiver / "README.md").read_text() == "agent work\n"
+    assert (receiver / "notes.md").read_text() == "untracked agent work\n"
+
+
+def test_receiver_commits_the_sender_lacks_refuse_then_force_backs_up(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    git(receiver, "commit", "-q", "--allow-empty", "-m", "agent commit 1")
+    git(receiver, "commit", "-q", "--allow-empty", "-m", "agent commit 2")
+    agent_tip = git(receiver, "rev-parse", "HEAD")
+    git(sender, "commit", "-q", "--allow-empty", "-m", "laptop commit")
+
+    with pytest.raises(Refused, match="2 commits on main that the incoming history lacks"):
+        transfer(sender, receiver, tmp_path)
+    assert git(receiver, "rev-parse", "main") == agent_tip
+
+    result = transfer(sender, receiver, tmp_path, force=True)
+    assert git(receiver, "rev-parse", "main") == git(sender, "rev-parse", "main")
+    backups = git(receiver, "for-each-ref", "--format=%(refname) %(objectname)",
+                  "refs/ocm/backup/main/")
+    assert backups.endswith(agent_tip)
+    assert any("refs/ocm/backup/main/" in line for line in result.saved)
+
+
+def test_second_transfer_over_own_mirror_is_not_a_conflict(tmp_path: Path) -> None:
+    """After a push of uncommitted work the receiver is dirty, but nothing there is new."""
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (sender / "README.md").write_text("uncommitted 1\n")
+    transfer(sender, receiver, tmp_path)
+    (sender / "README.md").write_text("uncommitted 2\n")
+    transfer(sender, receiver, tmp_path)
+    assert (receiver / "README.md").read_text() == "uncommitted 2\n"
+    (receiver / "README.md").write_text("agent edit\n")
+    with pytest.raises(Refused):
+        transfer(sender, receiver, tmp_path)
+
+
+def test_incoming_file_blocked_by_kept_ignored_dir_refuses(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (receiver / "build").mkdir()
+    (receiver / "build/artifact").write_text("ignored by build/\n")
+    (sender / ".gitignore").write_text("*.log\n")
+    (sender / "build").write_text("now a file\n")
+    with pytest.raises(Refused, match="build"):
+        transfer(sender, receiver, tmp_path, force=True)
+    assert (receiver / "build/artifact").read_text() == "ignored by build/\n"
+
+
+def test_failure_during_switch_is_undone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    for n in range(30):
+        (sender / f"many/f{n}.txt").parent.mkdir(exist_ok=True)
+        (sender / f"many/f{n}.txt").write_text(f"{n}\n")
+    (sender / "README.md").write_text("changed\n")
+    (sender / "src/app.py").unlink()
+    git(sender, "add", "-A")
+    git(sender, "commit", "-q", "-m", "change")
+    before, refs_before = tree_listing(receiver), _refs(receiver)
+    index_before = (receiver / ".git/index").read_bytes()
+
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def failing_replace(src: object, dst: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(swap.os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        transfer(sender, receiver, tmp_path)
+    monkeypatch.undo()
+    assert tree_listing(receiver) == before
+    assert _refs(receiver) == refs_before
+    assert (receiver / ".git/index").read_bytes() == index_before
+    assert not list((tmp_path / "staging").iterdir())
+
+
+def test_crash_mid_switch_is_undone_on_next_start(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (sender / "README.md").write_text("changed\n")
+    (sender / "extra.txt").write_text("new\n")
+    git(sender, "add", "-A")
+    git(sender, "commit", "-q", "-m", "change")
+    before, refs_before = tree_listing(receiver), _refs(receiver)
+
+    class Crash(BaseException):
+        pass
+
+    real_apply = swap.apply
+
+    def crash_after_half(work: Path, root: Path, plan: swap.Plan) -> None:
+        half = swap.Plan(ops=plan.ops[: len(plan.ops) // 2 + 1])
+        real_apply(work, root, half)
+        raise Crash  # the process "dies": no undo runs
+
+    monkeypatch.setattr(swap, "apply", crash_after_half)
+    monkeypatch.setattr(receive_mod, "_undo", lambda *a: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        transfer(sender, receiver, tmp_path)
+    monkeypatch.undo()
+    assert tree_listing(receiver) != before  # half switched
+    assert receive_mod.clean_leftovers(tmp_path / "staging") == 1
+    assert tree_listing(receiver) == before
+    assert _refs(receiver) == refs_before
+    assert not list((tmp_path / "staging").iterdir())
+
+
+def test_one_transfer_at_a_time(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    with receive_mod.repo_lock(receiver), pytest.raises(Busy):
+        transfer(sender, receiver, tmp_path)
+    shutil.rmtree(tmp_path / "staging", ignore_errors=True)

@@ -1,0 +1,72 @@
+"""What travels is exactly git's "not ignored", plus .git, minus untracked build dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from ocm.mirror.select import git_dir_files, select
+from tests.support.git import git, make_repo
+
+
+def _git_view(root: Path) -> set[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                         cwd=root, capture_output=True, check=True).stdout
+    return {os.fsdecode(p) for p in out.split(b"\0") if p}
+
+
+def test_selection_is_gits_view_minus_untracked_build_dirs(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", files={
+        ".gitignore": "*.log\n!important.log\nout/\n",
+        "pkg/.gitignore": "*.tmp\n!keep.tmp\n",
+        "pkg/deep/.gitignore": "/local-only\n",
+        "node_modules/tracked-dep/index.js": "tracked\n",
+        "src/main.py": "x\n",
+    })
+    files = {
+        "a.log": "ignored", "important.log": "negated", "out/bin": "ignored dir",
+        "pkg/x.tmp": "ignored", "pkg/keep.tmp": "negated", "pkg/deep/local-only": "ign",
+        "pkg/deep/other": "kept", "excluded-by-info.txt": "info/exclude",
+        "node_modules/untracked.js": "build", "web/node_modules/a/b.js": "build",
+        "web/dist/bundle.js": "build", "app/.next/x": "build", ".venv/bin/python": "build",
+        "src/__pycache__/m.pyc": "build", ".turbo/cache": "build", "distance/ok.txt": "kept",
+        "with space/ünï.txt": "kept", "empty": "",
+    }
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    (root / ".git/info/exclude").write_text("excluded-by-info.txt\n")
+    os.symlink("src/main.py", root / "inside-link")
+    os.symlink("/etc/hostname", root / "outside-link")
+    os.symlink("../../elsewhere", root / "src/escaping-link")
+    nested = make_repo(root / "nested-repo")
+    assert nested.exists()
+
+    selection = select(root)
+    travelling = set(selection.files)
+    build_dirs = ("node_modules/untracked.js", "web/node_modules/a/b.js", "web/dist/bundle.js",
+                  "app/.next/x", ".venv/bin/python", "src/__pycache__/m.pyc", ".turbo/cache")
+    expected = (_git_view(root) - set(build_dirs) - {"nested-repo/", "outside-link",
+                                                     "src/escaping-link"})
+    assert travelling == expected
+    assert "node_modules/tracked-dep/index.js" in travelling  # tracked always travels
+    assert {"important.log", "pkg/keep.tmp", "pkg/deep/other", "distance/ok.txt",
+            "with space/ünï.txt", "empty", "inside-link"} <= travelling
+    assert not travelling & {"a.log", "out/bin", "pkg/x.tmp", "pkg/deep/local-only",
+                             "excluded-by-info.txt"}
+    assert set(selection.skipped) == {"nested-repo/", "outside-link", "src/escaping-link"}
+
+
+def test_deleted_tracked_files_are_reported_and_git_dir_listed(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "r", files={"a.txt": "a\n", "b.txt": "b\n"})
+    (root / "a.txt").unlink()
+    (root / ".git" / "index.lock").write_text("")
+    (root / ".git" / "ocm-staging" / "x").mkdir(parents=True)
+    selection = select(root)
+    assert selection.deleted == ["a.txt"]
+    assert selection.files == ["b.txt"]
+    listed = git_dir_files(root)
+    assert ".git/HEAD" in listed and ".git/index" in listed
+    assert not [name for name in listed if name.endswith(".lock") or "ocm-staging" in name]
+    git(root, "status")
