@@ -10,8 +10,7 @@ in the ``Authorization`` header and never appears in a message.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -32,9 +31,11 @@ def make_session() -> requests.Session:
     return session
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """One Manager repo as ``/api/internal/opencode-workspaces`` describes it."""
+class Workspace(NamedTuple):
+    """One Manager repo as ``/api/internal/opencode-workspaces`` describes it.
+
+    A NamedTuple, not a dataclass: ``dataclasses`` adds ~10 ms to bare ``ocm``'s start.
+    """
 
     repo_id: int
     name: str

@@ -11,11 +11,14 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from ocm import __version__
 from ocm.errors import ExitCode, OcmError, UsageError
+
+TYPE_CHECKING = False  # typing costs a few ms at run time; only the checker needs it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ocm {__version__}")
     parser.set_defaults(handler=_attach)
-    sub = parser.add_subparsers(title="commands", metavar="<command>")
+    # An explicit prog spares argparse a formatter (and importing shutil) at build time.
+    sub = parser.add_subparsers(title="commands", metavar="<command>", prog="ocm")
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
                 description: str | None = None) -> argparse.ArgumentParser:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from ocm import paths
-from ocm.fsutil import atomic_write_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SERVICE = "opencode-manager"
 ENV_TOKEN = "OCM_TOKEN"
@@ -36,13 +37,15 @@ _NOT_REAL = {
 }
 
 
-@dataclass(frozen=True)
 class TokenSource:
     """A token and the store it came from (or went to)."""
 
-    token: str
-    store: str
-    label: str
+    __slots__ = ("token", "store", "label")
+
+    def __init__(self, token: str, store: str, label: str) -> None:
+        self.token = token
+        self.store = store  # STORE_ENV, STORE_KEYRING or STORE_FILE
+        self.label = label  # names the store in messages
 
     def __repr__(self) -> str:  # never print the token by accident
         return f"TokenSource(store={self.store!r}, label={self.label!r})"
@@ -138,6 +141,8 @@ def _write_file(tokens: dict[str, str]) -> None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return
+    from ocm.fsutil import atomic_write_text  # noqa: PLC0415 - tempfile only when writing
+
     path.parent.mkdir(parents=True, exist_ok=True)
     # The directory is ours: tighten it so a file name is not even listable by others.
     os.chmod(path.parent, 0o700)
@@ -161,11 +166,14 @@ def find_token(url: str | None) -> TokenSource | None:
     return _keyring_get(url)
 
 
-@dataclass(frozen=True)
 class SaveResult:
-    source: TokenSource
-    # Why the file was used instead of a keyring; None when the keyring took it.
-    file_reason: str | None = None
+    """Where :func:`save_token` put the token, and why the file if it was the file."""
+
+    __slots__ = ("source", "file_reason")
+
+    def __init__(self, source: TokenSource, file_reason: str | None = None) -> None:
+        self.source = source
+        self.file_reason = file_reason
 
 
 def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveResult:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ocm.errors import OcmError
 from ocm.origin import normalise_origin
@@ -23,8 +22,7 @@ if TYPE_CHECKING:  # the real import would pull in requests
     from ocm.state import State
 
 
-@dataclass(frozen=True)
-class Checkout:
+class Checkout(NamedTuple):
     """A local git repository: its top-level directory and ``origin`` URL (if any)."""
 
     root: Path
@@ -47,12 +45,41 @@ def git_root(cwd: Path) -> Path | None:
     return Path(top) if top else None
 
 
+class CheckoutProbe:
+    """Both git queries for :func:`local_checkout`, started at once and collected later.
+
+    Bare ``ocm`` starts them before asking the Manager for its repos, so git runs while the
+    network is busy instead of after it.
+    """
+
+    def __init__(self, cwd: Path) -> None:
+        self._procs: list[subprocess.Popen[str]] = []
+        try:
+            for args in (("rev-parse", "--show-toplevel"), ("remote", "get-url", "origin")):
+                self._procs.append(subprocess.Popen(
+                    ["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, text=True))
+        except OSError:  # no git, or cwd vanished
+            pass
+
+    def result(self) -> Checkout | None:
+        outputs: list[str | None] = []
+        for proc in self._procs:
+            try:
+                out, _ = proc.communicate(timeout=30)
+            except subprocess.SubprocessError:
+                proc.kill()
+                proc.communicate()
+                out = ""
+            outputs.append(out.strip() if proc.returncode == 0 and out.strip() else None)
+        if len(outputs) != 2 or outputs[0] is None:
+            return None
+        return Checkout(Path(outputs[0]), outputs[1])
+
+
 def local_checkout(cwd: Path) -> Checkout | None:
-    """The git checkout containing ``cwd`` (None outside a work tree)."""
-    root = git_root(cwd)
-    if root is None:
-        return None
-    return Checkout(root, _git(root, "remote", "get-url", "origin"))
+    """The git checkout containing ``cwd`` and its ``origin`` (None outside a work tree)."""
+    return CheckoutProbe(cwd).result()
 
 
 def repos_for_origin(origin: str | None, workspaces: Sequence[Workspace]) -> list[Workspace]:
@@ -96,8 +123,7 @@ def find_repo(workspaces: Sequence[Workspace], key: str) -> Workspace:
                    "run `ocm list` to see repo ids and names")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """The repo bare ``ocm`` chose, and why (for the line it prints)."""
 
     workspace: Workspace

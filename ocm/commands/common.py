@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
-from ocm import credentials
+from ocm import credentials, paths
 from ocm import state as state_mod
 from ocm.errors import OcmError, UsageError
 
+TYPE_CHECKING = False  # typing and dataclasses stay unimported: status must start fast
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
 
@@ -25,6 +23,8 @@ URL_ENV = "OPENCODE_MANAGER_URL"
 
 def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
     """Scheme and host required (http/https), lower-cased; trailing ``/`` dropped."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
     text = raw.strip()
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
@@ -37,10 +37,12 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
                        "", ""))
 
 
-@dataclass(frozen=True)
 class ManagerUrl:
-    url: str
-    source: str  # "OPENCODE_MANAGER_URL" or "state.json"
+    __slots__ = ("url", "source")
+
+    def __init__(self, url: str, source: str) -> None:
+        self.url = url
+        self.source = source  # "OPENCODE_MANAGER_URL" or "state.json"
 
 
 def manager_url(state: state_mod.State) -> ManagerUrl | None:
@@ -53,11 +55,15 @@ def manager_url(state: state_mod.State) -> ManagerUrl | None:
     return None
 
 
-@dataclass(frozen=True)
 class Login:
-    url: str
-    url_source: str
-    token: credentials.TokenSource
+    """The Manager URL (and where it came from) and the token (and its store)."""
+
+    __slots__ = ("url", "url_source", "token")
+
+    def __init__(self, url: str, url_source: str, token: credentials.TokenSource) -> None:
+        self.url = url
+        self.url_source = url_source
+        self.token = token
 
 
 def require_login(state: state_mod.State) -> Login:
@@ -90,8 +96,11 @@ def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.S
     """
     if state.manager_url not in (None, login.url):
         return state
-    updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch)
-    return state_mod.save(replace(updated, manager_url=login.url))
+    updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch).replace(
+        manager_url=login.url)
+    if updated == state and paths.state_file().exists():
+        return state  # already remembered: spare the write (and its fsync)
+    return state_mod.save(updated)
 
 
 def last_repo_state(state: state_mod.State, login: Login) -> state_mod.State:

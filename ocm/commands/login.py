@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 
 from ocm import credentials
 from ocm import state as state_mod
@@ -53,8 +52,8 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
                                exc.todo or "try again") from None
     saved = credentials.save_token(normalised, secret, insecure_storage=insecure_storage)
     previous = state_mod.load()
-    fresh = previous if previous.manager_url == normalised else replace(
-        previous.without_last_repo(), manager_url=normalised)
+    fresh = previous if previous.manager_url == normalised else (
+        previous.without_last_repo().replace(manager_url=normalised))
     state_mod.save(fresh)
     summary = f"logged in to {normalised}; token saved in {saved.source.label}"
     if saved.file_reason:

@@ -50,8 +50,9 @@ def attach_default() -> int:
     current = state_mod.load()
     client, login = connect(current)
     with client:
+        probe = resolve.CheckoutProbe(Path.cwd())
         workspaces = client.workspaces()
-        checkout = resolve.local_checkout(Path.cwd())
+        checkout = probe.result()
         target = resolve.resolve_target(checkout, workspaces, last_repo_state(current, login))
         return _attach(client, login, current, target.workspace, reason=target.reason)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from ocm import __version__, credentials, paths
 from ocm import state as state_mod
 from ocm.commands.common import manager_url
 from ocm.errors import OcmError
+
+TYPE_CHECKING = False  # no typing import at run time: status must start fast
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _install_info() -> dict[str, Any] | None:

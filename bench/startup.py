@@ -1,0 +1,140 @@
+"""Start-up time of ``ocm`` next to the bare interpreter and a bare ``requests`` call.
+
+Starts a real Manager (``--no-opencode``) on 127.0.0.1 with a temp data dir and one repo, logs
+in a temp config dir, puts a do-nothing ``opencode`` first on PATH (bare ``ocm`` is timed up to
+its exec), then runs each command N times, interleaved with its baseline, and prints medians:
+
+    python bench/startup.py [--runs N]
+
+Goals (issue 2): ``--help``/``--version``/``status`` within 2x of ``python -c pass``; bare
+``ocm`` within 1.3x of ``python -c "import requests; requests.get(<workspaces url>)"``.
+Both sides use the same interpreter (this one), so its own start-up cost cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def ocm_argv() -> list[str]:
+    script = Path(sys.prefix) / "bin" / "ocm"
+    return [str(script)] if script.exists() else [PY, "-m", "ocm"]
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def start_manager(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, str]:
+    data = tmp / "manager-data"
+    token = subprocess.run([PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+    log = tmp / "manager.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([PY, "-m", "manager", "serve", "--host", "127.0.0.1", "--port",
+                                 "0", "--data-dir", str(data), "--no-opencode"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())
+        if found:
+            return proc, found.group(1), token
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"manager did not start:\n{log.read_text()}")
+
+
+def median_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
+    elapsed = (time.perf_counter() - start) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"{argv} failed: {done.stderr.decode(errors='replace')}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21)
+    runs = parser.parse_args().runs
+
+    tmp = Path(tempfile.mkdtemp(prefix="ocm-bench-"))
+    home = tmp / "home"
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "opencode").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "opencode").chmod(0o755)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OCM_", "OPENCODE_", "XDG_"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+               PYTHONPATH=str(ROOT), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.invalid",
+               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.invalid")
+    proc, url, token = start_manager(tmp, env)
+    try:
+        source = tmp / "source"
+        checkout = tmp / "checkout"
+        for repo in (source, checkout):
+            repo.mkdir()
+            git(repo, "init", "-q", "-b", "main")
+            (repo / "README.md").write_text("bench\n")
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "init")
+            git(repo, "remote", "add", "origin", "git@example.com:bench/app.git")
+        subprocess.run([PY, "-m", "manager", "repo", "add", str(source), "--name", "app",
+                        "--data-dir", str(tmp / "manager-data")], env=env, check=True,
+                       capture_output=True)
+        subprocess.run([*ocm_argv(), "login", url], input=token.encode(), env=env, check=True,
+                       capture_output=True)
+
+        ocm = ocm_argv()
+        get = f"import requests; requests.get({url + '/api/internal/opencode-workspaces'!r})"
+        rows = [
+            ("ocm --help", [*ocm, "--help"], "python -c pass", [PY, "-c", "pass"], 2.0),
+            ("ocm --version", [*ocm, "--version"], "python -c pass", [PY, "-c", "pass"], 2.0),
+            ("ocm status", [*ocm, "status"], "python -c pass", [PY, "-c", "pass"], 2.0),
+            ("ocm (to exec)", ocm, "requests.get(url)", [PY, "-c", get], 1.3),
+            ("ocm list", [*ocm, "list"], "requests.get(url)", [PY, "-c", get], None),
+        ]
+        print(f"{runs} runs each, medians, interleaved; python {sys.version.split()[0]}; "
+              f"ocm = {' '.join(ocm)}")
+        header = f"{'command':<16}{'ours ms':>9}  {'baseline':<20}{'base ms':>8}{'ratio':>7}  goal"
+        print(header)
+        print("-" * len(header))
+        for label, ours, base_label, base, goal in rows:
+            for _ in range(2):  # warm the page cache and .pyc files
+                median_ms(ours, env, checkout)
+                median_ms(base, env, checkout)
+            ours_t, base_t = [], []
+            for _ in range(runs):
+                ours_t.append(median_ms(ours, env, checkout))
+                base_t.append(median_ms(base, env, checkout))
+            o, b = statistics.median(ours_t), statistics.median(base_t)
+            verdict = "" if goal is None else f"<= {goal}x {'ok' if o / b <= goal else 'MISSED'}"
+            print(f"{label:<16}{o:>9.1f}  {base_label:<20}{b:>8.1f}{o / b:>7.2f}  {verdict}")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
