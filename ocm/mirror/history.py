@@ -123,6 +123,10 @@ def orphaned_by_move(root: Path, detached_at: str, incoming: str) -> int:
                           "--branches", "--tags", "--remotes") or 0)
 
 
+def head_commit(root: Path) -> str | None:
+    return gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
+
+
 def branch_tip(root: Path, branch: str) -> str | None:
     return gitcmd.maybe(root, "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}")
 

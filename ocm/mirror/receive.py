@@ -181,18 +181,24 @@ def _save(root: Path, work: Path, current: Selection, state: RepoState, plan: sw
 
 
 def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, str | None]) -> None:
-    """Put files, refs and index back as they were before the switch."""
+    """Put files, refs and index back as they were before the switch.
+
+    Refs are only written where they moved, so an undo of a switch that never reached the
+    refs leaves no trace in the reflog.
+    """
     swap.rollback(work, root, ops)
     branch, branch_old = refs.get("branch"), refs.get("branch_old")
-    if branch:
+    if branch and history.branch_tip(root, branch) != branch_old:
         if branch_old:
             gitcmd.run(root, "update-ref", "-m", "ocm: undo", f"refs/heads/{branch}",
                        branch_old, check=False)
         else:
             gitcmd.run(root, "update-ref", "-d", f"refs/heads/{branch}", check=False)
-    if refs.get("head_ref"):
-        gitcmd.run(root, "symbolic-ref", "HEAD", str(refs["head_ref"]), check=False)
-    elif refs.get("head"):
+    head_ref = refs.get("head_ref")
+    if head_ref:
+        if gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD") != head_ref:
+            gitcmd.run(root, "symbolic-ref", "HEAD", head_ref, check=False)
+    elif refs.get("head") and history.head_commit(root) != refs["head"]:
         gitcmd.run(root, "update-ref", "--no-deref", "-m", "ocm: undo", "HEAD",
                    str(refs["head"]), check=False)
     if (work / "index.old").exists():
