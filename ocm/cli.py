@@ -28,6 +28,28 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, f"see `{self.prog} --help`")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help text formatting with the terminal width read through ``os``.
+
+    argparse builds a formatter for every ``add_argument`` and, without a width, imports
+    ``shutil`` (and with it bz2/lzma) just to ask for the terminal size.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        if width is None:
+            try:
+                width = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
+            except (ValueError, OSError):
+                width = 80
+            width = max(width - 2, 40)
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    """Keeps the top-level description and the environment list as written."""
+
+
 # ------------------------------------------------------------------ adapters
 
 
@@ -100,7 +122,7 @@ environment:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ocm", description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                     formatter_class=_RawFormatter)
     parser.add_argument("--version", action="version", version=f"ocm {__version__}")
     parser.set_defaults(handler=_attach)
     # An explicit prog spares argparse a formatter (and importing shutil) at build time.
@@ -108,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
                 description: str | None = None) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=description or help_text)
+        cmd = sub.add_parser(name, help=help_text, description=description or help_text,
+                             formatter_class=_Formatter)
         cmd.set_defaults(handler=handler)
         return cmd
 

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,9 +18,9 @@ from keyring.backends import chainer, fail, null
 
 from ocm import credentials
 from ocm.cli import main
-from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, run_ocm
 from tests.client.keyrings import BrokenKeyring, MemoryKeyring
-from tests.support.processes import RunningManager
+from tests.support.processes import RunningManager, ocm_command
 
 SERVICE = "opencode-manager"
 
@@ -178,3 +181,35 @@ def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:
     assert "not logged in; nothing to remove" in result.stderr
     done = run_ocm("logout", env={"OPENCODE_MANAGER_URL": "http://127.0.0.1:9"})
     assert "logged out of http://127.0.0.1:9; no token was stored for it" in done.stderr
+
+
+def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
+        manager: RunningManager, tmp_path: Path) -> None:
+    controller, terminal = os.openpty()
+    # A new session has no controlling terminal, so getpass uses the pty on stdin, not the
+    # terminal this test may run in.
+    proc = subprocess.Popen(ocm_command("login", manager.url), stdin=terminal, stdout=terminal,
+                            stderr=terminal, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"input hidden" not in seen and time.monotonic() < deadline:
+        seen += os.read(controller, 1024)
+    os.write(controller, manager.token.encode() + b"\n")
+    assert proc.wait(timeout=30) == 0
+    while True:
+        try:
+            chunk = os.read(controller, 1024)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(controller)
+    text = seen.decode(errors="replace")
+    assert "Manager token (input hidden):" in text
+    assert manager.token not in text  # not echoed
+    assert "logged in to" in text
+    saved = json.loads((config(tmp_path) / "credentials.json").read_text())
+    assert saved["tokens"] == {manager.url: manager.token}
