@@ -38,9 +38,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Flask
 
     from manager.api import api_bp
     from manager.mirror import clean_staging, mirror_bp
+    from manager.proxy import proxy_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(mirror_bp)
+    app.register_blueprint(proxy_bp)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
     clean_staging(settings.staging_dir)
     return app

@@ -40,12 +40,14 @@ def _registry(data_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def _stop_on_sigterm() -> None:
-    """SIGTERM (systemd, kill) unwinds like Ctrl-C, so shutdown code always runs."""
+    """SIGTERM (systemd, kill) and SIGHUP (a closed terminal) unwind like Ctrl-C, so shutdown
+    code always runs and the OpenCode child is stopped."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def _configure_logging(logs_dir: Path) -> None:
@@ -78,13 +80,24 @@ def cmd_serve(settings: Settings) -> int:
                 "no token yet and stdout is not a terminal, so none is printed; run"
                 " `ocm-manager token rotate` to make one (requests get 401 until then)")
     _stop_on_sigterm()
+    from manager.opencode import upstream_for
+
+    upstream = upstream_for(mode=settings.opencode_mode, binary=settings.opencode_bin,
+                            url=settings.opencode_url, password=settings.opencode_password,
+                            logs_dir=settings.logs_dir, workdir=settings.data_dir)
+    services.opencode = upstream
     try:
+        if upstream is not None:
+            upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
                        " pick another --port or stop what uses it") from None
+    finally:
+        if upstream is not None:
+            upstream.stop()
     return 0
 
 
@@ -176,9 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=config.DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=config.DEFAULT_PORT)
     serve.add_argument("--threads", type=int, default=config.DEFAULT_THREADS,
-                       help="worker threads; each open event stream holds one")
+                       help="worker threads for ordinary requests (default"
+                       f" {config.DEFAULT_THREADS}); event streams get --max-streams more")
     serve.add_argument("--max-streams", type=int, default=config.DEFAULT_MAX_STREAMS,
-                       help="open event streams allowed at once; more get 503")
+                       help="open event streams (attached TUIs) allowed at once; more get 503"
+                       f" (default {config.DEFAULT_MAX_STREAMS})")
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument("--max-upload-bytes", type=int, default=config.DEFAULT_MAX_UPLOAD_BYTES,
                         help="largest request body accepted, compressed (default 4 GiB)")

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
 from manager.config import Settings
 
 
+def worker_threads(settings: Settings) -> int:
+    """Every open event stream holds a waitress thread for its whole life, so streams get
+    threads of their own (the proxy refuses more than ``max_streams``) and ``threads`` stay
+    free for ordinary requests: a full house of streams never makes a request queue."""
+    return settings.threads + settings.max_streams
+
+
+def connection_limit(settings: Settings) -> int:
+    # A TUI holds one event stream plus a few keep-alive connections for its JSON calls;
+    # waitress counts its own sockets too.
+    return max(1000, 4 * worker_threads(settings))
+
+
 def waitress_options(settings: Settings) -> dict[str, Any]:
     return {
         "host": settings.host,
         "port": settings.port,
-        "threads": settings.threads,
+        "threads": worker_threads(settings),
+        "connection_limit": connection_limit(settings),
+        # select() fails above ~1000 descriptors; poll() has no such limit.
+        "asyncore_use_poll": True,
+        # Lets waitress read while a request runs, so it notices a client that went away
+        # (environ["waitress.client_disconnected"], polled by the proxy).
+        "channel_request_lookahead": 1,
         "ident": "ocm-manager",
         # Waitress buffers a whole request body before the app runs, even an
         # unauthenticated one (FIELD-NOTES): cap it.
@@ -21,11 +41,26 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def raise_open_file_limit(wanted: int) -> None:
+    """Each proxied request holds two sockets (client and OpenCode): lift a low soft limit."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serve(app: Any, settings: Settings) -> None:
     """Bind, say where (tests and scripts parse this line), and serve until interrupted."""
     from waitress.server import create_server
 
-    server = create_server(app, **waitress_options(settings))
+    options = waitress_options(settings)
+    raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
+    server = create_server(app, **options)
     try:
         port = getattr(server, "effective_port", settings.port)
         print(f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr,

@@ -26,16 +26,31 @@ class StreamTracker:
 
     @contextlib.contextmanager
     def lease(self, directory: str) -> Iterator[None]:
-        key = _key(directory)
-        with self._lock:
-            self._open[key] += 1
+        self.acquire(directory)
         try:
             yield
         finally:
-            with self._lock:
-                self._open[key] -= 1
-                if self._open[key] <= 0:
-                    del self._open[key]
+            self.release(directory)
+
+    def acquire(self, directory: str, limit: int | None = None) -> bool:
+        """Open a lease unless ``limit`` streams are open already (then False, nothing held).
+
+        The proxy holds a lease from the moment it accepts an event stream until waitress
+        closes the response, which is not one ``with`` block: hence the explicit pair.
+        """
+        key = _key(directory)
+        with self._lock:
+            if limit is not None and sum(self._open.values()) >= limit:
+                return False
+            self._open[key] += 1
+        return True
+
+    def release(self, directory: str) -> None:
+        key = _key(directory)
+        with self._lock:
+            self._open[key] -= 1
+            if self._open[key] <= 0:
+                del self._open[key]
 
     def in_use(self, directory: str) -> bool:
         with self._lock:

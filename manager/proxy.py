@@ -1,0 +1,303 @@
+"""``/api/opencode-proxy/<path>``: the token-protected, streaming reverse proxy (SPEC §5).
+
+The Manager token has been checked by ``manager.auth`` before a view runs; here it is swapped
+for OpenCode's own Basic credentials. Bodies stream both ways, Server-Sent Events go out chunk
+by chunk as OpenCode writes them, and every event stream holds a ``StreamTracker`` lease for its
+directory (a repo's ``inUse``) until waitress closes the response.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.routing import PathConverter
+
+from manager.errors import ApiError
+from manager.opencode import Endpoint
+from manager.proxy_http import Connection, DisconnectWatcher, Pool
+from manager.streams import StreamTracker
+
+log = logging.getLogger("manager.proxy")
+
+PREFIX = "/api/opencode-proxy"
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+EVENT_PATHS = frozenset({"/event", "/global/event"})
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
+                        "upgrade"})
+# Never forwarded upstream: the Manager's own credentials, what waitress already handled
+# (Expect, the body's framing) and Host, which names the Manager, not OpenCode.
+DROP_REQUEST = HOP_BY_HOP | {"authorization", "host", "expect", "content-length"}
+# Never passed back: a challenge for OpenCode's password is no business of the client's.
+DROP_RESPONSE = HOP_BY_HOP | {"www-authenticate"}
+# Small bodies are sent with the headers in one write, and can be re-sent on a fresh
+# connection when a pooled one turns out to be closed.
+SMALL_BODY = 256 * 1024
+BLOCK = 64 * 1024
+# A request that arrives while OpenCode (re)starts waits this long before getting a 502.
+READY_WAIT = 30.0
+
+proxy_bp = Blueprint("proxy", __name__)
+
+
+class AnyPath(PathConverter):
+    """Like ``path`` but also empty or starting with ``/``: ``//x`` is passed on, not a 404."""
+
+    regex = ".*"
+    part_isolating = False
+
+
+@proxy_bp.record_once
+def _register_converter(state: Any) -> None:
+    state.app.url_map.converters["anypath"] = AnyPath
+
+
+class ProxyResponse(Response):
+    # No invented Content-Type: a response without one passes through without one.
+    default_mimetype = None
+
+
+class Relay:
+    """The proxy's shared machinery, one per app: the connection pool and the watcher."""
+
+    def __init__(self, pool_size: int) -> None:
+        self.pool = Pool(pool_size)
+        self.watcher = DisconnectWatcher()
+
+
+def relay_for(app: Any) -> Relay:
+    relay = app.extensions.get("ocm-proxy")
+    if relay is None:
+        settings = app.extensions["ocm"].settings
+        relay = app.extensions.setdefault("ocm-proxy",
+                                          Relay(settings.threads + settings.max_streams))
+    return relay  # type: ignore[no-any-return]
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+def upstream_target(environ: dict[str, Any], base_path: str) -> str:
+    """The raw path and query after the prefix, exactly as the client sent them.
+
+    PATH_INFO is decoded (``%2F`` becomes ``/``); REQUEST_URI is what was on the wire.
+    """
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if raw.startswith(("http://", "https://")):  # absolute form: keep path and query
+        parts = urlsplit(raw)
+        raw = parts.path + (f"?{parts.query}" if parts.query else "")
+    if raw == PREFIX or raw.startswith((PREFIX + "/", PREFIX + "?")):
+        rest = raw[len(PREFIX):]
+    else:  # the prefix itself was percent-encoded: rebuild from the decoded path
+        path = environ.get("PATH_INFO", "")[len(PREFIX):]
+        query = environ.get("QUERY_STRING", "")
+        rest = quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return base_path + rest
+
+
+def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[str, str]]:
+    named_in_connection = {token.strip().lower()
+                           for token in environ.get("HTTP_CONNECTION", "").split(",")}
+    headers = [("Host", f"{endpoint.host}:{endpoint.port}")]
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].replace("_", "-").lower()
+        elif key == "CONTENT_TYPE" and value:
+            name = "content-type"
+        else:
+            continue
+        if name in DROP_REQUEST or name in named_in_connection or name.startswith("proxy-"):
+            continue
+        headers.append((name, value))
+    headers.append(("Authorization", endpoint.authorization))
+    return headers
+
+
+def response_headers(response: http.client.HTTPResponse) -> list[tuple[str, str]]:
+    named_in_connection = {token.strip().lower()
+                           for value in response.headers.get_all("Connection", [])
+                           for token in value.split(",")}
+    return [(name, value) for name, value in response.headers.items()
+            if name.lower() not in DROP_RESPONSE and name.lower() not in named_in_connection
+            and not name.lower().startswith("proxy-")]
+
+
+def _is_event_stream(environ: dict[str, Any]) -> bool:
+    return upstream_target(environ, "").split("?", 1)[0] in EVENT_PATHS
+
+
+def event_directory(environ: dict[str, Any]) -> str:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if query.get("directory"):
+        return query["directory"][0]
+    header = environ.get("HTTP_X_OPENCODE_DIRECTORY", "")
+    return unquote(header) if header else ""
+
+
+def _send(conn: Connection, method: str, target: str, headers: list[tuple[str, str]],
+          body: bytes | BinaryIO | None, length: int) -> http.client.HTTPResponse:
+    conn.connect()
+    h = conn.http
+    h.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers:
+        h.putheader(name, value)
+    if body is None:
+        h.endheaders()
+    elif isinstance(body, bytes):
+        h.putheader("Content-Length", str(length))
+        h.endheaders(body)
+    else:
+        h.putheader("Content-Length", str(length))
+        h.endheaders()
+        remaining = length
+        while remaining > 0:
+            block = body.read(min(BLOCK, remaining))
+            if not block:
+                break
+            h.send(block)
+            remaining -= len(block)
+    return h.getresponse()
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+class RelayBody:
+    """The response body as a WSGI iterable; ``close()`` (called by waitress, even for HEAD,
+    204 and 304 when the body never runs) frees the connection, the watch and the lease."""
+
+    def __init__(self, relay: Relay, conn: Connection, response: http.client.HTTPResponse,
+                 watch_key: int, on_close: Any = None) -> None:
+        self.relay = relay
+        self.conn = conn
+        self.response = response
+        self.watch_key = watch_key
+        self.on_close = on_close
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        response = self.response
+        try:
+            while True:
+                # read1 returns what has arrived (one SSE event at a time), never waits to
+                # fill the buffer; the bytes are forwarded exactly as OpenCode encoded them.
+                chunk = response.read1(BLOCK)
+                if not chunk:
+                    return
+                yield chunk
+        except (OSError, http.client.HTTPException, ValueError):
+            # OpenCode went away mid-body, or the watcher shut the socket because the client
+            # did: end the body; waitress closes a connection whose length was not met.
+            return
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.relay.watcher.unwatch(self.watch_key)
+        if not self.response.isclosed() and self.response.length == 0:
+            self.response.read()  # HEAD, 204, 304: nothing to read; frees the connection
+        if self.response.isclosed() and not self.response.will_close:
+            self.relay.pool.put(self.conn)  # fully read: the connection is reusable
+        else:
+            self.response.close()
+            self.conn.close()
+        if self.on_close is not None:
+            self.on_close()
+
+
+def _forward(relay: Relay, environ: dict[str, Any], endpoint: Endpoint
+             ) -> tuple[Connection, http.client.HTTPResponse, int]:
+    method = environ["REQUEST_METHOD"]
+    target = upstream_target(environ, endpoint.base_path)
+    headers = request_headers(environ, endpoint)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    stream: BinaryIO = environ["wsgi.input"]
+    body: bytes | BinaryIO | None
+    if length == 0:
+        body = b"" if method in ("POST", "PUT", "PATCH") else None
+    elif length <= SMALL_BODY:
+        body = stream.read(length)
+    else:
+        body = stream
+    gone = environ.get("waitress.client_disconnected") or (lambda: False)
+    for attempt in (1, 2):
+        conn = relay.pool.get(endpoint)
+        key = relay.watcher.watch(gone, conn)
+        try:
+            return conn, _send(conn, method, target, headers, body, length), key
+        except (OSError, http.client.HTTPException) as exc:
+            relay.watcher.unwatch(key)
+            conn.close()
+            # A pooled connection the server closed a moment ago: once more on a fresh one.
+            if attempt == 1 and conn.reused and not hasattr(body, "read"):
+                continue
+            raise ApiError(502, "opencode_unreachable",
+                           "OpenCode did not answer the proxied request"
+                           f" ({exc.__class__.__name__}); it may be restarting, try again in a"
+                           " few seconds.") from None
+    raise AssertionError("unreachable")
+
+
+@proxy_bp.route(PREFIX, defaults={"path": ""}, methods=METHODS,
+                provide_automatic_options=False, strict_slashes=False, merge_slashes=False)
+@proxy_bp.route(PREFIX + "/<anypath:path>", methods=METHODS, provide_automatic_options=False,
+                merge_slashes=False)
+# Werkzeug routes a WebSocket handshake only to rules marked for it (anything else is a 400):
+# this one exists so that the answer is a clear 501.
+@proxy_bp.route(PREFIX + "/<anypath:path>", methods=["GET"], websocket=True,
+                merge_slashes=False)
+def proxy(path: str) -> Any:
+    environ = request.environ
+    if environ.get("HTTP_UPGRADE"):
+        raise ApiError(501, "websocket_unsupported",
+                       "The Manager's proxy does not carry WebSocket upgrades (such as OpenCode's"
+                       " terminal endpoints); everything else works through it.")
+    services = current_app.extensions["ocm"]
+    upstream = services.opencode
+    if upstream is None or not upstream.configured:
+        message = upstream.describe() if upstream is not None else (
+            "the Manager runs without OpenCode (--no-opencode)")
+        raise ApiError(503, "opencode_not_configured",
+                       f"No OpenCode server is available: {message}.")
+    endpoint = upstream.wait_ready(READY_WAIT)
+    if endpoint is None:
+        raise ApiError(502, "opencode_unavailable",
+                       f"OpenCode is not answering ({upstream.state}); try again in a few"
+                       " seconds.")
+    relay = relay_for(current_app)
+    streams: StreamTracker = services.streams
+    on_close = None
+    if environ["REQUEST_METHOD"] == "GET" and _is_event_stream(environ):
+        directory = event_directory(environ)
+        limit = services.settings.max_streams
+        if not streams.acquire(directory, limit):
+            raise ApiError(503, "too_many_streams",
+                           f"The Manager already holds {limit} event streams (its --max-streams"
+                           " limit); close a TUI or raise the limit.")
+
+        def on_close() -> None:
+            streams.release(directory)
+
+    try:
+        conn, response, key = _forward(relay, environ, endpoint)
+    except BaseException:
+        if on_close is not None:
+            on_close()
+        raise
+    if response.status == 401:
+        # OpenCode refused the Manager's own credentials: a Manager configuration fault, not
+        # the client's; passing the 401 on would make the client discard a good token.
+        RelayBody(relay, conn, response, key, on_close).close()
+        raise ApiError(502, "opencode_auth_failed",
+                       "OpenCode rejected the Manager's credentials; check --opencode-password.")
+    body = RelayBody(relay, conn, response, key, on_close)
+    return ProxyResponse(body, status=response.status, headers=response_headers(response),
+                         direct_passthrough=True)

@@ -1,0 +1,169 @@
+"""A recording stand-in for ``opencode serve`` at the edge of the system: a tiny stdlib HTTP
+server on 127.0.0.1 port 0 that keeps every request it gets, exactly as it arrived, and
+answers by path:
+
+- ``/gzip``: a fixed gzip body with its Content-Encoding and Content-Length;
+- ``/event``, ``/global/event``: a Server-Sent-Events stream that sends one event, then waits
+  until the proxy closes the connection (and records that it did);
+- ``/status/<code>``: that status, with a hop-by-hop header named in ``Connection``;
+- ``/challenge``: 401 with a ``WWW-Authenticate`` challenge;
+- anything else: 200 with a JSON summary of the request.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GZIP_PLAIN = b"".join(f'{{"n": {i}, "text": "hello proxy"}}\n'.encode() for i in range(20000))
+GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
+
+
+@dataclass
+class Recorded:
+    method: str
+    target: str  # the raw request-target: path and query exactly as sent
+    headers: list[tuple[str, str]]
+    body_sha256: str
+    body_length: int
+    client_port: int
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class Recorder:
+    requests: list[Recorded] = field(default_factory=list)
+    open_streams: int = 0
+    closed_streams: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(self):
+                    return True
+            time.sleep(0.05)
+        return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+    def _record(self) -> Recorded:
+        length = int(self.headers.get("Content-Length") or 0)
+        digest = hashlib.sha256()
+        remaining = length
+        while remaining:
+            block = self.rfile.read(min(remaining, 1 << 16))
+            if not block:
+                break
+            digest.update(block)
+            remaining -= len(block)
+        # self.path has leading slashes collapsed by http.server; the request line does not.
+        target = self.requestline.split(" ")[1]
+        recorded = Recorded(self.command, target, list(self.headers.items()),
+                            digest.hexdigest(), length - remaining, self.client_address[1])
+        with self.server.recorder.lock:
+            self.server.recorder.requests.append(recorded)
+        return recorded
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if "Content-Length" not in (headers or {}):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        recorded = self._record()
+        path = recorded.target.split("?", 1)[0]
+        if path in ("/event", "/global/event"):
+            self._stream()
+        elif path == "/gzip":
+            self._send(200, GZIP_BODY, {"Content-Type": "application/json",
+                                        "Content-Encoding": "gzip"})
+        elif path.startswith("/status/"):
+            status = int(path.rsplit("/", 1)[1])
+            self._send(status, b"" if status in (204, 304) else b"{}",
+                       {"Content-Type": "application/json", "Connection": "X-Hop",
+                        "X-Hop": "must not pass", "Keep-Alive": "timeout=5",
+                        "X-End-To-End": "kept", "Set-Cookie": "a=1; Path=/"})
+        elif path == "/challenge":
+            self._send(401, b"no", {"WWW-Authenticate": 'Basic realm="opencode"'})
+        else:
+            summary = {"method": recorded.method, "target": recorded.target,
+                       "length": recorded.body_length, "sha256": recorded.body_sha256}
+            self._send(200, json.dumps(summary).encode(), {"Content-Type": "application/json"})
+
+    def _stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        event = b'data: {"type":"server.connected","properties":{}}\n\n'
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.flush()
+        with self.server.recorder.lock:
+            self.server.recorder.open_streams += 1
+        try:
+            # No heartbeat: without the proxy's disconnect watcher this would never end.
+            while self.rfile.read(1):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self.server.recorder.lock:
+                self.server.recorder.open_streams -= 1
+                self.server.recorder.closed_streams += 1
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    recorder: Recorder
+
+
+class RecordingUpstream:
+    def __init__(self) -> None:
+        self.recorder = Recorder()
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.recorder = self.recorder
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RecordingUpstream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def requests(self) -> list[Recorded]:
+        with self.recorder.lock:
+            return list(self.recorder.requests)
+
+    def last(self) -> Recorded:
+        return self.requests[-1]
