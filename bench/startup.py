@@ -4,11 +4,18 @@ Starts a real Manager (``--no-opencode``) on 127.0.0.1 with a temp data dir and 
 in a temp config dir, puts a do-nothing ``opencode`` first on PATH (bare ``ocm`` is timed up to
 its exec), then runs each command N times, interleaved with its baseline, and prints medians:
 
-    python bench/startup.py [--runs N]
+    python bench/startup.py [--runs N] [--plain-install]
 
 Goals (issue 2): ``--help``/``--version``/``status`` within 2x of ``python -c pass``; bare
 ``ocm`` within 1.3x of ``python -c "import requests; requests.get(<workspaces url>)"``.
-Both sides use the same interpreter (this one), so its own start-up cost cancels out.
+Both sides use the same interpreter, so its own start-up cost cancels out.
+
+By default ``ocm`` is this environment's console script. A development (editable) install
+runs a path finder at every interpreter start that already imports pathlib, re and
+urllib.parse, which flatters ``ocm`` next to ``python -c pass``. ``--plain-install`` times a
+regular install instead: a temp venv holding copies of ``ocm/`` and ``install/``, a console
+script written the way pip writes it, and this environment's site-packages for the
+dependencies (no network, no pip).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -29,9 +37,38 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 
 
+CONSOLE_SCRIPT = """#!{python}
+import re
+import sys
+from ocm.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
 def ocm_argv() -> list[str]:
     script = Path(sys.prefix) / "bin" / "ocm"
     return [str(script)] if script.exists() else [PY, "-m", "ocm"]
+
+
+def plain_install(tmp: Path) -> tuple[str, list[str]]:
+    """A venv with ocm copied in, as pip would leave it; returns (python, ocm argv)."""
+    venv = tmp / "plain-venv"
+    subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
+                                "print(sysconfig.get_paths()['purelib'])"], check=True,
+                               capture_output=True, text=True).stdout.strip())
+    deps = Path(sysconfig.get_paths()["purelib"])
+    (site / "ocm-bench-deps.pth").write_text(f"{deps}\n")  # a plain path line runs no code
+    for package in ("ocm", "install"):
+        shutil.copytree(ROOT / package, site / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    script = venv / "bin" / "ocm"
+    script.write_text(CONSOLE_SCRIPT.format(python=python))
+    script.chmod(0o755)
+    return str(python), [str(script)]
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -72,7 +109,10 @@ def median_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
-    runs = parser.parse_args().runs
+    parser.add_argument("--plain-install", action="store_true",
+                        help="time a regular (non-editable) install of ocm")
+    options = parser.parse_args()
+    runs = options.runs
 
     tmp = Path(tempfile.mkdtemp(prefix="ocm-bench-"))
     home = tmp / "home"
@@ -104,14 +144,17 @@ def main() -> int:
         subprocess.run([*ocm_argv(), "login", url], input=token.encode(), env=env, check=True,
                        capture_output=True)
 
-        ocm = ocm_argv()
+        python, ocm = plain_install(tmp) if options.plain_install else (PY, ocm_argv())
+        if options.plain_install:
+            env.pop("PYTHONPATH")
         get = f"import requests; requests.get({url + '/api/internal/opencode-workspaces'!r})"
+        bare = [python, "-c", "pass"]
         rows = [
-            ("ocm --help", [*ocm, "--help"], "python -c pass", [PY, "-c", "pass"], 2.0),
-            ("ocm --version", [*ocm, "--version"], "python -c pass", [PY, "-c", "pass"], 2.0),
-            ("ocm status", [*ocm, "status"], "python -c pass", [PY, "-c", "pass"], 2.0),
-            ("ocm (to exec)", ocm, "requests.get(url)", [PY, "-c", get], 1.3),
-            ("ocm list", [*ocm, "list"], "requests.get(url)", [PY, "-c", get], None),
+            ("ocm --help", [*ocm, "--help"], "python -c pass", bare, 2.0),
+            ("ocm --version", [*ocm, "--version"], "python -c pass", bare, 2.0),
+            ("ocm status", [*ocm, "status"], "python -c pass", bare, 2.0),
+            ("ocm (to exec)", ocm, "requests.get(url)", [python, "-c", get], 1.3),
+            ("ocm list", [*ocm, "list"], "requests.get(url)", [python, "-c", get], None),
         ]
         print(f"{runs} runs each, medians, interleaved; python {sys.version.split()[0]}; "
               f"ocm = {' '.join(ocm)}")

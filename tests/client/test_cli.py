@@ -72,3 +72,20 @@ def test_a_file_token_is_used_without_importing_keyring() -> None:
         server.json_route("/api/internal/opencode-workspaces", {"workspaces": []})
         assert run_ocm("login", server.url, "tok").returncode == 0
         assert imported_heavy("list") == ["requests"]
+
+
+@pytest.mark.parametrize("args", [["--version"], ["status"], ["status", "--json"]])
+def test_the_fast_path_answers_like_argparse(args: list[str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from ocm.cli import main
+    from ocm.parser import build_parser
+
+    assert main(args) == 0
+    fast = capsys.readouterr()
+    try:
+        parsed = build_parser().parse_args(args)
+        assert parsed.handler(parsed) == 0
+    except SystemExit as exc:  # argparse's own --version
+        assert exc.code == 0
+    slow = capsys.readouterr()
+    assert fast == slow
