@@ -30,6 +30,11 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
         raise UsageError(f"{what} {text!r} needs a scheme and a host",
                          "write it like https://manager.example.com or http://127.0.0.1:5003")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise UsageError(f"{what} {text!r} has an invalid port",
+                         "write it like http://127.0.0.1:5003") from None
     if parts.query or parts.fragment:
         raise UsageError(f"{what} {text!r} has a query or fragment",
                          "give just the scheme, host, port and path prefix")

@@ -54,7 +54,8 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
 @pytest.mark.parametrize(("url", "todo"), [
     ("manager.example.com", "write it like https://"), ("127.0.0.1:5003", "write it like"),
     ("ftp://host/x", "write it like"), ("https://", "write it like"),
-    ("http://host/?q=1", "give just the scheme, host, port and path prefix")])
+    ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
+    ("http://host:port", "write it like http://127.0.0.1:5003")])
 def test_login_url_without_scheme_or_host_is_a_usage_error(url: str, todo: str,
                                                           tmp_path: Path) -> None:
     assert_one_error(run_ocm("login", url, "tok"), 2, repr(url), todo)
