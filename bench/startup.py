@@ -52,6 +52,13 @@ def ocm_argv() -> list[str]:
     return [str(script)] if script.exists() else [PY, "-m", "ocm"]
 
 
+def compile_packages(python: str, where: Path) -> None:
+    """Write the .pyc files pip writes at install time (PYTHONDONTWRITEBYTECODE=1 would
+    otherwise make every timed run compile ocm from source)."""
+    subprocess.run([python, "-m", "compileall", "-q", str(where / "ocm"),
+                    str(where / "install")], check=True)
+
+
 def plain_install(tmp: Path) -> tuple[str, list[str]]:
     """A venv with ocm copied in, as pip would leave it; returns (python, ocm argv)."""
     venv = tmp / "plain-venv"
@@ -65,6 +72,7 @@ def plain_install(tmp: Path) -> tuple[str, list[str]]:
     for package in ("ocm", "install"):
         shutil.copytree(ROOT / package, site / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    compile_packages(str(python), site)
     script = venv / "bin" / "ocm"
     script.write_text(CONSOLE_SCRIPT.format(python=python))
     script.chmod(0o755)
@@ -144,7 +152,11 @@ def main() -> int:
         subprocess.run([*ocm_argv(), "login", url], input=token.encode(), env=env, check=True,
                        capture_output=True)
 
-        python, ocm = plain_install(tmp) if options.plain_install else (PY, ocm_argv())
+        if options.plain_install:
+            python, ocm = plain_install(tmp)
+        else:
+            python, ocm = PY, ocm_argv()
+            compile_packages(PY, ROOT)
         if options.plain_install:
             env.pop("PYTHONPATH")
         get = f"import requests; requests.get({url + '/api/internal/opencode-workspaces'!r})"
