@@ -81,15 +81,22 @@ def cmd_serve(settings: Settings) -> int:
                 " `ocm-manager token rotate` to make one (requests get 401 until then)")
     _stop_on_sigterm()
     from manager.opencode import upstream_for
+    from manager.proxy import end_streams
 
     upstream = upstream_for(mode=settings.opencode_mode, binary=settings.opencode_bin,
                             url=settings.opencode_url, password=settings.opencode_password,
                             logs_dir=settings.logs_dir, workdir=settings.data_dir)
     services.opencode = upstream
+
+    def on_stop() -> None:
+        end_streams(app)
+        if upstream is not None:
+            upstream.stop()
+
     try:
         if upstream is not None:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
-        serve(app, settings)
+        serve(app, settings, on_stop=on_stop)
     except KeyboardInterrupt:
         pass
     except OSError as exc:

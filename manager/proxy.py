@@ -79,6 +79,13 @@ def relay_for(app: Any) -> Relay:
     return relay  # type: ignore[no-any-return]
 
 
+def end_streams(app: Any) -> None:
+    """Cut every proxied request short (the Manager is shutting down)."""
+    relay = app.extensions.get("ocm-proxy")
+    if relay is not None:
+        relay.watcher.shutdown_all()
+
+
 # -- requests ----------------------------------------------------------------------------
 
 
@@ -181,6 +188,7 @@ class RelayBody:
         self.watch_key = watch_key
         self.on_close = on_close
         self.closed = False
+        self.complete = False  # the whole body came, so the connection may be reused
 
     def __iter__(self) -> Iterator[bytes]:
         response = self.response
@@ -189,6 +197,9 @@ class RelayBody:
                 # read1 returns what has arrived (one SSE event at a time), never waits to
                 # fill the buffer; the bytes are forwarded exactly as OpenCode encoded them.
                 chunk = response.read1(BLOCK)
+                # http.client raises on a body cut short, so "closed" here means "all read"
+                # (waitress stops iterating once Content-Length bytes went out).
+                self.complete = response.isclosed()
                 if not chunk:
                     return
                 yield chunk
@@ -202,9 +213,12 @@ class RelayBody:
             return
         self.closed = True
         self.relay.watcher.unwatch(self.watch_key)
-        if not self.response.isclosed() and self.response.length == 0:
+        if not self.complete and not self.response.isclosed() and self.response.length == 0:
             self.response.read()  # HEAD, 204, 304: nothing to read; frees the connection
-        if self.response.isclosed() and not self.response.will_close:
+            self.complete = True
+        # A body cut short (OpenCode died, or the watcher shut the socket) leaves a closed
+        # response too: only a complete one hands its connection back.
+        if self.complete and self.response.isclosed() and not self.response.will_close:
             self.relay.pool.put(self.conn)  # fully read: the connection is reusable
         else:
             self.response.close()

@@ -136,6 +136,13 @@ class DisconnectWatcher:
         with self._lock:
             self._watched.pop(key, None)
 
+    def shutdown_all(self) -> None:
+        with self._lock:
+            entries = list(self._watched.values())
+            self._watched.clear()
+        for _, conn in entries:
+            conn.shutdown()
+
     def _run(self) -> None:
         stop = threading.Event()
         while not stop.wait(self.interval):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from manager.config import Settings
@@ -54,8 +55,12 @@ def raise_open_file_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def serve(app: Any, settings: Settings) -> None:
-    """Bind, say where (tests and scripts parse this line), and serve until interrupted."""
+def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
+    """Bind, say where (tests and scripts parse this line), and serve until interrupted.
+
+    ``on_stop`` runs before waitress closes: it ends the open streams, which would otherwise
+    hold their threads (and the shutdown) for waitress' whole grace period.
+    """
     from waitress.server import create_server
 
     options = waitress_options(settings)
@@ -65,6 +70,13 @@ def serve(app: Any, settings: Settings) -> None:
         port = getattr(server, "effective_port", settings.port)
         print(f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr,
               flush=True)
-        server.run()
+        # server.run(), except that on_stop runs before waitress waits for its workers.
+        server.asyncore.loop(timeout=server.adj.asyncore_loop_timeout, map=server._map,
+                             use_poll=server.adj.asyncore_use_poll)
+    except (KeyboardInterrupt, SystemExit):
+        pass
     finally:
+        if on_stop is not None:
+            on_stop()
+        server.task_dispatcher.shutdown()
         server.close()
