@@ -3,6 +3,7 @@ many at once, read events as they arrive, and hang up abruptly like a closed lap
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from urllib.parse import urlsplit
@@ -36,8 +37,6 @@ class EventStream:
         return int(head.split(b" ", 2)[1])
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
