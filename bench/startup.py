@@ -55,8 +55,9 @@ def ocm_argv() -> list[str]:
 def compile_packages(python: str, where: Path) -> None:
     """Write the .pyc files pip writes at install time (PYTHONDONTWRITEBYTECODE=1 would
     otherwise make every timed run compile ocm from source)."""
-    subprocess.run([python, "-m", "compileall", "-q", str(where / "ocm"),
-                    str(where / "install")], check=True)
+    subprocess.run(
+        [python, "-m", "compileall", "-q", str(where / "ocm"), str(where / "install")], check=True
+    )
 
 
 def plain_install(tmp: Path) -> tuple[str, list[str]]:
@@ -64,14 +65,20 @@ def plain_install(tmp: Path) -> tuple[str, list[str]]:
     venv = tmp / "plain-venv"
     subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
-                                "print(sysconfig.get_paths()['purelib'])"], check=True,
-                               capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     deps = Path(sysconfig.get_paths()["purelib"])
     (site / "ocm-bench-deps.pth").write_text(f"{deps}\n")  # a plain path line runs no code
     for package in ("ocm", "install"):
-        shutil.copytree(ROOT / package, site / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     compile_packages(str(python), site)
     script = venv / "bin" / "ocm"
     script.write_text(CONSOLE_SCRIPT.format(python=python))
@@ -85,14 +92,34 @@ def git(cwd: Path, *args: str) -> None:
 
 def start_manager(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, str]:
     data = tmp / "manager-data"
-    token = subprocess.run([PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+    token = subprocess.run(
+        [PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     log = tmp / "manager.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([PY, "-m", "manager", "serve", "--host", "127.0.0.1", "--port",
-                                 "0", "--data-dir", str(data), "--no-opencode"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "manager",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--no-opencode",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())
@@ -117,8 +144,9 @@ def median_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
-    parser.add_argument("--plain-install", action="store_true",
-                        help="time a regular (non-editable) install of ocm")
+    parser.add_argument(
+        "--plain-install", action="store_true", help="time a regular (non-editable) install of ocm"
+    )
     options = parser.parse_args()
     runs = options.runs
 
@@ -128,13 +156,18 @@ def main() -> int:
     bin_dir.mkdir(parents=True)
     (bin_dir / "opencode").write_text("#!/bin/sh\nexit 0\n")
     (bin_dir / "opencode").chmod(0o755)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OCM_", "OPENCODE_", "XDG_"))}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-               PYTHONPATH=str(ROOT), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@example.invalid",
-               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@example.invalid")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCM_", "OPENCODE_", "XDG_"))}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        PYTHONPATH=str(ROOT),
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@example.invalid",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@example.invalid",
+    )
     proc, url, token = start_manager(tmp, env)
     try:
         source = tmp / "source"
@@ -146,11 +179,30 @@ def main() -> int:
             git(repo, "add", "-A")
             git(repo, "commit", "-q", "-m", "init")
             git(repo, "remote", "add", "origin", "git@example.com:bench/app.git")
-        subprocess.run([PY, "-m", "manager", "repo", "add", str(source), "--name", "app",
-                        "--data-dir", str(tmp / "manager-data")], env=env, check=True,
-                       capture_output=True)
-        subprocess.run([*ocm_argv(), "login", url], input=token.encode(), env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "manager",
+                "repo",
+                "add",
+                str(source),
+                "--name",
+                "app",
+                "--data-dir",
+                str(tmp / "manager-data"),
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*ocm_argv(), "login", url],
+            input=token.encode(),
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
         if options.plain_install:
             python, ocm = plain_install(tmp)
@@ -168,8 +220,10 @@ def main() -> int:
             ("ocm (to exec)", ocm, "requests.get(url)", [python, "-c", get], 1.3),
             ("ocm list", [*ocm, "list"], "requests.get(url)", [python, "-c", get], None),
         ]
-        print(f"{runs} runs each, medians, interleaved; python {sys.version.split()[0]}; "
-              f"ocm = {' '.join(ocm)}")
+        print(
+            f"{runs} runs each, medians, interleaved; python {sys.version.split()[0]}; "
+            f"ocm = {' '.join(ocm)}"
+        )
         header = f"{'command':<16}{'ours ms':>9}  {'baseline':<20}{'base ms':>8}{'ratio':>7}  goal"
         print(header)
         print("-" * len(header))

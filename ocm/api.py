@@ -56,9 +56,14 @@ class Workspace(NamedTuple):
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"repoId": self.repo_id, "name": self.name, "branch": self.branch,
-                "status": self.status, "directory": self.directory,
-                "originUrl": self.origin_url}
+        return {
+            "repoId": self.repo_id,
+            "name": self.name,
+            "branch": self.branch,
+            "status": self.status,
+            "directory": self.directory,
+            "originUrl": self.origin_url,
+        }
 
 
 def _reason(exc: requests.RequestException) -> str:
@@ -101,8 +106,14 @@ def _error_message(response: requests.Response) -> str | None:
 class ManagerClient:
     """A logged-in conversation with one Manager; reuse it so connections stay alive."""
 
-    def __init__(self, url: str, token: str, *, token_label: str = "the saved token",
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        token_label: str = "the saved token",
+        session: requests.Session | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.token_label = token_label
         self._token = token
@@ -117,11 +128,20 @@ class ManagerClient:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                json: Any = None, data: Any = None, headers: Mapping[str, str] | None = None,
-                stream: bool = False, read_timeout: float | None = READ_TIMEOUT,
-                conflict_todo: str = "resolve it on the Manager, or re-run with --force",
-                auth: bool = True) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        read_timeout: float | None = READ_TIMEOUT,
+        conflict_todo: str = "resolve it on the Manager, or re-run with --force",
+        auth: bool = True,
+    ) -> requests.Response:
         """Send one request; a 2xx response is returned, everything else raises an OcmError.
 
         ``path`` starts with ``/``. ``stream=True`` leaves the body unread (the caller closes
@@ -132,16 +152,25 @@ class ManagerClient:
             all_headers["Authorization"] = f"Bearer {self._token}"
         try:
             response = self.session.request(
-                method, self.url + path, params=params, json=json, data=data,
-                headers=all_headers, stream=stream, timeout=(CONNECT_TIMEOUT, read_timeout),
-                allow_redirects=False)
+                method,
+                self.url + path,
+                params=params,
+                json=json,
+                data=data,
+                headers=all_headers,
+                stream=stream,
+                timeout=(CONNECT_TIMEOUT, read_timeout),
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
             todo = "check the URL and that the Manager is running"
             if isinstance(exc, requests.exceptions.SSLError):
-                todo = ("check the Manager's certificate, or use its http:// URL on a trusted "
-                        "network")
-            raise ManagerError(f"cannot reach the Manager at {self.url} ({_reason(exc)})",
-                               todo) from None
+                todo = (
+                    "check the Manager's certificate, or use its http:// URL on a trusted network"
+                )
+            raise ManagerError(
+                f"cannot reach the Manager at {self.url} ({_reason(exc)})", todo
+            ) from None
         if response.status_code < 300:
             return response
         try:
@@ -160,43 +189,68 @@ class ManagerClient:
         except ValueError:
             pass
         if status == 401:
-            raise AuthError(f"token from {self.token_label} rejected by {self.url}",
-                            f"run `ocm login {self.url}` with a current token",
-                            status=status, code=code)
+            raise AuthError(
+                f"token from {self.token_label} rejected by {self.url}",
+                f"run `ocm login {self.url}` with a current token",
+                status=status,
+                code=code,
+            )
         if status == 409:
-            raise ConflictError(message or f"the Manager at {self.url} refused (conflict)",
-                                conflict_todo, status=status, code=code)
+            raise ConflictError(
+                message or f"the Manager at {self.url} refused (conflict)",
+                conflict_todo,
+                status=status,
+                code=code,
+            )
         if status == 404:
             if message:
-                raise ManagerError(message, "run `ocm list` to see the repos on the Manager",
-                                   status=status, code=code)
-            raise ManagerError(f"{self.url} has no {path.split('?')[0]}",
-                               "check that the URL points at an ocm Manager",
-                               status=status, code=code)
+                raise ManagerError(
+                    message,
+                    "run `ocm list` to see the repos on the Manager",
+                    status=status,
+                    code=code,
+                )
+            raise ManagerError(
+                f"{self.url} has no {path.split('?')[0]}",
+                "check that the URL points at an ocm Manager",
+                status=status,
+                code=code,
+            )
         if 300 <= status < 400:
             where = response.headers.get("Location", "elsewhere")
-            raise ManagerError(f"{self.url} redirects to {where}",
-                               "log in with the URL it redirects to", status=status)
+            raise ManagerError(
+                f"{self.url} redirects to {where}",
+                "log in with the URL it redirects to",
+                status=status,
+            )
         if message is None:
             kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-            raise ManagerError(f"the Manager at {self.url} answered HTTP {status} ({kind}, not "
-                               "an ocm JSON error)",
-                               "check the URL, and the Manager's log if it is yours",
-                               status=status, code=code)
-        todo = ("check the Manager's log" if status >= 500
-                else "check the command's arguments")
-        raise ManagerError(f"the Manager at {self.url} answered HTTP {status}: {message}",
-                           todo, status=status, code=code)
+            raise ManagerError(
+                f"the Manager at {self.url} answered HTTP {status} ({kind}, not an ocm JSON error)",
+                "check the URL, and the Manager's log if it is yours",
+                status=status,
+                code=code,
+            )
+        todo = "check the Manager's log" if status >= 500 else "check the command's arguments"
+        raise ManagerError(
+            f"the Manager at {self.url} answered HTTP {status}: {message}",
+            todo,
+            status=status,
+            code=code,
+        )
 
-    def get_json(self, path: str, *, params: Mapping[str, Any] | None = None,
-                 auth: bool = True) -> Any:
+    def get_json(
+        self, path: str, *, params: Mapping[str, Any] | None = None, auth: bool = True
+    ) -> Any:
         """GET ``path`` and return the decoded JSON body (a non-JSON 2xx is a ManagerError)."""
         response = self.request("GET", path, params=params, auth=auth)
         try:
             return response.json()
         except ValueError:
-            raise ManagerError(f"{self.url}{path} did not answer with JSON",
-                               "check that the URL points at an ocm Manager") from None
+            raise ManagerError(
+                f"{self.url}{path} did not answer with JSON",
+                "check that the URL points at an ocm Manager",
+            ) from None
         finally:
             response.close()
 
@@ -211,8 +265,10 @@ class ManagerClient:
             items = body["workspaces"]
             return [Workspace.from_json(item) for item in items]
         except (KeyError, TypeError, ValueError):
-            raise ManagerError(f"{self.url}{WORKSPACES_PATH} answered an unexpected shape",
-                               "check that the Manager and ocm versions match") from None
+            raise ManagerError(
+                f"{self.url}{WORKSPACES_PATH} answered an unexpected shape",
+                "check that the Manager and ocm versions match",
+            ) from None
 
     def warm_up(self, directory: str) -> None:
         """Best effort: let OpenCode load ``directory`` before the TUI asks for it.
@@ -221,8 +277,11 @@ class ManagerClient:
         """
         try:
             response = self.session.get(
-                f"{self.url}{PROXY_PATH}/session", params={"directory": directory},
-                headers={"Authorization": f"Bearer {self._token}"}, timeout=WARM_UP_TIMEOUT)
+                f"{self.url}{PROXY_PATH}/session",
+                params={"directory": directory},
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=WARM_UP_TIMEOUT,
+            )
             response.close()
         except requests.RequestException:
             pass

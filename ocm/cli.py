@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        _say(f"unexpected error ({exc.__class__.__name__}); run again with OCM_DEBUG=1 "
-             "for the traceback, and report it")
+        _say(
+            f"unexpected error ({exc.__class__.__name__}); run again with OCM_DEBUG=1 "
+            "for the traceback, and report it"
+        )
         return ExitCode.FAILURE

@@ -146,8 +146,9 @@ def _write_file(tokens: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # The directory is ours: tighten it so a file name is not even listable by others.
     os.chmod(path.parent, 0o700)
-    atomic_write_text(path, json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n",
-                      mode=0o600)
+    atomic_write_text(
+        path, json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n", mode=0o600
+    )
 
 
 # ---------------------------------------------------------------- public API

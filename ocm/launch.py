@@ -25,23 +25,34 @@ def opencode_binary() -> str:
     if configured:
         found = shutil.which(configured)
         if not found:
-            raise OcmError(f"{BIN_ENV}={configured} is not an executable",
-                           f"fix {BIN_ENV} or unset it to use `opencode` on PATH")
+            raise OcmError(
+                f"{BIN_ENV}={configured} is not an executable",
+                f"fix {BIN_ENV} or unset it to use `opencode` on PATH",
+            )
         return found
     found = shutil.which("opencode")
     if not found:
-        raise OcmError("cannot find `opencode` (the OpenCode TUI) on PATH",
-                       f"{INSTALL_HINT}, or set {BIN_ENV}")
+        raise OcmError(
+            "cannot find `opencode` (the OpenCode TUI) on PATH", f"{INSTALL_HINT}, or set {BIN_ENV}"
+        )
     return found
 
 
 def attach_argv(binary: str, manager_url: str, directory: str) -> list[str]:
-    return [binary, "attach", f"{manager_url}/api/opencode-proxy", "--dir", directory,
-            "--username", "opencode"]
+    return [
+        binary,
+        "attach",
+        f"{manager_url}/api/opencode-proxy",
+        "--dir",
+        directory,
+        "--username",
+        "opencode",
+    ]
 
 
-def attach_env(base: Mapping[str, str], manager_url: str, token: str,
-               repo_name: str) -> dict[str, str]:
+def attach_env(
+    base: Mapping[str, str], manager_url: str, token: str, repo_name: str
+) -> dict[str, str]:
     env = dict(base)
     env["OPENCODE_SERVER_PASSWORD"] = token
     env["OCM_REMOTE_MANAGER_URL"] = manager_url
@@ -49,8 +60,9 @@ def attach_env(base: Mapping[str, str], manager_url: str, token: str,
     return env
 
 
-def exec_attach(binary: str, manager_url: str, token: str, directory: str,
-                repo_name: str) -> NoReturn:
+def exec_attach(
+    binary: str, manager_url: str, token: str, directory: str, repo_name: str
+) -> NoReturn:
     """Replace this process with ``opencode attach``; returns only by raising."""
     argv = attach_argv(binary, manager_url, directory)
     env = attach_env(os.environ, manager_url, token, repo_name)
@@ -59,5 +71,6 @@ def exec_attach(binary: str, manager_url: str, token: str, directory: str,
     try:
         os.execvpe(binary, argv, env)
     except OSError as exc:
-        raise OcmError(f"cannot start {binary} ({exc.strerror or exc})",
-                       f"check the file, or {INSTALL_HINT}") from None
+        raise OcmError(
+            f"cannot start {binary} ({exc.strerror or exc})", f"check the file, or {INSTALL_HINT}"
+        ) from None

@@ -33,8 +33,13 @@ class _Formatter(argparse.HelpFormatter):
     ``shutil`` (and with it bz2/lzma) just to ask for the terminal size.
     """
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
         if width is None:
             try:
                 width = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size(1).columns
@@ -54,8 +59,12 @@ class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
 def _login(args: argparse.Namespace) -> int:
     from ocm.commands.login import login
 
-    return login(url=args.url, token=args.token, insecure_storage=args.insecure_storage,
-                 verify=not args.no_verify)
+    return login(
+        url=args.url,
+        token=args.token,
+        insecure_storage=args.insecure_storage,
+        verify=not args.no_verify,
+    )
 
 
 def _logout(args: argparse.Namespace) -> int:
@@ -119,30 +128,50 @@ environment:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ocm", description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=_RawFormatter)
+    parser = _Parser(
+        prog="ocm", description=DESCRIPTION, epilog=EPILOG, formatter_class=_RawFormatter
+    )
     parser.add_argument("--version", action="version", version=f"ocm {__version__}")
     parser.set_defaults(handler=_attach)
     # An explicit prog spares argparse a formatter (and importing shutil) at build time.
     sub = parser.add_subparsers(title="commands", metavar="<command>", prog="ocm")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str,
-                description: str | None = None) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=help_text, description=description or help_text,
-                             formatter_class=_Formatter)
+    def command(
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        help_text: str,
+        description: str | None = None,
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(
+            name, help=help_text, description=description or help_text, formatter_class=_Formatter
+        )
         cmd.set_defaults(handler=handler)
         return cmd
 
-    cmd = command("login", _login, "save a Manager URL and token",
-                  "Verify TOKEN against the Manager at URL and save both. Without TOKEN, "
-                  "ocm asks for it (hidden) on a terminal, else reads it from stdin.")
+    cmd = command(
+        "login",
+        _login,
+        "save a Manager URL and token",
+        "Verify TOKEN against the Manager at URL and save both. Without TOKEN, "
+        "ocm asks for it (hidden) on a terminal, else reads it from stdin.",
+    )
     cmd.add_argument("url", help="the Manager URL, with scheme (https://… or http://…)")
-    cmd.add_argument("token", nargs="?", help="the Manager token (prefer the prompt or stdin: "
-                     "arguments are visible to other local users)")
-    cmd.add_argument("--insecure-storage", action="store_true",
-                     help="save the token in credentials.json (0600) even if a keyring exists")
-    cmd.add_argument("--no-verify", action="store_true",
-                     help="save without checking the token against the Manager")
+    cmd.add_argument(
+        "token",
+        nargs="?",
+        help="the Manager token (prefer the prompt or stdin: "
+        "arguments are visible to other local users)",
+    )
+    cmd.add_argument(
+        "--insecure-storage",
+        action="store_true",
+        help="save the token in credentials.json (0600) even if a keyring exists",
+    )
+    cmd.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="save without checking the token against the Manager",
+    )
 
     command("logout", _logout, "forget the token and state for the current Manager")
 
@@ -152,19 +181,32 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = command("list", _list, "list the ready repos on the Manager")
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
-    cmd = command("use", _use, "attach the TUI to a repo by id or name, and remember it",
-                  "Find the repo (id first, then exact name, then case-insensitive name), "
-                  "remember it as the last one used, and attach the TUI to it.")
+    cmd = command(
+        "use",
+        _use,
+        "attach the TUI to a repo by id or name, and remember it",
+        "Find the repo (id first, then exact name, then case-insensitive name), "
+        "remember it as the last one used, and attach the TUI to it.",
+    )
     cmd.add_argument("repo", metavar="<repoId|name>")
 
     cmd = command("push", _push, "mirror this checkout up to its Manager repo")
-    cmd.add_argument("--force", action="store_true",
-                     help="overwrite Manager-side changes (they are stashed/backed up first)")
-    cmd.add_argument("--create", action="store_true",
-                     help="create the Manager repo when none matches this checkout's origin")
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite Manager-side changes (they are stashed/backed up first)",
+    )
+    cmd.add_argument(
+        "--create",
+        action="store_true",
+        help="create the Manager repo when none matches this checkout's origin",
+    )
     cmd.add_argument("--yes", action="store_true", help="do not ask before creating")
 
     cmd = command("pull", _pull, "mirror the Manager repo down into this checkout")
-    cmd.add_argument("--force", action="store_true",
-                     help="overwrite local changes (they are stashed/backed up first)")
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite local changes (they are stashed/backed up first)",
+    )
     return parser

@@ -31,8 +31,7 @@ class Checkout(NamedTuple):
 
 def _git(cwd: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                              timeout=30)
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):  # no git, or cwd vanished
         return None
     out = done.stdout.strip()
@@ -56,9 +55,16 @@ class CheckoutProbe:
         self._procs: list[subprocess.Popen[str]] = []
         try:
             for args in (("rev-parse", "--show-toplevel"), ("remote", "get-url", "origin")):
-                self._procs.append(subprocess.Popen(
-                    ["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL, text=True))
+                self._procs.append(
+                    subprocess.Popen(
+                        ["git", *args],
+                        cwd=cwd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                        text=True,
+                    )
+                )
         except OSError:  # no git, or cwd vanished
             pass
 
@@ -87,9 +93,11 @@ def repos_for_origin(origin: str | None, workspaces: Sequence[Workspace]) -> lis
     if not origin:
         return []
     wanted = normalise_origin(origin)
-    return [ws for ws in workspaces
-            if ws.status == "ready" and ws.origin_url
-            and normalise_origin(ws.origin_url) == wanted]
+    return [
+        ws
+        for ws in workspaces
+        if ws.status == "ready" and ws.origin_url and normalise_origin(ws.origin_url) == wanted
+    ]
 
 
 def describe(ws: Workspace) -> str:
@@ -98,8 +106,10 @@ def describe(ws: Workspace) -> str:
 
 def ambiguous_origin_error(origin: str, matches: Sequence[Workspace]) -> OcmError:
     listed = ", ".join(describe(ws) for ws in matches)
-    return OcmError(f"origin {origin} matches {len(matches)} Manager repos: {listed}",
-                    f"pick one with `ocm use <repoId>` (e.g. `ocm use {matches[0].repo_id}`)")
+    return OcmError(
+        f"origin {origin} matches {len(matches)} Manager repos: {listed}",
+        f"pick one with `ocm use <repoId>` (e.g. `ocm use {matches[0].repo_id}`)",
+    )
 
 
 def find_repo(workspaces: Sequence[Workspace], key: str) -> Workspace:
@@ -117,10 +127,13 @@ def find_repo(workspaces: Sequence[Workspace], key: str) -> Workspace:
         return folded[0]
     if folded:
         listed = ", ".join(describe(ws) for ws in folded)
-        raise OcmError(f"{key!r} matches several repos: {listed}",
-                       "use the repo id, e.g. `ocm use " f"{folded[0].repo_id}`")
-    raise OcmError(f"no ready repo {key!r} on the Manager",
-                   "run `ocm list` to see repo ids and names")
+        raise OcmError(
+            f"{key!r} matches several repos: {listed}",
+            f"use the repo id, e.g. `ocm use {folded[0].repo_id}`",
+        )
+    raise OcmError(
+        f"no ready repo {key!r} on the Manager", "run `ocm list` to see repo ids and names"
+    )
 
 
 class Target(NamedTuple):
@@ -130,8 +143,9 @@ class Target(NamedTuple):
     reason: str
 
 
-def resolve_target(checkout: Checkout | None, workspaces: Sequence[Workspace],
-                   state: State) -> Target:
+def resolve_target(
+    checkout: Checkout | None, workspaces: Sequence[Workspace], state: State
+) -> Target:
     """SPEC §3 rules: origin match → that repo; several → fail; else last used; else fail."""
     origin = checkout.origin if checkout else None
     matches = repos_for_origin(origin, workspaces)
@@ -143,15 +157,17 @@ def resolve_target(checkout: Checkout | None, workspaces: Sequence[Workspace],
         for ws in workspaces:
             if ws.repo_id == state.last_repo_id and ws.status == "ready":
                 return Target(ws, "last used")
-        raise OcmError(f"the last used repo #{state.last_repo_id} "
-                       f"{state.last_repo_name or ''}".rstrip()
-                       + " is not ready on the Manager any more",
-                       "run `ocm list`, then `ocm use <repoId>`")
+        raise OcmError(
+            f"the last used repo #{state.last_repo_id} {state.last_repo_name or ''}".rstrip()
+            + " is not ready on the Manager any more",
+            "run `ocm list`, then `ocm use <repoId>`",
+        )
     if checkout is None:
         where = "this directory is not in a git repo"
     elif origin is None:
         where = f"{checkout.root} has no origin remote"
     else:
         where = f"no Manager repo has origin {origin}"
-    raise OcmError(f"{where} and no repo was used before",
-                   "run `ocm list`, then `ocm use <repoId>`")
+    raise OcmError(
+        f"{where} and no repo was used before", "run `ocm list`, then `ocm use <repoId>`"
+    )

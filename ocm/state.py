@@ -20,13 +20,27 @@ class State:
     """What state.json holds. A plain class: ``dataclasses`` costs ~12 ms to import, and
     ``ocm status`` must start fast."""
 
-    __slots__ = ("manager_url", "last_repo_id", "last_repo_name", "last_repo_dir",
-                 "last_repo_branch", "updated_at", "problem")
+    __slots__ = (
+        "manager_url",
+        "last_repo_id",
+        "last_repo_name",
+        "last_repo_dir",
+        "last_repo_branch",
+        "updated_at",
+        "problem",
+    )
 
-    def __init__(self, *, manager_url: str | None = None, last_repo_id: int | None = None,
-                 last_repo_name: str | None = None, last_repo_dir: str | None = None,
-                 last_repo_branch: str | None = None, updated_at: str | None = None,
-                 problem: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        manager_url: str | None = None,
+        last_repo_id: int | None = None,
+        last_repo_name: str | None = None,
+        last_repo_dir: str | None = None,
+        last_repo_branch: str | None = None,
+        updated_at: str | None = None,
+        problem: str | None = None,
+    ) -> None:
         self.manager_url = manager_url
         self.last_repo_id = last_repo_id
         self.last_repo_name = last_repo_name
@@ -43,7 +57,8 @@ class State:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, State) and all(
-            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+            getattr(self, n) == getattr(other, n) for n in self.__slots__
+        )
 
     def __repr__(self) -> str:
         return "State(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
@@ -53,12 +68,17 @@ class State:
         return self.last_repo_id is not None
 
     def with_last_repo(self, repo_id: int, name: str, directory: str, branch: str) -> State:
-        return self.replace(last_repo_id=repo_id, last_repo_name=name,
-                            last_repo_dir=directory, last_repo_branch=branch)
+        return self.replace(
+            last_repo_id=repo_id,
+            last_repo_name=name,
+            last_repo_dir=directory,
+            last_repo_branch=branch,
+        )
 
     def without_last_repo(self) -> State:
-        return self.replace(last_repo_id=None, last_repo_name=None, last_repo_dir=None,
-                            last_repo_branch=None)
+        return self.replace(
+            last_repo_id=None, last_repo_name=None, last_repo_dir=None, last_repo_branch=None
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,10 +133,12 @@ def save(state: State) -> State:
     """Write ``state`` atomically, stamping ``updatedAt``; returns what was written."""
     from ocm.fsutil import atomic_write_text  # noqa: PLC0415 - tempfile only when writing
 
-    stamped = state.replace(problem=None,
-                            updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    atomic_write_text(paths.state_file(), json.dumps(stamped.to_json(), indent=2) + "\n",
-                      mode=0o600)
+    stamped = state.replace(
+        problem=None, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    atomic_write_text(
+        paths.state_file(), json.dumps(stamped.to_json(), indent=2) + "\n", mode=0o600
+    )
     return stamped
 
 

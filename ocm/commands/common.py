@@ -28,18 +28,22 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
     text = raw.strip()
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
-        raise UsageError(f"{what} {text!r} needs a scheme and a host",
-                         "write it like https://manager.example.com or http://127.0.0.1:5003")
+        raise UsageError(
+            f"{what} {text!r} needs a scheme and a host",
+            "write it like https://manager.example.com or http://127.0.0.1:5003",
+        )
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise UsageError(f"{what} {text!r} has an invalid port",
-                         "write it like http://127.0.0.1:5003") from None
+        raise UsageError(
+            f"{what} {text!r} has an invalid port", "write it like http://127.0.0.1:5003"
+        ) from None
     if parts.query or parts.fragment:
-        raise UsageError(f"{what} {text!r} has a query or fragment",
-                         "give just the scheme, host, port and path prefix")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
-                       "", ""))
+        raise UsageError(
+            f"{what} {text!r} has a query or fragment",
+            "give just the scheme, host, port and path prefix",
+        )
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
 
 class ManagerUrl:
@@ -75,13 +79,17 @@ def require_login(state: state_mod.State) -> Login:
     """URL and token, or an error saying how to log in."""
     where = manager_url(state)
     if where is None:
-        raise OcmError("not logged in to a Manager", "run `ocm login <url>` "
-                       f"(or set {URL_ENV} and {credentials.ENV_TOKEN})")
+        raise OcmError(
+            "not logged in to a Manager",
+            f"run `ocm login <url>` (or set {URL_ENV} and {credentials.ENV_TOKEN})",
+        )
     token = credentials.find_token(where.url)
     if token is None:
-        raise OcmError(f"no token for {where.url} in {credentials.file_label()} or the OS "
-                       f"keyring, and {credentials.ENV_TOKEN} is not set",
-                       f"run `ocm login {where.url}`")
+        raise OcmError(
+            f"no token for {where.url} in {credentials.file_label()} or the OS "
+            f"keyring, and {credentials.ENV_TOKEN} is not set",
+            f"run `ocm login {where.url}`",
+        )
     return Login(where.url, where.source, token)
 
 
@@ -102,7 +110,8 @@ def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.S
     if state.manager_url not in (None, login.url):
         return state
     updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch).replace(
-        manager_url=login.url)
+        manager_url=login.url
+    )
     if updated == state and paths.state_file().exists():
         return state  # already remembered: spare the write (and its fsync)
     return state_mod.save(updated)

@@ -25,11 +25,11 @@ def _read_token(given: str | None) -> str:
         token = ""
     token = token.strip()
     if not token:
-        raise UsageError("no token given",
-                         "pass it after the URL, type it at the prompt, or pipe it on stdin")
+        raise UsageError(
+            "no token given", "pass it after the URL, type it at the prompt, or pipe it on stdin"
+        )
     if any(ch.isspace() for ch in token):
-        raise UsageError("the token contains spaces",
-                         "paste exactly what `ocm-manager` printed")
+        raise UsageError("the token contains spaces", "paste exactly what `ocm-manager` printed")
     return token
 
 
@@ -44,16 +44,19 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
             try:
                 ready = len(client.workspaces())
             except AuthError:
-                raise AuthError(f"token rejected by {normalised}, nothing was saved",
-                                "check the token (`ocm-manager token rotate` on the Manager "
-                                "prints a new one)") from None
+                raise AuthError(
+                    f"token rejected by {normalised}, nothing was saved",
+                    "check the token (`ocm-manager token rotate` on the Manager prints a new one)",
+                ) from None
             except OcmError as exc:
-                raise OcmError(f"{exc.what}, nothing was saved",
-                               exc.todo or "try again") from None
+                raise OcmError(f"{exc.what}, nothing was saved", exc.todo or "try again") from None
     saved = credentials.save_token(normalised, secret, insecure_storage=insecure_storage)
     previous = state_mod.load()
-    fresh = previous if previous.manager_url == normalised else (
-        previous.without_last_repo().replace(manager_url=normalised))
+    fresh = (
+        previous
+        if previous.manager_url == normalised
+        else (previous.without_last_repo().replace(manager_url=normalised))
+    )
     state_mod.save(fresh)
     summary = f"logged in to {normalised}; token saved in {saved.source.label}"
     if saved.file_reason:

@@ -21,8 +21,10 @@ def list_repos(*, as_json: bool) -> int:
         sys.stdout.write("\n")
         return 0
     if not repos:
-        note(f"no ready repos on {client.url}; add one with `ocm push --create` from a "
-             "checkout, or `ocm-manager repo add` on the Manager")
+        note(
+            f"no ready repos on {client.url}; add one with `ocm push --create` from a "
+            "checkout, or `ocm-manager repo add` on the Manager"
+        )
         return 0
     _print_table(repos)
     return 0
@@ -30,7 +32,8 @@ def list_repos(*, as_json: bool) -> int:
 
 def _print_table(repos: Sequence[Workspace]) -> None:
     rows = [("ID", "NAME", "BRANCH", "STATUS")] + [
-        (str(ws.repo_id), ws.name, ws.branch, ws.status) for ws in repos]
+        (str(ws.repo_id), ws.name, ws.branch, ws.status) for ws in repos
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)] + [row[3]]
@@ -57,8 +60,9 @@ def attach_default() -> int:
         return _attach(client, login, current, target.workspace, reason=target.reason)
 
 
-def _attach(client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *,
-            reason: str) -> int:
+def _attach(
+    client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *, reason: str
+) -> int:
     binary = launch.opencode_binary()  # before anything is saved: a missing TUI changes nothing
     remember(current, login, ws)
     note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch}) on {login.url} [{reason}]")

@@ -40,16 +40,22 @@ def status(*, as_json: bool) -> int:
     token = credentials.find_token(where.url if where else None)
     last: dict[str, Any] | None = None
     if current.has_last_repo and (where is None or current.manager_url in (None, where.url)):
-        last = {"repoId": current.last_repo_id, "name": current.last_repo_name,
-                "branch": current.last_repo_branch, "directory": current.last_repo_dir}
+        last = {
+            "repoId": current.last_repo_id,
+            "name": current.last_repo_name,
+            "branch": current.last_repo_branch,
+            "directory": current.last_repo_dir,
+        }
     report: dict[str, Any] = {
         "version": __version__,
         "managerUrl": where.url if where else None,
         "managerUrlSource": where.source if where else None,
         "loggedIn": bool(where and token),
-        "token": {"present": token is not None,
-                  "store": token.store if token else None,
-                  "location": token.label if token else None},
+        "token": {
+            "present": token is not None,
+            "store": token.store if token else None,
+            "location": token.label if token else None,
+        },
         "lastRepo": last,
         "configDir": str(paths.config_dir()),
         "problems": [p for p in (current.problem, url_problem) if p],
@@ -71,8 +77,10 @@ def status(*, as_json: bool) -> int:
     else:
         lines.append("token:     none")
     if last:
-        lines.append(f"last repo: #{last['repoId']} {last['name'] or ''} "
-                     f"({last['branch'] or '?'}) at {last['directory'] or '?'}")
+        lines.append(
+            f"last repo: #{last['repoId']} {last['name'] or ''} "
+            f"({last['branch'] or '?'}) at {last['directory'] or '?'}"
+        )
     else:
         lines.append("last repo: none")
     lines.append(f"config:    {paths.config_dir()}")

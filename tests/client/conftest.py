@@ -17,8 +17,12 @@ import pytest
 from tests.support.processes import RunningManager, ocm_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RECORDED_ENV = ("OPENCODE_SERVER_PASSWORD", "OCM_REMOTE_MANAGER_URL", "OCM_REMOTE_REPO_NAME",
-                "OCM_TOKEN")
+RECORDED_ENV = (
+    "OPENCODE_SERVER_PASSWORD",
+    "OCM_REMOTE_MANAGER_URL",
+    "OCM_REMOTE_REPO_NAME",
+    "OCM_TOKEN",
+)
 
 RECORDER = """\
 #!{python}
@@ -30,16 +34,23 @@ with open({record!r}, "w") as handle:
 """
 
 
-def run_ocm(*args: str, cwd: Path | None = None, input: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_ocm(
+    *args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real CLI in a subprocess (``python -m ocm``), with this test's environment."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-    return subprocess.run(ocm_command(*args), cwd=cwd, input=input, capture_output=True,
-                          text=True, env=full_env, timeout=60)
+    return subprocess.run(
+        ocm_command(*args),
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
 
 
-def assert_one_error(result: subprocess.CompletedProcess[str], code: int,
-                     *needles: str) -> str:
+def assert_one_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
     """Exactly one ``ocm: what; what to do`` line on stderr, the exit code, no traceback."""
     lines = result.stderr.strip().splitlines()
     assert result.returncode == code, (result.returncode, result.stderr)
@@ -74,8 +85,9 @@ def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     bin_dir = tmp_path / "recorder-bin"
     bin_dir.mkdir()
     rec = Recorder(bin_dir, tmp_path / "opencode-call.json")
-    rec.path.write_text(RECORDER.format(python=sys.executable, record=str(rec.record),
-                                        names=RECORDED_ENV))
+    rec.path.write_text(
+        RECORDER.format(python=sys.executable, record=str(rec.record), names=RECORDED_ENV)
+    )
     rec.path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return rec
@@ -103,8 +115,9 @@ def add_repo(manager: RunningManager, git_repo: Callable[..., Path]) -> Callable
     def add(name: str, origin: str | None = None, **kwargs: Any) -> AddedRepo:
         source = git_repo(f"source-{name}", origin=origin, **kwargs)
         done = manager.cli("repo", "add", str(source), "--name", name)
-        match = re.search(r"added repo (\d+) \S+ \(.*\) at (.+)$", done.stdout + done.stderr,
-                          re.MULTILINE)
+        match = re.search(
+            r"added repo (\d+) \S+ \(.*\) at (.+)$", done.stdout + done.stderr, re.MULTILINE
+        )
         assert match, done.stdout + done.stderr
         return AddedRepo(int(match.group(1)), name, match.group(2).strip())
 

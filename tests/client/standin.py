@@ -27,8 +27,7 @@ class StandIn:
     url: str
     routes: dict[str, Canned]
     requests: list[dict[str, Any]] = field(default_factory=list)
-    default: Canned = field(default_factory=lambda: Canned(404, b"<html>nope</html>",
-                                                           "text/html"))
+    default: Canned = field(default_factory=lambda: Canned(404, b"<html>nope</html>", "text/html"))
 
     def json_route(self, path: str, payload: Any, status: int = 200) -> None:
         self.routes[path] = Canned(status, json.dumps(payload).encode())
@@ -41,8 +40,14 @@ def serve(routes: dict[str, Canned] | None = None) -> Iterator[StandIn]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             path, _, query = self.path.partition("?")
-            state.requests.append({"method": self.command, "path": path, "query": query,
-                                   "headers": dict(self.headers)})
+            state.requests.append(
+                {
+                    "method": self.command,
+                    "path": path,
+                    "query": query,
+                    "headers": dict(self.headers),
+                }
+            )
             canned = state.routes.get(path, state.default)
             self.send_response(canned.status)
             self.send_header("Content-Type", canned.content_type)

@@ -16,13 +16,21 @@ from tests.support.processes import RunningManager
 
 
 def test_use_execs_exactly_opencode_attach_with_the_token_only_in_the_environment(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder
+) -> None:
     repo = add_repo("widget", origin="git@github.com:acme/widget.git")
     result = run_ocm("use", "widget")
     assert result.returncode == 0, result.stderr
     call = recorder.read()
-    assert call["argv"] == [str(recorder.path), "attach", f"{login.url}/api/opencode-proxy",
-                            "--dir", repo.directory, "--username", "opencode"]
+    assert call["argv"] == [
+        str(recorder.path),
+        "attach",
+        f"{login.url}/api/opencode-proxy",
+        "--dir",
+        repo.directory,
+        "--username",
+        "opencode",
+    ]
     assert call["env"]["OPENCODE_SERVER_PASSWORD"] == login.token
     assert call["env"]["OCM_REMOTE_MANAGER_URL"] == login.url
     assert call["env"]["OCM_REMOTE_REPO_NAME"] == "widget"
@@ -32,22 +40,26 @@ def test_use_execs_exactly_opencode_attach_with_the_token_only_in_the_environmen
 
 
 def test_use_by_id_remembers_the_repo_as_last(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
-        tmp_path: Path) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
     add_repo("first")
     second = add_repo("second", branch="trunk")
     assert run_ocm("use", str(second.repo_id)).returncode == 0
     state = json.loads((tmp_path / "home/.config/opencode-manager/state.json").read_text())
     assert state["managerUrl"] == login.url
-    assert (state["lastRepoId"], state["lastRepoName"], state["lastRepoDir"],
-            state["lastRepoBranch"]) == (second.repo_id, "second", second.directory, "trunk")
+    assert (
+        state["lastRepoId"],
+        state["lastRepoName"],
+        state["lastRepoDir"],
+        state["lastRepoBranch"],
+    ) == (second.repo_id, "second", second.directory, "trunk")
     status = json.loads(run_ocm("status", "--json").stdout)
     assert status["lastRepo"]["repoId"] == second.repo_id
 
 
 def test_use_unknown_name_or_id_fails_without_exec_or_state_change(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
-        tmp_path: Path) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
     add_repo("known")
     state_file = tmp_path / "home/.config/opencode-manager/state.json"
     before = state_file.read_bytes()
@@ -58,7 +70,8 @@ def test_use_unknown_name_or_id_fails_without_exec_or_state_change(
 
 
 def test_opencode_missing_fails_with_the_install_hint_and_saves_nothing(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> None:
     add_repo("widget")
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
@@ -73,8 +86,8 @@ def test_opencode_missing_fails_with_the_install_hint_and_saves_nothing(
 
 
 def test_ocm_opencode_bin_overrides_path(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
-        tmp_path: Path) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
     add_repo("widget")
     other = tmp_path / "elsewhere" / "my-opencode"
     other.parent.mkdir()
@@ -86,8 +99,14 @@ def test_ocm_opencode_bin_overrides_path(
 
 
 def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Recorder) -> None:
-    workspace = {"repoId": 7, "name": "w", "branch": "main", "cloneStatus": "ready",
-                 "directory": "/srv/repos/w x", "originUrl": ""}
+    workspace = {
+        "repoId": 7,
+        "name": "w",
+        "branch": "main",
+        "cloneStatus": "ready",
+        "directory": "/srv/repos/w x",
+        "originUrl": "",
+    }
     with standin.serve() as server:
         server.json_route("/api/internal/opencode-workspaces", {"workspaces": [workspace]})
         server.json_route("/api/opencode-proxy/session", [])
@@ -95,8 +114,10 @@ def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Re
         result = run_ocm("use", "7", env=env)
     assert result.returncode == 0, result.stderr
     paths = [(r["method"], r["path"]) for r in server.requests]
-    assert paths == [("GET", "/api/internal/opencode-workspaces"),
-                     ("GET", "/api/opencode-proxy/session")]
+    assert paths == [
+        ("GET", "/api/internal/opencode-workspaces"),
+        ("GET", "/api/opencode-proxy/session"),
+    ]
     warm = server.requests[1]
     assert parse_qs(warm["query"]) == {"directory": ["/srv/repos/w x"]}
     assert warm["headers"]["Authorization"] == "Bearer sekret-token"
@@ -105,12 +126,17 @@ def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Re
 
 
 def test_a_failing_warm_up_does_not_stop_the_attach(recorder: Recorder) -> None:
-    workspace = {"repoId": 7, "name": "w", "branch": "main", "cloneStatus": "ready",
-                 "directory": "/srv/repos/w", "originUrl": ""}
+    workspace = {
+        "repoId": 7,
+        "name": "w",
+        "branch": "main",
+        "cloneStatus": "ready",
+        "directory": "/srv/repos/w",
+        "originUrl": "",
+    }
     with standin.serve() as server:
         server.json_route("/api/internal/opencode-workspaces", {"workspaces": [workspace]})
         server.routes["/api/opencode-proxy/session"] = standin.Canned(500, b"boom", "text/plain")
-        result = run_ocm("use", "w", env={"OPENCODE_MANAGER_URL": server.url,
-                                          "OCM_TOKEN": "t0ken"})
+        result = run_ocm("use", "w", env={"OPENCODE_MANAGER_URL": server.url, "OCM_TOKEN": "t0ken"})
     assert result.returncode == 0, result.stderr
     assert recorder.read()["env"]["OPENCODE_SERVER_PASSWORD"] == "t0ken"

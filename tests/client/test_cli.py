@@ -53,15 +53,21 @@ print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 
 
 def imported_heavy(*args: str, input: str | None = None) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
-                          input=input, env={**__import__("os").environ,
-                                            "PYTHONPATH": str(REPO_ROOT)}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=60,
+    )
     line = [ln for ln in done.stderr.splitlines() if ln.startswith("HEAVY=")][-1]
-    return [m for m in line[len("HEAVY="):].split(",") if m]
+    return [m for m in line[len("HEAVY=") :].split(",") if m]
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["status"], ["status", "--json"],
-                                  ["list", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["status"], ["status", "--json"], ["list", "--help"]]
+)
 def test_light_commands_import_no_heavy_library(args: list[str]) -> None:
     assert run_ocm("login", "--no-verify", "http://127.0.0.1:9", "tok").returncode == 0
     assert imported_heavy(*args) == []
@@ -75,8 +81,9 @@ def test_a_file_token_is_used_without_importing_keyring() -> None:
 
 
 @pytest.mark.parametrize("args", [["--version"], ["status"], ["status", "--json"]])
-def test_the_fast_path_answers_like_argparse(args: list[str],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_fast_path_answers_like_argparse(
+    args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     from ocm.cli import main
     from ocm.parser import build_parser
 

@@ -28,18 +28,23 @@ def closed_port_url() -> str:
 
 def test_wrong_token_at_login_saves_nothing(manager: RunningManager, tmp_path: Path) -> None:
     result = run_ocm("login", manager.url, input="wrong-token\n")
-    assert_one_error(result, 1, f"token rejected by {manager.url}, nothing was saved",
-                     "token rotate")
+    assert_one_error(
+        result, 1, f"token rejected by {manager.url}, nothing was saved", "token rotate"
+    )
     assert "wrong-token" not in result.stderr
     assert not config(tmp_path).exists()
 
 
-def test_login_to_an_unreachable_manager_names_the_url_and_saves_nothing(
-        tmp_path: Path) -> None:
+def test_login_to_an_unreachable_manager_names_the_url_and_saves_nothing(tmp_path: Path) -> None:
     url = closed_port_url()
     result = run_ocm("login", url, "some-token")
-    assert_one_error(result, 1, f"cannot reach the Manager at {url} (connection refused)",
-                     "nothing was saved", "check the URL and that the Manager is running")
+    assert_one_error(
+        result,
+        1,
+        f"cannot reach the Manager at {url} (connection refused)",
+        "nothing was saved",
+        "check the URL and that the Manager is running",
+    )
     assert not config(tmp_path).exists()
 
 
@@ -51,38 +56,58 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
     assert not recorder.called()
 
 
-@pytest.mark.parametrize(("url", "todo"), [
-    ("manager.example.com", "write it like https://"), ("127.0.0.1:5003", "write it like"),
-    ("ftp://host/x", "write it like"), ("https://", "write it like"),
-    ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
-    ("http://host:port", "write it like http://127.0.0.1:5003")])
-def test_login_url_without_scheme_or_host_is_a_usage_error(url: str, todo: str,
-                                                          tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("url", "todo"),
+    [
+        ("manager.example.com", "write it like https://"),
+        ("127.0.0.1:5003", "write it like"),
+        ("ftp://host/x", "write it like"),
+        ("https://", "write it like"),
+        ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
+        ("http://host:port", "write it like http://127.0.0.1:5003"),
+    ],
+)
+def test_login_url_without_scheme_or_host_is_a_usage_error(
+    url: str, todo: str, tmp_path: Path
+) -> None:
     assert_one_error(run_ocm("login", url, "tok"), 2, repr(url), todo)
     assert not config(tmp_path).exists()
 
 
 def test_login_with_no_token_on_stdin_is_a_usage_error(tmp_path: Path) -> None:
-    assert_one_error(run_ocm("login", "http://127.0.0.1:9", input=""), 2, "no token given",
-                     "pipe it on stdin")
+    assert_one_error(
+        run_ocm("login", "http://127.0.0.1:9", input=""), 2, "no token given", "pipe it on stdin"
+    )
     assert not config(tmp_path).exists()
 
 
-@pytest.mark.parametrize(("canned", "needles"), [
-    (standin.Canned(200, b"<html>hello</html>", "text/html"),
-     ["/api/internal/opencode-workspaces did not answer with JSON", "an ocm Manager"]),
-    (standin.Canned(500, b"<html>Internal Server Error</html>", "text/html"),
-     ["answered HTTP 500 (text/html, not an ocm JSON error)", "Manager's log"]),
-    (standin.Canned(500, b'{"error": "internal", "message": "database is locked."}'),
-     ["answered HTTP 500: database is locked", "check the Manager's log"]),
-    (standin.Canned(502, b"Bad Gateway", "text/plain"), ["answered HTTP 502 (text/plain"]),
-    (standin.Canned(200, b'{"unexpected": true}'), ["answered an unexpected shape"]),
-    (standin.Canned(200, b'{"workspaces": [{"name": "no id"}]}'),
-     ["answered an unexpected shape"]),
-    (standin.Canned(301, b"", "text/html"), ["redirects to"]),
-])
-def test_a_manager_answering_garbage(canned: standin.Canned, needles: list[str],
-                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("canned", "needles"),
+    [
+        (
+            standin.Canned(200, b"<html>hello</html>", "text/html"),
+            ["/api/internal/opencode-workspaces did not answer with JSON", "an ocm Manager"],
+        ),
+        (
+            standin.Canned(500, b"<html>Internal Server Error</html>", "text/html"),
+            ["answered HTTP 500 (text/html, not an ocm JSON error)", "Manager's log"],
+        ),
+        (
+            standin.Canned(500, b'{"error": "internal", "message": "database is locked."}'),
+            ["answered HTTP 500: database is locked", "check the Manager's log"],
+        ),
+        (standin.Canned(502, b"Bad Gateway", "text/plain"), ["answered HTTP 502 (text/plain"]),
+        (standin.Canned(200, b'{"unexpected": true}'), ["answered an unexpected shape"]),
+        (
+            standin.Canned(200, b'{"workspaces": [{"name": "no id"}]}'),
+            ["answered an unexpected shape"],
+        ),
+        (standin.Canned(301, b"", "text/html"), ["redirects to"]),
+    ],
+)
+def test_a_manager_answering_garbage(
+    canned: standin.Canned, needles: list[str], tmp_path: Path
+) -> None:
     with standin.serve({"/api/internal/opencode-workspaces": canned}) as server:
         login = run_ocm("login", server.url, "tok")
         listed = run_ocm("list", env={"OPENCODE_MANAGER_URL": server.url, "OCM_TOKEN": "tok"})
@@ -95,14 +120,17 @@ def test_a_manager_answering_garbage(canned: standin.Canned, needles: list[str],
 def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     with standin.serve() as server:  # answers 404 HTML everywhere
         result = run_ocm("login", server.url, "tok")
-    assert_one_error(result, 1, f"{server.url} has no /api/internal/opencode-workspaces",
-                     "an ocm Manager")
+    assert_one_error(
+        result, 1, f"{server.url} has no /api/internal/opencode-workspaces", "an ocm Manager"
+    )
 
 
-@pytest.mark.parametrize("content", ["", "   \n", "{not json", "[1, 2]", '{"managerUrl": 5}',
-                                     "\x00\xff\xfe"])
-def test_corrupt_or_empty_state_means_not_logged_in(content: str, tmp_path: Path,
-                                                   recorder: Recorder) -> None:
+@pytest.mark.parametrize(
+    "content", ["", "   \n", "{not json", "[1, 2]", '{"managerUrl": 5}', "\x00\xff\xfe"]
+)
+def test_corrupt_or_empty_state_means_not_logged_in(
+    content: str, tmp_path: Path, recorder: Recorder
+) -> None:
     state = config(tmp_path) / "state.json"
     state.parent.mkdir(parents=True)
     state.write_bytes(content.encode("latin-1"))
@@ -126,8 +154,9 @@ def test_login_replaces_a_corrupt_state(manager: RunningManager, tmp_path: Path)
 def test_corrupt_credentials_mean_no_token(manager: RunningManager, tmp_path: Path) -> None:
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
     (config(tmp_path) / "credentials.json").write_text('{"version": 1, "tokens": [')
-    assert_one_error(run_ocm("list"), 1, f"no token for {manager.url}",
-                     f"run `ocm login {manager.url}`")
+    assert_one_error(
+        run_ocm("list"), 1, f"no token for {manager.url}", f"run `ocm login {manager.url}`"
+    )
 
 
 def test_a_bad_manager_url_in_the_environment(tmp_path: Path) -> None:
@@ -135,14 +164,16 @@ def test_a_bad_manager_url_in_the_environment(tmp_path: Path) -> None:
     assert_one_error(result, 2, "OPENCODE_MANAGER_URL 'manager:5003' needs a scheme")
 
 
-@pytest.mark.parametrize("args", [["bogus"], ["use"], ["login"], ["list", "--nope"],
-                                  ["status", "extra"]])
+@pytest.mark.parametrize(
+    "args", [["bogus"], ["use"], ["login"], ["list", "--nope"], ["status", "extra"]]
+)
 def test_usage_errors_are_one_line_with_exit_2(args: list[str]) -> None:
     assert_one_error(run_ocm(*args), 2, "see `ocm")
 
 
 def test_unexpected_errors_show_a_traceback_only_with_ocm_debug(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ocm.commands import status
 
     def explode(**_: object) -> int:
@@ -151,16 +182,19 @@ def test_unexpected_errors_show_a_traceback_only_with_ocm_debug(
     monkeypatch.setattr(status, "status", explode)
     assert main(["status"]) == 1
     err = capsys.readouterr().err
-    assert err == ("ocm: unexpected error (RuntimeError); run again with OCM_DEBUG=1 for the "
-                   "traceback, and report it\n")
+    assert err == (
+        "ocm: unexpected error (RuntimeError); run again with OCM_DEBUG=1 for the "
+        "traceback, and report it\n"
+    )
     monkeypatch.setenv("OCM_DEBUG", "1")
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err
 
 
-def test_interrupt_exits_130(monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from ocm.commands import status
 
     def interrupted(**_: object) -> int:

@@ -13,19 +13,22 @@ from ocm.resolve import Checkout, find_repo, resolve_target
 from ocm.state import State
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    ("https://github.com/acme/widget", "https://github.com/acme/widget"),
-    ("https://github.com/acme/widget.git", "https://github.com/acme/widget"),
-    ("https://github.com/acme/widget/", "https://github.com/acme/widget"),
-    ("https://github.com/acme/widget.git/", "https://github.com/acme/widget"),
-    ("  HTTPS://GitHub.com/Acme/Widget.GIT  ", "https://github.com/acme/widget"),
-    ("git@github.com:acme/widget.git", "ssh://git@github.com/acme/widget"),
-    ("git@github.com:/acme/widget", "ssh://git@github.com/acme/widget"),
-    ("ssh://git@github.com/acme/widget.git", "ssh://git@github.com/acme/widget"),
-    ("github.com:acme/widget", "ssh://github.com/acme/widget"),
-    ("/srv/git/widget.git", "/srv/git/widget"),
-    ("./relative:path", "./relative:path"),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("https://github.com/acme/widget", "https://github.com/acme/widget"),
+        ("https://github.com/acme/widget.git", "https://github.com/acme/widget"),
+        ("https://github.com/acme/widget/", "https://github.com/acme/widget"),
+        ("https://github.com/acme/widget.git/", "https://github.com/acme/widget"),
+        ("  HTTPS://GitHub.com/Acme/Widget.GIT  ", "https://github.com/acme/widget"),
+        ("git@github.com:acme/widget.git", "ssh://git@github.com/acme/widget"),
+        ("git@github.com:/acme/widget", "ssh://git@github.com/acme/widget"),
+        ("ssh://git@github.com/acme/widget.git", "ssh://git@github.com/acme/widget"),
+        ("github.com:acme/widget", "ssh://github.com/acme/widget"),
+        ("/srv/git/widget.git", "/srv/git/widget"),
+        ("./relative:path", "./relative:path"),
+    ],
+)
 def test_normalise_origin(raw: str, expected: str) -> None:
     assert normalise_origin(raw) == expected
 
@@ -41,8 +44,13 @@ def ws(repo_id: int, name: str, origin: str | None = None) -> Workspace:
     return Workspace(repo_id, name, "main", "ready", f"/srv/repos/{name}", origin)
 
 
-REPOS = [ws(1, "Widget", "git@github.com:acme/widget.git"), ws(2, "gadget"), ws(12, "1"),
-         ws(3, "Twin", "https://x.test/twin"), ws(4, "twin", "https://x.test/twin.git")]
+REPOS = [
+    ws(1, "Widget", "git@github.com:acme/widget.git"),
+    ws(2, "gadget"),
+    ws(12, "1"),
+    ws(3, "Twin", "https://x.test/twin"),
+    ws(4, "twin", "https://x.test/twin.git"),
+]
 
 
 def test_find_repo_order_id_then_exact_then_case_insensitive() -> None:
@@ -71,8 +79,11 @@ def test_resolve_rules() -> None:
     other = Checkout(Path("/work/o"), "https://elsewhere.test/o")
     assert resolve_target(other, REPOS, State(last_repo_id=2)).reason == "last used"
     assert resolve_target(None, REPOS, State(last_repo_id=2)).workspace.name == "gadget"
-    with pytest.raises(OcmError, match=r"not in a git repo and no repo was used before; run "
-                                       r"`ocm list`, then `ocm use <repoId>`"):
+    with pytest.raises(
+        OcmError,
+        match=r"not in a git repo and no repo was used before; run "
+        r"`ocm list`, then `ocm use <repoId>`",
+    ):
         resolve_target(None, REPOS, State())
     with pytest.raises(OcmError, match=r"no Manager repo has origin https://elsewhere"):
         resolve_target(other, REPOS, State())

@@ -27,10 +27,15 @@ def attached_dir(recorder: Recorder) -> str:
 
 
 def test_rule1_origin_matches_exactly_one_repo_in_every_url_form(
-        login: RunningManager, add_repo: Callable[..., AddedRepo],
-        git_repo: Callable[..., Path], recorder: Recorder) -> None:
-    added = [add_repo(f"repo{i}", origin=manager_side)
-             for i, (manager_side, _) in enumerate(SAME_REPO_FORMS)]
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+) -> None:
+    added = [
+        add_repo(f"repo{i}", origin=manager_side)
+        for i, (manager_side, _) in enumerate(SAME_REPO_FORMS)
+    ]
     for i, (_, laptop_side) in enumerate(SAME_REPO_FORMS):
         checkout = git_repo(f"laptop{i}", origin=laptop_side)
         recorder.record.unlink(missing_ok=True)
@@ -41,19 +46,27 @@ def test_rule1_origin_matches_exactly_one_repo_in_every_url_form(
 
 
 def test_rule1_works_from_a_subdirectory_and_wins_over_the_last_repo(
-        login: RunningManager, add_repo: Callable[..., AddedRepo],
-        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
     target = add_repo("target", origin="git@github.com:acme/target.git")
     other = add_repo("other", origin="https://github.com/acme/other")
     assert run_ocm("use", str(other.repo_id)).returncode == 0
-    checkout = git_repo("laptop", origin="https://github.com/acme/target",
-                        files={"src/deep/file.py": "x = 1\n"})
+    checkout = git_repo(
+        "laptop", origin="https://github.com/acme/target", files={"src/deep/file.py": "x = 1\n"}
+    )
     # The origin rule compares https with ssh as different: this checkout must NOT match
     # "target" (ssh), so it falls back to the last repo.
     assert run_ocm(cwd=checkout / "src" / "deep").returncode == 0
     assert attached_dir(recorder) == other.directory
-    ssh_checkout = git_repo("laptop-ssh", origin="ssh://git@github.com/acme/target",
-                            files={"src/deep/file.py": "x = 1\n"})
+    ssh_checkout = git_repo(
+        "laptop-ssh",
+        origin="ssh://git@github.com/acme/target",
+        files={"src/deep/file.py": "x = 1\n"},
+    )
     result = run_ocm(cwd=ssh_checkout / "src" / "deep")
     assert result.returncode == 0, result.stderr
     assert attached_dir(recorder) == target.directory
@@ -63,16 +76,21 @@ def test_rule1_works_from_a_subdirectory_and_wins_over_the_last_repo(
 
 
 def test_rule2_several_matches_fail_and_list_them(
-        login: RunningManager, add_repo: Callable[..., AddedRepo],
-        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
     first = add_repo("dup-a", origin="git@github.com:acme/dup.git")
     second = add_repo("dup-b", origin="ssh://git@github.com/ACME/dup/")
     add_repo("unrelated", origin="git@github.com:acme/unrelated.git")
     checkout = git_repo("laptop", origin="git@github.com:acme/dup")
     state_before = (tmp_path / "home/.config/opencode-manager/state.json").read_bytes()
     result = run_ocm(cwd=checkout)
-    line = assert_one_error(result, 1, f"#{first.repo_id} dup-a", f"#{second.repo_id} dup-b",
-                            "ocm use")
+    line = assert_one_error(
+        result, 1, f"#{first.repo_id} dup-a", f"#{second.repo_id} dup-b", "ocm use"
+    )
     assert "unrelated" not in line
     assert not recorder.called()
     assert (tmp_path / "home/.config/opencode-manager/state.json").read_bytes() == state_before
@@ -80,16 +98,23 @@ def test_rule2_several_matches_fail_and_list_them(
 
 @pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
 def test_rule3_falls_back_to_the_last_repo(
-        where: str, login: RunningManager, add_repo: Callable[..., AddedRepo],
-        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    where: str,
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
     last = add_repo("last", origin="https://github.com/acme/last")
     add_repo("another", origin="https://github.com/acme/another")
     used = run_ocm("use", "LAST")  # case-insensitive name
     assert used.returncode == 0, used.stderr
     recorder.record.unlink()
-    cwd = {"outside": tmp_path / "plain",
-           "no-origin": git_repo("no-origin"),
-           "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope")}[where]
+    cwd = {
+        "outside": tmp_path / "plain",
+        "no-origin": git_repo("no-origin"),
+        "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope"),
+    }[where]
     cwd.mkdir(exist_ok=True)
     result = run_ocm(cwd=cwd)
     assert result.returncode == 0, result.stderr
@@ -99,12 +124,19 @@ def test_rule3_falls_back_to_the_last_repo(
 
 @pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
 def test_rule4_no_match_and_no_last_repo_fails(
-        where: str, login: RunningManager, add_repo: Callable[..., AddedRepo],
-        git_repo: Callable[..., Path], recorder: Recorder, tmp_path: Path) -> None:
+    where: str,
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
     add_repo("lonely", origin="https://github.com/acme/lonely")
-    cwd = {"outside": tmp_path / "plain",
-           "no-origin": git_repo("no-origin"),
-           "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope")}[where]
+    cwd = {
+        "outside": tmp_path / "plain",
+        "no-origin": git_repo("no-origin"),
+        "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope"),
+    }[where]
     cwd.mkdir(exist_ok=True)
     result = run_ocm(cwd=cwd)
     assert_one_error(result, 1, "no repo was used before", "`ocm list`, then `ocm use <repoId>`")
@@ -112,8 +144,8 @@ def test_rule4_no_match_and_no_last_repo_fails(
 
 
 def test_last_repo_removed_on_the_manager_is_reported(
-        login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
-        tmp_path: Path) -> None:
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
     gone = add_repo("gone")
     assert run_ocm("use", "gone").returncode == 0
     login.cli("repo", "remove", "gone")

@@ -48,8 +48,11 @@ def status_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
 
 
 def test_real_keyring_holds_the_token_and_no_file_is_written(
-        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    manager: RunningManager,
+    use_keyring: Callable[[object], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     memory = MemoryKeyring()
     use_keyring(memory)
     assert main(["login", manager.url + "/", manager.token]) == 0
@@ -58,8 +61,11 @@ def test_real_keyring_holds_the_token_and_no_file_is_written(
     assert memory.items == {(SERVICE, manager.url): manager.token}
     assert not (config(tmp_path) / "credentials.json").exists()
     report = status_json(capsys)
-    assert report["token"] == {"present": True, "store": "keyring",
-                               "location": "the OS keyring (keyrings MemoryKeyring)"}
+    assert report["token"] == {
+        "present": True,
+        "store": "keyring",
+        "location": "the OS keyring (keyrings MemoryKeyring)",
+    }
     assert main(["list"]) == 0
     assert main(["logout"]) == 0
     assert "token removed from the OS keyring (keyrings MemoryKeyring)" in capsys.readouterr().err
@@ -68,7 +74,8 @@ def test_real_keyring_holds_the_token_and_no_file_is_written(
 
 
 def test_no_real_keyring_means_a_0600_file_in_a_0700_dir(
-        manager: RunningManager, tmp_path: Path) -> None:
+    manager: RunningManager, tmp_path: Path
+) -> None:
     result = run_ocm("login", manager.url, input=f"{manager.token}\n")
     assert result.returncode == 0, result.stderr
     path = config(tmp_path) / "credentials.json"
@@ -83,12 +90,19 @@ def test_no_real_keyring_means_a_0600_file_in_a_0700_dir(
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
 
 
-@pytest.mark.parametrize("backend", [fail.Keyring(), null.Keyring(), chainer.ChainerBackend()],
-                         ids=["fail", "null", "chainer-with-nothing"])
+@pytest.mark.parametrize(
+    "backend",
+    [fail.Keyring(), null.Keyring(), chainer.ChainerBackend()],
+    ids=["fail", "null", "chainer-with-nothing"],
+)
 def test_backends_that_keep_nothing_safely_are_not_used(
-        backend: object, manager: RunningManager, use_keyring: Callable[[object], None],
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    backend: object,
+    manager: RunningManager,
+    use_keyring: Callable[[object], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # The chainer would pick up the test backends defined in this process; hide them.
     monkeypatch.setattr(chainer.ChainerBackend, "backends", [])
     use_keyring(backend)
@@ -99,8 +113,11 @@ def test_backends_that_keep_nothing_safely_are_not_used(
 
 
 def test_insecure_storage_forces_the_file_and_clears_the_keyring(
-        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    manager: RunningManager,
+    use_keyring: Callable[[object], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     memory = MemoryKeyring()
     use_keyring(memory)
     assert main(["login", manager.url, manager.token]) == 0
@@ -116,8 +133,11 @@ def test_insecure_storage_forces_the_file_and_clears_the_keyring(
 
 
 def test_a_failing_keyring_degrades_to_the_file(
-        manager: RunningManager, use_keyring: Callable[[object], None], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    manager: RunningManager,
+    use_keyring: Callable[[object], None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     use_keyring(BrokenKeyring())
     assert main(["login", manager.url, manager.token]) == 0
     assert "the system keyring failed (KeyringError)" in capsys.readouterr().err
@@ -127,8 +147,9 @@ def test_a_failing_keyring_degrades_to_the_file(
     assert not (config(tmp_path) / "credentials.json").exists()
 
 
-def test_keyring_backend_in_a_subprocess(manager: RunningManager, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyring_backend_in_a_subprocess(
+    manager: RunningManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = tmp_path / "keyring.json"
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
     monkeypatch.setenv("OCM_TEST_KEYRING_FILE", str(store))
@@ -139,19 +160,23 @@ def test_keyring_backend_in_a_subprocess(manager: RunningManager, tmp_path: Path
 
 
 def test_ocm_token_overrides_the_stores_and_names_itself(
-        manager: RunningManager, tmp_path: Path) -> None:
+    manager: RunningManager, tmp_path: Path
+) -> None:
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
     env = {"OCM_TOKEN": "not-the-token"}
     assert "present, from the OCM_TOKEN environment variable" in run_ocm("status", env=env).stdout
-    assert_one_error(run_ocm("list", env=env), 1,
-                     f"token from the OCM_TOKEN environment variable rejected by {manager.url}",
-                     f"ocm login {manager.url}")
+    assert_one_error(
+        run_ocm("list", env=env),
+        1,
+        f"token from the OCM_TOKEN environment variable rejected by {manager.url}",
+        f"ocm login {manager.url}",
+    )
     assert run_ocm("list", env={"OCM_TOKEN": manager.token}).returncode == 0
 
 
 def test_env_url_and_token_work_with_nothing_on_disk(
-        manager: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder,
-        tmp_path: Path) -> None:
+    manager: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
     repo = add_repo("ci")
     env = {"OPENCODE_MANAGER_URL": manager.url, "OCM_TOKEN": manager.token}
     listed = run_ocm("list", env=env)
@@ -166,13 +191,17 @@ def test_env_url_and_token_work_with_nothing_on_disk(
     assert recorder.read()["argv"][4] == repo.directory
 
 
-def test_rotated_token_is_rejected_naming_the_store(manager: RunningManager,
-                                                   tmp_path: Path) -> None:
+def test_rotated_token_is_rejected_naming_the_store(
+    manager: RunningManager, tmp_path: Path
+) -> None:
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
     manager.cli("token", "rotate")
-    assert_one_error(run_ocm("list"), 1,
-                     f"token from {config(tmp_path) / 'credentials.json'} rejected by "
-                     f"{manager.url}", f"run `ocm login {manager.url}`")
+    assert_one_error(
+        run_ocm("list"),
+        1,
+        f"token from {config(tmp_path) / 'credentials.json'} rejected by {manager.url}",
+        f"run `ocm login {manager.url}`",
+    )
 
 
 def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:
@@ -184,13 +213,19 @@ def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:
 
 
 def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
-        manager: RunningManager, tmp_path: Path) -> None:
+    manager: RunningManager, tmp_path: Path
+) -> None:
     controller, terminal = os.openpty()
     # A new session has no controlling terminal, so getpass uses the pty on stdin, not the
     # terminal this test may run in.
-    proc = subprocess.Popen(ocm_command("login", manager.url), stdin=terminal, stdout=terminal,
-                            stderr=terminal, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    proc = subprocess.Popen(
+        ocm_command("login", manager.url),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     os.close(terminal)
     seen = b""
     deadline = time.monotonic() + 30
