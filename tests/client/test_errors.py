@@ -8,8 +8,11 @@ import socket
 from pathlib import Path
 
 import pytest
+import requests
 
+from ocm import api
 from ocm.cli import main
+from ocm.errors import ManagerError
 from tests.client import standin
 from tests.client.conftest import Recorder, assert_one_error, run_ocm
 from tests.support.processes import RunningManager
@@ -203,3 +206,23 @@ def test_interrupt_exits_130(
     monkeypatch.setattr(status, "status", interrupted)
     assert main(["status"]) == 130
     assert capsys.readouterr().err == "ocm: interrupted\n"
+
+
+def test_a_silent_host_fails_within_the_connect_timeout() -> None:
+    """Every request carries a connect timeout of a few seconds; hitting it names the URL."""
+    seen: list[object] = []
+
+    class Silent(requests.Session):
+        def request(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+            seen.append(kwargs["timeout"])
+            raise requests.exceptions.ConnectTimeout("timed out")
+
+    client = api.ManagerClient("http://10.0.0.1:5003", "tok", session=Silent())
+    with pytest.raises(ManagerError) as caught:
+        client.workspaces()
+    assert caught.value.message == (
+        "cannot reach the Manager at http://10.0.0.1:5003 (no connection within 5 s); "
+        "check the URL and that the Manager is running"
+    )
+    assert seen == [(api.CONNECT_TIMEOUT, api.READ_TIMEOUT)]
+    assert api.CONNECT_TIMEOUT <= 10
