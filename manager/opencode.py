@@ -265,15 +265,17 @@ class Supervisor(Upstream):
             self._terminate(process)  # also takes down whatever it left in its group
             code = process.returncode
             ran = time.monotonic() - started
-            backoff = BACKOFF_FIRST if ran >= STABLE_AFTER else min(backoff * 2, BACKOFF_MAX)
+            if ran >= STABLE_AFTER:
+                backoff = BACKOFF_FIRST
+            delay, backoff = backoff, min(backoff * 2, BACKOFF_MAX)
             log.warning("opencode stopped (exit code %s after %.0f s); restarting in %.0f s;"
-                        " see %s", code, ran, backoff, self.log_path)
+                        " see %s", code, ran, delay, self.log_path)
             with self._ready:
                 if self._stopping.is_set():
                     break
                 self._set_state(RESTARTING)
             self.restarts += 1
-            self._stopping.wait(backoff)
+            self._stopping.wait(delay)
 
     def _spawn(self, setup: Callable[[], None] | None) -> subprocess.Popen[bytes] | None:
         if not port_is_free(self._port):

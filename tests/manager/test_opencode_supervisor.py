@@ -1,0 +1,187 @@
+"""The Manager's own ``opencode serve``: started, watched, restarted, and never left behind."""
+
+from __future__ import annotations
+
+import base64
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import requests
+
+from manager import opencode
+from tests.support import proctree
+from tests.support.processes import RunningManager
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def state(manager: RunningManager) -> str:
+    health = requests.get(f"{manager.url}/api/health", timeout=10).json()
+    return str(health["opencode"]["state"])
+
+
+def opencode_pid(manager: RunningManager) -> int | None:
+    pids = [pid for pid in proctree.children(manager.process.pid)
+            if "serve" in proctree.cmdline(pid) and proctree.alive(pid)]
+    assert len(pids) <= 1, pids
+    return pids[0] if pids else None
+
+
+def running_opencode(manager: RunningManager, other_than: int | None = None) -> int:
+    """The pid of the opencode the Manager says is running (a new one after a restart)."""
+    found: list[int] = []
+
+    def ready() -> bool:
+        pid = opencode_pid(manager)
+        if pid is None or pid == other_than or state(manager) != "running":
+            return False
+        found.append(pid)
+        return True
+
+    assert proctree.wait_until(ready, timeout=120), manager.log()
+    return found[-1]
+
+
+def proxied_sessions(manager: RunningManager, directory: Path) -> requests.Response:
+    return requests.get(f"{manager.url}/api/opencode-proxy/session",
+                        params={"directory": str(directory)}, headers=bearer(manager.token),
+                        timeout=60)
+
+
+@pytest.mark.slow
+def test_killed_opencode_is_restarted_and_stopping_the_manager_leaves_none(
+        manager_factory, opencode_bin, isolated_env, tmp_path):
+    manager = manager_factory("--opencode-bin", opencode_bin)
+    first = running_opencode(manager)
+    argv = proctree.cmdline(first)
+    env = proctree.environ(first)
+    password = env["OPENCODE_SERVER_PASSWORD"]
+    assert len(password) >= 32
+    assert argv[1:4] == ["serve", "--hostname", "127.0.0.1"]
+    assert password not in " ".join(argv)
+    assert env["HOME"] == str(isolated_env)  # never the real home in tests
+    assert proxied_sessions(manager, tmp_path).status_code == 200
+
+    proctree.kill_group_quietly(first)
+    assert proctree.wait_until(lambda: not proctree.alive(first), timeout=10)
+    second = running_opencode(manager, other_than=first)
+    assert second != first
+    assert proxied_sessions(manager, tmp_path).status_code == 200
+    log = (manager.data_dir / "logs" / "opencode.log").read_text()
+    assert log.count("starting opencode serve") == 2
+    assert password not in log + manager.log()
+
+    assert manager.stop() == 0
+    assert not proctree.alive(second)
+    assert not proctree.group_alive(second)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, sig):
+    manager = manager_factory("--opencode-bin", opencode_bin)
+    pid = running_opencode(manager)
+    manager.process.send_signal(sig)
+    manager.process.wait(timeout=30)
+    # SIGKILL leaves the Manager no chance to clean up: the kernel's parent-death signal does.
+    assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=15)
+
+
+def test_no_opencode_executable_means_503_and_says_how_to_fix_it(manager_factory, tmp_path):
+    manager = manager_factory("--opencode-bin", str(tmp_path / "missing" / "opencode"))
+    assert state(manager) == "unavailable"
+    response = proxied_sessions(manager, tmp_path)
+    assert response.status_code == 503
+    assert response.json()["error"] == "opencode_not_configured"
+    assert "npm i -g opencode-ai" in response.json()["message"]
+
+
+# -- the supervisor on its own, with stand-ins for opencode --------------------------------
+
+
+def standin(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "opencode"
+    script.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))
+    script.chmod(0o755)
+    return str(script)
+
+
+HEALTHY = """
+    import base64, os, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    expected = "Basic " + base64.b64encode(
+        ("opencode:" + os.environ["OPENCODE_SERVER_PASSWORD"]).encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers.get("Authorization") == expected
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    print("stand-in serving", flush=True)
+    HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), Handler).serve_forever()
+"""
+
+
+def test_supervisor_restarts_with_backoff_and_logs_every_run(tmp_path):
+    binary = standin(tmp_path, """
+        import sys
+        print("stand-in crashing", flush=True)
+        sys.exit(3)
+    """)
+    supervisor = opencode.Supervisor(binary, logs_dir=tmp_path, workdir=tmp_path)
+    supervisor.start()
+    try:
+        assert proctree.wait_until(lambda: supervisor.restarts >= 2, timeout=20)
+        assert supervisor.state in ("restarting", "starting")
+        assert supervisor.wait_ready(0.1) is None
+    finally:
+        supervisor.stop()
+    assert supervisor.state == "stopped"
+    log = (tmp_path / "opencode.log").read_text()
+    assert log.count("stand-in crashing") >= 2
+
+
+def test_supervisor_waits_for_health_with_its_password(tmp_path):
+    supervisor = opencode.Supervisor(standin(tmp_path, HEALTHY), logs_dir=tmp_path,
+                                     workdir=tmp_path)
+    supervisor.start()
+    try:
+        endpoint = supervisor.wait_ready(30)
+        assert endpoint is not None and supervisor.state == "running"
+        expected = "Basic " + base64.b64encode(f"opencode:{supervisor.password}".encode()).decode()
+        assert endpoint.authorization == expected
+        assert opencode.check_health(endpoint)
+    finally:
+        supervisor.stop()
+    assert supervisor.pid is None
+
+
+def test_stop_takes_down_a_child_that_ignores_sigterm_and_everything_it_started(tmp_path):
+    marker = tmp_path / "grandchild.pid"
+    binary = standin(tmp_path, f"""
+        import signal, subprocess, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        child = subprocess.Popen(["sleep", "600"])
+        open({str(marker)!r}, "w").write(str(child.pid))
+        time.sleep(600)
+    """)
+    supervisor = opencode.Supervisor(binary, logs_dir=tmp_path, workdir=tmp_path)
+    supervisor.start()
+    assert proctree.wait_until(lambda: marker.exists() and marker.read_text(), timeout=20)
+    pid = supervisor.pid
+    grandchild = int(marker.read_text())
+    assert pid is not None and proctree.alive(grandchild)
+    supervisor.stop()  # SIGTERM is ignored: SIGKILL follows after the grace period
+    assert not proctree.alive(pid)
+    assert proctree.wait_until(lambda: not proctree.alive(grandchild), timeout=10)
