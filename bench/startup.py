@@ -13,9 +13,8 @@ Both sides use the same interpreter, so its own start-up cost cancels out.
 By default ``ocm`` is this environment's console script. A development (editable) install
 runs a path finder at every interpreter start that already imports pathlib, re and
 urllib.parse, which flatters ``ocm`` next to ``python -c pass``. ``--plain-install`` times a
-regular install instead: a temp venv holding copies of ``ocm/`` and ``install/``, a console
-script written the way pip writes it, and this environment's site-packages for the
-dependencies (no network, no pip).
+regular install instead: a real ``python3 -m install`` into a temp venv, exactly what a
+user gets (pip from the package index).
 """
 
 from __future__ import annotations
@@ -28,23 +27,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-
-
-CONSOLE_SCRIPT = """#!{python}
-import re
-import sys
-from ocm.cli import main
-if __name__ == '__main__':
-    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
-    sys.exit(main())
-"""
 
 
 def ocm_argv() -> list[str]:
@@ -61,9 +49,14 @@ def compile_packages(python: str, where: Path) -> None:
 
 
 def plain_install(tmp: Path) -> tuple[str, list[str]]:
-    """A venv with ocm copied in, as pip would leave it; returns (python, ocm argv)."""
-    venv = tmp / "plain-venv"
-    subprocess.run([PY, "-m", "venv", "--without-pip", str(venv)], check=True)
+    """A real ``python3 -m install`` into a fresh venv: exactly what a user runs."""
+    venv, bin_dir = tmp / "plain-venv", tmp / "plain-bin"
+    subprocess.run(
+        [PY, "-m", "install", "--venv", str(venv), "--bin-dir", str(bin_dir)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     python = venv / "bin" / "python"
     site = Path(
         subprocess.run(
@@ -73,17 +66,8 @@ def plain_install(tmp: Path) -> tuple[str, list[str]]:
             text=True,
         ).stdout.strip()
     )
-    deps = Path(sysconfig.get_paths()["purelib"])
-    (site / "ocm-bench-deps.pth").write_text(f"{deps}\n")  # a plain path line runs no code
-    for package in ("ocm", "install"):
-        shutil.copytree(
-            ROOT / package, site / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
     compile_packages(str(python), site)
-    script = venv / "bin" / "ocm"
-    script.write_text(CONSOLE_SCRIPT.format(python=python))
-    script.chmod(0o755)
-    return str(python), [str(script)]
+    return str(python), [str(bin_dir / "ocm")]
 
 
 def git(cwd: Path, *args: str) -> None:
