@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,12 @@ def _saved_lines(where: str, saved: list[str]) -> None:
 # ------------------------------------------------------------------------------ push
 
 
+def repo_name(root: Path) -> str:
+    """The new Manager repo's name: the folder's, with what the Manager refuses made '-'."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")
+    return name[:100] or "repo"
+
+
 def _confirm_create(name: str, yes: bool) -> None:
     if yes:
         return
@@ -143,15 +150,16 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             if not create:
                 where = f"origin {origin}" if origin else "this checkout (no origin remote)"
                 raise OcmError(f"no Manager repo matches {where}",
-                               f"run `ocm push --create` to create {root.name!r} from it, or "
+                               f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
                                "`ocm list` to see the repos")
             if not origin:
                 raise OcmError("this checkout has no origin remote, so a new Manager repo "
                                "could not be found again", "add one with `git remote add "
                                "origin <url>`, then run `ocm push --create`")
-            _confirm_create(root.name, yes)
-            repo_id, label = 0, root.name
-            params.update(create="1", name=root.name, originUrl=origin,
+            label = repo_name(root)
+            _confirm_create(label, yes)
+            repo_id = 0
+            params.update(create="1", name=label, originUrl=origin,
                           branch=branch or "main")
         else:
             repo_id, label = ws.repo_id, ws.name
@@ -267,7 +275,8 @@ def pull(*, force: bool) -> int:
                 try:
                     with Progress("receiving") as progress:
                         result = receive(
-                            root, _ResponseReader(response, progress), staging_dir=staging,
+                            root, io.BufferedReader(_ResponseReader(response, progress), CHUNK),
+                            staging_dir=staging,
                             limits=Limits(max_bytes=1 << 62, max_members=1 << 40),
                             force=force, side="This checkout", lacking_label="the Manager",
                             sender=f"{login.url} #{ws.repo_id} {ws.name}")

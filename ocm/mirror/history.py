@@ -88,21 +88,38 @@ def read_incoming(root: Path, git_dir: Path) -> Incoming:
     return Incoming(branch, oid, entries, tuple(dict.fromkeys(blobs)))
 
 
+def missing_objects(root: Path, oids: list[str]) -> list[str]:
+    """Those of ``oids`` the receiver's own object store lacks."""
+    if not oids:
+        return []
+    done = gitcmd.run(root, "cat-file", "--batch-check", input="\n".join(oids).encode() + b"\n")
+    return [line.split()[0] for line in done.stdout.decode().splitlines()
+            if line.endswith(" missing")]
+
+
 def import_objects(root: Path, git_dir: Path, incoming: Incoming) -> None:
-    """Copy the commits, trees and blobs the receiver lacks into one new pack of its own."""
+    """Copy the commits, trees and blobs the receiver lacks into one new pack of its own.
+
+    Cheap when nothing is new: a HEAD that already is the tip of one of the receiver's refs
+    is complete history, and staged blobs are only copied when missing.
+    """
+    tips = missing_objects(root, list(incoming.blobs))
+    tip_refs = gitcmd.out(root, "for-each-ref", "--format=%(objectname)").split()
+    if incoming.head not in tip_refs:
+        tips.insert(0, incoming.head)
+    if not tips:
+        return
     env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(git_dir / "objects")}
-    tips = "\n".join((incoming.head, *incoming.blobs)) + "\n"
     done = gitcmd.run(root, "rev-list", "--objects", "--stdin", "--not", "--all",
-                      input=tips.encode(), env=env, check=False)
+                      input="\n".join(tips).encode() + b"\n", env=env, check=False)
     if done.returncode != 0:
         raise BadArchive("the archive's history is incomplete (a shallow clone, or missing "
                          f"objects): {gitcmd.last_line(done.stderr)}")
     if done.stdout.strip():
         pack_base = root / ".git" / "objects" / "pack" / "pack"
         pack_base.parent.mkdir(parents=True, exist_ok=True)
-        gitcmd.run(root, "pack-objects", "-q", "--threads=0", str(pack_base),
-                   input=done.stdout, env=env)
-    if not gitcmd.ok(root, "cat-file", "-e", f"{incoming.head}^{{commit}}"):
+        gitcmd.run(root, "pack-objects", "-q", str(pack_base), input=done.stdout, env=env)
+    if missing_objects(root, [incoming.head]):
         raise MirrorError("the incoming commits could not be stored in the receiving repo")
 
 
@@ -155,7 +172,7 @@ def _commit(root: Path, tree: str, message: str, parents: list[str]) -> str:
 
 def _identity() -> dict[str, str]:
     # A stash needs an author even on a Manager where nobody configured git.
-    env = {}
+    env: dict[str, str] = {}
     for role in ("AUTHOR", "COMMITTER"):
         env.setdefault(f"GIT_{role}_NAME", os.environ.get(f"GIT_{role}_NAME", "ocm"))
         env.setdefault(f"GIT_{role}_EMAIL", os.environ.get(f"GIT_{role}_EMAIL", "ocm@localhost"))
@@ -205,18 +222,36 @@ def move_head(root: Path, incoming: Incoming, message: str) -> None:
     gitcmd.run(root, "symbolic-ref", "-m", message, "HEAD", f"refs/heads/{incoming.branch}")
 
 
+def _entries(data: bytes) -> dict[bytes, bytes]:
+    """``ls-files -s -z`` records keyed by (stage, path), valued by "mode oid"."""
+    found = {}
+    for record in data.split(b"\0"):
+        if record:
+            info, _, path = record.partition(b"\t")
+            mode, oid, stage = info.split(b" ")
+            found[stage + b"\t" + path] = mode + b" " + oid
+    return found
+
+
 def rebuild_index(root: Path, incoming: Incoming) -> None:
     """Give the receiver the sender's index (staged changes stay staged), then refresh it.
 
-    Built in a private file and renamed over ``.git/index``, so a crash leaves the old one.
+    Only entries that differ are rewritten, so unchanged files keep their stat data and
+    the refresh re-reads just what changed. Built in a private file and renamed over
+    ``.git/index``, so a crash leaves the old one.
     """
-    with temp_index(root, copy_real=False) as env:
+    with temp_index(root, copy_real=True) as env:
+        ok = False
         if incoming.index_entries:
+            old = _entries(gitcmd.run(root, "ls-files", "-s", "-z", env=env).stdout)
+            new = _entries(incoming.index_entries)
+            zero = b"0" * len(incoming.head)
+            lines = [b"0 " + zero + b" " + key for key in old if key not in new]
+            lines += [value + b" " + key for key, value in new.items() if old.get(key) != value]
             done = gitcmd.run(root, "update-index", "-z", "--index-info",
-                              input=incoming.index_entries, env=env, check=False)
+                              input=b"".join(line + b"\0" for line in lines), env=env,
+                              check=False)
             ok = done.returncode == 0
-        else:
-            ok = False
         if not ok:
             gitcmd.run(root, "read-tree", incoming.head, env=env)
         # Exit code 1 only means "some files differ from the index": expected.

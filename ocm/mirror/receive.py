@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ocm.mirror import gitcmd, history, swap
 from ocm.mirror.archive import Limits, Progress, extract
@@ -87,7 +87,7 @@ def _risks(root: Path, state: RepoState, incoming: history.Incoming, known: set[
     return risks, branch_old, detached_old
 
 
-def receive(root: Path, stream: BinaryIO, *, staging_dir: Path, limits: Limits, force: bool,
+def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits, force: bool,
             known: Iterable[str | None] = (), side: str = "the receiving repo",
             lacking_label: str = "the incoming history",
             extra_risks: Callable[[], list[str]] | None = None, sender: str = "ocm",
@@ -102,7 +102,7 @@ def receive(root: Path, stream: BinaryIO, *, staging_dir: Path, limits: Limits, 
     work = new_workdir(staging_dir)
     committed = undone = False
     try:
-        extract(stream, work / "new", limits, progress)
+        arrived = extract(stream, work / "new", limits, progress, compare_root=root)
         staged_git = work / "new" / ".git"
         if not staged_git.is_dir():
             raise BadArchive("the archive holds no .git directory")
@@ -111,8 +111,7 @@ def receive(root: Path, stream: BinaryIO, *, staging_dir: Path, limits: Limits, 
 
         current = select(root)
         state = repo_state(root, current)
-        incoming_files = swap.walk_files(work / "new")
-        plan = swap.make_plan(root, work / "new", incoming_files, current.files)
+        plan = swap.make_plan(root, work / "new", arrived.names, current.files, arrived.same)
         known_set = {*known, read_marker(root).get("snapshot")}
         risks, branch_old, detached_old = _risks(root, state, incoming, known_set, plan,
                                                  lacking_label)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ocm.mirror.archive import Progress, pack
 from ocm.mirror.errors import MirrorError
@@ -32,6 +32,6 @@ def prepare(root: Path) -> Outgoing:
     return Outgoing(root, selection, state)
 
 
-def write_archive(outgoing: Outgoing, out: BinaryIO, *, compress: bool,
-                  progress: Progress | None = None) -> int:
-    return pack(outgoing.root, outgoing.names, out, compress=compress, progress=progress)
+def write_archive(outgoing: Outgoing, out: IO[bytes], *, compress: bool,
+                  progress: Progress | None = None) -> None:
+    pack(outgoing.root, outgoing.names, out, compress=compress, progress=progress)

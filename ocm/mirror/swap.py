@@ -80,11 +80,13 @@ def walk_files(top: Path) -> list[str]:
     return found
 
 
-def make_plan(root: Path, new: Path, incoming: list[str], current: list[str]) -> Plan:
+def make_plan(root: Path, new: Path, incoming: list[str], current: list[str],
+              unchanged: set[str] | frozenset[str] = frozenset()) -> Plan:
     """Decide every rename; refuse (409) when an incoming path is blocked by kept files.
 
     ``current`` is the receiver's own selection (what it would send): those are the files
-    the sender's tree replaces. Everything else on the receiver is kept.
+    the sender's tree replaces. Everything else on the receiver is kept. ``unchanged`` are
+    incoming files the receiver already has, byte for byte, under real directories.
     """
     plan = Plan()
     incoming_set = set(incoming)
@@ -97,6 +99,8 @@ def make_plan(root: Path, new: Path, incoming: list[str], current: list[str]) ->
     blocked: list[str] = []
     current_set = set(current)
     for name in incoming:
+        if name in unchanged:
+            continue
         parts = name.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
