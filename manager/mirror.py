@@ -74,7 +74,15 @@ def head(repo_id: int) -> Any:
     return jsonify(head=state.head, branch=state.branch, dirty=state.dirty,
                    inUse=_in_use(repo), snapshot=state.snapshot,
                    mirrored=read_marker(repo.directory).get("snapshot"),
-                   branchHead=branch_head, repoId=repo.id, name=repo.name)
+                   branchHead=branch_head, repoId=repo.id, name=repo.name,
+                   limits=_limits())
+
+
+def _limits() -> dict[str, int]:
+    settings = _services().settings
+    return {"maxUploadBytes": settings.max_upload_bytes,
+            "maxArchiveBytes": settings.max_archive_bytes,
+            "maxArchiveMembers": settings.max_archive_members}
 
 
 def _create_repo() -> Repo:

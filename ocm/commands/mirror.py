@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ocm import resolve
 from ocm import state as state_mod
-from ocm.commands.common import connect, remember
+from ocm.commands.common import connect, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import gitcmd, history
 from ocm.mirror.archive import CHUNK, Limits, iter_pack
@@ -129,6 +129,23 @@ def _push_risks(root: Path, outgoing: Outgoing, head: dict[str, Any]) -> list[st
     return risks
 
 
+def _check_limits(outgoing: Outgoing, limits: dict[str, Any]) -> None:
+    """Refuse before sending what the Manager would refuse after receiving it all."""
+    names = outgoing.names
+    total = sum(os.lstat(outgoing.root / name).st_size for name in names)
+    max_members = int(limits.get("maxArchiveMembers") or 0)
+    max_bytes = min(int(limits.get("maxArchiveBytes") or 0) or 1 << 62,
+                    int(limits.get("maxUploadBytes") or 0) or 1 << 62)
+    if max_members and len(names) > max_members:
+        raise OcmError(f"this checkout has {len(names)} files to send, more than the Manager "
+                       f"accepts ({max_members})", "raise --max-archive-members on the "
+                       "Manager, or ignore more files in .gitignore")
+    if total > max_bytes:
+        raise OcmError(f"this checkout has {total} bytes to send, more than the Manager "
+                       f"accepts ({max_bytes})", "raise --max-archive-bytes/--max-upload-bytes"
+                       " on the Manager, or ignore more files in .gitignore")
+
+
 def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iterator[bytes]:
     for chunk in iter_pack(outgoing.root, outgoing.names, compress=compress):
         progress.add(len(chunk))
@@ -145,6 +162,11 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         except MirrorError as exc:
             raise _error(exc) from None
         branch = outgoing.state.branch
+        if outgoing.selection.skipped:
+            shown = ", ".join(outgoing.selection.skipped[:5])
+            more = len(outgoing.selection.skipped) - 5
+            note(f"not sent (nested repositories, symlinks leaving the repo, special files): "
+                 f"{shown}{f' and {more} more' if more > 0 else ''}")
         params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
         if ws is None:
             if not create:
@@ -165,6 +187,7 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             repo_id, label = ws.repo_id, ws.name
             head = client.get_json(f"{MIRROR_PATH}/{repo_id}/head",
                                    params={"branch": branch} if branch else None)
+            _check_limits(outgoing, head.get("limits") or {})
             risks = _push_risks(root, outgoing, head)
             if risks and not force:
                 raise ConflictError(f"the Manager's copy of {label} has {'; '.join(risks)}, "

@@ -235,3 +235,20 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
     assert "disk is full" in response.json()["message"]
     assert repo_listing(p.directory) == before
     assert not list((manager.data_dir / "staging").iterdir())
+
+
+def test_client_refuses_before_sending_what_the_manager_would_refuse(
+        manager_factory: Callable[..., RunningManager], tmp_path: Path) -> None:
+    manager, p = _push(manager_factory, tmp_path)
+    manager.stop()
+    limited = manager_factory("--no-opencode", "--max-archive-members", "100",
+                              data_dir=manager.data_dir, token=manager.token)
+    for n in range(120):
+        (p.laptop / f"many/{n}.txt").parent.mkdir(exist_ok=True)
+        (p.laptop / f"many/{n}.txt").write_text(f"{n}\n")
+    before = repo_listing(p.directory)
+    done = Cli(limited)(p.laptop, "push", "--force")
+    assert done.returncode == 1
+    assert "more than the Manager accepts (100)" in done.stderr
+    assert "--max-archive-members" in done.stderr
+    assert repo_listing(p.directory) == before
