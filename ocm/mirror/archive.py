@@ -248,6 +248,7 @@ def extract(stream: IO[bytes], dest: Path, limits: Limits, progress: Progress | 
     seen: set[str] = set()
     made_dirs: set[str] = {""}
     theirs = _Dirs(compare_root) if compare_root is not None else None
+    dest.mkdir(parents=True, exist_ok=True)
     try:
         tar = open_stream(stream)
         for member in tar:

@@ -69,3 +69,10 @@ def test_corrupt_streams_are_bad_archives(tmp_path: Path) -> None:
                               b"x" * 512]):
         with pytest.raises(BadArchive):
             extract(io.BytesIO(body), tmp_path / f"out{n}", Limits())
+
+
+def test_an_archive_may_start_with_a_top_level_file(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    data = b"".join(iter_pack(root, ["README.md", "src/app.py"], compress=False))
+    extract(io.BytesIO(data), tmp_path / "not-yet" / "there", Limits(), compare_root=root)
+    assert (tmp_path / "not-yet/there/README.md").read_text() == "# proj\n"
