@@ -8,7 +8,6 @@ directory (a repo's ``inUse``) until waitress closes the response.
 
 from __future__ import annotations
 
-import http.client
 import logging
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -19,7 +18,15 @@ from werkzeug.routing import PathConverter
 
 from manager.errors import ApiError
 from manager.opencode import Endpoint
-from manager.proxy_http import Connection, DisconnectWatcher, Pool
+from manager.proxy_http import (
+    BLOCK,
+    Connection,
+    DisconnectWatcher,
+    Pool,
+    UpstreamError,
+    client_gone_probe,
+)
+from manager.proxy_http import Response as UpstreamResponse
 from manager.streams import StreamTracker
 
 log = logging.getLogger("manager.proxy")
@@ -38,7 +45,6 @@ DROP_RESPONSE = HOP_BY_HOP | {"www-authenticate"}
 # Small bodies are sent with the headers in one write, and can be re-sent on a fresh
 # connection when a pooled one turns out to be closed.
 SMALL_BODY = 256 * 1024
-BLOCK = 64 * 1024
 # A request that arrives while OpenCode (re)starts waits this long before getting a 502.
 READY_WAIT = 30.0
 
@@ -127,11 +133,11 @@ def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[s
     return headers
 
 
-def response_headers(response: http.client.HTTPResponse) -> list[tuple[str, str]]:
+def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
     named_in_connection = {token.strip().lower()
-                           for value in response.headers.get_all("Connection", [])
+                           for name, value in response.headers if name.lower() == "connection"
                            for token in value.split(",")}
-    return [(name, value) for name, value in response.headers.items()
+    return [(name, value) for name, value in response.headers
             if name.lower() not in DROP_RESPONSE and name.lower() not in named_in_connection
             and not name.lower().startswith("proxy-")]
 
@@ -148,31 +154,6 @@ def event_directory(environ: dict[str, Any]) -> str:
     return unquote(header) if header else ""
 
 
-def _send(conn: Connection, method: str, target: str, headers: list[tuple[str, str]],
-          body: bytes | BinaryIO | None, length: int) -> http.client.HTTPResponse:
-    conn.connect()
-    h = conn.http
-    h.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
-    for name, value in headers:
-        h.putheader(name, value)
-    if body is None:
-        h.endheaders()
-    elif isinstance(body, bytes):
-        h.putheader("Content-Length", str(length))
-        h.endheaders(body)
-    else:
-        h.putheader("Content-Length", str(length))
-        h.endheaders()
-        remaining = length
-        while remaining > 0:
-            block = body.read(min(BLOCK, remaining))
-            if not block:
-                break
-            h.send(block)
-            remaining -= len(block)
-    return h.getresponse()
-
-
 # -- responses ---------------------------------------------------------------------------
 
 
@@ -180,15 +161,14 @@ class RelayBody:
     """The response body as a WSGI iterable; ``close()`` (called by waitress, even for HEAD,
     204 and 304 when the body never runs) frees the connection, the watch and the lease."""
 
-    def __init__(self, relay: Relay, conn: Connection, response: http.client.HTTPResponse,
-                 watch_key: int, on_close: Any = None) -> None:
+    def __init__(self, relay: Relay, conn: Connection, response: UpstreamResponse, watch_key: int,
+                 on_close: Any = None) -> None:
         self.relay = relay
         self.conn = conn
         self.response = response
         self.watch_key = watch_key
         self.on_close = on_close
         self.closed = False
-        self.complete = False  # the whole body came, so the connection may be reused
 
     def __iter__(self) -> Iterator[bytes]:
         response = self.response
@@ -197,13 +177,10 @@ class RelayBody:
                 # read1 returns what has arrived (one SSE event at a time), never waits to
                 # fill the buffer; the bytes are forwarded exactly as OpenCode encoded them.
                 chunk = response.read1(BLOCK)
-                # http.client raises on a body cut short, so "closed" here means "all read"
-                # (waitress stops iterating once Content-Length bytes went out).
-                self.complete = response.isclosed()
                 if not chunk:
                     return
                 yield chunk
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, UpstreamError, ValueError):
             # OpenCode went away mid-body, or the watcher shut the socket because the client
             # did: end the body; waitress closes a connection whose length was not met.
             return
@@ -213,22 +190,18 @@ class RelayBody:
             return
         self.closed = True
         self.relay.watcher.unwatch(self.watch_key)
-        if not self.complete and not self.response.isclosed() and self.response.length == 0:
-            self.response.read()  # HEAD, 204, 304: nothing to read; frees the connection
-            self.complete = True
-        # A body cut short (OpenCode died, or the watcher shut the socket) leaves a closed
-        # response too: only a complete one hands its connection back.
-        if self.complete and self.response.isclosed() and not self.response.will_close:
-            self.relay.pool.put(self.conn)  # fully read: the connection is reusable
+        # Only a body read to its end leaves the connection in a state to be reused (waitress
+        # stops iterating once Content-Length bytes went out, so "done" is the test).
+        if self.response.done and not self.response.will_close:
+            self.relay.pool.put(self.conn)
         else:
-            self.response.close()
             self.conn.close()
         if self.on_close is not None:
             self.on_close()
 
 
 def _forward(relay: Relay, environ: dict[str, Any], endpoint: Endpoint
-             ) -> tuple[Connection, http.client.HTTPResponse, int]:
+             ) -> tuple[Connection, UpstreamResponse, int]:
     method = environ["REQUEST_METHOD"]
     target = upstream_target(environ, endpoint.base_path)
     headers = request_headers(environ, endpoint)
@@ -241,13 +214,13 @@ def _forward(relay: Relay, environ: dict[str, Any], endpoint: Endpoint
         body = stream.read(length)
     else:
         body = stream
-    gone = environ.get("waitress.client_disconnected") or (lambda: False)
+    gone = client_gone_probe(environ)
     for attempt in (1, 2):
         conn = relay.pool.get(endpoint)
         key = relay.watcher.watch(gone, conn)
         try:
-            return conn, _send(conn, method, target, headers, body, length), key
-        except (OSError, http.client.HTTPException) as exc:
+            return conn, conn.request(method, target, headers, body, length), key
+        except (OSError, UpstreamError) as exc:
             relay.watcher.unwatch(key)
             conn.close()
             # A pooled connection the server closed a moment ago: once more on a fresh one.

