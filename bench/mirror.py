@@ -6,7 +6,8 @@ Generates (once, cached in ``--cache``) a repo of >= 20k files and >= 150 MB inc
 ``.git`` with real history, plus an untracked ``node_modules`` that must not travel. Then,
 side by side on this machine: the raw tar pipe of exactly the files that travel (with and
 without gzip), and ``ocm push`` / ``ocm pull`` through a real Manager on 127.0.0.1 (with and
-without ``OCM_MIRROR_GZIP=1``). Prints a table with ratios to the raw pipe. Best of N rounds.
+without ``OCM_MIRROR_GZIP=1``). Prints a table with ratios to the raw pipe. Best of N rounds, each after a ``sync`` (the
+machine's writeback of earlier steps is not billed to the next one).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def size_of(path: Path) -> tuple[int, int]:
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    # Flush what earlier steps wrote, so their writeback is not billed to this one.
+    subprocess.run(["sync"], check=True)
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start

@@ -150,6 +150,7 @@ def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iter
     for chunk in iter_pack(outgoing.root, outgoing.names, compress=compress):
         progress.add(len(chunk))
         yield chunk
+    progress.finish(then="the Manager is unpacking and switching the work tree ...")
 
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
@@ -199,7 +200,7 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         if base:
             params["base"] = base
         compress = _compress()
-        with Progress("sending") as progress:
+        with Progress(f"sending to {label}") as progress:
             try:
                 response = client.request(
                     "POST", f"{MIRROR_PATH}/{repo_id}/up", params=params,
@@ -296,7 +297,7 @@ def pull(*, force: bool) -> int:
                                           params=params, stream=True,
                                           read_timeout=TRANSFER_TIMEOUT)
                 try:
-                    with Progress("receiving") as progress:
+                    with Progress(f"receiving {ws.name}") as progress:
                         result = receive(
                             root, io.BufferedReader(_ResponseReader(response, progress), CHUNK),
                             staging_dir=staging,

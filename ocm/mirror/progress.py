@@ -30,10 +30,17 @@ class Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def finish(self, then: str | None = None) -> None:
+        """Draw the final count and end the line (once); ``then`` names the next phase."""
         if self.enabled and self._drawn:
             self._draw()
             self.stream.write("\n")
-            self.stream.flush()
+            self._drawn = 0.0
+        if then:
+            self.note(then)
+        self.stream.flush()
 
     def add(self, count: int) -> None:
         self.total += count

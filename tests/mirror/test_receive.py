@@ -235,3 +235,19 @@ def test_one_transfer_at_a_time(tmp_path: Path) -> None:
     with receive_mod.repo_lock(receiver), pytest.raises(Busy):
         transfer(sender, receiver, tmp_path)
     shutil.rmtree(tmp_path / "staging", ignore_errors=True)
+
+
+def test_ignored_file_the_sender_sends_is_refused_then_kept_aside(tmp_path: Path) -> None:
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (receiver / ".git/info/exclude").write_text("settings.local\n")
+    (receiver / "settings.local").write_text("receiver's private settings\n")
+    (sender / "settings.local").write_text("sender's version\n")
+    with pytest.raises(Refused, match="ignored files the incoming tree would overwrite"):
+        transfer(sender, receiver, tmp_path)
+    assert (receiver / "settings.local").read_text() == "receiver's private settings\n"
+    result = transfer(sender, receiver, tmp_path, force=True)
+    assert (receiver / "settings.local").read_text() == "sender's version\n"
+    kept = list((receiver / ".git/ocm-overwritten").glob("*/settings.local"))
+    assert [p.read_text() for p in kept] == ["receiver's private settings\n"]
+    assert any("ocm-overwritten" in line for line in result.saved)
