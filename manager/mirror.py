@@ -161,7 +161,7 @@ def down(repo_id: int) -> Any:
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(repo_lock(repo.directory, "a push"))
-        outgoing = prepare(repo.directory)
+        outgoing = prepare(repo.directory, with_snapshot=False)
     except MirrorError as exc:
         stack.close()
         raise _api_error(exc) from None

@@ -142,7 +142,12 @@ def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits,
         (work / swap.COMMITTED).touch()
         committed = True
         swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-        after = select(root)
+        # The tree now is exactly what arrived: its snapshot needs no new listing.
+        arrived_set = set(arrived.names)
+        indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
+        after = Selection(root, tracked=arrived.names,
+                          deleted=[name for name in indexed if name not in arrived_set
+                                   and not (root / name).is_dir()])  # submodules stay
         write_marker(root, {"snapshot": snapshot(root, after), "head": incoming.head,
                             "branch": incoming.branch, "from": sender})
         return result

@@ -9,7 +9,7 @@ from typing import IO
 from ocm.mirror.archive import Progress, pack
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection, git_dir_files, select
-from ocm.mirror.state import RepoState, repo_state
+from ocm.mirror.state import RepoState, head_info, repo_state
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,15 @@ class Outgoing:
         return git_dir_files(self.root) + self.selection.files
 
 
-def prepare(root: Path) -> Outgoing:
-    """Look at the repo once: what travels, HEAD, branch and the snapshot being sent."""
+def prepare(root: Path, *, with_snapshot: bool = True) -> Outgoing:
+    """Look at the repo once: what travels, HEAD, branch and (unless told not to) the
+    snapshot being sent."""
     selection = select(root)
-    state = repo_state(root, selection)
+    if with_snapshot:
+        state = repo_state(root, selection)
+    else:
+        head, branch = head_info(root)
+        state = RepoState(head, branch, None, None)
     if state.head is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
     return Outgoing(root, selection, state)
