@@ -157,14 +157,8 @@ def pip_install(venv: Path, checkout: Path, *, manager: bool, editable: bool) ->
         _pip(venv, checkout, source, manager=manager, editable=False)
 
 
-def _upgrade_pip(venv: Path) -> None:
-    """Bring the environment's pip up to date before it writes ocm's console scripts.
-
-    The pip bundled with older Pythons writes a wrapper that imports ``re`` before ocm
-    starts (about 10 ms on every ``ocm`` run); current pip does not. Offline this fails,
-    and the bundled pip still installs ocm correctly, so a failure is only a note.
-    """
-    command = [
+def _pip_install(venv: Path, *requirements: str) -> list[str]:
+    return [
         str(venv_python(venv)),
         "-m",
         "pip",
@@ -172,11 +166,20 @@ def _upgrade_pip(venv: Path) -> None:
         "--upgrade",
         "--quiet",
         "--disable-pip-version-check",
-        "pip",
+        *requirements,
     ]
+
+
+def _upgrade_pip(venv: Path) -> None:
+    """Bring the environment's pip up to date before it writes ocm's console scripts.
+
+    The pip bundled with older Pythons writes a wrapper that imports ``re`` before ocm
+    starts (about 10 ms on every ``ocm`` run); current pip does not. Offline this fails,
+    and the bundled pip still installs ocm correctly, so a failure is only a note.
+    """
     try:
         result = subprocess.run(
-            command,
+            _pip_install(venv, "pip"),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -194,16 +197,7 @@ def _upgrade_pip(venv: Path) -> None:
 def _pip(venv: Path, checkout: Path, source: Path, *, manager: bool, editable: bool) -> None:
     _upgrade_pip(venv)
     requirement = f"{source}[{MANAGER_EXTRA}]" if manager else str(source)
-    command = [
-        str(venv_python(venv)),
-        "-m",
-        "pip",
-        "install",
-        "--upgrade",
-        "--quiet",
-        "--disable-pip-version-check",
-    ]
-    command += ["--editable", requirement] if editable else [requirement]
+    command = _pip_install(venv, *(["--editable", requirement] if editable else [requirement]))
     what = "an editable install of " if editable else ""
     extra = " with the Manager" if manager else ""
     print(f"{PROGRAM}: installing {what}{checkout}{extra} into {venv} (pip)", flush=True)
