@@ -328,9 +328,13 @@ def main() -> int:
 
         latency: dict[str, list[float]] = {"direct": [], "proxy": []}
         rounds = 8
+        manager_cpu = 0.0
         for _ in range(rounds):
             for side in (direct, proxy):
+                before = cpu_seconds(process.pid)
                 latency[side.name] += timed_requests(side, target, args.requests // rounds)
+                if side is proxy:
+                    manager_cpu += cpu_seconds(process.pid) - before
         rate: dict[str, list[float]] = {"direct": [], "proxy": []}
         for _ in range(3):
             for side in (direct, proxy):
@@ -362,6 +366,8 @@ def main() -> int:
         ("event delay p50 (POST -> event)", ms(ev["direct"]), ms(ev["proxy"]),
          f"{ev['proxy'] / ev['direct']:.2f}x", f"+{ms(statistics.median(added))}", "<= +5 ms"),
         ("event delay added, p90", "", "", "", f"+{ms(pct(added, 0.9))}", ""),
+        ("Manager CPU per proxied request", "", ms(manager_cpu / len(latency["proxy"])), "",
+         "", ""),
         (f"streams held at once (of {args.streams})", "", str(held), "", "",
          f"{args.streams}"),
         ("GET /session p50 while they are held", "", ms(statistics.median(while_held)),

@@ -134,12 +134,11 @@ def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[s
 
 
 def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
-    named_in_connection = {token.strip().lower()
-                           for name, value in response.headers if name.lower() == "connection"
-                           for token in value.split(",")}
-    return [(name, value) for name, value in response.headers
-            if name.lower() not in DROP_RESPONSE and name.lower() not in named_in_connection
-            and not name.lower().startswith("proxy-")]
+    lowered = [(name.lower(), name, value) for name, value in response.headers]
+    drop = DROP_RESPONSE.union(token.strip() for low, _, value in lowered
+                               if low == "connection" for token in value.lower().split(","))
+    return [(name, value) for low, name, value in lowered
+            if low not in drop and not low.startswith("proxy-")]
 
 
 def _is_event_stream(environ: dict[str, Any]) -> bool:
