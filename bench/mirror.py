@@ -6,8 +6,8 @@ Generates (once, cached in ``--cache``) a repo of >= 20k files and >= 150 MB inc
 ``.git`` with real history, plus an untracked ``node_modules`` that must not travel. Then,
 side by side on this machine: the raw tar pipe of exactly the files that travel (with and
 without gzip), and ``ocm push`` / ``ocm pull`` through a real Manager on 127.0.0.1 (with and
-without ``OCM_MIRROR_GZIP=1``). Prints a table with ratios to the raw pipe. Best of N rounds, each after a ``sync`` (the
-machine's writeback of earlier steps is not billed to the next one).
+without ``OCM_MIRROR_GZIP=1``). Each run is paired with a raw run just before it and follows
+a ``sync`` (earlier writeback is not billed to it); the table shows medians and ratios.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,40 +131,67 @@ class Manager:
         self.log.close()
 
 
-def measure_ocm(work: Path, source: Path, *, gz: bool, rounds: int) -> dict[str, float]:
-    """push into a new Manager repo, push one changed file, pull one changed file."""
-    tag = "+gzip" if gz else ""
+class Baseline:
+    """The raw pipe of exactly the files that travel, plain or through ``gzip -1``."""
+
+    def __init__(self, work: Path, source: Path, names: list[str]) -> None:
+        self.dest = work / "dest"
+        listing = work / "files.txt"
+        listing.write_bytes(b"".join(os.fsencode(n) + b"\0" for n in names))
+        self.tar_c = f"tar -C {source} --null -T {listing} -cf -"
+
+    def run(self, *, gz: bool) -> float:
+        shutil.rmtree(self.dest, ignore_errors=True)
+        self.dest.mkdir()
+        middle = " | gzip -1 | gzip -d" if gz else ""
+        return timed(lambda: sh(f"{self.tar_c}{middle} | tar -C {self.dest} -xf -"))
+
+
+Pairs = dict[str, list[tuple[float, float]]]
+
+
+def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
+                rounds: int) -> Pairs:
+    """push into a new Manager repo, push one changed file, pull one changed file.
+
+    Each timing is paired with a raw-tar timing taken right before it, so a noisy machine
+    skews both sides of a ratio alike.
+    """
+    tag = " +gzip" if gz else ""
     name = "laptop-gz" if gz else "laptop"
     manager = Manager(Path(tempfile.mkdtemp(prefix="manager-", dir=work)))
     laptop, other = work / name, work / f"other-{name}"
     repo_dir = manager.data / "repos" / name
-    results: dict[str, float] = {}
+    pairs: Pairs = {f"push, new repo{tag}": [], f"push, 1 file changed{tag}": [],
+                    f"pull, 1 file changed{tag}": []}
+
+    def new_repo() -> None:
+        if repo_dir.exists():
+            subprocess.run([PY, "-m", "manager", "repo", "remove", name, "--delete-files",
+                            "--data-dir", str(manager.data)], check=True, capture_output=True)
+            (laptop / ".git" / "ocm-mirror.json").unlink(missing_ok=True)
+
+    def edit_laptop() -> None:
+        (laptop / "pkg00/mod0/file00000.py").write_text(f"edit {time.time()}\n")
+
+    def edit_manager() -> None:
+        (repo_dir / "pkg01/mod1/agent.py").write_text(f"agent {time.time()}\n")
+
+    steps = [(f"push, new repo{tag}", new_repo, (laptop, "push", "--create", "--yes")),
+             (f"push, 1 file changed{tag}", edit_laptop, (laptop, "push")),
+             (f"pull, 1 file changed{tag}", edit_manager, (other, "pull", "--force"))]
     try:
         sh(f"cp -a {source} {laptop}")
         sh(f"cp -a {source} {other}")
-        times = []
         for _ in range(rounds):
-            if repo_dir.exists():
-                subprocess.run([PY, "-m", "manager", "repo", "remove", name, "--delete-files",
-                                "--data-dir", str(manager.data)], check=True,
-                               capture_output=True)
-                (laptop / ".git" / "ocm-mirror.json").unlink(missing_ok=True)
-            times.append(timed(lambda: manager.ocm(laptop, "push", "--create", "--yes",
-                                                   gzip=gz)))
-        results[f"push, new repo{tag}"] = min(times)
-        times = []
-        for _ in range(rounds):
-            (laptop / "pkg00/mod0/file00000.py").write_text(f"edit {time.time()}\n")
-            times.append(timed(lambda: manager.ocm(laptop, "push", gzip=gz)))
-        results[f"push, 1 file changed{tag}"] = min(times)
-        times = []
-        for _ in range(rounds):
-            (repo_dir / "pkg01/mod1/agent.py").write_text(f"agent {time.time()}\n")
-            times.append(timed(lambda: manager.ocm(other, "pull", "--force", gzip=gz)))
-        results[f"pull, 1 file changed{tag}"] = min(times)
+            for label, setup, (cwd, *argv) in steps:
+                tar_time = baseline.run(gz=gz)
+                setup()
+                pairs[label].append((timed(lambda c=cwd, a=argv: manager.ocm(c, *a, gzip=gz)),
+                                     tar_time))
     finally:
         manager.stop()
-    return results
+    return pairs
 
 
 def main() -> int:
@@ -171,7 +199,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "ocm-bench" / "mirror-repo")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     source = args.cache
@@ -191,35 +219,22 @@ def main() -> int:
           "node_modules files stay home")
 
     work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=source.parent))
-    listing = work / "files.txt"
-    listing.write_bytes(b"".join(os.fsencode(n) + b"\0" for n in names))
-    results: dict[str, float] = {}
+    try:
+        baseline = Baseline(work, source, names)
+        pairs: Pairs = {}
+        for gz in (False, True):
+            pairs.update(measure_ocm(work, source, baseline, gz=gz, rounds=args.rounds))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
-    def best(label: str, setup, run) -> None:  # type: ignore[no-untyped-def]
-        times = []
-        for _ in range(args.rounds):
-            setup()
-            times.append(timed(run))
-        results[label] = min(times)
-
-    dest = work / "dest"
-
-    def fresh_dest() -> None:
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir()
-
-    tar_c = f"tar -C {source} --null -T {listing} -cf -"
-    best("tar", fresh_dest, lambda: sh(f"{tar_c} | tar -C {dest} -xf -"))
-    best("tar+gzip", fresh_dest, lambda: sh(f"{tar_c} | gzip -1 | gzip -d | tar -C {dest} -xf -"))
-
-    for gz in (False, True):
-        results.update(measure_ocm(work, source, gz=gz, rounds=args.rounds))
-    shutil.rmtree(work, ignore_errors=True)
-
-    base = results["tar"]
-    print(f"\n{'operation':32} {'seconds':>8} {'vs tar':>7}")
-    for label, seconds in results.items():
-        print(f"{label:32} {seconds:8.2f} {seconds / base:6.2f}x")
+    print(f"\nmedian of {args.rounds} rounds; each run paired with a raw pipe run just before it")
+    print(f"{'operation':28} {'ocm s':>7} {'raw tar s':>10} {'ratio':>7}")
+    for label, runs in pairs.items():
+        ours = statistics.median(o for o, _ in runs)
+        raw = statistics.median(t for _, t in runs)
+        ratio = statistics.median(o / t for o, t in runs)
+        base = "tar | gzip -1 | tar" if "gzip" in label else "tar | tar"
+        print(f"{label:28} {ours:7.2f} {raw:10.2f} {ratio:6.2f}x  (vs {base})")
     return 0
 
 

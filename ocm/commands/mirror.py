@@ -22,7 +22,7 @@ from ocm.commands.common import connect, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import gitcmd, history
 from ocm.mirror.archive import CHUNK, Limits, iter_pack
-from ocm.mirror.errors import MirrorError, Refused
+from ocm.mirror.errors import Busy, MirrorError, Refused
 from ocm.mirror.progress import Progress
 from ocm.mirror.receive import clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
@@ -50,10 +50,24 @@ def _short(oid: str | None) -> str:
     return oid[:12] if oid else "(none)"
 
 
+BUSY_TODO = "wait for it to finish, then run the command again"
+CONFLICT_TODOS = {"busy": BUSY_TODO, "would_lose_work": "run `ocm pull` first, or " + FORCE_TODO,
+                  "repo_exists": "rename the checkout's folder, or `ocm use` the existing repo "
+                  "and make its origin match"}
+
+
 def _error(exc: MirrorError) -> OcmError:
     if isinstance(exc, Refused):
         return ConflictError(exc.message, FORCE_TODO, status=409, code=exc.code)
+    if isinstance(exc, Busy):
+        return ConflictError(exc.message, BUSY_TODO, status=409, code=exc.code)
     return OcmError(exc.message.rstrip("."), "fix that and run the command again")
+
+
+def _retitled(exc: ConflictError) -> ConflictError:
+    """A 409 from the Manager with the advice that fits its code."""
+    todo = CONFLICT_TODOS.get(exc.code or "", exc.todo)
+    return ConflictError(exc.what.rstrip("."), todo, status=exc.status, code=exc.code)
 
 
 def _checkout() -> tuple[Path, str | None]:
@@ -211,6 +225,8 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                     + FORCE_TODO)
             except MirrorError as exc:
                 raise _error(exc) from None
+            except ConflictError as exc:
+                raise _retitled(exc) from None
         try:
             result = response.json()
         except ValueError:
@@ -308,6 +324,8 @@ def pull(*, force: bool) -> int:
                     response.close()
         except MirrorError as exc:
             raise _error(exc) from None
+        except ConflictError as exc:
+            raise _retitled(exc) from None
         except OSError as exc:  # the download broke off (requests' errors are OSErrors)
             raise OcmError(f"the transfer from {login.url} broke off ({exc}); this checkout "
                            "is unchanged", "run `ocm pull` again") from None

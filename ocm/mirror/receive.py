@@ -36,8 +36,7 @@ def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"{what} to or from this repo is in progress; try again when it "
-                       "has finished") from None
+            raise Busy(f"{what} to or from this repo is in progress") from None
         yield
     finally:
         handle.close()  # releases the lock, also when the process dies
