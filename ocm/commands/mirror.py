@@ -92,6 +92,10 @@ def _remember(client: ManagerClient, login: Any, repo_id: int) -> None:
             remember(state_mod.load(), login, ws)
 
 
+def _counts(changed: int, deleted: int) -> str:
+    return f"{changed} file{'' if changed == 1 else 's'} changed, {deleted} deleted"
+
+
 def _say(line: str) -> None:
     print(line, flush=True)
 
@@ -243,7 +247,7 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
     what = "created and pushed" if repo_id == 0 else "pushed"
     _say(f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
          f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
-         f"{result.get('changed', 0)} files changed, {result.get('deleted', 0)} deleted")
+         f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}")
     _saved_lines("on the Manager", list(result.get("saved") or []))
     return 0
 
@@ -331,6 +335,6 @@ def pull(*, force: bool) -> int:
                            "is unchanged", "run `ocm pull` again") from None
         remember(state_mod.load(), login, ws)
     _say(f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
-         f"{_short(result.head)}, {result.changed} files changed, {result.deleted} deleted")
+         f"{_short(result.head)}, {_counts(result.changed, result.deleted)}")
     _saved_lines("here", result.saved)
     return 0
