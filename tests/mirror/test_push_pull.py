@@ -222,3 +222,21 @@ def test_detached_head_push(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
     assert "detached HEAD at" in done.stdout
     assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
     assert git(p.directory, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
+
+
+def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for command in ("push", "pull"):
+        done = ocm(plain, command)
+        assert done.returncode == 1
+        assert "not inside a git repository" in _one_error_line(done.stderr)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q", "-b", "main")
+    git(fresh, "remote", "add", "origin", "https://example.invalid/o/fresh.git")
+    (fresh / "a.txt").write_text("not committed\n")
+    done = ocm(fresh, "push", "--create", "--yes")
+    assert done.returncode == 1
+    assert "no commit yet" in _one_error_line(done.stderr)
+    assert ocm.repos(fresh) == []
