@@ -58,6 +58,16 @@ def _configure_logging(logs_dir: Path) -> None:
 
 
 def cmd_serve(settings: Settings) -> int:
+    # First of all, so that a stop request at any moment, even while the first token is
+    # being shown, unwinds through the shutdown code below.
+    _stop_on_sigterm()
+    try:
+        return _serve(settings)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(settings: Settings) -> int:
     from manager.app import create_app
     from manager.auth import new_token
     from manager.server import serve
@@ -79,7 +89,6 @@ def cmd_serve(settings: Settings) -> int:
             logging.getLogger("manager").warning(
                 "no token yet and stdout is not a terminal, so none is printed; run"
                 " `ocm-manager token rotate` to make one (requests get 401 until then)")
-    _stop_on_sigterm()
     from manager.opencode import upstream_for
     from manager.proxy import end_streams
 
@@ -97,8 +106,6 @@ def cmd_serve(settings: Settings) -> int:
         if upstream is not None:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings, on_stop=on_stop)
-    except KeyboardInterrupt:
-        pass
     except OSError as exc:
         raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
                        " pick another --port or stop what uses it") from None
