@@ -44,5 +44,5 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Flask
     app.register_blueprint(mirror_bp)
     app.register_blueprint(proxy_bp)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
-    clean_staging(settings.staging_dir)
+    clean_staging(settings.staging_dir, [repo.directory for repo in services.registry.list_repos()])
     return app

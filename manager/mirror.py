@@ -182,10 +182,17 @@ def down(repo_id: int) -> Any:
     return response
 
 
-def clean_staging(staging_dir: Path) -> None:
-    """Undo and delete what an interrupted push left in staging (call once at start-up)."""
+def clean_staging(staging_dir: Path, repo_dirs: list[Path]) -> None:
+    """Undo and delete what an interrupted push left in staging (call once at start-up).
+
+    Also each repo's own ``.git/ocm-staging``, used when a repo lives on another filesystem
+    than the data dir.
+    """
     from ocm.mirror.receive import clean_leftovers
+    from ocm.mirror.select import STAGING_NAME
 
     count = clean_leftovers(staging_dir)
+    for directory in repo_dirs:
+        count += clean_leftovers(directory / ".git" / STAGING_NAME)
     if count:
         log.warning("cleaned %d interrupted transfer(s) from %s", count, staging_dir)

@@ -22,7 +22,7 @@ from typing import IO
 from ocm.mirror import gitcmd, history, swap
 from ocm.mirror.archive import Limits, Progress, extract
 from ocm.mirror.errors import BadArchive, Busy, Refused
-from ocm.mirror.select import Selection, select
+from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, snapshot, write_marker
 
 LOCK_NAME = "ocm.lock"
@@ -50,6 +50,15 @@ class Received:
     deleted: int = 0
     # One line per thing kept aside (stash, backup refs), saying how to get it back.
     saved: list[str] = field(default_factory=list)
+
+
+def same_filesystem(staging_dir: Path, root: Path) -> Path:
+    """``staging_dir`` when it is on the repo's filesystem (renames must not copy), else
+    the repo's own ``.git/ocm-staging``."""
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    if os.stat(staging_dir).st_dev == os.stat(root).st_dev:
+        return staging_dir
+    return root / ".git" / STAGING_NAME
 
 
 def new_workdir(staging_dir: Path) -> Path:
@@ -98,7 +107,7 @@ def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits,
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
     """
-    work = new_workdir(staging_dir)
+    work = new_workdir(same_filesystem(staging_dir, root))
     committed = undone = False
     try:
         arrived = extract(stream, work / "new", limits, progress, compare_root=root)
