@@ -8,6 +8,7 @@ a pull.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -27,7 +28,7 @@ from ocm.mirror.progress import Progress
 from ocm.mirror.receive import clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import at_risk, read_marker
+from ocm.mirror.state import at_risk, read_marker, write_marker
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -238,12 +239,14 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                                "check the Manager's log") from None
         finally:
             response.close()
-        # What the Manager now has is known here: the next push may overwrite it.
-        from ocm.mirror.state import write_marker
-
-        write_marker(root, {"snapshot": outgoing.state.snapshot, "head": outgoing.state.head,
-                            "branch": branch, "to": f"{login.url} #{result.get('repoId')}"})
-        _remember(client, login, int(result.get("repoId") or repo_id))
+        # The push is done; bookkeeping failures must not report it as failed.
+        with contextlib.suppress(Exception):
+            # What the Manager now has is known here: the next push may overwrite it.
+            write_marker(root, {"snapshot": outgoing.state.snapshot,
+                                "head": outgoing.state.head, "branch": branch,
+                                "to": f"{login.url} #{result.get('repoId')}"})
+        with contextlib.suppress(OcmError):
+            _remember(client, login, int(result.get("repoId") or repo_id))
     what = "created and pushed" if repo_id == 0 else "pushed"
     _say(f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
          f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
@@ -333,7 +336,8 @@ def pull(*, force: bool) -> int:
         except OSError as exc:  # the download broke off (requests' errors are OSErrors)
             raise OcmError(f"the transfer from {login.url} broke off ({exc}); this checkout "
                            "is unchanged", "run `ocm pull` again") from None
-        remember(state_mod.load(), login, ws)
+        with contextlib.suppress(OcmError, OSError):
+            remember(state_mod.load(), login, ws)
     _say(f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
          f"{_short(result.head)}, {_counts(result.changed, result.deleted)}")
     _saved_lines("here", result.saved)

@@ -149,20 +149,28 @@ def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits,
             raise
         (work / swap.COMMITTED).touch()
         committed = True
-        swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-        # The tree now is exactly what arrived: its snapshot needs no new listing.
-        arrived_set = set(arrived.names)
-        indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
-        after = Selection(root, tracked=arrived.names,
-                          deleted=[name for name in indexed if name not in arrived_set
-                                   and not (root / name).is_dir()])  # submodules stay
-        write_marker(root, {"snapshot": snapshot(root, after), "head": incoming.head,
-                            "branch": incoming.branch, "from": sender})
+        # The switch is done; what follows is bookkeeping that must not turn it into an
+        # error (a missing marker only makes the next safety check more careful).
+        with contextlib.suppress(Exception):
+            swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
+            _write_marker(root, arrived.names, incoming, sender)
         return result
     finally:
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_marker(root: Path, names: list[str], incoming: history.Incoming,
+                  sender: str) -> None:
+    """Record the snapshot of the tree just received (it is exactly what arrived)."""
+    names_set = set(names)
+    indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
+    after = Selection(root, tracked=names,
+                      deleted=[name for name in indexed if name not in names_set
+                               and not (root / name).is_dir()])  # submodules stay
+    write_marker(root, {"snapshot": snapshot(root, after), "head": incoming.head,
+                        "branch": incoming.branch, "from": sender})
 
 
 def _save(root: Path, work: Path, current: Selection, state: RepoState, plan: swap.Plan,
