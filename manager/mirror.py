@@ -106,6 +106,8 @@ def _create_repo() -> Repo:
     try:
         directory.mkdir(parents=True)
         gitcmd.run(directory, "init", "-q", "-b", branch)
+        if repo.origin_url:  # as a clone would have it, so agents can fetch and push
+            gitcmd.run(directory, "remote", "add", "origin", repo.origin_url)
     except (OSError, MirrorError) as exc:
         _forget(repo)
         raise ApiError(500, "create_failed", f"Could not create the repo directory: {exc}") \

@@ -45,6 +45,8 @@ def test_push_create_then_pull_into_second_clone(ocm: Cli, pushed: Callable[...,
                                                  tmp_path: Path) -> None:
     first = pushed("proj")
     assert [(r["name"], r["status"]) for r in ocm.repos(first.laptop)] == [("proj", "ready")]
+    assert git(first.directory, "remote", "get-url", "origin") == \
+        "https://example.invalid/org/proj.git"
     other = _second_clone(first, tmp_path / "other")
     _add_receiver_things(other)
     _add_receiver_things(first.directory)  # the Manager keeps its own too
