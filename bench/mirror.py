@@ -27,19 +27,43 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 FILES = 21_000
-WORDS = ["def", "return", "import", "class", "self", "value", "index", "result", "error",
-         "config", "manager", "repo", "mirror", "stream", "archive", "branch", "commit",
-         "token", "client", "server", "request", "response", "data", "path", "file"]
+WORDS = [
+    "def",
+    "return",
+    "import",
+    "class",
+    "self",
+    "value",
+    "index",
+    "result",
+    "error",
+    "config",
+    "manager",
+    "repo",
+    "mirror",
+    "stream",
+    "archive",
+    "branch",
+    "commit",
+    "token",
+    "client",
+    "server",
+    "request",
+    "response",
+    "data",
+    "path",
+    "file",
+]
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _text(rng: random.Random, lines: int) -> str:
-    return "".join(" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) + "\n"
-                   for _ in range(lines))
+    return "".join(" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) + "\n" for _ in range(lines))
 
 
 def generate(repo: Path) -> None:
@@ -101,13 +125,31 @@ class Manager:
     def __init__(self, data: Path) -> None:
         self.data = data
         env = {**os.environ}
-        self.token = subprocess.run([PY, "-m", "manager", "token", "rotate", "--data-dir",
-                                     str(data)], check=True, capture_output=True, text=True,
-                                    env=env).stdout.strip()
+        self.token = subprocess.run(
+            [PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout.strip()
         self.log = open(data / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([PY, "-m", "manager", "serve", "--host", "127.0.0.1",
-                                      "--port", "0", "--data-dir", str(data), "--no-opencode"],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "manager",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data),
+                "--no-opencode",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.time() + 30
         while time.time() < deadline:
             match = re.search(r"http://127\.0\.0\.1:\d+", (data / "serve.log").read_text())
@@ -118,10 +160,15 @@ class Manager:
         raise RuntimeError("manager did not start")
 
     def ocm(self, cwd: Path, *args: str, gzip: bool) -> None:
-        env = {**os.environ, "OPENCODE_MANAGER_URL": self.url, "OCM_TOKEN": self.token,
-               "OCM_MIRROR_GZIP": "1" if gzip else "0"}
-        done = subprocess.run([PY, "-m", "ocm", *args], cwd=cwd, env=env, capture_output=True,
-                              text=True)
+        env = {
+            **os.environ,
+            "OPENCODE_MANAGER_URL": self.url,
+            "OCM_TOKEN": self.token,
+            "OCM_MIRROR_GZIP": "1" if gzip else "0",
+        }
+        done = subprocess.run(
+            [PY, "-m", "ocm", *args], cwd=cwd, env=env, capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise RuntimeError(f"ocm {' '.join(args)} failed: {done.stderr}")
 
@@ -150,8 +197,7 @@ class Baseline:
 Pairs = dict[str, list[tuple[float, float]]]
 
 
-def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
-                rounds: int) -> Pairs:
+def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool, rounds: int) -> Pairs:
     """push into a new Manager repo, push one changed file, pull one changed file.
 
     Each timing is paired with a raw-tar timing taken right before it, so a noisy machine
@@ -162,13 +208,29 @@ def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
     manager = Manager(Path(tempfile.mkdtemp(prefix="manager-", dir=work)))
     laptop, other = work / name, work / f"other-{name}"
     repo_dir = manager.data / "repos" / name
-    pairs: Pairs = {f"push, new repo{tag}": [], f"push, 1 file changed{tag}": [],
-                    f"pull, 1 file changed{tag}": []}
+    pairs: Pairs = {
+        f"push, new repo{tag}": [],
+        f"push, 1 file changed{tag}": [],
+        f"pull, 1 file changed{tag}": [],
+    }
 
     def new_repo() -> None:
         if repo_dir.exists():
-            subprocess.run([PY, "-m", "manager", "repo", "remove", name, "--delete-files",
-                            "--data-dir", str(manager.data)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "manager",
+                    "repo",
+                    "remove",
+                    name,
+                    "--delete-files",
+                    "--data-dir",
+                    str(manager.data),
+                ],
+                check=True,
+                capture_output=True,
+            )
             (laptop / ".git" / "ocm-mirror.json").unlink(missing_ok=True)
 
     def edit_laptop() -> None:
@@ -177,9 +239,11 @@ def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
     def edit_manager() -> None:
         (repo_dir / "pkg01/mod1/agent.py").write_text(f"agent {time.time()}\n")
 
-    steps = [(f"push, new repo{tag}", new_repo, (laptop, "push", "--create", "--yes")),
-             (f"push, 1 file changed{tag}", edit_laptop, (laptop, "push")),
-             (f"pull, 1 file changed{tag}", edit_manager, (other, "pull", "--force"))]
+    steps = [
+        (f"push, new repo{tag}", new_repo, (laptop, "push", "--create", "--yes")),
+        (f"push, 1 file changed{tag}", edit_laptop, (laptop, "push")),
+        (f"pull, 1 file changed{tag}", edit_manager, (other, "pull", "--force")),
+    ]
     try:
         sh(f"cp -a {source} {laptop}")
         sh(f"cp -a {source} {other}")
@@ -187,8 +251,9 @@ def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
             for label, setup, (cwd, *argv) in steps:
                 tar_time = baseline.run(gz=gz)
                 setup()
-                pairs[label].append((timed(lambda c=cwd, a=argv: manager.ocm(c, *a, gzip=gz)),
-                                     tar_time))
+                pairs[label].append(
+                    (timed(lambda c=cwd, a=argv: manager.ocm(c, *a, gzip=gz)), tar_time)
+                )
     finally:
         manager.stop()
     return pairs
@@ -196,9 +261,13 @@ def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path,
-                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-                        / "ocm-bench" / "mirror-repo")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "ocm-bench"
+        / "mirror-repo",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -214,9 +283,11 @@ def main() -> int:
     git_files, git_bytes = size_of(source / ".git")
     nm_files, _ = size_of(source / "node_modules")
     commits = len(git(source, "rev-list", "--all").split())
-    print(f"repo: {files} files / {total / 1e6:.0f} MB travel ({git_files} files / "
-          f"{git_bytes / 1e6:.0f} MB of them in .git, {commits} commits); {nm_files} untracked "
-          "node_modules files stay home")
+    print(
+        f"repo: {files} files / {total / 1e6:.0f} MB travel ({git_files} files / "
+        f"{git_bytes / 1e6:.0f} MB of them in .git, {commits} commits); {nm_files} untracked "
+        "node_modules files stay home"
+    )
 
     work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=source.parent))
     try:

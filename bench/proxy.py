@@ -65,20 +65,43 @@ def find_opencode(explicit: str | None) -> str:
 
 
 def start_manager(work: Path, opencode: str) -> tuple[subprocess.Popen[bytes], str, str]:
-    env = dict(os.environ, HOME=str(work / "home"), XDG_CONFIG_HOME=str(work / "home/.config"),
-               XDG_DATA_HOME=str(work / "home/.local/share"),
-               XDG_CACHE_HOME=str(work / "home/.cache"),
-               XDG_STATE_HOME=str(work / "home/.local/state"))
+    env = dict(
+        os.environ,
+        HOME=str(work / "home"),
+        XDG_CONFIG_HOME=str(work / "home/.config"),
+        XDG_DATA_HOME=str(work / "home/.local/share"),
+        XDG_CACHE_HOME=str(work / "home/.cache"),
+        XDG_STATE_HOME=str(work / "home/.local/state"),
+    )
     (work / "home").mkdir()
     data = work / "data"
     manager = [PY, "-m", "manager"]
-    token = subprocess.run([*manager, "token", "rotate", "--data-dir", str(data)], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()
+    token = subprocess.run(
+        [*manager, "token", "rotate", "--data-dir", str(data)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     log = (work / "manager.log").open("wb")
-    process = subprocess.Popen([*manager, "serve", "--host", "127.0.0.1", "--port", "0",
-                                "--data-dir", str(data), "--opencode-bin", opencode],
-                               stdout=log, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [
+            *manager,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data),
+            "--opencode-bin",
+            opencode,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     url = None
     while time.monotonic() < deadline:
@@ -93,8 +116,10 @@ def start_manager(work: Path, opencode: str) -> tuple[subprocess.Popen[bytes], s
             break
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGTERM)
-    sys.exit("bench/proxy.py: the Manager or its OpenCode did not start:\n"
-             + (work / "manager.log").read_text(errors="replace"))
+    sys.exit(
+        "bench/proxy.py: the Manager or its OpenCode did not start:\n"
+        + (work / "manager.log").read_text(errors="replace")
+    )
 
 
 def http_json(url: str) -> dict:  # type: ignore[type-arg]
@@ -111,8 +136,11 @@ def opencode_side(manager_pid: int) -> Side:
             if b"serve" in argv:
                 port = int(argv[argv.index(b"--port") + 1])
                 environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                password = next(e.split(b"=", 1)[1].decode() for e in environ
-                                if e.startswith(b"OPENCODE_SERVER_PASSWORD="))
+                password = next(
+                    e.split(b"=", 1)[1].decode()
+                    for e in environ
+                    if e.startswith(b"OPENCODE_SERVER_PASSWORD=")
+                )
                 auth = base64.b64encode(f"opencode:{password}".encode()).decode()
                 side = Side("direct", "127.0.0.1", port, "", "Basic " + auth)
                 waited = wait_until_idle(int(pid))
@@ -158,8 +186,9 @@ def timed_requests(side: Side, target: str, count: int) -> list[float]:
     return times
 
 
-def _throughput_worker(side: Side, target: str, seconds: float, start_at: float,
-                       out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _throughput_worker(
+    side: Side, target: str, seconds: float, start_at: float, out: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
     headers = {"Authorization": side.authorization}
     while time.time() < start_at:
@@ -177,9 +206,12 @@ def _throughput_worker(side: Side, target: str, seconds: float, start_at: float,
 def throughput(side: Side, target: str, clients: int, seconds: float) -> float:
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     start_at = time.time() + 0.5
-    workers = [multiprocessing.Process(target=_throughput_worker,
-                                       args=(side, target, seconds, start_at, queue))
-               for _ in range(clients)]
+    workers = [
+        multiprocessing.Process(
+            target=_throughput_worker, args=(side, target, seconds, start_at, queue)
+        )
+        for _ in range(clients)
+    ]
     for worker in workers:
         worker.start()
     total = sum(queue.get(timeout=seconds + 60) for _ in workers)
@@ -194,8 +226,10 @@ class StreamReader(threading.Thread):
     def __init__(self, side: Side, target: str) -> None:
         super().__init__(daemon=True)
         self.sock = socket.create_connection((side.host, side.port))
-        request = (f"GET {side.prefix}{target} HTTP/1.1\r\nHost: {side.host}\r\n"
-                   f"Authorization: {side.authorization}\r\nAccept: text/event-stream\r\n\r\n")
+        request = (
+            f"GET {side.prefix}{target} HTTP/1.1\r\nHost: {side.host}\r\n"
+            f"Authorization: {side.authorization}\r\nAccept: text/event-stream\r\n\r\n"
+        )
         self.sock.sendall(request.encode())
         self.seen: dict[str, float] = {}
         self.connected = threading.Event()
@@ -224,8 +258,9 @@ class StreamReader(threading.Thread):
         self.sock.close()
 
 
-def event_delays(direct: Side, proxy: Side, directory: str, count: int
-                 ) -> tuple[list[float], list[float]]:
+def event_delays(
+    direct: Side, proxy: Side, directory: str, count: int
+) -> tuple[list[float], list[float]]:
     target = f"/event?directory={quote(directory, safe='')}"
     readers = [StreamReader(direct, target), StreamReader(proxy, target)]
     for reader in readers:
@@ -235,9 +270,12 @@ def event_delays(direct: Side, proxy: Side, directory: str, count: int
     delays: tuple[list[float], list[float]] = ([], [])
     for _ in range(count):
         sent = time.perf_counter()
-        conn.request("POST", f"/session?directory={quote(directory, safe='')}", body=b"{}",
-                     headers={"Authorization": direct.authorization,
-                              "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            f"/session?directory={quote(directory, safe='')}",
+            body=b"{}",
+            headers={"Authorization": direct.authorization, "Content-Type": "application/json"},
+        )
         session_id = json.loads(conn.getresponse().read())["id"]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not all(session_id in r.seen for r in readers):
@@ -251,8 +289,9 @@ def event_delays(direct: Side, proxy: Side, directory: str, count: int
     return delays
 
 
-def hold_streams(proxy: Side, direct: Side, directory: str, count: int
-                 ) -> tuple[int, dict[str, list[float]]]:
+def hold_streams(
+    proxy: Side, direct: Side, directory: str, count: int
+) -> tuple[int, dict[str, list[float]]]:
     """Open ``count`` event streams through the proxy; while all are open, time ordinary
     requests both ways. Returns how many streams were held and those timings."""
     target = f"/global/event?directory={quote(directory, safe='')}"
@@ -261,8 +300,12 @@ def hold_streams(proxy: Side, direct: Side, directory: str, count: int
     try:
         for _ in range(count):
             sock = socket.create_connection((proxy.host, proxy.port), timeout=30)
-            sock.sendall((f"GET {proxy.prefix}{target} HTTP/1.1\r\nHost: x\r\n"
-                          f"Authorization: {proxy.authorization}\r\n\r\n").encode())
+            sock.sendall(
+                (
+                    f"GET {proxy.prefix}{target} HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: {proxy.authorization}\r\n\r\n"
+                ).encode()
+            )
             streams.append(sock)
         refused = b""
         for sock in streams:
@@ -319,8 +362,20 @@ def main() -> int:
         # A git repo, as a TUI would attach to; OpenCode keys its state by project.
         directory = str(work / "repo")
         os.makedirs(directory)
-        for git in (["init", "-q"], ["-c", "user.name=b", "-c", "user.email=b@b", "commit",
-                                     "-q", "--allow-empty", "-m", "bench"]):
+        for git in (
+            ["init", "-q"],
+            [
+                "-c",
+                "user.name=b",
+                "-c",
+                "user.email=b@b",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "bench",
+            ],
+        ):
             subprocess.run(["git", *git], cwd=directory, check=True)
         direct = opencode_side(process.pid)
         port = int(url.rsplit(":", 1)[1])
@@ -360,37 +415,77 @@ def main() -> int:
     rps = {k: statistics.mean(v) for k, v in rate.items()}
     ev = {"direct": statistics.median(delay_direct), "proxy": statistics.median(delay_proxy)}
     added = [p - d for p, d in zip(delay_proxy, delay_direct, strict=True)]
+    held_direct = statistics.median(while_held["direct"])
+    held_proxy = statistics.median(while_held["proxy"])
     rows = [
-        ("GET /session p50, 1 client", ms(p50["direct"]), ms(p50["proxy"]),
-         f"{p50['proxy'] / p50['direct']:.2f}x", f"+{ms(p50['proxy'] - p50['direct'])}",
-         "<= +1 ms"),
-        ("GET /session p10, 1 client", ms(p10["direct"]), ms(p10["proxy"]),
-         f"{p10['proxy'] / p10['direct']:.2f}x", f"+{ms(p10['proxy'] - p10['direct'])}", ""),
-        ("GET /session p99, 1 client", ms(p99["direct"]), ms(p99["proxy"]),
-         f"{p99['proxy'] / p99['direct']:.2f}x", f"+{ms(p99['proxy'] - p99['direct'])}", ""),
-        ("throughput, 4 clients", f"{rps['direct']:.0f}/s", f"{rps['proxy']:.0f}/s",
-         f"{rps['proxy'] / rps['direct']:.2f}x", f"{100 * rps['proxy'] / rps['direct']:.0f} %",
-         ">= 90 %"),
-        ("event delay p50 (POST -> event)", ms(ev["direct"]), ms(ev["proxy"]),
-         f"{ev['proxy'] / ev['direct']:.2f}x", f"+{ms(statistics.median(added))}", "<= +5 ms"),
+        (
+            "GET /session p50, 1 client",
+            ms(p50["direct"]),
+            ms(p50["proxy"]),
+            f"{p50['proxy'] / p50['direct']:.2f}x",
+            f"+{ms(p50['proxy'] - p50['direct'])}",
+            "<= +1 ms",
+        ),
+        (
+            "GET /session p10, 1 client",
+            ms(p10["direct"]),
+            ms(p10["proxy"]),
+            f"{p10['proxy'] / p10['direct']:.2f}x",
+            f"+{ms(p10['proxy'] - p10['direct'])}",
+            "",
+        ),
+        (
+            "GET /session p99, 1 client",
+            ms(p99["direct"]),
+            ms(p99["proxy"]),
+            f"{p99['proxy'] / p99['direct']:.2f}x",
+            f"+{ms(p99['proxy'] - p99['direct'])}",
+            "",
+        ),
+        (
+            "throughput, 4 clients",
+            f"{rps['direct']:.0f}/s",
+            f"{rps['proxy']:.0f}/s",
+            f"{rps['proxy'] / rps['direct']:.2f}x",
+            f"{100 * rps['proxy'] / rps['direct']:.0f} %",
+            ">= 90 %",
+        ),
+        (
+            "event delay p50 (POST -> event)",
+            ms(ev["direct"]),
+            ms(ev["proxy"]),
+            f"{ev['proxy'] / ev['direct']:.2f}x",
+            f"+{ms(statistics.median(added))}",
+            "<= +5 ms",
+        ),
         ("event delay added, p90", "", "", "", f"+{ms(pct(added, 0.9))}", ""),
-        ("Manager CPU per proxied request", "", ms(manager_cpu / len(latency["proxy"])), "",
-         "", ""),
-        (f"streams held at once (of {args.streams})", "", str(held), "", "",
-         f"{args.streams}"),
-        ("GET /session p50 while they are held", ms(statistics.median(while_held["direct"])),
-         ms(statistics.median(while_held["proxy"])),
-         f"{statistics.median(while_held['proxy']) / statistics.median(while_held['direct']):.2f}x",
-         f"+{ms(statistics.median(while_held['proxy']) - statistics.median(while_held['direct']))}",
-         ""),
+        (
+            "Manager CPU per proxied request",
+            "",
+            ms(manager_cpu / len(latency["proxy"])),
+            "",
+            "",
+            "",
+        ),
+        (f"streams held at once (of {args.streams})", "", str(held), "", "", f"{args.streams}"),
+        (
+            "GET /session p50 while they are held",
+            ms(held_direct),
+            ms(held_proxy),
+            f"{held_proxy / held_direct:.2f}x",
+            f"+{ms(held_proxy - held_direct)}",
+            "",
+        ),
     ]
     header = ("measure", "direct", "proxy", "ratio", "added", "goal")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
-    print(f"\n{os.cpu_count()} CPUs; {args.requests} requests per side for latency;"
-          f" {args.seconds:.0f} s per side for throughput; {args.events} events.")
+    print(
+        f"\n{os.cpu_count()} CPUs; {args.requests} requests per side for latency;"
+        f" {args.seconds:.0f} s per side for throughput; {args.events} events."
+    )
     return 0
 
 

@@ -60,6 +60,9 @@ def install_auth(app: Flask) -> None:
         if request.path in PUBLIC_PATHS:
             return
         if not token_matches(get_registry(), presented_token(request.headers.get("Authorization"))):
-            raise ApiError(401, "unauthorized",
-                           "A valid Manager token is required (Authorization: Bearer <token>);"
-                           " run `ocm login <url>` with the token from the Manager's operator.")
+            raise ApiError(
+                401,
+                "unauthorized",
+                "A valid Manager token is required (Authorization: Bearer <token>);"
+                " run `ocm login <url>` with the token from the Manager's operator.",
+            )

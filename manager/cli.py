@@ -51,10 +51,15 @@ def _stop_on_sigterm() -> None:
 
 
 def _configure_logging(logs_dir: Path) -> None:
-    handlers: list[logging.Handler] = [logging.FileHandler(logs_dir / "manager.log"),
-                                       logging.StreamHandler(sys.stderr)]
-    logging.basicConfig(level=logging.INFO, handlers=handlers,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(logs_dir / "manager.log"),
+        logging.StreamHandler(sys.stderr),
+    ]
+    logging.basicConfig(
+        level=logging.INFO,
+        handlers=handlers,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def cmd_serve(settings: Settings) -> int:
@@ -83,18 +88,27 @@ def _serve(settings: Settings) -> int:
         # stdout is a log, and a token must never land in one.
         if sys.stdout.isatty():
             token = new_token(registry)
-            print("ocm-manager: created the Manager token (shown once; `ocm-manager token"
-                  f" rotate` makes a new one):\n{token}", flush=True)
+            print(
+                "ocm-manager: created the Manager token (shown once; `ocm-manager token"
+                f" rotate` makes a new one):\n{token}",
+                flush=True,
+            )
         else:
             logging.getLogger("manager").warning(
                 "no token yet and stdout is not a terminal, so none is printed; run"
-                " `ocm-manager token rotate` to make one (requests get 401 until then)")
+                " `ocm-manager token rotate` to make one (requests get 401 until then)"
+            )
     from manager.opencode import upstream_for
     from manager.proxy import end_streams
 
-    upstream = upstream_for(mode=settings.opencode_mode, binary=settings.opencode_bin,
-                            url=settings.opencode_url, password=settings.opencode_password,
-                            logs_dir=settings.logs_dir, workdir=settings.data_dir)
+    upstream = upstream_for(
+        mode=settings.opencode_mode,
+        binary=settings.opencode_bin,
+        url=settings.opencode_url,
+        password=settings.opencode_password,
+        logs_dir=settings.logs_dir,
+        workdir=settings.data_dir,
+    )
     services.opencode = upstream
 
     def on_stop() -> None:
@@ -107,8 +121,10 @@ def _serve(settings: Settings) -> int:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings, on_stop=on_stop)
     except OSError as exc:
-        raise CliError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
-                       " pick another --port or stop what uses it") from None
+        raise CliError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
+            " pick another --port or stop what uses it"
+        ) from None
     finally:
         if upstream is not None:
             upstream.stop()
@@ -124,14 +140,24 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         mode = "managed"
     password = args.opencode_password or os.environ.get("OCM_OPENCODE_PASSWORD")
     if mode == "external" and not password:
-        raise CliError("--opencode-url needs the server's password; set OCM_OPENCODE_PASSWORD"
-                       " (or --opencode-password)")
-    return Settings(data_dir=_data_dir(args.data_dir), host=args.host, port=args.port,
-                    threads=args.threads, opencode_mode=mode, opencode_bin=args.opencode_bin,
-                    opencode_url=args.opencode_url, opencode_password=password,
-                    max_streams=args.max_streams, max_upload_bytes=args.max_upload_bytes,
-                    max_archive_bytes=args.max_archive_bytes,
-                    max_archive_members=args.max_archive_members)
+        raise CliError(
+            "--opencode-url needs the server's password; set OCM_OPENCODE_PASSWORD"
+            " (or --opencode-password)"
+        )
+    return Settings(
+        data_dir=_data_dir(args.data_dir),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        opencode_mode=mode,
+        opencode_bin=args.opencode_bin,
+        opencode_url=args.opencode_url,
+        opencode_password=password,
+        max_streams=args.max_streams,
+        max_upload_bytes=args.max_upload_bytes,
+        max_archive_bytes=args.max_archive_bytes,
+        max_archive_members=args.max_archive_members,
+    )
 
 
 # -- token and repos ------------------------------------------------------------------------
@@ -151,27 +177,29 @@ def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | No
 
     settings = Settings(data_dir=data_dir)
     try:
-        repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name,
-                          branch=branch)
+        repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name, branch=branch)
     except RepoError as exc:
         raise CliError(str(exc)) from None
-    print(f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
-          f" at {repo.directory}")
+    print(
+        f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
+        f" at {repo.directory}"
+    )
     return 0
 
 
 def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
     repos = _registry(data_dir).list_repos()
     if as_json:
-        print(json.dumps([repo.as_workspace() | {"error": repo.error} for repo in repos],
-                         indent=2))
+        print(json.dumps([repo.as_workspace() | {"error": repo.error} for repo in repos], indent=2))
         return 0
     if not repos:
         print("no repos yet; add one with `ocm-manager repo add <git-url-or-path>`")
     for repo in repos:
         extra = f"  ({repo.error})" if repo.error else ""
-        print(f"{repo.id:>4}  {repo.name:<24} {repo.branch or '-':<16} {repo.status:<8}"
-              f" {repo.directory}{extra}")
+        print(
+            f"{repo.id:>4}  {repo.name:<24} {repo.branch or '-':<16} {repo.status:<8}"
+            f" {repo.directory}{extra}"
+        )
     return 0
 
 
@@ -191,45 +219,70 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocm-manager",
-                                     description="The shared ocm Manager server.")
+    parser = argparse.ArgumentParser(
+        prog="ocm-manager", description="The shared ocm Manager server."
+    )
     parser.add_argument("--version", action="version", version=f"ocm-manager {__version__}")
     data_dir = argparse.ArgumentParser(add_help=False)
-    data_dir.add_argument("--data-dir", help="where the database, repos and logs live"
-                          " (default: $OCM_MANAGER_DATA_DIR, else the user data dir)")
+    data_dir.add_argument(
+        "--data-dir",
+        help="where the database, repos and logs live"
+        " (default: $OCM_MANAGER_DATA_DIR, else the user data dir)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="<command>")
 
     serve = commands.add_parser("serve", parents=[data_dir], help="run the Manager")
     serve.add_argument("--host", default=config.DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=config.DEFAULT_PORT)
-    serve.add_argument("--threads", type=int, default=config.DEFAULT_THREADS,
-                       help="worker threads for ordinary requests (default"
-                       f" {config.DEFAULT_THREADS}); event streams get --max-streams more")
-    serve.add_argument("--max-streams", type=int, default=config.DEFAULT_MAX_STREAMS,
-                       help="open event streams (attached TUIs) allowed at once; more get 503"
-                       f" (default {config.DEFAULT_MAX_STREAMS})")
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=config.DEFAULT_THREADS,
+        help="worker threads for ordinary requests (default"
+        f" {config.DEFAULT_THREADS}); event streams get --max-streams more",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=config.DEFAULT_MAX_STREAMS,
+        help="open event streams (attached TUIs) allowed at once; more get 503"
+        f" (default {config.DEFAULT_MAX_STREAMS})",
+    )
     limits = serve.add_argument_group("mirror limits (ocm push)")
-    limits.add_argument("--max-upload-bytes", type=int, default=config.DEFAULT_MAX_UPLOAD_BYTES,
-                        help="largest request body accepted, compressed (default 4 GiB)")
-    limits.add_argument("--max-archive-bytes", type=int,
-                        default=config.DEFAULT_MAX_ARCHIVE_BYTES,
-                        help="largest total unpacked size of a pushed archive (default 8 GiB)")
-    limits.add_argument("--max-archive-members", type=int,
-                        default=config.DEFAULT_MAX_ARCHIVE_MEMBERS,
-                        help="most files in a pushed archive (default 500000)")
+    limits.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=config.DEFAULT_MAX_UPLOAD_BYTES,
+        help="largest request body accepted, compressed (default 4 GiB)",
+    )
+    limits.add_argument(
+        "--max-archive-bytes",
+        type=int,
+        default=config.DEFAULT_MAX_ARCHIVE_BYTES,
+        help="largest total unpacked size of a pushed archive (default 8 GiB)",
+    )
+    limits.add_argument(
+        "--max-archive-members",
+        type=int,
+        default=config.DEFAULT_MAX_ARCHIVE_MEMBERS,
+        help="most files in a pushed archive (default 500000)",
+    )
     upstream = serve.add_mutually_exclusive_group()
     upstream.add_argument("--opencode-bin", help="the opencode executable to start")
     upstream.add_argument("--opencode-url", help="use this running OpenCode server instead")
-    upstream.add_argument("--no-opencode", action="store_true",
-                          help="run without OpenCode (the proxy answers 503)")
-    serve.add_argument("--opencode-password",
-                       help="password of --opencode-url (prefer env OCM_OPENCODE_PASSWORD)")
+    upstream.add_argument(
+        "--no-opencode", action="store_true", help="run without OpenCode (the proxy answers 503)"
+    )
+    serve.add_argument(
+        "--opencode-password", help="password of --opencode-url (prefer env OCM_OPENCODE_PASSWORD)"
+    )
     serve.set_defaults(run=lambda a: cmd_serve(_serve_settings(a)))
 
     token = commands.add_parser("token", help="manage the Manager token")
     token_commands = token.add_subparsers(dest="token_command", metavar="<command>")
-    rotate = token_commands.add_parser("rotate", parents=[data_dir],
-                                       help="print a new token; the old one stops working")
+    rotate = token_commands.add_parser(
+        "rotate", parents=[data_dir], help="print a new token; the old one stops working"
+    )
     rotate.set_defaults(run=lambda a: cmd_token_rotate(_data_dir(a.data_dir)))
 
     repo = commands.add_parser("repo", help="manage the Manager's repos")
@@ -238,17 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("source", help="git URL or local path")
     add.add_argument("--name")
     add.add_argument("--branch")
-    add.set_defaults(run=lambda a: cmd_repo_add(_data_dir(a.data_dir), a.source, a.name,
-                                                a.branch))
+    add.set_defaults(run=lambda a: cmd_repo_add(_data_dir(a.data_dir), a.source, a.name, a.branch))
     listing = repo_commands.add_parser("list", parents=[data_dir], help="list repos")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=lambda a: cmd_repo_list(_data_dir(a.data_dir), a.json))
     remove = repo_commands.add_parser("remove", parents=[data_dir], help="forget a repo")
     remove.add_argument("ref", metavar="id|name")
-    remove.add_argument("--delete-files", action="store_true",
-                        help="also delete its working tree")
-    remove.set_defaults(run=lambda a: cmd_repo_remove(_data_dir(a.data_dir), a.ref,
-                                                      a.delete_files))
+    remove.add_argument("--delete-files", action="store_true", help="also delete its working tree")
+    remove.set_defaults(run=lambda a: cmd_repo_remove(_data_dir(a.data_dir), a.ref, a.delete_files))
     for sub in (parser, token, repo):
         sub.set_defaults(help_parser=sub)
     return parser
@@ -270,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("OCM_DEBUG") == "1":
             raise
-        print(f"ocm-manager: unexpected error: {exc.__class__.__name__}: {exc}; rerun with"
-              " OCM_DEBUG=1 for details", file=sys.stderr)
+        print(
+            f"ocm-manager: unexpected error: {exc.__class__.__name__}: {exc}; rerun with"
+            " OCM_DEBUG=1 for details",
+            file=sys.stderr,
+        )
         return 1

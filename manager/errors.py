@@ -41,5 +41,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         app.logger.exception("unhandled error")
-        return error_response(500, "internal_error",
-                              "The Manager hit an unexpected error; see its log.")
+        return error_response(
+            500, "internal_error", "The Manager hit an unexpected error; see its log."
+        )

@@ -45,8 +45,9 @@ def _repo(repo_id: int) -> Repo:
     if repo.status != READY:
         raise ApiError(409, "repo_not_ready", f"Repo {repo.name} is {repo.status}, not ready.")
     if not (repo.directory / ".git").is_dir():
-        raise ApiError(409, "repo_missing",
-                       f"Repo {repo.name} has no git checkout at {repo.directory}.")
+        raise ApiError(
+            409, "repo_missing", f"Repo {repo.name} has no git checkout at {repo.directory}."
+        )
     return repo
 
 
@@ -69,20 +70,30 @@ def head(repo_id: int) -> Any:
     branch = request.args.get("branch")
     branch_head = None
     if branch:
-        branch_head = gitcmd.maybe(repo.directory, "rev-parse", "--verify", "-q",
-                                   f"refs/heads/{branch}^{{commit}}")
-    return jsonify(head=state.head, branch=state.branch, dirty=state.dirty,
-                   inUse=_in_use(repo), snapshot=state.snapshot,
-                   mirrored=read_marker(repo.directory).get("snapshot"),
-                   branchHead=branch_head, repoId=repo.id, name=repo.name,
-                   limits=_limits())
+        branch_head = gitcmd.maybe(
+            repo.directory, "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}"
+        )
+    return jsonify(
+        head=state.head,
+        branch=state.branch,
+        dirty=state.dirty,
+        inUse=_in_use(repo),
+        snapshot=state.snapshot,
+        mirrored=read_marker(repo.directory).get("snapshot"),
+        branchHead=branch_head,
+        repoId=repo.id,
+        name=repo.name,
+        limits=_limits(),
+    )
 
 
 def _limits() -> dict[str, int]:
     settings = _services().settings
-    return {"maxUploadBytes": settings.max_upload_bytes,
-            "maxArchiveBytes": settings.max_archive_bytes,
-            "maxArchiveMembers": settings.max_archive_members}
+    return {
+        "maxUploadBytes": settings.max_upload_bytes,
+        "maxArchiveBytes": settings.max_archive_bytes,
+        "maxArchiveMembers": settings.max_archive_members,
+    }
 
 
 def _create_repo() -> Repo:
@@ -90,19 +101,30 @@ def _create_repo() -> Repo:
     settings = _services().settings
     name = request.args.get("name", "")
     if not NAME_PATTERN.match(name) or name in {".", ".."}:
-        raise ApiError(400, "bad_name", f"{name!r} is not a usable repo name; use letters, "
-                       "digits, '.', '_' and '-'.")
+        raise ApiError(
+            400,
+            "bad_name",
+            f"{name!r} is not a usable repo name; use letters, digits, '.', '_' and '-'.",
+        )
     branch = request.args.get("branch", "") or "main"
     directory = settings.repos_dir / name
     if directory.exists():
         raise ApiError(409, "repo_exists", f"The Manager already has a directory for {name}.")
     try:
-        repo = get_registry().add_repo(name=name, directory=directory, branch=branch,
-                                       origin_url=request.args.get("originUrl", ""),
-                                       status=CLONING)
+        repo = get_registry().add_repo(
+            name=name,
+            directory=directory,
+            branch=branch,
+            origin_url=request.args.get("originUrl", ""),
+            status=CLONING,
+        )
     except NameTaken:
-        raise ApiError(409, "repo_exists", f"The Manager already has a repo named {name}; "
-                       "push to it, or pick another folder name.") from None
+        raise ApiError(
+            409,
+            "repo_exists",
+            f"The Manager already has a repo named {name}; "
+            "push to it, or pick another folder name.",
+        ) from None
     try:
         directory.mkdir(parents=True)
         gitcmd.run(directory, "init", "-q", "-b", branch)
@@ -110,8 +132,9 @@ def _create_repo() -> Repo:
             gitcmd.run(directory, "remote", "add", "origin", repo.origin_url)
     except (OSError, MirrorError) as exc:
         _forget(repo)
-        raise ApiError(500, "create_failed", f"Could not create the repo directory: {exc}") \
-            from None
+        raise ApiError(
+            500, "create_failed", f"Could not create the repo directory: {exc}"
+        ) from None
     return repo
 
 
@@ -135,10 +158,17 @@ def up(repo_id: int) -> Any:
     try:
         with repo_lock(repo.directory, "another push"):
             result = receive(
-                repo.directory, request.stream, staging_dir=settings.staging_dir,
-                limits=limits, force=force, known={request.args.get("base") or None},
-                side=f"The Manager's copy of {repo.name}", lacking_label="the push",
-                extra_risks=tui_attached, sender=request.args.get("from") or "a push")
+                repo.directory,
+                request.stream,
+                staging_dir=settings.staging_dir,
+                limits=limits,
+                force=force,
+                known={request.args.get("base") or None},
+                side=f"The Manager's copy of {repo.name}",
+                lacking_label="the push",
+                extra_risks=tui_attached,
+                sender=request.args.get("from") or "a push",
+            )
     except MirrorError as exc:
         if created:
             _forget(repo)
@@ -149,11 +179,24 @@ def up(repo_id: int) -> Any:
             _forget(repo)
         raise
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
-    log.info("push to %s: %s at %s, %d changed, %d deleted", repo.name, result.branch,
-             result.head[:12], result.changed, result.deleted)
-    return jsonify(repoId=repo.id, name=repo.name, directory=str(repo.directory),
-                   branch=result.branch, head=result.head, changed=result.changed,
-                   deleted=result.deleted, saved=result.saved)
+    log.info(
+        "push to %s: %s at %s, %d changed, %d deleted",
+        repo.name,
+        result.branch,
+        result.head[:12],
+        result.changed,
+        result.deleted,
+    )
+    return jsonify(
+        repoId=repo.id,
+        name=repo.name,
+        directory=str(repo.directory),
+        branch=result.branch,
+        head=result.head,
+        changed=result.changed,
+        deleted=result.deleted,
+        saved=result.saved,
+    )
 
 
 @mirror_bp.get("/<int:repo_id>/down")
@@ -176,8 +219,7 @@ def down(repo_id: int) -> Any:
         with stack:
             yield from iter_pack(outgoing.root, outgoing.names, compress=compress)
 
-    response = Response(body(), mimetype="application/gzip" if compress
-                        else "application/x-tar")
+    response = Response(body(), mimetype="application/gzip" if compress else "application/x-tar")
     response.headers["X-Ocm-Head"] = outgoing.state.head or ""
     response.headers["X-Ocm-Branch"] = outgoing.state.branch or ""
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)

@@ -79,8 +79,9 @@ def endpoint_for(url: str, password: str) -> Endpoint:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    return Endpoint(parts.scheme, parts.hostname, port, parts.path.rstrip("/"),
-                    basic_authorization(password))
+    return Endpoint(
+        parts.scheme, parts.hostname, port, parts.path.rstrip("/"), basic_authorization(password)
+    )
 
 
 class Upstream:
@@ -104,8 +105,10 @@ class Upstream:
 
     def describe(self) -> str:
         if self.state == UNAVAILABLE:
-            return ("OpenCode is not installed on the Manager; install it (npm i -g opencode-ai)"
-                    " or start the Manager with --opencode-bin or --opencode-url")
+            return (
+                "OpenCode is not installed on the Manager; install it (npm i -g opencode-ai)"
+                " or start the Manager with --opencode-bin or --opencode-url"
+            )
         if self.state == DISABLED:
             return "the Manager runs without OpenCode (--no-opencode)"
         return f"OpenCode at {self._endpoint.url if self._endpoint else '?'}"
@@ -135,8 +138,11 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 def check_health(endpoint: Endpoint, timeout: float = HEALTH_ATTEMPT_TIMEOUT) -> bool:
     conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
     try:
-        conn.request("GET", endpoint.base_path + HEALTH_PATH,
-                     headers={"Authorization": endpoint.authorization})
+        conn.request(
+            "GET",
+            endpoint.base_path + HEALTH_PATH,
+            headers={"Authorization": endpoint.authorization},
+        )
         response = conn.getresponse()
         response.read()
         return response.status == 200
@@ -181,8 +187,15 @@ def kill_group(pgid: int, sig: int) -> bool:
 class Supervisor(Upstream):
     """Runs ``opencode serve`` and keeps it running until ``stop()``."""
 
-    def __init__(self, binary: str, *, logs_dir: Path, workdir: Path,
-                 password: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        *,
+        logs_dir: Path,
+        workdir: Path,
+        password: str | None = None,
+        port: int | None = None,
+    ) -> None:
         self.binary = binary
         self.password = password or secrets.token_urlsafe(32)
         self.log_path = logs_dir / "opencode.log"
@@ -223,8 +236,7 @@ class Supervisor(Upstream):
         if self._thread is not None:
             return
         atexit.register(self.stop)
-        self._thread = threading.Thread(target=self._run, name="opencode-supervisor",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="opencode-supervisor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -250,8 +262,9 @@ class Supervisor(Upstream):
             process = self._spawn(setup)
             if process is None:
                 return
-            endpoint = Endpoint("http", "127.0.0.1", self._port, "",
-                                basic_authorization(self.password))
+            endpoint = Endpoint(
+                "http", "127.0.0.1", self._port, "", basic_authorization(self.password)
+            )
             if self._await_health(process, endpoint):
                 with self._ready:
                     if self._stopping.is_set():
@@ -268,8 +281,13 @@ class Supervisor(Upstream):
             if ran >= STABLE_AFTER:
                 backoff = BACKOFF_FIRST
             delay, backoff = backoff, min(backoff * 2, BACKOFF_MAX)
-            log.warning("opencode stopped (exit code %s after %.0f s); restarting in %.0f s;"
-                        " see %s", code, ran, delay, self.log_path)
+            log.warning(
+                "opencode stopped (exit code %s after %.0f s); restarting in %.0f s; see %s",
+                code,
+                ran,
+                delay,
+                self.log_path,
+            )
             with self._ready:
                 if self._stopping.is_set():
                     break
@@ -289,13 +307,21 @@ class Supervisor(Upstream):
             if self._stopping.is_set():
                 return None
             with self.log_path.open("ab") as out:
-                out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting opencode serve"
-                          f" on 127.0.0.1:{self._port}\n".encode())
+                out.write(
+                    f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting opencode serve"
+                    f" on 127.0.0.1:{self._port}\n".encode()
+                )
                 out.flush()
                 self._process = subprocess.Popen(
-                    argv, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                    preexec_fn=setup)
+                    argv,
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=setup,
+                )
             return self._process
 
     def _await_health(self, process: subprocess.Popen[bytes], endpoint: Endpoint) -> bool:
@@ -339,8 +365,15 @@ def find_binary(configured: str | None) -> str | None:
     return shutil.which("opencode")
 
 
-def upstream_for(*, mode: str, binary: str | None, url: str | None, password: str | None,
-                 logs_dir: Path, workdir: Path) -> Upstream | None:
+def upstream_for(
+    *,
+    mode: str,
+    binary: str | None,
+    url: str | None,
+    password: str | None,
+    logs_dir: Path,
+    workdir: Path,
+) -> Upstream | None:
     """The upstream the settings ask for, not started yet; None for ``--no-opencode``."""
     if mode == "none":
         return None
@@ -350,7 +383,8 @@ def upstream_for(*, mode: str, binary: str | None, url: str | None, password: st
         return Upstream(endpoint_for(url, password), EXTERNAL)
     found = find_binary(binary)
     if found is None:
-        log.warning("no opencode executable found (%s); the proxy answers 503",
-                    binary or "not on PATH")
+        log.warning(
+            "no opencode executable found (%s); the proxy answers 503", binary or "not on PATH"
+        )
         return Upstream(None, UNAVAILABLE)
     return Supervisor(found, logs_dir=logs_dir, workdir=workdir)

@@ -34,9 +34,20 @@ log = logging.getLogger("manager.proxy")
 PREFIX = "/api/opencode-proxy"
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EVENT_PATHS = frozenset({"/event", "/global/event"})
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-                        "proxy-connection", "te", "trailer", "trailers", "transfer-encoding",
-                        "upgrade"})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
 # Never forwarded upstream: the Manager's own credentials, what waitress already handled
 # (Expect, the body's framing) and Host, which names the Manager, not OpenCode.
 DROP_REQUEST = HOP_BY_HOP | {"authorization", "host", "expect", "content-length"}
@@ -80,8 +91,9 @@ def relay_for(app: Any) -> Relay:
     relay = app.extensions.get("ocm-proxy")
     if relay is None:
         settings = app.extensions["ocm"].settings
-        relay = app.extensions.setdefault("ocm-proxy",
-                                          Relay(settings.threads + settings.max_streams))
+        relay = app.extensions.setdefault(
+            "ocm-proxy", Relay(settings.threads + settings.max_streams)
+        )
     return relay  # type: ignore[no-any-return]
 
 
@@ -105,9 +117,9 @@ def upstream_target(environ: dict[str, Any], base_path: str) -> str:
         parts = urlsplit(raw)
         raw = parts.path + (f"?{parts.query}" if parts.query else "")
     if raw == PREFIX or raw.startswith((PREFIX + "/", PREFIX + "?")):
-        rest = raw[len(PREFIX):]
+        rest = raw[len(PREFIX) :]
     else:  # the prefix itself was percent-encoded: rebuild from the decoded path
-        path = environ.get("PATH_INFO", "")[len(PREFIX):]
+        path = environ.get("PATH_INFO", "")[len(PREFIX) :]
         query = environ.get("QUERY_STRING", "")
         rest = quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
     if not rest.startswith("/"):
@@ -116,8 +128,9 @@ def upstream_target(environ: dict[str, Any], base_path: str) -> str:
 
 
 def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[str, str]]:
-    named_in_connection = {token.strip().lower()
-                           for token in environ.get("HTTP_CONNECTION", "").split(",")}
+    named_in_connection = {
+        token.strip().lower() for token in environ.get("HTTP_CONNECTION", "").split(",")
+    }
     headers = [("Host", f"{endpoint.host}:{endpoint.port}")]
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -135,10 +148,17 @@ def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[s
 
 def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
     lowered = [(name.lower(), name, value) for name, value in response.headers]
-    drop = DROP_RESPONSE.union(token.strip() for low, _, value in lowered
-                               if low == "connection" for token in value.lower().split(","))
-    return [(name, value) for low, name, value in lowered
-            if low not in drop and not low.startswith("proxy-")]
+    drop = DROP_RESPONSE.union(
+        token.strip()
+        for low, _, value in lowered
+        if low == "connection"
+        for token in value.lower().split(",")
+    )
+    return [
+        (name, value)
+        for low, name, value in lowered
+        if low not in drop and not low.startswith("proxy-")
+    ]
 
 
 def _is_event_stream(environ: dict[str, Any]) -> bool:
@@ -160,8 +180,14 @@ class RelayBody:
     """The response body as a WSGI iterable; ``close()`` (called by waitress, even for HEAD,
     204 and 304 when the body never runs) frees the connection, the watch and the lease."""
 
-    def __init__(self, relay: Relay, conn: Connection, response: UpstreamResponse, watch_key: int,
-                 on_close: Any = None) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        conn: Connection,
+        response: UpstreamResponse,
+        watch_key: int,
+        on_close: Any = None,
+    ) -> None:
         self.relay = relay
         self.conn = conn
         self.response = response
@@ -199,8 +225,9 @@ class RelayBody:
             self.on_close()
 
 
-def _forward(relay: Relay, environ: dict[str, Any], endpoint: Endpoint
-             ) -> tuple[Connection, UpstreamResponse, int]:
+def _forward(
+    relay: Relay, environ: dict[str, Any], endpoint: Endpoint
+) -> tuple[Connection, UpstreamResponse, int]:
     method = environ["REQUEST_METHOD"]
     target = upstream_target(environ, endpoint.base_path)
     headers = request_headers(environ, endpoint)
@@ -225,39 +252,60 @@ def _forward(relay: Relay, environ: dict[str, Any], endpoint: Endpoint
             # A pooled connection the server closed a moment ago: once more on a fresh one.
             if attempt == 1 and conn.reused and not hasattr(body, "read"):
                 continue
-            raise ApiError(502, "opencode_unreachable",
-                           "OpenCode did not answer the proxied request"
-                           f" ({exc.__class__.__name__}); it may be restarting, try again in a"
-                           " few seconds.") from None
+            raise ApiError(
+                502,
+                "opencode_unreachable",
+                "OpenCode did not answer the proxied request"
+                f" ({exc.__class__.__name__}); it may be restarting, try again in a"
+                " few seconds.",
+            ) from None
     raise AssertionError("unreachable")
 
 
-@proxy_bp.route(PREFIX, defaults={"path": ""}, methods=METHODS,
-                provide_automatic_options=False, strict_slashes=False, merge_slashes=False)
-@proxy_bp.route(PREFIX + "/<anypath:path>", methods=METHODS, provide_automatic_options=False,
-                merge_slashes=False)
+@proxy_bp.route(
+    PREFIX,
+    defaults={"path": ""},
+    methods=METHODS,
+    provide_automatic_options=False,
+    strict_slashes=False,
+    merge_slashes=False,
+)
+@proxy_bp.route(
+    PREFIX + "/<anypath:path>",
+    methods=METHODS,
+    provide_automatic_options=False,
+    merge_slashes=False,
+)
 # Werkzeug routes a WebSocket handshake only to rules marked for it (anything else is a 400):
 # this one exists so that the answer is a clear 501.
-@proxy_bp.route(PREFIX + "/<anypath:path>", methods=["GET"], websocket=True,
-                merge_slashes=False)
+@proxy_bp.route(PREFIX + "/<anypath:path>", methods=["GET"], websocket=True, merge_slashes=False)
 def proxy(path: str) -> Any:
     environ = request.environ
     if environ.get("HTTP_UPGRADE"):
-        raise ApiError(501, "websocket_unsupported",
-                       "The Manager's proxy does not carry WebSocket upgrades (such as OpenCode's"
-                       " terminal endpoints); everything else works through it.")
+        raise ApiError(
+            501,
+            "websocket_unsupported",
+            "The Manager's proxy does not carry WebSocket upgrades (such as OpenCode's"
+            " terminal endpoints); everything else works through it.",
+        )
     services = current_app.extensions["ocm"]
     upstream = services.opencode
     if upstream is None or not upstream.configured:
-        message = upstream.describe() if upstream is not None else (
-            "the Manager runs without OpenCode (--no-opencode)")
-        raise ApiError(503, "opencode_not_configured",
-                       f"No OpenCode server is available: {message}.")
+        message = (
+            upstream.describe()
+            if upstream is not None
+            else ("the Manager runs without OpenCode (--no-opencode)")
+        )
+        raise ApiError(
+            503, "opencode_not_configured", f"No OpenCode server is available: {message}."
+        )
     endpoint = upstream.wait_ready(READY_WAIT)
     if endpoint is None:
-        raise ApiError(502, "opencode_unavailable",
-                       f"OpenCode is not answering ({upstream.state}); try again in a few"
-                       " seconds.")
+        raise ApiError(
+            502,
+            "opencode_unavailable",
+            f"OpenCode is not answering ({upstream.state}); try again in a few seconds.",
+        )
     relay = relay_for(current_app)
     streams: StreamTracker = services.streams
     on_close = None
@@ -265,9 +313,12 @@ def proxy(path: str) -> Any:
         directory = event_directory(environ)
         limit = services.settings.max_streams
         if not streams.acquire(directory, limit):
-            raise ApiError(503, "too_many_streams",
-                           f"The Manager already holds {limit} event streams (its --max-streams"
-                           " limit); close a TUI or raise the limit.")
+            raise ApiError(
+                503,
+                "too_many_streams",
+                f"The Manager already holds {limit} event streams (its --max-streams"
+                " limit); close a TUI or raise the limit.",
+            )
 
         def on_close() -> None:
             streams.release(directory)
@@ -282,8 +333,12 @@ def proxy(path: str) -> Any:
         # OpenCode refused the Manager's own credentials: a Manager configuration fault, not
         # the client's; passing the 401 on would make the client discard a good token.
         RelayBody(relay, conn, response, key, on_close).close()
-        raise ApiError(502, "opencode_auth_failed",
-                       "OpenCode rejected the Manager's credentials; check --opencode-password.")
+        raise ApiError(
+            502,
+            "opencode_auth_failed",
+            "OpenCode rejected the Manager's credentials; check --opencode-password.",
+        )
     body = RelayBody(relay, conn, response, key, on_close)
-    return ProxyResponse(body, status=response.status, headers=response_headers(response),
-                         direct_passthrough=True)
+    return ProxyResponse(
+        body, status=response.status, headers=response_headers(response), direct_passthrough=True
+    )

@@ -55,8 +55,9 @@ class Response:
         version = parts[0]
         names = {name.lower(): value for name, value in self.headers}
         connection = names.get("connection", "").lower()
-        self.will_close = "close" in connection or (version == b"HTTP/1.0"
-                                                    and "keep-alive" not in connection)
+        self.will_close = "close" in connection or (
+            version == b"HTTP/1.0" and "keep-alive" not in connection
+        )
         self.chunked = False
         self.remaining: int | None = None  # bytes left of a Content-Length body
         self.chunk_left = 0
@@ -158,20 +159,28 @@ class Connection:
     def connect(self) -> None:
         if self.sock is not None:
             return
-        sock = socket.create_connection((self.endpoint.host, self.endpoint.port),
-                                        timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection(
+            (self.endpoint.host, self.endpoint.port), timeout=CONNECT_TIMEOUT
+        )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.endpoint.scheme == "https":
             sock = ssl.create_default_context().wrap_socket(
-                sock, server_hostname=self.endpoint.host)
+                sock, server_hostname=self.endpoint.host
+            )
         # An event stream is idle between heartbeats and a prompt may take minutes: no read
         # timeout; the watcher ends reads whose client has gone.
         sock.settimeout(None)
         self.sock = sock
         self.rfile = sock.makefile("rb", buffering=BLOCK)
 
-    def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                body: bytes | BinaryIO | None, length: int) -> Response:
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes | BinaryIO | None,
+        length: int,
+    ) -> Response:
         self.connect()
         assert self.sock is not None
         lines = [f"{method} {target} HTTP/1.1\r\n"]
@@ -312,8 +321,9 @@ class DisconnectWatcher:
         with self._lock:
             self._watched[key] = (gone, conn)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="proxy-disconnects",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="proxy-disconnects", daemon=True
+                )
                 self._thread.start()
         return key
 

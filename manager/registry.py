@@ -56,9 +56,15 @@ class NameTaken(Exception):
 
 
 def _row_to_repo(row: sqlite3.Row) -> Repo:
-    return Repo(id=row["id"], name=row["name"], branch=row["branch"], status=row["status"],
-                directory=Path(row["directory"]), origin_url=row["origin_url"],
-                error=row["error"])
+    return Repo(
+        id=row["id"],
+        name=row["name"],
+        branch=row["branch"],
+        status=row["status"],
+        directory=Path(row["directory"]),
+        origin_url=row["origin_url"],
+        error=row["error"],
+    )
 
 
 class Registry:
@@ -88,14 +94,17 @@ class Registry:
     # -- token ------------------------------------------------------------------------------
 
     def token_hash(self) -> str | None:
-        row = self._connect().execute(
-            "SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
+        row = (
+            self._connect().execute("SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
+        )
         return row["value"] if row else None
 
     def set_token_hash(self, digest: str) -> None:
         self._connect().execute(
             "INSERT INTO meta (key, value) VALUES ('token_sha256', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (digest,))
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (digest,),
+        )
 
     # -- repos ------------------------------------------------------------------------------
 
@@ -116,27 +125,43 @@ class Registry:
         conn = self._connect()
         row = conn.execute("SELECT * FROM repos WHERE name = ?", (ref,)).fetchone()
         if row is None:
-            rows = conn.execute("SELECT * FROM repos WHERE lower(name) = lower(?)",
-                                (ref,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM repos WHERE lower(name) = lower(?)", (ref,)
+            ).fetchall()
             row = rows[0] if len(rows) == 1 else None
         return _row_to_repo(row) if row else None
 
-    def add_repo(self, *, name: str, directory: Path, origin_url: str, branch: str = "",
-                 status: str = CLONING) -> Repo:
+    def add_repo(
+        self,
+        *,
+        name: str,
+        directory: Path,
+        origin_url: str,
+        branch: str = "",
+        status: str = CLONING,
+    ) -> Repo:
         now = time.time()
         try:
             cursor = self._connect().execute(
                 "INSERT INTO repos (name, branch, status, directory, origin_url, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, branch, status, str(directory), origin_url, now, now))
+                (name, branch, status, str(directory), origin_url, now, now),
+            )
         except sqlite3.IntegrityError as exc:
             raise NameTaken(name) from exc
         repo = self.get_repo(int(cursor.lastrowid or 0))
         assert repo is not None
         return repo
 
-    def update_repo(self, repo_id: int, *, status: str | None = None, branch: str | None = None,
-                    origin_url: str | None = None, error: str | None = None) -> None:
+    def update_repo(
+        self,
+        repo_id: int,
+        *,
+        status: str | None = None,
+        branch: str | None = None,
+        origin_url: str | None = None,
+        error: str | None = None,
+    ) -> None:
         fields = {"status": status, "branch": branch, "origin_url": origin_url, "error": error}
         changes = {k: v for k, v in fields.items() if v is not None}
         if not changes:
@@ -144,7 +169,8 @@ class Registry:
         assignments = ", ".join(f"{column} = ?" for column in changes)
         self._connect().execute(
             f"UPDATE repos SET {assignments}, updated_at = ? WHERE id = ?",
-            (*changes.values(), time.time(), repo_id))
+            (*changes.values(), time.time(), repo_id),
+        )
 
     def remove_repo(self, repo_id: int) -> None:
         self._connect().execute("DELETE FROM repos WHERE id = ?", (repo_id,))
@@ -153,7 +179,9 @@ class Registry:
         """Clones still 'cloning' at start-up were cut off by a crash: say so."""
         cursor = self._connect().execute(
             "UPDATE repos SET status = 'error', error = 'clone interrupted; remove the repo"
-            " and add it again', updated_at = ? WHERE status = 'cloning'", (time.time(),))
+            " and add it again', updated_at = ? WHERE status = 'cloning'",
+            (time.time(),),
+        )
         return cursor.rowcount
 
 

@@ -58,8 +58,14 @@ def current_branch(directory: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
-def clone_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | None = None,
-               branch: str | None = None) -> Repo:
+def clone_repo(
+    registry: Registry,
+    repos_dir: Path,
+    source: str,
+    *,
+    name: str | None = None,
+    branch: str | None = None,
+) -> Repo:
     """Clone ``source`` into ``repos_dir/<name>`` and register it as ready.
 
     The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
@@ -71,14 +77,19 @@ def clone_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | 
         raise RepoError(f"{directory} already exists; pick another --name or remove it")
     origin = origin_of_source(source)
     try:
-        repo = registry.add_repo(name=name, directory=directory, origin_url=origin,
-                                 status=CLONING)
+        repo = registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
         raise RepoError(f"a repo named {name!r} already exists; pick another --name") from None
-    clone_source = str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() \
-        else source
-    args = ["clone", "--quiet", *(["--branch", branch] if branch else []), clone_source,
-            str(directory)]
+    clone_source = (
+        str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
+    )
+    args = [
+        "clone",
+        "--quiet",
+        *(["--branch", branch] if branch else []),
+        clone_source,
+        str(directory),
+    ]
     result = _git(*args)
     if result.returncode != 0:
         registry.remove_repo(repo.id)
@@ -92,12 +103,18 @@ def clone_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | 
     return updated
 
 
-def register_existing(registry: Registry, directory: Path, *, name: str, origin_url: str,
-                      branch: str) -> Repo:
+def register_existing(
+    registry: Registry, directory: Path, *, name: str, origin_url: str, branch: str
+) -> Repo:
     """Register a directory that already holds the repo (``ocm push --create``)."""
     try:
-        return registry.add_repo(name=check_name(name), directory=directory,
-                                 origin_url=origin_url, branch=branch, status=READY)
+        return registry.add_repo(
+            name=check_name(name),
+            directory=directory,
+            origin_url=origin_url,
+            branch=branch,
+            status=READY,
+        )
     except NameTaken:
         raise RepoError(f"a repo named {name!r} already exists") from None
 

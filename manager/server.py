@@ -76,11 +76,15 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     server = create_server(app, **options)
     try:
         port = getattr(server, "effective_port", settings.port)
-        print(f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr,
-              flush=True)
+        print(
+            f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr, flush=True
+        )
         # server.run(), except that on_stop runs before waitress waits for its workers.
-        server.asyncore.loop(timeout=server.adj.asyncore_loop_timeout, map=server._map,
-                             use_poll=server.adj.asyncore_use_poll)
+        server.asyncore.loop(
+            timeout=server.adj.asyncore_loop_timeout,
+            map=server._map,
+            use_poll=server.adj.asyncore_use_poll,
+        )
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:

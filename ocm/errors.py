@@ -39,8 +39,14 @@ class UsageError(OcmError):
 class ManagerError(OcmError):
     """Raised when the Manager cannot be reached or answers with an error."""
 
-    def __init__(self, what: str, todo: str | None = None, *, status: int | None = None,
-                 code: str | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        todo: str | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(what, todo)
         self.status = status
         self.code = code

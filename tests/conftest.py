@@ -61,8 +61,12 @@ def manager_factory(tmp_path: Path) -> Iterator[Callable[..., RunningManager]]:
 
     def start(*extra: str, data_dir: Path | None = None, **kwargs: object) -> RunningManager:
         index = len(started)
-        running = start_manager(data_dir or tmp_path / f"manager-data-{index}",
-                                tmp_path / f"manager-{index}.log", *extra, **kwargs)  # type: ignore[arg-type]
+        running = start_manager(
+            data_dir or tmp_path / f"manager-data-{index}",
+            tmp_path / f"manager-{index}.log",
+            *extra,
+            **kwargs,
+        )  # type: ignore[arg-type]
         started.append(running)
         return running
 

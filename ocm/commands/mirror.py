@@ -42,8 +42,10 @@ MIRROR_PATH = "/api/internal/repo-mirror"
 # elsewhere (a laptop's uplink is usually slower); OCM_MIRROR_GZIP=0/1 decides instead.
 COMPRESS_ENV = "OCM_MIRROR_GZIP"
 TRANSFER_TIMEOUT = 900.0
-FORCE_TODO = ("re-run with --force to overwrite it (nothing is destroyed: changes are "
-              "stashed and old tips kept under refs/ocm/backup/)")
+FORCE_TODO = (
+    "re-run with --force to overwrite it (nothing is destroyed: changes are "
+    "stashed and old tips kept under refs/ocm/backup/)"
+)
 
 
 def compress_for(url: str) -> bool:
@@ -66,9 +68,12 @@ def _short(oid: str | None) -> str:
 
 
 BUSY_TODO = "wait for it to finish, then run the command again"
-CONFLICT_TODOS = {"busy": BUSY_TODO, "would_lose_work": "run `ocm pull` first, or " + FORCE_TODO,
-                  "repo_exists": "rename the checkout's folder, or `ocm use` the existing repo "
-                  "and make its origin match"}
+CONFLICT_TODOS = {
+    "busy": BUSY_TODO,
+    "would_lose_work": "run `ocm pull` first, or " + FORCE_TODO,
+    "repo_exists": "rename the checkout's folder, or `ocm use` the existing repo "
+    "and make its origin match",
+}
 
 
 def _error(exc: MirrorError) -> OcmError:
@@ -133,8 +138,10 @@ def _confirm_create(name: str, yes: bool) -> None:
     if yes:
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise OcmError(f"no Manager repo matches this checkout, and creating {name!r} needs "
-                       "a confirmation", "run `ocm push --create --yes` to create it")
+        raise OcmError(
+            f"no Manager repo matches this checkout, and creating {name!r} needs a confirmation",
+            "run `ocm push --create --yes` to create it",
+        )
     sys.stderr.write(f"Create the Manager repo {name!r} from this checkout? [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline().strip().lower()
@@ -155,8 +162,10 @@ def _push_risks(root: Path, outgoing: Outgoing, head: dict[str, Any]) -> list[st
         else:
             lost = history.commits_lacking(root, theirs, ours)
             if lost:
-                risks.append(f"{lost} commit{'s' if lost > 1 else ''} on "
-                             f"{outgoing.state.branch} that the push lacks")
+                risks.append(
+                    f"{lost} commit{'s' if lost > 1 else ''} on "
+                    f"{outgoing.state.branch} that the push lacks"
+                )
     if head.get("inUse"):
         risks.append("a TUI attached right now")
     return risks
@@ -167,16 +176,22 @@ def _check_limits(outgoing: Outgoing, limits: dict[str, Any]) -> None:
     names = outgoing.names
     total = sum(os.lstat(outgoing.root / name).st_size for name in names)
     max_members = int(limits.get("maxArchiveMembers") or 0)
-    max_bytes = min(int(limits.get("maxArchiveBytes") or 0) or 1 << 62,
-                    int(limits.get("maxUploadBytes") or 0) or 1 << 62)
+    max_bytes = min(
+        int(limits.get("maxArchiveBytes") or 0) or 1 << 62,
+        int(limits.get("maxUploadBytes") or 0) or 1 << 62,
+    )
     if max_members and len(names) > max_members:
-        raise OcmError(f"this checkout has {len(names)} files to send, more than the Manager "
-                       f"accepts ({max_members})", "raise --max-archive-members on the "
-                       "Manager, or ignore more files in .gitignore")
+        raise OcmError(
+            f"this checkout has {len(names)} files to send, more than the Manager "
+            f"accepts ({max_members})",
+            "raise --max-archive-members on the Manager, or ignore more files in .gitignore",
+        )
     if total > max_bytes:
-        raise OcmError(f"this checkout has {total} bytes to send, more than the Manager "
-                       f"accepts ({max_bytes})", "raise --max-archive-bytes/--max-upload-bytes"
-                       " on the Manager, or ignore more files in .gitignore")
+        raise OcmError(
+            f"this checkout has {total} bytes to send, more than the Manager accepts ({max_bytes})",
+            "raise --max-archive-bytes/--max-upload-bytes"
+            " on the Manager, or ignore more files in .gitignore",
+        )
 
 
 def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iterator[bytes]:
@@ -199,34 +214,42 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         if outgoing.selection.skipped:
             shown = ", ".join(outgoing.selection.skipped[:5])
             more = len(outgoing.selection.skipped) - 5
-            note(f"not sent (nested repositories, symlinks leaving the repo, special files): "
-                 f"{shown}{f' and {more} more' if more > 0 else ''}")
+            note(
+                f"not sent (nested repositories, symlinks leaving the repo, special files): "
+                f"{shown}{f' and {more} more' if more > 0 else ''}"
+            )
         params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
         if ws is None:
             if not create:
                 where = f"origin {origin}" if origin else "this checkout (no origin remote)"
-                raise OcmError(f"no Manager repo matches {where}",
-                               f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
-                               "`ocm list` to see the repos")
+                raise OcmError(
+                    f"no Manager repo matches {where}",
+                    f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
+                    "`ocm list` to see the repos",
+                )
             if not origin:
-                raise OcmError("this checkout has no origin remote, so a new Manager repo "
-                               "could not be found again", "add one with `git remote add "
-                               "origin <url>`, then run `ocm push --create`")
+                raise OcmError(
+                    "this checkout has no origin remote, so a new Manager repo "
+                    "could not be found again",
+                    "add one with `git remote add origin <url>`, then run `ocm push --create`",
+                )
             label = repo_name(root)
             _confirm_create(label, yes)
             repo_id = 0
-            params.update(create="1", name=label, originUrl=origin,
-                          branch=branch or "main")
+            params.update(create="1", name=label, originUrl=origin, branch=branch or "main")
         else:
             repo_id, label = ws.repo_id, ws.name
-            head = client.get_json(f"{MIRROR_PATH}/{repo_id}/head",
-                                   params={"branch": branch} if branch else None)
+            head = client.get_json(
+                f"{MIRROR_PATH}/{repo_id}/head", params={"branch": branch} if branch else None
+            )
             _check_limits(outgoing, head.get("limits") or {})
             risks = _push_risks(root, outgoing, head)
             if risks and not force:
-                raise ConflictError(f"the Manager's copy of {label} has {'; '.join(risks)}, "
-                                    "which this push would overwrite",
-                                    "run `ocm pull` first, or " + FORCE_TODO)
+                raise ConflictError(
+                    f"the Manager's copy of {label} has {'; '.join(risks)}, "
+                    "which this push would overwrite",
+                    "run `ocm pull` first, or " + FORCE_TODO,
+                )
         if force:
             params["force"] = "1"
         base = read_marker(root).get("snapshot")
@@ -236,12 +259,16 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         with Progress(f"sending to {label}") as progress:
             try:
                 response = client.request(
-                    "POST", f"{MIRROR_PATH}/{repo_id}/up", params=params,
+                    "POST",
+                    f"{MIRROR_PATH}/{repo_id}/up",
+                    params=params,
                     data=_upload_body(outgoing, compress, progress),
-                    headers={"Content-Type": "application/gzip" if compress
-                             else "application/x-tar"},
-                    read_timeout=TRANSFER_TIMEOUT, conflict_todo="run `ocm pull` first, or "
-                    + FORCE_TODO)
+                    headers={
+                        "Content-Type": "application/gzip" if compress else "application/x-tar"
+                    },
+                    read_timeout=TRANSFER_TIMEOUT,
+                    conflict_todo="run `ocm pull` first, or " + FORCE_TODO,
+                )
             except MirrorError as exc:
                 raise _error(exc) from None
             except ConflictError as exc:
@@ -249,22 +276,31 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         try:
             result = response.json()
         except ValueError:
-            raise ManagerError("the Manager accepted the push but answered no JSON",
-                               "check the Manager's log") from None
+            raise ManagerError(
+                "the Manager accepted the push but answered no JSON", "check the Manager's log"
+            ) from None
         finally:
             response.close()
         # The push is done; bookkeeping failures must not report it as failed.
         with contextlib.suppress(Exception):
             # What the Manager now has is known here: the next push may overwrite it.
-            write_marker(root, {"snapshot": outgoing.state.snapshot,
-                                "head": outgoing.state.head, "branch": branch,
-                                "to": f"{login.url} #{result.get('repoId')}"})
+            write_marker(
+                root,
+                {
+                    "snapshot": outgoing.state.snapshot,
+                    "head": outgoing.state.head,
+                    "branch": branch,
+                    "to": f"{login.url} #{result.get('repoId')}",
+                },
+            )
         with contextlib.suppress(OcmError):
             _remember(client, login, int(result.get("repoId") or repo_id))
     what = "created and pushed" if repo_id == 0 else "pushed"
-    _say(f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
-         f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
-         f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}")
+    _say(
+        f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
+        f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
+        f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}"
+    )
     _saved_lines("on the Manager", list(result.get("saved") or []))
     return 0
 
@@ -305,8 +341,9 @@ def _pull_risks(root: Path, head: dict[str, Any]) -> list[str]:
     if ours and theirs and gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
         lost = history.commits_lacking(root, ours, theirs)
         if lost:
-            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on {branch} that the "
-                         "Manager lacks")
+            risks.append(
+                f"{lost} commit{'s' if lost > 1 else ''} on {branch} that the Manager lacks"
+            )
     return risks
 
 
@@ -318,29 +355,41 @@ def pull(*, force: bool) -> int:
         ws = _match(client, origin)
         if ws is None:
             where = f"origin {origin}" if origin else "this checkout (no origin remote)"
-            raise OcmError(f"no Manager repo matches {where}",
-                           "run `ocm list` to see the repos, or `ocm push --create` first")
+            raise OcmError(
+                f"no Manager repo matches {where}",
+                "run `ocm list` to see the repos, or `ocm push --create` first",
+            )
         try:
             with repo_lock(root, "another ocm pull"):
                 clean_leftovers(staging)  # undo a pull that was killed mid-switch
                 head = client.get_json(f"{MIRROR_PATH}/{ws.repo_id}/head")
                 risks = _pull_risks(root, head)
                 if risks and not force:
-                    raise ConflictError(f"this checkout has {'; '.join(risks)}, which the "
-                                        f"pull of {ws.name} would overwrite",
-                                        "commit and `ocm push` them first, or " + FORCE_TODO)
+                    raise ConflictError(
+                        f"this checkout has {'; '.join(risks)}, which the "
+                        f"pull of {ws.name} would overwrite",
+                        "commit and `ocm push` them first, or " + FORCE_TODO,
+                    )
                 params = {"gzip": "1"} if compress_for(login.url) else None
-                response = client.request("GET", f"{MIRROR_PATH}/{ws.repo_id}/down",
-                                          params=params, stream=True,
-                                          read_timeout=TRANSFER_TIMEOUT)
+                response = client.request(
+                    "GET",
+                    f"{MIRROR_PATH}/{ws.repo_id}/down",
+                    params=params,
+                    stream=True,
+                    read_timeout=TRANSFER_TIMEOUT,
+                )
                 try:
                     with Progress(f"receiving {ws.name}") as progress:
                         result = receive(
-                            root, io.BufferedReader(_ResponseReader(response, progress), CHUNK),
+                            root,
+                            io.BufferedReader(_ResponseReader(response, progress), CHUNK),
                             staging_dir=staging,
                             limits=Limits(max_bytes=1 << 62, max_members=1 << 40),
-                            force=force, side="This checkout", lacking_label="the Manager",
-                            sender=f"{login.url} #{ws.repo_id} {ws.name}")
+                            force=force,
+                            side="This checkout",
+                            lacking_label="the Manager",
+                            sender=f"{login.url} #{ws.repo_id} {ws.name}",
+                        )
                 finally:
                     response.close()
         except MirrorError as exc:
@@ -348,11 +397,15 @@ def pull(*, force: bool) -> int:
         except ConflictError as exc:
             raise _retitled(exc) from None
         except OSError as exc:  # the download broke off (requests' errors are OSErrors)
-            raise OcmError(f"the transfer from {login.url} broke off ({exc}); this checkout "
-                           "is unchanged", "run `ocm pull` again") from None
+            raise OcmError(
+                f"the transfer from {login.url} broke off ({exc}); this checkout is unchanged",
+                "run `ocm pull` again",
+            ) from None
         with contextlib.suppress(OcmError, OSError):
             remember(state_mod.load(), login, ws)
-    _say(f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
-         f"{_short(result.head)}, {_counts(result.changed, result.deleted)}")
+    _say(
+        f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
+        f"{_short(result.head)}, {_counts(result.changed, result.deleted)}"
+    )
     _saved_lines("here", result.saved)
     return 0

@@ -56,13 +56,27 @@ class NoSpace(MirrorError):
     code = "no_space"
 
 
-def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes,
-           link: bytes) -> bytes:
+def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes, link: bytes) -> bytes:
     """A plain ustar header, built directly: ``tarfile``'s costs ~30 µs a member."""
-    header = b"".join((
-        name.ljust(100, b"\0"), b"%07o\0" % mode, b"0000000\0", b"0000000\0",
-        b"%011o\0" % size, b"%011o\0" % mtime, b"        ", kind, link.ljust(100, b"\0"),
-        b"ustar\x0000", b"\0" * 32, b"\0" * 32, b"0000000\0", b"0000000\0", b"\0" * 167))
+    header = b"".join(
+        (
+            name.ljust(100, b"\0"),
+            b"%07o\0" % mode,
+            b"0000000\0",
+            b"0000000\0",
+            b"%011o\0" % size,
+            b"%011o\0" % mtime,
+            b"        ",
+            kind,
+            link.ljust(100, b"\0"),
+            b"ustar\x0000",
+            b"\0" * 32,
+            b"\0" * 32,
+            b"0000000\0",
+            b"0000000\0",
+            b"\0" * 167,
+        )
+    )
     checksum = b"%06o\0 " % sum(header)
     return header[:148] + checksum + header[156:]
 
@@ -72,8 +86,13 @@ def _header(name: str, st: os.stat_result, link: str | None) -> bytes:
     size = 0 if link is not None else st.st_size
     mode = 0o777 if link is not None else (0o755 if st.st_mode & stat.S_IXUSR else 0o644)
     mtime = int(st.st_mtime)
-    simple = (name.isascii() and len(name) <= 100 and (link is None or (
-        link.isascii() and len(link) <= 100)) and size < 8**11 and 0 <= mtime < 8**11)
+    simple = (
+        name.isascii()
+        and len(name) <= 100
+        and (link is None or (link.isascii() and len(link) <= 100))
+        and size < 8**11
+        and 0 <= mtime < 8**11
+    )
     if simple:
         kind = tarfile.SYMTYPE if link is not None else tarfile.REGTYPE
         return _ustar(name.encode(), mode, size, mtime, kind, (link or "").encode())
@@ -84,8 +103,9 @@ def _header(name: str, st: os.stat_result, link: str | None) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def iter_pack(root: Path, names: Iterable[str], *, compress: bool,
-              progress: Progress | None = None) -> Iterator[bytes]:
+def iter_pack(
+    root: Path, names: Iterable[str], *, compress: bool, progress: Progress | None = None
+) -> Iterator[bytes]:
     """Yield a tar stream (gzip when ``compress``) of ``names``, relative to ``root``.
 
     A generator, so the same code feeds an HTTP upload, a WSGI response or a file, with at
@@ -133,8 +153,10 @@ def iter_pack(root: Path, names: Iterable[str], *, compress: bool,
                 finally:
                     os.close(fd)
             except OSError as exc:
-                raise MirrorError(f"cannot read {name} ({exc.strerror or exc}); it may have "
-                                  "changed while being sent: try again") from None
+                raise MirrorError(
+                    f"cannot read {name} ({exc.strerror or exc}); it may have "
+                    "changed while being sent: try again"
+                ) from None
             padding = -st.st_size % BLOCK
             if padding:
                 pending.append(ZEROS[:padding])
@@ -147,8 +169,14 @@ def iter_pack(root: Path, names: Iterable[str], *, compress: bool,
     yield flush() + (gz.flush() if gz is not None else b"")
 
 
-def pack(root: Path, names: Iterable[str], out: IO[bytes], *, compress: bool,
-         progress: Progress | None = None) -> None:
+def pack(
+    root: Path,
+    names: Iterable[str],
+    out: IO[bytes],
+    *,
+    compress: bool,
+    progress: Progress | None = None,
+) -> None:
     """Write :func:`iter_pack`'s stream to a file object."""
     for chunk in iter_pack(root, names, compress=compress, progress=progress):
         out.write(chunk)
@@ -168,8 +196,7 @@ def _clean_name(raw: str) -> str:
     return "/".join(parts)
 
 
-def _check_member(member: Member, name: str, dest: Path, links: set[str],
-                  seen: set[str]) -> None:
+def _check_member(member: Member, name: str, dest: Path, links: set[str], seen: set[str]) -> None:
     if name in seen:
         raise BadArchive(f"the archive holds {name} twice")
     seen.add(name)
@@ -185,11 +212,14 @@ def _check_member(member: Member, name: str, dest: Path, links: set[str],
     if member.kind == HARDLINK:
         raise BadArchive(f"the archive holds a hard link ({name})")
     if member.kind != SYMLINK:
-        raise BadArchive(f"the archive holds a {member.kind} ({name}); only files, "
-                         "directories and symlinks may travel")
+        raise BadArchive(
+            f"the archive holds a {member.kind} ({name}); only files, "
+            "directories and symlinks may travel"
+        )
     if not link_stays_inside(name, member.linkname):
-        raise BadArchive(f"the archive holds a symlink leaving the repo ({name} -> "
-                         f"{member.linkname})")
+        raise BadArchive(
+            f"the archive holds a symlink leaving the repo ({name} -> {member.linkname})"
+        )
     links.add(name)
     data_filter = getattr(tarfile, "data_filter", None)
     if data_filter is not None:  # Python 3.10.12+/3.11.4+: the stdlib's second opinion on links
@@ -230,8 +260,14 @@ class _Dirs:
         return self.known[rel]
 
 
-def extract(stream: IO[bytes], dest: Path, limits: Limits, progress: Progress | None = None,
-            *, compare_root: Path | None = None) -> Extracted:
+def extract(
+    stream: IO[bytes],
+    dest: Path,
+    limits: Limits,
+    progress: Progress | None = None,
+    *,
+    compare_root: Path | None = None,
+) -> Extracted:
     """Extract a tar stream into the empty directory ``dest``, refusing anything hostile.
 
     Refused (BadArchive, 400): absolute paths, ``..``, a nested ``.git`` in the work tree,
@@ -256,11 +292,14 @@ def extract(stream: IO[bytes], dest: Path, limits: Limits, progress: Progress | 
             done.members += 1
             done.bytes += member.size
             if done.members > limits.max_members:
-                raise TooLarge(f"the archive holds more than {limits.max_members} files "
-                               "(the receiver's limit)")
+                raise TooLarge(
+                    f"the archive holds more than {limits.max_members} files (the receiver's limit)"
+                )
             if done.bytes > limits.max_bytes:
-                raise TooLarge(f"the archive unpacks to more than {limits.max_bytes} bytes "
-                               "(the receiver's limit)")
+                raise TooLarge(
+                    f"the archive unpacks to more than {limits.max_bytes} bytes "
+                    "(the receiver's limit)"
+                )
             _check_member(member, name, dest, links, seen)
             if member.kind == DIRECTORY:
                 os.makedirs(dest / name, exist_ok=True)
@@ -288,8 +327,10 @@ def extract(stream: IO[bytes], dest: Path, limits: Limits, progress: Progress | 
         raise BadArchive(f"the archive is truncated or corrupt ({exc})") from None
     except OSError as exc:
         if exc.errno in _NO_SPACE:
-            raise NoSpace("the receiving disk is full (or a file size limit was hit) while "
-                          "unpacking; free some space and try again") from None
+            raise NoSpace(
+                "the receiving disk is full (or a file size limit was hit) while "
+                "unpacking; free some space and try again"
+            ) from None
         if exc.errno == errno.EEXIST:
             raise BadArchive("the archive writes one path twice") from None
         raise
@@ -326,8 +367,9 @@ def _read(source: TarReader, count: int, name: str) -> bytes:
     return chunk
 
 
-def _compare_or_write(source: TarReader, member: Member, existing: str, dest: Path,
-                      name: str, made_dirs: set[str]) -> bool:
+def _compare_or_write(
+    source: TarReader, member: Member, existing: str, dest: Path, name: str, made_dirs: set[str]
+) -> bool:
     """True when the incoming bytes equal ``existing``; else the file is written to staging."""
     try:
         fd = os.open(existing, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
@@ -341,8 +383,9 @@ def _compare_or_write(source: TarReader, member: Member, existing: str, dest: Pa
             ours = os.pread(fd, count, offset) if fd >= 0 else b""
             if ours != incoming:
                 _ensure_dir(dest, name.rpartition("/")[0], made_dirs)
-                _write_file(source, member, dest / name, incoming,
-                            (fd, offset) if fd >= 0 else None)
+                _write_file(
+                    source, member, dest / name, incoming, (fd, offset) if fd >= 0 else None
+                )
                 return False
             offset += count
     finally:
@@ -351,16 +394,16 @@ def _compare_or_write(source: TarReader, member: Member, existing: str, dest: Pa
     return True
 
 
-def _write_file(source: TarReader, member: Member, target: Path, first: bytes,
-                prefix: tuple[int, int] | None) -> None:
+def _write_file(
+    source: TarReader, member: Member, target: Path, first: bytes, prefix: tuple[int, int] | None
+) -> None:
     """Create ``target`` (never through a link, never over a file) from the member's bytes.
 
     ``prefix`` = (fd, n): the first n bytes were already matched against fd, copy them from
     there; ``first`` is the incoming chunk that follows them (already read).
     """
     mode = _mode(member)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                 mode)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
     try:
         os.fchmod(fd, mode)  # exact bits, whatever the umask
         written = 0
@@ -386,4 +429,4 @@ def _write_file(source: TarReader, member: Member, target: Path, first: bytes,
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]

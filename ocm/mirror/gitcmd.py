@@ -14,8 +14,16 @@ from pathlib import Path
 from ocm.mirror.errors import MirrorError
 
 # Never touch fsmonitor or run hooks on behalf of a transfer; keep output parseable.
-_FIXED_CONFIG = ("-c", "core.fsmonitor=false", "-c", "core.quotepath=false",
-                 "-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0")
+_FIXED_CONFIG = (
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.quotepath=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "gc.auto=0",
+)
 
 
 class GitError(MirrorError):
@@ -23,8 +31,11 @@ class GitError(MirrorError):
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("GIT_") or key in _KEEP_ENV}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("GIT_") or key in _KEEP_ENV
+    }
     env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
     if extra:
         env.update(extra)
@@ -33,17 +44,29 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 # Identity and config isolation are the user's; everything else (GIT_DIR, GIT_INDEX_FILE,
 # GIT_WORK_TREE from a hook that called us) would point git at the wrong repository.
-_KEEP_ENV = frozenset({"GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME",
-                       "GIT_COMMITTER_EMAIL", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL"})
+_KEEP_ENV = frozenset(
+    {
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "GIT_CONFIG_NOSYSTEM",
+        "GIT_CONFIG_GLOBAL",
+    }
+)
 
 
-def run(root: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None,
-        check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def run(
+    root: Path,
+    *args: str,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
     """Run ``git <args>`` in ``root``; bytes in, bytes out. Raise GitError on failure."""
     argv = ["git", *_FIXED_CONFIG, *args]
     try:
-        done = subprocess.run(argv, cwd=root, input=input, capture_output=True,
-                              env=git_env(env))
+        done = subprocess.run(argv, cwd=root, input=input, capture_output=True, env=git_env(env))
     except OSError as exc:
         raise GitError(f"cannot run git ({exc.strerror}); install git") from None
     if check and done.returncode != 0:
@@ -51,8 +74,9 @@ def run(root: Path, *args: str, input: bytes | None = None, env: Mapping[str, st
     return done
 
 
-def out(root: Path, *args: str, input: bytes | None = None,
-        env: Mapping[str, str] | None = None) -> str:
+def out(
+    root: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
+) -> str:
     """The stripped stdout of a git command that must succeed."""
     return os.fsdecode(run(root, *args, input=input, env=env).stdout).strip()
 

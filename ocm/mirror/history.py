@@ -59,7 +59,7 @@ def read_incoming(root: Path, git_dir: Path) -> Incoming:
         ref = head[5:].strip()
         if not ref.startswith("refs/heads/") or not gitcmd.ok(root, "check-ref-format", ref):
             raise BadArchive(f"the archive's HEAD points at an invalid ref ({ref!r})")
-        branch = ref[len("refs/heads/"):]
+        branch = ref[len("refs/heads/") :]
         oid = _read_ref(git_dir, ref)
         if oid is None:
             raise BadArchive(f"the sender's branch {branch} has no commit yet; commit first")
@@ -75,8 +75,9 @@ def read_incoming(root: Path, git_dir: Path) -> Incoming:
     entries = b""
     index = git_dir / "index"
     if index.is_file():
-        done = gitcmd.run(root, "ls-files", "-s", "-z", check=False,
-                          env={"GIT_INDEX_FILE": str(index)})
+        done = gitcmd.run(
+            root, "ls-files", "-s", "-z", check=False, env={"GIT_INDEX_FILE": str(index)}
+        )
         if done.returncode == 0:
             entries = done.stdout
     blobs = []
@@ -93,8 +94,9 @@ def missing_objects(root: Path, oids: list[str]) -> list[str]:
     if not oids:
         return []
     done = gitcmd.run(root, "cat-file", "--batch-check", input="\n".join(oids).encode() + b"\n")
-    return [line.split()[0] for line in done.stdout.decode().splitlines()
-            if line.endswith(" missing")]
+    return [
+        line.split()[0] for line in done.stdout.decode().splitlines() if line.endswith(" missing")
+    ]
 
 
 def import_objects(root: Path, git_dir: Path, incoming: Incoming) -> None:
@@ -110,11 +112,22 @@ def import_objects(root: Path, git_dir: Path, incoming: Incoming) -> None:
     if not tips:
         return
     env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(git_dir / "objects")}
-    done = gitcmd.run(root, "rev-list", "--objects", "--stdin", "--not", "--all",
-                      input="\n".join(tips).encode() + b"\n", env=env, check=False)
+    done = gitcmd.run(
+        root,
+        "rev-list",
+        "--objects",
+        "--stdin",
+        "--not",
+        "--all",
+        input="\n".join(tips).encode() + b"\n",
+        env=env,
+        check=False,
+    )
     if done.returncode != 0:
-        raise BadArchive("the archive's history is incomplete (a shallow clone, or missing "
-                         f"objects): {gitcmd.last_line(done.stderr)}")
+        raise BadArchive(
+            "the archive's history is incomplete (a shallow clone, or missing "
+            f"objects): {gitcmd.last_line(done.stderr)}"
+        )
     if done.stdout.strip():
         pack_base = root / ".git" / "objects" / "pack" / "pack"
         pack_base.parent.mkdir(parents=True, exist_ok=True)
@@ -136,8 +149,20 @@ def commits_lacking(root: Path, tip: str, incoming: str) -> int:
 
 def orphaned_by_move(root: Path, detached_at: str, incoming: str) -> int:
     """Commits only a detached HEAD holds, which moving HEAD would leave to the reflog."""
-    return int(gitcmd.out(root, "rev-list", "--count", detached_at, "--not", incoming,
-                          "--branches", "--tags", "--remotes") or 0)
+    return int(
+        gitcmd.out(
+            root,
+            "rev-list",
+            "--count",
+            detached_at,
+            "--not",
+            incoming,
+            "--branches",
+            "--tags",
+            "--remotes",
+        )
+        or 0
+    )
 
 
 def head_commit(root: Path) -> str | None:
@@ -179,8 +204,9 @@ def _identity() -> dict[str, str]:
     return env
 
 
-def save_worktree(root: Path, selection: Selection, head: str | None, branch: str | None,
-                  reason: str) -> str:
+def save_worktree(
+    root: Path, selection: Selection, head: str | None, branch: str | None, reason: str
+) -> str:
     """Save uncommitted changes, untracked files included, without touching the work tree.
 
     Builds the same commits ``git stash push --include-untracked`` would (W with parents
@@ -190,19 +216,25 @@ def save_worktree(root: Path, selection: Selection, head: str | None, branch: st
     stash on, so the snapshot goes to a backup ref instead. Returns how to get it back.
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
-    full = tree_of(root, selection.files, base_index=True, write_blobs=True,
-                   remove=selection.deleted)
+    full = tree_of(
+        root, selection.files, base_index=True, write_blobs=True, remove=selection.deleted
+    )
     if full is None:
         raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
     if head is None:
         ref = backup_ref(root, "worktree", _commit(root, full, f"ocm: {reason}", []), stamp())
         return ref
-    tracked = tree_of(root, selection.tracked, base_index=True, write_blobs=True,
-                      remove=selection.deleted)
+    tracked = tree_of(
+        root, selection.tracked, base_index=True, write_blobs=True, remove=selection.deleted
+    )
     with temp_index(root, copy_real=True) as env:
         index_tree = gitcmd.maybe_env(root, env, "write-tree")
-    index_commit = _commit(root, index_tree or gitcmd.out(root, "rev-parse", f"{head}^{{tree}}"),
-                           f"index on {on}", [head])
+    index_commit = _commit(
+        root,
+        index_tree or gitcmd.out(root, "rev-parse", f"{head}^{{tree}}"),
+        f"index on {on}",
+        [head],
+    )
     parents = [head, index_commit]
     if selection.untracked:
         untracked = tree_of(root, selection.untracked, base_index=False, write_blobs=True)
@@ -248,9 +280,15 @@ def rebuild_index(root: Path, incoming: Incoming) -> None:
             zero = b"0" * len(incoming.head)
             lines = [b"0 " + zero + b" " + key for key in old if key not in new]
             lines += [value + b" " + key for key, value in new.items() if old.get(key) != value]
-            done = gitcmd.run(root, "update-index", "-z", "--index-info",
-                              input=b"".join(line + b"\0" for line in lines), env=env,
-                              check=False)
+            done = gitcmd.run(
+                root,
+                "update-index",
+                "-z",
+                "--index-info",
+                input=b"".join(line + b"\0" for line in lines),
+                env=env,
+                check=False,
+            )
             ok = done.returncode == 0
         if not ok:
             gitcmd.run(root, "read-tree", incoming.head, env=env)

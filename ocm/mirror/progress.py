@@ -51,8 +51,9 @@ class Progress:
 
     def _draw(self) -> None:
         elapsed = max(time.monotonic() - self.started, 1e-6)
-        self.stream.write(f"\r{self.phase}: {human(self.total)}, "
-                          f"{human(self.total / elapsed)}/s   ")
+        self.stream.write(
+            f"\r{self.phase}: {human(self.total)}, {human(self.total / elapsed)}/s   "
+        )
         self.stream.flush()
 
     def note(self, text: str) -> None:

@@ -68,8 +68,14 @@ def new_workdir(staging_dir: Path) -> Path:
     return work
 
 
-def _risks(root: Path, state: RepoState, incoming: history.Incoming, known: set[str | None],
-           plan: swap.Plan, lacking_label: str) -> tuple[list[str], str | None, str | None]:
+def _risks(
+    root: Path,
+    state: RepoState,
+    incoming: history.Incoming,
+    known: set[str | None],
+    plan: swap.Plan,
+    lacking_label: str,
+) -> tuple[list[str], str | None, str | None]:
     """What the switch would lose: (descriptions, branch tip to back up, detached tip)."""
     risks: list[str] = []
     if at_risk(state, known):
@@ -78,8 +84,10 @@ def _risks(root: Path, state: RepoState, incoming: history.Incoming, known: set[
     if branch_old:
         lost = history.commits_lacking(root, branch_old, incoming.head)
         if lost:
-            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on {incoming.branch} that "
-                         f"{lacking_label} lacks")
+            risks.append(
+                f"{lost} commit{'s' if lost > 1 else ''} on {incoming.branch} that "
+                f"{lacking_label} lacks"
+            )
         else:
             branch_old = None
     detached_old = None
@@ -87,19 +95,31 @@ def _risks(root: Path, state: RepoState, incoming: history.Incoming, known: set[
         lost = history.orphaned_by_move(root, state.head, incoming.head)
         if lost:
             detached_old = state.head
-            risks.append(f"{lost} commit{'s' if lost > 1 else ''} on a detached HEAD that "
-                         f"{lacking_label} lacks")
+            risks.append(
+                f"{lost} commit{'s' if lost > 1 else ''} on a detached HEAD that "
+                f"{lacking_label} lacks"
+            )
     if plan.clobbered_ignored:
-        risks.append(f"ignored files the incoming tree would overwrite "
-                     f"({plan.clobbered_ignored[0]})")
+        risks.append(
+            f"ignored files the incoming tree would overwrite ({plan.clobbered_ignored[0]})"
+        )
     return risks, branch_old, detached_old
 
 
-def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits, force: bool,
-            known: Iterable[str | None] = (), side: str = "the receiving repo",
-            lacking_label: str = "the incoming history",
-            extra_risks: Callable[[], list[str]] | None = None, sender: str = "ocm",
-            progress: Progress | None = None) -> Received:
+def receive(
+    root: Path,
+    stream: IO[bytes],
+    *,
+    staging_dir: Path,
+    limits: Limits,
+    force: bool,
+    known: Iterable[str | None] = (),
+    side: str = "the receiving repo",
+    lacking_label: str = "the incoming history",
+    extra_risks: Callable[[], list[str]] | None = None,
+    sender: str = "ocm",
+    progress: Progress | None = None,
+) -> Received:
     """Make the work tree at ``root`` identical to the archive in ``stream``.
 
     The caller holds :func:`repo_lock`. ``known`` are snapshots the other side is known to
@@ -121,21 +141,24 @@ def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits,
         state = repo_state(root, current)
         plan = swap.make_plan(root, work / "new", arrived.names, current.files, arrived.same)
         known_set = {*known, read_marker(root).get("snapshot")}
-        risks, branch_old, detached_old = _risks(root, state, incoming, known_set, plan,
-                                                 lacking_label)
+        risks, branch_old, detached_old = _risks(
+            root, state, incoming, known_set, plan, lacking_label
+        )
         risks += extra_risks() if extra_risks else []
         if risks and not force:
-            raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would "
-                          "overwrite")
+            raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
         result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted)
         if force:
-            result.saved = _save(root, work, current, state, plan, branch_old, detached_old,
-                                 known_set, incoming)
+            result.saved = _save(
+                root, work, current, state, plan, branch_old, detached_old, known_set, incoming
+            )
 
-        refs = {"head_ref": gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD"),
-                "head": state.head, "branch": incoming.branch,
-                "branch_old": history.branch_tip(root, incoming.branch)
-                if incoming.branch else None}
+        refs = {
+            "head_ref": gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD"),
+            "head": state.head,
+            "branch": incoming.branch,
+            "branch_old": history.branch_tip(root, incoming.branch) if incoming.branch else None,
+        }
         if (root / ".git" / "index").exists():
             shutil.copyfile(root / ".git" / "index", work / "index.old")
         swap.write_plan(work, root, plan, refs)
@@ -161,26 +184,43 @@ def receive(root: Path, stream: IO[bytes], *, staging_dir: Path, limits: Limits,
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_marker(root: Path, names: list[str], incoming: history.Incoming,
-                  sender: str) -> None:
+def _write_marker(root: Path, names: list[str], incoming: history.Incoming, sender: str) -> None:
     """Record the snapshot of the tree just received (it is exactly what arrived)."""
     names_set = set(names)
     indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
-    after = Selection(root, tracked=names,
-                      deleted=[name for name in indexed if name not in names_set
-                               and not (root / name).is_dir()])  # submodules stay
-    write_marker(root, {"snapshot": snapshot(root, after), "head": incoming.head,
-                        "branch": incoming.branch, "from": sender})
+    after = Selection(
+        root,
+        tracked=names,
+        deleted=[name for name in indexed if name not in names_set and not (root / name).is_dir()],
+    )  # submodules stay
+    write_marker(
+        root,
+        {
+            "snapshot": snapshot(root, after),
+            "head": incoming.head,
+            "branch": incoming.branch,
+            "from": sender,
+        },
+    )
 
 
-def _save(root: Path, work: Path, current: Selection, state: RepoState, plan: swap.Plan,
-          branch_old: str | None, detached_old: str | None, known: set[str | None],
-          incoming: history.Incoming) -> list[str]:
+def _save(
+    root: Path,
+    work: Path,
+    current: Selection,
+    state: RepoState,
+    plan: swap.Plan,
+    branch_old: str | None,
+    detached_old: str | None,
+    known: set[str | None],
+    incoming: history.Incoming,
+) -> list[str]:
     saved: list[str] = []
     when = history.stamp()
     if at_risk(state, known):
-        where = history.save_worktree(root, current, state.head, state.branch,
-                                      f"before ocm mirror {when}")
+        where = history.save_worktree(
+            root, current, state.head, state.branch, f"before ocm mirror {when}"
+        )
         if where.startswith("stash"):
             saved.append(f"uncommitted changes: `git stash apply {where}`")
         else:
@@ -210,8 +250,15 @@ def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, st
     branch, branch_old = refs.get("branch"), refs.get("branch_old")
     if branch and history.branch_tip(root, branch) != branch_old:
         if branch_old:
-            gitcmd.run(root, "update-ref", "-m", "ocm: undo", f"refs/heads/{branch}",
-                       branch_old, check=False)
+            gitcmd.run(
+                root,
+                "update-ref",
+                "-m",
+                "ocm: undo",
+                f"refs/heads/{branch}",
+                branch_old,
+                check=False,
+            )
         else:
             gitcmd.run(root, "update-ref", "-d", f"refs/heads/{branch}", check=False)
     head_ref = refs.get("head_ref")
@@ -219,8 +266,16 @@ def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, st
         if gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD") != head_ref:
             gitcmd.run(root, "symbolic-ref", "HEAD", head_ref, check=False)
     elif refs.get("head") and history.head_commit(root) != refs["head"]:
-        gitcmd.run(root, "update-ref", "--no-deref", "-m", "ocm: undo", "HEAD",
-                   str(refs["head"]), check=False)
+        gitcmd.run(
+            root,
+            "update-ref",
+            "--no-deref",
+            "-m",
+            "ocm: undo",
+            "HEAD",
+            str(refs["head"]),
+            check=False,
+        )
     if (work / "index.old").exists():
         os.replace(work / "index.old", root / ".git" / "index")
 

@@ -48,8 +48,10 @@ def repo_root(start: Path) -> Path:
         raise NotARepo(f"{start} is not inside a git repository")
     root = Path(os.fsdecode(done.stdout).strip())
     if not (root / ".git").is_dir():
-        raise NotARepo(f"{root} is a linked worktree or submodule (its .git is not a "
-                       "directory), which cannot be mirrored")
+        raise NotARepo(
+            f"{root} is a linked worktree or submodule (its .git is not a "
+            "directory), which cannot be mirrored"
+        )
     return root
 
 
@@ -77,8 +79,11 @@ def _exclude_args() -> list[str]:
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
     tracked = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
-    untracked = gitcmd.split_z(gitcmd.run(
-        root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z").stdout)
+    untracked = gitcmd.split_z(
+        gitcmd.run(
+            root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z"
+        ).stdout
+    )
     selection = Selection(root)
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
@@ -118,8 +123,9 @@ def git_dir_files(root: Path) -> list[str]:
             if os.path.islink(os.path.join(dirpath, name)):
                 found.append(f"{rel}/{name}")
         for name in filenames:
-            if name.endswith(".lock") or (rel == ".git" and (
-                    name == MARKER_NAME or name.startswith("ocm-index-"))):
+            if name.endswith(".lock") or (
+                rel == ".git" and (name == MARKER_NAME or name.startswith("ocm-index-"))
+            ):
                 continue
             found.append(f"{rel}/{name}")
     return found

@@ -37,6 +37,7 @@ def prepare(root: Path, *, with_snapshot: bool = True) -> Outgoing:
     return Outgoing(root, selection, state)
 
 
-def write_archive(outgoing: Outgoing, out: IO[bytes], *, compress: bool,
-                  progress: Progress | None = None) -> None:
+def write_archive(
+    outgoing: Outgoing, out: IO[bytes], *, compress: bool, progress: Progress | None = None
+) -> None:
     pack(outgoing.root, outgoing.names, out, compress=compress, progress=progress)

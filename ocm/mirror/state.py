@@ -31,10 +31,10 @@ from ocm.mirror.select import MARKER_NAME, Selection, select
 
 @dataclass(frozen=True)
 class RepoState:
-    head: str | None          # commit id, None on an unborn branch
-    branch: str | None        # None when HEAD is detached
+    head: str | None  # commit id, None on an unborn branch
+    branch: str | None  # None when HEAD is detached
     head_tree: str | None
-    snapshot: str | None      # None when it cannot be computed (e.g. a merge in progress)
+    snapshot: str | None  # None when it cannot be computed (e.g. a merge in progress)
 
     @property
     def dirty(self) -> bool:
@@ -58,8 +58,14 @@ def temp_index(root: Path, *, copy_real: bool) -> Iterator[dict[str, str]]:
             os.unlink(name + ".lock")
 
 
-def tree_of(root: Path, paths: list[str], *, base_index: bool, write_blobs: bool,
-            remove: list[str] | None = None) -> str | None:
+def tree_of(
+    root: Path,
+    paths: list[str],
+    *,
+    base_index: bool,
+    write_blobs: bool,
+    remove: list[str] | None = None,
+) -> str | None:
     """The tree id of ``paths`` as they are in the work tree (None if git cannot say).
 
     ``base_index``: start from the real index (tracked entries not listed keep their index
@@ -68,8 +74,9 @@ def tree_of(root: Path, paths: list[str], *, base_index: bool, write_blobs: bool
     with temp_index(root, copy_real=base_index) as env:
         flags = ["--add", "--remove"] + ([] if write_blobs else ["--info-only"])
         stdin = gitcmd.join_z(paths + (remove or []))
-        done = gitcmd.run(root, "update-index", *flags, "-z", "--stdin", input=stdin,
-                          env=env, check=False)
+        done = gitcmd.run(
+            root, "update-index", *flags, "-z", "--stdin", input=stdin, env=env, check=False
+        )
         if done.returncode != 0:
             return None
         missing_ok = [] if write_blobs else ["--missing-ok"]
@@ -80,8 +87,9 @@ def tree_of(root: Path, paths: list[str], *, base_index: bool, write_blobs: bool
 
 
 def snapshot(root: Path, selection: Selection) -> str | None:
-    return tree_of(root, selection.files, base_index=True, write_blobs=False,
-                   remove=selection.deleted)
+    return tree_of(
+        root, selection.files, base_index=True, write_blobs=False, remove=selection.deleted
+    )
 
 
 def head_info(root: Path) -> tuple[str | None, str | None]:

@@ -80,8 +80,13 @@ def walk_files(top: Path) -> list[str]:
     return found
 
 
-def make_plan(root: Path, new: Path, incoming: list[str], current: list[str],
-              unchanged: set[str] | frozenset[str] = frozenset()) -> Plan:
+def make_plan(
+    root: Path,
+    new: Path,
+    incoming: list[str],
+    current: list[str],
+    unchanged: set[str] | frozenset[str] = frozenset(),
+) -> Plan:
     """Decide every rename; refuse (409) when an incoming path is blocked by kept files.
 
     ``current`` is the receiver's own selection (what it would send): those are the files
@@ -133,8 +138,10 @@ def make_plan(root: Path, new: Path, incoming: list[str], current: list[str],
             continue
         plan.changed += 1
     if blocked:
-        raise Refused(f"incoming files would replace {blocked[0]}, which holds files the "
-                      "receiving side ignores; move it away and try again")
+        raise Refused(
+            f"incoming files would replace {blocked[0]}, which holds files the "
+            "receiving side ignores; move it away and try again"
+        )
     return plan
 
 

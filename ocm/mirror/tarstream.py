@@ -24,9 +24,18 @@ META_LIMIT = 1 << 20  # a PAX header or GNU long name larger than this is not a 
 GZIP_MAGIC = b"\x1f\x8b"
 
 REGULAR, DIRECTORY, SYMLINK, HARDLINK = "file", "dir", "symlink", "hardlink"
-_KINDS = {b"0": REGULAR, b"\0": REGULAR, b"5": DIRECTORY, b"2": SYMLINK, b"1": HARDLINK,
-          b"3": "char device", b"4": "block device", b"6": "fifo", b"7": "contiguous file",
-          b"S": "sparse file"}
+_KINDS = {
+    b"0": REGULAR,
+    b"\0": REGULAR,
+    b"5": DIRECTORY,
+    b"2": SYMLINK,
+    b"1": HARDLINK,
+    b"3": "char device",
+    b"4": "block device",
+    b"6": "fifo",
+    b"7": "contiguous file",
+    b"S": "sparse file",
+}
 
 
 @dataclass
@@ -65,7 +74,7 @@ def _pax(data: bytes) -> dict[str, str]:
             raise BadArchive("the archive has a malformed PAX header") from None
         if space < 0 or length <= 0 or pos + length > len(data):
             raise BadArchive("the archive has a malformed PAX header")
-        key, _, value = data[space + 1:pos + length - 1].partition(b"=")
+        key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
         pos += length
     return records
@@ -76,7 +85,7 @@ class TarReader:
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._left = 0      # unread data bytes of the current member
+        self._left = 0  # unread data bytes of the current member
         self._padding = 0
 
     def _exact(self, count: int) -> bytes:
@@ -131,8 +140,9 @@ class TarReader:
                 continue
             if typeflag in (b"L", b"K"):
                 value = _text(self._data(size))
-                long_name, long_link = (value, long_link) if typeflag == b"L" \
-                    else (long_name, value)
+                long_name, long_link = (
+                    (value, long_link) if typeflag == b"L" else (long_name, value)
+                )
                 continue
             name = _text(block[0:100])
             if block[257:263] == b"ustar\0" and block[345] != 0:
@@ -169,7 +179,7 @@ class _Prefixed(io.RawIOBase):
             self._first = self._first[count:]
             return count
         data = self._rest.read(len(target))
-        target[:len(data)] = data
+        target[: len(data)] = data
         return len(data)
 
 

@@ -23,19 +23,23 @@ ORIGIN = "https://git.example.invalid/team/project.git"
 
 
 def tmux(socket: Path, *args: str) -> str:
-    return subprocess.run(["tmux", "-S", str(socket), *args], check=True, capture_output=True,
-                          text=True, timeout=30).stdout
+    return subprocess.run(
+        ["tmux", "-S", str(socket), *args], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
 
 
-def test_bare_ocm_opens_the_tui_on_the_manager_side_directory(manager_factory, opencode_bin,
-                                                               git_repo, tmp_path):
+def test_bare_ocm_opens_the_tui_on_the_manager_side_directory(
+    manager_factory, opencode_bin, git_repo, tmp_path
+):
     assert shutil.which("tmux"), "tmux is part of the test set-up (scripts/test installs it)"
     source = git_repo("project", origin=ORIGIN, branch="main")
     manager = manager_factory("--opencode-bin", opencode_bin)
     manager.cli("repo", "add", str(source))
-    workspaces = requests.get(f"{manager.url}/api/internal/opencode-workspaces",
-                              headers={"Authorization": f"Bearer {manager.token}"},
-                              timeout=10).json()["workspaces"]
+    workspaces = requests.get(
+        f"{manager.url}/api/internal/opencode-workspaces",
+        headers={"Authorization": f"Bearer {manager.token}"},
+        timeout=10,
+    ).json()["workspaces"]
     assert len(workspaces) == 1
     remote_dir = workspaces[0]["directory"]
 
@@ -44,13 +48,22 @@ def test_bare_ocm_opens_the_tui_on_the_manager_side_directory(manager_factory, o
     git(laptop, "remote", "set-url", "origin", ORIGIN)
 
     env = dict(os.environ, OCM_OPENCODE_BIN=opencode_bin, TERM="xterm-256color")
-    login = subprocess.run([*ocm_command("login", manager.url)], input=manager.token + "\n",
-                           capture_output=True, text=True, env=env, timeout=60)
+    login = subprocess.run(
+        [*ocm_command("login", manager.url)],
+        input=manager.token + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert login.returncode == 0, login.stderr
 
     socket = tmp_path / "tmux.sock"  # a private tmux server that inherits this test's env
-    exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items()
-                       if key.startswith(("OCM_", "HOME", "XDG_", "PATH", "PYTHON")))
+    exports = " ".join(
+        f"{key}={shlex.quote(value)}"
+        for key, value in env.items()
+        if key.startswith(("OCM_", "HOME", "XDG_", "PATH", "PYTHON"))
+    )
     command = f"cd {shlex.quote(str(laptop))} && env {exports} {shlex.join(ocm_command())}"
     tmux(socket, "new-session", "-d", "-s", "ocm", "-x", "160", "-y", "45", command)
     expected = f"{remote_dir}:main"
@@ -64,11 +77,12 @@ def test_bare_ocm_opens_the_tui_on_the_manager_side_directory(manager_factory, o
             time.sleep(0.5)
         assert expected in screen, f"the TUI never showed {expected!r}; last screen:\n{screen}"
         # The TUI holds an event stream for that directory: the repo is in use right now.
-        head = requests.get(f"{manager.url}/api/internal/repo-mirror/"
-                            f"{workspaces[0]['repoId']}/head",
-                            headers={"Authorization": f"Bearer {manager.token}"}, timeout=10)
+        head = requests.get(
+            f"{manager.url}/api/internal/repo-mirror/{workspaces[0]['repoId']}/head",
+            headers={"Authorization": f"Bearer {manager.token}"},
+            timeout=10,
+        )
         assert head.json()["inUse"] is True
         assert manager.token not in screen
     finally:
-        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True,
-                       timeout=30)
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, timeout=30)

@@ -37,8 +37,13 @@ def test_health_needs_no_token(manager):
 
 def test_every_other_route_needs_the_token(manager):
     workspaces = f"{manager.url}/api/internal/opencode-workspaces"
-    for headers in ({}, bearer("wrong"), basic("opencode", "wrong"), {"Authorization": "Basic !!"},
-                    {"Authorization": "Token " + manager.token}):
+    for headers in (
+        {},
+        bearer("wrong"),
+        basic("opencode", "wrong"),
+        {"Authorization": "Basic !!"},
+        {"Authorization": "Token " + manager.token},
+    ):
         response = requests.get(workspaces, headers=headers, timeout=10)
         assert response.status_code == 401
         assert response.json()["error"] == "unauthorized"
@@ -49,16 +54,20 @@ def test_every_other_route_needs_the_token(manager):
 
 def test_bearer_and_basic_with_any_username_are_accepted(manager):
     workspaces = f"{manager.url}/api/internal/opencode-workspaces"
-    for headers in (bearer(manager.token), basic("opencode", manager.token),
-                    basic("anyone", manager.token)):
+    for headers in (
+        bearer(manager.token),
+        basic("opencode", manager.token),
+        basic("anyone", manager.token),
+    ):
         response = requests.get(workspaces, headers=headers, timeout=10)
         assert response.status_code == 200
         assert response.json() == {"workspaces": []}
 
 
 def test_errors_are_json_never_html(manager):
-    response = requests.get(f"{manager.url}/api/nothing-here", headers=bearer(manager.token),
-                            timeout=10)
+    response = requests.get(
+        f"{manager.url}/api/nothing-here", headers=bearer(manager.token), timeout=10
+    )
     assert response.status_code == 404
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["error"] == "not_found"
@@ -79,12 +88,14 @@ def test_token_rotate_invalidates_the_old_token_at_once(manager):
 
 
 def test_repo_add_list_and_workspaces(manager, tmp_path):
-    upstream = make_repo(tmp_path / "upstream", origin="git@github.com:Acme/Widget.git",
-                         branch="trunk")
+    upstream = make_repo(
+        tmp_path / "upstream", origin="git@github.com:Acme/Widget.git", branch="trunk"
+    )
     result = manager.cli("repo", "add", str(upstream), "--name", "widget")
     assert "added repo" in result.stdout
-    response = requests.get(f"{manager.url}/api/internal/opencode-workspaces",
-                            headers=bearer(manager.token), timeout=10)
+    response = requests.get(
+        f"{manager.url}/api/internal/opencode-workspaces", headers=bearer(manager.token), timeout=10
+    )
     [workspace] = response.json()["workspaces"]
     assert workspace["name"] == "widget"
     assert workspace["branch"] == "trunk"
@@ -114,8 +125,7 @@ def test_repo_add_with_branch_and_default_name(manager, tmp_path):
 
 
 def test_repo_add_failures_leave_nothing_behind(manager, tmp_path):
-    result = manager.cli("repo", "add", str(tmp_path / "missing"), "--name", "ghost",
-                         check=False)
+    result = manager.cli("repo", "add", str(tmp_path / "missing"), "--name", "ghost", check=False)
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("ocm-manager: git clone failed")
@@ -151,9 +161,12 @@ def test_repo_remove_keeps_or_deletes_files(manager, tmp_path):
 def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
     data_dir = tmp_path / "data"
     controller, terminal = pty.openpty()  # a person at a terminal
-    process = subprocess.Popen(manager_command("serve", "--port", "0", "--data-dir",
-                                               str(data_dir), "--no-opencode"),
-                               stdout=terminal, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        manager_command("serve", "--port", "0", "--data-dir", str(data_dir), "--no-opencode"),
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     os.close(terminal)
     shown = b""
     try:
@@ -173,8 +186,9 @@ def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
     second = start_manager(data_dir, tmp_path / "second.log", "--no-opencode", token=token)
     try:
         assert "created the Manager token" not in second.log()
-        response = requests.get(f"{second.url}/api/internal/opencode-workspaces",
-                                headers=bearer(token), timeout=10)
+        response = requests.get(
+            f"{second.url}/api/internal/opencode-workspaces", headers=bearer(token), timeout=10
+        )
         assert response.status_code == 200
     finally:
         assert second.stop() == 0
@@ -182,9 +196,12 @@ def test_first_start_prints_the_token_once_and_never_logs_it(tmp_path):
 
 def test_first_start_without_a_terminal_prints_no_token(tmp_path):
     data_dir = tmp_path / "data"
-    process = subprocess.Popen(manager_command("serve", "--port", "0", "--data-dir",
-                                               str(data_dir), "--no-opencode"),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        manager_command("serve", "--port", "0", "--data-dir", str(data_dir), "--no-opencode"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     try:
         for line in process.stdout:  # type: ignore[union-attr]
@@ -209,9 +226,14 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
 
 def test_port_in_use_is_one_clear_line(manager):
     port = manager.url.rsplit(":", 1)[1]
-    result = subprocess.run(manager_command("serve", "--port", port, "--data-dir",
-                                            str(manager.data_dir), "--no-opencode"),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        manager_command(
+            "serve", "--port", port, "--data-dir", str(manager.data_dir), "--no-opencode"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "cannot listen on 127.0.0.1:" + port in result.stderr
     assert "Traceback" not in result.stderr

@@ -26,8 +26,11 @@ def state(manager: RunningManager) -> str:
 
 
 def opencode_pid(manager: RunningManager) -> int | None:
-    pids = [pid for pid in proctree.children(manager.process.pid)
-            if "serve" in proctree.cmdline(pid) and proctree.alive(pid)]
+    pids = [
+        pid
+        for pid in proctree.children(manager.process.pid)
+        if "serve" in proctree.cmdline(pid) and proctree.alive(pid)
+    ]
     assert len(pids) <= 1, pids
     return pids[0] if pids else None
 
@@ -48,14 +51,18 @@ def running_opencode(manager: RunningManager, other_than: int | None = None) -> 
 
 
 def proxied_sessions(manager: RunningManager, directory: Path) -> requests.Response:
-    return requests.get(f"{manager.url}/api/opencode-proxy/session",
-                        params={"directory": str(directory)}, headers=bearer(manager.token),
-                        timeout=60)
+    return requests.get(
+        f"{manager.url}/api/opencode-proxy/session",
+        params={"directory": str(directory)},
+        headers=bearer(manager.token),
+        timeout=60,
+    )
 
 
 @pytest.mark.slow
 def test_killed_opencode_is_restarted_and_stopping_the_manager_leaves_none(
-        manager_factory, opencode_bin, isolated_env, tmp_path):
+    manager_factory, opencode_bin, isolated_env, tmp_path
+):
     manager = manager_factory("--opencode-bin", opencode_bin)
     first = running_opencode(manager)
     argv = proctree.cmdline(first)
@@ -134,11 +141,14 @@ HEALTHY = """
 
 
 def test_supervisor_restarts_with_backoff_and_logs_every_run(tmp_path):
-    binary = standin(tmp_path, """
+    binary = standin(
+        tmp_path,
+        """
         import sys
         print("stand-in crashing", flush=True)
         sys.exit(3)
-    """)
+    """,
+    )
     supervisor = opencode.Supervisor(binary, logs_dir=tmp_path, workdir=tmp_path)
     supervisor.start()
     try:
@@ -153,8 +163,9 @@ def test_supervisor_restarts_with_backoff_and_logs_every_run(tmp_path):
 
 
 def test_supervisor_waits_for_health_with_its_password(tmp_path):
-    supervisor = opencode.Supervisor(standin(tmp_path, HEALTHY), logs_dir=tmp_path,
-                                     workdir=tmp_path)
+    supervisor = opencode.Supervisor(
+        standin(tmp_path, HEALTHY), logs_dir=tmp_path, workdir=tmp_path
+    )
     supervisor.start()
     try:
         endpoint = supervisor.wait_ready(30)
@@ -169,13 +180,16 @@ def test_supervisor_waits_for_health_with_its_password(tmp_path):
 
 def test_stop_takes_down_a_child_that_ignores_sigterm_and_everything_it_started(tmp_path):
     marker = tmp_path / "grandchild.pid"
-    binary = standin(tmp_path, f"""
+    binary = standin(
+        tmp_path,
+        f"""
         import signal, subprocess, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         child = subprocess.Popen(["sleep", "600"])
         open({str(marker)!r}, "w").write(str(child.pid))
         time.sleep(600)
-    """)
+    """,
+    )
     supervisor = opencode.Supervisor(binary, logs_dir=tmp_path, workdir=tmp_path)
     supervisor.start()
     assert proctree.wait_until(lambda: marker.exists() and marker.read_text(), timeout=20)

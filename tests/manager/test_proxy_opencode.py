@@ -29,11 +29,15 @@ def _opencode() -> str:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningManager]:
     root = tmp_path_factory.mktemp("live")
-    running = start_manager(root / "data", root / "manager.log", "--opencode-bin", _opencode(),
-                            env=isolated_environ(root / "home"))
+    running = start_manager(
+        root / "data",
+        root / "manager.log",
+        "--opencode-bin",
+        _opencode(),
+        env=isolated_environ(root / "home"),
+    )
     try:
-        assert proctree.wait_until(lambda: _state(running) == "running", timeout=120), \
-            running.log()
+        assert proctree.wait_until(lambda: _state(running) == "running", timeout=120), running.log()
         yield running
     finally:
         running.stop()
@@ -57,30 +61,39 @@ def basic(token: str) -> dict[str, str]:
 
 
 def opencode_pid(manager: RunningManager) -> int:
-    pids = [pid for pid in proctree.children(manager.process.pid)
-            if "serve" in proctree.cmdline(pid)]
+    pids = [
+        pid for pid in proctree.children(manager.process.pid) if "serve" in proctree.cmdline(pid)
+    ]
     assert len(pids) == 1, pids
     return pids[0]
 
 
 def test_sessions_through_the_proxy_with_bearer_and_basic(live, repo_dir):
     directory = str(repo_dir)
-    events = EventStream(live.url, f"/api/opencode-proxy/event?directory={directory}",
-                         bearer(live.token))
+    events = EventStream(
+        live.url, f"/api/opencode-proxy/event?directory={directory}", bearer(live.token)
+    )
     assert events.status() == 200
     events.read_until(b"server.connected")
     created = []
     for auth in (bearer(live.token), basic(live.token)):
-        response = requests.post(f"{live.url}/api/opencode-proxy/session",
-                                 params={"directory": directory}, json={},
-                                 headers=auth, timeout=30)
+        response = requests.post(
+            f"{live.url}/api/opencode-proxy/session",
+            params={"directory": directory},
+            json={},
+            headers=auth,
+            timeout=30,
+        )
         assert response.status_code == 200, response.text
         session = response.json()
         assert session["directory"] == directory
         created.append(session["id"])
-    listed = requests.get(f"{live.url}/api/opencode-proxy/session",
-                          params={"directory": directory}, headers=basic(live.token),
-                          timeout=30)
+    listed = requests.get(
+        f"{live.url}/api/opencode-proxy/session",
+        params={"directory": directory},
+        headers=basic(live.token),
+        timeout=30,
+    )
     assert listed.status_code == 200
     assert set(created) <= {item["id"] for item in listed.json()}
     for session_id in created:
@@ -94,18 +107,29 @@ def test_a_compressed_response_is_the_one_opencode_sent(live, repo_dir):
     password = proctree.environ(pid)["OPENCODE_SERVER_PASSWORD"]
     port = proctree.cmdline(pid)[proctree.cmdline(pid).index("--port") + 1]
     query = {"directory": str(repo_dir)}
-    direct = requests.get(f"http://127.0.0.1:{port}/global/health", auth=("opencode", password),
-                          timeout=10)
+    direct = requests.get(
+        f"http://127.0.0.1:{port}/global/health", auth=("opencode", password), timeout=10
+    )
     assert direct.status_code == 200
     headers = {**bearer(live.token), "Accept-Encoding": "gzip"}
-    through = requests.get(f"{live.url}/api/opencode-proxy/provider", params=query,
-                           headers=headers, stream=True, timeout=60)
+    through = requests.get(
+        f"{live.url}/api/opencode-proxy/provider",
+        params=query,
+        headers=headers,
+        stream=True,
+        timeout=60,
+    )
     body = through.raw.read(decode_content=False)
     assert through.headers.get("Content-Encoding") == "gzip"
     assert through.headers["Content-Length"] == str(len(body))
-    original = requests.get(f"http://127.0.0.1:{port}/provider", params=query,
-                            headers={"Accept-Encoding": "gzip"}, auth=("opencode", password),
-                            stream=True, timeout=60)
+    original = requests.get(
+        f"http://127.0.0.1:{port}/provider",
+        params=query,
+        headers={"Accept-Encoding": "gzip"},
+        auth=("opencode", password),
+        stream=True,
+        timeout=60,
+    )
     assert body == original.raw.read(decode_content=False)
     assert password not in repr(through.headers)
 
@@ -113,16 +137,27 @@ def test_a_compressed_response_is_the_one_opencode_sent(live, repo_dir):
 def test_many_streams_at_once_and_all_released_after(live, repo_dir):
     pid = live.process.pid
     directory = str(repo_dir)
-    requests.get(f"{live.url}/api/opencode-proxy/session", params={"directory": directory},
-                 headers=bearer(live.token), timeout=30)
+    requests.get(
+        f"{live.url}/api/opencode-proxy/session",
+        params={"directory": directory},
+        headers=bearer(live.token),
+        timeout=30,
+    )
     # The warm-up's client connection closes a moment after its answer: count after that.
-    assert proctree.wait_until(lambda: proctree.socket_count(pid) <= 3, timeout=20), \
+    assert proctree.wait_until(lambda: proctree.socket_count(pid) <= 3, timeout=20), (
         proctree.socket_count(pid)
+    )
     threads_before = proctree.thread_count(pid)
     sockets_before = proctree.socket_count(pid)
 
-    streams = [EventStream(live.url, f"/api/opencode-proxy/global/event?directory={directory}"
-                           f"&n={i}", basic(live.token)) for i in range(60)]
+    streams = [
+        EventStream(
+            live.url,
+            f"/api/opencode-proxy/global/event?directory={directory}&n={i}",
+            basic(live.token),
+        )
+        for i in range(60)
+    ]
     for stream in streams:
         stream.read_until(b"server.connected")
     # Every stream holds two sockets in the Manager: the client's and OpenCode's.
@@ -130,17 +165,21 @@ def test_many_streams_at_once_and_all_released_after(live, repo_dir):
     for _ in range(3):
         health = requests.get(f"{live.url}/api/health", timeout=10)
         assert health.json()["opencode"]["state"] == "running"
-        listed = requests.get(f"{live.url}/api/opencode-proxy/session",
-                              params={"directory": directory}, headers=bearer(live.token),
-                              timeout=10)
+        listed = requests.get(
+            f"{live.url}/api/opencode-proxy/session",
+            params={"directory": directory},
+            headers=bearer(live.token),
+            timeout=10,
+        )
         assert listed.status_code == 200
 
     for stream in streams:
         stream.close()
     # Back to where it started, give or take the idle keep-alive connections to OpenCode
     # that the ordinary requests above left in the pool.
-    assert proctree.wait_until(lambda: proctree.socket_count(pid) <= sockets_before + 2,
-                               timeout=30), (proctree.socket_count(pid), sockets_before)
+    assert proctree.wait_until(
+        lambda: proctree.socket_count(pid) <= sockets_before + 2, timeout=30
+    ), (proctree.socket_count(pid), sockets_before)
     assert proctree.thread_count(pid) == threads_before
     # The freed stream slots are usable again at once.
     again = EventStream(live.url, "/api/opencode-proxy/event", bearer(live.token))

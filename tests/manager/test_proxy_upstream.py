@@ -32,13 +32,15 @@ def upstream() -> Iterator[RecordingUpstream]:
 def _start(root: Path, upstream_url: str, *extra: str) -> RunningManager:
     env = isolated_environ(root / "home")
     env["OCM_OPENCODE_PASSWORD"] = PASSWORD
-    return start_manager(root / "data", root / "manager.log", "--opencode-url", upstream_url,
-                         *extra, env=env)
+    return start_manager(
+        root / "data", root / "manager.log", "--opencode-url", upstream_url, *extra, env=env
+    )
 
 
 @pytest.fixture(scope="module")
-def proxied(upstream: RecordingUpstream,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningManager]:
+def proxied(
+    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningManager]:
     running = _start(tmp_path_factory.mktemp("proxied"), upstream.url)
     yield running
     running.stop()
@@ -59,8 +61,9 @@ def proxy_url(manager: RunningManager, rest: str) -> str:
 def test_missing_or_wrong_token_gets_401_and_nothing_reaches_opencode(proxied, upstream):
     before = len(upstream.requests)
     for headers in ({}, bearer("wrong"), basic("wrong"), bearer(PASSWORD), basic(PASSWORD)):
-        response = requests.post(proxy_url(proxied, "/session?directory=/x"), headers=headers,
-                                 json={}, timeout=10)
+        response = requests.post(
+            proxy_url(proxied, "/session?directory=/x"), headers=headers, json={}, timeout=10
+        )
         assert response.status_code == 401
         assert response.json()["error"] == "unauthorized"
     assert len(upstream.requests) == before
@@ -68,8 +71,12 @@ def test_missing_or_wrong_token_gets_401_and_nothing_reaches_opencode(proxied, u
 
 def test_token_is_swapped_for_opencodes_credentials_both_ways(proxied, upstream):
     for headers in (bearer(proxied.token), basic(proxied.token, user="someone")):
-        response = requests.post(proxy_url(proxied, "/session?directory=/srv/repo"),
-                                 headers={**headers, "Cookie": "c=1"}, json={"t": 1}, timeout=10)
+        response = requests.post(
+            proxy_url(proxied, "/session?directory=/srv/repo"),
+            headers={**headers, "Cookie": "c=1"},
+            json={"t": 1},
+            timeout=10,
+        )
         assert response.status_code == 200
         seen = upstream.last()
         assert seen.target == "/session?directory=/srv/repo"
@@ -82,8 +89,9 @@ def test_token_is_swapped_for_opencodes_credentials_both_ways(proxied, upstream)
 
 
 def test_opencode_refusing_our_password_is_a_502_without_its_challenge(proxied):
-    response = requests.get(proxy_url(proxied, "/challenge"), headers=bearer(proxied.token),
-                            timeout=10)
+    response = requests.get(
+        proxy_url(proxied, "/challenge"), headers=bearer(proxied.token), timeout=10
+    )
     assert response.status_code == 502
     assert response.json()["error"] == "opencode_auth_failed"
     assert "WWW-Authenticate" not in response.headers
@@ -103,9 +111,12 @@ def test_raw_path_and_query_arrive_unchanged(proxied, upstream):
 
 def test_a_10_mb_body_arrives_intact(proxied, upstream):
     body = os.urandom(10 * 1024 * 1024)
-    response = requests.put(proxy_url(proxied, "/upload?x=1"), data=body,
-                            headers={**bearer(proxied.token),
-                                     "Content-Type": "application/octet-stream"}, timeout=60)
+    response = requests.put(
+        proxy_url(proxied, "/upload?x=1"),
+        data=body,
+        headers={**bearer(proxied.token), "Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
     assert response.status_code == 200
     seen = upstream.last()
     assert (seen.method, seen.body_length) == ("PUT", len(body))
@@ -115,8 +126,9 @@ def test_a_10_mb_body_arrives_intact(proxied, upstream):
 
 def test_a_chunked_upload_arrives_with_its_length(proxied, upstream):
     parts = [os.urandom(300_000) for _ in range(4)]
-    response = requests.post(proxy_url(proxied, "/upload"), data=iter(parts),
-                             headers=bearer(proxied.token), timeout=60)
+    response = requests.post(
+        proxy_url(proxied, "/upload"), data=iter(parts), headers=bearer(proxied.token), timeout=60
+    )
     assert response.status_code == 200
     seen = upstream.last()
     assert seen.body_sha256 == hashlib.sha256(b"".join(parts)).hexdigest()
@@ -125,24 +137,36 @@ def test_a_chunked_upload_arrives_with_its_length(proxied, upstream):
 
 
 def test_a_gzip_response_arrives_byte_identical(proxied, upstream):
-    response = requests.get(proxy_url(proxied, "/gzip"), stream=True,
-                            headers={**bearer(proxied.token), "Accept-Encoding": "gzip"},
-                            timeout=10)
+    response = requests.get(
+        proxy_url(proxied, "/gzip"),
+        stream=True,
+        headers={**bearer(proxied.token), "Accept-Encoding": "gzip"},
+        timeout=10,
+    )
     raw = response.raw.read(decode_content=False)
     assert response.headers["Content-Encoding"] == "gzip"
     assert response.headers["Content-Length"] == str(len(GZIP_BODY))
     assert raw == GZIP_BODY
     assert zlib.decompress(raw, 16 + zlib.MAX_WBITS) == GZIP_PLAIN
     # No Accept-Encoding from the client: none is invented on the way.
-    requests.get(proxy_url(proxied, "/plain"), headers={**bearer(proxied.token),
-                                                        "Accept-Encoding": ""}, timeout=10)
+    requests.get(
+        proxy_url(proxied, "/plain"),
+        headers={**bearer(proxied.token), "Accept-Encoding": ""},
+        timeout=10,
+    )
     assert upstream.last().header("Accept-Encoding") in (None, "")
 
 
 def test_hop_by_hop_headers_are_dropped_both_ways(proxied, upstream):
-    headers = {**bearer(proxied.token), "Connection": "keep-alive, X-Private",
-               "X-Private": "hop", "Proxy-Authorization": "Basic eDp5", "TE": "trailers",
-               "Keep-Alive": "timeout=9", "X-End-To-End": "yes"}
+    headers = {
+        **bearer(proxied.token),
+        "Connection": "keep-alive, X-Private",
+        "X-Private": "hop",
+        "Proxy-Authorization": "Basic eDp5",
+        "TE": "trailers",
+        "Keep-Alive": "timeout=9",
+        "X-End-To-End": "yes",
+    }
     response = requests.get(proxy_url(proxied, "/status/200"), headers=headers, timeout=10)
     seen = upstream.last()
     for name in ("X-Private", "Proxy-Authorization", "TE", "Keep-Alive"):
@@ -159,8 +183,16 @@ def test_methods_and_statuses_pass_unchanged_and_connections_are_reused(proxied,
     session = requests.Session()
     session.headers.update(bearer(proxied.token))
     before = len(upstream.requests)
-    for method, status in (("GET", 418), ("DELETE", 204), ("PATCH", 404), ("OPTIONS", 200),
-                           ("HEAD", 200), ("GET", 304), ("HEAD", 500), ("PUT", 201)) * 3:
+    for method, status in (
+        ("GET", 418),
+        ("DELETE", 204),
+        ("PATCH", 404),
+        ("OPTIONS", 200),
+        ("HEAD", 200),
+        ("GET", 304),
+        ("HEAD", 500),
+        ("PUT", 201),
+    ) * 3:
         response = session.request(method, proxy_url(proxied, f"/status/{status}"), timeout=10)
         assert response.status_code == status
         assert upstream.last().method == method
@@ -169,12 +201,12 @@ def test_methods_and_statuses_pass_unchanged_and_connections_are_reused(proxied,
     assert len(ports) <= 2
 
 
-def test_event_stream_is_relayed_and_its_upstream_closed_when_the_client_leaves(proxied,
-                                                                             upstream):
+def test_event_stream_is_relayed_and_its_upstream_closed_when_the_client_leaves(proxied, upstream):
     recorder = upstream.recorder
     closed_before = recorder.closed_streams
-    stream = EventStream(proxied.url, "/api/opencode-proxy/event?directory=/srv/repo",
-                         bearer(proxied.token))
+    stream = EventStream(
+        proxied.url, "/api/opencode-proxy/event?directory=/srv/repo", bearer(proxied.token)
+    )
     assert stream.status() == 200
     stream.read_until(b"server.connected")
     assert b"text/event-stream" in stream.buffer
@@ -186,11 +218,17 @@ def test_event_stream_is_relayed_and_its_upstream_closed_when_the_client_leaves(
 
 
 def test_websocket_upgrade_is_a_501(proxied):
-    response = requests.get(proxy_url(proxied, "/pty/abc/connect"),
-                            headers={**bearer(proxied.token), "Connection": "Upgrade",
-                                     "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
-                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="},
-                            timeout=10)
+    response = requests.get(
+        proxy_url(proxied, "/pty/abc/connect"),
+        headers={
+            **bearer(proxied.token),
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        },
+        timeout=10,
+    )
     assert response.status_code == 501
     assert response.json()["error"] == "websocket_unsupported"
 
@@ -198,26 +236,35 @@ def test_websocket_upgrade_is_a_501(proxied):
 def test_stream_limit_answers_503_and_ordinary_requests_still_work(upstream, tmp_path):
     manager = _start(tmp_path, upstream.url, "--max-streams", "3", "--threads", "2")
     try:
-        streams = [EventStream(manager.url, f"/api/opencode-proxy/global/event?directory=/d{i}",
-                               bearer(manager.token)) for i in range(3)]
+        streams = [
+            EventStream(
+                manager.url,
+                f"/api/opencode-proxy/global/event?directory=/d{i}",
+                bearer(manager.token),
+            )
+            for i in range(3)
+        ]
         for stream in streams:
             stream.read_until(b"server.connected")
-        refused = requests.get(proxy_url(manager, "/event?directory=/d9"),
-                               headers=bearer(manager.token), timeout=10)
+        refused = requests.get(
+            proxy_url(manager, "/event?directory=/d9"), headers=bearer(manager.token), timeout=10
+        )
         assert refused.status_code == 503
         assert refused.json()["error"] == "too_many_streams"
         assert "--max-streams" in refused.json()["message"]
         # Streams have threads of their own: ordinary calls still answer.
         for _ in range(5):
-            ok = requests.get(proxy_url(manager, "/session"), headers=bearer(manager.token),
-                              timeout=10)
+            ok = requests.get(
+                proxy_url(manager, "/session"), headers=bearer(manager.token), timeout=10
+            )
             assert ok.status_code == 200
         assert requests.get(f"{manager.url}/api/health", timeout=10).status_code == 200
         streams.pop().close()
         again = None
         for _ in range(100):  # the lease goes once the watcher has seen the hang-up
-            again = EventStream(manager.url, "/api/opencode-proxy/event?directory=/d9",
-                                bearer(manager.token))
+            again = EventStream(
+                manager.url, "/api/opencode-proxy/event?directory=/d9", bearer(manager.token)
+            )
             if again.status() == 200:
                 break
             again.close()
@@ -236,19 +283,24 @@ def test_in_use_follows_event_streams_for_the_repo_directory(upstream, tmp_path,
     try:
         source = git_repo("project")
         manager.cli("repo", "add", str(source), "--name", "project")
-        workspaces = requests.get(f"{manager.url}/api/internal/opencode-workspaces",
-                                  headers=bearer(manager.token), timeout=10).json()["workspaces"]
+        workspaces = requests.get(
+            f"{manager.url}/api/internal/opencode-workspaces",
+            headers=bearer(manager.token),
+            timeout=10,
+        ).json()["workspaces"]
         repo = workspaces[0]
         head_url = f"{manager.url}/api/internal/repo-mirror/{repo['repoId']}/head"
 
         def in_use() -> bool:
-            return bool(requests.get(head_url, headers=bearer(manager.token),
-                                     timeout=10).json()["inUse"])
+            return bool(
+                requests.get(head_url, headers=bearer(manager.token), timeout=10).json()["inUse"]
+            )
 
         assert not in_use()
         for target, headers in (
-                (f"/api/opencode-proxy/global/event?directory={repo['directory']}", {}),
-                ("/api/opencode-proxy/event", {"x-opencode-directory": repo["directory"]})):
+            (f"/api/opencode-proxy/global/event?directory={repo['directory']}", {}),
+            ("/api/opencode-proxy/event", {"x-opencode-directory": repo["directory"]}),
+        ):
             stream = EventStream(manager.url, target, {**bearer(manager.token), **headers})
             stream.read_until(b"server.connected")
             assert in_use()
@@ -259,8 +311,9 @@ def test_in_use_follows_event_streams_for_the_repo_directory(upstream, tmp_path,
 
 
 def test_without_opencode_the_proxy_answers_503(manager):
-    response = requests.get(proxy_url(manager, "/session"), headers=bearer(manager.token),
-                            timeout=10)
+    response = requests.get(
+        proxy_url(manager, "/session"), headers=bearer(manager.token), timeout=10
+    )
     assert response.status_code == 503
     assert response.json()["error"] == "opencode_not_configured"
     assert "--no-opencode" in response.json()["message"]
@@ -272,8 +325,9 @@ def test_opencode_down_is_a_502(tmp_path):
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening
         manager = _start(tmp_path, dead)
         try:
-            response = requests.get(proxy_url(manager, "/session"),
-                                    headers=bearer(manager.token), timeout=30)
+            response = requests.get(
+                proxy_url(manager, "/session"), headers=bearer(manager.token), timeout=30
+            )
             assert response.status_code == 502
             assert response.json()["error"] == "opencode_unreachable"
             health = requests.get(f"{manager.url}/api/health", timeout=10).json()

@@ -29,8 +29,11 @@ def tree_listing(root: Path, *, skip: tuple[str, ...] = (".git",)) -> dict[str, 
             if stat.S_ISLNK(st.st_mode):
                 found[prefix + name] = ("link", os.readlink(path))
             else:
-                found[prefix + name] = ("file", bool(st.st_mode & stat.S_IXUSR),
-                                        Path(path).read_bytes())
+                found[prefix + name] = (
+                    "file",
+                    bool(st.st_mode & stat.S_IXUSR),
+                    Path(path).read_bytes(),
+                )
     return found
 
 
@@ -62,17 +65,30 @@ def rich_repo(path: Path, origin: str = "https://example.invalid/org/proj.git") 
     return path
 
 
-def transfer(source: Path, target: Path, tmp: Path, *, force: bool = False,
-             compress: bool = False, known: tuple[str | None, ...] = (),
-             limits: Limits | None = None) -> receive.Received:
+def transfer(
+    source: Path,
+    target: Path,
+    tmp: Path,
+    *,
+    force: bool = False,
+    compress: bool = False,
+    known: tuple[str | None, ...] = (),
+    limits: Limits | None = None,
+) -> receive.Received:
     """Pack ``source`` and receive it into ``target`` in-process (what push/pull do)."""
     outgoing = send.prepare(source)
     buffer = io.BytesIO()
     send.write_archive(outgoing, buffer, compress=compress)
     buffer.seek(0)
     with receive.repo_lock(target):
-        return receive.receive(target, buffer, staging_dir=tmp / "staging",
-                               limits=limits or Limits(), force=force, known=known)
+        return receive.receive(
+            target,
+            buffer,
+            staging_dir=tmp / "staging",
+            limits=limits or Limits(),
+            force=force,
+            known=known,
+        )
 
 
 def repo_listing(root: Path) -> dict[str, tuple]:
@@ -81,5 +97,8 @@ def repo_listing(root: Path) -> dict[str, tuple]:
     Looking at a repo writes a few unreachable tree objects (the snapshot); that is the
     only change a refused or failed transfer may leave.
     """
-    return {name: value for name, value in tree_listing(root, skip=()).items()
-            if not name.startswith(".git/objects/") and name != ".git/ocm.lock"}
+    return {
+        name: value
+        for name, value in tree_listing(root, skip=()).items()
+        if not name.startswith(".git/objects/") and name != ".git/ocm.lock"
+    }

@@ -32,8 +32,11 @@ def test_our_stream_round_trips_and_gnu_tar_reads_it(tmp_path: Path, compress: b
     assert tree_listing(tmp_path / "out") == tree_listing(root)
     assert LONG in done.names and ".git/HEAD" not in done.names
     (tmp_path / "gnu").mkdir()
-    subprocess.run(["tar", "-x" + ("z" if compress else ""), "-C", str(tmp_path / "gnu")],
-                   input=data, check=True)
+    subprocess.run(
+        ["tar", "-x" + ("z" if compress else ""), "-C", str(tmp_path / "gnu")],
+        input=data,
+        check=True,
+    )
     assert tree_listing(tmp_path / "gnu") == tree_listing(root)
 
 
@@ -43,8 +46,11 @@ def test_gnu_tar_archives_are_read(tmp_path: Path, fmt: str) -> None:
     names = [n for n in prepare(root).names if fmt != "ustar" or len(n.encode()) < 99]
     listing = tmp_path / "names"
     listing.write_bytes(b"\0".join(n.encode() for n in names))
-    data = subprocess.run(["tar", f"--format={fmt}", "-C", str(root), "--null", "-T",
-                           str(listing), "-cf", "-"], check=True, capture_output=True).stdout
+    data = subprocess.run(
+        ["tar", f"--format={fmt}", "-C", str(root), "--null", "-T", str(listing), "-cf", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
     extract(io.BytesIO(data), tmp_path / "out", Limits())
     expected = {k: v for k, v in tree_listing(root).items() if k in names}
     assert tree_listing(tmp_path / "out") == expected
@@ -65,8 +71,7 @@ def test_corrupt_streams_are_bad_archives(tmp_path: Path) -> None:
     root = _repo(tmp_path)
     data = bytearray(b"".join(iter_pack(root, prepare(root).names, compress=False)))
     data[148] ^= 1  # checksum of the first header
-    for n, body in enumerate([bytes(data), bytes(data[:700]), b"\x1f\x8bnot gzip",
-                              b"x" * 512]):
+    for n, body in enumerate([bytes(data), bytes(data[:700]), b"\x1f\x8bnot gzip", b"x" * 512]):
         with pytest.raises(BadArchive):
             extract(io.BytesIO(body), tmp_path / f"out{n}", Limits())
 

@@ -18,12 +18,17 @@ from tests.support.sse import EventStream
 pytestmark = pytest.mark.slow
 
 
-def test_push_refuses_while_a_tui_is_attached(manager_factory: Callable[..., RunningManager],
-                                              opencode_bin: str, tmp_path: Path) -> None:
+def test_push_refuses_while_a_tui_is_attached(
+    manager_factory: Callable[..., RunningManager], opencode_bin: str, tmp_path: Path
+) -> None:
     manager = manager_factory("--opencode-bin", opencode_bin)
-    assert proctree.wait_until(lambda: requests.get(f"{manager.url}/api/health", timeout=10)
-                               .json()["opencode"]["state"] == "running", timeout=120), \
-        manager.log()
+    assert proctree.wait_until(
+        lambda: (
+            requests.get(f"{manager.url}/api/health", timeout=10).json()["opencode"]["state"]
+            == "running"
+        ),
+        timeout=120,
+    ), manager.log()
     ocm = Cli(manager)
     laptop = rich_repo(tmp_path / "laptop" / "proj")
     assert ocm(laptop, "push", "--create", "--yes").returncode == 0
@@ -31,8 +36,9 @@ def test_push_refuses_while_a_tui_is_attached(manager_factory: Callable[..., Run
     head_url = f"{manager.url}/api/internal/repo-mirror/1/head"
     auth = {"Authorization": f"Bearer {manager.token}"}
 
-    events = EventStream(manager.url, "/api/opencode-proxy/global/event?directory="
-                         + quote(str(directory)), auth)
+    events = EventStream(
+        manager.url, "/api/opencode-proxy/global/event?directory=" + quote(str(directory)), auth
+    )
     try:
         assert events.status() == 200
         events.read_until(b"server.connected")
@@ -47,5 +53,7 @@ def test_push_refuses_while_a_tui_is_attached(manager_factory: Callable[..., Run
         assert (directory / "README.md").read_text() == "laptop edit\n"
     finally:
         events.close()
-    assert proctree.wait_until(lambda: requests.get(head_url, headers=auth, timeout=30)
-                               .json()["inUse"] is False, timeout=30)
+    assert proctree.wait_until(
+        lambda: requests.get(head_url, headers=auth, timeout=30).json()["inUse"] is False,
+        timeout=30,
+    )

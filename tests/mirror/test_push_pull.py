@@ -42,12 +42,15 @@ def _without(listing: dict, names: tuple[str, ...]) -> dict:
     return {k: v for k, v in listing.items() if k not in names}
 
 
-def test_push_create_then_pull_into_second_clone(ocm: Cli, pushed: Callable[..., Pushed],
-                                                 tmp_path: Path) -> None:
+def test_push_create_then_pull_into_second_clone(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
     first = pushed("proj")
     assert [(r["name"], r["status"]) for r in ocm.repos(first.laptop)] == [("proj", "ready")]
-    assert git(first.directory, "remote", "get-url", "origin") == \
-        "https://example.invalid/org/proj.git"
+    assert (
+        git(first.directory, "remote", "get-url", "origin")
+        == "https://example.invalid/org/proj.git"
+    )
     other = _second_clone(first, tmp_path / "other")
     _add_receiver_things(other)
     _add_receiver_things(first.directory)  # the Manager keeps its own too
@@ -97,8 +100,9 @@ def test_create_needs_a_tty_or_yes(ocm: Cli, tmp_path: Path) -> None:
     assert not (ocm.manager.data_dir / "repos" / "fresh").exists()
 
 
-def test_push_refuses_over_manager_changes_until_forced(ocm: Cli,
-                                                        pushed: Callable[..., Pushed]) -> None:
+def test_push_refuses_over_manager_changes_until_forced(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
     p = pushed("proj")
     (p.directory / "README.md").write_text("agent edit\n")
     (p.directory / "agent-notes.md").write_text("agent's untracked file\n")
@@ -122,7 +126,8 @@ def test_push_refuses_over_manager_changes_until_forced(ocm: Cli,
 
 
 def test_push_refuses_when_manager_has_commits_until_forced(
-        ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
     p = pushed("proj")
     (p.directory / "agent.txt").write_text("committed by an agent\n")
     git(p.directory, "add", "agent.txt")
@@ -150,18 +155,21 @@ def test_server_checks_again_at_swap_time(ocm: Cli, pushed: Callable[..., Pushed
     p = pushed("proj")
     (p.directory / "README.md").write_text("agent edit after the check\n")
     outgoing = prepare(p.laptop)
-    response = requests.post(f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up",
-                             data=b"".join(iter_pack(p.laptop, outgoing.names, compress=False)),
-                             headers={"Authorization": f"Bearer {ocm.manager.token}"},
-                             timeout=60)
+    response = requests.post(
+        f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up",
+        data=b"".join(iter_pack(p.laptop, outgoing.names, compress=False)),
+        headers={"Authorization": f"Bearer {ocm.manager.token}"},
+        timeout=60,
+    )
     assert response.status_code == 409
     assert response.json()["error"] == "would_lose_work"
     assert "uncommitted changes" in response.json()["message"]
     assert (p.directory / "README.md").read_text() == "agent edit after the check\n"
 
 
-def test_pull_refuses_over_local_changes_until_forced(ocm: Cli,
-                                                      pushed: Callable[..., Pushed]) -> None:
+def test_pull_refuses_over_local_changes_until_forced(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
     p = pushed("proj")
     (p.directory / "src/app.py").write_text("print('agent')\n")
     git(p.directory, "commit", "-q", "-am", "agent")
@@ -181,8 +189,9 @@ def test_pull_refuses_over_local_changes_until_forced(ocm: Cli,
     assert (p.laptop / "local-notes.md").read_text() == "local untracked\n"
 
 
-def test_pull_refuses_over_local_commits_until_forced(ocm: Cli,
-                                                      pushed: Callable[..., Pushed]) -> None:
+def test_pull_refuses_over_local_commits_until_forced(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
     p = pushed("proj")
     git(p.laptop, "commit", "-q", "--allow-empty", "-m", "local only")
     local_tip = git(p.laptop, "rev-parse", "HEAD")
@@ -194,8 +203,10 @@ def test_pull_refuses_over_local_commits_until_forced(ocm: Cli,
     done = ocm(p.laptop, "pull", "--force")
     assert done.returncode == 0, done.stderr
     assert git(p.laptop, "rev-parse", "HEAD") == git(p.directory, "rev-parse", "HEAD")
-    assert git(p.laptop, "for-each-ref", "--format=%(objectname)",
-               "refs/ocm/backup/main/") == local_tip
+    assert (
+        git(p.laptop, "for-each-ref", "--format=%(objectname)", "refs/ocm/backup/main/")
+        == local_tip
+    )
 
 
 def test_the_everyday_loop_needs_no_force(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
@@ -245,8 +256,9 @@ def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) ->
     assert ocm.repos(fresh) == []
 
 
-def test_gzip_both_ways(ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path,
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gzip_both_ways(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OCM_MIRROR_GZIP", "1")
     p = pushed("proj")
     (p.laptop / "README.md").write_text("sent compressed\n" * 100)
@@ -259,12 +271,20 @@ def test_gzip_both_ways(ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path,
     assert tree_listing(other) == tree_listing(p.laptop)
 
 
-@pytest.mark.parametrize(("url", "gzip"), [
-    ("http://127.0.0.1:5003", False), ("http://localhost:5003", False),
-    ("http://10.0.0.7:5003", False), ("http://[::1]:5003", False),
-    ("https://manager.example.com", True), ("http://93.184.216.34", True)])
+@pytest.mark.parametrize(
+    ("url", "gzip"),
+    [
+        ("http://127.0.0.1:5003", False),
+        ("http://localhost:5003", False),
+        ("http://10.0.0.7:5003", False),
+        ("http://[::1]:5003", False),
+        ("https://manager.example.com", True),
+        ("http://93.184.216.34", True),
+    ],
+)
 def test_compression_default_follows_where_the_manager_is(
-        url: str, gzip: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    url: str, gzip: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ocm.commands.mirror import compress_for
 
     assert compress_for(url) is gzip

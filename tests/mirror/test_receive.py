@@ -61,8 +61,11 @@ def test_round_trip_makes_trees_identical_and_keeps_receiver_state(tmp_path: Pat
     assert got == expected
     assert git(receiver, "rev-parse", "HEAD") == git(sender, "rev-parse", "HEAD") == result.head
     assert git(receiver, "symbolic-ref", "HEAD") == "refs/heads/main"
-    status = [line for line in git(receiver, "status", "--porcelain").splitlines()
-              if line not in ("?? .venv/", "?? node_modules/")]
+    status = [
+        line
+        for line in git(receiver, "status", "--porcelain").splitlines()
+        if line not in ("?? .venv/", "?? node_modules/")
+    ]
     assert status == git(sender, "status", "--porcelain").splitlines()
     assert "feature" in git(receiver, "branch", "--list", "feature")
     assert git(receiver, "config", "receiver.setting") == "kept"
@@ -133,8 +136,9 @@ def test_receiver_commits_the_sender_lacks_refuse_then_force_backs_up(tmp_path: 
 
     result = transfer(sender, receiver, tmp_path, force=True)
     assert git(receiver, "rev-parse", "main") == git(sender, "rev-parse", "main")
-    backups = git(receiver, "for-each-ref", "--format=%(refname) %(objectname)",
-                  "refs/ocm/backup/main/")
+    backups = git(
+        receiver, "for-each-ref", "--format=%(refname) %(objectname)", "refs/ocm/backup/main/"
+    )
     assert backups.endswith(agent_tip)
     assert any("refs/ocm/backup/main/" in line for line in result.saved)
 
@@ -197,8 +201,9 @@ def test_failure_during_switch_is_undone(tmp_path: Path, monkeypatch: pytest.Mon
     assert not list((tmp_path / "staging").iterdir())
 
 
-def test_crash_mid_switch_is_undone_on_next_start(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_switch_is_undone_on_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     sender = rich_repo(tmp_path / "sender")
     receiver = _clone(sender, tmp_path / "receiver")
     (sender / "README.md").write_text("changed\n")

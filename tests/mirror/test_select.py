@@ -11,27 +11,45 @@ from tests.support.git import git, make_repo
 
 
 def _git_view(root: Path) -> set[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                         cwd=root, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout
     return {os.fsdecode(p) for p in out.split(b"\0") if p}
 
 
 def test_selection_is_gits_view_minus_untracked_build_dirs(tmp_path: Path) -> None:
-    root = make_repo(tmp_path / "r", files={
-        ".gitignore": "*.log\n!important.log\nout/\n",
-        "pkg/.gitignore": "*.tmp\n!keep.tmp\n",
-        "pkg/deep/.gitignore": "/local-only\n",
-        "node_modules/tracked-dep/index.js": "tracked\n",
-        "src/main.py": "x\n",
-    })
+    root = make_repo(
+        tmp_path / "r",
+        files={
+            ".gitignore": "*.log\n!important.log\nout/\n",
+            "pkg/.gitignore": "*.tmp\n!keep.tmp\n",
+            "pkg/deep/.gitignore": "/local-only\n",
+            "node_modules/tracked-dep/index.js": "tracked\n",
+            "src/main.py": "x\n",
+        },
+    )
     files = {
-        "a.log": "ignored", "important.log": "negated", "out/bin": "ignored dir",
-        "pkg/x.tmp": "ignored", "pkg/keep.tmp": "negated", "pkg/deep/local-only": "ign",
-        "pkg/deep/other": "kept", "excluded-by-info.txt": "info/exclude",
-        "node_modules/untracked.js": "build", "web/node_modules/a/b.js": "build",
-        "web/dist/bundle.js": "build", "app/.next/x": "build", ".venv/bin/python": "build",
-        "src/__pycache__/m.pyc": "build", ".turbo/cache": "build", "distance/ok.txt": "kept",
-        "with space/ünï.txt": "kept", "empty": "",
+        "a.log": "ignored",
+        "important.log": "negated",
+        "out/bin": "ignored dir",
+        "pkg/x.tmp": "ignored",
+        "pkg/keep.tmp": "negated",
+        "pkg/deep/local-only": "ign",
+        "pkg/deep/other": "kept",
+        "excluded-by-info.txt": "info/exclude",
+        "node_modules/untracked.js": "build",
+        "web/node_modules/a/b.js": "build",
+        "web/dist/bundle.js": "build",
+        "app/.next/x": "build",
+        ".venv/bin/python": "build",
+        "src/__pycache__/m.pyc": "build",
+        ".turbo/cache": "build",
+        "distance/ok.txt": "kept",
+        "with space/ünï.txt": "kept",
+        "empty": "",
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -45,16 +63,36 @@ def test_selection_is_gits_view_minus_untracked_build_dirs(tmp_path: Path) -> No
 
     selection = select(root)
     travelling = set(selection.files)
-    build_dirs = ("node_modules/untracked.js", "web/node_modules/a/b.js", "web/dist/bundle.js",
-                  "app/.next/x", ".venv/bin/python", "src/__pycache__/m.pyc", ".turbo/cache")
-    expected = (_git_view(root) - set(build_dirs) - {"nested-repo/", "outside-link",
-                                                     "src/escaping-link"})
+    build_dirs = (
+        "node_modules/untracked.js",
+        "web/node_modules/a/b.js",
+        "web/dist/bundle.js",
+        "app/.next/x",
+        ".venv/bin/python",
+        "src/__pycache__/m.pyc",
+        ".turbo/cache",
+    )
+    expected = (
+        _git_view(root) - set(build_dirs) - {"nested-repo/", "outside-link", "src/escaping-link"}
+    )
     assert travelling == expected
     assert "node_modules/tracked-dep/index.js" in travelling  # tracked always travels
-    assert {"important.log", "pkg/keep.tmp", "pkg/deep/other", "distance/ok.txt",
-            "with space/ünï.txt", "empty", "inside-link"} <= travelling
-    assert not travelling & {"a.log", "out/bin", "pkg/x.tmp", "pkg/deep/local-only",
-                             "excluded-by-info.txt"}
+    assert {
+        "important.log",
+        "pkg/keep.tmp",
+        "pkg/deep/other",
+        "distance/ok.txt",
+        "with space/ünï.txt",
+        "empty",
+        "inside-link",
+    } <= travelling
+    assert not travelling & {
+        "a.log",
+        "out/bin",
+        "pkg/x.tmp",
+        "pkg/deep/local-only",
+        "excluded-by-info.txt",
+    }
     assert set(selection.skipped) == {"nested-repo/", "outside-link", "src/escaping-link"}
 
 

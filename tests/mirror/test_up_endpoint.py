@@ -24,13 +24,20 @@ from tests.support.processes import RunningManager
 
 
 def _up(manager: RunningManager, repo_id: int, body: object, **params: str) -> requests.Response:
-    return requests.post(f"{manager.url}/api/internal/repo-mirror/{repo_id}/up", data=body,
-                         params=params, timeout=60,
-                         headers={"Authorization": f"Bearer {manager.token}"})
+    return requests.post(
+        f"{manager.url}/api/internal/repo-mirror/{repo_id}/up",
+        data=body,
+        params=params,
+        timeout=60,
+        headers={"Authorization": f"Bearer {manager.token}"},
+    )
 
 
-def _push(manager_factory: Callable[..., RunningManager], tmp_path: Path, *serve: str,
-          ) -> tuple[RunningManager, Pushed]:
+def _push(
+    manager_factory: Callable[..., RunningManager],
+    tmp_path: Path,
+    *serve: str,
+) -> tuple[RunningManager, Pushed]:
     from tests.mirror.helpers import rich_repo
 
     manager = manager_factory("--no-opencode", *serve)
@@ -38,8 +45,9 @@ def _push(manager_factory: Callable[..., RunningManager], tmp_path: Path, *serve
     laptop = rich_repo(tmp_path / "laptop" / "proj")
     done = cli(laptop, "push", "--create", "--yes")
     assert done.returncode == 0, done.stderr
-    return manager, Pushed(laptop, int(cli.repos(laptop)[0]["repoId"]),
-                           manager.data_dir / "repos" / "proj")
+    return manager, Pushed(
+        laptop, int(cli.repos(laptop)[0]["repoId"]), manager.data_dir / "repos" / "proj"
+    )
 
 
 def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, io.BytesIO]:
@@ -76,8 +84,7 @@ HOSTILE: dict[str, list] = {
 def _archive(laptop: Path, extra: list, *, gz: bool = False) -> bytes:
     """A real repo's archive with ``extra`` members appended."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w",
-                      format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(laptop / ".git", arcname=".git")
         tar.add(laptop / "README.md", arcname="README.md")
         for info, data in extra:
@@ -86,15 +93,27 @@ def _archive(laptop: Path, extra: list, *, gz: bool = False) -> bytes:
 
 
 def test_hostile_archives_get_400_and_change_nothing(
-        manager_factory: Callable[..., RunningManager], tmp_path: Path) -> None:
-    manager, p = _push(manager_factory, tmp_path, "--max-archive-members", "250",
-                       "--max-archive-bytes", str(2 << 20))
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    manager, p = _push(
+        manager_factory,
+        tmp_path,
+        "--max-archive-members",
+        "250",
+        "--max-archive-bytes",
+        str(2 << 20),
+    )
     (p.laptop / "README.md").write_text("would change\n")
     before = repo_listing(p.directory)
     bomb = _archive(p.laptop, [_file("zeros", b"\0" * (3 << 20))], gz=True)
     cases = {name: _archive(p.laptop, extra) for name, extra in HOSTILE.items()}
-    cases.update({"decompressed size over the limit": bomb, "not a tar": b"hello world\n",
-                  "truncated": _archive(p.laptop, [])[:5000]})
+    cases.update(
+        {
+            "decompressed size over the limit": bomb,
+            "not a tar": b"hello world\n",
+            "truncated": _archive(p.laptop, [])[:5000],
+        }
+    )
     assert len(bomb) < 200_000
     for name, body in cases.items():
         response = _up(manager, p.repo_id, body, force="1")
@@ -119,8 +138,9 @@ def test_busy_repo_answers_409_at_once(ocm: Cli, pushed: Callable[..., Pushed]) 
     assert repo_listing(p.directory) == before
 
 
-def test_two_pushes_at_once_one_wins_one_409(ocm: Cli, pushed: Callable[..., Pushed],
-                                             tmp_path: Path) -> None:
+def test_two_pushes_at_once_one_wins_one_409(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
     p = pushed("proj")
     laptops = [p.laptop, tmp_path / "laptop2"]
     git(tmp_path, "clone", "-q", str(p.laptop), str(laptops[1]))
@@ -152,7 +172,8 @@ def test_two_pushes_at_once_one_wins_one_409(ocm: Cli, pushed: Callable[..., Pus
 
 
 def test_manager_killed_mid_upload_leaves_repo_as_before(
-        manager_factory: Callable[..., RunningManager], tmp_path: Path) -> None:
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
     manager, p = _push(manager_factory, tmp_path)
     (p.laptop / "README.md").write_text("never arrives\n")
     before = repo_listing(p.directory)
@@ -164,7 +185,7 @@ def test_manager_killed_mid_upload_leaves_repo_as_before(
         yield body[: len(body) // 2]
         sent_half.set()
         hold.wait(30)
-        yield body[len(body) // 2:]
+        yield body[len(body) // 2 :]
 
     failures: list[BaseException] = []
 
@@ -187,8 +208,8 @@ def test_manager_killed_mid_upload_leaves_repo_as_before(
 
 
 def test_crash_mid_switch_is_undone_when_the_manager_starts(
-        manager_factory: Callable[..., RunningManager], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    manager_factory: Callable[..., RunningManager], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manager, p = _push(manager_factory, tmp_path)
     manager.stop()
     (p.laptop / "README.md").write_text("half switched\n")
@@ -219,7 +240,8 @@ def test_crash_mid_switch_is_undone_when_the_manager_starts(
 
 
 def test_full_disk_is_a_clear_error_and_changes_nothing(
-        manager_factory: Callable[..., RunningManager], tmp_path: Path) -> None:
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
     """RLIMIT_FSIZE on the Manager process: writing a file past 1 MB fails like a full disk."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
@@ -238,11 +260,17 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
 
 
 def test_client_refuses_before_sending_what_the_manager_would_refuse(
-        manager_factory: Callable[..., RunningManager], tmp_path: Path) -> None:
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
     manager, p = _push(manager_factory, tmp_path)
     manager.stop()
-    limited = manager_factory("--no-opencode", "--max-archive-members", "100",
-                              data_dir=manager.data_dir, token=manager.token)
+    limited = manager_factory(
+        "--no-opencode",
+        "--max-archive-members",
+        "100",
+        data_dir=manager.data_dir,
+        token=manager.token,
+    )
     for n in range(120):
         (p.laptop / f"many/{n}.txt").parent.mkdir(exist_ok=True)
         (p.laptop / f"many/{n}.txt").write_text(f"{n}\n")

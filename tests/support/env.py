@@ -9,16 +9,20 @@ from pathlib import Path
 
 def isolated_environ(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("OCM_", "OPENCODE_", "XDG_", "GIT_"))
-           or key == "OCM_TEST_OPENCODE"}
-    env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_STATE_HOME": str(home / ".local" / "state"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    })
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OCM_", "OPENCODE_", "XDG_", "GIT_")) or key == "OCM_TEST_OPENCODE"
+    }
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
+    )
     return env

@@ -7,12 +7,18 @@ from pathlib import Path
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
-def make_repo(path: Path, *, origin: str | None = None, branch: str = "main",
-              files: dict[str, str] | None = None) -> Path:
+def make_repo(
+    path: Path,
+    *,
+    origin: str | None = None,
+    branch: str = "main",
+    files: dict[str, str] | None = None,
+) -> Path:
     """A repo with one commit (and ``origin`` set when given)."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", branch)

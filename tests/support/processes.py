@@ -23,10 +23,12 @@ def ocm_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ocm", *args]
 
 
-def run_manager_cli(*args: str, env: dict[str, str] | None = None,
-                    check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(manager_command(*args), capture_output=True, text=True, env=env,
-                          check=check, timeout=120)
+def run_manager_cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        manager_command(*args), capture_output=True, text=True, env=env, check=check, timeout=120
+    )
 
 
 @dataclass
@@ -58,8 +60,14 @@ class RunningManager:
         return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check)
 
 
-def start_manager(data_dir: Path, log_path: Path, *extra: str, token: str | None = None,
-                  env: dict[str, str] | None = None, timeout: float = 60) -> RunningManager:
+def start_manager(
+    data_dir: Path,
+    log_path: Path,
+    *extra: str,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> RunningManager:
     """Start ``ocm-manager serve`` on port 0 and wait until it says where it listens.
 
     The token is made beforehand with ``token rotate`` (which prints it alone on stdout), so
@@ -67,12 +75,18 @@ def start_manager(data_dir: Path, log_path: Path, *extra: str, token: str | None
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     if token is None:
-        token = run_manager_cli("token", "rotate", "--data-dir", str(data_dir),
-                                env=env).stdout.strip()
+        token = run_manager_cli(
+            "token", "rotate", "--data-dir", str(data_dir), env=env
+        ).stdout.strip()
     args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra]
     log_file = log_path.open("wb")
-    process = subprocess.Popen(manager_command(*args), stdout=log_file,
-                               stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    process = subprocess.Popen(
+        manager_command(*args),
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     log_file.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -76,8 +76,14 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(block)
         # self.path has leading slashes collapsed by http.server; the request line does not.
         target = self.requestline.split(" ")[1]
-        recorded = Recorded(self.command, target, list(self.headers.items()),
-                            digest.hexdigest(), length - remaining, self.client_address[1])
+        recorded = Recorded(
+            self.command,
+            target,
+            list(self.headers.items()),
+            digest.hexdigest(),
+            length - remaining,
+            self.client_address[1],
+        )
         with self.server.recorder.lock:
             self.server.recorder.requests.append(recorded)
         return recorded
@@ -98,19 +104,32 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/event", "/global/event"):
             self._stream()
         elif path == "/gzip":
-            self._send(200, GZIP_BODY, {"Content-Type": "application/json",
-                                        "Content-Encoding": "gzip"})
+            self._send(
+                200, GZIP_BODY, {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+            )
         elif path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
-            self._send(status, b"" if status in (204, 304) else b"{}",
-                       {"Content-Type": "application/json", "Connection": "X-Hop",
-                        "X-Hop": "must not pass", "Keep-Alive": "timeout=5",
-                        "X-End-To-End": "kept", "Set-Cookie": "a=1; Path=/"})
+            self._send(
+                status,
+                b"" if status in (204, 304) else b"{}",
+                {
+                    "Content-Type": "application/json",
+                    "Connection": "X-Hop",
+                    "X-Hop": "must not pass",
+                    "Keep-Alive": "timeout=5",
+                    "X-End-To-End": "kept",
+                    "Set-Cookie": "a=1; Path=/",
+                },
+            )
         elif path == "/challenge":
             self._send(401, b"no", {"WWW-Authenticate": 'Basic realm="opencode"'})
         else:
-            summary = {"method": recorded.method, "target": recorded.target,
-                       "length": recorded.body_length, "sha256": recorded.body_sha256}
+            summary = {
+                "method": recorded.method,
+                "target": recorded.target,
+                "length": recorded.body_length,
+                "sha256": recorded.body_sha256,
+            }
             self._send(200, json.dumps(summary).encode(), {"Content-Type": "application/json"})
 
     def _stream(self) -> None:
