@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
+
+from tests.support.processes import start_manager  # noqa: E402
+
 PY = sys.executable
 FILES = 21_000
 WORDS = [
@@ -122,42 +125,11 @@ def sh(cmd: str, **kw: object) -> None:
 
 
 class Manager:
+    """A real Manager (``tests.support``'s, as the tests start it) plus ``ocm`` runs against it."""
+
     def __init__(self, data: Path) -> None:
-        self.data = data
-        env = {**os.environ}
-        self.token = subprocess.run(
-            [PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-        ).stdout.strip()
-        self.log = open(data / "serve.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "manager",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data),
-                "--no-opencode",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            match = re.search(r"http://127\.0\.0\.1:\d+", (data / "serve.log").read_text())
-            if match:
-                self.url = match.group(0)
-                return
-            time.sleep(0.05)
-        raise RuntimeError("manager did not start")
+        self.running = start_manager(data, data.parent / f"{data.name}.log", "--no-opencode")
+        self.data, self.url, self.token = data, self.running.url, self.running.token
 
     def ocm(self, cwd: Path, *args: str, gzip: bool) -> None:
         env = {
@@ -173,9 +145,7 @@ class Manager:
             raise RuntimeError(f"ocm {' '.join(args)} failed: {done.stderr}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-        self.log.close()
+        self.running.stop()
 
 
 class Baseline:

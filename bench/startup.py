@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
+
+from tests.support.processes import start_manager  # noqa: E402
+
 PY = sys.executable
 
 
@@ -74,48 +76,6 @@ def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def start_manager(tmp: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, str]:
-    data = tmp / "manager-data"
-    token = subprocess.run(
-        [PY, "-m", "manager", "token", "rotate", "--data-dir", str(data)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    log = tmp / "manager.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                PY,
-                "-m",
-                "manager",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data),
-                "--no-opencode",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text())
-        if found:
-            return proc, found.group(1), token
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise SystemExit(f"manager did not start:\n{log.read_text()}")
-
-
 def median_ms(argv: list[str], env: dict[str, str], cwd: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True)
@@ -152,7 +112,8 @@ def main() -> int:
         GIT_COMMITTER_NAME="b",
         GIT_COMMITTER_EMAIL="b@example.invalid",
     )
-    proc, url, token = start_manager(tmp, env)
+    manager = start_manager(tmp / "manager-data", tmp / "manager.log", "--no-opencode", env=env)
+    url, token = manager.url, manager.token
     try:
         source = tmp / "source"
         checkout = tmp / "checkout"
@@ -223,8 +184,7 @@ def main() -> int:
             verdict = "" if goal is None else f"<= {goal}x {'ok' if o / b <= goal else 'MISSED'}"
             print(f"{label:<16}{o:>9.1f}  {base_label:<20}{b:>8.1f}{o / b:>7.2f}  {verdict}")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        manager.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
