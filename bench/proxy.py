@@ -169,7 +169,9 @@ def wait_until_idle(pid: int, limit: float = 90.0) -> float:
 # -- measurements --------------------------------------------------------------------------
 
 
-def timed_requests(side: Side, target: str, count: int) -> list[float]:
+def timed_requests(side: Side, target: str, count: int, gap: float = 0.0) -> list[float]:
+    """``gap``: seconds of busy waiting after each answer, as a client behind the proxy sees
+    (OpenCode answers slower once it has been idle for a moment: this shows how much)."""
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -180,8 +182,11 @@ def timed_requests(side: Side, target: str, count: int) -> list[float]:
         conn.request("GET", side.prefix + target, headers=headers)
         response = conn.getresponse()
         response.read()
-        times.append(time.perf_counter() - start)
+        done = time.perf_counter()
+        times.append(done - start)
         assert response.status == 200, response.status
+        while time.perf_counter() - done < gap:
+            pass
     conn.close()
     return times
 
@@ -383,9 +388,12 @@ def main() -> int:
         target = f"/session?directory={quote(directory, safe='')}"
         # Warm both paths (OpenCode builds its per-directory state on the first call).
         for side in (direct, proxy) * 3:
+            before = cpu_seconds(process.pid)
             timed_requests(side, target, 300)
+        # The proxy's own work per request (its CPU time), as a pause between direct requests.
+        gap = (cpu_seconds(process.pid) - before) / 300
 
-        latency: dict[str, list[float]] = {"direct": [], "proxy": []}
+        latency: dict[str, list[float]] = {"direct": [], "proxy": [], "paced": []}
         rounds = 8
         manager_cpu = 0.0
         for _ in range(rounds):
@@ -394,6 +402,7 @@ def main() -> int:
                 latency[side.name] += timed_requests(side, target, args.requests // rounds)
                 if side is proxy:
                     manager_cpu += cpu_seconds(process.pid) - before
+            latency["paced"] += timed_requests(direct, target, args.requests // rounds, gap)
         rate: dict[str, list[float]] = {"direct": [], "proxy": []}
         for _ in range(3):
             for side in (direct, proxy):
@@ -425,6 +434,14 @@ def main() -> int:
             f"{p50['proxy'] / p50['direct']:.2f}x",
             f"+{ms(p50['proxy'] - p50['direct'])}",
             "<= +1 ms",
+        ),
+        (
+            f"  direct paced ({ms(gap)} idle between)",
+            ms(p50["paced"]),
+            ms(p50["proxy"]),
+            f"{p50['proxy'] / p50['paced']:.2f}x",
+            f"+{ms(p50['proxy'] - p50['paced'])}",
+            "",
         ),
         (
             "GET /session p10, 1 client",
