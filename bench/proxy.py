@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -42,6 +41,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
+
+from tests.support.processes import RunningManager, start_manager  # noqa: E402
+
 PY = sys.executable
 
 
@@ -64,62 +67,33 @@ def find_opencode(explicit: str | None) -> str:
     sys.exit("bench/proxy.py: no opencode found; pass --opencode PATH or run scripts/test once")
 
 
-def start_manager(work: Path, opencode: str) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_opencode_manager(work: Path, opencode: str) -> RunningManager:
+    """A real Manager with its own OpenCode (as the tests start it), once OpenCode runs.
+
+    A temp HOME, so the fresh OpenCode's plugin install and config stay out of yours.
+    """
+    home = work / "home"
+    home.mkdir()
     env = dict(
         os.environ,
-        HOME=str(work / "home"),
-        XDG_CONFIG_HOME=str(work / "home/.config"),
-        XDG_DATA_HOME=str(work / "home/.local/share"),
-        XDG_CACHE_HOME=str(work / "home/.cache"),
-        XDG_STATE_HOME=str(work / "home/.local/state"),
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_STATE_HOME=str(home / ".local/state"),
     )
-    (work / "home").mkdir()
-    data = work / "data"
-    manager = [PY, "-m", "manager"]
-    token = subprocess.run(
-        [*manager, "token", "rotate", "--data-dir", str(data)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    log = (work / "manager.log").open("wb")
-    process = subprocess.Popen(
-        [
-            *manager,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data),
-            "--opencode-bin",
-            opencode,
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
+    manager = start_manager(
+        work / "data", work / "manager.log", "--opencode-bin", opencode, env=env, timeout=180
     )
     deadline = time.monotonic() + 180
-    url = None
     while time.monotonic() < deadline:
-        text = (work / "manager.log").read_text(errors="replace")
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", text)
-        if match:
-            url = match.group(1)
-            health = http_json(url + "/api/health")
-            if health["opencode"]["state"] == "running":
-                return process, url, token
-        if process.poll() is not None:
+        if http_json(manager.url + "/api/health")["opencode"]["state"] == "running":
+            return manager
+        if manager.process.poll() is not None:
             break
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGTERM)
-    sys.exit(
-        "bench/proxy.py: the Manager or its OpenCode did not start:\n"
-        + (work / "manager.log").read_text(errors="replace")
-    )
+    manager.stop()
+    sys.exit("bench/proxy.py: the Manager's OpenCode did not start:\n" + manager.log())
 
 
 def http_json(url: str) -> dict:  # type: ignore[type-arg]
@@ -362,7 +336,8 @@ def main() -> int:
 
     opencode = find_opencode(args.opencode)
     work = Path(tempfile.mkdtemp(prefix="ocm-bench-proxy-"))
-    process, url, token = start_manager(work, opencode)
+    manager = start_opencode_manager(work, opencode)
+    process, url, token = manager.process, manager.url, manager.token
     try:
         # A git repo, as a TUI would attach to; OpenCode keys its state by project.
         directory = str(work / "repo")
@@ -410,11 +385,7 @@ def main() -> int:
         delay_direct, delay_proxy = event_delays(direct, proxy, directory, args.events)
         held, while_held = hold_streams(proxy, direct, directory, args.streams)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        manager.stop(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
     p50 = {k: statistics.median(v) for k, v in latency.items()}
