@@ -19,6 +19,9 @@ from manager import config
 from manager.config import Settings
 from ocm import __version__
 
+# A laptop install (no `manager` extra) has the ocm-manager script but not these.
+MANAGER_EXTRA_MODULES = frozenset({"flask", "waitress", "werkzeug"})
+
 
 class CliError(Exception):
     """Raised for a failure the operator can fix; printed as one ``ocm-manager:`` line."""
@@ -318,6 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name in MANAGER_EXTRA_MODULES:
+            print(
+                f"ocm-manager: the Manager's dependencies are not installed ({exc.name} is"
+                " missing); install with `python3 -m install --manager` or"
+                " `pip install 'ocm-cli[manager]'`",
+                file=sys.stderr,
+            )
+            return 1
         if os.environ.get("OCM_DEBUG") == "1":
             raise
         print(

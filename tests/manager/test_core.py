@@ -9,6 +9,7 @@ import pty
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import requests
@@ -237,3 +238,26 @@ def test_port_in_use_is_one_clear_line(manager):
     assert result.returncode == 1
     assert "cannot listen on 127.0.0.1:" + port in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_without_the_manager_extra_says_how_to_install_it(tmp_path):
+    # A laptop install has the ocm-manager script but not Flask: hide Flask from the import
+    # system, as such an install would.
+    hide_flask = (
+        "import sys\n"
+        "class NoFlask:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'flask':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, NoFlask())\n"
+        "from manager.cli import main\n"
+        f"sys.exit(main(['serve', '--port', '0', '--data-dir', {str(tmp_path / 'd')!r},"
+        " '--no-opencode']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", hide_flask], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "dependencies are not installed (flask is missing)" in line
+    assert "python3 -m install --manager" in line
