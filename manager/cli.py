@@ -50,7 +50,10 @@ def _stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGHUP, handler)
+    # Started under nohup (or by anything else that ignores hang-ups on purpose), a closed
+    # terminal must not stop the Manager.
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, handler)
 
 
 def _configure_logging(logs_dir: Path) -> None:

@@ -261,3 +261,25 @@ def test_serve_without_the_manager_extra_says_how_to_install_it(tmp_path):
     [line] = result.stderr.strip().splitlines()
     assert "dependencies are not installed (flask is missing)" in line
     assert "python3 -m install --manager" in line
+
+
+def test_a_manager_started_under_nohup_survives_a_closed_terminal(tmp_path):
+    # As `nohup ocm-manager serve &` (scripts/quickstart): SIGHUP is ignored on purpose.
+    manager = start_manager(
+        tmp_path / "data",
+        tmp_path / "nohup.log",
+        "--no-opencode",
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    try:
+        manager.process.send_signal(signal.SIGHUP)
+        response = requests.get(f"{manager.url}/api/health", timeout=10)
+        assert response.status_code == 200
+        assert manager.process.poll() is None
+    finally:
+        assert manager.stop() == 0
+
+
+def test_sighup_stops_a_manager_in_a_terminal_cleanly(manager):
+    manager.process.send_signal(signal.SIGHUP)
+    assert manager.process.wait(timeout=20) == 0

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def start_manager(
     token: str | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> RunningManager:
     """Start ``ocm-manager serve`` on port 0 and wait until it says where it listens.
 
@@ -86,6 +88,7 @@ def start_manager(
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
+        preexec_fn=preexec_fn,
     )
     log_file.close()
     deadline = time.monotonic() + timeout
