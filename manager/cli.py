@@ -323,6 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `ocm-manager repo list | head`: the reader left; silence the flush at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         if isinstance(exc, ModuleNotFoundError) and exc.name in MANAGER_EXTRA_MODULES:
             print(

@@ -283,3 +283,18 @@ def test_a_manager_started_under_nohup_survives_a_closed_terminal(tmp_path):
 def test_sighup_stops_a_manager_in_a_terminal_cleanly(manager):
     manager.process.send_signal(signal.SIGHUP)
     assert manager.process.wait(timeout=20) == 0
+
+
+def test_repo_list_into_a_reader_that_leaves_early_is_quiet(manager, tmp_path):
+    upstream = make_repo(tmp_path / "upstream")
+    for index in range(3):
+        manager.cli("repo", "add", str(upstream), "--name", f"r{index}")
+    listing = subprocess.Popen(
+        manager_command("repo", "list", "--json", "--data-dir", str(manager.data_dir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    listing.stdout.close()  # type: ignore[union-attr]  # the reader is gone before a byte
+    _, err = listing.communicate(timeout=60)
+    assert b"unexpected error" not in err
+    assert b"Traceback" not in err
