@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ocm.mirror import receive, send
 from ocm.mirror.archive import Limits
-from tests.support.git import git
+from tests.support.git import git, write_files
 
 
 def tree_listing(root: Path, *, skip: tuple[str, ...] = (".git",)) -> dict[str, tuple]:
@@ -52,9 +52,7 @@ def rich_repo(path: Path, origin: str = "https://example.invalid/org/proj.git") 
         "nested/not-secret.txt": "fine\n",
         "vendor/node_modules/tracked.js": "// tracked under an excluded name\n",
     }
-    for name, content in files.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(content)
+    write_files(path, files)
     (path / "bin/run.sh").chmod(0o755)
     (path / "data.bin").write_bytes(bytes(range(256)) * 40 + b"\0\xff")
     os.symlink("src/app.py", path / "link-to-app")

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from ocm.mirror.select import git_dir_files, select
-from tests.support.git import git, make_repo
+from tests.support.git import git, make_repo, write_files
 
 
 def _git_view(root: Path) -> set[str]:
@@ -51,9 +51,7 @@ def test_selection_is_gits_view_minus_untracked_build_dirs(tmp_path: Path) -> No
         "with space/ünï.txt": "kept",
         "empty": "",
     }
-    for name, content in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(content)
+    write_files(root, files)
     (root / ".git/info/exclude").write_text("excluded-by-info.txt\n")
     os.symlink("src/main.py", root / "inside-link")
     os.symlink("/etc/hostname", root / "outside-link")

@@ -12,6 +12,14 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write ``{relative path: text}`` under ``root``, making folders as needed."""
+    for name, content in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+
+
 def make_repo(
     path: Path,
     *,
@@ -22,10 +30,7 @@ def make_repo(
     """A repo with one commit (and ``origin`` set when given)."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", branch)
-    for name, content in (files or {"README.md": f"# {path.name}\n"}).items():
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+    write_files(path, files or {"README.md": f"# {path.name}\n"})
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     if origin:
