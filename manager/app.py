@@ -1,4 +1,5 @@
-"""The Flask app factory: wires settings, the registry and the blueprints together."""
+"""The WSGI application waitress serves: the proxy's hot path beside the Flask app for
+everything else, wired to the settings and the registry they share."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Flask
 from manager.auth import install_auth
 from manager.config import Settings
 from manager.errors import register_error_handlers
+from manager.proxy import Proxy, is_proxy_path
 from manager.registry import Registry
 from manager.streams import StreamTracker
 
@@ -25,7 +27,24 @@ class Services:
     opencode: Any = None
 
 
-def create_app(settings: Settings, *, services: Services | None = None) -> Flask:
+class ManagerApp:
+    """Requests under the proxy prefix go to ``manager.proxy`` directly, all others to Flask.
+
+    The proxy carries a TUI's every API call and Flask's request handling would double its
+    CPU per request (bench/proxy.py); the rest of the API is rare and enjoys Flask."""
+
+    def __init__(self, flask_app: Flask, services: Services) -> None:
+        self.flask = flask_app
+        self.services = services
+        self.proxy = Proxy(services)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if is_proxy_path(environ.get("PATH_INFO", "")):
+            return self.proxy(environ, start_response)
+        return self.flask(environ, start_response)
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> ManagerApp:
     settings.ensure_dirs()
     if services is None:
         services = Services(settings=settings, registry=Registry(settings.database_path))
@@ -38,11 +57,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Flask
 
     from manager.api import api_bp
     from manager.mirror import clean_staging, mirror_bp
-    from manager.proxy import proxy_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(mirror_bp)
-    app.register_blueprint(proxy_bp)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
     clean_staging(settings.staging_dir, [repo.directory for repo in services.registry.list_repos()])
-    return app
+    return ManagerApp(app, services)

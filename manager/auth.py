@@ -54,15 +54,19 @@ def token_matches(registry: Registry, candidate: str | None) -> bool:
     return hmac.compare_digest(hash_token(candidate), stored)
 
 
+def unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        "A valid Manager token is required (Authorization: Bearer <token>);"
+        " run `ocm login <url>` with the token from the Manager's operator.",
+    )
+
+
 def install_auth(app: Flask) -> None:
     @app.before_request
     def _require_token() -> None:
         if request.path in PUBLIC_PATHS:
             return
         if not token_matches(get_registry(), presented_token(request.headers.get("Authorization"))):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "A valid Manager token is required (Authorization: Bearer <token>);"
-                " run `ocm login <url>` with the token from the Manager's operator.",
-            )
+            raise unauthorized()

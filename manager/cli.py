@@ -86,7 +86,7 @@ def _serve(settings: Settings) -> int:
     settings.ensure_dirs()
     _configure_logging(settings.logs_dir)
     app = create_app(settings)
-    services = app.extensions["ocm"]
+    services = app.services
     registry = services.registry
     registry.mark_interrupted_clones()
     if registry.token_hash() is None:
@@ -105,7 +105,6 @@ def _serve(settings: Settings) -> int:
                 " `ocm-manager token rotate` to make one (requests get 401 until then)"
             )
     from manager.opencode import upstream_for
-    from manager.proxy import end_streams
 
     upstream = upstream_for(
         mode=settings.opencode_mode,
@@ -118,7 +117,7 @@ def _serve(settings: Settings) -> int:
     services.opencode = upstream
 
     def on_stop() -> None:
-        end_streams(app)
+        app.proxy.end_streams()
         if upstream is not None:
             upstream.stop()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify
@@ -22,6 +24,16 @@ def error_response(status: int, code: str, message: str) -> Any:
     response = jsonify(error=code, message=message)
     response.status_code = status
     return response
+
+
+def wsgi_error(start_response: Any, exc: ApiError) -> list[bytes]:
+    """The same JSON error from a plain WSGI application (the proxy runs outside Flask)."""
+    body = json.dumps({"error": exc.code, "message": exc.message}).encode()
+    start_response(
+        f"{exc.status} {HTTPStatus(exc.status).phrase}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def _code_for(exc: HTTPException) -> str:

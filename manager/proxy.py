@@ -1,22 +1,24 @@
 """``/api/opencode-proxy/<path>``: the token-protected, streaming reverse proxy (SPEC §5).
 
-The Manager token has been checked by ``manager.auth`` before a view runs; here it is swapped
-for OpenCode's own Basic credentials. Bodies stream both ways, Server-Sent Events go out chunk
-by chunk as OpenCode writes them, and every event stream holds a ``StreamTracker`` lease for its
-directory (a repo's ``inUse``) until waitress closes the response.
+A plain WSGI application that ``manager.app`` puts in front of Flask: a TUI sends every
+keystroke's worth of API calls through here, and Flask's request context, routing and
+response objects cost as much CPU per request as everything else the proxy does (bench/proxy.py).
+It checks the Manager token itself (``manager.auth``), swaps it for OpenCode's own Basic
+credentials, streams bodies both ways, sends Server-Sent Events on chunk by chunk as OpenCode
+writes them, and holds a ``StreamTracker`` lease for every event stream's directory (a repo's
+``inUse``) until waitress closes the response.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from flask import Blueprint, Response, current_app, request
-from werkzeug.routing import PathConverter
-
-from manager.errors import ApiError
+from manager.auth import presented_token, token_matches, unauthorized
+from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
 from manager.proxy_http import (
     BLOCK,
@@ -27,12 +29,10 @@ from manager.proxy_http import (
     client_gone_probe,
 )
 from manager.proxy_http import Response as UpstreamResponse
-from manager.streams import StreamTracker
 
 log = logging.getLogger("manager.proxy")
 
 PREFIX = "/api/opencode-proxy"
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 EVENT_PATHS = frozenset({"/event", "/global/event"})
 HOP_BY_HOP = frozenset(
     {
@@ -59,49 +59,9 @@ SMALL_BODY = 256 * 1024
 # A request that arrives while OpenCode (re)starts waits this long before getting a 502.
 READY_WAIT = 30.0
 
-proxy_bp = Blueprint("proxy", __name__)
 
-
-class AnyPath(PathConverter):
-    """Like ``path`` but also empty or starting with ``/``: ``//x`` is passed on, not a 404."""
-
-    regex = ".*"
-    part_isolating = False
-
-
-@proxy_bp.record_once
-def _register_converter(state: Any) -> None:
-    state.app.url_map.converters["anypath"] = AnyPath
-
-
-class ProxyResponse(Response):
-    # No invented Content-Type: a response without one passes through without one.
-    default_mimetype = None
-
-
-class Relay:
-    """The proxy's shared machinery, one per app: the connection pool and the watcher."""
-
-    def __init__(self, pool_size: int) -> None:
-        self.pool = Pool(pool_size)
-        self.watcher = DisconnectWatcher()
-
-
-def relay_for(app: Any) -> Relay:
-    relay = app.extensions.get("ocm-proxy")
-    if relay is None:
-        settings = app.extensions["ocm"].settings
-        relay = app.extensions.setdefault(
-            "ocm-proxy", Relay(settings.threads + settings.max_streams)
-        )
-    return relay  # type: ignore[no-any-return]
-
-
-def end_streams(app: Any) -> None:
-    """Cut every proxied request short (the Manager is shutting down)."""
-    relay = app.extensions.get("ocm-proxy")
-    if relay is not None:
-        relay.watcher.shutdown_all()
+def is_proxy_path(path_info: str) -> bool:
+    return path_info == PREFIX or path_info.startswith(PREFIX + "/")
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -161,6 +121,18 @@ def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
     ]
 
 
+def status_line(response: UpstreamResponse) -> str:
+    """OpenCode's status and reason phrase as it sent them (WSGI needs a phrase: supply the
+    standard one when there was none)."""
+    reason = response.reason
+    if not reason:
+        try:
+            reason = HTTPStatus(response.status).phrase
+        except ValueError:
+            reason = "Unknown"
+    return f"{response.status} {reason}"
+
+
 def _is_event_stream(environ: dict[str, Any]) -> bool:
     return upstream_target(environ, "").split("?", 1)[0] in EVENT_PATHS
 
@@ -182,13 +154,13 @@ class RelayBody:
 
     def __init__(
         self,
-        relay: Relay,
+        proxy: Proxy,
         conn: Connection,
         response: UpstreamResponse,
         watch_key: int,
         on_close: Any = None,
     ) -> None:
-        self.relay = relay
+        self.proxy = proxy
         self.conn = conn
         self.response = response
         self.watch_key = watch_key
@@ -214,11 +186,11 @@ class RelayBody:
         if self.closed:
             return
         self.closed = True
-        self.relay.watcher.unwatch(self.watch_key)
+        self.proxy.watcher.unwatch(self.watch_key)
         # Only a body read to its end leaves the connection in a state to be reused (waitress
         # stops iterating once Content-Length bytes went out, so "done" is the test).
         if self.response.done and not self.response.will_close:
-            self.relay.pool.put(self.conn)
+            self.proxy.pool.put(self.conn)
         else:
             self.conn.close()
         if self.on_close is not None:
@@ -226,7 +198,7 @@ class RelayBody:
 
 
 def _forward(
-    relay: Relay, environ: dict[str, Any], endpoint: Endpoint
+    proxy: Proxy, environ: dict[str, Any], endpoint: Endpoint
 ) -> tuple[Connection, UpstreamResponse, int]:
     method = environ["REQUEST_METHOD"]
     target = upstream_target(environ, endpoint.base_path)
@@ -242,12 +214,12 @@ def _forward(
         body = stream
     gone = client_gone_probe(environ)
     for attempt in (1, 2):
-        conn = relay.pool.get(endpoint)
-        key = relay.watcher.watch(gone, conn)
+        conn = proxy.pool.get(endpoint)
+        key = proxy.watcher.watch(gone, conn)
         try:
             return conn, conn.request(method, target, headers, body, length), key
         except (OSError, UpstreamError) as exc:
-            relay.watcher.unwatch(key)
+            proxy.watcher.unwatch(key)
             conn.close()
             # A pooled connection the server closed a moment ago: once more on a fresh one.
             if attempt == 1 and conn.reused and not hasattr(body, "read"):
@@ -262,83 +234,98 @@ def _forward(
     raise AssertionError("unreachable")
 
 
-@proxy_bp.route(
-    PREFIX,
-    defaults={"path": ""},
-    methods=METHODS,
-    provide_automatic_options=False,
-    strict_slashes=False,
-    merge_slashes=False,
-)
-@proxy_bp.route(
-    PREFIX + "/<anypath:path>",
-    methods=METHODS,
-    provide_automatic_options=False,
-    merge_slashes=False,
-)
-# Werkzeug routes a WebSocket handshake only to rules marked for it (anything else is a 400):
-# this one exists so that the answer is a clear 501.
-@proxy_bp.route(PREFIX + "/<anypath:path>", methods=["GET"], websocket=True, merge_slashes=False)
-def proxy(path: str) -> Any:
-    environ = request.environ
-    if environ.get("HTTP_UPGRADE"):
-        raise ApiError(
-            501,
-            "websocket_unsupported",
-            "The Manager's proxy does not carry WebSocket upgrades (such as OpenCode's"
-            " terminal endpoints); everything else works through it.",
-        )
-    services = current_app.extensions["ocm"]
-    upstream = services.opencode
-    if upstream is None or not upstream.configured:
-        message = (
-            upstream.describe()
-            if upstream is not None
-            else ("the Manager runs without OpenCode (--no-opencode)")
-        )
-        raise ApiError(
-            503, "opencode_not_configured", f"No OpenCode server is available: {message}."
-        )
-    endpoint = upstream.wait_ready(READY_WAIT)
-    if endpoint is None:
-        raise ApiError(
-            502,
-            "opencode_unavailable",
-            f"OpenCode is not answering ({upstream.state}); try again in a few seconds.",
-        )
-    relay = relay_for(current_app)
-    streams: StreamTracker = services.streams
-    on_close = None
-    if environ["REQUEST_METHOD"] == "GET" and _is_event_stream(environ):
-        directory = event_directory(environ)
-        limit = services.settings.max_streams
-        if not streams.acquire(directory, limit):
-            raise ApiError(
-                503,
-                "too_many_streams",
-                f"The Manager already holds {limit} event streams (its --max-streams"
-                " limit); close a TUI or raise the limit.",
+class Proxy:
+    """The WSGI application for everything under ``PREFIX``, with the machinery its requests
+    share: the connection pool to OpenCode and the disconnect watcher."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+        settings = services.settings
+        self.pool = Pool(settings.threads + settings.max_streams)
+        self.watcher = DisconnectWatcher()
+
+    def end_streams(self) -> None:
+        """Cut every proxied request short (the Manager is shutting down)."""
+        self.watcher.shutdown_all()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self._relay(environ, start_response)
+        except ApiError as exc:
+            return wsgi_error(start_response, exc)
+        except Exception:
+            log.exception("unhandled error in the proxy")
+            return wsgi_error(
+                start_response,
+                ApiError(
+                    500, "internal_error", "The Manager hit an unexpected error; see its log."
+                ),
             )
 
-        def on_close() -> None:
-            streams.release(directory)
+    def _relay(self, environ: dict[str, Any], start_response: Any) -> Any:
+        services = self.services
+        authorization = environ.get("HTTP_AUTHORIZATION")
+        if not token_matches(services.registry, presented_token(authorization)):
+            raise unauthorized()
+        if environ.get("HTTP_UPGRADE"):
+            raise ApiError(
+                501,
+                "websocket_unsupported",
+                "The Manager's proxy does not carry WebSocket upgrades (such as OpenCode's"
+                " terminal endpoints); everything else works through it.",
+            )
+        endpoint = self._endpoint()
+        streams = services.streams
+        on_close = None
+        if environ["REQUEST_METHOD"] == "GET" and _is_event_stream(environ):
+            directory = event_directory(environ)
+            limit = services.settings.max_streams
+            if not streams.acquire(directory, limit):
+                raise ApiError(
+                    503,
+                    "too_many_streams",
+                    f"The Manager already holds {limit} event streams (its --max-streams"
+                    " limit); close a TUI or raise the limit.",
+                )
 
-    try:
-        conn, response, key = _forward(relay, environ, endpoint)
-    except BaseException:
-        if on_close is not None:
-            on_close()
-        raise
-    if response.status == 401:
-        # OpenCode refused the Manager's own credentials: a Manager configuration fault, not
-        # the client's; passing the 401 on would make the client discard a good token.
-        RelayBody(relay, conn, response, key, on_close).close()
-        raise ApiError(
-            502,
-            "opencode_auth_failed",
-            "OpenCode rejected the Manager's credentials; check --opencode-password.",
-        )
-    body = RelayBody(relay, conn, response, key, on_close)
-    return ProxyResponse(
-        body, status=response.status, headers=response_headers(response), direct_passthrough=True
-    )
+            def on_close() -> None:
+                streams.release(directory)
+
+        try:
+            conn, response, key = _forward(self, environ, endpoint)
+        except BaseException:
+            if on_close is not None:
+                on_close()
+            raise
+        body = RelayBody(self, conn, response, key, on_close)
+        if response.status == 401:
+            # OpenCode refused the Manager's own credentials: a Manager configuration fault,
+            # not the client's; passing the 401 on would make the client discard a good token.
+            body.close()
+            raise ApiError(
+                502,
+                "opencode_auth_failed",
+                "OpenCode rejected the Manager's credentials; check --opencode-password.",
+            )
+        start_response(status_line(response), response_headers(response))
+        return body
+
+    def _endpoint(self) -> Endpoint:
+        upstream = self.services.opencode
+        if upstream is None or not upstream.configured:
+            message = (
+                upstream.describe()
+                if upstream is not None
+                else ("the Manager runs without OpenCode (--no-opencode)")
+            )
+            raise ApiError(
+                503, "opencode_not_configured", f"No OpenCode server is available: {message}."
+            )
+        endpoint: Endpoint | None = upstream.wait_ready(READY_WAIT)
+        if endpoint is None:
+            raise ApiError(
+                502,
+                "opencode_unavailable",
+                f"OpenCode is not answering ({upstream.state}); try again in a few seconds.",
+            )
+        return endpoint

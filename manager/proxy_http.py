@@ -49,6 +49,7 @@ class Response:
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
                 raise UpstreamError(f"bad status line {status_line[:80]!r}")
             self.status = int(parts[1])
+            self.reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
             self.headers = _read_headers(rfile)
             if not 100 <= self.status < 200 or self.status == 101:
                 break  # interim answers (103 Early Hints) are skipped

@@ -9,6 +9,7 @@ import os
 import socket
 import zlib
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,7 @@ def test_methods_and_statuses_pass_unchanged_and_connections_are_reused(proxied,
     ) * 3:
         response = session.request(method, proxy_url(proxied, f"/status/{status}"), timeout=10)
         assert response.status_code == status
+        assert response.reason == HTTPStatus(status).phrase  # OpenCode's own phrase
         assert upstream.last().method == method
     # HEAD, 204 and 304 bodies never run: their upstream connection was still handed back.
     ports = {r.client_port for r in upstream.requests[before:]}
