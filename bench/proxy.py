@@ -12,10 +12,15 @@ Linux only), then sends the same requests straight to OpenCode and through the p
 - streams held: 200 event streams through the proxy at once (the default --max-streams),
   while ordinary requests keep being answered.
 
-    python bench/proxy.py [--opencode PATH] [--requests N] [--seconds S] [--streams N]
+When ``nginx`` is installed (``apt-get install nginx-light``), the latency and throughput runs
+also go through an nginx reverse proxy in front of the same OpenCode, as the reference the
+goals were set against (nginx: +0.2 ms p50, -3 % throughput on the machine they were set on).
+
+    python bench/proxy.py [--opencode PATH] [--nginx PATH|--no-nginx] [--requests N]
+                          [--seconds S] [--streams N]
 
 Goals (issue 3): p50 added <= 1 ms, throughput >= 90 % of direct, event delay added <= 5 ms,
-200 streams held. Rounds alternate between the two sides so drift hits both alike.
+200 streams held. Rounds alternate between the sides so drift hits all alike.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -103,6 +109,74 @@ def http_json(url: str) -> dict:  # type: ignore[type-arg]
     return json.loads(conn.getresponse().read())  # type: ignore[no-any-return]
 
 
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream opencode {{ server 127.0.0.1:{port}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{
+            proxy_pass http://opencode;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "{authorization}";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def find_nginx(explicit: str | None, disabled: bool) -> str | None:
+    if disabled:
+        return None
+    found = explicit or shutil.which("nginx") or "/usr/sbin/nginx"
+    return found if os.access(found, os.X_OK) else None
+
+
+@contextlib.contextmanager
+def nginx_side(nginx: str, work: Path, direct: Side) -> Iterator[Side]:
+    """nginx as a reverse proxy in front of the same OpenCode (it adds OpenCode's password)."""
+    work.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        listen = probe.getsockname()[1]
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            work=work, port=direct.port, listen=listen, authorization=direct.authorization
+        )
+    )
+    process = subprocess.Popen(
+        [nginx, "-p", str(work), "-e", str(work / "nginx-error.log"), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", listen)):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                log = (work / "nginx-error.log").read_text()
+                sys.exit(f"bench/proxy.py: nginx did not start:\n{log}")
+            time.sleep(0.05)
+        yield Side("nginx", "127.0.0.1", listen, "", "")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def opencode_side(manager_pid: int) -> Side:
     for task in Path(f"/proc/{manager_pid}/task").iterdir():
         for pid in (task / "children").read_text().split():
@@ -143,24 +217,19 @@ def wait_until_idle(pid: int, limit: float = 90.0) -> float:
 # -- measurements --------------------------------------------------------------------------
 
 
-def timed_requests(side: Side, target: str, count: int, gap: float = 0.0) -> list[float]:
-    """``gap``: seconds of busy waiting after each answer, as a client behind the proxy sees
-    (OpenCode answers slower once it has been idle for a moment: this shows how much)."""
+def timed_requests(side: Side, target: str, count: int) -> list[float]:
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    headers = {"Authorization": side.authorization}
+    headers = {"Authorization": side.authorization} if side.authorization else {}
     times = []
     for _ in range(count):
         start = time.perf_counter()
         conn.request("GET", side.prefix + target, headers=headers)
         response = conn.getresponse()
         response.read()
-        done = time.perf_counter()
-        times.append(done - start)
+        times.append(time.perf_counter() - start)
         assert response.status == 200, response.status
-        while time.perf_counter() - done < gap:
-            pass
     conn.close()
     return times
 
@@ -169,7 +238,7 @@ def _throughput_worker(
     side: Side, target: str, seconds: float, start_at: float, out: multiprocessing.Queue
 ) -> None:  # type: ignore[type-arg]
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
-    headers = {"Authorization": side.authorization}
+    headers = {"Authorization": side.authorization} if side.authorization else {}
     while time.time() < start_at:
         time.sleep(0.001)
     done = 0
@@ -326,8 +395,10 @@ def pct(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--opencode")
+    parser.add_argument("--nginx", help="the nginx to compare with (default: from PATH)")
+    parser.add_argument("--no-nginx", action="store_true")
     parser.add_argument("--requests", type=int, default=2000, help="per side, latency")
-    parser.add_argument("--seconds", type=float, default=5.0, help="per side and round")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per side, throughput")
     parser.add_argument("--events", type=int, default=40)
     parser.add_argument("--streams", type=int, default=200)
     args = parser.parse_args()
@@ -335,146 +406,132 @@ def main() -> int:
         sys.exit("bench/proxy.py: reads /proc to find OpenCode's password; Linux only")
 
     opencode = find_opencode(args.opencode)
+    nginx = find_nginx(args.nginx, args.no_nginx)
     work = Path(tempfile.mkdtemp(prefix="ocm-bench-proxy-"))
     manager = start_opencode_manager(work, opencode)
     process, url, token = manager.process, manager.url, manager.token
     try:
-        # A git repo, as a TUI would attach to; OpenCode keys its state by project.
-        directory = str(work / "repo")
-        os.makedirs(directory)
-        for git in (
-            ["init", "-q"],
-            [
-                "-c",
-                "user.name=b",
-                "-c",
-                "user.email=b@b",
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                "bench",
-            ],
-        ):
-            subprocess.run(["git", *git], cwd=directory, check=True)
-        direct = opencode_side(process.pid)
-        port = int(url.rsplit(":", 1)[1])
-        proxy = Side("proxy", "127.0.0.1", port, "/api/opencode-proxy", f"Bearer {token}")
-        target = f"/session?directory={quote(directory, safe='')}"
-        # Warm both paths (OpenCode builds its per-directory state on the first call).
-        for side in (direct, proxy) * 3:
-            before = cpu_seconds(process.pid)
-            timed_requests(side, target, 300)
-        # The proxy's own work per request (its CPU time), as a pause between direct requests.
-        gap = (cpu_seconds(process.pid) - before) / 300
+        with contextlib.ExitStack() as stack:
+            directory = make_repo(work / "repo")
+            direct = opencode_side(process.pid)
+            port = int(url.rsplit(":", 1)[1])
+            proxy = Side("proxy", "127.0.0.1", port, "/api/opencode-proxy", f"Bearer {token}")
+            sides = [direct, proxy]
+            if nginx:
+                sides.append(stack.enter_context(nginx_side(nginx, work / "nginx", direct)))
+            target = f"/session?directory={quote(directory, safe='')}"
+            # Warm every path (OpenCode builds its per-directory state on the first call).
+            for side in sides * 3:
+                timed_requests(side, target, 300)
 
-        latency: dict[str, list[float]] = {"direct": [], "proxy": [], "paced": []}
-        rounds = 8
-        manager_cpu = 0.0
-        for _ in range(rounds):
-            for side in (direct, proxy):
-                before = cpu_seconds(process.pid)
-                latency[side.name] += timed_requests(side, target, args.requests // rounds)
-                if side is proxy:
-                    manager_cpu += cpu_seconds(process.pid) - before
-            latency["paced"] += timed_requests(direct, target, args.requests // rounds, gap)
-        rate: dict[str, list[float]] = {"direct": [], "proxy": []}
-        for _ in range(3):
-            for side in (direct, proxy):
-                rate[side.name].append(throughput(side, target, 4, args.seconds / 3))
+            latency: dict[str, list[float]] = {side.name: [] for side in sides}
+            rounds = 8
+            manager_cpu = 0.0
+            for _ in range(rounds):
+                for side in sides:
+                    before = cpu_seconds(process.pid)
+                    latency[side.name] += timed_requests(side, target, args.requests // rounds)
+                    if side is proxy:
+                        manager_cpu += cpu_seconds(process.pid) - before
+            rate: dict[str, list[float]] = {side.name: [] for side in sides}
+            for _ in range(3):
+                for side in sides:
+                    rate[side.name].append(throughput(side, target, 4, args.seconds / 3))
         delay_direct, delay_proxy = event_delays(direct, proxy, directory, args.events)
         held, while_held = hold_streams(proxy, direct, directory, args.streams)
     finally:
         manager.stop(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
-    p50 = {k: statistics.median(v) for k, v in latency.items()}
-    p99 = {k: pct(v, 0.99) for k, v in latency.items()}
-    # On a shared machine p50 can land in a scheduler-delay mode; p10 shows the cost itself.
-    p10 = {k: pct(v, 0.10) for k, v in latency.items()}
-    rps = {k: statistics.mean(v) for k, v in rate.items()}
-    ev = {"direct": statistics.median(delay_direct), "proxy": statistics.median(delay_proxy)}
-    added = [p - d for p, d in zip(delay_proxy, delay_direct, strict=True)]
-    held_direct = statistics.median(while_held["direct"])
-    held_proxy = statistics.median(while_held["proxy"])
-    rows = [
-        (
-            "GET /session p50, 1 client",
-            ms(p50["direct"]),
-            ms(p50["proxy"]),
-            f"{p50['proxy'] / p50['direct']:.2f}x",
-            f"+{ms(p50['proxy'] - p50['direct'])}",
-            "<= +1 ms",
-        ),
-        (
-            f"  direct paced ({ms(gap)} idle between)",
-            ms(p50["paced"]),
-            ms(p50["proxy"]),
-            f"{p50['proxy'] / p50['paced']:.2f}x",
-            f"+{ms(p50['proxy'] - p50['paced'])}",
-            "",
-        ),
-        (
-            "GET /session p10, 1 client",
-            ms(p10["direct"]),
-            ms(p10["proxy"]),
-            f"{p10['proxy'] / p10['direct']:.2f}x",
-            f"+{ms(p10['proxy'] - p10['direct'])}",
-            "",
-        ),
-        (
-            "GET /session p99, 1 client",
-            ms(p99["direct"]),
-            ms(p99["proxy"]),
-            f"{p99['proxy'] / p99['direct']:.2f}x",
-            f"+{ms(p99['proxy'] - p99['direct'])}",
-            "",
-        ),
+    names = [side.name for side in sides]
+    # On a shared machine p50 can land in a slow mode of OpenCode's; p10 shows the cost itself.
+    quantiles = {q: {name: pct(latency[name], q) for name in names} for q in (0.5, 0.1, 0.99)}
+    rps = {name: statistics.mean(rate[name]) for name in names}
+    rows = []
+    for q, label, goal in ((0.5, "p50", "<= +1 ms"), (0.1, "p10", ""), (0.99, "p99", "")):
+        values = quantiles[q]
+        rows.append(
+            (
+                f"GET /session {label}, 1 client",
+                *(ms(values[name]) for name in names),
+                *(f"+{ms(values[name] - values['direct'])}" for name in names[1:]),
+                goal,
+            )
+        )
+    rows.append(
         (
             "throughput, 4 clients",
-            f"{rps['direct']:.0f}/s",
-            f"{rps['proxy']:.0f}/s",
-            f"{rps['proxy'] / rps['direct']:.2f}x",
-            f"{100 * rps['proxy'] / rps['direct']:.0f} %",
+            *(f"{rps[name]:.0f}/s" for name in names),
+            *(f"{100 * rps[name] / rps['direct']:.0f} %" for name in names[1:]),
             ">= 90 %",
-        ),
+        )
+    )
+    blank = [""] * (len(names) - 1)
+    ev = {"direct": statistics.median(delay_direct), "proxy": statistics.median(delay_proxy)}
+    added = [p - d for p, d in zip(delay_proxy, delay_direct, strict=True)]
+    rows += [
         (
             "event delay p50 (POST -> event)",
             ms(ev["direct"]),
             ms(ev["proxy"]),
-            f"{ev['proxy'] / ev['direct']:.2f}x",
+            *blank[1:],
             f"+{ms(statistics.median(added))}",
+            *blank[1:],
             "<= +5 ms",
         ),
-        ("event delay added, p90", "", "", "", f"+{ms(pct(added, 0.9))}", ""),
+        ("event delay added, p90", "", "", *blank[1:], f"+{ms(pct(added, 0.9))}", *blank),
         (
             "Manager CPU per proxied request",
             "",
             ms(manager_cpu / len(latency["proxy"])),
-            "",
-            "",
+            *blank[1:],
+            *blank,
             "",
         ),
-        (f"streams held at once (of {args.streams})", "", str(held), "", "", f"{args.streams}"),
+        (
+            f"streams held at once (of {args.streams})",
+            "",
+            str(held),
+            *blank[1:],
+            *blank,
+            f"{args.streams}",
+        ),
         (
             "GET /session p50 while they are held",
-            ms(held_direct),
-            ms(held_proxy),
-            f"{held_proxy / held_direct:.2f}x",
-            f"+{ms(held_proxy - held_direct)}",
+            ms(statistics.median(while_held["direct"])),
+            ms(statistics.median(while_held["proxy"])),
+            *blank[1:],
+            "+"
+            + ms(statistics.median(while_held["proxy"]) - statistics.median(while_held["direct"])),
+            *blank[1:],
             "",
         ),
     ]
-    header = ("measure", "direct", "proxy", "ratio", "added", "goal")
+    header = ("measure", *names, *(f"{name} added" for name in names[1:]), "goal")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
     print(
         f"\n{os.cpu_count()} CPUs; {args.requests} requests per side for latency;"
-        f" {args.seconds:.0f} s per side for throughput; {args.events} events."
+        f" {args.seconds:.0f} s per side for throughput; {args.events} events"
+        + ("" if nginx else "; no nginx found (apt-get install nginx-light) to compare with")
+        + "."
     )
     return 0
+
+
+def make_repo(path: Path) -> str:
+    """A git repo, as a TUI would attach to: OpenCode keys its state by project."""
+    path.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty"]
+        + ["-m", "bench"],
+        cwd=path,
+        check=True,
+    )
+    return str(path)
 
 
 if __name__ == "__main__":
