@@ -96,6 +96,18 @@ def test_rule2_several_matches_fail_and_list_them(
     assert (tmp_path / "home/.config/opencode-manager/state.json").read_bytes() == state_before
 
 
+def unmatched_cwd(where: str, tmp_path: Path, git_repo: Callable[..., Path]) -> Path:
+    """A directory no registered repo matches: not a repo, a repo without origin, or one
+    whose origin the Manager does not know."""
+    if where == "outside":
+        cwd = tmp_path / "plain"
+        cwd.mkdir(exist_ok=True)
+        return cwd
+    if where == "no-origin":
+        return git_repo("no-origin")
+    return git_repo("unmatched", origin="https://github.com/acme/nope")
+
+
 @pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
 def test_rule3_falls_back_to_the_last_repo(
     where: str,
@@ -110,12 +122,7 @@ def test_rule3_falls_back_to_the_last_repo(
     used = run_ocm("use", "LAST")  # case-insensitive name
     assert used.returncode == 0, used.stderr
     recorder.record.unlink()
-    cwd = {
-        "outside": tmp_path / "plain",
-        "no-origin": git_repo("no-origin"),
-        "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope"),
-    }[where]
-    cwd.mkdir(exist_ok=True)
+    cwd = unmatched_cwd(where, tmp_path, git_repo)
     result = run_ocm(cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert attached_dir(recorder) == last.directory
@@ -132,12 +139,7 @@ def test_rule4_no_match_and_no_last_repo_fails(
     tmp_path: Path,
 ) -> None:
     add_repo("lonely", origin="https://github.com/acme/lonely")
-    cwd = {
-        "outside": tmp_path / "plain",
-        "no-origin": git_repo("no-origin"),
-        "unmatched-origin": git_repo("unmatched", origin="https://github.com/acme/nope"),
-    }[where]
-    cwd.mkdir(exist_ok=True)
+    cwd = unmatched_cwd(where, tmp_path, git_repo)
     result = run_ocm(cwd=cwd)
     assert_one_error(result, 1, "no repo was used before", "`ocm list`, then `ocm use <repoId>`")
     assert not recorder.called()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import pty
@@ -14,17 +13,9 @@ from pathlib import Path
 
 import requests
 
+from tests.support.auth import basic, bearer
 from tests.support.git import git, make_repo
 from tests.support.processes import manager_command, run_manager_cli, start_manager
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 def test_health_needs_no_token(manager):
@@ -41,7 +32,7 @@ def test_every_other_route_needs_the_token(manager):
     for headers in (
         {},
         bearer("wrong"),
-        basic("opencode", "wrong"),
+        basic("wrong"),
         {"Authorization": "Basic !!"},
         {"Authorization": "Token " + manager.token},
     ):
@@ -57,8 +48,8 @@ def test_bearer_and_basic_with_any_username_are_accepted(manager):
     workspaces = f"{manager.url}/api/internal/opencode-workspaces"
     for headers in (
         bearer(manager.token),
-        basic("opencode", manager.token),
-        basic("anyone", manager.token),
+        basic(manager.token),
+        basic(manager.token, user="anyone"),
     ):
         response = requests.get(workspaces, headers=headers, timeout=10)
         assert response.status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import signal
 import sys
 import textwrap
@@ -13,11 +12,8 @@ import requests
 
 from manager import opencode
 from tests.support import proctree
+from tests.support.auth import basic, bearer
 from tests.support.processes import RunningManager
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def state(manager: RunningManager) -> str:
@@ -170,7 +166,7 @@ def test_supervisor_waits_for_health_with_its_password(tmp_path):
     try:
         endpoint = supervisor.wait_ready(30)
         assert endpoint is not None and supervisor.state == "running"
-        expected = "Basic " + base64.b64encode(f"opencode:{supervisor.password}".encode()).decode()
+        expected = basic(supervisor.password)["Authorization"]
         assert endpoint.authorization == expected
         assert opencode.check_health(endpoint)
     finally:

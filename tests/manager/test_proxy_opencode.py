@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 import requests
 
 from tests.support import proctree
+from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
 from tests.support.git import make_repo
 from tests.support.processes import RunningManager, start_manager
@@ -50,14 +50,6 @@ def repo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _state(manager: RunningManager) -> str:
     return str(requests.get(f"{manager.url}/api/health", timeout=10).json()["opencode"]["state"])
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def basic(token: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"opencode:{token}".encode()).decode()}
 
 
 def opencode_pid(manager: RunningManager) -> int:

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, start_manager
 from tests.support.sse import EventStream
 from tests.support.upstream import GZIP_BODY, GZIP_PLAIN, RecordingUpstream
 
 PASSWORD = "upstream-secret-" + "x" * 24
-UPSTREAM_AUTH = "Basic " + base64.b64encode(f"opencode:{PASSWORD}".encode()).decode()
+UPSTREAM_AUTH = basic(PASSWORD)["Authorization"]
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +46,6 @@ def proxied(
     running = _start(tmp_path_factory.mktemp("proxied"), upstream.url)
     yield running
     running.stop()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def basic(password: str, user: str = "opencode") -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def proxy_url(manager: RunningManager, rest: str) -> str:
