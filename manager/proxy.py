@@ -25,6 +25,7 @@ from manager.proxy_http import (
     Connection,
     DisconnectWatcher,
     Pool,
+    ResponseHead,
     UpstreamError,
     client_gone_probe,
 )
@@ -106,7 +107,7 @@ def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[s
     return headers
 
 
-def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
+def response_headers(response: ResponseHead) -> list[tuple[str, str]]:
     lowered = [(name.lower(), name, value) for name, value in response.headers]
     drop = DROP_RESPONSE.union(
         token.strip()
@@ -121,7 +122,7 @@ def response_headers(response: UpstreamResponse) -> list[tuple[str, str]]:
     ]
 
 
-def status_line(response: UpstreamResponse) -> str:
+def status_line(response: ResponseHead) -> str:
     """OpenCode's status and reason phrase as it sent them (WSGI needs a phrase: supply the
     standard one when there was none)."""
     reason = response.reason
@@ -133,7 +134,7 @@ def status_line(response: UpstreamResponse) -> str:
     return f"{response.status} {reason}"
 
 
-def _is_event_stream(environ: dict[str, Any]) -> bool:
+def is_event_stream(environ: dict[str, Any]) -> bool:
     return upstream_target(environ, "").split("?", 1)[0] in EVENT_PATHS
 
 
@@ -224,14 +225,27 @@ def _forward(
             # A pooled connection the server closed a moment ago: once more on a fresh one.
             if attempt == 1 and conn.reused and not hasattr(body, "read"):
                 continue
-            raise ApiError(
-                502,
-                "opencode_unreachable",
-                "OpenCode did not answer the proxied request"
-                f" ({exc.__class__.__name__}); it may be restarting, try again in a"
-                " few seconds.",
-            ) from None
+            raise unreachable(exc.__class__.__name__) from None
     raise AssertionError("unreachable")
+
+
+def unreachable(reason: str) -> ApiError:
+    return ApiError(
+        502,
+        "opencode_unreachable",
+        f"OpenCode did not answer the proxied request ({reason}); it may be restarting,"
+        " try again in a few seconds.",
+    )
+
+
+def auth_failed() -> ApiError:
+    # OpenCode refused the Manager's own credentials: a Manager configuration fault, not the
+    # client's; passing the 401 on would make the client discard a good token.
+    return ApiError(
+        502,
+        "opencode_auth_failed",
+        "OpenCode rejected the Manager's credentials; check --opencode-password.",
+    )
 
 
 class Proxy:
@@ -277,7 +291,7 @@ class Proxy:
         endpoint = self._endpoint()
         streams = services.streams
         on_close = None
-        if environ["REQUEST_METHOD"] == "GET" and _is_event_stream(environ):
+        if environ["REQUEST_METHOD"] == "GET" and is_event_stream(environ):
             directory = event_directory(environ)
             limit = services.settings.max_streams
             if not streams.acquire(directory, limit):
@@ -299,14 +313,8 @@ class Proxy:
             raise
         body = RelayBody(self, conn, response, key, on_close)
         if response.status == 401:
-            # OpenCode refused the Manager's own credentials: a Manager configuration fault,
-            # not the client's; passing the 401 on would make the client discard a good token.
             body.close()
-            raise ApiError(
-                502,
-                "opencode_auth_failed",
-                "OpenCode rejected the Manager's credentials; check --opencode-password.",
-            )
+            raise auth_failed()
         start_response(status_line(response), response_headers(response))
         return body
 

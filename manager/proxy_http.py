@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from manager.opencode import Endpoint
 
@@ -35,24 +35,21 @@ class UpstreamError(Exception):
     """OpenCode closed the connection or broke HTTP; the exchange cannot go on."""
 
 
-class Response:
-    """Status, headers and the body of one upstream response, read as it arrives."""
+class ResponseHead:
+    """The status, headers and body framing of one upstream response head, from ``rfile``."""
 
-    def __init__(self, conn: Connection, method: str) -> None:
-        self.conn = conn
-        rfile = conn.rfile
-        while True:
-            status_line = rfile.readline(MAX_LINE)
-            if not status_line:
-                raise UpstreamError("connection closed before a response")
-            parts = status_line.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-                raise UpstreamError(f"bad status line {status_line[:80]!r}")
-            self.status = int(parts[1])
-            self.reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
-            self.headers = _read_headers(rfile)
-            if not 100 <= self.status < 200 or self.status == 101:
-                break  # interim answers (103 Early Hints) are skipped
+    def __init__(self, rfile: BinaryIO, method: str) -> None:
+        status_line = rfile.readline(MAX_LINE)
+        if not status_line:
+            raise UpstreamError("connection closed before a response")
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise UpstreamError(f"bad status line {status_line[:80]!r}")
+        self.status = int(parts[1])
+        self.reason = parts[2].strip().decode("latin-1") if len(parts) > 2 else ""
+        self.headers = _read_headers(rfile)
+        # An interim answer (103 Early Hints) comes before the real one and is skipped.
+        self.interim = 100 <= self.status < 200 and self.status != 101
         version = parts[0]
         names = {name.lower(): value for name, value in self.headers}
         connection = names.get("connection", "").lower()
@@ -61,8 +58,6 @@ class Response:
         )
         self.chunked = False
         self.remaining: int | None = None  # bytes left of a Content-Length body
-        self.chunk_left = 0
-        self.after_chunk = False  # the CRLF after a chunk is still to be read
         self.done = False
         if method == "HEAD" or self.status < 200 or self.status in (204, 304):
             self.remaining = 0
@@ -77,6 +72,18 @@ class Response:
             self.will_close = True  # the body ends when the connection does
         if self.remaining == 0:
             self.done = True
+
+
+class Response(ResponseHead):
+    """An upstream response whose body is read as it arrives, from a blocking connection."""
+
+    def __init__(self, conn: Connection, method: str) -> None:
+        self.conn = conn
+        self.chunk_left = 0
+        self.after_chunk = False  # the CRLF after a chunk is still to be read
+        super().__init__(conn.rfile, method)
+        while self.interim:
+            super().__init__(conn.rfile, method)
 
     def read1(self, limit: int = BLOCK) -> bytes:
         """What has arrived of the body, at most ``limit`` bytes; b"" once it is complete.
@@ -148,6 +155,18 @@ def _read_headers(rfile: BinaryIO) -> list[tuple[str, str]]:
     raise UpstreamError("too many headers")
 
 
+def request_head(
+    method: str, target: str, headers: list[tuple[str, str]], length: int | None
+) -> bytes:
+    """The request line and headers; ``length`` is the body's, None for a request without one."""
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    lines += [f"{name}: {value}\r\n" for name, value in headers]
+    if length is not None:
+        lines.append(f"Content-Length: {length}\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")  # WSGI strings are latin-1 by definition
+
+
 class Connection:
     """One keep-alive connection to OpenCode."""
 
@@ -184,12 +203,7 @@ class Connection:
     ) -> Response:
         self.connect()
         assert self.sock is not None
-        lines = [f"{method} {target} HTTP/1.1\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in headers]
-        if body is not None:
-            lines.append(f"Content-Length: {length}\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")  # WSGI strings are latin-1 by definition
+        head = request_head(method, target, headers, None if body is None else length)
         if body is None or isinstance(body, bytes):
             self.sock.sendall(head + body if body else head)
         else:
@@ -303,6 +317,11 @@ def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
     return gone
 
 
+class Interruptible(Protocol):
+    def shutdown(self) -> None:
+        """End the exchange's wait for OpenCode (called from the watcher's thread)."""
+
+
 class DisconnectWatcher:
     """One thread that polls ``waitress.client_disconnected`` for every proxied request.
 
@@ -312,12 +331,12 @@ class DisconnectWatcher:
 
     def __init__(self, interval: float = WATCH_INTERVAL) -> None:
         self.interval = interval
-        self._watched: dict[int, tuple[Callable[[], bool], Connection]] = {}
+        self._watched: dict[int, tuple[Callable[[], bool], Interruptible]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._keys = itertools.count()
 
-    def watch(self, gone: Callable[[], bool], conn: Connection) -> int:
+    def watch(self, gone: Callable[[], bool], conn: Interruptible) -> int:
         key = next(self._keys)
         with self._lock:
             self._watched[key] = (gone, conn)
