@@ -74,6 +74,11 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     options = waitress_options(settings)
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)
+    proxy = getattr(app, "proxy", None)
+    if proxy is not None:
+        from manager.proxy_loop import install
+
+        install(server, proxy)
     try:
         port = getattr(server, "effective_port", settings.port)
         print(

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import os
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 from http import HTTPStatus
@@ -19,7 +20,14 @@ from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, start_manager
 from tests.support.sse import EventStream
-from tests.support.upstream import GZIP_BODY, GZIP_PLAIN, RecordingUpstream
+from tests.support.upstream import (
+    BIG_BODY,
+    CHUNKS,
+    GZIP_BODY,
+    GZIP_PLAIN,
+    UNTIL_CLOSE_BODY,
+    RecordingUpstream,
+)
 
 PASSWORD = "upstream-secret-" + "x" * 24
 UPSTREAM_AUTH = basic(PASSWORD)["Authorization"]
@@ -329,3 +337,93 @@ def test_opencode_down_is_a_502(tmp_path):
             assert health["opencode"] == {"state": "external"}
         finally:
             manager.stop()
+
+
+def _raw_exchange(manager: RunningManager, request: bytes) -> bytes:
+    """Send ``request`` on a new connection and read until the Manager closes it."""
+    host, port = manager.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while block := sock.recv(65536):
+            received += block
+    return received
+
+
+def test_a_chunked_answer_arrives_whole_without_its_trailer(proxied):
+    response = requests.get(
+        proxy_url(proxied, "/chunked"), headers=bearer(proxied.token), timeout=10
+    )
+    assert response.status_code == 200
+    assert response.content == b"".join(CHUNKS)
+    assert "X-Checksum" not in response.headers
+
+
+def test_an_http_10_client_gets_a_chunked_answer_as_plain_bytes(proxied):
+    received = _raw_exchange(
+        proxied,
+        b"GET /api/opencode-proxy/chunked HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n"
+        % proxied.token.encode(),
+    )
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200")
+    assert b"transfer-encoding" not in head.lower()
+    assert body == b"".join(CHUNKS)
+
+
+def test_an_answer_that_ends_with_its_connection_arrives_whole(proxied):
+    response = requests.get(
+        proxy_url(proxied, "/until-close"), headers=bearer(proxied.token), timeout=10
+    )
+    assert response.status_code == 200
+    assert response.content == UNTIL_CLOSE_BODY
+
+
+def test_a_big_answer_to_a_reader_that_waits_arrives_intact(proxied):
+    response = requests.get(
+        proxy_url(proxied, "/big"), headers=bearer(proxied.token), stream=True, timeout=30
+    )
+    assert response.status_code == 200
+    # While this client reads nothing, the Manager keeps serving everyone else.
+    health = requests.get(f"{proxied.url}/api/health", timeout=5)
+    assert health.status_code == 200
+    other = requests.get(proxy_url(proxied, "/other"), headers=bearer(proxied.token), timeout=5)
+    assert other.status_code == 200
+    digest = hashlib.sha256()
+    for block in response.iter_content(1 << 16):
+        digest.update(block)
+    assert digest.hexdigest() == hashlib.sha256(BIG_BODY).hexdigest()
+
+
+def test_an_answer_cut_short_never_reaches_the_client_as_whole(proxied):
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(proxy_url(proxied, "/cut"), headers=bearer(proxied.token), timeout=10)
+    received = _raw_exchange(
+        proxied,
+        b"GET /api/opencode-proxy/cut HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n"
+        % proxied.token.encode(),
+    )
+    assert received.endswith(b"\r\n\r\n0123456789")  # then the Manager closed
+    after = requests.get(proxy_url(proxied, "/after"), headers=bearer(proxied.token), timeout=10)
+    assert after.status_code == 200
+
+
+def test_a_keep_alive_connection_opencode_closed_is_never_an_error(proxied):
+    session = requests.Session()
+    session.headers.update(bearer(proxied.token))
+    for _ in range(20):
+        assert session.get(proxy_url(proxied, "/then-close"), timeout=10).status_code == 200
+        assert session.post(proxy_url(proxied, "/next"), json={}, timeout=10).status_code == 200
+
+
+def test_a_client_that_leaves_ends_its_request_to_opencode(proxied, upstream):
+    before = upstream.recorder.abandoned
+    host, port = proxied.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"GET /api/opencode-proxy/slow HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n"
+            % proxied.token.encode()
+        )
+        time.sleep(0.3)
+    # OpenCode's side of the request ends well before it would have answered (10 s).
+    assert upstream.recorder.wait_for(lambda r: r.abandoned > before, timeout=5)

@@ -7,6 +7,12 @@ answers by path:
   until the proxy closes the connection (and records that it did);
 - ``/status/<code>``: that status, with a hop-by-hop header named in ``Connection``;
 - ``/challenge``: 401 with a ``WWW-Authenticate`` challenge;
+- ``/chunked``: ``CHUNKS`` in chunked encoding, a moment apart, with a trailer;
+- ``/until-close``: ``UNTIL_CLOSE_BODY`` with no length: the body ends when the connection does;
+- ``/big``: ``BIG_BODY`` (24 MB) with its Content-Length;
+- ``/cut``: a Content-Length of 1000 and 10 bytes of body, then the connection closes;
+- ``/then-close``: 200, then the connection closes although it said keep-alive;
+- ``/slow``: waits up to 10 s for the proxy to hang up (and records that it did), else 200;
 - anything else: 200 with a JSON summary of the request.
 """
 
@@ -15,6 +21,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,6 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 GZIP_PLAIN = b"".join(f'{{"n": {i}, "text": "hello proxy"}}\n'.encode() for i in range(20000))
 GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
+CHUNKS = [b'{"part": 1}\n', b"x" * 70_000, b'{"part": 3}\n']
+UNTIL_CLOSE_BODY = b"no length, ends with the connection\n" * 1000
+BIG_BODY = hashlib.sha256(b"seed").digest() * (24 * 1024 * 1024 // 32)
 
 
 @dataclass
@@ -45,6 +56,7 @@ class Recorder:
     requests: list[Recorded] = field(default_factory=list)
     open_streams: int = 0
     closed_streams: int = 0
+    abandoned: int = 0  # /slow requests whose proxy connection closed before the answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_for(self, predicate, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
@@ -123,6 +135,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         elif path == "/challenge":
             self._send(401, b"no", {"WWW-Authenticate": 'Basic realm="opencode"'})
+        elif path in self.special:
+            self.special[path](self)
         else:
             summary = {
                 "method": recorded.method,
@@ -154,6 +168,57 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.recorder.open_streams -= 1
                 self.server.recorder.closed_streams += 1
             self.close_connection = True
+
+    def _chunked(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Trailer", "X-Checksum")
+        self.end_headers()
+        for chunk in CHUNKS:
+            self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.wfile.write(b"0\r\nX-Checksum: abc\r\n\r\n")
+
+    def _until_close(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(UNTIL_CLOSE_BODY)
+        self.close_connection = True
+
+    def _big(self) -> None:
+        self._send(200, BIG_BODY, {"Content-Type": "application/octet-stream"})
+
+    def _cut(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"0123456789")
+        self.close_connection = True
+
+    def _then_close(self) -> None:
+        self._send(200, b"{}", {"Content-Type": "application/json"})
+        self.close_connection = True
+
+    def _slow(self) -> None:
+        ready, _, _ = select.select([self.connection], [], [], 10.0)
+        if ready and not self.connection.recv(1, socket.MSG_PEEK):
+            with self.server.recorder.lock:
+                self.server.recorder.abandoned += 1
+            self.close_connection = True
+            return
+        self._send(200, b"{}", {"Content-Type": "application/json"})
+
+    special = {
+        "/chunked": _chunked,
+        "/until-close": _until_close,
+        "/big": _big,
+        "/cut": _cut,
+        "/then-close": _then_close,
+        "/slow": _slow,
+    }
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
