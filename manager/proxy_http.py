@@ -326,7 +326,8 @@ class DisconnectWatcher:
     """One thread that polls ``waitress.client_disconnected`` for every proxied request.
 
     When a client has gone, the upstream socket is shut down, which ends the blocked read in
-    the worker thread; the worker then closes the connection and frees its thread.
+    the worker thread (the worker then closes the connection and frees its thread), or the
+    event loop's wait for a relayed answer (``manager.proxy_loop``).
     """
 
     def __init__(self, interval: float = WATCH_INTERVAL) -> None:

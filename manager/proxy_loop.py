@@ -2,10 +2,10 @@
 
 Waitress runs every request on a worker: its socket thread parses the request and wakes a
 worker, which answers and wakes the socket thread again. For the small JSON calls a TUI makes
-all the time, those hand-offs cost more CPU than the relaying itself, on a machine where
-OpenCode wants every core (bench/proxy.py). So the socket thread relays them itself, the way
-nginx does: it writes the request to OpenCode on a non-blocking keep-alive connection that
-lives in waitress' own socket map, and passes the answer on as it arrives.
+all the time, those hand-offs are CPU and delay taken from OpenCode, which wants every core
+of a small VM (bench/proxy.py). So the socket thread relays them itself, the way nginx does:
+it writes the request to OpenCode on a non-blocking keep-alive connection that lives in
+waitress' own socket map, and passes the answer on as it arrives.
 
 Only a request that needs nothing else takes this path: authorised, not an event stream
 (those hold a worker for their whole life, by design), no WebSocket upgrade, a body small
