@@ -427,3 +427,18 @@ def test_a_client_that_leaves_ends_its_request_to_opencode(proxied, upstream):
         time.sleep(0.3)
     # OpenCode's side of the request ends well before it would have answered (10 s).
     assert upstream.recorder.wait_for(lambda r: r.abandoned > before, timeout=5)
+
+
+def test_pipelined_requests_are_answered_in_order(proxied, upstream):
+    auth = b"Authorization: Bearer %s\r\n" % proxied.token.encode()
+    received = _raw_exchange(
+        proxied,
+        b"GET /api/opencode-proxy/first HTTP/1.1\r\n%s\r\n" % auth
+        + b"POST /api/opencode-proxy/second HTTP/1.1\r\n%sContent-Length: 2\r\n\r\n{}" % auth
+        + b"HEAD /api/opencode-proxy/third HTTP/1.1\r\n%s\r\n" % auth
+        + b"GET /api/opencode-proxy/fourth HTTP/1.1\r\n%sConnection: close\r\n\r\n" % auth,
+    )
+    assert received.count(b"HTTP/1.1 200 OK") == 4
+    first, second, fourth = (received.index(b'"/%s"' % m) for m in (b"first", b"second", b"fourth"))
+    assert first < second < fourth
+    assert [r.target for r in upstream.requests[-4:]] == ["/first", "/second", "/third", "/fourth"]
