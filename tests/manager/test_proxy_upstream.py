@@ -339,10 +339,14 @@ def test_opencode_down_is_a_502(tmp_path):
             manager.stop()
 
 
+def _connect(manager: RunningManager) -> socket.socket:
+    host, port = manager.url.removeprefix("http://").rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
 def _raw_exchange(manager: RunningManager, request: bytes) -> bytes:
     """Send ``request`` on a new connection and read until the Manager closes it."""
-    host, port = manager.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with _connect(manager) as sock:
         sock.sendall(request)
         received = b""
         while block := sock.recv(65536):
@@ -418,8 +422,7 @@ def test_a_keep_alive_connection_opencode_closed_is_never_an_error(proxied):
 
 def test_a_client_that_leaves_ends_its_request_to_opencode(proxied, upstream):
     before = upstream.recorder.abandoned
-    host, port = proxied.url.removeprefix("http://").rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
+    with _connect(proxied) as sock:
         sock.sendall(
             b"GET /api/opencode-proxy/slow HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n"
             % proxied.token.encode()
