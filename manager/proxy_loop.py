@@ -52,7 +52,7 @@ from manager.proxy import (
 )
 from manager.proxy_http import (
     BLOCK,
-    MAX_LINE,
+    BodyDecoder,
     ResponseHead,
     UpstreamError,
     client_gone_probe,
@@ -159,72 +159,6 @@ class LoopRelay:
             self.idle.append(conn)
         else:
             conn.close()
-
-
-class BodyDecoder:
-    """The content of an upstream body from its bytes as they arrive: by length, chunked
-    (trailers dropped, as on the worker path) or until the connection closes."""
-
-    def __init__(self, head: ResponseHead) -> None:
-        self.chunked = head.chunked
-        self.remaining = head.remaining
-        self.done = head.done
-        self.until_close = not head.chunked and head.remaining is None
-        self.chunk_left = 0
-        self.state = "size"  # chunked: size line, data, CRLF after data, trailer
-
-    def feed(self, buffer: bytearray) -> bytes:
-        """Take what ``buffer`` holds of the body out of it; return the content."""
-        if self.done:
-            return b""
-        if not self.chunked:
-            take = len(buffer) if self.remaining is None else min(len(buffer), self.remaining)
-            content = bytes(buffer[:take])
-            del buffer[:take]
-            if self.remaining is not None:
-                self.remaining -= take
-                self.done = self.remaining == 0
-            return content
-        pieces = []
-        while buffer and not self.done:
-            if self.state == "data":
-                take = min(len(buffer), self.chunk_left)
-                pieces.append(bytes(buffer[:take]))
-                del buffer[:take]
-                self.chunk_left -= take
-                if self.chunk_left == 0:
-                    self.state = "end"
-                continue
-            line = _take_line(buffer)
-            if line is None:
-                break
-            if self.state == "size":
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise UpstreamError("bad chunk size") from None
-                if size < 0:
-                    raise UpstreamError("bad chunk size")
-                self.chunk_left = size
-                self.state = "data" if size else "trailer"
-            elif self.state == "end":
-                if line.strip():
-                    raise UpstreamError("bad chunk ending")
-                self.state = "size"
-            elif not line.strip():  # the empty line after the trailers
-                self.done = True
-        return b"".join(pieces)
-
-
-def _take_line(buffer: bytearray) -> bytes | None:
-    end = buffer.find(b"\n")
-    if end < 0:
-        if len(buffer) > MAX_LINE:
-            raise UpstreamError("line too long")
-        return None
-    line = bytes(buffer[: end + 1])
-    del buffer[: end + 1]
-    return line
 
 
 class Exchange:
