@@ -96,10 +96,16 @@ class LoopRelay:
         self.to_worker = server.add_task
         self.idle: list[UpstreamConnection] = []
         self.usable: bool | None = None  # known at the first request: channels are made then
+        self.loop_thread = threading.get_ident()  # install() runs where the loop will
 
     def add_task(self, channel: Any) -> None:
         # Waitress calls this on its socket thread holding the channel's requests_lock, so
         # nothing here may answer the request: that happens in later event-loop callbacks.
+        # A worker calls it too, for a pipelined request behind the one it served; the
+        # event loop's sockets are not to be touched from there.
+        if threading.get_ident() != self.loop_thread:
+            self.to_worker(channel)
+            return
         if self.usable is None:
             self.usable = all(hasattr(channel, name) for name in CHANNEL_ATTRIBUTES)
             if not self.usable:
