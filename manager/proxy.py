@@ -17,6 +17,8 @@ from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from waitress.channel import ClientDisconnected
+
 from manager.auth import presented_token, token_matches, unauthorized
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
@@ -149,6 +151,11 @@ def event_directory(environ: dict[str, Any]) -> str:
 # -- responses ---------------------------------------------------------------------------
 
 
+class AnswerCut(ClientDisconnected):
+    """Raised from a response body to make waitress drop the connection unfinished: its
+    ``ClientDisconnected`` is the one exception it answers that way, logged at INFO."""
+
+
 class RelayBody:
     """The response body as a WSGI iterable; ``close()`` (called by waitress, even for HEAD,
     204 and 304 when the body never runs) frees the connection, the watch and the lease."""
@@ -178,10 +185,16 @@ class RelayBody:
                 if not chunk:
                     return
                 yield chunk
-        except (OSError, UpstreamError, ValueError):
-            # OpenCode went away mid-body, or the watcher shut the socket because the client
-            # did: end the body; waitress closes a connection whose length was not met.
-            return
+        except (OSError, UpstreamError, ValueError) as exc:
+            if self.conn.interrupted:
+                return  # the watcher shut the socket because the client had gone
+            # OpenCode ended its answer early. Ending the body quietly would let waitress
+            # finish a chunked answer with its last chunk, so a cut answer would look whole.
+            log.warning(
+                "OpenCode ended an answer early (%s); closing the client's connection",
+                exc.__class__.__name__,
+            )
+            raise AnswerCut from None
 
     def close(self) -> None:
         if self.closed:

@@ -241,6 +241,7 @@ class Connection:
         self.sock: socket.socket | None = None
         self.rfile: Any = None
         self.reused = False
+        self.interrupted = False  # the watcher ended it: the client had gone
 
     def connect(self) -> None:
         if self.sock is not None:
@@ -285,6 +286,7 @@ class Connection:
 
     def shutdown(self) -> None:
         """Wake a thread blocked reading this connection (called from the watcher)."""
+        self.interrupted = True
         sock = self.sock
         if sock is not None:
             with contextlib.suppress(OSError):

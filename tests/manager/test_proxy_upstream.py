@@ -412,6 +412,22 @@ def test_an_answer_cut_short_never_reaches_the_client_as_whole(proxied):
     assert after.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"x" * 300_000],
+    ids=["relayed on the event loop", "on a worker (large upload)"],
+)
+def test_a_chunked_answer_cut_short_is_not_finished_for_the_client(proxied, body):
+    received = _raw_exchange(
+        proxied,
+        b"POST /api/opencode-proxy/chunked-cut HTTP/1.1\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (proxied.token.encode(), len(body), body),
+    )
+    assert received.startswith(b"HTTP/1.1 200")
+    # The chunk that came, then the Manager closed: no last chunk that would make it whole.
+    assert received.endswith(b"\r\n\r\nA\r\n0123456789\r\n")
+
+
 def test_a_keep_alive_connection_opencode_closed_is_never_an_error(proxied):
     session = requests.Session()
     session.headers.update(bearer(proxied.token))

@@ -11,6 +11,7 @@ answers by path:
 - ``/until-close``: ``UNTIL_CLOSE_BODY`` with no length: the body ends when the connection does;
 - ``/big``: ``BIG_BODY`` (24 MB) with its Content-Length;
 - ``/cut``: a Content-Length of 1000 and 10 bytes of body, then the connection closes;
+- ``/chunked-cut``: one chunk of a chunked answer, then the connection closes;
 - ``/then-close``: 200, then the connection closes although it said keep-alive;
 - ``/slow``: waits up to 10 s for the proxy to hang up (and records that it did), else 200;
 - anything else: 200 with a JSON summary of the request.
@@ -198,6 +199,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0123456789")
         self.close_connection = True
 
+    def _chunked_cut(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.write(b"a\r\n0123456789\r\n")
+        self.close_connection = True
+
     def _then_close(self) -> None:
         self._send(200, b"{}", {"Content-Type": "application/json"})
         self.close_connection = True
@@ -216,6 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
         "/until-close": _until_close,
         "/big": _big,
         "/cut": _cut,
+        "/chunked-cut": _chunked_cut,
         "/then-close": _then_close,
         "/slow": _slow,
     }
