@@ -59,6 +59,7 @@ DROP_RESPONSE = HOP_BY_HOP | {"www-authenticate"}
 # Small bodies are sent with the headers in one write, and can be re-sent on a fresh
 # connection when a pooled one turns out to be closed.
 SMALL_BODY = 256 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # A request that arrives while OpenCode (re)starts waits this long before getting a 502.
 READY_WAIT = 30.0
 
@@ -211,6 +212,14 @@ class RelayBody:
             self.on_close()
 
 
+def small_body(method: str, length: int, stream: BinaryIO) -> bytes | None:
+    """A body of at most ``SMALL_BODY`` bytes, read whole; None for a request without one
+    (OpenCode still gets ``Content-Length: 0`` for an empty POST, PUT or PATCH)."""
+    if length:
+        return stream.read(length)
+    return b"" if method in BODY_METHODS else None
+
+
 def _forward(
     proxy: Proxy, environ: dict[str, Any], endpoint: Endpoint
 ) -> tuple[Connection, UpstreamResponse, int]:
@@ -219,13 +228,7 @@ def _forward(
     headers = request_headers(environ, endpoint)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     stream: BinaryIO = environ["wsgi.input"]
-    body: bytes | BinaryIO | None
-    if length == 0:
-        body = b"" if method in ("POST", "PUT", "PATCH") else None
-    elif length <= SMALL_BODY:
-        body = stream.read(length)
-    else:
-        body = stream
+    body = stream if length > SMALL_BODY else small_body(method, length, stream)
     gone = client_gone_probe(environ)
     for attempt in (1, 2):
         conn = proxy.pool.get(endpoint)

@@ -46,6 +46,7 @@ from manager.proxy import (
     is_proxy_path,
     request_headers,
     response_headers,
+    small_body,
     status_line,
     unreachable,
     upstream_target,
@@ -62,7 +63,6 @@ from manager.proxy_http import (
 log = logging.getLogger("manager.proxy")
 
 RELAYED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Stop reading OpenCode's answer while this much of it waits for a slow client: waitress
 # makes a writer wait above 16 MB queued, and here the writer is the event loop itself.
 CLIENT_BACKLOG = 1024 * 1024
@@ -183,13 +183,9 @@ class Exchange:
         self.request = request
         self.endpoint = endpoint
         method = request.command
-        body: bytes | None = None
-        if request.content_length:
-            stream = request.get_body_stream()
-            body = stream.read(request.content_length)
-            stream.seek(0)  # a worker may still have to read it
-        elif method in BODY_METHODS:
-            body = b""
+        stream = request.get_body_stream()
+        body = small_body(method, request.content_length, stream)
+        stream.seek(0)  # a worker may still have to read it
         target = upstream_target(environ, endpoint.base_path)
         headers = request_headers(environ, endpoint)
         head = request_head(method, target, headers, None if body is None else len(body))
