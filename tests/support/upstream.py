@@ -182,29 +182,25 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(0.05)
         self.wfile.write(b"0\r\nX-Checksum: abc\r\n\r\n")
 
-    def _until_close(self) -> None:
+    def _write_then_close(self, header: tuple[str, str], wire: bytes) -> None:
+        """A 200 with ``header``, then ``wire`` as the body bytes, then the connection ends."""
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header(*header)
         self.end_headers()
-        self.wfile.write(UNTIL_CLOSE_BODY)
+        self.wfile.write(wire)
         self.close_connection = True
+
+    def _until_close(self) -> None:
+        self._write_then_close(("Content-Type", "text/plain"), UNTIL_CLOSE_BODY)
 
     def _big(self) -> None:
         self._send(200, BIG_BODY, {"Content-Type": "application/octet-stream"})
 
     def _cut(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "1000")
-        self.end_headers()
-        self.wfile.write(b"0123456789")
-        self.close_connection = True
+        self._write_then_close(("Content-Length", "1000"), b"0123456789")
 
     def _chunked_cut(self) -> None:
-        self.send_response(200)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        self.wfile.write(b"a\r\n0123456789\r\n")
-        self.close_connection = True
+        self._write_then_close(("Transfer-Encoding", "chunked"), b"a\r\n0123456789\r\n")
 
     def _then_close(self) -> None:
         self._send(200, b"{}", {"Content-Type": "application/json"})
