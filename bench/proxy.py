@@ -62,6 +62,9 @@ class Side:
     prefix: str
     authorization: str
 
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.authorization} if self.authorization else {}
+
 
 # -- set-up --------------------------------------------------------------------------------
 
@@ -221,7 +224,7 @@ def timed_requests(side: Side, target: str, count: int) -> list[float]:
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    headers = {"Authorization": side.authorization} if side.authorization else {}
+    headers = side.headers()
     times = []
     for _ in range(count):
         start = time.perf_counter()
@@ -238,7 +241,7 @@ def _throughput_worker(
     side: Side, target: str, seconds: float, start_at: float, out: multiprocessing.Queue
 ) -> None:  # type: ignore[type-arg]
     conn = http.client.HTTPConnection(side.host, side.port, timeout=30)
-    headers = {"Authorization": side.authorization} if side.authorization else {}
+    headers = side.headers()
     while time.time() < start_at:
         time.sleep(0.001)
     done = 0
