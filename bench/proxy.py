@@ -10,7 +10,13 @@ Linux only), then sends the same requests straight to OpenCode and through the p
   once; ``POST /session`` triggers ``session.created``; the time from the POST until each
   stream sees the event;
 - streams held: 200 event streams through the proxy at once (the default --max-streams),
-  while ordinary requests keep being answered.
+  while ordinary requests keep being answered;
+- a calibration: straight to OpenCode again, with a pause (--pause, ms) before each request
+  about as long as the proxy's own delay, because OpenCode answers more slowly the longer it
+  was idle; that much of the proxy's p50 is OpenCode's reaction, not the proxy's work.
+
+Measuring starts once OpenCode has settled: after it starts, and again after the first
+requests for the benchmark's directory, which set it working for about ten seconds.
 
 When ``nginx`` is installed (``apt-get install nginx-light``), the latency and throughput runs
 also go through an nginx reverse proxy in front of the same OpenCode, as the reference the
@@ -28,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import http.client
 import json
 import multiprocessing
@@ -61,6 +68,7 @@ class Side:
     port: int
     prefix: str
     authorization: str
+    pause: float = 0.0  # seconds the client waits, untimed, before each request
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": self.authorization} if self.authorization else {}
@@ -180,7 +188,8 @@ def nginx_side(nginx: str, work: Path, direct: Side) -> Iterator[Side]:
         process.wait(timeout=10)
 
 
-def opencode_side(manager_pid: int) -> Side:
+def opencode_side(manager_pid: int) -> tuple[Side, int]:
+    """OpenCode's own address and password, and its pid."""
     for task in Path(f"/proc/{manager_pid}/task").iterdir():
         for pid in (task / "children").read_text().split():
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -193,10 +202,7 @@ def opencode_side(manager_pid: int) -> Side:
                     if e.startswith(b"OPENCODE_SERVER_PASSWORD=")
                 )
                 auth = base64.b64encode(f"opencode:{password}".encode()).decode()
-                side = Side("direct", "127.0.0.1", port, "", "Basic " + auth)
-                waited = wait_until_idle(int(pid))
-                print(f"opencode settled after {waited:.0f} s", file=sys.stderr)
-                return side
+                return Side("direct", "127.0.0.1", port, "", "Basic " + auth), int(pid)
     sys.exit("bench/proxy.py: could not find the Manager's opencode process")
 
 
@@ -205,16 +211,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_until_idle(pid: int, limit: float = 90.0) -> float:
-    """A fresh ``opencode serve`` keeps a core busy for a while (it installs its plugins);
-    measuring during that would measure the installer. Returns the seconds waited."""
+def wait_until_idle(pid: int, what: str, limit: float = 90.0) -> None:
+    """Wait until OpenCode has stopped working in the background: a fresh ``opencode serve``
+    installs its plugins, and the first requests for a directory start about ten seconds of
+    work on that project. Measuring during either would measure that work, and it takes
+    CPU from whichever side happens to be running."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
         before = cpu_seconds(pid)
         time.sleep(1.0)
         if cpu_seconds(pid) - before < 0.05:
             break
-    return time.monotonic() - start
+    print(f"opencode settled {what} after {time.monotonic() - start:.0f} s", file=sys.stderr)
 
 
 # -- measurements --------------------------------------------------------------------------
@@ -227,6 +235,8 @@ def timed_requests(side: Side, target: str, count: int) -> list[float]:
     headers = side.headers()
     times = []
     for _ in range(count):
+        if side.pause:
+            time.sleep(side.pause)
         start = time.perf_counter()
         conn.request("GET", side.prefix + target, headers=headers)
         response = conn.getresponse()
@@ -404,6 +414,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per side, throughput")
     parser.add_argument("--events", type=int, default=40)
     parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument(
+        "--pause", type=float, default=0.5, help="ms, the paused direct side's pause"
+    )
     args = parser.parse_args()
     if not sys.platform.startswith("linux"):
         sys.exit("bench/proxy.py: reads /proc to find OpenCode's password; Linux only")
@@ -416,7 +429,8 @@ def main() -> int:
     try:
         with contextlib.ExitStack() as stack:
             directory = make_repo(work / "repo")
-            direct = opencode_side(process.pid)
+            direct, opencode_pid = opencode_side(process.pid)
+            wait_until_idle(opencode_pid, "after starting")
             port = int(url.rsplit(":", 1)[1])
             proxy = Side("proxy", "127.0.0.1", port, "/api/opencode-proxy", f"Bearer {token}")
             sides = [direct, proxy]
@@ -426,14 +440,19 @@ def main() -> int:
             # Warm every path (OpenCode builds its per-directory state on the first call).
             for side in sides * 3:
                 timed_requests(side, target, 300)
+            wait_until_idle(opencode_pid, "after the first requests for the directory")
 
-            latency: dict[str, list[float]] = {side.name: [] for side in sides}
+            # OpenCode answers more slowly the longer it was idle before a request. This side
+            # pauses before each request about as long as the proxy adds (against a trivial
+            # upstream), to show how much of the proxy's p50 is OpenCode reacting to that.
+            paused = dataclasses.replace(direct, name="direct, paused", pause=args.pause / 1000)
+            latency: dict[str, list[float]] = {side.name: [] for side in [*sides, paused]}
             # Short rounds, so that the neighbours' bursts on a shared machine fall on every
             # side alike rather than on whichever happened to be running.
             rounds = max(8, args.requests // 50)
             manager_cpu = 0.0
             for _ in range(rounds):
-                for side in sides:
+                for side in [*sides, paused]:
                     before = cpu_seconds(process.pid)
                     latency[side.name] += timed_requests(side, target, args.requests // rounds)
                     if side is proxy:
@@ -517,6 +536,12 @@ def main() -> int:
     for row in [header, tuple("-" * w for w in widths), *rows]:
         cells = (str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
         print("  ".join(cells).rstrip())
+    paused_p50, paused_p10 = (pct(latency[paused.name], q) for q in (0.5, 0.1))
+    print(
+        f"\nStraight to OpenCode with a {args.pause:g} ms pause before each request:"
+        f" p50 {ms(paused_p50)} (+{ms(paused_p50 - quantiles[0.5]['direct'])}),"
+        f" p10 {ms(paused_p10)} (+{ms(paused_p10 - quantiles[0.1]['direct'])})."
+    )
     print(
         f"\n{os.cpu_count()} CPUs; {args.requests} requests per side for latency;"
         f" {args.seconds:.0f} s per side for throughput; {args.events} events"
