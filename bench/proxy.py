@@ -221,8 +221,10 @@ def wait_until_idle(pid: int, what: str, limit: float = 90.0) -> None:
         before = cpu_seconds(pid)
         time.sleep(1.0)
         if cpu_seconds(pid) - before < 0.05:
-            break
-    print(f"opencode settled {what} after {time.monotonic() - start:.0f} s", file=sys.stderr)
+            waited = time.monotonic() - start
+            print(f"opencode settled {what} after {waited:.0f} s", file=sys.stderr)
+            return
+    print(f"opencode still busy {limit:.0f} s {what}; measuring anyway", file=sys.stderr)
 
 
 # -- measurements --------------------------------------------------------------------------
@@ -446,13 +448,14 @@ def main() -> int:
             # pauses before each request about as long as the proxy adds (against a trivial
             # upstream), to show how much of the proxy's p50 is OpenCode reacting to that.
             paused = dataclasses.replace(direct, name="direct, paused", pause=args.pause / 1000)
-            latency: dict[str, list[float]] = {side.name: [] for side in [*sides, paused]}
+            latency_sides = [*sides, paused]
+            latency: dict[str, list[float]] = {side.name: [] for side in latency_sides}
             # Short rounds, so that the neighbours' bursts on a shared machine fall on every
             # side alike rather than on whichever happened to be running.
             rounds = max(8, args.requests // 50)
             manager_cpu = 0.0
             for _ in range(rounds):
-                for side in [*sides, paused]:
+                for side in latency_sides:
                     before = cpu_seconds(process.pid)
                     latency[side.name] += timed_requests(side, target, args.requests // rounds)
                     if side is proxy:
