@@ -75,65 +75,40 @@ class ResponseHead:
 
 
 class Response(ResponseHead):
-    """An upstream response whose body is read as it arrives, from a blocking connection."""
+    """An upstream response whose body is read as it arrives, from a blocking connection,
+    and decoded by the same ``BodyDecoder`` as the event-loop relay's."""
 
     def __init__(self, conn: Connection, method: str) -> None:
         self.conn = conn
-        self.chunk_left = 0
-        self.after_chunk = False  # the CRLF after a chunk is still to be read
         super().__init__(conn.rfile, method)
         while self.interim:
             super().__init__(conn.rfile, method)
+        self.body = BodyDecoder(self)
+        self.pending = bytearray()  # read from the connection, not yet decoded
 
     def read1(self, limit: int = BLOCK) -> bytes:
-        """What has arrived of the body, at most ``limit`` bytes; b"" once it is complete.
+        """What has arrived of the body's content; b"" once it is complete.
 
-        Raises UpstreamError when the connection ends before the body does.
+        Reads the connection at most once per piece of content: a chunk is returned as soon
+        as it arrives, before the CRLF after it. Raises UpstreamError when the connection
+        ends before the body does.
         """
-        if self.done:
-            return b""
-        rfile = self.conn.rfile
-        if self.chunked:
-            return self._read1_chunked(rfile, limit)
-        if self.remaining is None:
-            data = rfile.read1(limit)
+        body = self.body
+        while True:
+            content = body.feed(self.pending)
+            if body.done:
+                self.done = True
+                # Bytes after the body would be read as the next answer's: do not reuse.
+                self.will_close = self.will_close or bool(self.pending)
+            if content or body.done:
+                return content
+            wanted = limit if body.chunked or body.remaining is None else body.remaining
+            data = self.conn.rfile.read1(min(limit, wanted))
             if not data:
-                self.done = True
-            return data
-        data = rfile.read1(min(limit, self.remaining))
-        if not data:
-            raise UpstreamError("body cut short")
-        self.remaining -= len(data)
-        self.done = self.remaining == 0
-        return data
-
-    def _read1_chunked(self, rfile: BinaryIO, limit: int) -> bytes:
-        if self.chunk_left == 0:
-            if self.after_chunk:
-                # Read only now, not right after the chunk: waiting for these two bytes must
-                # never delay the event that came before them.
-                if rfile.readline(MAX_LINE).strip():
-                    raise UpstreamError("bad chunk ending")
-                self.after_chunk = False
-            size_line = rfile.readline(MAX_LINE)
-            if not size_line:
-                raise UpstreamError("body cut short")
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise UpstreamError("bad chunk size") from None
-            if size == 0:
-                _read_headers(rfile)  # trailers, dropped (hop-by-hop for the proxy)
-                self.done = True
-                return b""
-            self.chunk_left = size
-        data = rfile.read1(min(limit, self.chunk_left))  # type: ignore[attr-defined]
-        if not data:
-            raise UpstreamError("body cut short")
-        self.chunk_left -= len(data)
-        if self.chunk_left == 0:
-            self.after_chunk = True
-        return data
+                if not body.until_close:
+                    raise UpstreamError("body cut short")
+                body.done = True
+            self.pending += data
 
 
 class BodyDecoder:
