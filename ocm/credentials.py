@@ -17,9 +17,11 @@ import json
 import os
 
 from ocm import paths
+from ocm.errors import OcmError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 SERVICE = "opencode-manager"
@@ -49,6 +51,41 @@ class TokenSource:
 
     def __repr__(self) -> str:  # never print the token by accident
         return f"TokenSource(store={self.store!r}, label={self.label!r})"
+
+    def problem(self) -> str | None:
+        """Why this token cannot be sent in an HTTP header, or None; never shows the token."""
+        flaw = token_flaw(self.token)
+        return f"the token from {self.label} is malformed ({flaw})" if flaw else None
+
+    def checked(self) -> TokenSource:
+        """This source, or an error saying the token is malformed and how to replace it."""
+        problem = self.problem()
+        if problem is None:
+            return self
+        if self.store == STORE_ENV:
+            todo = f"set {ENV_TOKEN} to exactly the token `ocm-manager` printed, or unset it"
+        else:
+            todo = "run `ocm login <url>` again with the token `ocm-manager` printed"
+        raise OcmError(problem, todo)
+
+
+def token_flaw(token: str) -> str | None:
+    """What makes ``token`` unusable as a header value, in a few words; None when it is fine.
+
+    Manager tokens are printable ASCII without spaces; anything else (a newline from a
+    pasted line, a control character, a non-ASCII letter) would fail only deep inside the
+    HTTP library, as "cannot reach the Manager".
+    """
+    for char in token:
+        if char == "\n" or char == "\r":
+            return "it contains a line break"
+        if char.isspace():
+            return "it contains a space"
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            return "it contains a control character"
+        if ord(char) > 0x7E:
+            return "it contains a non-ASCII character"
+    return None
 
 
 def env_label() -> str:
@@ -123,10 +160,56 @@ def _keyring_delete(url: str) -> str | None:
 # ---------------------------------------------------------------- file
 
 
-def _read_file() -> dict[str, str]:
-    """URL → token from credentials.json; anything unreadable counts as empty."""
+def exposure(path: Path | None = None) -> str | None:
+    """Why credentials.json cannot be trusted to be private, or None (also when absent).
+
+    As ssh does with a private key: a file that others can read, or that is not ours, or a
+    directory that others can write to (where the file could be swapped), is refused.
+    """
+    path = path or paths.credentials_file()
     try:
-        data = json.loads(paths.credentials_file().read_text(encoding="utf-8"))
+        info = os.stat(path)
+    except OSError:
+        return None
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and info.st_uid != uid:
+        return f"{path} belongs to another user"
+    if info.st_mode & 0o077:
+        return f"{path} is accessible to other users (mode {info.st_mode & 0o777:04o})"
+    try:
+        parent = os.stat(path.parent)
+    except OSError:
+        return None
+    if parent.st_mode & 0o022:
+        return (
+            f"{path.parent} is writable by other users (mode {parent.st_mode & 0o777:04o}), "
+            "so someone else could replace credentials.json"
+        )
+    return None
+
+
+def exposure_todo(path: Path | None = None) -> str:
+    path = path or paths.credentials_file()
+    return (
+        f"if no one else could have read it, run `chmod 600 {path}` and `chmod 700 "
+        f"{path.parent}`; otherwise rotate the token (`ocm-manager token rotate`) and run "
+        "`ocm login <url>` with the new one"
+    )
+
+
+def _read_file(*, trusted_only: bool = False) -> dict[str, str]:
+    """URL → token from credentials.json; anything unreadable counts as empty.
+
+    ``trusted_only`` (when a token is about to be used): refuse a file others can read.
+    Writers skip the check, since writing it (``ocm login``) makes it private again.
+    """
+    path = paths.credentials_file()
+    if trusted_only:
+        problem = exposure(path)
+        if problem:
+            raise OcmError(f"refusing to use the token in {problem}", exposure_todo(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return {}
     tokens = data.get("tokens") if isinstance(data, dict) else None
@@ -161,7 +244,7 @@ def find_token(url: str | None) -> TokenSource | None:
         return TokenSource(env, STORE_ENV, env_label())
     if not url:
         return None
-    stored = _read_file().get(url)
+    stored = _read_file(trusted_only=True).get(url)
     if stored:
         return TokenSource(stored, STORE_FILE, file_label())
     return _keyring_get(url)

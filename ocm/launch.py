@@ -8,34 +8,12 @@ local user.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Mapping
 from typing import NoReturn
 
 from ocm.errors import OcmError
-
-BIN_ENV = "OCM_OPENCODE_BIN"
-INSTALL_HINT = "install it with `npm i -g opencode-ai`"
-
-
-def opencode_binary() -> str:
-    """``$OCM_OPENCODE_BIN`` or ``opencode`` on PATH, as a path that exists."""
-    configured = os.environ.get(BIN_ENV, "").strip()
-    if configured:
-        found = shutil.which(configured)
-        if not found:
-            raise OcmError(
-                f"{BIN_ENV}={configured} is not an executable",
-                f"fix {BIN_ENV} or unset it to use `opencode` on PATH",
-            )
-        return found
-    found = shutil.which("opencode")
-    if not found:
-        raise OcmError(
-            "cannot find `opencode` (the OpenCode TUI) on PATH", f"{INSTALL_HINT}, or set {BIN_ENV}"
-        )
-    return found
+from ocm.opencode import install_hint
 
 
 def attach_argv(binary: str, manager_url: str, directory: str) -> list[str]:
@@ -72,5 +50,5 @@ def exec_attach(
         os.execvpe(binary, argv, env)
     except OSError as exc:
         raise OcmError(
-            f"cannot start {binary} ({exc.strerror or exc})", f"check the file, or {INSTALL_HINT}"
+            f"cannot start {binary} ({exc.strerror or exc})", f"check the file, or {install_hint()}"
         ) from None

@@ -123,7 +123,8 @@ environment:
   OPENCODE_MANAGER_URL  Manager URL, overrides the one saved by `ocm login`
   OCM_TOKEN             token, overrides the keyring and credentials.json
   OCM_CONFIG_DIR        config dir (default $XDG_CONFIG_HOME/opencode-manager)
-  OCM_OPENCODE_BIN      the opencode executable (default: `opencode` on PATH)
+  OCM_OPENCODE_BIN      the opencode executable (default: `opencode` on PATH, then
+                        ocm's own copy)
   OCM_DEBUG=1           show tracebacks"""
 
 

@@ -21,6 +21,14 @@ def config_dir() -> Path:
     return base / APP_NAME
 
 
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/opencode-manager``, else ``~/.cache/opencode-manager``: only things
+    ocm can work out again (e.g. the version of an ``opencode`` binary)."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / APP_NAME
+
+
 def state_file() -> Path:
     return config_dir() / "state.json"
 

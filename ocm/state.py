@@ -10,9 +10,11 @@ import json
 import time
 
 from ocm import paths
+from ocm.errors import OcmError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 
@@ -109,8 +111,14 @@ def load() -> State:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return State()
-    except (OSError, UnicodeDecodeError) as exc:
-        return State(problem=f"{path} is unreadable ({exc.__class__.__name__})")
+    except IsADirectoryError:
+        return State(problem=f"{path} is a directory, not ocm's state file")
+    except PermissionError:
+        return State(problem=f"{path} is not readable (permission denied)")
+    except OSError as exc:
+        return State(problem=f"{path} is unreadable ({exc.strerror or exc.__class__.__name__})")
+    except UnicodeDecodeError:
+        return State(problem=f"{path} is not UTF-8 text")
     if not raw.strip():
         return State(problem=f"{path} is empty")
     try:
@@ -136,16 +144,40 @@ def save(state: State) -> State:
     stamped = state.replace(
         problem=None, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     )
-    atomic_write_text(
-        paths.state_file(), json.dumps(stamped.to_json(), indent=2) + "\n", mode=0o600
-    )
+    path = paths.state_file()
+    try:
+        atomic_write_text(path, json.dumps(stamped.to_json(), indent=2) + "\n", mode=0o600)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     return stamped
+
+
+def check_writable() -> None:
+    """Raise before anything else is saved when state.json could not be written anyway."""
+    path = paths.state_file()
+    if path.is_dir():
+        raise _unwritable(path, IsADirectoryError(21, "Is a directory"))
+
+
+def _unwritable(path: Path, exc: OSError) -> OcmError:
+    if path.is_dir():
+        return OcmError(
+            f"cannot write {path}: it is a directory, not ocm's state file",
+            f"remove it (`rm -r {path}`) and try again",
+        )
+    return OcmError(
+        f"cannot write {path} ({exc.strerror or exc.__class__.__name__})",
+        f"check the permissions of {path.parent}, or set OCM_CONFIG_DIR to another folder",
+    )
 
 
 def clear() -> bool:
     """Remove ``state.json``; True when there was one."""
+    path = paths.state_file()
     try:
-        paths.state_file().unlink()
+        path.unlink()
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     return True

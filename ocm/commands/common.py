@@ -27,6 +27,13 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
 
     text = raw.strip()
     parts = urlsplit(text)
+    if "@" in parts.netloc:
+        # Checked first, and the URL is not repeated: it may hold a password.
+        raise UsageError(
+            f"{what} contains a user name or password (user@host)",
+            "leave them out: the Manager token is the only credential ocm sends "
+            "(give it to `ocm login` at the prompt or on stdin)",
+        )
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
         raise UsageError(
             f"{what} {text!r} needs a scheme and a host",
@@ -78,6 +85,11 @@ class Login:
 def require_login(state: state_mod.State) -> Login:
     """URL and token, or an error saying how to log in."""
     where = manager_url(state)
+    if where is None and state.problem:
+        raise OcmError(
+            f"not logged in: {state.problem}",
+            f"remove it (`rm -r {paths.state_file()}`) and run `ocm login <url>`",
+        )
     if where is None:
         raise OcmError(
             "not logged in to a Manager",
@@ -90,7 +102,7 @@ def require_login(state: state_mod.State) -> Login:
             f"keyring, and {credentials.ENV_TOKEN} is not set",
             f"run `ocm login {where.url}`",
         )
-    return Login(where.url, where.source, token)
+    return Login(where.url, where.source, token.checked())
 
 
 def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]:

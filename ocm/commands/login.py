@@ -30,11 +30,17 @@ def _read_token(given: str | None) -> str:
         )
     if any(ch.isspace() for ch in token):
         raise UsageError("the token contains spaces", "paste exactly what `ocm-manager` printed")
+    flaw = credentials.token_flaw(token)
+    if flaw:
+        raise UsageError(
+            f"the token is malformed ({flaw})", "paste exactly what `ocm-manager` printed"
+        )
     return token
 
 
 def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) -> int:
     normalised = normalise_manager_url(url)
+    state_mod.check_writable()
     secret = _read_token(token)
     ready = None
     if verify:
@@ -79,13 +85,16 @@ def logout() -> int:
     if where is None:
         state_mod.clear()
         note("not logged in; nothing to remove")
-        return 0
-    removed = credentials.delete_token(where.url)
-    state_mod.clear()
-    if removed:
-        note(f"logged out of {where.url}; token removed from {' and '.join(removed)}")
     else:
-        note(f"logged out of {where.url}; no token was stored for it")
+        removed = credentials.delete_token(where.url)
+        state_mod.clear()
+        if removed:
+            note(f"logged out of {where.url}; token removed from {' and '.join(removed)}")
+        else:
+            note(f"logged out of {where.url}; no token was stored for it")
+    # Whatever was stored, these still log this shell in: say so every time.
     if os.environ.get(credentials.ENV_TOKEN, "").strip():
         note(f"{credentials.ENV_TOKEN} is still set in this environment; unset it too")
+    if os.environ.get(URL_ENV, "").strip():
+        note(f"{URL_ENV} is still set in this environment; unset it too")
     return 0

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ocm import launch, resolve
+from ocm import launch, opencode, resolve
 from ocm import state as state_mod
 from ocm.api import ManagerClient, Workspace
 from ocm.commands.common import Login, connect, last_repo_state, note, remember
@@ -63,7 +63,8 @@ def attach_default() -> int:
 def _attach(
     client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *, reason: str
 ) -> int:
-    binary = launch.opencode_binary()  # before anything is saved: a missing TUI changes nothing
+    # Before anything is saved: a missing or unusable TUI changes nothing.
+    binary = opencode.require().path
     remember(current, login, ws)
     note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch}) on {login.url} [{reason}]")
     client.warm_up(ws.directory)

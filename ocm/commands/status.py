@@ -1,11 +1,16 @@
-"""``ocm status``: what ocm would use right now. No network, and no keyring unless needed."""
+"""``ocm status``: what ocm would use right now, and whether the Manager answers.
+
+Local facts first (URL, token store, last repo, ``opencode``, install), then one quick,
+token-free ``GET /api/health`` (:mod:`ocm.probe`): a Manager that is down is reported, never
+fatal. No ``requests``, and no keyring unless the token may be there.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from ocm import __version__, credentials, paths
+from ocm import __version__, credentials, opencode, paths, probe
 from ocm import state as state_mod
 from ocm.commands.common import manager_url
 from ocm.errors import OcmError
@@ -25,6 +30,15 @@ def _install_info() -> dict[str, Any] | None:
         return None
 
 
+def _health_text(health: probe.Health) -> str:
+    if not health.reachable:
+        return (
+            f"NO, the Manager is not reachable ({health.reason}); an open TUI cannot work "
+            'until it is back (OpenCode says "Creating a session failed")'
+        )
+    return f"yes, OpenCode on the Manager is {health.opencode_state or 'unknown'}"
+
+
 def _align(line: str) -> str:
     label, _, text = line.partition(": ")
     return f"{label + ':':<10} {text}" if text else line
@@ -37,7 +51,25 @@ def status(*, as_json: bool) -> int:
         url_problem = None
     except OcmError as exc:  # a malformed OPENCODE_MANAGER_URL is worth showing, not dying on
         where, url_problem = None, exc.message
-    token = credentials.find_token(where.url if where else None)
+    problems = [p for p in (current.problem, url_problem) if p]
+    try:
+        token = credentials.find_token(where.url if where else None)
+    except OcmError as exc:  # e.g. credentials.json readable by others: refused, reported
+        token, problems = None, [*problems, exc.message]
+    try:
+        token = token.checked() if token else None
+    except OcmError as exc:  # malformed: shown as present, with what to do
+        problems.append(exc.message)
+    try:
+        tui = opencode.locate()
+    except OcmError as exc:
+        tui, problems = None, [*problems, exc.message]
+    else:
+        if tui is None:
+            problems.append(f"no `opencode` found; {opencode.install_hint()}")
+    if tui is not None and tui.problem():
+        problems.append(f"{tui.problem()}; install {opencode.pinned_spec()}")
+    health = probe.check(where.url) if where else None
     last: dict[str, Any] | None = None
     if current.has_last_repo and (where is None or current.manager_url in (None, where.url)):
         last = {
@@ -57,8 +89,10 @@ def status(*, as_json: bool) -> int:
             "location": token.label if token else None,
         },
         "lastRepo": last,
+        "managerHealth": health.to_json() if health else None,
+        "opencode": tui.to_json() if tui else None,
         "configDir": str(paths.config_dir()),
-        "problems": [p for p in (current.problem, url_problem) if p],
+        "problems": problems,
         "install": _install_info(),
     }
     if as_json:
@@ -66,8 +100,9 @@ def status(*, as_json: bool) -> int:
         sys.stdout.write("\n")
         return 0
     lines = [f"ocm {__version__}"]
-    if where:
+    if where and health:
         lines.append(f"manager:   {where.url} (from {where.source})")
+        lines.append(f"reachable: {_health_text(health)}")
     else:
         lines.append("manager:   not logged in; run `ocm login <url>`")
     if token:
@@ -83,6 +118,10 @@ def status(*, as_json: bool) -> int:
         )
     else:
         lines.append("last repo: none")
+    if tui:
+        lines.append(f"opencode:  {tui.path} ({tui.version or 'version unknown'}, {tui.source})")
+    else:
+        lines.append("opencode:  not found")
     lines.append(f"config:    {paths.config_dir()}")
     if report["install"] is not None:
         from install.locate import summary_lines  # noqa: PLC0415

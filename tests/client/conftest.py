@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ocm.opencode import PINNED_VERSION
 from tests.support.processes import RunningManager, ocm_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,8 +27,12 @@ RECORDED_ENV = (
 
 RECORDER = """\
 #!{python}
-# Stands in for `opencode`: records how it was started, then exits 0.
+# Stands in for `opencode`: answers `--version` like the pinned one; otherwise records how
+# it was started, then exits 0.
 import json, os, sys
+if sys.argv[1:] == ["--version"]:
+    print({version!r})
+    sys.exit(0)
 with open({record!r}, "w") as handle:
     json.dump({{"argv": sys.argv, "cwd": os.getcwd(),
                "env": {{k: os.environ.get(k) for k in {names!r}}}}}, handle)
@@ -86,7 +91,12 @@ def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     bin_dir.mkdir()
     rec = Recorder(bin_dir, tmp_path / "opencode-call.json")
     rec.path.write_text(
-        RECORDER.format(python=sys.executable, record=str(rec.record), names=RECORDED_ENV)
+        RECORDER.format(
+            python=sys.executable,
+            record=str(rec.record),
+            names=RECORDED_ENV,
+            version=PINNED_VERSION,
+        )
     )
     rec.path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

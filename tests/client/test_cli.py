@@ -30,13 +30,16 @@ def test_version_and_help_everywhere_without_a_manager(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / ".config").exists()
 
 
-def test_status_never_touches_the_network(tmp_path: Path) -> None:
+def test_status_only_asks_for_health_and_never_sends_the_token(tmp_path: Path) -> None:
     with standin.serve() as server:
+        server.json_route("/api/health", {"status": "ok", "opencode": {"state": "running"}})
         assert run_ocm("login", "--no-verify", server.url, "tok").returncode == 0
         text = run_ocm("status")
         data = run_ocm("status", "--json")
-    assert server.requests == []
+    assert [(r["method"], r["path"]) for r in server.requests] == [("GET", "/api/health")] * 2
+    assert not any("tok" in str(r["headers"]) for r in server.requests)
     assert f"manager:   {server.url} (from state.json)" in text.stdout
+    assert "reachable: yes, OpenCode on the Manager is running" in text.stdout
     report = json.loads(data.stdout)
     assert report["managerUrl"] == server.url and report["loggedIn"] is True
     assert report["token"]["store"] == "file" and report["version"] == __version__
