@@ -8,17 +8,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from install import environment, links, paths, venv
+from install import environment, links, opencode, paths, venv
 from install.errors import PROGRAM, InstallError
 
 USAGE = """\
-python3 -m install [--venv DIR] [--manager] [--editable] [--force] [--bin-dir DIR]
+python3 -m install [--venv DIR] [--manager] [--editable] [--no-opencode] [--force]
+                         [--bin-dir DIR]
        python -m install link [--force] [--bin-dir DIR]
        python -m install unlink [--bin-dir DIR]"""
 
 DESCRIPTION = """\
 Without a command (run from a checkout): create or update ocm's own virtual environment,
-install the checkout into it, then link `ocm` into ~/.local/bin.
+install the checkout into it (pip is skipped when it already holds this code), install the
+pinned OpenCode there when no supported `opencode` is found, then link `ocm` into
+~/.local/bin.
 
   link     link this Python environment's `ocm` (and `ocm-manager` when the Manager is
            installed) into ~/.local/bin; run it after a plain `pip install`
@@ -58,6 +61,11 @@ def _install_parser() -> argparse.ArgumentParser:
         help="install the checkout in editable mode, for development",
     )
     parser.add_argument(
+        "--no-opencode",
+        action="store_true",
+        help="do not install the pinned OpenCode (opencode-ai from npm) into the environment",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="replace an existing file or link that is not ours"
     )
     _bin_dir_option(parser)
@@ -82,12 +90,35 @@ def _link_parser(command: str) -> argparse.ArgumentParser:
     return parser
 
 
-def install(*, venv_dir: Path, bin_dir: Path, manager: bool, editable: bool, force: bool) -> int:
-    """``python3 -m install``: environment, package, then the link hook in that environment."""
+def install(
+    *,
+    venv_dir: Path,
+    bin_dir: Path,
+    manager: bool,
+    editable: bool,
+    force: bool,
+    with_opencode: bool = True,
+) -> int:
+    """``python3 -m install``: environment, package, OpenCode, then the link hook.
+
+    A failure to install OpenCode still links ``ocm`` (it works with any supported
+    ``opencode`` found later) and is reported last, with exit status 1.
+    """
     checkout = venv.checkout_dir()
     venv.ensure_venv(venv_dir)
     venv.pip_install(venv_dir, checkout, manager=manager, editable=editable)
-    return venv.run_link_hook(venv_dir, force=force, bin_dir=bin_dir)
+    problem: InstallError | None = None
+    if with_opencode:
+        try:
+            opencode.ensure(venv_dir)
+        except InstallError as err:
+            problem = err
+    else:
+        print(f"{PROGRAM}: --no-opencode: not installing OpenCode", flush=True)
+    status = venv.run_link_hook(venv_dir, force=force, bin_dir=bin_dir)
+    if problem is not None:
+        raise problem
+    return status
 
 
 def link(*, bin_dir: Path, force: bool) -> int:
@@ -124,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             manager=options.manager,
             editable=options.editable,
             force=options.force,
+            with_opencode=not options.no_opencode,
         )
     except InstallError as err:
         print(err.line(), file=sys.stderr)

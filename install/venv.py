@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +17,10 @@ from install.environment import DISTRIBUTION, MANAGER_EXTRA
 from install.errors import PROGRAM, InstallError
 
 VENV_MARKER = "pyvenv.cfg"
+# Written into the environment after a successful pip run: what was installed, from where.
+INSTALL_RECORD = "ocm-install.json"
+# What a build of the distribution is made of; a change to any of these means a new build.
+SOURCE_PARTS = ("pyproject.toml", "README.md", "ocm", "manager", "install")
 
 
 def checkout_dir() -> Path:
@@ -133,7 +140,76 @@ _NOT_SOURCE = (
 )
 
 
+def source_digest(checkout: Path) -> str:
+    """A hash of every file a build of ``checkout`` is made from (paths and contents).
+
+    Content, not the version number: between releases the version stays the same while the
+    code changes, and an install that skipped pip then would run yesterday's code.
+    """
+    digest = hashlib.sha256()
+    for part in SOURCE_PARTS:
+        root = checkout / part
+        files = [root] if root.is_file() else sorted(root.rglob("*")) if root.is_dir() else []
+        for path in files:
+            relative = path.relative_to(checkout)
+            if not path.is_file() or any(
+                fnmatch.fnmatch(name, pattern) for name in relative.parts for pattern in _NOT_SOURCE
+            ):
+                continue
+            digest.update(relative.as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _record(checkout: Path, *, manager: bool, editable: bool) -> dict[str, object]:
+    return {
+        "checkout": str(checkout),
+        "source": source_digest(checkout),
+        "manager": manager,
+        "editable": editable,
+    }
+
+
+def already_installed(venv: Path, checkout: Path, *, manager: bool, editable: bool) -> bool:
+    """Whether ``venv`` holds exactly this checkout's code, with the Manager if asked for."""
+    try:
+        recorded = json.loads((venv / INSTALL_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict):
+        return False
+    scripts = ["ocm", "ocm-manager"] if manager else ["ocm"]
+    if not all((venv / "bin" / name).is_file() for name in scripts):
+        return False
+    wanted = _record(checkout, manager=manager, editable=editable)
+    return (
+        recorded.get("checkout") == wanted["checkout"]
+        and recorded.get("source") == wanted["source"]
+        and recorded.get("editable") == editable
+        and (recorded.get("manager") is True or not manager)
+    )
+
+
 def pip_install(venv: Path, checkout: Path, *, manager: bool, editable: bool) -> None:
+    """Install the checkout unless the environment already has exactly this code."""
+    if already_installed(venv, checkout, manager=manager, editable=editable):
+        extra = " with the Manager" if manager else ""
+        print(
+            f"{PROGRAM}: {venv} already has this checkout's code{extra}; nothing to do (pip "
+            "skipped)",
+            flush=True,
+        )
+        return
+    record = venv / INSTALL_RECORD
+    record.unlink(missing_ok=True)  # a failed or interrupted pip run leaves no stale record
+    _pip_install_checkout(venv, checkout, manager=manager, editable=editable)
+    record.write_text(
+        json.dumps(_record(checkout, manager=manager, editable=editable), indent=2) + "\n",
+        encoding="utf-8",
+    )
+
+
+def _pip_install_checkout(venv: Path, checkout: Path, *, manager: bool, editable: bool) -> None:
     """``pip install --upgrade [-e] <checkout>[manager]`` with the environment's own pip.
 
     A regular install builds from a temporary copy: setuptools builds in the source tree and

@@ -182,8 +182,8 @@ def exposure(path: Path | None = None) -> str | None:
         return None
     if parent.st_mode & 0o022:
         return (
-            f"{path.parent} is writable by other users (mode {parent.st_mode & 0o777:04o}), "
-            "so someone else could replace credentials.json"
+            f"{path}, whose folder is writable by other users (mode "
+            f"{parent.st_mode & 0o777:04o}), so someone else could replace it"
         )
     return None
 
