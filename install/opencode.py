@@ -47,7 +47,7 @@ def ensure(venv: Path) -> None:
     if found is not None and not found.problem() and found.version is not None:
         say(
             f"using OpenCode {found.version} at {found.path} (from {found.source}); "
-            "not installing ocm's own copy"
+            "ocm's own copy is not needed"
         )
         return
     if found is None:

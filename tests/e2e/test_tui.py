@@ -84,5 +84,19 @@ def test_bare_ocm_opens_the_tui_on_the_manager_side_directory(
         )
         assert head.json()["inUse"] is True
         assert manager.token not in screen
+
+        # The Manager stops under the attached TUI: status and list say so plainly.
+        manager.stop()
+        status = subprocess.run(
+            ocm_command("status"), capture_output=True, text=True, env=env, timeout=60
+        )
+        assert status.returncode == 0, status.stderr
+        assert "reachable: NO, the Manager is not reachable (connection refused)" in status.stdout
+        assert f"opencode:  {opencode_bin} (1.18.33, OCM_OPENCODE_BIN)" in status.stdout
+        listed = subprocess.run(
+            ocm_command("list"), capture_output=True, text=True, env=env, timeout=60
+        )
+        assert listed.returncode == 1
+        assert f"cannot reach the Manager at {manager.url} (connection refused)" in listed.stderr
     finally:
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, timeout=30)

@@ -1,0 +1,176 @@
+"""``scripts/quickstart`` as a new user runs it, in tmux, in a fresh HOME: the real installer,
+the real Manager with the real OpenCode, the real TUI left with Ctrl-C. Then again with
+nothing to do, then after the Manager died leaving a stale pid file, then ``--stop``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.install.conftest import CHECKOUT
+from tests.install.test_full_install import NPM_ENV
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+DONE = "QUICKSTART-EXIT="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Terminal:
+    """One tmux server of the test's own, running commands the way a user's shell would."""
+
+    def __init__(self, socket_path: Path, env: dict[str, str]) -> None:
+        self.socket = socket_path
+        self.env = env
+        self.runs = 0
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+
+    def screen(self, session: str) -> str:
+        return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", session)
+
+    def start(self, command: str) -> str:
+        self.runs += 1
+        session = f"run{self.runs}"
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        line = f"env -i {exports} bash -c {shlex.quote(command)}; echo {DONE}$?; sleep 600"
+        self.tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", line)
+        return session
+
+    def wait_for(self, session: str, found: Callable[[str], bool], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen(session)
+            if found(screen):
+                return screen
+            time.sleep(0.5)
+        raise AssertionError(f"timed out; last screen:\n{screen}")
+
+    def quickstart(self, repo: Path, timeout: float) -> tuple[str, float]:
+        """Run the quick start until the TUI shows the repo, leave with Ctrl-C; its output
+        and the seconds it took to get to the TUI."""
+        began = time.monotonic()
+        session = self.start(f"{CHECKOUT}/scripts/quickstart {shlex.quote(str(repo))}")
+        self.wait_for(
+            session,
+            lambda s: f"repos/{repo.name}:main" in s or DONE in s,
+            timeout,
+        )
+        to_tui = time.monotonic() - began
+        self.tmux("send-keys", "-t", session, "C-c")
+        screen = self.wait_for(session, lambda s: DONE in s, 60)
+        return screen, to_tui
+
+
+def test_quickstart_first_run_rerun_stale_pid_and_stop(
+    git_repo: Callable[..., Path], opencode_bin: str, isolated_env: Path, tmp_path: Path
+) -> None:
+    assert shutil.which("tmux"), "tmux is part of the test set-up (scripts/test installs it)"
+    repo = git_repo("project", branch="main")
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key.startswith(("HOME", "XDG_", "GIT_", "PYTHON_KEYRING", "LANG"))
+    }
+    env.update(NPM_ENV)
+    env.update(
+        {
+            # A shell whose PATH lacks ~/.local/bin, as on many first days.
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "TERM": "xterm-256color",
+            "OCM_QUICKSTART_PORT": str(port),
+            "OCM_OPENCODE_BIN": opencode_bin,
+        }
+    )
+    term = Terminal(tmp_path / "tmux.sock", env)
+    data_dir = isolated_env / ".local" / "share"
+    credentials = isolated_env / ".config" / "opencode-manager" / "credentials.json"
+    try:
+        first, first_secs = term.quickstart(repo, timeout=1500)
+        assert f"{DONE}0" in first, first
+        assert "ocm: logged in to" in first and "1 repo ready" in first
+        assert "0 repos ready" not in first
+        assert "making a new one with `ocm-manager token rotate`" in first
+        # How to leave, come back and stop; and the PATH line this shell needs.
+        assert "leave it with Ctrl-C" in first
+        assert f"come back to this TUI later with `ocm` in {repo}" in first
+        assert 'export PATH="$HOME/.local/bin:$PATH"' in first
+        assert f"stop it with: {CHECKOUT}/scripts/quickstart --stop" in first
+        token_before = credentials.read_text()
+
+        # Nothing to do: no pip, no npm, the same Manager, the same token.
+        second, second_secs = term.quickstart(repo, timeout=300)
+        assert f"{DONE}0" in second, second
+        assert "nothing to do (pip skipped)" in second
+        assert "installing" not in second.lower()
+        assert re.search(r"the Manager started by an earlier quick start \(pid \d+\)", second)
+        assert "already (token from" in second and "keeping it" in second
+        assert "token rotate" not in second
+        assert credentials.read_text() == token_before
+
+        # The Manager died and its pid file stayed: a new Manager, the same token.
+        pid_files = list(data_dir.rglob("quickstart.pid"))
+        assert len(pid_files) == 1
+        pid_file = pid_files[0]
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _answers(port):
+            time.sleep(0.2)
+        stale = subprocess.Popen(["sleep", "600"])  # the old pid, now someone else's
+        pid_file.write_text(f"{stale.pid}\n")
+        try:
+            third, _ = term.quickstart(repo, timeout=300)
+        finally:
+            stale.kill()
+            stale.wait()
+        assert f"{DONE}0" in third, third
+        assert f"removing the stale pid file {pid_file}" in third
+        assert "starting the Manager" in third
+        assert "keeping it" in third and "token rotate" not in third
+        assert credentials.read_text() == token_before
+
+        stop = term.start(f"{CHECKOUT}/scripts/quickstart --stop")
+        stopped = term.wait_for(stop, lambda s: DONE in s, 120)
+        assert f"{DONE}0" in stopped and "quickstart: stopped" in stopped
+        assert not pid_file.exists() and not _answers(port)
+        print(f"quick start to the TUI: first {first_secs:.1f} s, re-run {second_secs:.1f} s")
+        print(json.dumps({"first": first_secs, "rerun": second_secs}))
+    finally:
+        subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True)
+        for pid_file in data_dir.rglob("quickstart.pid"):
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
