@@ -136,9 +136,9 @@ def locate(prefix: str | os.PathLike[str] | None = None) -> Found | None:
     return None
 
 
-def require() -> Found:
+def require(prefix: str | os.PathLike[str] | None = None) -> Found:
     """The ``opencode`` to exec, or an error naming the pinned version to install."""
-    found = locate()
+    found = locate(prefix)
     if found is None:
         raise OcmError(
             "cannot find `opencode` (the OpenCode TUI) on PATH or in ocm's environment",
@@ -146,6 +146,15 @@ def require() -> Found:
         )
     problem = found.problem()
     if problem:
+        own = own_copy(prefix)
+        if found.source != FROM_OWN and os.access(own, os.X_OK):
+            own_version = version_of(str(own))
+            if not Found(str(own), FROM_OWN, own_version).too_old:
+                raise OcmError(
+                    problem,
+                    f"ocm's own copy at {own} is {own_version or 'there'}: remove the old one "
+                    f"from {found.source} or set {BIN_ENV}={own}",
+                )
         raise OcmError(problem, f"install {pinned_spec()} (`npm i -g {pinned_spec()}`)")
     return found
 

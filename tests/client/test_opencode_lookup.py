@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ocm import opencode
+from ocm.errors import OcmError
 from ocm.opencode import PINNED_VERSION
 from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
 from tests.support.processes import RunningManager
@@ -62,6 +63,23 @@ def test_lookup_order_env_then_path_then_own_copy(
     found = opencode.locate(prefix=tmp_path / "venv")
     assert found is not None
     assert (found.path, found.source, found.version) == (str(chosen), "OCM_OPENCODE_BIN", "1.16.0")
+
+
+def test_an_old_opencode_on_path_points_at_a_good_own_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own = npm_layout(tmp_path / "venv", PINNED_VERSION)
+    old = fake_opencode(tmp_path / "old-bin" / "opencode", "1.4.7")
+    monkeypatch.setenv("PATH", str(old.parent))
+    with pytest.raises(OcmError) as raised:
+        opencode.require(prefix=tmp_path / "venv")
+    assert raised.value.message == (
+        f"`opencode` 1.4.7 at {old} (from PATH) is too old: ocm needs 1.15.0 or newer for "
+        f"`opencode attach --username`; ocm's own copy at {own} is {PINNED_VERSION}: remove "
+        f"the old one from PATH or set OCM_OPENCODE_BIN={own}"
+    )
+    monkeypatch.setenv("OCM_OPENCODE_BIN", str(own))
+    assert opencode.require(prefix=tmp_path / "venv").path == str(own)
 
 
 def test_a_version_is_asked_once_per_binary_and_asked_again_when_it_changes(
