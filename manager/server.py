@@ -59,6 +59,30 @@ def raise_open_file_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[str, Any]) -> Any:
+    """OpenCode's web app on a port of its own (manager.web.opencode_app), or None.
+
+    It joins the main server's event loop and worker threads: one thread budget, so the
+    app's event streams and the TUIs' share ``max_streams`` as the proxy counts them."""
+    web_app = getattr(app, "opencode_app", None)
+    if web_app is None or settings.web_app_port is None:
+        return None
+    from waitress.server import create_server
+
+    try:
+        return create_server(
+            web_app,
+            map=server._map,
+            _dispatcher=server.task_dispatcher,
+            **(options | {"port": settings.web_app_port}),
+        )
+    except OSError as exc:
+        server.close()
+        raise OSError(
+            exc.errno, f"{exc.strerror} (port {settings.web_app_port}, --web-app-port)"
+        ) from None
+
+
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
     """Bind, say where (tests and scripts parse this line), and serve until interrupted.
 
@@ -74,6 +98,7 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     options = waitress_options(settings)
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)
+    web_app_server = web_app_listener(app, settings, server, options)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
         from manager.proxy_loop import install
@@ -84,6 +109,16 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
         print(
             f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr, flush=True
         )
+        ports = getattr(getattr(app, "services", None), "ports", {})
+        ports["console"] = port
+        if web_app_server is not None:
+            ports["opencode_app"] = web_app_server.effective_port
+            print(
+                "ocm-manager: OpenCode's web app (behind the console's sign-in) on"
+                f" http://{settings.host}:{web_app_server.effective_port}",
+                file=sys.stderr,
+                flush=True,
+            )
         # server.run(), except that on_stop runs before waitress waits for its workers.
         server.asyncore.loop(
             timeout=server.adj.asyncore_loop_timeout,
@@ -97,3 +132,5 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
             on_stop()
         server.task_dispatcher.shutdown()
         server.close()
+        if web_app_server is not None:
+            web_app_server.close()

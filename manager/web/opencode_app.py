@@ -1,0 +1,289 @@
+"""OpenCode's own web app, served behind the console's sign-in on a listener of its own.
+
+Why a second listener (``--web-app-port``, by default the Manager's port + 1): the app, which
+``opencode serve`` ships, talks to the server it was loaded from at that origin's root —
+``/session``, ``/global/event``, ``/api/health``, ``/api/session/…`` — and some of those paths
+are the Manager's own (``/api/health``) or may become so. A path prefix would need the app
+rewritten; a second host name needs DNS and a cookie per host. A second port on the same host
+gives the app a whole origin to itself, and the browser still sends the console's cookie there:
+cookies are per host, not per port, and SameSite counts ports as the same site. So signing in
+on the console signs in the app too, and signing out, or ``token rotate``, signs it out.
+
+Every request is checked before anything reaches OpenCode: no live sign-in → a page asks for
+one (redirect to the console's sign-in) and API calls get 401; a state-changing request from
+another origin → 403. Then it is relayed with the proxy's own machinery (``manager.proxy``):
+the browser's cookie and credentials are dropped, OpenCode's Basic credentials are added (the
+browser never learns them), bodies stream both ways, and every event stream holds a lease on
+the ``StreamTracker`` like the TUI's, so it counts towards ``--max-streams``. An event stream
+also ends once its sign-in does. OpenCode's terminal needs a WebSocket, which WSGI cannot
+carry: it gets the proxy's 501 JSON, which says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from manager.errors import ApiError, wsgi_error
+from manager.proxy import (
+    PREFIX,
+    Proxy,
+    RelayBody,
+    _forward,
+    auth_failed,
+    event_directory,
+    response_headers,
+    status_line,
+)
+from manager.web.signin import origin_ok, signed_in
+
+log = logging.getLogger("manager.web.opencode_app")
+
+# The names ``Services.ports`` gives the two listeners (``manager.server`` fills it in).
+CONSOLE = "console"
+WEB_APP = "opencode_app"
+# An open event stream re-checks its sign-in at most this often (a database read).
+SIGNIN_RECHECK_SECONDS = 2.0
+# Never passed to OpenCode: the console's cookie (it names a sign-in to the Manager) and
+# whatever the browser would use as credentials; the proxy adds OpenCode's own.
+DROP_FROM_BROWSER = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
+# The app's cookies are the console's: OpenCode setting one on this host could shadow it.
+DROP_FROM_OPENCODE = frozenset({"set-cookie", "set-cookie2"})
+
+
+def encode_directory(directory: str) -> str:
+    """The app's spelling of a directory in its URLs: URL-safe base64 of the UTF-8 path
+    without padding (its ``/:dir/session/:id?`` route, OpenCode 1.18)."""
+    return base64.urlsafe_b64encode(directory.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def app_url_for(
+    directory: str,
+    services: Any,
+    console_host: str,
+    *,
+    scheme: str = "http",
+    session_id: str | None = None,
+) -> str | None:
+    """The address that opens ``directory``'s sessions (or one session) in OpenCode's web app.
+
+    For the console's "Sessions" link on each repo: pass the repo's directory, the Manager's
+    ``Services`` and the console request's ``Host`` header and scheme (``request.host``,
+    ``request.scheme``), so the link names the host the browser already uses — where its
+    sign-in cookie is. None when the Manager serves no web app (``--no-opencode``,
+    ``--web-app-port off``): show no link then. ``--web-app-url`` (the app's address behind
+    a TLS proxy) wins over the derived one.
+    """
+    base = web_app_base(services, console_host, scheme)
+    if base is None:
+        return None
+    path = f"/{encode_directory(directory)}/session"
+    if session_id:
+        path += "/" + quote(session_id, safe="")
+    return base + path
+
+
+def web_app_base(services: Any, console_host: str, scheme: str = "http") -> str | None:
+    configured = getattr(services.settings, "web_app_url", None)
+    if configured:
+        return str(configured).rstrip("/")
+    port = services.ports.get(WEB_APP)
+    if port is None:
+        return None
+    return f"{scheme}://{_with_port(console_host, port)}"
+
+
+def console_url(environ: dict[str, Any], services: Any) -> str | None:
+    """The console's address as seen from a request to the app (same host, the console's
+    port); None behind ``--web-app-url``, where the public console address is unknown."""
+    if getattr(services.settings, "web_app_url", None):
+        return None
+    port = services.ports.get(CONSOLE)
+    host = environ.get("HTTP_HOST")
+    if port is None or not host:
+        return None
+    return f"{environ.get('wsgi.url_scheme', 'http')}://{_with_port(host, port)}"
+
+
+def _with_port(host: str, port: int) -> str:
+    """``host`` (a Host header: name, ``name:port``, ``[v6]:port``) with another port."""
+    hostname = urlsplit(f"//{host}").hostname or host
+    if ":" in hostname:  # IPv6 literal
+        hostname = f"[{hostname}]"
+    return f"{hostname}:{port}"
+
+
+def _rebased(environ: dict[str, Any]) -> dict[str, Any]:
+    """The request as the proxy would have received it under its prefix, minus what only
+    the Manager may see, so that the proxy's own functions forward it unchanged."""
+    forwarded = {k: v for k, v in environ.items() if k not in DROP_FROM_BROWSER}
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    if raw.startswith(("http://", "https://")):  # absolute form: keep path and query
+        parts = urlsplit(raw)
+        raw = parts.path + (f"?{parts.query}" if parts.query else "")
+    if raw:
+        forwarded["REQUEST_URI"] = PREFIX + raw
+        forwarded.pop("RAW_URI", None)
+    forwarded["PATH_INFO"] = PREFIX + environ.get("PATH_INFO", "")
+    return forwarded
+
+
+def _wants_page(environ: dict[str, Any]) -> bool:
+    return environ.get("REQUEST_METHOD") in ("GET", "HEAD") and (
+        environ.get("HTTP_SEC_FETCH_DEST") == "document"
+        or "text/html" in environ.get("HTTP_ACCEPT", "")
+    )
+
+
+def _signin_page(start_response: Any, console: str | None) -> list[bytes]:
+    where = (
+        f'<a href="{html.escape(console)}/signin">the Manager\'s console</a>'
+        if console
+        else "the Manager's console"
+    )
+    body = (
+        "<!doctype html><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>Sign in first</title>"
+        "<p>This is OpenCode's web app on the ocm Manager. "
+        f"Sign in on {where} with the Manager token first, then reload this page.</p>"
+    ).encode()
+    start_response(
+        "401 Unauthorized",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
+    return [body]
+
+
+def not_signed_in() -> ApiError:
+    return ApiError(
+        401,
+        "not_signed_in",
+        "OpenCode's web app needs the Manager's sign-in: sign in on the Manager's console"
+        " (its address in a browser) with the Manager token, then reload.",
+    )
+
+
+def cross_origin() -> ApiError:
+    return ApiError(
+        403,
+        "cross_origin",
+        "This request did not come from OpenCode's web app on this Manager; reload the app"
+        " and retry.",
+    )
+
+
+def websocket_unsupported() -> ApiError:
+    return ApiError(
+        501,
+        "websocket_unsupported",
+        "The Manager's proxy does not carry WebSocket upgrades, so OpenCode's terminal does"
+        " not work in the browser; everything else does. Use `ocm` (the TUI) for a shell.",
+    )
+
+
+class SignedInStream:
+    """An event stream's body that ends once the sign-in it was opened with does (sign-out,
+    expiry, ``token rotate``), checked as events pass and at most every few seconds.
+
+    OpenCode sends a heartbeat every 10 s, so an idle stream notices within that."""
+
+    def __init__(self, body: RelayBody, cookie_environ: dict[str, Any], services: Any) -> None:
+        self.body = body
+        self.cookie_environ = cookie_environ
+        self.services = services
+
+    def __iter__(self) -> Iterator[bytes]:
+        checked = time.monotonic()
+        for chunk in self.body:
+            now = time.monotonic()
+            if now - checked >= SIGNIN_RECHECK_SECONDS:
+                checked = now
+                if not signed_in(self.cookie_environ, self.services):
+                    log.info("ending an event stream of OpenCode's web app: signed out")
+                    return
+            yield chunk
+
+    def close(self) -> None:
+        self.body.close()
+
+
+class OpencodeWebApp:
+    """The WSGI application of the web-app listener: the whole origin is OpenCode's."""
+
+    def __init__(self, services: Any, proxy: Proxy) -> None:
+        self.services = services
+        # The proxy's connection pool and disconnect watcher, shared: one budget of
+        # connections to OpenCode, and shutdown ends the app's streams with the TUIs'.
+        self.proxy = proxy
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self._serve(environ, start_response)
+        except ApiError as exc:
+            return wsgi_error(start_response, exc)
+        except Exception:
+            log.exception("unhandled error serving OpenCode's web app")
+            return wsgi_error(
+                start_response,
+                ApiError(
+                    500, "internal_error", "The Manager hit an unexpected error; see its log."
+                ),
+            )
+
+    def _serve(self, environ: dict[str, Any], start_response: Any) -> Any:
+        services = self.services
+        if not signed_in(environ, services):
+            if _wants_page(environ):
+                console = console_url(environ, services)
+                if console is not None:
+                    start_response(
+                        "303 See Other",
+                        [("Location", console + "/signin"), ("Content-Length", "0")],
+                    )
+                    return [b""]
+                return _signin_page(start_response, console)
+            raise not_signed_in()
+        if not origin_ok(environ):
+            raise cross_origin()
+        if environ.get("HTTP_UPGRADE"):
+            raise websocket_unsupported()
+        endpoint = self.proxy._endpoint()
+        conn, response, key = _forward(self.proxy, _rebased(environ), endpoint)
+        if response.status == 401:
+            RelayBody(self.proxy, conn, response, key).close()
+            raise auth_failed()
+        headers = [
+            (name, value)
+            for name, value in response_headers(response)
+            if name.lower() not in DROP_FROM_OPENCODE
+        ]
+        content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+        if not content_type.lower().startswith("text/event-stream"):
+            start_response(status_line(response), headers)
+            return RelayBody(self.proxy, conn, response, key)
+        # An event stream, whatever spelling of whichever route opened it: it holds a
+        # worker for its whole life, so it counts like a TUI's (and gives the repo inUse).
+        streams = services.streams
+        directory = event_directory(environ)
+        limit = services.settings.max_streams
+        if not streams.acquire(directory, limit):
+            RelayBody(self.proxy, conn, response, key).close()
+            raise ApiError(
+                503,
+                "too_many_streams",
+                f"The Manager already holds {limit} event streams (its --max-streams limit);"
+                " close a TUI or a browser tab, or raise the limit.",
+            )
+        body = RelayBody(self.proxy, conn, response, key, lambda: streams.release(directory))
+        start_response(status_line(response), headers)
+        return SignedInStream(body, {"HTTP_COOKIE": environ.get("HTTP_COOKIE", "")}, services)
