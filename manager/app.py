@@ -63,9 +63,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Manag
 
     from manager.api import api_bp
     from manager.mirror import clean_staging, mirror_bp
+    from manager.web import register_console
 
     app.register_blueprint(api_bp)
     app.register_blueprint(mirror_bp)
+    register_console(app)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
     clean_staging(settings.staging_dir, [repo.directory for repo in services.registry.list_repos()])
     return ManagerApp(app, services)

@@ -164,6 +164,7 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         max_archive_members=args.max_archive_members,
         web_app_port=_web_app_port(args.web_app_port, args.port, mode),
         web_app_url=args.web_app_url,
+        trusted_proxy=args.trusted_proxy or os.environ.get("OCM_MANAGER_TRUSTED_PROXY") or None,
     )
 
 
@@ -270,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=config.DEFAULT_MAX_STREAMS,
         help="open event streams (attached TUIs) allowed at once; more get 503"
         f" (default {config.DEFAULT_MAX_STREAMS})",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        metavar="ADDRESS",
+        help="the reverse proxy terminating TLS in front of the Manager: its X-Forwarded-Proto"
+        " and X-Forwarded-For are believed (Secure cookies, sign-in limits per browser);"
+        " default $OCM_MANAGER_TRUSTED_PROXY, else none",
     )
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument(

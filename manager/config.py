@@ -46,6 +46,9 @@ class Settings:
     web_app_port: int | None = None
     # The app's address as browsers reach it, when a TLS proxy publishes it elsewhere.
     web_app_url: str | None = None
+    # The reverse proxy (its address) whose X-Forwarded-Proto/-For waitress believes, so the
+    # console knows a browser came over HTTPS (Secure cookies) and from which address.
+    trusted_proxy: str | None = None
 
     @property
     def database_path(self) -> Path:

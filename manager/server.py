@@ -43,6 +43,14 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         # reads 0.2-0.3 s (bench/mirror.py). Reads return what is there, so SSE is unaffected.
         "recv_bytes": 256 * 1024,
         "clear_untrusted_proxy_headers": True,
+        **(
+            {
+                "trusted_proxy": settings.trusted_proxy,
+                "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+            }
+            if settings.trusted_proxy
+            else {}
+        ),
     }
 
 

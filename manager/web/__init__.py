@@ -22,11 +22,13 @@ def register_console(app: Flask) -> None:
 
     from manager.web.views import health, repos, settings, signin
 
+    # The pages' templates and static files, shared by every console blueprint.
     static = Blueprint(
         "web_static",
         __name__,
         static_folder="static",
         static_url_path="/console/static",
+        template_folder="templates",
     )
     app.register_blueprint(static)
     for module in (signin, repos, settings, health):
