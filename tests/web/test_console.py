@@ -172,3 +172,36 @@ def test_health_shows_versions_disk_and_the_logs(console: tuple[RunningManager, 
     assert data["opencode"]["state"] == "disabled"
     assert data["diskFreeBytes"] > 0
     assert any("console sign-in" in line for line in data["logs"]["manager.log"])
+
+
+def test_last_push_and_pull_show_when_and_from_where(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    page.fill("input[name=source]", str(git_repo("shared")))
+    page.click("text=Add repo")
+    shared = row(page, "shared")
+    shared.locator(".state-ready").wait_for()
+    assert shared.locator("[data-label='Last pull']").inner_text() == "—"
+    repo_id = json_twin(page, "/repos?format=json")["repos"][0]["id"]
+    mirror = f"{manager.url}/api/internal/repo-mirror/{repo_id}"
+
+    # A laptop pulls (`ocm pull` asks for the archive) and pushes the same tree back.
+    pulled = requests.get(
+        f"{mirror}/down", params={"from": "laptop-a:/home/a/shared"}, headers=bearer(manager.token)
+    )
+    assert pulled.status_code == 200, pulled.text
+    shared.locator("[data-label='Last pull']", has_text="laptop-a:/home/a/shared").wait_for()
+    assert "(127.0.0.1)" in shared.locator("[data-label='Last pull']").inner_text()
+    pushed = requests.post(
+        f"{mirror}/up",
+        params={"from": "laptop-b:/work/shared", "force": "1"},
+        data=pulled.content,
+        headers=bearer(manager.token),
+        timeout=60,
+    )
+    assert pushed.status_code == 200, pushed.text
+    shared.locator("[data-label='Last push']", has_text="laptop-b:/work/shared").wait_for()
+    last_push = json_twin(page, "/repos?format=json")["repos"][0]["lastPush"]
+    assert last_push["from"] == "laptop-b:/work/shared (127.0.0.1)"
+    assert last_push["at"].endswith("Z")

@@ -17,11 +17,20 @@ bp = Blueprint("web_repos", __name__)
 
 
 def _listing(**view: Any) -> Any:
-    data = {
-        "repos": repo_rows(services(), console_state().clones),
-        "opencode": _opencode_state(),
-    }
+    rows = repo_rows(services(), console_state().clones)
+    for row in rows:
+        row["sessionsUrl"] = _sessions_url(row)
+    data = {"repos": rows, "opencode": _opencode_state()}
     return page("repos.html", data, status=view.pop("status", 200), **view)
+
+
+def _sessions_url(row: dict[str, Any]) -> str | None:
+    """Where OpenCode's web app opens this repo's sessions (None: no app, or not ready)."""
+    if row["status"] != "ready":
+        return None
+    from manager.web.opencode_app import app_url_for
+
+    return app_url_for(row["directory"], services(), request.host, scheme=request.scheme)
 
 
 def _opencode_state() -> str:
