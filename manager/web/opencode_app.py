@@ -16,7 +16,8 @@ the browser's cookie and credentials are dropped, OpenCode's Basic credentials a
 browser never learns them), bodies stream both ways, and every event stream holds a lease on
 the ``StreamTracker`` like the TUI's, so it counts towards ``--max-streams``. An event stream
 also ends once its sign-in does. OpenCode's terminal needs a WebSocket, which WSGI cannot
-carry: it gets the proxy's 501 JSON, which says so.
+carry: starting one (``POST /pty``) and connecting to one get a 501 JSON that says so, and no
+shell is left running on the Manager for a terminal that could never connect.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from manager.errors import ApiError, wsgi_error
 from manager.proxy import (
@@ -131,6 +132,15 @@ def _rebased(environ: dict[str, Any]) -> dict[str, Any]:
         forwarded.pop("RAW_URI", None)
     forwarded["PATH_INFO"] = PREFIX + environ.get("PATH_INFO", "")
     return forwarded
+
+
+def _opens_terminal(environ: dict[str, Any]) -> bool:
+    """``POST /pty`` (however spelled: OpenCode's router forgives case, escapes, extra or
+    trailing slashes and ``;params``) would start a shell that no WebSocket can reach."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return False
+    path = unquote(environ.get("PATH_INFO", "")).split(";", 1)[0].lower()
+    return "/".join(part for part in path.split("/") if part) == "pty"
 
 
 def _wants_page(environ: dict[str, Any]) -> bool:
@@ -255,7 +265,7 @@ class OpencodeWebApp:
             raise not_signed_in()
         if not origin_ok(environ):
             raise cross_origin()
-        if environ.get("HTTP_UPGRADE"):
+        if environ.get("HTTP_UPGRADE") or _opens_terminal(environ):
             raise websocket_unsupported()
         endpoint = self.proxy._endpoint()
         conn, response, key = _forward(self.proxy, _rebased(environ), endpoint)
