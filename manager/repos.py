@@ -139,6 +139,9 @@ def _git_with_progress(args: list[str], progress: Callable[[str], None]) -> tupl
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
+        # No controlling terminal: ssh must fail (into git's message on the page) rather
+        # than ask the Manager's terminal about an unknown host key or a passphrase.
+        start_new_session=True,
     )
     assert process.stderr is not None
     seen: list[str] = []

@@ -80,7 +80,7 @@ def test_remove_can_delete_the_files(
 ) -> None:
     manager, page = console
     source = git_repo("gone")
-    page.fill("input[name=source]", str(source))
+    page.fill("input[name=source]", source.as_uri())  # a git URL this time
     page.click("text=Add repo")
     row(page, "gone").locator(".state-ready").wait_for()
     directory = manager.data_dir / "repos" / "gone"
