@@ -151,6 +151,13 @@ def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
 
+    # The terminal cannot work through the Manager: the page says so instead of staying blank.
+    page.click(PROMPT_BOX)
+    page.keyboard.press("Control+Backquote")  # the terminal panel
+    page.keyboard.press("Control+Alt+t")  # a new terminal in it
+    notice = page.locator("#ocm-terminal-notice")
+    expect(notice).to_contain_text("terminal needs a WebSocket", timeout=30_000)
+
 
 def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable[..., Any]) -> None:
     page = new_page()
@@ -159,7 +166,8 @@ def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable
     assert page.url == live.manager.url + "/signin"
     assert page.locator("#token").count() == 1
     encoded = encode_directory(str(live.directory))
-    for path in ("/", f"/{encoded}/session", "/session", "/global/event", "/api/health"):
+    paths = ("/", f"/{encoded}/session", "/session", "/global/event", "/api/health")
+    for path in (*paths, "/__ocm/terminal-notice.js"):
         answer = requests.get(live.app_url + path, timeout=10)
         assert answer.status_code == 401, path
         assert answer.json()["error"] == "not_signed_in"
@@ -178,6 +186,14 @@ def test_signed_in_requests_follow_the_proxy_rules(
     cookie = _cookie_header(sign_in(new_page(), live.manager))
     origin = {"Origin": live.app_url}
     query = {"directory": str(live.directory)}
+
+    # The app's page is OpenCode's, with its CSP, plus the one script of ours.
+    app_page = requests.get(live.app_url + "/", headers=cookie | {"Accept": "text/html"})
+    assert app_page.status_code == 200 and "/assets/index-" in app_page.text
+    assert '<script src="/__ocm/terminal-notice.js"></script></head>' in app_page.text
+    assert "script-src 'self'" in app_page.headers["content-security-policy"]
+    script = requests.get(live.app_url + "/__ocm/terminal-notice.js", headers=cookie)
+    assert script.status_code == 200 and "window.fetch" in script.text
 
     listed = requests.get(live.app_url + "/session", params=query, headers=cookie, timeout=10)
     assert listed.status_code == 200 and isinstance(listed.json(), list)

@@ -1,34 +1,26 @@
-"""OpenCode's own web app, served behind the console's sign-in on a listener of its own.
+"""Each request to the web-app listener: checked, then relayed to OpenCode.
 
-Why a second listener (``--web-app-port``, by default the Manager's port + 1): the app, which
-``opencode serve`` ships, talks to the server it was loaded from at that origin's root —
-``/session``, ``/global/event``, ``/api/health``, ``/api/session/…`` — and some of those paths
-are the Manager's own (``/api/health``) or may become so. A path prefix would need the app
-rewritten; a second host name needs DNS and a cookie per host. A second port on the same host
-gives the app a whole origin to itself, and the browser still sends the console's cookie there:
-cookies are per host, not per port, and SameSite counts ports as the same site. So signing in
-on the console signs in the app too, and signing out, or ``token rotate``, signs it out.
-
-Every request is checked before anything reaches OpenCode: no live sign-in → a page asks for
-one (redirect to the console's sign-in) and API calls get 401; a state-changing request from
+Every request is checked before anything reaches OpenCode: no live sign-in → a page load is
+sent to the console's sign-in and other requests get 401; a state-changing request from
 another origin → 403. Then it is relayed with the proxy's own machinery (``manager.proxy``):
 the browser's cookie and credentials are dropped, OpenCode's Basic credentials are added (the
 browser never learns them), bodies stream both ways, and every event stream holds a lease on
 the ``StreamTracker`` like the TUI's, so it counts towards ``--max-streams``. An event stream
 also ends once its sign-in does. OpenCode's terminal needs a WebSocket, which WSGI cannot
-carry: starting one (``POST /pty``) and connecting to one get a 501 JSON that says so, and no
-shell is left running on the Manager for a terminal that could never connect.
+carry: starting one (``POST /pty``) and connecting to one get a 501 JSON that says so, no
+shell is left running on the Manager for a terminal that could never connect, and the app's
+page carries a small script of ours that shows that message when it happens.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from manager.errors import ApiError, wsgi_error
 from manager.proxy import (
@@ -41,13 +33,11 @@ from manager.proxy import (
     response_headers,
     status_line,
 )
+from manager.web.opencode_app.links import console_url
 from manager.web.signin import origin_ok, signed_in
 
 log = logging.getLogger("manager.web.opencode_app")
 
-# The names ``Services.ports`` gives the two listeners (``manager.server`` fills it in).
-CONSOLE = "console"
-WEB_APP = "opencode_app"
 # An open event stream re-checks its sign-in at most this often (a database read).
 SIGNIN_RECHECK_SECONDS = 2.0
 # Never passed to OpenCode: the console's cookie (it names a sign-in to the Manager) and
@@ -55,68 +45,13 @@ SIGNIN_RECHECK_SECONDS = 2.0
 DROP_FROM_BROWSER = ("HTTP_COOKIE", "HTTP_AUTHORIZATION")
 # The app's cookies are the console's: OpenCode setting one on this host could shadow it.
 DROP_FROM_OPENCODE = frozenset({"set-cookie", "set-cookie2"})
-
-
-def encode_directory(directory: str) -> str:
-    """The app's spelling of a directory in its URLs: URL-safe base64 of the UTF-8 path
-    without padding (its ``/:dir/session/:id?`` route, OpenCode 1.18)."""
-    return base64.urlsafe_b64encode(directory.encode("utf-8")).decode("ascii").rstrip("=")
-
-
-def app_url_for(
-    directory: str,
-    services: Any,
-    console_host: str,
-    *,
-    scheme: str = "http",
-    session_id: str | None = None,
-) -> str | None:
-    """The address that opens ``directory``'s sessions (or one session) in OpenCode's web app.
-
-    For the console's "Sessions" link on each repo: pass the repo's directory, the Manager's
-    ``Services`` and the console request's ``Host`` header and scheme (``request.host``,
-    ``request.scheme``), so the link names the host the browser already uses — where its
-    sign-in cookie is. None when the Manager serves no web app (``--no-opencode``,
-    ``--web-app-port off``): show no link then. ``--web-app-url`` (the app's address behind
-    a TLS proxy) wins over the derived one.
-    """
-    base = web_app_base(services, console_host, scheme)
-    if base is None:
-        return None
-    path = f"/{encode_directory(directory)}/session"
-    if session_id:
-        path += "/" + quote(session_id, safe="")
-    return base + path
-
-
-def web_app_base(services: Any, console_host: str, scheme: str = "http") -> str | None:
-    configured = getattr(services.settings, "web_app_url", None)
-    if configured:
-        return str(configured).rstrip("/")
-    port = services.ports.get(WEB_APP)
-    if port is None:
-        return None
-    return f"{scheme}://{_with_port(console_host, port)}"
-
-
-def console_url(environ: dict[str, Any], services: Any) -> str | None:
-    """The console's address as seen from a request to the app (same host, the console's
-    port); None behind ``--web-app-url``, where the public console address is unknown."""
-    if getattr(services.settings, "web_app_url", None):
-        return None
-    port = services.ports.get(CONSOLE)
-    host = environ.get("HTTP_HOST")
-    if port is None or not host:
-        return None
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{_with_port(host, port)}"
-
-
-def _with_port(host: str, port: int) -> str:
-    """``host`` (a Host header: name, ``name:port``, ``[v6]:port``) with another port."""
-    hostname = urlsplit(f"//{host}").hostname or host
-    if ":" in hostname:  # IPv6 literal
-        hostname = f"[{hostname}]"
-    return f"{hostname}:{port}"
+# The one path of the app's origin that is the Manager's: the script that says on the page
+# why the terminal cannot start (OpenCode's CSP allows scripts from 'self' only).
+NOTICE_PATH = "/__ocm/terminal-notice.js"
+NOTICE_SCRIPT = (Path(__file__).with_name("terminal-notice.js")).read_bytes()
+NOTICE_TAG = f'<script src="{NOTICE_PATH}"></script>'.encode()
+# The app's page is a few KB; anything larger is passed on untouched.
+MAX_PAGE = 256 * 1024
 
 
 def _rebased(environ: dict[str, Any]) -> dict[str, Any]:
@@ -196,9 +131,55 @@ def websocket_unsupported() -> ApiError:
     return ApiError(
         501,
         "websocket_unsupported",
-        "The Manager's proxy does not carry WebSocket upgrades, so OpenCode's terminal does"
-        " not work in the browser; everything else does. Use `ocm` (the TUI) for a shell.",
+        "OpenCode's terminal needs a WebSocket, which the Manager cannot carry, so it does not"
+        " work in the browser; everything else does. For a shell on the Manager, use ssh.",
     )
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str:
+    return next((value for key, value in headers if key.lower() == name), "")
+
+
+def _is_app_page(environ: dict[str, Any], status: int, headers: list[tuple[str, str]]) -> bool:
+    """The app's HTML page, whole and uncompressed (OpenCode sends it so), small enough to
+    read at once."""
+    length = _header(headers, "content-length")
+    return (
+        environ.get("REQUEST_METHOD") == "GET"
+        and status == 200
+        and _header(headers, "content-type").lower().startswith("text/html")
+        and not _header(headers, "content-encoding")
+        and length.isdigit()
+        and int(length) <= MAX_PAGE
+    )
+
+
+def _with_notice(
+    body: RelayBody, start_response: Any, status: str, headers: list[tuple[str, str]]
+) -> list[bytes]:
+    """The app's page with our terminal notice script before ``</head>``: a classic script
+    there runs before the app's deferred module and so wraps ``fetch`` before the app uses it."""
+    try:
+        page = b"".join(body)
+    finally:
+        body.close()
+    if b"</head>" in page:
+        page = page.replace(b"</head>", NOTICE_TAG + b"</head>", 1)
+    headers = [(k, v) for k, v in headers if k.lower() not in ("content-length", "etag")]
+    start_response(status, [*headers, ("Content-Length", str(len(page)))])
+    return [page]
+
+
+def _script(start_response: Any) -> list[bytes]:
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/javascript; charset=utf-8"),
+            ("Content-Length", str(len(NOTICE_SCRIPT))),
+            ("Cache-Control", "no-cache"),
+        ],
+    )
+    return [NOTICE_SCRIPT]
 
 
 class SignedInStream:
@@ -267,6 +248,8 @@ class OpencodeWebApp:
             raise cross_origin()
         if environ.get("HTTP_UPGRADE") or _opens_terminal(environ):
             raise websocket_unsupported()
+        if environ.get("PATH_INFO") == NOTICE_PATH:
+            return _script(start_response)
         endpoint = self.proxy._endpoint()
         conn, response, key = _forward(self.proxy, _rebased(environ), endpoint)
         if response.status == 401:
@@ -277,23 +260,26 @@ class OpencodeWebApp:
             for name, value in response_headers(response)
             if name.lower() not in DROP_FROM_OPENCODE
         ]
-        content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+        content_type = _header(headers, "content-type")
+        body = RelayBody(self.proxy, conn, response, key)
+        if _is_app_page(environ, response.status, headers):
+            return _with_notice(body, start_response, status_line(response), headers)
         if not content_type.lower().startswith("text/event-stream"):
             start_response(status_line(response), headers)
-            return RelayBody(self.proxy, conn, response, key)
+            return body
         # An event stream, whatever spelling of whichever route opened it: it holds a
         # worker for its whole life, so it counts like a TUI's (and gives the repo inUse).
         streams = services.streams
         directory = event_directory(environ)
         limit = services.settings.max_streams
         if not streams.acquire(directory, limit):
-            RelayBody(self.proxy, conn, response, key).close()
+            body.close()
             raise ApiError(
                 503,
                 "too_many_streams",
                 f"The Manager already holds {limit} event streams (its --max-streams limit);"
                 " close a TUI or a browser tab, or raise the limit.",
             )
-        body = RelayBody(self.proxy, conn, response, key, lambda: streams.release(directory))
+        body.on_close = lambda: streams.release(directory)
         start_response(status_line(response), headers)
         return SignedInStream(body, {"HTTP_COOKIE": environ.get("HTTP_COOKIE", "")}, services)
