@@ -10,19 +10,41 @@ from manager.web.clones import CloneJobs
 from manager.web.upstream import session_count
 from ocm.mirror import gitcmd
 
-
-def _head(repo: Repo) -> dict[str, str] | None:
-    line = gitcmd.maybe(repo.directory, "log", "-1", "--format=%h%x00%s")
-    if line is None:
-        return None
-    commit, _, subject = line.partition("\0")
-    return {"commit": commit, "subject": subject}
+# Subjects by commit: a commit never changes, and the list is asked for every 2 s per tab.
+_subjects: dict[str, str] = {}
+SUBJECTS_KEPT = 1000
 
 
-def _changes(repo: Repo) -> int | None:
-    # GIT_OPTIONAL_LOCKS=0 (gitcmd): looking never takes the index lock a push needs.
-    done = gitcmd.run(repo.directory, "status", "--porcelain", "-z", check=False)
-    return len(gitcmd.split_z(done.stdout)) if done.returncode == 0 else None
+def _subject(repo: Repo, commit: str) -> str:
+    if commit not in _subjects:
+        if len(_subjects) >= SUBJECTS_KEPT:
+            _subjects.clear()
+        _subjects[commit] = gitcmd.maybe(repo.directory, "log", "-1", "--format=%s", commit) or ""
+    return _subjects[commit]
+
+
+def _git_state(repo: Repo) -> tuple[dict[str, str] | None, int | None]:
+    """Head commit and the number of changed paths, from one ``git status`` run.
+
+    GIT_OPTIONAL_LOCKS=0 (gitcmd): looking never takes the index lock a push needs."""
+    done = gitcmd.run(repo.directory, "status", "--porcelain=v2", "--branch", "-z", check=False)
+    if done.returncode != 0:
+        return None, None
+    entries = gitcmd.split_z(done.stdout)
+    commit = ""
+    changes = 0
+    skip_next = False
+    for entry in entries:
+        if skip_next:  # a rename's original path
+            skip_next = False
+        elif entry.startswith("# branch.oid "):
+            commit = entry.split(" ", 2)[2]
+        elif not entry.startswith("#"):
+            changes += 1
+            skip_next = entry.startswith("2 ")
+    if not commit or commit == "(initial)":
+        return None, changes
+    return {"commit": commit[:7], "subject": _subject(repo, commit)}, changes
 
 
 def ago(then: float, now: float) -> str:
@@ -54,6 +76,7 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
             sessions = session_count(services, str(repo.directory))
             # One silence is enough: do not wait a timeout per repo for a server that is down.
             opencode_answers = sessions is not None
+        head, changes = _git_state(repo) if ready else (None, None)
         kinds = transfers.get(repo.id, {})
         rows.append(
             {
@@ -65,8 +88,8 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
                 "progress": clones.progress(repo.id) if repo.status == "cloning" else "",
                 "directory": str(repo.directory),
                 "originUrl": repo.origin_url,
-                "head": _head(repo) if ready else None,
-                "uncommittedChanges": _changes(repo) if ready else None,
+                "head": head,
+                "uncommittedChanges": changes,
                 "tuisAttached": services.streams.attached(str(repo.directory)),
                 "lastPush": _transfer(kinds.get("push"), now),
                 "lastPull": _transfer(kinds.get("pull"), now),
