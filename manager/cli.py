@@ -126,9 +126,9 @@ def _serve(settings: Settings) -> int:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings, on_stop=on_stop)
     except OSError as exc:
+        where = exc.filename or f"{settings.host}:{settings.port} (--port)"
         raise CliError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
-            " pick another --port or stop what uses it"
+            f"cannot listen on {where}: {exc.strerror}; pick another port or stop what uses it"
         ) from None
     finally:
         if upstream is not None:

@@ -86,8 +86,9 @@ def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[st
         )
     except OSError as exc:
         server.close()
+        # The filename names the listener for the caller's message.
         raise OSError(
-            exc.errno, f"{exc.strerror} (port {settings.web_app_port}, --web-app-port)"
+            exc.errno, exc.strerror, f"{settings.host}:{settings.web_app_port} (--web-app-port)"
         ) from None
 
 

@@ -330,3 +330,37 @@ def test_the_console_links_a_repo_to_its_sessions_on_the_host_the_browser_uses()
     )
     # No web app (--no-opencode, --web-app-port off): no link.
     assert app_url_for(directory, _services({"console": 5003}), "vm.example:5003") is None
+
+
+def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OCM_OPENCODE_PASSWORD="x")
+    serve = [sys.executable, "-m", "manager", "serve", "--host", "127.0.0.1", "--port", "0"]
+    serve += ["--data-dir", str(tmp_path / "data"), "--opencode-url", "http://127.0.0.1:9"]
+    bad = subprocess.run(
+        [*serve, "--web-app-port", "nope"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "ocm-manager: --web-app-port 'nope' is not a port; give 0-65535 or `off`"
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = subprocess.run(
+            [*serve, "--web-app-port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert taken.returncode == 1
+    last = taken.stderr.strip().splitlines()[-1]
+    assert last == (
+        f"ocm-manager: cannot listen on 127.0.0.1:{port} (--web-app-port): Address already in"
+        " use; pick another port or stop what uses it"
+    )
