@@ -14,6 +14,7 @@ from manager.errors import register_error_handlers
 from manager.proxy import Proxy, is_proxy_path
 from manager.registry import Registry
 from manager.streams import StreamTracker
+from manager.web.opencode_app import OpencodeWebApp
 
 
 @dataclass
@@ -25,6 +26,9 @@ class Services:
     streams: StreamTracker = field(default_factory=StreamTracker)
     # The OpenCode server the proxy forwards to (manager.opencode); None means no proxy.
     opencode: Any = None
+    # The bound port of each listener by name ("console", "opencode_app"), set once bound
+    # (manager.server): links between them are made from it.
+    ports: dict[str, int] = field(default_factory=dict)
 
 
 class ManagerApp:
@@ -37,6 +41,8 @@ class ManagerApp:
         self.flask = flask_app
         self.services = services
         self.proxy = Proxy(services)
+        # Served on a listener of its own (manager.server), sharing the proxy's connections.
+        self.opencode_app = OpencodeWebApp(services, self.proxy)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if is_proxy_path(environ.get("PATH_INFO", "")):
@@ -57,9 +63,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Manag
 
     from manager.api import api_bp
     from manager.mirror import clean_staging, mirror_bp
+    from manager.web import register_console
 
     app.register_blueprint(api_bp)
     app.register_blueprint(mirror_bp)
+    register_console(app)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
     clean_staging(settings.staging_dir, [repo.directory for repo in services.registry.list_repos()])
     return ManagerApp(app, services)

@@ -1,4 +1,5 @@
-"""The Manager token: made, hashed, and checked on every request but ``/api/health``."""
+"""The Manager token: made, hashed, and checked on every request but ``/api/health`` and the
+console's pages (which sign in once with it and then carry a cookie: ``manager.web``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import binascii
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from flask import Flask, request
 
@@ -64,9 +66,16 @@ def unauthorized() -> ApiError:
 
 
 def install_auth(app: Flask) -> None:
+    from manager.web import WEB_BLUEPRINTS
+    from manager.web.guard import guard_request
+
     @app.before_request
-    def _require_token() -> None:
+    def _require_token() -> Any:
         if request.path in PUBLIC_PATHS:
-            return
+            return None
+        if request.blueprint in WEB_BLUEPRINTS:
+            # The console's pages sign in with a cookie; the API below stays token-only.
+            return guard_request()
         if not token_matches(get_registry(), presented_token(request.headers.get("Authorization"))):
             raise unauthorized()
+        return None

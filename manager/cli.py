@@ -126,9 +126,9 @@ def _serve(settings: Settings) -> int:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings, on_stop=on_stop)
     except OSError as exc:
+        where = exc.filename or f"{settings.host}:{settings.port} (--port)"
         raise CliError(
-            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror};"
-            " pick another --port or stop what uses it"
+            f"cannot listen on {where}: {exc.strerror}; pick another port or stop what uses it"
         ) from None
     finally:
         if upstream is not None:
@@ -162,7 +162,26 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         max_upload_bytes=args.max_upload_bytes,
         max_archive_bytes=args.max_archive_bytes,
         max_archive_members=args.max_archive_members,
+        web_app_port=_web_app_port(args.web_app_port, args.port, mode),
+        web_app_url=args.web_app_url,
+        trusted_proxy=args.trusted_proxy or os.environ.get("OCM_MANAGER_TRUSTED_PROXY") or None,
     )
+
+
+def _web_app_port(value: str | None, port: int, opencode_mode: str) -> int | None:
+    """``--web-app-port``: a port, ``off``, or by default the Manager's port + 1 (any free
+    port when the Manager's is 0); never without OpenCode, which is what it serves."""
+    if opencode_mode == "none" or value == "off":
+        return None
+    if value is None:
+        return port + 1 if port else 0
+    try:
+        chosen = int(value)
+    except ValueError:
+        chosen = -1
+    if not 0 <= chosen <= 65535:
+        raise CliError(f"--web-app-port {value!r} is not a port; give 0-65535 or `off`")
+    return chosen
 
 
 # -- token and repos ------------------------------------------------------------------------
@@ -253,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="open event streams (attached TUIs) allowed at once; more get 503"
         f" (default {config.DEFAULT_MAX_STREAMS})",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        metavar="ADDRESS",
+        help="the reverse proxy terminating TLS in front of the Manager: its X-Forwarded-Proto"
+        " and X-Forwarded-For are believed (Secure cookies, sign-in limits per browser);"
+        " default $OCM_MANAGER_TRUSTED_PROXY, else none",
+    )
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument(
         "--max-upload-bytes",
@@ -280,6 +306,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--opencode-password", help="password of --opencode-url (prefer env OCM_OPENCODE_PASSWORD)"
+    )
+    web_app = serve.add_argument_group("OpenCode's web app (behind the console's sign-in)")
+    web_app.add_argument(
+        "--web-app-port",
+        metavar="PORT|off",
+        help="port of the listener that serves OpenCode's web app (default: --port + 1)",
+    )
+    web_app.add_argument(
+        "--web-app-url",
+        metavar="URL",
+        help="the app's address as browsers reach it, when a TLS proxy publishes it"
+        " (for the console's links)",
     )
     serve.set_defaults(run=lambda a: cmd_serve(_serve_settings(a)))
 

@@ -42,6 +42,13 @@ class Settings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_archive_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES
     max_archive_members: int = DEFAULT_MAX_ARCHIVE_MEMBERS
+    # OpenCode's web app listens here (manager.web.opencode_app); None: not served.
+    web_app_port: int | None = None
+    # The app's address as browsers reach it, when a TLS proxy publishes it elsewhere.
+    web_app_url: str | None = None
+    # The reverse proxy (its address) whose X-Forwarded-Proto/-For waitress believes, so the
+    # console knows a browser came over HTTPS (Secure cookies) and from which address.
+    trusted_proxy: str | None = None
 
     @property
     def database_path(self) -> Path:

@@ -55,6 +55,13 @@ def _api_error(exc: MirrorError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
 
 
+def _sender() -> str:
+    """Who pushes or pulls, for the console: the client's own label and its address."""
+    label = request.args.get("from", "")
+    address = request.remote_addr or "?"
+    return f"{label} ({address})" if label else address
+
+
 def _in_use(repo: Repo) -> bool:
     return bool(_services().streams.in_use(str(repo.directory)))
 
@@ -179,6 +186,7 @@ def up(repo_id: int) -> Any:
             _forget(repo)
         raise
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
+    get_registry().record_transfer(repo.id, "push", _sender())
     log.info(
         "push to %s: %s at %s, %d changed, %d deleted",
         repo.name,
@@ -215,9 +223,12 @@ def down(repo_id: int) -> Any:
         raise
     compress = _flag("gzip")
 
+    registry, sender = get_registry(), _sender()
+
     def body() -> Iterator[bytes]:
         with stack:
             yield from iter_pack(outgoing.root, outgoing.names, compress=compress)
+        registry.record_transfer(repo.id, "pull", sender)
 
     response = Response(body(), mimetype="application/gzip" if compress else "application/x-tar")
     response.headers["X-Ocm-Head"] = outgoing.state.head or ""

@@ -208,6 +208,7 @@ class Supervisor(Upstream):
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self.restarts = 0
+        self.running_since: float | None = None  # time.time() of the last healthy start
 
     # -- what the proxy and /api/health see ---------------------------------------------------
 
@@ -250,6 +251,8 @@ class Supervisor(Upstream):
 
     def _set_state(self, state: str, endpoint: Endpoint | None = None) -> None:
         # Caller holds self._lock (via self._ready).
+        if state == RUNNING and self.state != RUNNING:
+            self.running_since = time.time()
         self.state = state
         self._endpoint = endpoint
         self._ready.notify_all()

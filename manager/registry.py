@@ -1,4 +1,5 @@
-"""The SQLite registry: repos and the token hash. The only module that speaks SQL."""
+"""The SQLite registry: repos, the token hash, console sign-ins and the last transfers.
+The only module that speaks SQL."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ CREATE TABLE IF NOT EXISTS repos (
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    id_sha256 TEXT PRIMARY KEY,
+    token_sha256 TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS transfers (
+    repo_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL,
+    address TEXT NOT NULL,
+    PRIMARY KEY (repo_id, kind)
 );
 """
 
@@ -173,7 +186,9 @@ class Registry:
         )
 
     def remove_repo(self, repo_id: int) -> None:
-        self._connect().execute("DELETE FROM repos WHERE id = ?", (repo_id,))
+        conn = self._connect()
+        conn.execute("DELETE FROM repos WHERE id = ?", (repo_id,))
+        conn.execute("DELETE FROM transfers WHERE repo_id = ?", (repo_id,))
 
     def mark_interrupted_clones(self) -> int:
         """Clones still 'cloning' at start-up were cut off by a crash: say so."""
@@ -183,6 +198,49 @@ class Registry:
             (time.time(),),
         )
         return cursor.rowcount
+
+    # -- console sign-ins (manager.web.signin) ------------------------------------------------
+
+    def add_web_session(self, id_sha256: str, token_sha256: str, expires_at: float) -> None:
+        conn = self._connect()
+        conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?", (time.time(),))
+        conn.execute(
+            "INSERT INTO web_sessions (id_sha256, token_sha256, expires_at) VALUES (?, ?, ?)",
+            (id_sha256, token_sha256, expires_at),
+        )
+
+    def web_session(self, id_sha256: str) -> tuple[str, float] | None:
+        """``(token hash at sign-in, expiry)`` of a sign-in, or None."""
+        row = (
+            self._connect()
+            .execute(
+                "SELECT token_sha256, expires_at FROM web_sessions WHERE id_sha256 = ?",
+                (id_sha256,),
+            )
+            .fetchone()
+        )
+        return (row["token_sha256"], row["expires_at"]) if row else None
+
+    def remove_web_session(self, id_sha256: str) -> None:
+        self._connect().execute("DELETE FROM web_sessions WHERE id_sha256 = ?", (id_sha256,))
+
+    # -- last push and pull per repo (the console shows them) --------------------------------
+
+    def record_transfer(self, repo_id: int, kind: str, address: str) -> None:
+        """Note that a ``kind`` ("push" or "pull") of ``repo_id`` from ``address`` finished."""
+        self._connect().execute(
+            "INSERT INTO transfers (repo_id, kind, at, address) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(repo_id, kind) DO UPDATE SET at = excluded.at,"
+            " address = excluded.address",
+            (repo_id, kind, time.time(), address),
+        )
+
+    def transfers(self) -> dict[int, dict[str, tuple[float, str]]]:
+        """``{repo_id: {kind: (when, address)}}`` for every repo with a recorded transfer."""
+        found: dict[int, dict[str, tuple[float, str]]] = {}
+        for row in self._connect().execute("SELECT * FROM transfers"):
+            found.setdefault(row["repo_id"], {})[row["kind"]] = (row["at"], row["address"])
+        return found
 
 
 def get_registry() -> Registry:

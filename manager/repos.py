@@ -6,9 +6,10 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from manager.registry import CLONING, READY, NameTaken, Registry, Repo
+from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -71,36 +72,92 @@ def clone_repo(
     The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
     A failed clone leaves neither a row nor a directory behind.
     """
+    repo = reserve_repo(registry, repos_dir, source, name=name)
+    return run_clone(registry, repo, source, branch=branch)
+
+
+def reserve_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | None) -> Repo:
+    """Check the name and register the repo as 'cloning' (``run_clone`` fills it in)."""
     name = check_name(name or default_name(source))
     directory = repos_dir / name
     if directory.exists():
         raise RepoError(f"{directory} already exists; pick another --name or remove it")
     origin = origin_of_source(source)
     try:
-        repo = registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
+        return registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
         raise RepoError(f"a repo named {name!r} already exists; pick another --name") from None
-    clone_source = (
-        str(Path(source).expanduser().resolve()) if Path(source).expanduser().exists() else source
-    )
-    args = [
-        "clone",
-        "--quiet",
-        *(["--branch", branch] if branch else []),
-        clone_source,
-        str(directory),
-    ]
-    result = _git(*args)
-    if result.returncode != 0:
-        registry.remove_repo(repo.id)
-        shutil.rmtree(directory, ignore_errors=True)
-        raise RepoError(f"git clone failed: {_last_line(result.stderr)}")
-    if origin != source:
-        _git("remote", "set-url", "origin", origin, cwd=directory)
-    registry.update_repo(repo.id, status=READY, branch=current_branch(directory))
+
+
+def run_clone(
+    registry: Registry,
+    repo: Repo,
+    source: str,
+    *,
+    branch: str | None = None,
+    keep_failed: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Repo:
+    """Clone ``source`` into a reserved repo's directory; ready when done.
+
+    On failure the directory goes; the row goes too, or with ``keep_failed`` stays with
+    status 'error' and git's last line, for the console to show. ``progress`` gets git's
+    progress lines ("Receiving objects:  45% ...") as they come.
+    """
+    local = Path(source).expanduser()
+    clone_source = str(local.resolve()) if local.exists() else source
+    # "--": a source from the console starting with "-" must never become an option.
+    where = ["--", clone_source, str(repo.directory)]
+    options = ["--branch", branch] if branch else []
+    if progress is None:
+        result = _git("clone", "--quiet", *options, *where)
+        returncode, stderr = result.returncode, result.stderr
+    else:
+        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], progress)
+    if returncode != 0:
+        shutil.rmtree(repo.directory, ignore_errors=True)
+        message = f"git clone failed: {_last_line(stderr)}"
+        if keep_failed:
+            registry.update_repo(repo.id, status=ERROR, error=message)
+        else:
+            registry.remove_repo(repo.id)
+        raise RepoError(message)
+    if repo.origin_url != source:
+        _git("remote", "set-url", "origin", repo.origin_url, cwd=repo.directory)
+    registry.update_repo(repo.id, status=READY, branch=current_branch(repo.directory))
     updated = registry.get_repo(repo.id)
     assert updated is not None
     return updated
+
+
+def _git_with_progress(args: list[str], progress: Callable[[str], None]) -> tuple[int, str]:
+    """Run git, handing each progress line of its stderr (split at CR or LF) to ``progress``."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    process = subprocess.Popen(
+        ["git", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        # No controlling terminal: ssh must fail (into git's message on the page) rather
+        # than ask the Manager's terminal about an unknown host key or a passphrase.
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    pending = b""
+    while chunk := os.read(process.stderr.fileno(), 4096):
+        pending += chunk
+        *lines, pending = re.split(rb"[\r\n]", pending)
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").strip()
+            if line:
+                seen.append(line)
+                progress(line)
+        del seen[:-20]
+    if pending.strip():
+        seen.append(pending.decode("utf-8", "replace").strip())
+    return process.wait(), "\n".join(seen)
 
 
 def register_existing(

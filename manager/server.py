@@ -43,6 +43,14 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         # reads 0.2-0.3 s (bench/mirror.py). Reads return what is there, so SSE is unaffected.
         "recv_bytes": 256 * 1024,
         "clear_untrusted_proxy_headers": True,
+        **(
+            {
+                "trusted_proxy": settings.trusted_proxy,
+                "trusted_proxy_headers": {"x-forwarded-proto", "x-forwarded-for"},
+            }
+            if settings.trusted_proxy
+            else {}
+        ),
     }
 
 
@@ -57,6 +65,31 @@ def raise_open_file_limit(wanted: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[str, Any]) -> Any:
+    """OpenCode's web app on a port of its own (manager.web.opencode_app), or None.
+
+    It joins the main server's event loop and worker threads: one thread budget, so the
+    app's event streams and the TUIs' share ``max_streams`` as the proxy counts them."""
+    web_app = getattr(app, "opencode_app", None)
+    if web_app is None or settings.web_app_port is None:
+        return None
+    from waitress.server import create_server
+
+    try:
+        return create_server(
+            web_app,
+            map=server._map,
+            _dispatcher=server.task_dispatcher,
+            **(options | {"port": settings.web_app_port}),
+        )
+    except OSError as exc:
+        server.close()
+        # The filename names the listener for the caller's message.
+        raise OSError(
+            exc.errno, exc.strerror, f"{settings.host}:{settings.web_app_port} (--web-app-port)"
+        ) from None
 
 
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
@@ -74,6 +107,7 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     options = waitress_options(settings)
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)
+    web_app_server = web_app_listener(app, settings, server, options)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
         from manager.proxy_loop import install
@@ -84,6 +118,16 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
         print(
             f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr, flush=True
         )
+        ports = getattr(getattr(app, "services", None), "ports", {})
+        ports["console"] = port
+        if web_app_server is not None:
+            ports["opencode_app"] = web_app_server.effective_port
+            print(
+                "ocm-manager: OpenCode's web app (behind the console's sign-in) on"
+                f" http://{settings.host}:{web_app_server.effective_port}",
+                file=sys.stderr,
+                flush=True,
+            )
         # server.run(), except that on_stop runs before waitress waits for its workers.
         server.asyncore.loop(
             timeout=server.adj.asyncore_loop_timeout,
@@ -97,3 +141,5 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
             on_stop()
         server.task_dispatcher.shutdown()
         server.close()
+        if web_app_server is not None:
+            web_app_server.close()

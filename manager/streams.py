@@ -56,6 +56,11 @@ class StreamTracker:
         with self._lock:
             return self._open.get(_key(directory), 0) > 0
 
+    def attached(self, directory: str) -> int:
+        """How many event streams (TUIs) are open on ``directory`` now."""
+        with self._lock:
+            return self._open.get(_key(directory), 0)
+
     def total(self) -> int:
         with self._lock:
             return sum(self._open.values())

@@ -1,0 +1,99 @@
+"""What the Repos page shows for each repo, as plain data (the page and its JSON twin)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from manager.registry import READY, Repo
+from manager.web.clones import CloneJobs
+from manager.web.upstream import session_count
+from ocm.mirror import gitcmd
+
+# Subjects by commit: a commit never changes, and the list is asked for every 2 s per tab.
+_subjects: dict[str, str] = {}
+SUBJECTS_KEPT = 1000
+
+
+def _subject(repo: Repo, commit: str) -> str:
+    if commit not in _subjects:
+        if len(_subjects) >= SUBJECTS_KEPT:
+            _subjects.clear()
+        _subjects[commit] = gitcmd.maybe(repo.directory, "log", "-1", "--format=%s", commit) or ""
+    return _subjects[commit]
+
+
+def _git_state(repo: Repo) -> tuple[dict[str, str] | None, int | None]:
+    """Head commit and the number of changed paths, from one ``git status`` run.
+
+    GIT_OPTIONAL_LOCKS=0 (gitcmd): looking never takes the index lock a push needs."""
+    done = gitcmd.run(repo.directory, "status", "--porcelain=v2", "--branch", "-z", check=False)
+    if done.returncode != 0:
+        return None, None
+    entries = gitcmd.split_z(done.stdout)
+    commit = ""
+    changes = 0
+    skip_next = False
+    for entry in entries:
+        if skip_next:  # a rename's original path
+            skip_next = False
+        elif entry.startswith("# branch.oid "):
+            commit = entry.split(" ", 2)[2]
+        elif not entry.startswith("#"):
+            changes += 1
+            skip_next = entry.startswith("2 ")
+    if not commit or commit == "(initial)":
+        return None, changes
+    return {"commit": commit[:7], "subject": _subject(repo, commit)}, changes
+
+
+def ago(then: float, now: float) -> str:
+    seconds = max(0, int(now - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def _transfer(found: tuple[float, str] | None, now: float) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    at, address = found
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+    return {"at": iso, "ago": ago(at, now), "from": address}
+
+
+def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
+    registry = services.registry
+    transfers = registry.transfers()
+    now = time.time()
+    opencode_answers = True
+    rows = []
+    for repo in registry.list_repos():
+        ready = repo.status == READY and (repo.directory / ".git").is_dir()
+        sessions = None
+        if ready and opencode_answers:
+            sessions = session_count(services, str(repo.directory))
+            # One silence is enough: do not wait a timeout per repo for a server that is down.
+            opencode_answers = sessions is not None
+        head, changes = _git_state(repo) if ready else (None, None)
+        kinds = transfers.get(repo.id, {})
+        rows.append(
+            {
+                "id": repo.id,
+                "name": repo.name,
+                "branch": repo.branch,
+                "status": repo.status,
+                "error": repo.error,
+                "progress": clones.progress(repo.id) if repo.status == "cloning" else "",
+                "directory": str(repo.directory),
+                "originUrl": repo.origin_url,
+                "head": head,
+                "uncommittedChanges": changes,
+                "tuisAttached": services.streams.attached(str(repo.directory)),
+                "lastPush": _transfer(kinds.get("push"), now),
+                "lastPull": _transfer(kinds.get("pull"), now),
+                "opencodeSessions": sessions,
+            }
+        )
+    return rows

@@ -1,0 +1,62 @@
+// The pages work without this script; it only adds live lists and copy buttons.
+"use strict";
+
+// Live regions ([data-live] with an id): every 2 s ask the page's JSON twin for the version
+// of its data; when it differs from the one the page was drawn from, fetch the page again
+// and swap those regions in place (forms elsewhere keep what was typed). Signed out
+// meanwhile (the token was rotated): go to the sign-in page.
+(function live() {
+  const main = document.querySelector("main[data-version]");
+  if (!main || !document.querySelector("[data-live]")) return;
+  let busy = false;
+
+  async function refresh() {
+    const response = await fetch(location.pathname, {
+      headers: { Accept: "text/html" }, cache: "no-store",
+    });
+    if (!response.ok) return;
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    for (const region of document.querySelectorAll("[data-live]")) {
+      const replacement = fresh.getElementById(region.id);
+      if (replacement) region.replaceWith(document.importNode(replacement, true));
+    }
+    main.dataset.version = response.headers.get("X-Ocm-Data-Version") || "";
+  }
+
+  async function poll() {
+    if (busy || document.hidden) return;
+    busy = true;
+    try {
+      const response = await fetch(location.pathname + "?format=json", {
+        headers: { Accept: "application/json" }, cache: "no-store",
+      });
+      if (response.status === 401) { location.assign("/signin"); return; }
+      if (!response.ok) return;
+      if (response.headers.get("X-Ocm-Data-Version") !== main.dataset.version) await refresh();
+    } catch (error) {
+      // The Manager restarting: try again at the next tick.
+    } finally {
+      busy = false;
+    }
+  }
+
+  setInterval(poll, 2000);
+})();
+
+// Copy buttons: [data-copy] names the input whose value to copy.
+for (const button of document.querySelectorAll("[data-copy]")) {
+  button.hidden = false;
+  button.addEventListener("click", async () => {
+    const field = document.querySelector(button.dataset.copy);
+    try {
+      await navigator.clipboard.writeText(field.value);
+    } catch (error) {
+      // No clipboard API outside HTTPS/localhost: select and let the browser copy.
+      field.focus();
+      field.select();
+      document.execCommand("copy");
+    }
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 2000);
+  });
+}

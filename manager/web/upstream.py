@@ -1,0 +1,51 @@
+"""Questions the console asks the Manager's OpenCode directly (never through the browser).
+
+The same endpoint and credentials the proxy uses; a short timeout, and None for "OpenCode
+did not answer", which the pages show as "—".
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+TIMEOUT = 2.0
+
+
+def get_json(services: Any, path: str, params: dict[str, str] | None = None) -> Any:
+    upstream = services.opencode
+    endpoint = upstream.endpoint if upstream is not None else None
+    if endpoint is None or upstream.state not in ("running", "external"):
+        return None
+    target = endpoint.base_path + path + (f"?{urlencode(params)}" if params else "")
+    connection_type = (
+        http.client.HTTPSConnection if endpoint.scheme == "https" else http.client.HTTPConnection
+    )
+    connection = connection_type(endpoint.host, endpoint.port, timeout=TIMEOUT)
+    try:
+        connection.request(
+            "GET",
+            target,
+            headers={"Authorization": endpoint.authorization, "Accept": "application/json"},
+        )
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        return json.loads(body)
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def opencode_version(services: Any) -> str | None:
+    health = get_json(services, "/global/health")
+    return health.get("version") if isinstance(health, dict) else None
+
+
+def session_count(services: Any, directory: str) -> int | None:
+    sessions = get_json(services, "/session", {"directory": directory})
+    return len(sessions) if isinstance(sessions, list) else None

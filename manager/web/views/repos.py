@@ -1,0 +1,106 @@
+"""Repos: the list (live), adding one from a git URL or a path, removing one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, redirect, request, url_for
+
+from manager.errors import ApiError
+from manager.registry import CLONING
+from manager.repos import RepoError, remove_repo
+from manager.web.render import page, wants_json
+from manager.web.repo_status import repo_rows
+from manager.web.state import console_state, services
+
+bp = Blueprint("web_repos", __name__)
+
+
+def _listing(**view: Any) -> Any:
+    rows = repo_rows(services(), console_state().clones)
+    for row in rows:
+        row["sessionsUrl"] = _sessions_url(row)
+    data = {"repos": rows, "opencode": _opencode_state()}
+    return page("repos.html", data, status=view.pop("status", 200), **view)
+
+
+def _sessions_url(row: dict[str, Any]) -> str | None:
+    """Where OpenCode's web app opens this repo's sessions (None: no app, or not ready)."""
+    if row["status"] != "ready":
+        return None
+    from manager.web.opencode_app import app_url_for
+
+    return app_url_for(row["directory"], services(), request.host, scheme=request.scheme)
+
+
+def _opencode_state() -> str:
+    upstream = services().opencode
+    return upstream.state if upstream is not None else "disabled"
+
+
+@bp.get("/repos")
+def repos() -> Any:
+    return _listing()
+
+
+@bp.post("/repos")
+def add() -> Any:
+    source = request.form.get("source", "").strip()
+    name = request.form.get("name", "").strip() or None
+    branch = request.form.get("branch", "").strip() or None
+    try:
+        if not source:
+            raise RepoError("give a git URL or a path on the Manager to clone")
+        repo_id = console_state().clones.start(
+            services().registry,
+            services().settings.repos_dir,
+            source,
+            name=name,
+            branch=branch,
+        )
+    except RepoError as exc:
+        if wants_json():
+            raise ApiError(400, "bad_repo", f"{exc}.") from None
+        form = {"source": source, "name": name or "", "branch": branch or ""}
+        return _listing(
+            status=400, message_kind="error", message=f"Cannot add the repo: {exc}.", form=form
+        )
+    if wants_json():
+        response = jsonify(id=repo_id, status=CLONING)
+        response.status_code = 202
+        return response
+    return redirect(url_for("web_repos.repos"), code=303)
+
+
+def _repo_or_404(repo_id: int) -> Any:
+    repo = services().registry.get_repo(repo_id)
+    if repo is None:
+        abort(404, description=f"There is no repo {repo_id} on this Manager.")
+    return repo
+
+
+@bp.get("/repos/<int:repo_id>/remove")
+def confirm_remove(repo_id: int) -> Any:
+    repo = _repo_or_404(repo_id)
+    data = {
+        "repo": {"id": repo.id, "name": repo.name, "directory": str(repo.directory)},
+        "tuisAttached": services().streams.attached(str(repo.directory)),
+    }
+    return page("remove.html", data)
+
+
+@bp.post("/repos/<int:repo_id>/remove")
+def remove(repo_id: int) -> Any:
+    repo = _repo_or_404(repo_id)
+    if request.form.get("confirm") != "yes":
+        raise ApiError(400, "not_confirmed", "Confirm the removal on the repo's remove page.")
+    if repo.status == CLONING:
+        raise ApiError(409, "still_cloning", f"{repo.name} is still cloning; wait for it.")
+    delete_files = request.form.get("delete_files") == "yes"
+    try:
+        remove_repo(services().registry, str(repo.id), delete_files=delete_files)
+    except RepoError as exc:
+        raise ApiError(404, "unknown_repo", f"{exc}.") from None
+    if wants_json():
+        return jsonify(id=repo.id, removed=True, filesDeleted=delete_files)
+    return redirect(url_for("web_repos.repos"), code=303)

@@ -1,0 +1,93 @@
+"""Browser fixtures for every test of the Manager's web pages (the console and OpenCode's app).
+
+Headless Chromium from Debian's ``chromium`` package (``$OCM_TEST_CHROMIUM`` overrides the
+path), driven by Playwright's sync API — never a browser download. Missing is a failure.
+
+- ``chromium``: one browser for the whole test session.
+- ``new_page(**context_options)``: a page in a fresh context (its own cookies), closed at the
+  end of the test; e.g. ``new_page(viewport={"width": 390, "height": 844})`` for a phone.
+- ``sign_in(page, manager, token=None)``: sign ``page`` in to a running Manager through its
+  sign-in form (``manager.token`` unless ``token`` is given) and return the session cookie
+  as Playwright reports it (a dict with ``value``, ``httpOnly``, ``sameSite``, ``secure``).
+- ``console``: a Manager without OpenCode plus a page signed in to it, as ``(manager, page)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.processes import RunningManager
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COOKIE_NAME = "ocm_session"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = os.environ.get("OCM_TEST_CHROMIUM") or "/usr/bin/chromium"
+    if not os.access(executable, os.X_OK):
+        pytest.fail(f"Chromium is not installed at {executable}; run the tests via scripts/test")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def new_page(chromium: Any) -> Iterator[Callable[..., Any]]:
+    contexts: list[Any] = []
+
+    def make(**context_options: Any) -> Any:
+        context = chromium.new_context(**context_options)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+def session_cookie(page: Any) -> dict[str, Any] | None:
+    found = [c for c in page.context.cookies() if c["name"] == COOKIE_NAME]
+    return found[0] if found else None
+
+
+@pytest.fixture
+def sign_in() -> Callable[..., dict[str, Any]]:
+    def run(page: Any, manager: RunningManager, token: str | None = None) -> dict[str, Any]:
+        page.goto(manager.url + "/")
+        page.fill("#token", token or manager.token)
+        page.click("button[type=submit]")
+        page.wait_for_url(manager.url + "/repos")
+        cookie = session_cookie(page)
+        assert cookie is not None, "signed in but no session cookie"
+        return cookie
+
+    return run
+
+
+@pytest.fixture
+def console(
+    manager: RunningManager,
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., dict[str, Any]],
+) -> tuple[RunningManager, Any]:
+    page = new_page()
+    sign_in(page, manager)
+    return manager, page

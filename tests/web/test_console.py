@@ -1,0 +1,207 @@
+"""The console's pages in a real browser: repos, settings and health, live."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.auth import bearer
+from tests.support.git import git, write_files
+from tests.support.processes import RunningManager, ocm_command
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def json_twin(page: Any, path: str) -> Any:
+    """The JSON twin of a page, fetched by the signed-in browser itself."""
+    answer = page.request.get(_origin(page) + path)
+    assert answer.ok, answer.text()
+    return answer.json()
+
+
+def _origin(page: Any) -> str:
+    return "/".join(page.url.split("/", 3)[:3])
+
+
+def row(page: Any, name: str) -> Any:
+    return page.locator("tr", has=page.locator("strong", has_text=name))
+
+
+def test_add_a_repo_from_a_path_see_it_ready_then_remove_it(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    source = git_repo("app", files={"README.md": "# app\n", "src/main.py": "print(1)\n"})
+    head = git(source, "rev-parse", "--short", "HEAD")
+    assert page.is_visible("text=No repos yet")
+
+    page.fill("input[name=source]", str(source))
+    page.click("text=Add repo")
+    app = row(page, "app")
+    app.locator(".state-ready").wait_for()
+    assert app.locator("[data-label=Branch]").inner_text() == "main"
+    assert head in app.locator("[data-label=Head]").inner_text()
+    assert app.locator("[data-label=Uncommitted]").inner_text() == "none"
+    assert app.locator("[data-label='TUIs attached']").inner_text() == "0"
+    assert app.locator("[data-label='OpenCode sessions']").inner_text() == "—"  # no OpenCode
+
+    listed = json_twin(page, "/repos?format=json")["repos"]
+    assert [(r["name"], r["status"], r["head"]["commit"]) for r in listed] == [
+        ("app", "ready", head)
+    ]
+    directory = Path(listed[0]["directory"])
+    assert (directory / "src" / "main.py").read_text() == "print(1)\n"
+    # The API sees it as a workspace now.
+    workspaces = requests.get(
+        manager.url + "/api/internal/opencode-workspaces", headers=bearer(manager.token), timeout=10
+    ).json()["workspaces"]
+    assert [w["name"] for w in workspaces] == ["app"]
+
+    # A change on the Manager's copy shows up without a reload.
+    write_files(directory, {"notes.txt": "draft\n", "README.md": "# changed\n"})
+    app.locator("[data-label=Uncommitted]", has_text="2 files").wait_for()
+
+    app.locator("text=Remove…").click()
+    assert page.text_content("h1") == "Remove app?"
+    page.click("button.danger")
+    page.wait_for_url(manager.url + "/repos")
+    assert page.is_visible("text=No repos yet")
+    assert directory.is_dir(), "files are kept unless asked"
+
+
+def test_remove_can_delete_the_files(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    source = git_repo("gone")
+    page.fill("input[name=source]", source.as_uri())  # a git URL this time
+    page.click("text=Add repo")
+    row(page, "gone").locator(".state-ready").wait_for()
+    directory = manager.data_dir / "repos" / "gone"
+    assert directory.is_dir()
+    row(page, "gone").locator("text=Remove…").click()
+    page.check("input[name=delete_files]")
+    page.click("button.danger")
+    page.wait_for_url(manager.url + "/repos")
+    assert not directory.exists()
+    assert json_twin(page, "/repos?format=json")["repos"] == []
+
+
+def test_a_clone_that_fails_shows_gits_error_and_a_bad_name_is_refused(
+    console: tuple[RunningManager, Any], tmp_path: Path
+) -> None:
+    manager, page = console
+    missing = tmp_path / "not-a-repo"
+    missing.mkdir()
+    page.fill("input[name=source]", str(missing))
+    page.click("text=Add repo")
+    failed = row(page, "not-a-repo")
+    failed.locator(".state-error").wait_for()
+    assert "git clone failed" in failed.locator("[data-label=Status]").inner_text()
+    assert not (manager.data_dir / "repos" / "not-a-repo").exists()
+
+    page.fill("input[name=source]", str(missing))
+    page.fill("input[name=name]", "../escape")
+    page.click("text=Add repo")
+    assert "invalid repo name" in page.text_content("[role=alert]")
+    assert page.input_value("input[name=source]") == str(missing)  # nothing typed is lost
+
+
+def run_ocm(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        ocm_command(*args), input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_rotate_the_token_from_the_page_then_ocm_login_with_what_it_showed(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, page = console
+    page.click("nav >> text=Settings")
+    page.click("button.danger")  # the confirmation box is required: nothing happens
+    assert page.url == manager.url + "/settings"
+    page.check("input[name=confirm]")
+    page.click("button.danger")
+    assert page.text_content("h1") == "New Manager token"
+    token = page.input_value("#new-token")
+    login_line = page.input_value("#login-line")
+    assert login_line == f"ocm login {manager.url}"
+    assert token.startswith("ocm_") and token != manager.token
+    assert page.is_visible("button[data-copy='#new-token']")
+
+    # The old token is dead at once, on the API too; this browser stays signed in.
+    old = requests.get(
+        manager.url + "/api/internal/opencode-workspaces", headers=bearer(manager.token), timeout=10
+    )
+    assert old.status_code == 401
+    page.click("nav >> text=Health")
+    assert page.text_content("h1") == "Health"
+
+    # The exact line the page showed, with the token it showed on stdin.
+    login = run_ocm(*login_line.split()[1:], stdin=token + "\n")
+    assert login.returncode == 0, login.stderr
+    assert f"logged in to {manager.url}" in login.stderr
+    listed = run_ocm("list", "--json", stdin="")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    # Shown once: the settings page never shows it again.
+    page.goto(manager.url + "/settings")
+    assert token not in page.content()
+    assert token not in manager.log()
+
+
+def test_health_shows_versions_disk_and_the_logs(console: tuple[RunningManager, Any]) -> None:
+    manager, page = console
+    page.click("nav >> text=Health")
+    facts = page.inner_text("dl.facts")
+    assert "disabled" in facts  # --no-opencode
+    from ocm import __version__
+
+    assert __version__ in facts
+    assert " of " in page.inner_text("dl.facts dd:has(small)")
+    assert "console sign-in from 127.0.0.1" in page.inner_text("pre.log")
+    data = json_twin(page, "/health?format=json")
+    assert data["managerVersion"] == __version__
+    assert data["opencode"]["state"] == "disabled"
+    assert data["diskFreeBytes"] > 0
+    assert any("console sign-in" in line for line in data["logs"]["manager.log"])
+
+
+def test_last_push_and_pull_show_when_and_from_where(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    page.fill("input[name=source]", str(git_repo("shared")))
+    page.click("text=Add repo")
+    shared = row(page, "shared")
+    shared.locator(".state-ready").wait_for()
+    assert shared.locator("[data-label='Last pull']").inner_text() == "—"
+    repo_id = json_twin(page, "/repos?format=json")["repos"][0]["id"]
+    mirror = f"{manager.url}/api/internal/repo-mirror/{repo_id}"
+
+    # A laptop pulls (`ocm pull` asks for the archive) and pushes the same tree back.
+    pulled = requests.get(
+        f"{mirror}/down", params={"from": "laptop-a:/home/a/shared"}, headers=bearer(manager.token)
+    )
+    assert pulled.status_code == 200, pulled.text
+    shared.locator("[data-label='Last pull']", has_text="laptop-a:/home/a/shared").wait_for()
+    assert "(127.0.0.1)" in shared.locator("[data-label='Last pull']").inner_text()
+    pushed = requests.post(
+        f"{mirror}/up",
+        params={"from": "laptop-b:/work/shared", "force": "1"},
+        data=pulled.content,
+        headers=bearer(manager.token),
+        timeout=60,
+    )
+    assert pushed.status_code == 200, pushed.text
+    shared.locator("[data-label='Last push']", has_text="laptop-b:/work/shared").wait_for()
+    last_push = json_twin(page, "/repos?format=json")["repos"][0]["lastPush"]
+    assert last_push["from"] == "laptop-b:/work/shared (127.0.0.1)"
+    assert last_push["at"].endswith("Z")

@@ -1,0 +1,240 @@
+"""Signing in to the console: the token buys a cookie; rotation, CSRF and guessing."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.auth import bearer
+from tests.support.processes import RunningManager
+from tests.web.conftest import COOKIE_NAME, session_cookie
+
+PAGES = ["/", "/repos", "/settings", "/health", "/repos/1/remove"]
+
+
+def test_wrong_token_is_refused_right_one_opens_the_console_and_sign_out_ends_it(
+    manager: RunningManager, new_page: Callable[..., Any], sign_in: Callable[..., Any]
+) -> None:
+    page = new_page()
+    page.goto(manager.url)
+    assert page.url == manager.url + "/signin"
+    page.fill("#token", "ocm_not-the-token")
+    page.click("button[type=submit]")
+    assert "not this Manager's token" in page.text_content("[role=alert]")
+    assert session_cookie(page) is None
+
+    cookie = sign_in(page, manager)
+    assert page.text_content("h1") == "Repos"
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"] is False  # plain http here: a Secure cookie would never come back
+    assert cookie["expires"] > time.time() + 3600
+    # The token is in no URL, no page and no log after signing in.
+    assert manager.token not in page.url and manager.token not in page.content()
+    assert manager.token not in manager.log()
+    assert manager.token not in (manager.data_dir / "logs" / "manager.log").read_text()
+
+    page.click("text=Sign out")
+    page.wait_for_url(manager.url + "/signin")
+    assert session_cookie(page) is None
+    # The session is over on the Manager too: the old cookie is no key any more.
+    old = requests.get(
+        manager.url + "/repos?format=json", cookies={COOKIE_NAME: cookie["value"]}, timeout=10
+    )
+    assert old.status_code == 401
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_page_loads_signed_out(manager: RunningManager, path: str) -> None:
+    page = requests.get(manager.url + path, timeout=10)
+    assert page.status_code == 200 and page.url == manager.url + "/signin"
+    assert 'name="token"' in page.text and "Repos" not in page.text
+    twin = requests.get(manager.url + path, params={"format": "json"}, timeout=10)
+    if path != "/":
+        assert twin.status_code == 401 and twin.json()["error"] == "unauthorized"
+    # The token in a header opens the API, not the console: the console wants its cookie.
+    with_token = requests.get(
+        manager.url + path, headers=bearer(manager.token), allow_redirects=False, timeout=10
+    )
+    assert with_token.status_code in (303, 401)
+
+
+def test_signed_out_browser_lands_on_the_sign_in_page(
+    manager: RunningManager, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    for path in PAGES:
+        page.goto(manager.url + path)
+        assert page.url == manager.url + "/signin", path
+        assert page.is_visible("#token")
+
+
+def test_the_api_stays_token_only(console: tuple[RunningManager, Any]) -> None:
+    manager, page = console
+    cookie = session_cookie(page)
+    assert cookie is not None
+    jar = {COOKIE_NAME: cookie["value"]}
+    url = manager.url + "/api/internal/opencode-workspaces"
+    assert requests.get(url, cookies=jar, timeout=10).status_code == 401
+    assert requests.get(url, headers=bearer(manager.token), timeout=10).json() == {"workspaces": []}
+
+
+def test_a_cookie_from_before_token_rotate_no_longer_works(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, page = console
+    cookie = session_cookie(page)
+    assert cookie is not None
+    jar = {COOKIE_NAME: cookie["value"]}
+    assert requests.get(manager.url + "/health?format=json", cookies=jar, timeout=10).ok
+
+    manager.cli("token", "rotate")
+
+    assert (
+        requests.get(manager.url + "/health?format=json", cookies=jar, timeout=10).status_code
+        == 401
+    )
+    page.goto(manager.url + "/health")
+    assert page.url == manager.url + "/signin"
+
+
+@pytest.fixture
+def other_site() -> Iterator[Callable[[str], str]]:
+    """A page on another origin (same host, other port: same-site, so the Strict cookie IS
+    sent and only the Origin check stands in the way). ``other_site(html)`` serves it."""
+    pages: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            body = pages.get(self.path, "").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(html: str) -> str:
+        pages["/evil.html"] = html
+        return f"http://127.0.0.1:{server.server_address[1]}/evil.html"
+
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_cross_site_post_is_refused(
+    console: tuple[RunningManager, Any],
+    other_site: Callable[[str], str],
+    git_repo: Callable[..., Any],
+) -> None:
+    manager, page = console
+    source = git_repo("victim")
+    evil = other_site(
+        f"""<form id="f" method="post" action="{manager.url}/repos">
+        <input name="source" value="{source}"></form>
+        <script>document.getElementById("f").submit()</script>"""
+    )
+    with page.expect_response(manager.url + "/repos") as answer:
+        page.goto(evil)
+    assert answer.value.status == 403
+    assert "did not come from the Manager's own pages" in answer.value.text()
+
+    rotate = other_site(
+        f"""<form id="f" method="post" action="{manager.url}/settings/token">
+        <input name="confirm" value="yes"></form>
+        <script>document.getElementById("f").submit()</script>"""
+    )
+    with page.expect_response(manager.url + "/settings/token") as answer:
+        page.goto(rotate)
+    assert answer.value.status == 403
+
+    # Nothing happened: no repo, and the token still works.
+    page.goto(manager.url + "/repos?format=json")
+    assert '"repos":[]' in page.text_content("body").replace(" ", "")
+    api = requests.get(
+        manager.url + "/api/internal/opencode-workspaces", headers=bearer(manager.token), timeout=10
+    )
+    assert api.status_code == 200
+    # A script (no browser, so no Origin at all) holding the cookie is refused too.
+    cookie = session_cookie(page)
+    assert cookie is not None
+    bare = requests.post(
+        manager.url + "/repos",
+        data={"source": str(source)},
+        cookies={COOKIE_NAME: cookie["value"]},
+        timeout=10,
+    )
+    assert bare.status_code == 403
+
+
+def test_wrong_tokens_are_slowed_down(manager: RunningManager) -> None:
+    url = manager.url + "/signin"
+    origin = {"Origin": manager.url}
+    answers = [
+        requests.post(url, data={"token": f"guess-{n}"}, headers=origin, timeout=10)
+        for n in range(12)
+    ]
+    codes = [a.status_code for a in answers]
+    assert codes[0] == 401
+    assert 429 in codes, codes
+    limited = answers[codes.index(429)]
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert "Too many attempts" in limited.text
+    # Even the right token waits its turn...
+    right = requests.post(
+        url, data={"token": manager.token}, headers=origin, allow_redirects=False, timeout=10
+    )
+    assert right.status_code == 429
+    # ...and gets in once the address has waited.
+    time.sleep(int(right.headers["Retry-After"]) + 0.5)
+    right = requests.post(
+        url, data={"token": manager.token}, headers=origin, allow_redirects=False, timeout=10
+    )
+    assert right.status_code == 303 and COOKIE_NAME in right.cookies
+    assert "refused: too many attempts" in manager.log()
+
+
+def test_cookie_is_secure_behind_the_trusted_proxy_only(
+    manager_factory: Callable[..., RunningManager],
+) -> None:
+    def sign_in_over(manager: RunningManager, proto: str) -> str:
+        answer = requests.post(
+            manager.url + "/signin",
+            data={"token": manager.token},
+            headers={
+                "X-Forwarded-Proto": proto,
+                "Origin": manager.url.replace("http://", f"{proto}://"),
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 303, answer.text
+        return answer.headers["Set-Cookie"]
+
+    behind_proxy = manager_factory("--no-opencode", "--trusted-proxy", "127.0.0.1")
+    assert "; Secure" in sign_in_over(behind_proxy, "https")
+    assert "; Secure" not in sign_in_over(behind_proxy, "http")
+    # Without --trusted-proxy anyone could claim https: the header is ignored (and the
+    # https Origin, which no longer matches, refused).
+    direct = manager_factory("--no-opencode")
+    refused = requests.post(
+        direct.url + "/signin",
+        data={"token": direct.token},
+        headers={"X-Forwarded-Proto": "https", "Origin": direct.url.replace("http:", "https:")},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    assert "; Secure" not in sign_in_over(direct, "http")
