@@ -34,7 +34,7 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         # select() fails above ~1000 descriptors; poll() has no such limit.
         "asyncore_use_poll": True,
         # No channel_request_lookahead: it doubles waitress' CPU per request; the proxy
-        # notices a client that went away by peeking at its socket (manager.proxy_http).
+        # notices a client that went away by peeking at its socket (manager.proxy.upstream).
         "ident": "ocm-manager",
         # Waitress buffers a whole request body before the app runs, even an
         # unauthenticated one (FIELD-NOTES): cap it.
@@ -76,7 +76,7 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     server = create_server(app, **options)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
-        from manager.proxy_loop import install
+        from manager.proxy.loop import install
 
         install(server, proxy)
     try:

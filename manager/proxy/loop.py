@@ -10,7 +10,7 @@ waitress' own socket map, and passes the answer on as it arrives.
 Only a request that needs nothing else takes this path: authorised, not an event stream
 (those hold a worker for their whole life, by design), no WebSocket upgrade, a body small
 enough that waitress already holds it, not HEAD, OpenCode running and reachable over plain
-HTTP. Every other request goes to a worker and ``manager.proxy`` as before; that is also
+HTTP. Every other request goes to a worker and ``manager.proxy.wsgi`` as before; that is also
 where 401, 501 and 503 are answered. Target, headers and status pass through the same
 functions on both paths.
 
@@ -37,7 +37,15 @@ from waitress.task import WSGITask
 from manager.auth import presented_token, token_matches
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
-from manager.proxy import (
+from manager.proxy.upstream import (
+    BLOCK,
+    BodyDecoder,
+    ResponseHead,
+    UpstreamError,
+    client_gone_probe,
+    request_head,
+)
+from manager.proxy.wsgi import (
     PREFIX,
     SMALL_BODY,
     Proxy,
@@ -50,14 +58,6 @@ from manager.proxy import (
     status_line,
     unreachable,
     upstream_target,
-)
-from manager.proxy_http import (
-    BLOCK,
-    BodyDecoder,
-    ResponseHead,
-    UpstreamError,
-    client_gone_probe,
-    request_head,
 )
 
 log = logging.getLogger("manager.proxy")

@@ -1,5 +1,5 @@
 """The proxy's side of HTTP to OpenCode: a small HTTP/1.1 client, its pool, the disconnect
-watcher, and the response parsing that the event-loop relay (``manager.proxy_loop``) shares.
+watcher, and the response parsing that the event-loop relay (``manager.proxy.loop``) shares.
 
 Not requests: the proxy must control every header (requests adds ``Accept-Encoding``, a
 ``Session`` keeps a shared cookie jar). Not http.client either: its header parsing (the email
@@ -370,7 +370,7 @@ class DisconnectWatcher:
 
     When a client has gone, the upstream socket is shut down, which ends the blocked read in
     the worker thread (the worker then closes the connection and frees its thread), or the
-    event loop's wait for a relayed answer (``manager.proxy_loop``).
+    event loop's wait for a relayed answer (``manager.proxy.loop``).
     """
 
     def __init__(self, interval: float = WATCH_INTERVAL) -> None:

@@ -1,6 +1,6 @@
-"""``/api/opencode-proxy/<path>``: the token-protected, streaming reverse proxy (SPEC §5).
+"""The proxy as a plain WSGI application: what a worker answers (SPEC §5).
 
-A plain WSGI application that ``manager.app`` puts in front of Flask: a TUI sends every
+It is what ``manager.app`` puts in front of Flask: a TUI sends every
 keystroke's worth of API calls through here, and Flask's request context, routing and
 response objects cost as much CPU per request as everything else the proxy does (bench/proxy.py).
 It checks the Manager token itself (``manager.auth``), swaps it for OpenCode's own Basic
@@ -22,7 +22,7 @@ from waitress.channel import ClientDisconnected
 from manager.auth import presented_token, token_matches, unauthorized
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
-from manager.proxy_http import (
+from manager.proxy.upstream import (
     BLOCK,
     Connection,
     DisconnectWatcher,
@@ -31,7 +31,7 @@ from manager.proxy_http import (
     UpstreamError,
     client_gone_probe,
 )
-from manager.proxy_http import Response as UpstreamResponse
+from manager.proxy.upstream import Response as UpstreamResponse
 
 log = logging.getLogger("manager.proxy")
 
