@@ -162,6 +162,8 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         max_upload_bytes=args.max_upload_bytes,
         max_archive_bytes=args.max_archive_bytes,
         max_archive_members=args.max_archive_members,
+        head_timeout=args.head_timeout,
+        stall_timeout=args.stall_timeout,
     )
 
 
@@ -252,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=config.DEFAULT_MAX_STREAMS,
         help="open event streams (attached TUIs) allowed at once; more get 503"
         f" (default {config.DEFAULT_MAX_STREAMS})",
+    )
+    clients = serve.add_argument_group("slow and silent clients")
+    clients.add_argument(
+        "--head-timeout",
+        type=float,
+        default=config.DEFAULT_HEAD_TIMEOUT,
+        help="seconds a connection that has not shown the token gets to send a request"
+        f" (default {config.DEFAULT_HEAD_TIMEOUT:g})",
+    )
+    clients.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=config.DEFAULT_STALL_TIMEOUT,
+        help="seconds an answer may wait for a client that stops reading it (a pull to a"
+        f" laptop that sleeps) before it is cut (default {config.DEFAULT_STALL_TIMEOUT:g})",
     )
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument(

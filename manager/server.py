@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from manager.config import Settings
+from manager.token_watch import TokenWatch
 
 SWITCH_INTERVAL = 0.0005
+SWEEP_INTERVAL = 1
 
 
 def worker_threads(settings: Settings) -> int:
@@ -43,6 +45,9 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         # reads 0.2-0.3 s (bench/mirror.py). Reads return what is there, so SSE is unaffected.
         "recv_bytes": 256 * 1024,
         "clear_untrusted_proxy_headers": True,
+        # How often waitress sweeps its connections; the guard (manager.connection_guard)
+        # closes silent and stalled ones then, so this bounds how late that happens.
+        "cleanup_interval": SWEEP_INTERVAL,
     }
 
 
@@ -57,6 +62,12 @@ def raise_open_file_limit(wanted: int) -> None:
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _watch_token(app: Any) -> TokenWatch | None:
+    services = getattr(app, "services", None)
+    registry = getattr(services, "registry", None)
+    return None if registry is None else TokenWatch(registry.token_hash)
 
 
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
@@ -74,11 +85,20 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     options = waitress_options(settings)
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)
+    tokens = _watch_token(app)
+    if tokens is not None:
+        from manager import connection_guard
+
+        connection_guard.install(server, tokens, settings)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
         from manager.proxy.loop import install
 
         install(server, proxy)
+        if tokens is not None:
+            tokens.on_change(proxy.end_streams_of_other_tokens)
+    if tokens is not None:
+        tokens.start()
     try:
         port = getattr(server, "effective_port", settings.port)
         print(
@@ -93,6 +113,8 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if tokens is not None:
+            tokens.stop()
         if on_stop is not None:
             on_stop()
         server.task_dispatcher.shutdown()

@@ -7,11 +7,11 @@ requests on waitress' event loop, ``upstream`` is the HTTP client both use to re
 from __future__ import annotations
 
 from manager.proxy.wsgi import (
-    EVENT_PATHS,
     PREFIX,
     Proxy,
     RelayBody,
     event_directory,
+    event_target,
     is_event_stream,
     is_proxy_path,
     request_headers,
@@ -20,11 +20,11 @@ from manager.proxy.wsgi import (
 )
 
 __all__ = [
-    "EVENT_PATHS",
     "PREFIX",
     "Proxy",
     "RelayBody",
     "event_directory",
+    "event_target",
     "is_event_stream",
     "is_proxy_path",
     "request_headers",
