@@ -165,6 +165,8 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         web_app_port=_web_app_port(args.web_app_port, args.port, mode),
         web_app_url=args.web_app_url,
         trusted_proxy=args.trusted_proxy or os.environ.get("OCM_MANAGER_TRUSTED_PROXY") or None,
+        head_timeout=args.head_timeout,
+        stall_timeout=args.stall_timeout,
     )
 
 
@@ -278,6 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="the reverse proxy terminating TLS in front of the Manager: its X-Forwarded-Proto"
         " and X-Forwarded-For are believed (Secure cookies, sign-in limits per browser);"
         " default $OCM_MANAGER_TRUSTED_PROXY, else none",
+    )
+    clients = serve.add_argument_group("slow and silent clients")
+    clients.add_argument(
+        "--head-timeout",
+        type=float,
+        default=config.DEFAULT_HEAD_TIMEOUT,
+        help="seconds a connection that has not shown the token gets to send a request"
+        f" (default {config.DEFAULT_HEAD_TIMEOUT:g})",
+    )
+    clients.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=config.DEFAULT_STALL_TIMEOUT,
+        help="seconds an answer may wait for a client that stops reading it (a pull to a"
+        f" laptop that sleeps) before it is cut (default {config.DEFAULT_STALL_TIMEOUT:g})",
     )
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument(

@@ -15,6 +15,10 @@ DEFAULT_MAX_STREAMS = 200
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
 DEFAULT_MAX_ARCHIVE_BYTES = 8 * 1024**3
 DEFAULT_MAX_ARCHIVE_MEMBERS = 500_000
+# A client gets this long to send a request's head once it connects (or between requests,
+# until it has shown the token); an answer it stops reading is cut after STALL_TIMEOUT.
+DEFAULT_HEAD_TIMEOUT = 5.0
+DEFAULT_STALL_TIMEOUT = 60.0
 
 
 def default_data_dir() -> Path:
@@ -49,6 +53,8 @@ class Settings:
     # The reverse proxy (its address) whose X-Forwarded-Proto/-For waitress believes, so the
     # console knows a browser came over HTTPS (Secure cookies) and from which address.
     trusted_proxy: str | None = None
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
 
     @property
     def database_path(self) -> Path:

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from manager.config import Settings
+from manager.token_watch import TokenWatch
 
 SWITCH_INTERVAL = 0.0005
+SWEEP_INTERVAL = 1
 
 
 def worker_threads(settings: Settings) -> int:
@@ -34,7 +36,7 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
         # select() fails above ~1000 descriptors; poll() has no such limit.
         "asyncore_use_poll": True,
         # No channel_request_lookahead: it doubles waitress' CPU per request; the proxy
-        # notices a client that went away by peeking at its socket (manager.proxy_http).
+        # notices a client that went away by peeking at its socket (manager.proxy.upstream).
         "ident": "ocm-manager",
         # Waitress buffers a whole request body before the app runs, even an
         # unauthenticated one (FIELD-NOTES): cap it.
@@ -51,6 +53,9 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
             if settings.trusted_proxy
             else {}
         ),
+        # How often waitress sweeps its connections; the guard (manager.connection_guard)
+        # closes silent and stalled ones then, so this bounds how late that happens.
+        "cleanup_interval": SWEEP_INTERVAL,
     }
 
 
@@ -90,6 +95,10 @@ def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[st
         raise OSError(
             exc.errno, exc.strerror, f"{settings.host}:{settings.web_app_port} (--web-app-port)"
         ) from None
+def _watch_token(app: Any) -> TokenWatch | None:
+    services = getattr(app, "services", None)
+    registry = getattr(services, "registry", None)
+    return None if registry is None else TokenWatch(registry.token_hash)
 
 
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
@@ -108,11 +117,20 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
     server = create_server(app, **options)
     web_app_server = web_app_listener(app, settings, server, options)
+    tokens = _watch_token(app)
+    if tokens is not None:
+        from manager import connection_guard
+
+        connection_guard.install(server, tokens, settings)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
-        from manager.proxy_loop import install
+        from manager.proxy.loop import install
 
         install(server, proxy)
+        if tokens is not None:
+            tokens.on_change(proxy.end_streams_of_other_tokens)
+    if tokens is not None:
+        tokens.start()
     try:
         port = getattr(server, "effective_port", settings.port)
         print(
@@ -137,6 +155,8 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if tokens is not None:
+            tokens.stop()
         if on_stop is not None:
             on_stop()
         server.task_dispatcher.shutdown()

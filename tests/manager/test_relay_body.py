@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from manager.proxy_http import BodyDecoder, ResponseHead, UpstreamError
+from manager.proxy.upstream import BodyDecoder, ResponseHead, UpstreamError
 
 CHUNKED = (
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",

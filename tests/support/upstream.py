@@ -3,8 +3,8 @@ server on 127.0.0.1 port 0 that keeps every request it gets, exactly as it arriv
 answers by path:
 
 - ``/gzip``: a fixed gzip body with its Content-Encoding and Content-Length;
-- ``/event``, ``/global/event``: a Server-Sent-Events stream that sends one event, then waits
-  until the proxy closes the connection (and records that it did);
+- ``/event``, ``/global/event``, ``/unlisted-stream``: a Server-Sent-Events stream that
+  sends one event, then waits until the proxy closes the connection (and records that it did);
 - ``/status/<code>``: that status, with a hop-by-hop header named in ``Connection``;
 - ``/challenge``: 401 with a ``WWW-Authenticate`` challenge;
 - ``/chunked``: ``CHUNKS`` in chunked encoding, a moment apart, with a trailer;
@@ -114,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         recorded = self._record()
         path = recorded.target.split("?", 1)[0]
-        if path in ("/event", "/global/event"):
+        if path in ("/event", "/global/event", "/unlisted-stream"):
             self._stream()
         elif path == "/gzip":
             self._send(

@@ -1,5 +1,5 @@
 """The proxy's side of HTTP to OpenCode: a small HTTP/1.1 client, its pool, the disconnect
-watcher, and the response parsing that the event-loop relay (``manager.proxy_loop``) shares.
+watcher, and the response parsing that the event-loop relay (``manager.proxy.loop``) shares.
 
 Not requests: the proxy must control every header (requests adds ``Accept-Encoding``, a
 ``Session`` keeps a shared cookie jar). Not http.client either: its header parsing (the email
@@ -330,7 +330,7 @@ class Pool:
             conn.close()
 
 
-def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
+def client_gone_probe(environ: dict[str, Any], half_close: bool = True) -> Callable[[], bool]:
     """A cheap "has the client hung up?" for the request in ``environ``.
 
     Waitress offers ``environ["waitress.client_disconnected"]``, but it only turns True when
@@ -338,6 +338,11 @@ def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
     and that costs about 0.4 ms of CPU on every request (measured: 0.48 -> 0.92 ms per
     request for a trivial app). Instead the watcher peeks at the client's socket, which the
     callable's channel holds: an orderly close reads as b"", a reset as an error.
+
+    An orderly close may also be a client that only shut its sending side and waits for the
+    answer (``half_close``): then only a reset counts, and a client that closed for good is
+    noticed when its answer is written. An event stream's client never waits that way
+    (``half_close=False``), and its stream's end must show in ``inUse`` at once.
     """
     check = environ.get("waitress.client_disconnected")
     if not callable(check):
@@ -355,7 +360,7 @@ def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
             return False
         except OSError:
             return True
-        return data == b""
+        return data == b"" and not half_close
 
     return gone
 
@@ -370,7 +375,7 @@ class DisconnectWatcher:
 
     When a client has gone, the upstream socket is shut down, which ends the blocked read in
     the worker thread (the worker then closes the connection and frees its thread), or the
-    event loop's wait for a relayed answer (``manager.proxy_loop``).
+    event loop's wait for a relayed answer (``manager.proxy.loop``).
     """
 
     def __init__(self, interval: float = WATCH_INTERVAL) -> None:

@@ -1,6 +1,6 @@
-"""``/api/opencode-proxy/<path>``: the token-protected, streaming reverse proxy (SPEC §5).
+"""The proxy as a plain WSGI application: what a worker answers (SPEC §5).
 
-A plain WSGI application that ``manager.app`` puts in front of Flask: a TUI sends every
+It is what ``manager.app`` puts in front of Flask: a TUI sends every
 keystroke's worth of API calls through here, and Flask's request context, routing and
 response objects cost as much CPU per request as everything else the proxy does (bench/proxy.py).
 It checks the Manager token itself (``manager.auth``), swaps it for OpenCode's own Basic
@@ -11,18 +11,21 @@ writes them, and holds a ``StreamTracker`` lease for every event stream's direct
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from waitress.channel import ClientDisconnected
 
-from manager.auth import presented_token, token_matches, unauthorized
+from manager.auth import hash_token, presented_token, token_matches, unauthorized
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
-from manager.proxy_http import (
+from manager.proxy.events import canonical_event_path, is_event_stream_type
+from manager.proxy.upstream import (
     BLOCK,
     Connection,
     DisconnectWatcher,
@@ -31,12 +34,12 @@ from manager.proxy_http import (
     UpstreamError,
     client_gone_probe,
 )
-from manager.proxy_http import Response as UpstreamResponse
+from manager.proxy.upstream import Response as UpstreamResponse
 
 log = logging.getLogger("manager.proxy")
 
 PREFIX = "/api/opencode-proxy"
-EVENT_PATHS = frozenset({"/event", "/global/event"})
+PREFIX_SEGMENTS = ["api", "opencode-proxy"]
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -82,13 +85,23 @@ def upstream_target(environ: dict[str, Any], base_path: str) -> str:
         raw = parts.path + (f"?{parts.query}" if parts.query else "")
     if raw == PREFIX or raw.startswith((PREFIX + "/", PREFIX + "?")):
         rest = raw[len(PREFIX) :]
-    else:  # the prefix itself was percent-encoded: rebuild from the decoded path
-        path = environ.get("PATH_INFO", "")[len(PREFIX) :]
-        query = environ.get("QUERY_STRING", "")
-        rest = quote(path, safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
+    else:  # the prefix itself was percent-encoded (``/api/%6Fpencode-proxy/...``)
+        rest = _after_encoded_prefix(raw, environ)
     if not rest.startswith("/"):
         rest = "/" + rest
     return base_path + rest
+
+
+def _after_encoded_prefix(raw: str, environ: dict[str, Any]) -> str:
+    # Cut the prefix's segments off the raw target, so that the rest goes on as sent.
+    segments = raw.split("/", 3)
+    if len(segments) >= 3 and [unquote(s) for s in segments[1:3]] == PREFIX_SEGMENTS:
+        return raw[len(segments[1]) + len(segments[2]) + 2 :]
+    # Only when a segment hid a slash (``/api%2Fopencode-proxy``): rebuild from the decoded
+    # path, whose bytes WSGI holds as latin-1.
+    path = environ.get("PATH_INFO", "")[len(PREFIX) :]
+    query = environ.get("QUERY_STRING", "")
+    return quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~") + (f"?{query}" if query else "")
 
 
 def request_headers(environ: dict[str, Any], endpoint: Endpoint) -> list[tuple[str, str]]:
@@ -137,8 +150,29 @@ def status_line(response: ResponseHead) -> str:
     return f"{response.status} {reason}"
 
 
+def event_target(environ: dict[str, Any], base_path: str) -> str | None:
+    """The canonical target (with the query as sent) when the request opens an event
+    stream, else None (``manager.proxy.events``)."""
+    path, mark, query = upstream_target(environ, "").partition("?")
+    canonical = canonical_event_path(path)
+    return None if canonical is None else base_path + canonical + mark + query
+
+
 def is_event_stream(environ: dict[str, Any]) -> bool:
-    return upstream_target(environ, "").split("?", 1)[0] in EVENT_PATHS
+    return environ["REQUEST_METHOD"] == "GET" and event_target(environ, "") is not None
+
+
+def too_many_streams(limit: int) -> ApiError:
+    return ApiError(
+        503,
+        "too_many_streams",
+        f"The Manager already holds {limit} event streams (its --max-streams"
+        " limit); close a TUI or raise the limit.",
+    )
+
+
+def token_hash_of(environ: dict[str, Any]) -> str:
+    return hash_token(presented_token(environ.get("HTTP_AUTHORIZATION")) or "")
 
 
 def event_directory(environ: dict[str, Any]) -> str:
@@ -221,15 +255,18 @@ def small_body(method: str, length: int, stream: BinaryIO) -> bytes | None:
 
 
 def _forward(
-    proxy: Proxy, environ: dict[str, Any], endpoint: Endpoint
+    proxy: Proxy, environ: dict[str, Any], endpoint: Endpoint, target: str | None
 ) -> tuple[Connection, UpstreamResponse, int]:
     method = environ["REQUEST_METHOD"]
-    target = upstream_target(environ, endpoint.base_path)
+    if target is None:
+        target = upstream_target(environ, endpoint.base_path)
     headers = request_headers(environ, endpoint)
     length = int(environ.get("CONTENT_LENGTH") or 0)
     stream: BinaryIO = environ["wsgi.input"]
     body = stream if length > SMALL_BODY else small_body(method, length, stream)
-    gone = client_gone_probe(environ)
+    # An event stream's client never half-closes to wait for its answer: its end is
+    # noticed at once. Any other client may (``client_gone_probe``).
+    gone = client_gone_probe(environ, half_close=target is None)
     for attempt in (1, 2):
         conn = proxy.pool.get(endpoint)
         key = proxy.watcher.watch(gone, conn)
@@ -273,24 +310,72 @@ class Proxy:
         settings = services.settings
         self.pool = Pool(settings.threads + settings.max_streams)
         self.watcher = DisconnectWatcher()
+        # Open event streams, by key: the hash of the token each was opened with, and how to
+        # end it (when that token is rotated away).
+        self._streams: dict[int, tuple[str, Callable[[], None]]] = {}
+        self._streams_lock = threading.Lock()
+        self._stream_keys = itertools.count()
 
     def end_streams(self) -> None:
         """Cut every proxied request short (the Manager is shutting down)."""
         self.watcher.shutdown_all()
 
+    def open_stream(self, environ: dict[str, Any]) -> Callable[[], None]:
+        """Count an event stream for its directory's ``inUse`` and ``--max-streams``
+        (503 when full); returns what ends the count, to be called once."""
+        services = self.services
+        directory = event_directory(environ)
+        limit = services.settings.max_streams
+        if not services.streams.acquire(directory, limit):
+            raise too_many_streams(limit)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                services.streams.release(directory)
+
+        return release
+
+    def track_stream(self, environ: dict[str, Any], end: Callable[[], None]) -> int:
+        """Remember how to end a stream, should its token be rotated; ``untrack`` after."""
+        key = next(self._stream_keys)
+        with self._streams_lock:
+            self._streams[key] = (token_hash_of(environ), end)
+        return key
+
+    def untrack_stream(self, key: int) -> None:
+        with self._streams_lock:
+            self._streams.pop(key, None)
+
+    def end_streams_of_other_tokens(self, current: str | None) -> None:
+        """The token changed (``manager.token_watch``): end every stream opened with another."""
+        with self._streams_lock:
+            ends = [end for digest, end in self._streams.values() if digest != current]
+        for end in ends:
+            end()
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         try:
             return self._relay(environ, start_response)
         except ApiError as exc:
-            return wsgi_error(start_response, exc)
+            return self._error(environ, start_response, exc)
         except Exception:
             log.exception("unhandled error in the proxy")
-            return wsgi_error(
+            return self._error(
+                environ,
                 start_response,
                 ApiError(
                     500, "internal_error", "The Manager hit an unexpected error; see its log."
                 ),
             )
+
+    @staticmethod
+    def _error(environ: dict[str, Any], start_response: Any, exc: ApiError) -> list[bytes]:
+        body = wsgi_error(start_response, exc)
+        # Waitress sends whatever a HEAD answer yields: the head alone, as HTTP wants.
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else body
 
     def _relay(self, environ: dict[str, Any], start_response: Any) -> Any:
         services = self.services
@@ -305,34 +390,44 @@ class Proxy:
                 " terminal endpoints); everything else works through it.",
             )
         endpoint = self._endpoint()
-        streams = services.streams
-        on_close = None
-        if environ["REQUEST_METHOD"] == "GET" and is_event_stream(environ):
-            directory = event_directory(environ)
-            limit = services.settings.max_streams
-            if not streams.acquire(directory, limit):
-                raise ApiError(
-                    503,
-                    "too_many_streams",
-                    f"The Manager already holds {limit} event streams (its --max-streams"
-                    " limit); close a TUI or raise the limit.",
-                )
-
-            def on_close() -> None:
-                streams.release(directory)
-
+        target = None
+        release = None
+        if environ["REQUEST_METHOD"] == "GET":
+            target = event_target(environ, endpoint.base_path)
+            if target is not None:
+                release = self.open_stream(environ)
         try:
-            conn, response, key = _forward(self, environ, endpoint)
+            conn, response, key = _forward(self, environ, endpoint, target)
         except BaseException:
-            if on_close is not None:
-                on_close()
+            if release is not None:
+                release()
             raise
-        body = RelayBody(self, conn, response, key, on_close)
+        body = RelayBody(self, conn, response, key)
         if response.status == 401:
             body.close()
             raise auth_failed()
+        if release is None and is_event_stream_type(response.headers):
+            # A stream the path did not give away: counted now that it shows.
+            try:
+                release = self.open_stream(environ)
+            except ApiError:
+                body.close()
+                raise
+        if release is not None:
+            body.on_close = self._stream_closer(environ, conn, release)
         start_response(status_line(response), response_headers(response))
         return body
+
+    def _stream_closer(
+        self, environ: dict[str, Any], conn: Connection, release: Callable[[], None]
+    ) -> Callable[[], None]:
+        key = self.track_stream(environ, conn.shutdown)
+
+        def on_close() -> None:
+            self.untrack_stream(key)
+            release()
+
+        return on_close
 
     def _endpoint(self) -> Endpoint:
         upstream = self.services.opencode

@@ -10,7 +10,7 @@ waitress' own socket map, and passes the answer on as it arrives.
 Only a request that needs nothing else takes this path: authorised, not an event stream
 (those hold a worker for their whole life, by design), no WebSocket upgrade, a body small
 enough that waitress already holds it, not HEAD, OpenCode running and reachable over plain
-HTTP. Every other request goes to a worker and ``manager.proxy`` as before; that is also
+HTTP. Every other request goes to a worker and ``manager.proxy.wsgi`` as before; that is also
 where 401, 501 and 503 are answered. Target, headers and status pass through the same
 functions on both paths.
 
@@ -37,7 +37,16 @@ from waitress.task import WSGITask
 from manager.auth import presented_token, token_matches
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
-from manager.proxy import (
+from manager.proxy.events import is_event_stream_type
+from manager.proxy.upstream import (
+    BLOCK,
+    BodyDecoder,
+    ResponseHead,
+    UpstreamError,
+    client_gone_probe,
+    request_head,
+)
+from manager.proxy.wsgi import (
     PREFIX,
     SMALL_BODY,
     Proxy,
@@ -51,14 +60,6 @@ from manager.proxy import (
     unreachable,
     upstream_target,
 )
-from manager.proxy_http import (
-    BLOCK,
-    BodyDecoder,
-    ResponseHead,
-    UpstreamError,
-    client_gone_probe,
-    request_head,
-)
 
 log = logging.getLogger("manager.proxy")
 
@@ -68,7 +69,14 @@ RELAYED_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 CLIENT_BACKLOG = 1024 * 1024
 MAX_HEAD = 256 * 1024
 MAX_IDLE = 32
-CHANNEL_ATTRIBUTES = ("requests", "requests_lock", "current_outbuf_count", "total_outbufs_len")
+CHANNEL_ATTRIBUTES = (
+    "requests",
+    "requests_lock",
+    "current_outbuf_count",
+    "total_outbufs_len",
+    "send_continue",
+    "sent_continue",
+)
 
 
 def install(server: Any, proxy: Proxy) -> bool:
@@ -200,6 +208,8 @@ class Exchange:
         self.task: Any = None  # waitress' WSGITask, once the answer has begun
         self.watch_key = -1
         self.ended = False
+        self.environ = environ
+        self.end_stream: Any = None  # set when the answer turns out to be an event stream
 
     def start(self) -> bool:
         """Send the request; False (and nothing sent) when OpenCode cannot be reached now."""
@@ -241,6 +251,8 @@ class Exchange:
                 self._finish(reusable=not self.head.will_close and not buffer)
         except UpstreamError as exc:
             self._fail(exc.__class__.__name__)
+        except ApiError as exc:
+            self._answer_error(exc)
         except ClientDisconnected:
             self._abort()
 
@@ -278,10 +290,25 @@ class Exchange:
         if head.status == 401:
             self._answer_error(auth_failed())
             return False
+        if is_event_stream_type(head.headers):
+            self._count_stream()
         self.head = head
         self.body = BodyDecoder(head)
         self._start_response(status_line(head), response_headers(head))
         return True
+
+    def _count_stream(self) -> None:
+        """An answer that streams although its path did not say so: it counts like any
+        event stream from now on (503 when ``--max-streams`` are open)."""
+        proxy = self.relay.proxy
+        release = proxy.open_stream(self.environ)  # ApiError: answered by the caller
+        key = proxy.track_stream(self.environ, self.shutdown)
+
+        def end_stream() -> None:
+            proxy.untrack_stream(key)
+            release()
+
+        self.end_stream = end_stream
 
     def _start_response(self, status: str, headers: list[tuple[str, str]]) -> None:
         # What WSGITask's own start_response does, for headers the proxy already filtered.
@@ -351,6 +378,8 @@ class Exchange:
         if self.ended:
             return
         self.ended = True
+        if self.end_stream is not None:
+            self.end_stream()
         channel = self.channel
         with channel.requests_lock:
             if close:
@@ -366,6 +395,16 @@ class Exchange:
                 channel.requests.pop(0)
                 if channel.connected and channel.requests:
                     channel.server.add_task(channel)
+                elif (
+                    channel.connected
+                    and channel.request is not None
+                    and channel.request.expect_continue
+                    and channel.request.headers_finished
+                    and not channel.sent_continue
+                ):
+                    # A request behind this one waits for "100 Continue", which waitress
+                    # held back while this answer went out (as its own ``service`` does).
+                    channel.send_continue()
         channel.last_activity = time.time()
 
 

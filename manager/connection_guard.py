@@ -1,0 +1,333 @@
+"""What waitress lets in and how long it keeps it: the Manager's guard against clients that
+have no token, send nothing, or stop reading.
+
+Left alone, waitress reads a whole request body (to temp files) before the application sees
+the request, keeps a silent connection for two minutes (and for good while it trickles a
+byte now and then), stops accepting at its connection limit, and lets a worker wait forever
+for a client that stopped reading its answer (FIELD-NOTES "Waitress as a streaming proxy").
+So, on the event loop, before any body is read:
+
+- a request whose body is larger than ``UNCHECKED_BODY`` (or chunked) and that does not
+  carry the Manager token is answered 401 as soon as its head is complete, and its
+  connection closes without reading the body; small bodies (a sign-in form) are still read
+  and left to the application to judge;
+- request bodies being received share ``upload_budget`` bytes; past it, 503;
+- a raw control character (TAB, NUL, DEL...) in the request target is a 400, never forwarded;
+- a connection that has not shown the token gets ``head_timeout`` seconds to send each
+  request head (and a head may never take longer than that, token or not);
+- at the connection limit, the connections that never showed the token, idle longest
+  first, make room: clients with the token keep their place;
+- an answer that made no progress for ``stall_timeout`` seconds while bytes wait for the
+  client is cut, which frees its worker and lets the application close its body (a pull's
+  repo lock).
+
+This leans on waitress internals (its channel, parser, ``maintenance`` and ``readable``),
+like ``manager.proxy.loop``: ``install`` checks that they are there, and leaves waitress as it
+is (with a warning) when they are not. Whether a request carries the token is read from the
+``TokenWatch``'s memory (no SQLite on the event loop); the application checks it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.utilities import Error
+
+from manager.auth import presented_token, unauthorized
+from manager.errors import ApiError
+from manager.token_watch import TokenWatch
+
+log = logging.getLogger("manager.server")
+
+UNCHECKED_BODY = 64 * 1024
+# Raw bytes no request target may hold (RFC 9112 §3.2): forwarded, they split or confuse
+# the request line at OpenCode.
+RAW_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# How many connections beyond the limit to free at once, so that a burst of new clients
+# does not make the event loop look for room at every connection.
+ROOM = 32
+PARSER_HOOKS = ("received", "close", "headers_finished", "completed", "body_bytes_received")
+CHANNEL_HOOKS = ("received", "handle_close", "parser_class", "last_activity", "will_close")
+SERVER_HOOKS = ("maintenance", "readable", "active_channels", "_map", "channel_class", "adj")
+
+
+class Refusal(Error):  # type: ignore[misc]
+    """An answer waitress gives itself (its ``ErrorTask``, which closes the connection), in
+    the Manager's JSON error shape; no body for HEAD."""
+
+    def __init__(self, error: ApiError, head: bool) -> None:
+        super().__init__(error.message)
+        self.code = error.status
+        self.reason = HTTPStatus(error.status).phrase
+        self.error = error
+        self.head = head
+
+    def to_response(self, ident: str | None = None) -> tuple[str, list[tuple[str, str]], bytes]:
+        body = (
+            b""
+            if self.head
+            else json.dumps({"error": self.error.code, "message": self.error.message}).encode()
+        )
+        return f"{self.code} {self.reason}", [("Content-Type", "application/json")], body
+
+
+class Guard:
+    """The settings and the shared state (the upload budget) of every guarded connection."""
+
+    def __init__(
+        self,
+        tokens: TokenWatch,
+        *,
+        head_timeout: float,
+        stall_timeout: float,
+        upload_budget: int,
+    ) -> None:
+        self.tokens = tokens
+        self.head_timeout = head_timeout
+        self.stall_timeout = stall_timeout
+        self.upload_budget = upload_budget
+        self._lock = threading.Lock()
+        self.uploading = 0  # body bytes announced or received by requests not yet closed
+
+    def reserve(self, count: int) -> bool:
+        with self._lock:
+            if self.uploading + count > self.upload_budget:
+                return False
+            self.uploading += count
+            return True
+
+    def release(self, count: int) -> None:
+        if count:
+            with self._lock:
+                self.uploading -= count
+
+    def trusted(self, channel: Any) -> bool:
+        stored = self.tokens.current
+        return stored is not None and getattr(channel, "token_hash", None) == stored
+
+    # -- the server's periodic sweep and its connection limit ------------------------------
+
+    def sweep(self, server: Any, now: float) -> None:
+        """Close silent and stalled connections (waitress' ``maintenance``, on the loop)."""
+        head_cutoff = now - self.head_timeout
+        stall_cutoff = now - self.stall_timeout
+        silent: list[Any] = []
+        stalled: list[Any] = []
+        for channel in list(server.active_channels.values()):
+            if channel.will_close:
+                continue
+            if channel.requests:
+                # An answer is under way: cut only when bytes wait and none went out lately.
+                if channel.total_outbufs_len and channel.last_activity < stall_cutoff:
+                    stalled.append(channel)
+                continue
+            partial = channel.request
+            if partial is not None and not partial.headers_finished:
+                if getattr(partial, "begun", now) < head_cutoff:
+                    silent.append(channel)
+            elif (
+                partial is None
+                and channel.last_activity < head_cutoff
+                and not self.trusted(channel)
+            ):
+                silent.append(channel)
+        for channel in silent:
+            channel.will_close = True  # waitress closes it at the loop's next turn
+        for channel in stalled:
+            log.warning(
+                "cut an answer to %s: the client read nothing for %g s",
+                _peer(channel),
+                self.stall_timeout,
+            )
+            # Its socket is not writable, so will_close would never be acted on: close now.
+            # The worker waiting to write wakes, sees the client gone, and closes its body.
+            channel.handle_close()
+        if silent or stalled:
+            server.pull_trigger()
+
+    def make_room(self, server: Any, limit: int) -> None:
+        """At the connection limit, close the longest-idle connections that never showed
+        the token and are not being answered."""
+        excess = len(server._map) - limit + ROOM
+        idle = sorted(
+            (
+                channel
+                for channel in server.active_channels.values()
+                if not channel.requests and not channel.will_close and not self.trusted(channel)
+            ),
+            key=lambda channel: channel.last_activity,
+        )
+        victims = idle[:excess]
+        for channel in victims:
+            channel.handle_close()
+        if victims:
+            log.warning(
+                "at the connection limit (%d): closed %d idle connections that never"
+                " showed the token",
+                limit,
+                len(victims),
+            )
+
+
+def _peer(channel: Any) -> str:
+    addr = getattr(channel, "addr", None)
+    return f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) and len(addr) >= 2 else "a client"
+
+
+class GuardedParser(HTTPRequestParser):  # type: ignore[misc]
+    """Waitress' request parser, with a decision as soon as the head is complete."""
+
+    def __init__(self, adj: Any, *, guard: Guard, channel: Any) -> None:
+        super().__init__(adj)
+        self.guard = guard
+        self.channel = channel
+        self.begun = time.time()
+        self.counted = 0  # bytes of the upload budget this request holds
+
+    def received(self, data: bytes) -> int:
+        if self.completed:
+            return 0
+        in_head = not self.headers_finished
+        before = self.body_bytes_received
+        consumed: int = super().received(data)
+        if in_head:
+            if self.headers_finished and self.error is None:
+                refusal = self._admit()
+                if refusal is not None:
+                    return self._refuse(refusal, len(data))
+        elif self.chunked and not self.completed:
+            grown = self.body_bytes_received - before
+            if grown and not self.guard.reserve(grown):
+                return self._refuse(_too_busy(), len(data))
+            self.counted += grown
+        return consumed
+
+    def _admit(self) -> ApiError | None:
+        """The request's head is in and its body is not: go on reading it, or refuse."""
+        if RAW_CONTROL.search(self.request_uri):
+            return _bad_target()
+        body_to_come = not self.completed
+        guard = self.guard
+        # A connection that showed the token keeps its place (``make_room``); asking again
+        # for every request on it would be work on every proxied call for nothing.
+        if body_to_come or not guard.trusted(self.channel):
+            if guard.tokens.matches(presented_token(self.headers.get("AUTHORIZATION"))):
+                self.channel.token_hash = guard.tokens.current
+            elif body_to_come and (self.chunked or self.content_length > UNCHECKED_BODY):
+                return unauthorized()
+        if body_to_come and not self.chunked:
+            if not guard.reserve(self.content_length):
+                return _too_busy()
+            self.counted = self.content_length
+        return None
+
+    def _refuse(self, error: ApiError, consumed: int) -> int:
+        # Completed with an error: waitress answers it itself (ErrorTask) and closes. What
+        # is left of this read (part of the body) is swallowed rather than parsed as the
+        # next request; the channel reads no more while the answer goes out.
+        self.error = Refusal(error, self.command == "HEAD")
+        self.completed = True
+        self.expect_continue = False  # no "100 Continue" for a body that is not wanted
+        self.guard.release(self.counted)
+        self.counted = 0
+        return consumed
+
+    def close(self) -> None:
+        self.guard.release(self.counted)
+        self.counted = 0
+        super().close()
+
+
+def _bad_target() -> ApiError:
+    return ApiError(
+        400,
+        "bad_request",
+        "The request target holds a raw control character or space; percent-encode it.",
+    )
+
+
+def _too_busy() -> ApiError:
+    return ApiError(
+        503,
+        "uploads_busy",
+        "The Manager is receiving as many upload bytes as it allows at once; try again"
+        " in a moment.",
+    )
+
+
+class GuardedChannel(HTTPChannel):  # type: ignore[misc]
+    """Waitress' channel (one client connection), whose requests are parsed by
+    ``GuardedParser`` and which remembers whether it showed the token."""
+
+    token_hash: str | None = None
+
+    def __init__(self, *args: Any, guard: Guard, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+
+    def parser_class(self, adj: Any) -> GuardedParser:  # type: ignore[override]
+        return GuardedParser(adj, guard=self.guard, channel=self)
+
+    def handle_close(self) -> None:
+        partial: GuardedParser | None = getattr(self, "request", None)
+        if partial is not None:  # an upload cut off mid-body gives its budget back
+            self.request = None
+            partial.close()
+        super().handle_close()
+
+
+def install(server: Any, tokens: TokenWatch, settings: Any) -> bool:
+    """Guard every connection ``server`` accepts from now on."""
+    if not (
+        all(hasattr(server, name) for name in SERVER_HOOKS)
+        and all(hasattr(HTTPChannel, name) for name in CHANNEL_HOOKS)
+        and all(hasattr(HTTPRequestParser, name) for name in PARSER_HOOKS)
+        and callable(getattr(server, "pull_trigger", None))
+    ):
+        log.warning(
+            "waitress lacks what the connection guard needs: unauthenticated uploads,"
+            " silent and stalled connections are not limited"
+        )
+        return False
+    guard = Guard(
+        tokens,
+        head_timeout=settings.head_timeout,
+        stall_timeout=settings.stall_timeout,
+        upload_budget=upload_budget(settings),
+    )
+
+    def make_channel(*args: Any, **kwargs: Any) -> GuardedChannel:
+        return GuardedChannel(*args, guard=guard, **kwargs)
+
+    server.channel_class = make_channel
+    limit = server.adj.connection_limit
+    waitress_maintenance: Callable[[float], None] = server.maintenance
+    waitress_readable: Callable[[], bool] = server.readable
+
+    def maintenance(now: float) -> None:
+        waitress_maintenance(now)
+        guard.sweep(server, now)
+
+    def readable() -> bool:
+        if server.accepting and len(server._map) >= limit:
+            guard.make_room(server, limit)
+        return waitress_readable()
+
+    server.maintenance = maintenance
+    server.readable = readable
+    server.guard = guard
+    return True
+
+
+def upload_budget(settings: Any) -> int:
+    """Two of the largest pushes at once: more than that is a flood, not a team."""
+    return int(2 * settings.max_upload_bytes)

@@ -1,0 +1,250 @@
+"""Clients without a token, clients that send nothing, clients that stop reading: what the
+real Manager does about them (``manager.connection_guard``), over raw sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import select
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.auth import bearer
+from tests.support.git import git, make_repo
+from tests.support.processes import RunningManager, ocm_command
+
+GIB = 1024**3
+MIB = 1024**2
+UP = "/api/internal/repo-mirror/1/up"
+AUTHORISED_GET = "/api/internal/opencode-workspaces"
+
+
+def _address(manager: RunningManager) -> tuple[str, int]:
+    host, port = manager.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _connect(manager: RunningManager, timeout: float = 10) -> socket.socket:
+    return socket.create_connection(_address(manager), timeout=timeout)
+
+
+def _read_answer(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Everything until the Manager closes the connection (or ``timeout``)."""
+    sock.settimeout(timeout)
+    received = b""
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        while block := sock.recv(65536):
+            received += block
+    return received
+
+
+def _upload_until_answered(sock: socket.socket, limit: int) -> tuple[bytes, int]:
+    """Send body bytes while watching for an answer; (what came back, bytes sent)."""
+    sock.setblocking(False)
+    block = b"\0" * MIB
+    sent = 0
+    answer = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and b"\r\n\r\n" not in answer:
+        readable, writable, _ = select.select([sock], [sock] if sent < limit else [], [], 1)
+        if readable:
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            answer += data
+        elif writable:
+            try:
+                sent += sock.send(block)
+            except (BrokenPipeError, ConnectionResetError):
+                # The Manager closed its side: what it answered is still to be read.
+                select.select([sock], [], [], 2)
+    sock.setblocking(True)
+    return answer + _read_answer(sock, timeout=5), sent
+
+
+def test_an_unauthenticated_upload_is_refused_after_its_head_not_its_body(manager):
+    with _connect(manager) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: m\r\nContent-Type: application/x-tar\r\n"
+            b"Content-Length: %d\r\n\r\n" % (UP.encode(), GIB)
+        )
+        answer, sent = _upload_until_answered(sock, GIB)
+    # What the client could send is what socket buffers took: the body was never read.
+    assert sent < 64 * MIB, sent
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401"), answer[:300]
+    assert json.loads(body)["error"] == "unauthorized"
+    assert b"connection: close" in head.lower()
+    # A small body (a sign-in form) is still read, and the application answers.
+    small = requests.post(f"{manager.url}{UP}", data=b"x" * 1000, timeout=10)
+    assert small.status_code == 401
+    assert small.json()["error"] == "unauthorized"
+
+
+def test_a_chunked_unauthenticated_upload_and_a_head_get_no_body(manager):
+    with _connect(manager) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n" % UP.encode()
+        )
+        answer, sent = _upload_until_answered(sock, GIB)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:300]
+    assert sent < 64 * MIB, sent
+    with _connect(manager) as sock:
+        sock.sendall(
+            b"HEAD %s HTTP/1.1\r\nHost: m\r\nContent-Length: %d\r\n\r\n" % (UP.encode(), GIB)
+        )
+        answer = _read_answer(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401") and body == b"", answer[:300]
+
+
+def test_upload_bytes_in_flight_are_capped(manager_factory):
+    # The budget is twice --max-upload-bytes: two announced bodies of 0.9 of it fit, a third
+    # is refused at once, and it comes back when a connection goes.
+    manager = manager_factory("--no-opencode", "--max-upload-bytes", str(MIB))
+    head = (
+        b"POST /api/internal/repo-mirror/0/up?create=1 HTTP/1.1\r\nHost: m\r\n"
+        b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+        % (manager.token.encode(), 900 * 1024)
+    )
+    first, second = _connect(manager), _connect(manager)
+    try:
+        first.sendall(head)
+        second.sendall(head)
+        time.sleep(0.3)
+        with _connect(manager) as third:
+            third.sendall(head)
+            answer = _read_answer(third)
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "uploads_busy"
+    finally:
+        first.close()
+    time.sleep(1)
+    with _connect(manager) as fourth:
+        fourth.sendall(head + b"\0" * (900 * 1024))
+        answer = _read_answer(fourth, timeout=20)
+    second.close()
+    assert answer.startswith(b"HTTP/1.1 "), answer[:300]
+    assert not answer.startswith(b"HTTP/1.1 503"), answer[:300]
+
+
+@pytest.fixture
+def many_descriptors() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 2500, "cannot open enough sockets"
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_thousand_silent_connections_lock_nobody_out(manager, many_descriptors):
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex(_address(manager))
+            silent.append(sock)
+        time.sleep(0.5)
+        # More silent connections than the Manager's connection limit (1,056) are open.
+        health = requests.get(f"{manager.url}/api/health", timeout=5)
+        assert health.status_code == 200
+        authorised = requests.get(
+            f"{manager.url}{AUTHORISED_GET}", headers=bearer(manager.token), timeout=5
+        )
+        assert authorised.status_code == 200, authorised.text
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_a_connection_that_sends_no_head_is_closed_but_one_with_the_token_stays(manager_factory):
+    manager = manager_factory("--no-opencode", "--head-timeout", "1")
+    request = b"GET %s HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer %s\r\n\r\n" % (
+        AUTHORISED_GET.encode(),
+        manager.token.encode(),
+    )
+    with _connect(manager) as silent, _connect(manager) as trickle, _connect(manager) as trusted:
+        trusted.sendall(request)
+        assert trusted.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        # A head trickled a byte at a time never completes: closed all the same.
+        trickle.setblocking(False)
+        closed = False
+        for byte in (b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 40)[:40]:
+            try:
+                trickle.send(bytes([byte]))
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+        assert closed or _read_answer(trickle, timeout=5) == b""
+        assert _read_answer(silent, timeout=5) == b""
+        assert time.monotonic() - started < 15
+        # The connection that showed the token is still there for its next request.
+        trusted.sendall(request)
+        assert trusted.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def _ocm(manager: RunningManager, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENCODE_MANAGER_URL": manager.url, "OCM_TOKEN": manager.token}
+    return subprocess.run(
+        ocm_command(*args),
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_factory, tmp_path):
+    manager = manager_factory("--no-opencode", "--stall-timeout", "2")
+    laptop = make_repo(tmp_path / "laptop" / "big", origin="https://example.invalid/org/big.git")
+    # Far more than socket buffers and waitress' 16 MB output buffer take: the pull has to
+    # wait for its reader.
+    (laptop / "blob.bin").write_bytes(os.urandom(40 * MIB))
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-q", "-m", "blob")
+    done = _ocm(manager, laptop, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(_ocm(manager, laptop, "list", "--json").stdout)
+    repos = listing["repos"] if isinstance(listing, dict) else listing
+    repo_id = int(next(r for r in repos if r["name"] == "big").get("repoId") or repos[0]["id"])
+
+    sleeper = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sleeper.connect(_address(manager))
+    try:
+        sleeper.sendall(
+            b"GET /api/internal/repo-mirror/%d/down HTTP/1.1\r\nHost: m\r\n"
+            b"Authorization: Bearer %s\r\n\r\n" % (repo_id, manager.token.encode())
+        )
+        assert sleeper.recv(1024).startswith(b"HTTP/1.1 200")
+        # The laptop sleeps: it reads nothing more. A push from elsewhere gets through once
+        # the stalled pull has been cut.
+        (laptop / "README.md").write_text("changed while the pull slept\n")
+        git(laptop, "commit", "-q", "-am", "change")
+        deadline = time.monotonic() + 30
+        while True:
+            done = _ocm(manager, laptop, "push", "--yes")
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert done.returncode == 0, done.stderr
+        assert "read nothing" in manager.log()
+    finally:
+        sleeper.close()
