@@ -277,6 +277,7 @@ def run_pass(repo: Repo, link: str, opts: Options, local: Table | None) -> Table
         row["ocm"] = step(ocm.relay, full, lambda: ocm.run(laptop, "push", "--create", "--yes"))
         if full:
             table.rows["first push (--create)"] = row
+            print(f"  {repo.kind} over {link}: first push: {_brief(row)}", file=sys.stderr)
         manager_copy = ocm.checkout(repo.kind)
 
         # A fresh clone pulls; the tar above moved the same files, so it serves both rows.
@@ -291,6 +292,7 @@ def run_pass(repo: Repo, link: str, opts: Options, local: Table | None) -> Table
             _git(fresh, "remote", "add", "origin", _git(laptop, "remote", "get-url", "origin"))
             row["ocm"] = step(ocm.relay, True, lambda: ocm.run(fresh, "pull"))
             table.rows["pull into a fresh clone"] = row
+            print(f"  {repo.kind} over {link}: fresh pull: {_brief(row)}", file=sys.stderr)
 
         for count in opts.changes:
             for direction in ("push", "pull"):

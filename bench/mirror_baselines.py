@@ -83,6 +83,7 @@ class TarPipe:
         listing.write_bytes(b"".join(os.fsencode(n) + b"\0" for n in names))
         clear(dest)
         sender_sock = socket.create_connection(("127.0.0.1", self.relay.port), timeout=30)
+        sender_sock.settimeout(None)  # blocking: tar must not see EAGAIN
         sender = subprocess.Popen(
             ["tar", "-C", str(source), "--null", "-T", str(listing), "-cf", "-"],
             stdout=sender_sock.fileno(),
