@@ -1,281 +1,535 @@
-"""Push and pull wall time against a raw ``tar -c | tar -x`` of the same files.
+"""``ocm push`` / ``ocm pull`` next to ``rsync -a --delete`` and a raw ``tar -c | tar -x``.
 
-    .venv/bin/python bench/mirror.py [--cache DIR] [--rounds N]
+    .venv/bin/python bench/mirror.py [--quick] [--repos generated,history]
+        [--changes 1,100,1000] [--links local,shaped] [--full-shaped history] [--cache DIR]
 
-Generates (once, cached in ``--cache``) a repo of >= 20k files and >= 150 MB including a
-``.git`` with real history, plus an untracked ``node_modules`` that must not travel. Then,
-side by side on this machine: the raw tar pipe of exactly the files that travel (with and
-without gzip), and ``ocm push`` / ``ocm pull`` through a real Manager on 127.0.0.1 (with and
-without ``OCM_MIRROR_GZIP=1``). Each run is paired with a raw run just before it and follows
-a ``sync`` (earlier writeback is not billed to it); the table shows medians and ratios.
+For each repo (generated once, cached: see ``bench/mirror_repos.py``) and each link, a fresh
+real Manager (``--no-opencode``, as the tests start it) and, side by side in the same run:
+
+- the first push into a new Manager repo (``ocm push --create --yes``) and a pull into a
+  fresh clone (``git init`` + origin, ``ocm pull``);
+- a push and a pull of 1, 100 and 1,000 changed files (one line replaced in each; the pull's
+  changes are made in the Manager's checkout, as an agent would);
+- each next to ``rsync -a --delete`` of the same change (between two copies of its own, via
+  an rsync daemon) and a raw ``tar -c | tar -x`` of the same files (all files for the first
+  push and the fresh pull, the changed ones otherwise).
+
+Every byte goes through a relay on 127.0.0.1 (``bench/shaped_link.py``): ``ocm`` reaches the
+Manager through it, ``rsync`` its daemon, ``tar -c`` its ``tar -x``; the relay counts what
+crosses it each way. Links: ``local`` (the relay only counts) and ``shaped`` (the relay paces
+each direction to 20 Mbit/s and delays it by 20 ms: user space, because this kernel has no
+``netem``). Whatever implementation is in this tree is measured: ``ocm`` and the Manager run
+from this checkout (``PYTHONPATH``), with the client's own defaults for a Manager on this
+host (``--gzip`` overrides ``OCM_MIRROR_GZIP``).
+
+Bounded: every transfer has a time limit; over the shaped link, rsync's full copies are not
+repeated (they move what tar moves), the first push and fresh pull run only for the repos in
+``--full-shaped``, and a change whose local run moved more than ``--shaped-max`` seconds of
+bytes at 20 Mbit/s is run unshaped and its time estimated from its bytes (marked ``est.``).
+Ctrl-C cleans up (Managers, rsync daemons, relays, temp dirs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
-import statistics
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(BENCH)]  # the Manager is started the way the tests start it
 
+from mirror_baselines import (  # noqa: E402
+    TIMEOUT,
+    RsyncDaemon,
+    TarPipe,
+    clear,
+    rsync_excludes,
+    travelling_files,
+)
+from mirror_repos import cached, default_cache  # noqa: E402
+from shaped_link import Relay, Shape  # noqa: E402
+
+from tests.support.env import isolated_environ  # noqa: E402
 from tests.support.processes import start_manager  # noqa: E402
 
 PY = sys.executable
-FILES = 21_000
-WORDS = [
-    "def",
-    "return",
-    "import",
-    "class",
-    "self",
-    "value",
-    "index",
-    "result",
-    "error",
-    "config",
-    "manager",
-    "repo",
-    "mirror",
-    "stream",
-    "archive",
-    "branch",
-    "commit",
-    "token",
-    "client",
-    "server",
-    "request",
-    "response",
-    "data",
-    "path",
-    "file",
-]
+SHAPE = Shape(rate=20e6, delay=0.020)
+LINKS = {
+    "local": "loopback, through a relay on 127.0.0.1 that only counts bytes",
+    "shaped": f"shaped to {SHAPE.describe()} by a relay on 127.0.0.1 that paces and delays "
+    "(user space: this kernel has tbf but no netem)",
+}
+TOOLS = ("ocm", "rsync", "tar")
+TEXT_SUFFIXES = (".py", ".ts", ".md")
+KB = 1000
+ONE_FILE_BYTES = 100 * KB  # the goal: one changed file costs at most this each way
+BIG_REPO = 150_000_000
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
 
 
-def git(cwd: Path, *args: str) -> str:
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Sample:
+    seconds: float | None = None
+    up: int = 0  # client to server (laptop to Manager)
+    down: int = 0
+    error: str | None = None
+    estimated: bool = False  # seconds from bytes at the link's rate, not run over it
+    same_as: str = ""  # a sample shared with another row (the full tar serves both)
+
+    @property
+    def wire(self) -> int:
+        return self.up + self.down
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[-1] if text else type(exc).__name__)[:160]
+
+
+def measure(relay: Relay, shaped: bool, action: Callable[[], None]) -> Sample:
+    """Run ``action`` with ``relay`` shaped or not: wall time and bytes each way."""
+    relay.shape = SHAPE if shaped else None
+    os.sync()  # earlier writeback is not billed to this step
+    up0, down0 = relay.counted()
+    start = time.perf_counter()
+    try:
+        action()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return Sample(error=_one_line(exc))
+    finally:
+        relay.shape = None
+    seconds = time.perf_counter() - start
+    up1, down1 = relay.counted()
+    return Sample(seconds, up1 - up0, down1 - down0)
+
+
+# ------------------------------------------------------------------ the repos
+
+
+@dataclass
+class Repo:
+    kind: str
+    source: Path
+    names: list[str]  # every file that travels, .git included
+    texts: list[str]  # tracked text files: what the changes edit
+    travel_bytes: int
+    git_bytes: int
+    summary: str
+
+
+def describe(kind: str, source: Path) -> Repo:
+    names = travelling_files(source)
+    sizes = {n: os.lstat(source / n).st_size for n in names}
+    git_names = [n for n in names if n.startswith(".git/")]
+    git_bytes = sum(sizes[n] for n in git_names)
+    work = len(names) - len(git_names)
+    texts = [n for n in names if n.endswith(TEXT_SUFFIXES) and not n.startswith(".git/")]
+    commits = _git(source, "rev-list", "--all", "--count")
+    packs = len(list((source / ".git/objects/pack").glob("*.pack")))
+    total = sum(sizes.values())
+    summary = (
+        f"{kind}: {work:,} work-tree files + .git ({git_bytes / 1e6:.0f} MB, {int(commits):,} "
+        f"commits, {packs} pack{'s' if packs != 1 else ''}) = {total / 1e6:.0f} MB that travel; "
+        "an untracked node_modules and an ignored build/ stay home"
+    )
+    return Repo(kind, source, names, sorted(texts), total, git_bytes, summary)
+
+
+def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=300
     ).stdout.strip()
 
 
-def _text(rng: random.Random, lines: int) -> str:
-    return "".join(" ".join(rng.choices(WORDS, k=rng.randint(3, 12))) + "\n" for _ in range(lines))
+def edit(paths: list[str], roots: list[Path], tag: str) -> None:
+    """Replace one line in the middle of each file, the same way under every root."""
+    for index, path in enumerate(paths):
+        lines = (roots[0] / path).read_bytes().splitlines(keepends=True)
+        middle = len(lines) // 2
+        lines[middle : middle + 1] = [f"# {tag} {index} {time.time_ns()}\n".encode()]
+        content = b"".join(lines)
+        for root in roots:
+            (root / path).write_bytes(content)
 
 
-def generate(repo: Path) -> None:
-    """A deterministic repo: source-like text, some binaries, ten commits of history."""
-    rng = random.Random(4)
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.name", "bench")
-    git(repo, "config", "user.email", "bench@example.invalid")
-    git(repo, "config", "gc.auto", "0")  # no background gc racing the measurements
-    git(repo, "remote", "add", "origin", "https://example.invalid/bench/big.git")
-    names = [f"pkg{n % 40:02d}/mod{n % 7}/file{n:05d}.py" for n in range(FILES)]
-    for name in names:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(_text(rng, rng.randint(20, 120)))
-    for n in range(12):  # incompressible blobs: images, fonts, fixtures
-        (repo / f"assets/blob{n}.bin").parent.mkdir(parents=True, exist_ok=True)
-        (repo / f"assets/blob{n}.bin").write_bytes(rng.randbytes(3 << 20))
-    (repo / ".gitignore").write_text("*.log\nbuild/\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "initial")
-    for round_ in range(10):  # history: each commit rewrites 5% of the files
-        for name in rng.sample(names, FILES // 20):
-            (repo / name).write_text(_text(rng, rng.randint(20, 120)))
-        (repo / f"assets/blob{round_}.bin").write_bytes(rng.randbytes(3 << 20))
-        git(repo, "commit", "-q", "-am", f"change {round_}")
-        if round_ == 7:
-            git(repo, "gc", "-q")  # mostly packed, the last commits loose: a lived-in repo
-    for n in range(3000):  # untracked and not ignored: must stay home all the same
-        path = repo / f"node_modules/dep{n % 300}/lib/f{n}.js"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_text(rng, 30))
-    (repo / "build").mkdir()
-    (repo / "build/out.bin").write_bytes(rng.randbytes(1 << 20))
+# ------------------------------------------------------------------ ocm and its Manager
 
 
-def size_of(path: Path) -> tuple[int, int]:
-    files = total = 0
-    for dirpath, _dirs, names in os.walk(path):
-        for name in names:
-            files += 1
-            total += os.lstat(os.path.join(dirpath, name)).st_size
-    return files, total
+class OcmSide:
+    """A real Manager and the ``ocm`` CLI reaching it through a counting relay."""
 
-
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
-    # Flush what earlier steps wrote, so their writeback is not billed to this one.
-    subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def sh(cmd: str, **kw: object) -> None:
-    subprocess.run(cmd, shell=True, check=True, **kw)  # type: ignore[call-overload]
-
-
-class Manager:
-    """A real Manager (``tests.support``'s, as the tests start it) plus ``ocm`` runs against it."""
-
-    def __init__(self, data: Path) -> None:
-        self.running = start_manager(data, data.parent / f"{data.name}.log", "--no-opencode")
-        self.data, self.url, self.token = data, self.running.url, self.running.token
-
-    def ocm(self, cwd: Path, *args: str, gzip: bool) -> None:
-        env = {
-            **os.environ,
-            "OPENCODE_MANAGER_URL": self.url,
-            "OCM_TOKEN": self.token,
-            "OCM_MIRROR_GZIP": "1" if gzip else "0",
+    def __init__(self, work: Path, gzip: str) -> None:
+        common = {"PYTHONPATH": str(ROOT), **IDENTITY}
+        manager_env = {**isolated_environ(work / "manager-home"), **common}
+        self.manager = start_manager(
+            work / "manager", work / "manager.log", "--no-opencode", env=manager_env
+        )
+        url = urlsplit(self.manager.url)
+        self.relay = Relay((url.hostname or "127.0.0.1", url.port or 80))
+        self.env = {
+            **isolated_environ(work / "home"),
+            **common,
+            "OPENCODE_MANAGER_URL": self.relay.url,
+            "OCM_TOKEN": self.manager.token,
         }
+        if gzip != "auto":
+            self.env["OCM_MIRROR_GZIP"] = gzip
+
+    def run(self, cwd: Path, *args: str) -> None:
         done = subprocess.run(
-            [PY, "-m", "ocm", *args], cwd=cwd, env=env, capture_output=True, text=True
+            [PY, "-m", "ocm", *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
         )
         if done.returncode != 0:
-            raise RuntimeError(f"ocm {' '.join(args)} failed: {done.stderr}")
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            raise RuntimeError(f"ocm {args[0]}: {said[-1] if said else done.returncode}")
 
-    def stop(self) -> None:
-        self.running.stop()
+    def checkout(self, name: str) -> Path:
+        return self.manager.data_dir / "repos" / name
 
-
-class Baseline:
-    """The raw pipe of exactly the files that travel, plain or through ``gzip -1``."""
-
-    def __init__(self, work: Path, source: Path, names: list[str]) -> None:
-        self.dest = work / "dest"
-        listing = work / "files.txt"
-        listing.write_bytes(b"".join(os.fsencode(n) + b"\0" for n in names))
-        self.tar_c = f"tar -C {source} --null -T {listing} -cf -"
-
-    def run(self, *, gz: bool) -> float:
-        shutil.rmtree(self.dest, ignore_errors=True)
-        self.dest.mkdir()
-        middle = " | gzip -1 | gzip -d" if gz else ""
-        return timed(lambda: sh(f"{self.tar_c}{middle} | tar -C {self.dest} -xf -"))
+    def close(self) -> None:
+        self.relay.close()
+        self.manager.stop()
 
 
-Pairs = dict[str, list[tuple[float, float]]]
+# ------------------------------------------------------------------ one repo over one link
+
+Row = dict[str, Sample]
 
 
-def measure_ocm(work: Path, source: Path, baseline: Baseline, *, gz: bool, rounds: int) -> Pairs:
-    """push into a new Manager repo, push one changed file, pull one changed file.
+@dataclass
+class Table:
+    repo: Repo
+    link: str
+    rows: dict[str, Row] = field(default_factory=dict)
 
-    Each timing is paired with a raw-tar timing taken right before it, so a noisy machine
-    skews both sides of a ratio alike.
-    """
-    tag = " +gzip" if gz else ""
-    name = "laptop-gz" if gz else "laptop"
-    manager = Manager(Path(tempfile.mkdtemp(prefix="manager-", dir=work)))
-    laptop, other = work / name, work / f"other-{name}"
-    repo_dir = manager.data / "repos" / name
-    pairs: Pairs = {
-        f"push, new repo{tag}": [],
-        f"push, 1 file changed{tag}": [],
-        f"pull, 1 file changed{tag}": [],
-    }
 
-    def new_repo() -> None:
-        if repo_dir.exists():
-            subprocess.run(
-                [
-                    PY,
-                    "-m",
-                    "manager",
-                    "repo",
-                    "remove",
-                    name,
-                    "--delete-files",
-                    "--data-dir",
-                    str(manager.data),
-                ],
-                check=True,
-                capture_output=True,
-            )
-            (laptop / ".git" / "ocm-mirror.json").unlink(missing_ok=True)
+@dataclass
+class Options:
+    changes: list[int]
+    full_shaped: set[str]
+    shaped_max: float
+    gzip: str
+    work: Path
+    keep: bool
 
-    def edit_laptop() -> None:
-        (laptop / "pkg00/mod0/file00000.py").write_text(f"edit {time.time()}\n")
 
-    def edit_manager() -> None:
-        (repo_dir / "pkg01/mod1/agent.py").write_text(f"agent {time.time()}\n")
+def run_pass(repo: Repo, link: str, opts: Options, local: Table | None) -> Table:
+    table = Table(repo, link)
+    shaped = link == "shaped"
+    full = not shaped or repo.kind in opts.full_shaped
+    work = Path(tempfile.mkdtemp(prefix=f"ocm-bench-{repo.kind}-{link}-", dir=opts.work))
+    with contextlib.ExitStack() as stack:
+        if not opts.keep:
+            stack.callback(shutil.rmtree, work, ignore_errors=True)
+        laptop = work / repo.kind  # its folder names the Manager repo
+        subprocess.run(["cp", "-a", str(repo.source), str(laptop)], check=True, timeout=TIMEOUT)
+        _git(laptop, "update-index", "-q", "--refresh")  # a copy's stat cache is stale
+        ocm = OcmSide(work, opts.gzip)
+        stack.callback(ocm.close)
+        remote, rsync_laptop = work / "rsync-remote", work / "rsync-laptop"
+        rsync = RsyncDaemon(work, remote)
+        stack.callback(rsync.close)
+        tar = TarPipe(work)
+        stack.callback(tar.close)
+        excludes = work / "rsync-excludes"
+        excludes.write_text("".join(p + "\n" for p in rsync_excludes(laptop)))
+        tar_dest = work / "tar-dest"
 
-    steps = [
-        (f"push, new repo{tag}", new_repo, (laptop, "push", "--create", "--yes")),
-        (f"push, 1 file changed{tag}", edit_laptop, (laptop, "push")),
-        (f"pull, 1 file changed{tag}", edit_manager, (other, "pull", "--force")),
+        def step(relay: Relay, measured: bool, action: Callable[[], None]) -> Sample:
+            sample = measure(relay, shaped and measured, action)
+            if sample.error and not measured:
+                raise RuntimeError(f"setting up {repo.kind} over {link}: {sample.error}")
+            return sample
+
+        # The first push: tar and rsync of the untouched checkout first, then ocm.
+        row: Row = {}
+        if full:
+            row["tar"] = step(tar.relay, True, lambda: tar.copy(laptop, repo.names, tar_dest))
+            clear(tar_dest)
+        rsync_first = step(rsync.relay, not shaped, lambda: rsync.push(laptop, excludes))
+        if not shaped:
+            row["rsync"] = rsync_first
+        row["ocm"] = step(ocm.relay, full, lambda: ocm.run(laptop, "push", "--create", "--yes"))
+        if full:
+            table.rows["first push (--create)"] = row
+            print(f"  {repo.kind} over {link}: first push: {_brief(row)}", file=sys.stderr)
+        manager_copy = ocm.checkout(repo.kind)
+
+        # A fresh clone pulls; the tar above moved the same files, so it serves both rows.
+        row = {"tar": Sample(**{**row["tar"].__dict__, "same_as": "↑"})} if full else {}
+        rsync_fresh = step(rsync.relay, not shaped, lambda: rsync.pull(rsync_laptop, excludes))
+        if not shaped:
+            row["rsync"] = rsync_fresh
+        if full:
+            fresh = work / "fresh" / repo.kind
+            fresh.mkdir(parents=True)
+            _git(fresh, "init", "-q", "-b", "main")
+            _git(fresh, "remote", "add", "origin", _git(laptop, "remote", "get-url", "origin"))
+            row["ocm"] = step(ocm.relay, True, lambda: ocm.run(fresh, "pull"))
+            table.rows["pull into a fresh clone"] = row
+            print(f"  {repo.kind} over {link}: fresh pull: {_brief(row)}", file=sys.stderr)
+
+        for count in opts.changes:
+            for direction in ("push", "pull"):
+                label = f"{direction}, {count:,} file{'s' if count > 1 else ''} changed"
+                rng = random.Random(f"{repo.kind}-{direction}-{count}")
+                paths = rng.sample(repo.texts, min(count, len(repo.texts)))
+                if direction == "push":
+                    edit(paths, [laptop, rsync_laptop], f"{direction} {count}")
+                    actions = {
+                        "ocm": (ocm.relay, lambda: ocm.run(laptop, "push")),
+                        "rsync": (rsync.relay, lambda: rsync.push(rsync_laptop, excludes)),
+                        "tar": (tar.relay, lambda p=paths: tar.copy(laptop, p, tar_dest)),
+                    }
+                else:  # an agent changed them on the Manager
+                    edit(paths, [manager_copy, remote], f"{direction} {count}")
+                    actions = {
+                        "ocm": (ocm.relay, lambda: ocm.run(laptop, "pull")),
+                        "rsync": (rsync.relay, lambda: rsync.pull(rsync_laptop, excludes)),
+                        "tar": (tar.relay, lambda p=paths: tar.copy(manager_copy, p, tar_dest)),
+                    }
+                row = {}
+                for tool, (relay, action) in actions.items():
+                    before = local.rows.get(label, {}).get(tool) if local else None
+                    if before and before.wire * 8 / SHAPE.rate > opts.shaped_max:
+                        # Too long to wait for over the shaped link: keep the state moving
+                        # unshaped, and estimate the time from the local run's bytes.
+                        step(relay, False, action)
+                        row[tool] = Sample(
+                            before.wire * 8 / SHAPE.rate, before.up, before.down, estimated=True
+                        )
+                    else:
+                        row[tool] = step(relay, True, action)
+                table.rows[label] = row
+                print(f"  {repo.kind} over {link}: {label}: {_brief(row)}", file=sys.stderr)
+    return table
+
+
+def _brief(row: Row) -> str:
+    return ", ".join(f"{tool} {_seconds(row[tool])}" for tool in TOOLS if tool in row)
+
+
+# ------------------------------------------------------------------ the table
+
+
+def _size(count: int) -> str:
+    if count < 10 * KB:
+        return f"{count:,} B"
+    if count < 10_000 * KB:
+        return f"{count / KB:,.0f} KB"
+    return f"{count / 1e6:,.1f} MB"
+
+
+def _seconds(sample: Sample | None) -> str:
+    if sample is None:
+        return "–"
+    if sample.error:
+        return f"failed: {sample.error}"
+    assert sample.seconds is not None
+    text = f"{sample.seconds:.2f} s" if sample.seconds < 10 else f"{sample.seconds:.1f} s"
+    return f"≥ {text} est." if sample.estimated else text
+
+
+def _wire(sample: Sample | None, *, both: bool = True) -> str:
+    if sample is None or sample.error:
+        return "–"
+    if not both:
+        return _size(sample.wire)
+    return f"{_size(sample.up)} / {_size(sample.down)}"
+
+
+def _ratio(ours: Sample | None, theirs: Sample | None) -> float | None:
+    if not ours or not theirs or ours.error or theirs.error:
+        return None
+    if not ours.seconds or not theirs.seconds:
+        return None
+    return ours.seconds / theirs.seconds
+
+
+def _times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}×"
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def goals(table: Table, label: str, row: Row) -> str:
+    """The issue's goals that apply to this row, met or not."""
+    ocm, rsync, tar = (row.get(tool) for tool in TOOLS)
+    if ocm is None or ocm.error:
+        return "–"
+    shaped = table.link == "shaped"
+    said = []
+    if label.startswith(("first push", "pull into")):
+        limit = 1.1 if shaped else 2.0
+        vs_tar = _ratio(ocm, tar)
+        if vs_tar is not None:
+            said.append(f"≤ {limit:g}× tar {_mark(vs_tar <= limit)}")
+        return ", ".join(said) or "–"
+    count = int(label.split(", ")[1].split()[0].replace(",", ""))
+    if count == 1:
+        small = ocm.up <= ONE_FILE_BYTES and ocm.down <= ONE_FILE_BYTES
+        said.append(f"≤ 100 KB each way {_mark(small)}")
+        vs_rsync = _ratio(ocm, rsync)
+        if vs_rsync is not None:
+            said.append(f"≤ rsync {_mark(vs_rsync <= 1)}")
+        big = table.repo.travel_bytes >= BIG_REPO
+        if shaped and big and label.startswith("push") and ocm.seconds is not None:
+            said.append(f"< 2 s {_mark(ocm.seconds < 2 and not ocm.estimated)}")
+    elif tar is not None and not tar.error:
+        # Grows with the change: no more than the changed files themselves (tar) carry.
+        bound = 1.5 * tar.wire + ONE_FILE_BYTES
+        said.append(f"≤ 1.5× tar bytes + 100 KB {_mark(ocm.wire <= bound)}")
+    return ", ".join(said) or "–"
+
+
+def render(table: Table) -> str:
+    lines = [
+        f"#### {table.repo.kind}, {table.link}: {LINKS[table.link]}",
+        "",
+        "| operation | ocm | ocm ↑ / ↓ | rsync -a --delete | rsync ↑ / ↓ | tar \\| tar "
+        "| tar bytes | ocm ÷ rsync | ocm ÷ tar | goals |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    try:
-        sh(f"cp -a {source} {laptop}")
-        sh(f"cp -a {source} {other}")
-        for _ in range(rounds):
-            for label, setup, (cwd, *argv) in steps:
-                tar_time = baseline.run(gz=gz)
-                setup()
-                pairs[label].append(
-                    (timed(lambda c=cwd, a=argv: manager.ocm(c, *a, gzip=gz)), tar_time)
-                )
-    finally:
-        manager.stop()
-    return pairs
+    for label, row in table.rows.items():
+        ocm, rsync, tar = (row.get(tool) for tool in TOOLS)
+        tar_time = _seconds(tar) + (" (same run)" if tar and tar.same_as else "")
+        cells = [
+            label,
+            _seconds(ocm),
+            _wire(ocm),
+            _seconds(rsync),
+            _wire(rsync),
+            tar_time,
+            _wire(tar, both=False),
+            _times(_ratio(ocm, rsync)),
+            _times(_ratio(ocm, tar)),
+            goals(table, label, row),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+HOW_TO_READ = """\
+How to read: one run each (no medians). ↑ = laptop to Manager, ↓ = Manager to laptop; bytes
+are TCP payload through the relay (HTTP headers included, TCP/IP headers not); KB/MB are
+10^3/10^6 bytes. "ocm ÷ x" is a time ratio: below 1 ocm was faster. rsync copies between two
+directories of its own via an rsync daemon; tar moves exactly the files that travel (all of
+them for the first push, and the same run serves the fresh pull), or only the changed ones.
+"est.": not run over the shaped link (its local run moved too many bytes); the time is what
+those bytes need at the link's rate, a lower bound. "–": not measured (rsync's full copies
+are not repeated over the shaped link: they move what tar moves)."""
+
+
+def header(repos: list[Repo]) -> str:
+    """When, where and which implementation: a table means little without them."""
+    dirty = _git(ROOT, "status", "--porcelain", "--", "ocm", "manager")
+    lines = [
+        "ocm push/pull vs rsync -a --delete and tar | tar: "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores, "
+        f"{_git(ROOT, 'version')}, ocm at {_git(ROOT, 'rev-parse', '--short', 'HEAD')}"
+        + (" + uncommitted changes" if dirty else "")
+    ]
+    return "\n".join(lines + [f"- {repo.summary}" for repo in repos])
+
+
+# ------------------------------------------------------------------ main
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repos", type=_csv, default=["generated", "history"])
+    parser.add_argument("--changes", default="1,100,1000")
+    parser.add_argument("--links", type=_csv, default=["local", "shaped"])
     parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "ocm-bench"
-        / "mirror-repo",
+        "--full-shaped",
+        type=_csv,
+        default=["history"],
+        help="repos whose first push and fresh pull also run over the shaped link (~1 min "
+        "each per 150 MB); 'none' for none",
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--shaped-max",
+        type=float,
+        default=30,
+        help="seconds of bytes at 20 Mbit/s above which a change is estimated, not run shaped",
+    )
+    parser.add_argument("--gzip", choices=("auto", "0", "1"), default="auto")
+    parser.add_argument("--quick", action="store_true", help="changes 1,100; no full shaped runs")
+    parser.add_argument("--cache", type=Path, default=default_cache())
+    parser.add_argument("--keep", action="store_true", help="keep the work folders")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    source = args.cache
-    if not (source / ".git").is_dir():
-        print(f"generating {source} (once) ...", file=sys.stderr)
-        shutil.rmtree(source, ignore_errors=True)
-        generate(source)
-    from ocm.mirror.send import prepare
-
-    names = prepare(source).names
-    files, total = len(names), sum(os.lstat(source / n).st_size for n in names)
-    git_files, git_bytes = size_of(source / ".git")
-    nm_files, _ = size_of(source / "node_modules")
-    commits = len(git(source, "rev-list", "--all").split())
-    print(
-        f"repo: {files} files / {total / 1e6:.0f} MB travel ({git_files} files / "
-        f"{git_bytes / 1e6:.0f} MB of them in .git, {commits} commits); {nm_files} untracked "
-        "node_modules files stay home"
-    )
-
-    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=source.parent))
+    changes = [int(n) for n in _csv(args.changes)]
+    if args.quick:
+        changes, args.full_shaped = [n for n in changes if n <= 100] or [1], []
+    for name in ("rsync", "tar", "git"):
+        if not shutil.which(name):
+            parser.error(f"{name} is not installed")
+    signal.signal(signal.SIGTERM, _interrupt)
+    start = time.monotonic()
+    repos = [describe(kind, cached(kind, args.cache)) for kind in args.repos]
+    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=args.cache))
+    opts = Options(changes, set(args.full_shaped), args.shaped_max, args.gzip, work, args.keep)
+    tables = []
     try:
-        baseline = Baseline(work, source, names)
-        pairs: Pairs = {}
-        for gz in (False, True):
-            pairs.update(measure_ocm(work, source, baseline, gz=gz, rounds=args.rounds))
+        for repo in repos:
+            print(repo.summary, file=sys.stderr)
+            local = None
+            for link in args.links:
+                table = run_pass(repo, link, opts, local)
+                local = table if link == "local" else local
+                tables.append(table)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    print(f"\nmedian of {args.rounds} rounds; each run paired with a raw pipe run just before it")
-    print(f"{'operation':28} {'ocm s':>7} {'raw tar s':>10} {'ratio':>7}")
-    for label, runs in pairs.items():
-        ours = statistics.median(o for o, _ in runs)
-        raw = statistics.median(t for _, t in runs)
-        ratio = statistics.median(o / t for o, t in runs)
-        base = "tar | gzip -1 | tar" if "gzip" in label else "tar | tar"
-        print(f"{label:28} {ours:7.2f} {raw:10.2f} {ratio:6.2f}x  (vs {base})")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(header(repos))
+    for table in tables:
+        print()
+        print(render(table))
+    marks = [
+        goal
+        for table in tables
+        for label, row in table.rows.items()
+        for goal in goals(table, label, row).split(", ")
+    ]
+    met, judged = sum(g.endswith("✓") for g in marks), sum(g.endswith(("✓", "✗")) for g in marks)
+    minutes = (time.monotonic() - start) / 60
+    print(f"\ngoals met: {met} of {judged}; the run took {minutes:.1f} min\n")
+    print(HOW_TO_READ)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Health and the workspace list (SPEC §4)."""
+"""Health and the workspace list (SPEC §4), each repo with its root commits (SPEC §3)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 
 from manager.registry import get_registry
+from manager.roots import RootCommits
 from ocm import __version__
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
@@ -19,7 +20,19 @@ def health() -> Any:
     return jsonify(status="ok", version=__version__, opencode={"state": state})
 
 
+def _root_commits() -> RootCommits:
+    cache: RootCommits = current_app.extensions.setdefault("ocm.root_commits", RootCommits())
+    return cache
+
+
 @api_bp.get("/internal/opencode-workspaces")
 def workspaces() -> Any:
+    """Ready repos; ``rootCommits`` lets a checkout without ``origin`` find its repo."""
     repos = get_registry().list_repos(ready_only=True)
-    return jsonify(workspaces=[repo.as_workspace() for repo in repos])
+    roots = _root_commits()
+    roots.forget({repo.directory for repo in repos})
+    return jsonify(
+        workspaces=[
+            {**repo.as_workspace(), "rootCommits": roots.of(repo.directory)} for repo in repos
+        ]
+    )

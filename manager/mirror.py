@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
-from manager.repos import NAME_PATTERN
+from manager.repos import valid_name
 from ocm.mirror import gitcmd
 from ocm.mirror.archive import Limits, iter_pack
 from ocm.mirror.errors import MirrorError
@@ -107,7 +107,7 @@ def _create_repo() -> Repo:
     """``push --create``: a new, empty repo registered as 'cloning' until the push lands."""
     settings = _services().settings
     name = request.args.get("name", "")
-    if not NAME_PATTERN.match(name) or name in {".", ".."}:
+    if not valid_name(name):
         raise ApiError(
             400,
             "bad_name",

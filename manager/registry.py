@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 READY, CLONING, ERROR = "ready", "cloning", "error"
+# SQLite integers are signed 64-bit; ids outside this range (from a URL) cannot exist.
+SQLITE_MIN_INT, SQLITE_MAX_INT = -(1 << 63), (1 << 63) - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS repos (
@@ -126,6 +128,8 @@ class Registry:
         return [_row_to_repo(r) for r in self._connect().execute(sql + " ORDER BY id")]
 
     def get_repo(self, repo_id: int) -> Repo | None:
+        if not SQLITE_MIN_INT <= repo_id <= SQLITE_MAX_INT:
+            return None  # no such row can exist, and sqlite3 would raise OverflowError
         row = self._connect().execute("SELECT * FROM repos WHERE id = ?", (repo_id,)).fetchone()
         return _row_to_repo(row) if row else None
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class RepoError(Exception):
@@ -33,8 +34,13 @@ def default_name(source: str) -> str:
     return tail[:-4] if tail.endswith(".git") else tail
 
 
+def valid_name(name: str) -> bool:
+    """A name usable as a directory under ``repos/`` (the first character rules out ``..``)."""
+    return NAME_PATTERN.fullmatch(name) is not None
+
+
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name) or name in {".", ".."}:
+    if not valid_name(name):
         raise RepoError(f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'")
     return name
 

@@ -31,6 +31,10 @@ def make_session() -> requests.Session:
     return session
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(item for item in value if isinstance(item, str)) if isinstance(value, list) else ()
+
+
 class Workspace(NamedTuple):
     """One Manager repo as ``/api/internal/opencode-workspaces`` describes it.
 
@@ -43,6 +47,8 @@ class Workspace(NamedTuple):
     status: str
     directory: str
     origin_url: str | None
+    # The root commits of the repo's HEAD: they match a checkout without origin (SPEC §3).
+    root_commits: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Workspace:
@@ -53,6 +59,7 @@ class Workspace(NamedTuple):
             status=str(data.get("cloneStatus") or data.get("status") or "ready"),
             directory=str(data.get("directory") or ""),
             origin_url=data.get("originUrl") or None,
+            root_commits=_strings(data.get("rootCommits")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +70,7 @@ class Workspace(NamedTuple):
             "status": self.status,
             "directory": self.directory,
             "originUrl": self.origin_url,
+            "rootCommits": list(self.root_commits),
         }
 
 

@@ -1,8 +1,10 @@
-"""Which Manager repo a command means (SPEC §3): by id/name, by the checkout's origin, or last.
+"""Which Manager repo a command means (SPEC §3): by id/name, by the checkout, or last.
 
-Plain functions over plain data (plus two ``git`` calls), so ``push``/``pull`` reuse them:
-:func:`local_checkout` finds the git root of a directory and its ``origin``;
-:func:`repos_for_origin` lists the ready Manager repos whose normalised origin matches;
+A checkout is matched by its ``origin`` when it has one, else by its root commits.
+
+Plain functions over plain data (plus three ``git`` calls), so ``push``/``pull`` reuse them:
+:func:`local_checkout` finds the git root of a directory, its ``origin`` and its root
+commits; :func:`repos_for_checkout` lists the ready Manager repos that match it;
 :func:`find_repo` looks up ``ocm use`` arguments; :func:`resolve_target` applies the four
 rules of bare ``ocm``.
 """
@@ -23,10 +25,24 @@ if TYPE_CHECKING:  # the real import would pull in requests
 
 
 class Checkout(NamedTuple):
-    """A local git repository: its top-level directory and ``origin`` URL (if any)."""
+    """A local git repository: its top-level directory and ``origin`` URL (if any).
+
+    ``roots`` are the root commits of its HEAD (``git rev-list --max-parents=0 HEAD``),
+    looked up only when there is no origin: they are what matches it then.
+    """
 
     root: Path
     origin: str | None
+    roots: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """How this checkout is matched, for messages: its origin or its root commit."""
+        if self.origin:
+            return f"origin {self.origin}"
+        if self.roots:
+            more = f" (and {len(self.roots) - 1} more)" if len(self.roots) > 1 else ""
+            return f"root commit {self.roots[0][:12]}{more}"
+        return "no origin and no commit"
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -44,17 +60,25 @@ def git_root(cwd: Path) -> Path | None:
     return Path(top) if top else None
 
 
+_PROBES = (
+    ("rev-parse", "--show-toplevel"),
+    ("remote", "get-url", "origin"),
+    ("rev-list", "--max-parents=0", "HEAD"),
+)
+
+
 class CheckoutProbe:
-    """Both git queries for :func:`local_checkout`, started at once and collected later.
+    """The git queries for :func:`local_checkout`, started at once and collected later.
 
     Bare ``ocm`` starts them before asking the Manager for its repos, so git runs while the
-    network is busy instead of after it.
+    network is busy instead of after it. The root-commit walk is stopped unanswered when
+    the checkout has an origin: then it is not needed, and on a long history it is slow.
     """
 
     def __init__(self, cwd: Path) -> None:
         self._procs: list[subprocess.Popen[str]] = []
         try:
-            for args in (("rev-parse", "--show-toplevel"), ("remote", "get-url", "origin")):
+            for args in _PROBES:
                 self._procs.append(
                     subprocess.Popen(
                         ["git", *args],
@@ -69,22 +93,39 @@ class CheckoutProbe:
             pass
 
     def result(self) -> Checkout | None:
-        outputs: list[str | None] = []
-        for proc in self._procs:
-            try:
-                out, _ = proc.communicate(timeout=30)
-            except subprocess.SubprocessError:
-                proc.kill()
-                proc.communicate()
-                out = ""
-            outputs.append(out.strip() if proc.returncode == 0 and out.strip() else None)
-        if len(outputs) != 2 or outputs[0] is None:
+        if len(self._procs) != len(_PROBES):
+            self._stop(self._procs)
             return None
-        return Checkout(Path(outputs[0]), outputs[1])
+        top, origin = (self._output(proc) for proc in self._procs[:2])
+        if top is None or origin is not None:
+            self._stop(self._procs[2:])
+            return None if top is None else Checkout(Path(top), origin)
+        roots = self._output(self._procs[2], timeout=120)
+        return Checkout(Path(top), None, tuple(sorted((roots or "").split())))
+
+    @staticmethod
+    def _output(proc: subprocess.Popen[str], timeout: float = 30) -> str | None:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.SubprocessError:
+            proc.kill()
+            proc.communicate()
+            out = ""
+        return out.strip() if proc.returncode == 0 and out.strip() else None
+
+    @staticmethod
+    def _stop(procs: list[subprocess.Popen[str]]) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
 
 
 def local_checkout(cwd: Path) -> Checkout | None:
-    """The git checkout containing ``cwd`` and its ``origin`` (None outside a work tree)."""
+    """The git checkout containing ``cwd``, its ``origin`` or else its root commits.
+
+    None outside a work tree.
+    """
     return CheckoutProbe(cwd).result()
 
 
@@ -100,16 +141,55 @@ def repos_for_origin(origin: str | None, workspaces: Sequence[Workspace]) -> lis
     ]
 
 
+def repos_for_roots(roots: Sequence[str], workspaces: Sequence[Workspace]) -> list[Workspace]:
+    """Ready repos whose HEAD shares a root commit with ``roots``.
+
+    Any shared root counts, not only the oldest: a history that merged in another
+    project's (two roots) still matches a checkout of either side.
+    """
+    wanted = set(roots)
+    if not wanted:
+        return []
+    return [ws for ws in workspaces if ws.status == "ready" and wanted & set(ws.root_commits)]
+
+
+def repos_for_checkout(checkout: Checkout, workspaces: Sequence[Workspace]) -> list[Workspace]:
+    """SPEC §3: by origin when the checkout has one (as before), else by root commit."""
+    if checkout.origin:
+        return repos_for_origin(checkout.origin, workspaces)
+    return repos_for_roots(checkout.roots, workspaces)
+
+
 def describe(ws: Workspace) -> str:
     return f"#{ws.repo_id} {ws.name} ({ws.branch})" if ws.branch else f"#{ws.repo_id} {ws.name}"
 
 
-def ambiguous_origin_error(origin: str, matches: Sequence[Workspace]) -> OcmError:
+def ambiguous_error(
+    checkout: Checkout, matches: Sequence[Workspace], *, mirror: bool = False
+) -> OcmError:
+    """Several repos match: list them. ``mirror``: push/pull, which take the last used one."""
     listed = ", ".join(describe(ws) for ws in matches)
-    return OcmError(
-        f"origin {origin} matches {len(matches)} Manager repos: {listed}",
-        f"pick one with `ocm use <repoId>` (e.g. `ocm use {matches[0].repo_id}`)",
-    )
+    todo = f"pick one with `ocm use <repoId>` (e.g. `ocm use {matches[0].repo_id}`)"
+    if mirror:
+        todo += ", then run the command again: it takes the last used of them"
+    return OcmError(f"{checkout.describe()} matches {len(matches)} Manager repos: {listed}", todo)
+
+
+def mirror_target(
+    checkout: Checkout, workspaces: Sequence[Workspace], last_repo_id: int | None
+) -> Workspace | None:
+    """The repo push/pull mirror to: the one match, or the last used one among several.
+
+    ``ocm use`` is the way to pick among several (bare ``ocm`` says so), so push and pull
+    honour that pick instead of refusing forever.
+    """
+    matches = repos_for_checkout(checkout, workspaces)
+    if len(matches) > 1:
+        chosen = [ws for ws in matches if ws.repo_id == last_repo_id]
+        if not chosen:
+            raise ambiguous_error(checkout, matches, mirror=True)
+        return chosen[0]
+    return matches[0] if matches else None
 
 
 def find_repo(workspaces: Sequence[Workspace], key: str) -> Workspace:
@@ -146,13 +226,13 @@ class Target(NamedTuple):
 def resolve_target(
     checkout: Checkout | None, workspaces: Sequence[Workspace], state: State
 ) -> Target:
-    """SPEC §3 rules: origin match → that repo; several → fail; else last used; else fail."""
-    origin = checkout.origin if checkout else None
-    matches = repos_for_origin(origin, workspaces)
-    if len(matches) == 1:
-        return Target(matches[0], f"origin {origin}")
-    if len(matches) > 1:
-        raise ambiguous_origin_error(origin or "", matches)
+    """SPEC §3 rules: a match (origin, else root commit) → that repo; several → fail; else
+    last used; else fail."""
+    matches = repos_for_checkout(checkout, workspaces) if checkout else []
+    if len(matches) == 1 and checkout:
+        return Target(matches[0], checkout.describe())
+    if len(matches) > 1 and checkout:
+        raise ambiguous_error(checkout, matches)
     if state.last_repo_id is not None:
         for ws in workspaces:
             if ws.repo_id == state.last_repo_id and ws.status == "ready":
@@ -164,10 +244,12 @@ def resolve_target(
         )
     if checkout is None:
         where = "this directory is not in a git repo"
-    elif origin is None:
-        where = f"{checkout.root} has no origin remote"
+    elif checkout.origin is None and not checkout.roots:
+        where = f"{checkout.root} has no origin remote and no commit yet"
+    elif checkout.origin is None:
+        where = f"no Manager repo has the {checkout.describe()} of {checkout.root} (no origin)"
     else:
-        where = f"no Manager repo has origin {origin}"
+        where = f"no Manager repo has origin {checkout.origin}"
     raise OcmError(
         f"{where} and no repo was used before", "run `ocm list`, then `ocm use <repoId>`"
     )

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from ocm import resolve
 from ocm import state as state_mod
-from ocm.commands.common import connect, note, remember
+from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import gitcmd, history
 from ocm.mirror.archive import CHUNK, Limits, iter_pack
@@ -90,20 +90,23 @@ def _retitled(exc: ConflictError) -> ConflictError:
     return ConflictError(exc.what.rstrip("."), todo, status=exc.status, code=exc.code)
 
 
-def _checkout() -> tuple[Path, str | None]:
+def _checkout() -> tuple[Path, resolve.Checkout]:
     try:
         root = repo_root(Path.cwd())
     except MirrorError as exc:
         raise OcmError(exc.message, "run it inside the checkout you want to mirror") from None
-    checkout = resolve.local_checkout(root)
-    return root, checkout.origin if checkout else None
+    return root, resolve.local_checkout(root) or resolve.Checkout(root, None)
 
 
-def _match(client: ManagerClient, origin: str | None) -> Workspace | None:
-    matches = resolve.repos_for_origin(origin, client.workspaces())
-    if len(matches) > 1:
-        raise resolve.ambiguous_origin_error(origin or "", matches)
-    return matches[0] if matches else None
+def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Workspace | None:
+    """By origin, else by root commit (SPEC §3); among several, the last used one."""
+    last = last_repo_state(state_mod.load(), login).last_repo_id
+    return resolve.mirror_target(checkout, client.workspaces(), last)
+
+
+def _unmatched(checkout: resolve.Checkout) -> str:
+    where = checkout.describe()
+    return f"no Manager repo matches {where}" + ("" if checkout.origin else " (no origin remote)")
 
 
 def _remember(client: ManagerClient, login: Any, repo_id: int) -> None:
@@ -202,10 +205,11 @@ def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iter
 
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
-    root, origin = _checkout()
+    root, checkout = _checkout()
+    origin = checkout.origin
     client, login = connect()
     with client:
-        ws = _match(client, origin)
+        ws = _match(client, login, checkout)
         try:
             outgoing = prepare(root)
         except MirrorError as exc:
@@ -221,22 +225,15 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
         if ws is None:
             if not create:
-                where = f"origin {origin}" if origin else "this checkout (no origin remote)"
                 raise OcmError(
-                    f"no Manager repo matches {where}",
+                    _unmatched(checkout),
                     f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
                     "`ocm list` to see the repos",
-                )
-            if not origin:
-                raise OcmError(
-                    "this checkout has no origin remote, so a new Manager repo "
-                    "could not be found again",
-                    "add one with `git remote add origin <url>`, then run `ocm push --create`",
                 )
             label = repo_name(root)
             _confirm_create(label, yes)
             repo_id = 0
-            params.update(create="1", name=label, originUrl=origin, branch=branch or "main")
+            params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
         else:
             repo_id, label = ws.repo_id, ws.name
             head = client.get_json(
@@ -348,15 +345,14 @@ def _pull_risks(root: Path, head: dict[str, Any]) -> list[str]:
 
 
 def pull(*, force: bool) -> int:
-    root, origin = _checkout()
+    root, checkout = _checkout()
     client, login = connect()
     staging = root / ".git" / STAGING_NAME
     with client:
-        ws = _match(client, origin)
+        ws = _match(client, login, checkout)
         if ws is None:
-            where = f"origin {origin}" if origin else "this checkout (no origin remote)"
             raise OcmError(
-                f"no Manager repo matches {where}",
+                _unmatched(checkout),
                 "run `ocm list` to see the repos, or `ocm push --create` first",
             )
         try:

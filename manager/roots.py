@@ -1,0 +1,89 @@
+"""Each repo's root commits, which match a laptop checkout that has no ``origin`` (SPEC §3).
+
+A root commit is a commit without parents: ``git rev-list --max-parents=0 HEAD``. It is how
+OpenCode itself identifies a project with no remote, and it survives every push and pull,
+since both sides share the history. Walking the whole history costs a git process (and for a
+big repo a while), and every bare ``ocm`` lists the repos, so the answer is cached per
+directory until HEAD moves. Whether HEAD moved is seen from a few ``stat`` calls, without
+starting git. Nothing is stored in the registry: the repo on disk is the truth.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+HeadKey = tuple[object, ...]
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def head_key(directory: Path) -> HeadKey | None:
+    """Something that changes whenever HEAD's commit may have changed; None: cannot tell.
+
+    git rewrites a ref by renaming a new file over it, so the ref file's inode and mtime
+    change with every move; a ref only in ``packed-refs`` moves when that file is rewritten.
+    """
+    git_dir = directory / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None  # a .git file (worktree, submodule) or no repo: ask git every time
+    if not head.startswith("ref: "):
+        return (head,)  # detached: HEAD holds the commit id itself
+    ref = head[len("ref: ") :]
+    if (git_dir / "reftable").exists() or ".." in ref:
+        return None
+    return (head, _stat_key(git_dir / ref), _stat_key(git_dir / "packed-refs"))
+
+
+def compute_root_commits(directory: Path) -> list[str]:
+    """The root commits of ``directory``'s HEAD, sorted; [] when it has no commit yet."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-list", "--max-parents=0", "HEAD"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if done.returncode != 0:
+        return []
+    return sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
+
+
+class RootCommits:
+    """A thread-safe cache of :func:`compute_root_commits`, per directory and HEAD."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[Path, tuple[HeadKey, list[str]]] = {}
+
+    def of(self, directory: Path) -> list[str]:
+        key = head_key(directory)
+        if key is not None:
+            with self._lock:
+                cached = self._known.get(directory)
+            if cached is not None and cached[0] == key:
+                return list(cached[1])
+        roots = compute_root_commits(directory)
+        if key is not None and head_key(directory) == key:  # HEAD did not move meanwhile
+            with self._lock:
+                self._known[directory] = (key, roots)
+        return list(roots)
+
+    def forget(self, keep: set[Path]) -> None:
+        """Drop the entries of directories no longer registered."""
+        with self._lock:
+            for directory in [d for d in self._known if d not in keep]:
+                del self._known[directory]

@@ -1,0 +1,202 @@
+"""A checkout without ``origin`` is matched by its root commit (SPEC §3, issue 14 item 3).
+
+Against a real Manager, from real checkouts: what the Manager reports, bare ``ocm``,
+``ocm push`` / ``ocm pull``, and ``ocm push --create`` without an origin. The quick start
+registers a repo the way these tests do (``ocm-manager repo add <path> --name <name>``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.support.git import git, make_repo
+from tests.support.processes import RunningManager
+
+
+def attached_dir(recorder: Recorder) -> str:
+    argv = recorder.read()["argv"]
+    return str(argv[argv.index("--dir") + 1])
+
+
+def workspaces(manager: RunningManager) -> dict[str, dict]:
+    response = requests.get(
+        f"{manager.url}/api/internal/opencode-workspaces",
+        headers={"Authorization": f"Bearer {manager.token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return {ws["name"]: ws for ws in response.json()["workspaces"]}
+
+
+def root_of(repo: Path) -> str:
+    return git(repo, "rev-list", "--max-parents=0", "HEAD")
+
+
+def test_the_manager_reports_each_repos_root_commits_and_follows_head(
+    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> None:
+    plain = add_repo("plain")
+    source = tmp_path / "source-plain"
+    assert workspaces(login)["plain"]["rootCommits"] == [root_of(source)]
+
+    # Two unrelated histories merged: both roots, sorted.
+    twin = make_repo(tmp_path / "twin-source")
+    other = make_repo(tmp_path / "other-history", files={"other.txt": "other\n"})
+    roots = sorted([root_of(twin), root_of(other)])
+    assert roots[0] != roots[1]
+    merge = ["merge", "-q", "--no-edit", "--allow-unrelated-histories"]
+    git(twin, "fetch", "-q", str(other), "main")
+    git(twin, *merge, "FETCH_HEAD")
+    login.cli("repo", "add", str(twin), "--name", "twin")
+    assert workspaces(login)["twin"]["rootCommits"] == roots
+
+    # HEAD moves to another history on the Manager: the answer follows (no stale cache).
+    directory = Path(plain.directory)
+    git(directory, "checkout", "-q", "--orphan", "fresh")
+    git(directory, "commit", "-q", "-m", "a new root")
+    assert workspaces(login)["plain"]["rootCommits"] == [root_of(directory)]
+    assert root_of(directory) != root_of(source)
+
+
+def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
+    add_repo("decoy", origin="https://github.com/acme/decoy")
+    target = add_repo("target")  # its source has no origin, like the quick start's repo
+    checkout = tmp_path / "source-target"
+    (checkout / "sub").mkdir()
+    result = run_ocm(cwd=checkout / "sub")
+    assert result.returncode == 0, result.stderr
+    assert attached_dir(recorder) == target.directory
+    assert f"root commit {root_of(checkout)[:12]}" in result.stderr
+    state = json.loads((tmp_path / "home/.config/opencode-manager/state.json").read_text())
+    assert state["lastRepoId"] == target.repo_id
+
+
+def test_a_checkout_with_an_origin_is_matched_by_the_origin_only(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
+    add_repo("target")
+    checkout = tmp_path / "source-target"
+    git(checkout, "remote", "add", "origin", "https://github.com/acme/elsewhere")
+    result = run_ocm(cwd=checkout)
+    assert_one_error(result, 1, "no Manager repo has origin https://github.com/acme/elsewhere")
+    assert not recorder.called()
+
+
+def test_several_repos_with_the_root_are_listed(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    recorder: Recorder,
+    tmp_path: Path,
+) -> None:
+    first = add_repo("first")
+    source = tmp_path / "source-first"
+    done = login.cli("repo", "add", str(source), "--name", "second")
+    match = re.search(r"added repo (\d+) ", done.stdout + done.stderr)
+    assert match, done.stdout + done.stderr
+    second_id = int(match.group(1))
+    result = run_ocm(cwd=source)
+    assert_one_error(
+        result,
+        1,
+        f"root commit {root_of(source)[:12]} matches 2 Manager repos",
+        f"#{first.repo_id} first",
+        f"#{second_id} second",
+        "ocm use",
+    )
+    assert not recorder.called()
+
+
+def test_no_origin_and_no_commit_falls_to_rule_four(
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
+) -> None:
+    add_repo("lonely")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "-q", "-b", "main")
+    result = run_ocm(cwd=empty)
+    assert_one_error(result, 1, "no origin remote and no commit yet", "ocm use <repoId>")
+    assert not recorder.called()
+
+
+def test_push_and_pull_from_a_quick_start_repo_without_origin(
+    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> None:
+    added = add_repo("proj")
+    laptop = tmp_path / "source-proj"
+    manager_dir = Path(added.directory)
+
+    (laptop / "README.md").write_text("edited on the laptop\n")
+    pushed = run_ocm("push", cwd=laptop)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"pushed proj (#{added.repo_id})" in pushed.stdout
+    assert (manager_dir / "README.md").read_text() == "edited on the laptop\n"
+
+    (manager_dir / "agent.txt").write_text("written by an agent\n")
+    pulled = run_ocm("pull", cwd=laptop)
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"pulled proj (#{added.repo_id})" in pulled.stdout
+    assert (laptop / "agent.txt").read_text() == "written by an agent\n"
+    assert (laptop / "README.md").read_text() == "edited on the laptop\n"
+
+
+def test_push_create_without_origin_then_every_command_finds_the_repo(
+    login: RunningManager, recorder: Recorder, tmp_path: Path
+) -> None:
+    laptop = make_repo(tmp_path / "laptop" / "My Project", files={"a.txt": "a\n"})
+    not_yet = run_ocm("push", cwd=laptop)
+    assert_one_error(
+        not_yet,
+        1,
+        f"no Manager repo matches root commit {root_of(laptop)[:12]} (no origin remote)",
+        "ocm push --create",
+    )
+    created = run_ocm("push", "--create", "--yes", cwd=laptop)
+    assert created.returncode == 0, created.stderr
+    assert "created and pushed My-Project (#" in created.stdout
+    repo = workspaces(login)["My-Project"]
+    assert repo["originUrl"] == ""
+    assert repo["rootCommits"] == [root_of(laptop)]
+
+    (laptop / "a.txt").write_text("again\n")
+    again = run_ocm("push", cwd=laptop)
+    assert again.returncode == 0, again.stderr
+    assert Path(repo["directory"], "a.txt").read_text() == "again\n"
+    Path(repo["directory"], "b.txt").write_text("from the Manager\n")
+    pulled = run_ocm("pull", cwd=laptop)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (laptop / "b.txt").read_text() == "from the Manager\n"
+
+    (tmp_path / "elsewhere").mkdir()
+    assert run_ocm("use", "My-Project").returncode == 0  # the last repo is now this one …
+    login.cli("repo", "add", str(make_repo(tmp_path / "other")), "--name", "other")
+    assert run_ocm("use", "other").returncode == 0  # … and then another one
+    result = run_ocm(cwd=laptop)  # the root commit wins over the last repo
+    assert result.returncode == 0, result.stderr
+    assert attached_dir(recorder) == repo["directory"]
+
+
+def test_push_create_without_a_commit_says_to_commit_first(
+    login: RunningManager, tmp_path: Path
+) -> None:
+    laptop = tmp_path / "unborn"
+    laptop.mkdir()
+    git(laptop, "init", "-q", "-b", "main")
+    (laptop / "a.txt").write_text("not committed\n")
+    result = run_ocm("push", "--create", "--yes", cwd=laptop)
+    assert_one_error(result, 1, "has no commit yet", "commit once")
+    assert workspaces(login) == {}
