@@ -23,13 +23,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from manager.errors import ApiError, wsgi_error
-from manager.proxy import (
+from manager.proxy.wsgi import (
     PREFIX,
     Proxy,
     RelayBody,
     _forward,
     auth_failed,
     event_directory,
+    event_target,
     response_headers,
     status_line,
 )
@@ -52,6 +53,10 @@ NOTICE_SCRIPT = (Path(__file__).with_name("terminal-notice.js")).read_bytes()
 NOTICE_TAG = f'<script src="{NOTICE_PATH}"></script>'.encode()
 # The app's page is a few KB; anything larger is passed on untouched.
 MAX_PAGE = 256 * 1024
+
+
+def _is_get(environ: dict[str, Any]) -> bool:
+    return environ.get("REQUEST_METHOD") == "GET"
 
 
 def _rebased(environ: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +256,10 @@ class OpencodeWebApp:
         if environ.get("PATH_INFO") == NOTICE_PATH:
             return _script(start_response)
         endpoint = self.proxy._endpoint()
-        conn, response, key = _forward(self.proxy, _rebased(environ), endpoint)
+        forwarded = _rebased(environ)
+        # Event streams go to OpenCode under their canonical path, as the proxy sends them.
+        target = event_target(forwarded, endpoint.base_path) if _is_get(environ) else None
+        conn, response, key = _forward(self.proxy, forwarded, endpoint, target)
         if response.status == 401:
             RelayBody(self.proxy, conn, response, key).close()
             raise auth_failed()
