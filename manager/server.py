@@ -95,6 +95,8 @@ def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[st
         raise OSError(
             exc.errno, exc.strerror, f"{settings.host}:{settings.web_app_port} (--web-app-port)"
         ) from None
+
+
 def _watch_token(app: Any) -> TokenWatch | None:
     services = getattr(app, "services", None)
     registry = getattr(services, "registry", None)
