@@ -9,7 +9,9 @@ Chromium, signed in on the console, sees it live and continues it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,10 @@ from tests.support.processes import RunningManager, start_manager
 
 WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "opencode-app.png"
+# As tests/web/test_screenshots.py: every run takes the README's picture in a temporary
+# directory; OCM_UPDATE_SCREENSHOTS=1 (read at import, before isolated_env clears OCM_*)
+# replaces the one in docs/.
+UPDATE_SCREENSHOT = os.environ.get("OCM_UPDATE_SCREENSHOTS") == "1"
 PROMPT_BOX = '[contenteditable="true"]'
 
 
@@ -80,9 +86,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def opencode_path() -> str:
-    import os
-    import shutil
-
     path = os.environ.get("OCM_TEST_OPENCODE") or shutil.which("opencode")
     if not path or not os.access(path, os.X_OK):
         pytest.fail("the real opencode is not installed; run the tests through scripts/test")
@@ -108,7 +111,10 @@ def _cookie_header(cookie: dict[str, Any]) -> dict[str, str]:
 
 
 def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
-    live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+    live: Live,
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     first = live.directory / "notes.txt"
     second = live.directory / "second.txt"
@@ -148,8 +154,11 @@ def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
 
     # The picture for the README: once the turn has finished drawing.
     expect(page.get_by_text("Thinking", exact=True)).to_have_count(0, timeout=30_000)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    picture = tmp_path / SCREENSHOT.name
+    page.screenshot(path=str(picture))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if UPDATE_SCREENSHOT:
+        shutil.copyfile(picture, SCREENSHOT)
 
     # The terminal cannot work through the Manager: the page says so instead of staying blank.
     page.click(PROMPT_BOX)
@@ -333,7 +342,6 @@ def test_the_console_links_a_repo_to_its_sessions_on_the_host_the_browser_uses()
 
 
 def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
-    import os
     import subprocess
     import sys
 
