@@ -25,11 +25,12 @@ from playwright.sync_api import expect
 
 from manager.web.opencode_app import app_url_for, encode_directory
 from tests.support import proctree
-from tests.support.auth import bearer
+from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
 from tests.support.git import make_repo
 from tests.support.llm import ScriptedLLM, Turn
 from tests.support.processes import RunningManager, start_manager
+from tests.support.upstream import GZIP_BODY, RecordingUpstream
 
 WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "opencode-app.png"
@@ -372,3 +373,49 @@ def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
         f"ocm-manager: cannot listen on 127.0.0.1:{port} (--web-app-port): Address already in"
         " use; pick another port or stop what uses it"
     )
+
+
+def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
+    tmp_path: Path, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+) -> None:
+    """Against the recording stand-in for OpenCode, where every header that arrived is seen."""
+    password = "opencode-secret-" + "y" * 24
+    env = isolated_environ(tmp_path / "home") | {"OCM_OPENCODE_PASSWORD": password}
+    with RecordingUpstream() as upstream:
+        manager = start_manager(
+            tmp_path / "data", tmp_path / "manager.log", "--opencode-url", upstream.url, env=env
+        )
+        try:
+            match = WEB_APP_LINE.search(manager.log())
+            assert match, manager.log()
+            app_url = match.group(1)
+            cookie = _cookie_header(sign_in(new_page(), manager))
+            answer = requests.post(
+                app_url + "/session/a%2Fb?directory=%2Fsrv%2Frepo&x=1",
+                headers=cookie
+                | {"Origin": app_url, "Authorization": "Bearer not-for-opencode", "X-Kept": "1"},
+                json={"t": 1},
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            seen = upstream.last()
+            assert seen.method == "POST"
+            assert seen.target == "/session/a%2Fb?directory=%2Fsrv%2Frepo&x=1"
+            assert seen.header("Authorization") == basic(password)["Authorization"]
+            assert seen.header("Cookie") is None  # the console's sign-in is the Manager's
+            assert seen.header("X-Kept") == "1"
+            assert password not in repr(answer.headers) + answer.text
+
+            # OpenCode's answers pass unchanged, compressed ones byte for byte.
+            raw = requests.get(app_url + "/gzip", headers=cookie, stream=True, timeout=10)
+            assert raw.headers["Content-Encoding"] == "gzip"
+            assert raw.raw.read(decode_content=False) == GZIP_BODY
+            # OpenCode refusing the Manager's password is the Manager's fault: 502, no challenge.
+            refused = requests.get(app_url + "/challenge", headers=cookie, timeout=10)
+            assert refused.status_code == 502 and "www-authenticate" not in refused.headers
+            # Nothing at all reaches OpenCode without the sign-in.
+            before = len(upstream.requests)
+            assert requests.get(app_url + "/session", timeout=10).status_code == 401
+            assert len(upstream.requests) == before
+        finally:
+            manager.stop()
