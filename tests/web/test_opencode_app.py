@@ -9,7 +9,9 @@ Chromium, signed in on the console, sees it live and continues it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,14 +25,19 @@ from playwright.sync_api import expect
 
 from manager.web.opencode_app import app_url_for, encode_directory
 from tests.support import proctree
-from tests.support.auth import bearer
+from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
 from tests.support.git import make_repo
 from tests.support.llm import ScriptedLLM, Turn
 from tests.support.processes import RunningManager, start_manager
+from tests.support.upstream import GZIP_BODY, RecordingUpstream
 
 WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "opencode-app.png"
+# As tests/web/test_screenshots.py: every run takes the README's picture in a temporary
+# directory; OCM_UPDATE_SCREENSHOTS=1 (read at import, before isolated_env clears OCM_*)
+# replaces the one in docs/.
+UPDATE_SCREENSHOT = os.environ.get("OCM_UPDATE_SCREENSHOTS") == "1"
 PROMPT_BOX = '[contenteditable="true"]'
 
 
@@ -80,9 +87,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterat
 
 @pytest.fixture(scope="module")
 def opencode_path() -> str:
-    import os
-    import shutil
-
     path = os.environ.get("OCM_TEST_OPENCODE") or shutil.which("opencode")
     if not path or not os.access(path, os.X_OK):
         pytest.fail("the real opencode is not installed; run the tests through scripts/test")
@@ -108,7 +112,10 @@ def _cookie_header(cookie: dict[str, Any]) -> dict[str, str]:
 
 
 def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
-    live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+    live: Live,
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     first = live.directory / "notes.txt"
     second = live.directory / "second.txt"
@@ -148,8 +155,11 @@ def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
 
     # The picture for the README: once the turn has finished drawing.
     expect(page.get_by_text("Thinking", exact=True)).to_have_count(0, timeout=30_000)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    picture = tmp_path / SCREENSHOT.name
+    page.screenshot(path=str(picture))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if UPDATE_SCREENSHOT:
+        shutil.copyfile(picture, SCREENSHOT)
 
     # The terminal cannot work through the Manager: the page says so instead of staying blank.
     page.click(PROMPT_BOX)
@@ -333,7 +343,6 @@ def test_the_console_links_a_repo_to_its_sessions_on_the_host_the_browser_uses()
 
 
 def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
-    import os
     import subprocess
     import sys
 
@@ -364,3 +373,49 @@ def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
         f"ocm-manager: cannot listen on 127.0.0.1:{port} (--web-app-port): Address already in"
         " use; pick another port or stop what uses it"
     )
+
+
+def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
+    tmp_path: Path, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+) -> None:
+    """Against the recording stand-in for OpenCode, where every header that arrived is seen."""
+    password = "opencode-secret-" + "y" * 24
+    env = isolated_environ(tmp_path / "home") | {"OCM_OPENCODE_PASSWORD": password}
+    with RecordingUpstream() as upstream:
+        manager = start_manager(
+            tmp_path / "data", tmp_path / "manager.log", "--opencode-url", upstream.url, env=env
+        )
+        try:
+            match = WEB_APP_LINE.search(manager.log())
+            assert match, manager.log()
+            app_url = match.group(1)
+            cookie = _cookie_header(sign_in(new_page(), manager))
+            answer = requests.post(
+                app_url + "/session/a%2Fb?directory=%2Fsrv%2Frepo&x=1",
+                headers=cookie
+                | {"Origin": app_url, "Authorization": "Bearer not-for-opencode", "X-Kept": "1"},
+                json={"t": 1},
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            seen = upstream.last()
+            assert seen.method == "POST"
+            assert seen.target == "/session/a%2Fb?directory=%2Fsrv%2Frepo&x=1"
+            assert seen.header("Authorization") == basic(password)["Authorization"]
+            assert seen.header("Cookie") is None  # the console's sign-in is the Manager's
+            assert seen.header("X-Kept") == "1"
+            assert password not in repr(answer.headers) + answer.text
+
+            # OpenCode's answers pass unchanged, compressed ones byte for byte.
+            raw = requests.get(app_url + "/gzip", headers=cookie, stream=True, timeout=10)
+            assert raw.headers["Content-Encoding"] == "gzip"
+            assert raw.raw.read(decode_content=False) == GZIP_BODY
+            # OpenCode refusing the Manager's password is the Manager's fault: 502, no challenge.
+            refused = requests.get(app_url + "/challenge", headers=cookie, timeout=10)
+            assert refused.status_code == 502 and "www-authenticate" not in refused.headers
+            # Nothing at all reaches OpenCode without the sign-in.
+            before = len(upstream.requests)
+            assert requests.get(app_url + "/session", timeout=10).status_code == 401
+            assert len(upstream.requests) == before
+        finally:
+            manager.stop()
