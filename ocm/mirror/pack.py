@@ -121,8 +121,11 @@ class PackStream:
     def __init__(self, root: Path, want: str, haves: list[str]) -> None:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         args = ["pack-objects", "--revs", "--stdout", "-q", "--delta-base-offset"]
-        if haves:
-            args.append("--thin")
+        # Against tips the receiver has: a thin pack, deltas searched for the few objects
+        # that changed. Everything (a first push, a fresh pull): the deltas already on disk
+        # travel as they are and no new ones are searched, which on a long history was 8x
+        # faster for a pack 9% larger (bench repo: 2.7 s, 134 MB against 22 s, 123 MB).
+        args.append("--thin" if haves else "--window=0")
         self._proc = gitcmd.popen(
             root,
             *args,
