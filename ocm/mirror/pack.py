@@ -276,7 +276,8 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
             f"({gitcmd.last_line(stderr)})"
         )
     problems = [line for line in text.splitlines() if line.startswith("error:")]
-    shown = problems[0][len("error:") :].strip() if problems else gitcmd.last_line(stderr)
+    shown = problems[0] if problems else gitcmd.last_line(stderr)
+    shown = shown.removeprefix("error:").removeprefix("fatal:").strip()
     return BadPack(f"the pack was refused by git index-pack: {shown}")
 
 

@@ -17,7 +17,7 @@ import requests
 
 from ocm.api import ManagerClient
 from ocm.commands import mirror as mirror_cmd
-from ocm.mirror import pack, send
+from ocm.mirror import pack, send, wire
 from tests.mirror.conftest import Cli, Pushed
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.support.git import git
@@ -194,19 +194,25 @@ def test_a_stalled_download_releases_the_repo_when_closed(
     assert done.returncode == 0, done.stderr
 
 
-class _OldManager(BaseHTTPRequestHandler):
-    """A Manager from before format 2: its ``/head`` names no version."""
+class _StandIn(BaseHTTPRequestHandler):
+    """Another Manager at the edge of the test: an older one (its ``/head`` names no
+    version), or a hostile one (its ``/down`` sends a pack of its choosing)."""
 
     origin = ""
+    head: dict[str, object] = {}
+    down: tuple[bytes, dict[str, str]] = (b"", {})
     seen: list[str] = []
 
-    def _json(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(body)
+
+    def _json(self, status: int, body: object) -> None:
+        self._send(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.seen.append(f"GET {self.path}")
@@ -221,7 +227,10 @@ class _OldManager(BaseHTTPRequestHandler):
             }
             self._json(200, {"workspaces": [repo]})
         elif self.path.startswith("/api/internal/repo-mirror/1/head"):
-            self._json(200, {"head": "0" * 40, "branch": "main", "dirty": False, "inUse": False})
+            self._json(200, self.head)
+        elif self.path.startswith("/api/internal/repo-mirror/1/down"):
+            body, headers = self.down
+            self._send(200, body, {"Content-Type": wire.PACK_TYPE, **headers})
         else:
             self._json(404, {"error": "not_found", "message": "no such thing"})
 
@@ -234,8 +243,9 @@ class _OldManager(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def old_manager() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OldManager)
+def stand_in() -> Iterator[str]:
+    _StandIn.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandIn)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -245,31 +255,77 @@ def old_manager() -> Iterator[str]:
         server.server_close()
 
 
-def test_an_older_manager_is_named_as_the_side_to_upgrade(old_manager: str, tmp_path: Path) -> None:
+def _run_ocm(url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_ocm(), *args],
+        cwd=cwd,
+        env={**os.environ, "OPENCODE_MANAGER_URL": url, "OCM_TOKEN": "t" * 20, **env},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def test_an_older_manager_is_named_as_the_side_to_upgrade(stand_in: str, tmp_path: Path) -> None:
     from tests.mirror.helpers import rich_repo
 
     laptop = rich_repo(tmp_path / "proj")
-    _OldManager.origin = git(laptop, "remote", "get-url", "origin")
-    _OldManager.seen = []
-    env = {**os.environ, "OPENCODE_MANAGER_URL": old_manager, "OCM_TOKEN": "t" * 20}
+    _StandIn.origin = git(laptop, "remote", "get-url", "origin")
+    _StandIn.head = {"head": "0" * 40, "branch": "main", "dirty": False, "inUse": False}
     before = repo_listing(laptop)
     for command in ("push", "pull"):
-        done = subprocess.run(
-            [*_ocm(), command],
-            cwd=laptop,
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        )
+        done = _run_ocm(stand_in, laptop, command)
         assert done.returncode == 1, done
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert "mirror format 1" in lines[0] and "upgrade the Manager" in lines[0], lines[0]
-    assert not [line for line in _OldManager.seen if line.startswith("POST")]
-    assert not [line for line in _OldManager.seen if "/down" in line]
+    assert not [line for line in _StandIn.seen if line.startswith("POST")]
+    assert not [line for line in _StandIn.seen if "/down" in line]
     assert repo_listing(laptop) == before
+
+
+def test_a_hostile_managers_pack_is_refused_by_the_laptop(stand_in: str, tmp_path: Path) -> None:
+    """The laptop checks what a pull brings exactly as the Manager checks a push."""
+    from tests.mirror import hostile
+    from tests.mirror.helpers import rich_repo
+
+    laptop = rich_repo(tmp_path / "proj")
+    _StandIn.origin = git(laptop, "remote", "get-url", "origin")
+    head = git(laptop, "rev-parse", "HEAD")
+    _StandIn.head = {
+        wire.VERSION_FIELD: wire.VERSION,
+        "head": head,
+        "branch": "main",
+        "dirty": False,
+        "inUse": False,
+        "tips": [],
+    }
+    hook = b"#!/bin/sh\ntouch /tmp/ocm-hostile-pull-hook\n"
+    trees = {
+        "nested .git": hostile.files_tree(laptop, {"sub/.GIT/hooks/post-checkout": hook}),
+        "symlink leaving": hostile.files_tree(laptop, {}, {"etc": "/etc"}),
+        "written through a link": hostile.files_tree(laptop, {"l/x": b"x"}, {"L": "src"}),
+        "pack bomb": hostile.files_tree(laptop, {"zeros": b"\0" * (3 << 20)}),
+    }
+    cases = {}
+    for name, tree in trees.items():
+        commit = hostile.snapshot_commit(laptop, tree)
+        cases[name] = (hostile.pack_of(laptop, commit, f"^{head}"), commit)
+    good = hostile.snapshot_commit(laptop, hostile.files_tree(laptop, {"a": b"a"}))
+    cases["truncated"] = (hostile.pack_of(laptop, good)[:-40], good)
+    cases["not a pack"] = (b"<html>a proxy's error page</html>", good)
+    git(laptop, "reset", "-q", "--hard")
+    subprocess.run(["git", "prune", "--expire=now"], cwd=laptop, check=True)  # forget them
+    before = repo_listing(laptop)
+    for name, (body, commit) in cases.items():
+        _StandIn.down = (body, {wire.SNAPSHOT_HEADER: commit, wire.BRANCH_HEADER: "main"})
+        done = _run_ocm(stand_in, laptop, "pull", "--force", OCM_PULL_MAX_BYTES=str(2 << 20))
+        assert done.returncode == 1, (name, done.stdout, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
+        assert repo_listing(laptop) == before, name
+        assert not list((laptop / ".git/ocm-staging").glob("*")), name
+    assert not Path("/tmp/ocm-hostile-pull-hook").exists()
 
 
 def _ocm() -> list[str]:
