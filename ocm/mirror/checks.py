@@ -78,11 +78,10 @@ def check(root: Path, env: dict[str, str], snap: Snapshot, limits: Limits) -> li
             "the snapshot names objects that neither the pack nor the receiving repo has "
             f"({gitcmd.last_line(connected.stderr)})"
         )
-    for tree in (snap.index_tree,):
-        for entry in _ls_tree(root, env, tree):
-            problem = path_problem(entry.path)
-            if problem:
-                raise BadPack(f"the snapshot's index holds {problem} ({entry.path!r})")
+    for entry in _ls_tree(root, env, snap.index_tree):
+        problem = path_problem(entry.path)
+        if problem:
+            raise BadPack(f"the snapshot's index holds {problem} ({entry.path!r})")
     files = [e for e in _ls_tree(root, env, snap.tree) if e.mode != GITLINK]
     links: list[Entry] = []
     for entry in files:
@@ -104,7 +103,7 @@ def check(root: Path, env: dict[str, str], snap: Snapshot, limits: Limits) -> li
 
 
 def _check_links(root: Path, env: dict[str, str], files: list[Entry], links: list[Entry]) -> None:
-    targets = _link_targets_env(root, env, links)
+    targets = _link_targets(root, env, links)
     for entry in links:
         target = targets[entry.path]
         if "\0" in target or not link_stays_inside(entry.path, target):
@@ -121,7 +120,7 @@ def _check_links(root: Path, env: dict[str, str], files: list[Entry], links: lis
                 raise BadPack(f"the snapshot writes {entry.path} through a symlink")
 
 
-def _link_targets_env(root: Path, env: dict[str, str], links: list[Entry]) -> dict[str, str]:
+def _link_targets(root: Path, env: dict[str, str], links: list[Entry]) -> dict[str, str]:
     if not links:
         return {}
     done = gitcmd.run(
