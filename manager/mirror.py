@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,19 @@ def _in_use(repo: Repo) -> bool:
     return bool(_services().streams.in_use(str(repo.directory)))
 
 
+def _in_use_since(repo: Repo) -> float | None:
+    return _services().streams.in_use_since(str(repo.directory))  # type: ignore[no-any-return]
+
+
+def _tui_risk(repo: Repo) -> list[str]:
+    """The push's 409 names how long a TUI has been attached (a forgotten one, or work)."""
+    since = _in_use_since(repo)
+    if since is None:
+        return []
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since))
+    return [f"a TUI attached since {when}"]
+
+
 @mirror_bp.get("/<int:repo_id>/head")
 def head(repo_id: int) -> Any:
     """HEAD, branch, dirty and inUse, plus what the client needs to judge "dirty" itself,
@@ -93,6 +107,7 @@ def head(repo_id: int) -> Any:
         branch=state.branch,
         dirty=state.dirty,
         inUse=_in_use(repo),
+        inUseSince=_in_use_since(repo),
         snapshot=state.snapshot,
         mirrored=read_marker(repo.directory).get("snapshot"),
         branchHead=branch_head,
@@ -138,8 +153,7 @@ def _create_repo() -> Repo:
         raise ApiError(
             409,
             "repo_exists",
-            f"The Manager already has a repo named {name}; "
-            "push to it, or pick another folder name.",
+            f"The Manager already has a repo named {name}.",
         ) from None
     try:
         directory.mkdir(parents=True)
@@ -178,7 +192,7 @@ def up(repo_id: int) -> Any:
     force = _flag("force")
 
     def tui_attached() -> list[str]:
-        return ["a TUI attached right now"] if _in_use(repo) else []
+        return _tui_risk(repo)
 
     try:
         with repo_lock(repo.directory, "another push"):

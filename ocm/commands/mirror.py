@@ -18,18 +18,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ocm import resolve
+from ocm import refusals, resolve
 from ocm import state as state_mod
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
-from ocm.mirror import gitcmd, history, pack, wire
+from ocm.mirror import pack, wire
 from ocm.mirror.errors import Busy, IncompletePack, MirrorError, Refused
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import at_risk, read_marker, write_marker
+from ocm.mirror.state import read_marker, write_marker
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -72,9 +72,9 @@ def _short(oid: str | None) -> str:
 BUSY_TODO = "wait for it to finish, then run the command again"
 CONFLICT_TODOS = {
     "busy": BUSY_TODO,
-    "would_lose_work": "run `ocm pull` first, or " + FORCE_TODO,
-    "repo_exists": "rename the checkout's folder, or `ocm use` the existing repo "
-    "and make its origin match",
+    "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
+    "`ocm push --create` again, or, if that repo is this project, give this checkout its "
+    "origin (`ocm list --json` shows it) and run `ocm push`",
 }
 
 
@@ -154,26 +154,37 @@ def _confirm_create(name: str, yes: bool) -> None:
         raise OcmError("nothing pushed", "answer y to create the repo, or pass --yes")
 
 
-def _push_risks(root: Path, outgoing: Outgoing, head: dict[str, Any]) -> list[str]:
-    """What ``/head`` says the push would overwrite (the Manager checks again at the swap)."""
-    risks = []
-    known = {head.get("mirrored"), read_marker(root).get("snapshot")}
-    if head.get("dirty") and (head.get("snapshot") is None or head.get("snapshot") not in known):
-        risks.append("uncommitted changes")
-    theirs, ours = head.get("branchHead"), outgoing.state.head
-    if theirs and ours and theirs != ours:
-        if not gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
-            risks.append(f"commits on {outgoing.state.branch} that the push lacks")
-        else:
-            lost = history.commits_lacking(root, theirs, ours)
-            if lost:
-                risks.append(
-                    f"{lost} commit{'s' if lost > 1 else ''} on "
-                    f"{outgoing.state.branch} that the push lacks"
-                )
-    if head.get("inUse"):
-        risks.append("a TUI attached right now")
-    return risks
+def _since(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _push_refusal(
+    root: Path, outgoing: Outgoing, head: dict[str, Any], label: str
+) -> ConflictError | None:
+    """What ``/head`` says the push would overwrite, and the way forward (the Manager
+    checks again at the swap)."""
+    state = outgoing.state
+    return refusals.push_refused(
+        label,
+        state.branch,
+        manager=refusals.manager_work(root, head, state.head),
+        here=refusals.local_work(root, state, state.branch, head, head.get("branchHead")),
+        tui=bool(head.get("inUse")),
+        tui_since=_since(head.get("inUseSince")),
+    )
+
+
+def _pull_refusal(root: Path, head: dict[str, Any], label: str) -> ConflictError | None:
+    """What the pull would overwrite here, and the way forward."""
+    from ocm.mirror.state import repo_state
+
+    state, branch = repo_state(root), head.get("branch")
+    return refusals.pull_refused(
+        label,
+        branch,
+        here=refusals.local_work(root, state, branch, head, head.get("head")),
+        manager_changed=refusals.manager_changed(root, head, state.head),
+    )
 
 
 def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> None:
@@ -258,7 +269,7 @@ def _send(
                         data=_upload_body(stream, progress),
                         headers={"Content-Type": wire.PACK_TYPE},
                         read_timeout=TRANSFER_TIMEOUT,
-                        conflict_todo="run `ocm pull` first, or " + FORCE_TODO,
+                        conflict_todo=FORCE_TODO,
                     )
                 except MirrorError as exc:
                     raise _error(exc) from None
@@ -312,19 +323,22 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         else:
             repo_id, label = ws.repo_id, ws.name
             head = _head(client, repo_id, branch)
-            risks = _push_risks(root, outgoing, head)
-            if risks and not force:
-                raise ConflictError(
-                    f"the Manager's copy of {label} has {'; '.join(risks)}, "
-                    "which this push would overwrite",
-                    "run `ocm pull` first, or " + FORCE_TODO,
-                )
+            refusal = _push_refusal(root, outgoing, head, label)
+            if refusal and not force:
+                raise refusal
         if force:
             params["force"] = "1"
         base = read_marker(root).get("snapshot")
         if base:
             params["base"] = base
-        result, sent = _send(client, repo_id, params, outgoing, head, label)
+        try:
+            result, sent = _send(client, repo_id, params, outgoing, head, label)
+        except ConflictError as exc:
+            if exc.code != refusals.CODE or ws is None:
+                raise
+            # Refused at the swap: something changed there since /head; say what, afresh.
+            fresh = _head(client, repo_id, branch)
+            raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
         # The push is done; bookkeeping failures must not report it as failed.
         with contextlib.suppress(Exception):
             # What the Manager now has is known here: the next push may overwrite it, and
@@ -374,24 +388,6 @@ class _ResponseReader(io.RawIOBase):
         target[:count] = self._buffer[:count]
         self._buffer = self._buffer[count:]
         return count
-
-
-def _pull_risks(root: Path, head: dict[str, Any]) -> list[str]:
-    from ocm.mirror.state import repo_state
-
-    state = repo_state(root)
-    risks = []
-    if at_risk(state, {read_marker(root).get("snapshot")}):
-        risks.append("uncommitted changes")
-    branch, theirs = head.get("branch"), head.get("head")
-    ours = history.branch_tip(root, branch) if branch else None
-    if ours and theirs and gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
-        lost = history.commits_lacking(root, ours, theirs)
-        if lost:
-            risks.append(
-                f"{lost} commit{'s' if lost > 1 else ''} on {branch} that the Manager lacks"
-            )
-    return risks
 
 
 def _download(
@@ -451,16 +447,19 @@ def pull(*, force: bool) -> int:
             with repo_lock(root, "another ocm pull"):
                 clean_leftovers(staging)  # undo a pull that was killed mid-switch
                 head = _head(client, ws.repo_id)
-                risks = _pull_risks(root, head)
-                if risks and not force:
-                    raise ConflictError(
-                        f"this checkout has {'; '.join(risks)}, which the "
-                        f"pull of {ws.name} would overwrite",
-                        "commit and `ocm push` them first, or " + FORCE_TODO,
+                refusal = _pull_refusal(root, head, ws.name)
+                if refusal and not force:
+                    raise refusal
+                try:
+                    result, received = _download(
+                        client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
                     )
-                result, received = _download(
-                    client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
-                )
+                except Refused:
+                    # The history that arrived shows what /head could not: say it afresh.
+                    refusal = _pull_refusal(root, head, ws.name)
+                    if refusal is None:
+                        raise
+                    raise refusal from None
         except MirrorError as exc:
             raise _error(exc) from None
         except ConflictError as exc:
