@@ -3,8 +3,8 @@
     .venv/bin/python bench/mirror.py [--quick] [--repos generated,history]
         [--changes 1,100,1000] [--links local,shaped] [--full-shaped history] [--cache DIR]
 
-For each repo (generated once, cached: see ``bench/mirror_repos.py``) and each link, a fresh
-real Manager (``--no-opencode``, as the tests start it) and, side by side in the same run:
+For each repo (generated once, cached: see ``bench/mirror_repos.py``) a fresh real Manager
+(``--no-opencode``, as the tests start it) and, side by side in the same run, on each link:
 
 - the first push into a new Manager repo (``ocm push --create --yes``) and a pull into a
   fresh clone (``git init`` + origin, ``ocm pull``);
@@ -22,10 +22,12 @@ each direction to 20 Mbit/s and delays it by 20 ms: user space, because this ker
 from this checkout (``PYTHONPATH``), with the client's own defaults for a Manager on this
 host (``--gzip`` overrides ``OCM_MIRROR_GZIP``).
 
-Bounded: every transfer has a time limit; over the shaped link, rsync's full copies are not
-repeated (they move what tar moves), the first push and fresh pull run only for the repos in
-``--full-shaped``, and a change whose local run moved more than ``--shaped-max`` seconds of
-bytes at 20 Mbit/s is run unshaped and its time estimated from its bytes (marked ``est.``).
+The links share one state: the shaped rows continue where the local ones left off. Bounded:
+every transfer has a time limit; over the shaped link, rsync's full copies are not repeated
+(they move what tar moves), the first push (into a second Manager repo, from a copy with
+another origin) and fresh pull run only for the repos in ``--full-shaped``, and a change
+whose local run moved more than ``--shaped-max`` seconds of bytes at 20 Mbit/s is run
+unshaped and its time estimated from its bytes (marked ``est.``).
 Ctrl-C cleans up (Managers, rsync daemons, relays, temp dirs).
 """
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import random
 import shutil
@@ -76,6 +79,7 @@ TEXT_SUFFIXES = (".py", ".ts", ".md")
 KB = 1000
 ONE_FILE_BYTES = 100 * KB  # the goal: one changed file costs at most this each way
 BIG_REPO = 150_000_000
+WORK_SPACE = 6 << 30  # a repo's run holds about six copies of it at once
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
     "GIT_AUTHOR_EMAIL": "bench@example.invalid",
@@ -219,6 +223,8 @@ class OcmSide:
 # ------------------------------------------------------------------ one repo over one link
 
 Row = dict[str, Sample]
+FIRST_PUSH = "first push (--create)"
+FRESH_PULL = "pull into a fresh clone"
 
 
 @dataclass
@@ -230,104 +236,192 @@ class Table:
 
 @dataclass
 class Options:
+    links: list[str]
     changes: list[int]
     full_shaped: set[str]
     shaped_max: float
+    rounds: int
     gzip: str
     work: Path
     keep: bool
 
 
-def run_pass(repo: Repo, link: str, opts: Options, local: Table | None) -> Table:
-    table = Table(repo, link)
-    shaped = link == "shaped"
-    full = not shaped or repo.kind in opts.full_shaped
-    work = Path(tempfile.mkdtemp(prefix=f"ocm-bench-{repo.kind}-{link}-", dir=opts.work))
-    with contextlib.ExitStack() as stack:
+class RepoRun:
+    """Everything one repo is measured with: a Manager, rsync's two copies, the tar pipe.
+
+    The links share them: the local rows run first, then the shaped ones continue from the
+    same state (a change is a change, whichever link carries it). Only the first push and
+    fresh pull over the shaped link need a Manager repo of their own: a second checkout
+    with another origin creates it.
+    """
+
+    def __init__(self, repo: Repo, opts: Options, stack: contextlib.ExitStack) -> None:
+        self.repo, self.opts = repo, opts
+        self.tables = {link: Table(repo, link) for link in opts.links}
+        self.work = Path(tempfile.mkdtemp(prefix=f"ocm-bench-{repo.kind}-", dir=opts.work))
         if not opts.keep:
-            stack.callback(shutil.rmtree, work, ignore_errors=True)
-        laptop = work / repo.kind  # its folder names the Manager repo
-        subprocess.run(["cp", "-a", str(repo.source), str(laptop)], check=True, timeout=TIMEOUT)
-        _git(laptop, "update-index", "-q", "--refresh")  # a copy's stat cache is stale
-        ocm = OcmSide(work, opts.gzip)
-        stack.callback(ocm.close)
-        remote, rsync_laptop = work / "rsync-remote", work / "rsync-laptop"
-        rsync = RsyncDaemon(work, remote)
-        stack.callback(rsync.close)
-        tar = TarPipe(work)
-        stack.callback(tar.close)
-        excludes = work / "rsync-excludes"
-        excludes.write_text("".join(p + "\n" for p in rsync_excludes(laptop)))
-        tar_dest = work / "tar-dest"
+            stack.callback(shutil.rmtree, self.work, ignore_errors=True)
+        self.laptop = self.checkout(self.work / repo.kind)  # its folder names the Manager repo
+        self.ocm = OcmSide(self.work, opts.gzip)
+        stack.callback(self.ocm.close)
+        self.remote, self.rsync_laptop = self.work / "rsync-remote", self.work / "rsync-laptop"
+        self.rsync = RsyncDaemon(self.work, self.remote)
+        stack.callback(self.rsync.close)
+        self.tar = TarPipe(self.work)
+        stack.callback(self.tar.close)
+        self.excludes = self.work / "rsync-excludes"
+        self.excludes.write_text("".join(p + "\n" for p in rsync_excludes(self.laptop)))
+        self.tar_dest = self.work / "tar-dest"
 
-        def step(relay: Relay, measured: bool, action: Callable[[], None]) -> Sample:
-            sample = measure(relay, shaped and measured, action)
-            if sample.error and not measured:
-                raise RuntimeError(f"setting up {repo.kind} over {link}: {sample.error}")
-            return sample
+    def checkout(self, where: Path) -> Path:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-a", str(self.repo.source), str(where)], check=True, timeout=TIMEOUT)
+        _git(where, "update-index", "-q", "--refresh")  # a copy's stat cache is stale
+        return where
 
-        # The first push: tar and rsync of the untouched checkout first, then ocm.
+    def step(self, relay: Relay, shaped: bool | None, action: Callable[[], None]) -> Sample:
+        """Measure ``action`` (``shaped=None``: a set-up step, whose failure ends the run)."""
+        sample = measure(relay, bool(shaped), action)
+        if sample.error and shaped is None:
+            raise RuntimeError(f"setting up {self.repo.kind}: {sample.error}")
+        return sample
+
+    def record(self, link: str, label: str, row: Row) -> None:
+        self.tables[link].rows[label] = row
+        print(f"  {self.repo.kind} over {link}: {label}: {_brief(row)}", file=sys.stderr)
+
+    def full_copies(self) -> None:
+        """The first push and the fresh pull; unmeasured set-up when ``local`` is not asked."""
+        repo, local = self.repo, "local" in self.opts.links
+        measured = False if local else None
         row: Row = {}
-        if full:
-            row["tar"] = step(tar.relay, True, lambda: tar.copy(laptop, repo.names, tar_dest))
-            clear(tar_dest)
-        rsync_first = step(rsync.relay, not shaped, lambda: rsync.push(laptop, excludes))
-        if not shaped:
-            row["rsync"] = rsync_first
-        row["ocm"] = step(ocm.relay, full, lambda: ocm.run(laptop, "push", "--create", "--yes"))
-        if full:
-            table.rows["first push (--create)"] = row
-            print(f"  {repo.kind} over {link}: first push: {_brief(row)}", file=sys.stderr)
+        if local:  # tar and rsync read the untouched checkout first, then ocm
+            row["tar"] = self.step(self.tar.relay, False, self._tar_all(self.laptop))
+        row["rsync"] = self.step(
+            self.rsync.relay, measured, lambda: self.rsync.push(self.laptop, self.excludes)
+        )
+        row["ocm"] = self.step(
+            self.ocm.relay, measured, lambda: self.ocm.run(self.laptop, "push", "--create", "--yes")
+        )
+        if local:
+            self.record("local", FIRST_PUSH, row)
+        row = {"tar": _same_run(row["tar"])} if local else {}
+        row["rsync"] = self.step(
+            self.rsync.relay, measured, lambda: self.rsync.pull(self.rsync_laptop, self.excludes)
+        )
+        if local:
+            fresh = self.fresh_clone(self.work / "fresh" / repo.kind, self.laptop)
+            row["ocm"] = self.step(self.ocm.relay, False, lambda: self.ocm.run(fresh, "pull"))
+            self.record("local", FRESH_PULL, row)
+            shutil.rmtree(fresh.parent)
+
+    def full_copies_shaped(self) -> None:
+        """The same over the shaped link, into a second Manager repo (rsync is not repeated)."""
+        other = self.checkout(self.work / "shaped" / f"{self.repo.kind}-shaped")
+        origin = _git(other, "remote", "get-url", "origin").replace(".git", "-shaped.git")
+        _git(other, "remote", "set-url", "origin", origin)
+        row: Row = {"tar": self.step(self.tar.relay, True, self._tar_all(other))}
+        row["ocm"] = self.step(
+            self.ocm.relay, True, lambda: self.ocm.run(other, "push", "--create", "--yes")
+        )
+        self.record("shaped", FIRST_PUSH, row)
+        fresh = self.fresh_clone(self.work / "fresh" / self.repo.kind, other)
+        row = {
+            "tar": _same_run(row["tar"]),
+            "ocm": self.step(self.ocm.relay, True, lambda: self.ocm.run(fresh, "pull")),
+        }
+        self.record("shaped", FRESH_PULL, row)
+        shutil.rmtree(fresh.parent)
+        shutil.rmtree(other.parent)
+
+    def _tar_all(self, source: Path) -> Callable[[], None]:
+        def copy() -> None:
+            self.tar.copy(source, self.repo.names, self.tar_dest)
+            clear(self.tar_dest)
+
+        return copy
+
+    @staticmethod
+    def fresh_clone(where: Path, like: Path) -> Path:
+        where.mkdir(parents=True)
+        _git(where, "init", "-q", "-b", "main")
+        _git(where, "remote", "add", "origin", _git(like, "remote", "get-url", "origin"))
+        return where
+
+    def changes(self, link: str) -> None:
+        """A push and a pull of each number of changed files, every tool side by side."""
+        shaped, local = link == "shaped", self.tables.get("local")
+        repo, ocm, rsync, tar = self.repo, self.ocm, self.rsync, self.tar
         manager_copy = ocm.checkout(repo.kind)
-
-        # A fresh clone pulls; the tar above moved the same files, so it serves both rows.
-        row = {"tar": Sample(**{**row["tar"].__dict__, "same_as": "↑"})} if full else {}
-        rsync_fresh = step(rsync.relay, not shaped, lambda: rsync.pull(rsync_laptop, excludes))
-        if not shaped:
-            row["rsync"] = rsync_fresh
-        if full:
-            fresh = work / "fresh" / repo.kind
-            fresh.mkdir(parents=True)
-            _git(fresh, "init", "-q", "-b", "main")
-            _git(fresh, "remote", "add", "origin", _git(laptop, "remote", "get-url", "origin"))
-            row["ocm"] = step(ocm.relay, True, lambda: ocm.run(fresh, "pull"))
-            table.rows["pull into a fresh clone"] = row
-            print(f"  {repo.kind} over {link}: fresh pull: {_brief(row)}", file=sys.stderr)
-
-        for count in opts.changes:
+        for count in self.opts.changes:
             for direction in ("push", "pull"):
                 label = f"{direction}, {count:,} file{'s' if count > 1 else ''} changed"
-                rng = random.Random(f"{repo.kind}-{direction}-{count}")
-                paths = rng.sample(repo.texts, min(count, len(repo.texts)))
-                if direction == "push":
-                    edit(paths, [laptop, rsync_laptop], f"{direction} {count}")
-                    actions = {
-                        "ocm": (ocm.relay, lambda: ocm.run(laptop, "push")),
-                        "rsync": (rsync.relay, lambda: rsync.push(rsync_laptop, excludes)),
-                        "tar": (tar.relay, lambda p=paths: tar.copy(laptop, p, tar_dest)),
-                    }
-                else:  # an agent changed them on the Manager
-                    edit(paths, [manager_copy, remote], f"{direction} {count}")
-                    actions = {
-                        "ocm": (ocm.relay, lambda: ocm.run(laptop, "pull")),
-                        "rsync": (rsync.relay, lambda: rsync.pull(rsync_laptop, excludes)),
-                        "tar": (tar.relay, lambda p=paths: tar.copy(manager_copy, p, tar_dest)),
-                    }
-                row = {}
-                for tool, (relay, action) in actions.items():
-                    before = local.rows.get(label, {}).get(tool) if local else None
-                    if before and before.wire * 8 / SHAPE.rate > opts.shaped_max:
-                        # Too long to wait for over the shaped link: keep the state moving
-                        # unshaped, and estimate the time from the local run's bytes.
-                        step(relay, False, action)
-                        row[tool] = Sample(
-                            before.wire * 8 / SHAPE.rate, before.up, before.down, estimated=True
-                        )
-                    else:
-                        row[tool] = step(relay, True, action)
-                table.rows[label] = row
-                print(f"  {repo.kind} over {link}: {label}: {_brief(row)}", file=sys.stderr)
-    return table
+                runs: dict[str, list[Sample]] = {tool: [] for tool in TOOLS}
+                for round_ in range(self.opts.rounds if count == 1 else 1):
+                    rng = random.Random(f"{repo.kind}-{link}-{direction}-{count}-{round_}")
+                    paths = rng.sample(repo.texts, min(count, len(repo.texts)))
+                    tag = f"{link} {direction} {count}"
+                    if direction == "push":
+                        edit(paths, [self.laptop, self.rsync_laptop], tag)
+                        source = self.laptop
+                        actions = {
+                            "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "push")),
+                            "rsync": (
+                                rsync.relay,
+                                lambda: rsync.push(self.rsync_laptop, self.excludes),
+                            ),
+                        }
+                    else:  # an agent changed them on the Manager
+                        edit(paths, [manager_copy, self.remote], tag)
+                        source = manager_copy
+                        actions = {
+                            "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "pull")),
+                            "rsync": (
+                                rsync.relay,
+                                lambda: rsync.pull(self.rsync_laptop, self.excludes),
+                            ),
+                        }
+                    actions["tar"] = (
+                        tar.relay,
+                        lambda s=source, p=paths: tar.copy(s, p, self.tar_dest),
+                    )
+                    for tool, (relay, action) in actions.items():
+                        before = local.rows.get(label, {}).get(tool) if shaped and local else None
+                        if before and before.wire * 8 / SHAPE.rate > self.opts.shaped_max:
+                            # Too long to wait for over the shaped link: keep the state
+                            # moving unshaped, and estimate the time from the local bytes.
+                            self.step(relay, None, action)
+                            seconds = before.wire * 8 / SHAPE.rate
+                            runs[tool].append(
+                                Sample(seconds, before.up, before.down, estimated=True)
+                            )
+                        else:
+                            runs[tool].append(self.step(relay, shaped, action))
+                self.record(link, label, {tool: _median(runs[tool]) for tool in TOOLS})
+
+
+def run_repo(repo: Repo, opts: Options) -> list[Table]:
+    with contextlib.ExitStack() as stack:
+        run = RepoRun(repo, opts, stack)
+        run.full_copies()
+        if "shaped" in opts.links and repo.kind in opts.full_shaped:
+            run.full_copies_shaped()
+        for link in opts.links:
+            run.changes(link)
+        return list(run.tables.values())
+
+
+def _same_run(sample: Sample) -> Sample:
+    return dataclasses.replace(sample, same_as="↑")
+
+
+def _median(samples: list[Sample]) -> Sample:
+    """The run with the median time (any failure wins: it must be seen)."""
+    failed = [sample for sample in samples if sample.error]
+    if failed:
+        return failed[0]
+    ranked = sorted(samples, key=lambda sample: sample.seconds or 0.0)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def _brief(row: Row) -> str:
@@ -371,8 +465,10 @@ def _ratio(ours: Sample | None, theirs: Sample | None) -> float | None:
     return ours.seconds / theirs.seconds
 
 
-def _times(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}×"
+def _times(value: float | None, ours: Sample | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"≥ {value:.2f}×" if ours and ours.estimated else f"{value:.2f}×"
 
 
 def _mark(ok: bool) -> str:
@@ -386,7 +482,7 @@ def goals(table: Table, label: str, row: Row) -> str:
         return "–"
     shaped = table.link == "shaped"
     said = []
-    if label.startswith(("first push", "pull into")):
+    if label in (FIRST_PUSH, FRESH_PULL):
         limit = 1.1 if shaped else 2.0
         vs_tar = _ratio(ocm, tar)
         if vs_tar is not None:
@@ -428,8 +524,8 @@ def render(table: Table) -> str:
             _wire(rsync),
             tar_time,
             _wire(tar, both=False),
-            _times(_ratio(ocm, rsync)),
-            _times(_ratio(ocm, tar)),
+            _times(_ratio(ocm, rsync), ocm),
+            _times(_ratio(ocm, tar), ocm),
             goals(table, label, row),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -437,29 +533,40 @@ def render(table: Table) -> str:
 
 
 HOW_TO_READ = """\
-How to read: one run each (no medians). ↑ = laptop to Manager, ↓ = Manager to laptop; bytes
-are TCP payload through the relay (HTTP headers included, TCP/IP headers not); KB/MB are
-10^3/10^6 bytes. "ocm ÷ x" is a time ratio: below 1 ocm was faster. rsync copies between two
-directories of its own via an rsync daemon; tar moves exactly the files that travel (all of
-them for the first push, and the same run serves the fresh pull), or only the changed ones.
-"est.": not run over the shaped link (its local run moved too many bytes); the time is what
-those bytes need at the link's rate, a lower bound. "–": not measured (rsync's full copies
-are not repeated over the shaped link: they move what tar moves)."""
+How to read: one run each, but the one-file push and pull show the median of {rounds} runs.
+↑ = laptop to Manager, ↓ = Manager to laptop; bytes are TCP payload through the relay (HTTP
+headers included, TCP/IP headers not); KB/MB are 10^3/10^6 bytes. "ocm ÷ x" is a time
+ratio: below 1 ocm was faster. rsync copies between two directories of its own via an rsync
+daemon; tar moves exactly the files that travel (all of them for the first push, and the
+same run serves the fresh pull), or only the changed ones. "est.": not run over the shaped
+link (its local run moved too many bytes); the time is what those bytes need at the link's
+rate, a lower bound. "–": not measured (rsync's full copies are not repeated over the shaped
+link: they move what tar moves)."""
 
 
-def header(repos: list[Repo]) -> str:
+def header(repos: list[Repo], began: float, work: Path) -> str:
     """When, where and which implementation: a table means little without them."""
     dirty = _git(ROOT, "status", "--porcelain", "--", "ocm", "manager")
     lines = [
         "ocm push/pull vs rsync -a --delete and tar | tar: "
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(began))}, {os.cpu_count()} cores, "
         f"{_git(ROOT, 'version')}, ocm at {_git(ROOT, 'rev-parse', '--short', 'HEAD')}"
         + (" + uncommitted changes" if dirty else "")
+        + f"; work folders in {work.parent}"
     ]
     return "\n".join(lines + [f"- {repo.summary}" for repo in repos])
 
 
 # ------------------------------------------------------------------ main
+
+
+def work_place(cache: Path) -> Path:
+    """A tmpfs if there is a large enough one: every side writes to the same kind of disk."""
+    shm = Path("/dev/shm")
+    with contextlib.suppress(OSError):
+        if os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= WORK_SPACE:
+            return shm
+    return cache
 
 
 def _interrupt(signum: int, _frame: object) -> None:
@@ -488,35 +595,57 @@ def main() -> int:
         default=30,
         help="seconds of bytes at 20 Mbit/s above which a change is estimated, not run shaped",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of the one-file push and pull (the table shows the median)",
+    )
     parser.add_argument("--gzip", choices=("auto", "0", "1"), default="auto")
     parser.add_argument("--quick", action="store_true", help="changes 1,100; no full shaped runs")
     parser.add_argument("--cache", type=Path, default=default_cache())
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="where the checkouts, Manager and copies live (default: /dev/shm when it has "
+        f"{WORK_SPACE >> 30} GB free, so this VM's slow shared disk is not what is measured; "
+        "else --cache)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folders")
     args = parser.parse_args()
     changes = [int(n) for n in _csv(args.changes)]
     if args.quick:
-        changes, args.full_shaped = [n for n in changes if n <= 100] or [1], []
+        changes, args.full_shaped, args.rounds = [n for n in changes if n <= 100] or [1], [], 1
     for name in ("rsync", "tar", "git"):
         if not shutil.which(name):
             parser.error(f"{name} is not installed")
     signal.signal(signal.SIGTERM, _interrupt)
-    start = time.monotonic()
+    start, began = time.monotonic(), time.time()
     repos = [describe(kind, cached(kind, args.cache)) for kind in args.repos]
-    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=args.cache))
-    opts = Options(changes, set(args.full_shaped), args.shaped_max, args.gzip, work, args.keep)
+    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=args.work or work_place(args.cache)))
+    links = [link for link in LINKS if link in args.links]
+    if not links or set(args.links) - set(LINKS):
+        parser.error(f"--links takes {', '.join(LINKS)}")
+    opts = Options(
+        links,
+        changes,
+        set(args.full_shaped),
+        args.shaped_max,
+        args.rounds,
+        args.gzip,
+        work,
+        args.keep,
+    )
     tables = []
     try:
         for repo in repos:
             print(repo.summary, file=sys.stderr)
-            local = None
-            for link in args.links:
-                table = run_pass(repo, link, opts, local)
-                local = table if link == "local" else local
-                tables.append(table)
+            tables += run_repo(repo, opts)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(header(repos))
+    print(header(repos, began, work))
     for table in tables:
         print()
         print(render(table))
@@ -529,7 +658,7 @@ def main() -> int:
     met, judged = sum(g.endswith("✓") for g in marks), sum(g.endswith(("✓", "✗")) for g in marks)
     minutes = (time.monotonic() - start) / 60
     print(f"\ngoals met: {met} of {judged}; the run took {minutes:.1f} min\n")
-    print(HOW_TO_READ)
+    print(HOW_TO_READ.format(rounds=opts.rounds))
     return 0
 
 

@@ -307,13 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-archive-bytes",
         type=int,
         default=config.DEFAULT_MAX_ARCHIVE_BYTES,
-        help="largest total unpacked size of a pushed archive (default 8 GiB)",
+        help="largest total size of the files a push writes (default 8 GiB)",
     )
     limits.add_argument(
         "--max-archive-members",
         type=int,
         default=config.DEFAULT_MAX_ARCHIVE_MEMBERS,
-        help="most files in a pushed archive (default 500000)",
+        help="most git objects in a pushed pack (default 5000000)",
     )
     upstream = serve.add_mutually_exclusive_group()
     upstream.add_argument("--opencode-bin", help="the opencode executable to start")

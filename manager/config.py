@@ -14,7 +14,9 @@ DEFAULT_THREADS = 64
 DEFAULT_MAX_STREAMS = 200
 DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024**3
 DEFAULT_MAX_ARCHIVE_BYTES = 8 * 1024**3
-DEFAULT_MAX_ARCHIVE_MEMBERS = 500_000
+# Git objects in one pushed pack: a first push carries the whole history (a repo with a
+# long one has hundreds of thousands).
+DEFAULT_MAX_ARCHIVE_MEMBERS = 5_000_000
 # A client gets this long to send a request's head once it connects (or between requests,
 # until it has shown the token); an answer it stops reading is cut after STALL_TIMEOUT.
 DEFAULT_HEAD_TIMEOUT = 5.0

@@ -2,7 +2,8 @@
 
 The work is done by :mod:`ocm.mirror`, which the laptop uses too; this module only maps
 HTTP to it: the repo from the registry, the limits from the settings, ``inUse`` from the
-proxy's stream tracker, and every MirrorError to a JSON error with its status.
+proxy's stream tracker, the wire format's version (:mod:`ocm.mirror.wire`), and every
+MirrorError to a JSON error with its status.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
 from manager.repos import valid_name
-from ocm.mirror import gitcmd
-from ocm.mirror.archive import Limits, iter_pack
+from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
+from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repo_lock
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
@@ -66,12 +68,38 @@ def _in_use(repo: Repo) -> bool:
     return bool(_services().streams.in_use(str(repo.directory)))
 
 
+def _in_use_since(repo: Repo) -> float | None:
+    return _services().streams.in_use_since(str(repo.directory))  # type: ignore[no-any-return]
+
+
+def _tui_risk(repo: Repo) -> list[str]:
+    """The push's 409 names how long a TUI has been attached (a forgotten one, or work)."""
+    since = _in_use_since(repo)
+    if since is None:
+        return []
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(since))
+    return [f"a TUI attached since {when}"]
+
+
 @mirror_bp.get("/<int:repo_id>/head")
 def head(repo_id: int) -> Any:
-    """HEAD, branch, dirty and inUse, plus what the client needs to judge "dirty" itself."""
+    """HEAD, branch, dirty and inUse, plus what the client needs to judge "dirty" itself,
+    the tips a pack may assume, and the wire format's version. Repo 0 is the empty repo a
+    ``push --create`` starts from."""
+    if repo_id == 0:
+        return jsonify(
+            **{wire.VERSION_FIELD: wire.VERSION},
+            head=None,
+            branch=None,
+            dirty=False,
+            inUse=False,
+            tips=[],
+            limits=_limits(),
+        )
     repo = _repo(repo_id)
     try:
         state = repo_state(repo.directory)
+        tips = pack.tips(repo.directory)
     except MirrorError as exc:
         raise _api_error(exc) from None
     branch = request.args.get("branch")
@@ -81,13 +109,16 @@ def head(repo_id: int) -> Any:
             repo.directory, "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}"
         )
     return jsonify(
+        **{wire.VERSION_FIELD: wire.VERSION},
         head=state.head,
         branch=state.branch,
         dirty=state.dirty,
         inUse=_in_use(repo),
+        inUseSince=_in_use_since(repo),
         snapshot=state.snapshot,
         mirrored=read_marker(repo.directory).get("snapshot"),
         branchHead=branch_head,
+        tips=tips,
         repoId=repo.id,
         name=repo.name,
         limits=_limits(),
@@ -129,8 +160,7 @@ def _create_repo() -> Repo:
         raise ApiError(
             409,
             "repo_exists",
-            f"The Manager already has a repo named {name}; "
-            "push to it, or pick another folder name.",
+            f"The Manager already has a repo named {name}.",
         ) from None
     try:
         directory.mkdir(parents=True)
@@ -150,9 +180,18 @@ def _forget(repo: Repo) -> None:
     shutil.rmtree(repo.directory, ignore_errors=True)
 
 
+def _check_version() -> None:
+    try:
+        wire.manager_check(request.args.get(wire.VERSION_PARAM))
+    except MirrorError as exc:
+        raise _api_error(exc) from None
+
+
 @mirror_bp.post("/<int:repo_id>/up")
 def up(repo_id: int) -> Any:
-    """Receive a tarball and make the repo match it (SPEC §6); 409 when work would be lost."""
+    """Receive a pack and make the repo match the snapshot it brings (SPEC §6); 409 when
+    work would be lost."""
+    _check_version()
     created = repo_id == 0 and _flag("create")
     repo = _create_repo() if created else _repo(repo_id)
     settings = _services().settings
@@ -160,13 +199,15 @@ def up(repo_id: int) -> Any:
     force = _flag("force")
 
     def tui_attached() -> list[str]:
-        return ["a TUI attached right now"] if _in_use(repo) else []
+        return _tui_risk(repo)
 
     try:
         with repo_lock(repo.directory, "another push"):
             result = receive(
                 repo.directory,
                 request.stream,
+                snapshot_commit=request.args.get("snapshot", ""),
+                branch=request.args.get("headBranch") or None,
                 staging_dir=settings.staging_dir,
                 limits=limits,
                 force=force,
@@ -209,30 +250,37 @@ def up(repo_id: int) -> Any:
 
 @mirror_bp.get("/<int:repo_id>/down")
 def down(repo_id: int) -> Any:
-    """Stream a tarball of the repo; the lock is held until the last byte is sent."""
+    """Stream a pack of the repo's snapshot minus what the client has (``have``).
+
+    The repo's lock is held until the last byte is sent, and released whenever the
+    response is closed: finished, abandoned by the client, or cut by the server.
+    """
+    _check_version()
     repo = _repo(repo_id)
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(repo_lock(repo.directory, "a push"))
-        outgoing = prepare(repo.directory, with_snapshot=False)
+        outgoing = prepare(repo.directory)
+        stream = stack.enter_context(outgoing.open_pack(request.args.getlist("have")))
+        # What this repo last sent: the next push from that laptop may assume it.
+        pack.set_snapshot_ref(repo.directory, outgoing.snapshot.commit)
     except MirrorError as exc:
         stack.close()
         raise _api_error(exc) from None
     except BaseException:
         stack.close()
         raise
-    compress = _flag("gzip")
 
     registry, sender = get_registry(), _sender()
 
     def body() -> Iterator[bytes]:
         with stack:
-            yield from iter_pack(outgoing.root, outgoing.names, compress=compress)
+            yield from stream
         registry.record_transfer(repo.id, "pull", sender)
 
-    response = Response(body(), mimetype="application/gzip" if compress else "application/x-tar")
-    response.headers["X-Ocm-Head"] = outgoing.state.head or ""
-    response.headers["X-Ocm-Branch"] = outgoing.state.branch or ""
+    response = Response(body(), mimetype=wire.PACK_TYPE)
+    response.headers[wire.SNAPSHOT_HEADER] = outgoing.snapshot.commit
+    response.headers[wire.BRANCH_HEADER] = outgoing.snapshot.branch or ""
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
     return response
 

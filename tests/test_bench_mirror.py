@@ -52,6 +52,8 @@ def test_the_relay_passes_every_byte_and_counts_each_way(shape: Shape | None) ->
 
 @pytest.mark.slow
 def test_the_benchmark_runs_on_a_tiny_repo(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
     done = subprocess.run(
         [
             sys.executable,
@@ -59,7 +61,9 @@ def test_the_benchmark_runs_on_a_tiny_repo(tmp_path: Path) -> None:
             "--repos=tiny",
             "--links=local",
             "--changes=1",
+            "--quick",
             f"--cache={tmp_path / 'cache'}",
+            f"--work={work}",
         ],
         capture_output=True,
         text=True,
@@ -80,4 +84,5 @@ def test_the_benchmark_runs_on_a_tiny_repo(tmp_path: Path) -> None:
     assert "failed" not in done.stdout
     for cells in rows.values():  # ocm, rsync and tar each moved bytes through the relay
         assert all(cells[i] != "–" for i in (1, 2, 3, 4, 5, 6)), cells
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["mirror-tiny-v2"]  # no leftovers
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["mirror-tiny-v2"]
+    assert list(work.iterdir()) == []  # the checkouts, Manager and copies are gone

@@ -1,66 +1,68 @@
 """``ocm push`` and ``ocm pull`` (SPEC §6): this checkout up to its Manager repo and back.
 
 Both find the Manager repo by the checkout's ``origin`` (as bare ``ocm`` does), look at the
-other side first (``/head``) so a refusal costs no transfer, then stream a tar archive. The
-receiving side is :mod:`ocm.mirror` in both directions: on the Manager for a push, here for
-a pull.
+other side first (``/head``: what would be lost, and what it already has) so a refusal
+costs no transfer, then send one git pack of what the other side lacks (:mod:`ocm.mirror.wire`).
+The receiving side is :mod:`ocm.mirror` in both directions: on the Manager for a push, here
+for a pull.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import ipaddress
 import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from ocm import resolve
+from ocm import refusals, resolve
 from ocm import state as state_mod
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
-from ocm.mirror import gitcmd, history
-from ocm.mirror.archive import CHUNK, Limits, iter_pack
-from ocm.mirror.errors import Busy, MirrorError, Refused
-from ocm.mirror.progress import Progress
-from ocm.mirror.receive import clean_leftovers, receive, repo_lock
+from ocm.mirror import pack, wire
+from ocm.mirror.errors import Busy, IncompletePack, MirrorError, Refused
+from ocm.mirror.pack import CHUNK, Limits
+from ocm.mirror.progress import Progress, human
+from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import at_risk, read_marker, write_marker
+from ocm.mirror.state import read_marker, write_marker
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
 
 MIRROR_PATH = "/api/internal/repo-mirror"
-# Measured (bench/mirror.py, 212 MB repo): gzip -1 shrinks the stream by ~30% (229 -> 159 MB;
-# .git packs are compressed already) and costs ~2x the wall time on loopback. It pays only
-# below ~150 Mbit/s. So: plain to a Manager on this host or a private network, gzip to one
-# elsewhere (a laptop's uplink is usually slower); OCM_MIRROR_GZIP=0/1 decides instead.
-COMPRESS_ENV = "OCM_MIRROR_GZIP"
 TRANSFER_TIMEOUT = 900.0
+# A pull writes what a Manager sends into this checkout: these bound it (a hostile or broken
+# Manager must not fill the disk). Objects in the pack, and bytes of the files it writes.
+PULL_MAX_OBJECTS_ENV = "OCM_PULL_MAX_OBJECTS"
+PULL_MAX_BYTES_ENV = "OCM_PULL_MAX_BYTES"
 FORCE_TODO = (
     "re-run with --force to overwrite it (nothing is destroyed: changes are "
     "stashed and old tips kept under refs/ocm/backup/)"
 )
 
 
-def compress_for(url: str) -> bool:
-    """Whether to gzip a transfer with the Manager at ``url`` (see COMPRESS_ENV)."""
-    forced = os.environ.get(COMPRESS_ENV, "").strip().lower()
-    if forced:
-        return forced in {"1", "yes", "true", "gzip", "on"}
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return True  # a DNS name: assume it is somewhere else
-    return not (address.is_loopback or address.is_private or address.is_link_local)
+def pull_limits() -> Limits:
+    """The limits a pull applies here (env overrides the defaults)."""
+    defaults = Limits()
+
+    def number(name: str, default: int) -> int:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            return max(0, int(raw))
+        except ValueError:
+            raise OcmError(f"{name}={raw!r} is not a number", f"set {name} to a count") from None
+
+    return Limits(
+        max_bytes=number(PULL_MAX_BYTES_ENV, defaults.max_bytes),
+        max_objects=number(PULL_MAX_OBJECTS_ENV, defaults.max_objects),
+    )
 
 
 def _short(oid: str | None) -> str:
@@ -70,9 +72,9 @@ def _short(oid: str | None) -> str:
 BUSY_TODO = "wait for it to finish, then run the command again"
 CONFLICT_TODOS = {
     "busy": BUSY_TODO,
-    "would_lose_work": "run `ocm pull` first, or " + FORCE_TODO,
-    "repo_exists": "rename the checkout's folder, or `ocm use` the existing repo "
-    "and make its origin match",
+    "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
+    "`ocm push --create` again, or, if that repo is this project, give this checkout its "
+    "origin (`ocm list --json` shows it) and run `ocm push`",
 }
 
 
@@ -152,56 +154,139 @@ def _confirm_create(name: str, yes: bool) -> None:
         raise OcmError("nothing pushed", "answer y to create the repo, or pass --yes")
 
 
-def _push_risks(root: Path, outgoing: Outgoing, head: dict[str, Any]) -> list[str]:
-    """What ``/head`` says the push would overwrite (the Manager checks again at the swap)."""
-    risks = []
-    known = {head.get("mirrored"), read_marker(root).get("snapshot")}
-    if head.get("dirty") and (head.get("snapshot") is None or head.get("snapshot") not in known):
-        risks.append("uncommitted changes")
-    theirs, ours = head.get("branchHead"), outgoing.state.head
-    if theirs and ours and theirs != ours:
-        if not gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
-            risks.append(f"commits on {outgoing.state.branch} that the push lacks")
-        else:
-            lost = history.commits_lacking(root, theirs, ours)
-            if lost:
-                risks.append(
-                    f"{lost} commit{'s' if lost > 1 else ''} on "
-                    f"{outgoing.state.branch} that the push lacks"
-                )
-    if head.get("inUse"):
-        risks.append("a TUI attached right now")
-    return risks
+def _since(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
-def _check_limits(outgoing: Outgoing, limits: dict[str, Any]) -> None:
-    """Refuse before sending what the Manager would refuse after receiving it all."""
-    names = outgoing.names
-    total = sum(os.lstat(outgoing.root / name).st_size for name in names)
-    max_members = int(limits.get("maxArchiveMembers") or 0)
-    max_bytes = min(
-        int(limits.get("maxArchiveBytes") or 0) or 1 << 62,
-        int(limits.get("maxUploadBytes") or 0) or 1 << 62,
+def _push_refusal(
+    root: Path, outgoing: Outgoing, head: dict[str, Any], label: str
+) -> ConflictError | None:
+    """What ``/head`` says the push would overwrite, and the way forward (the Manager
+    checks again at the swap)."""
+    state = outgoing.state
+    return refusals.push_refused(
+        label,
+        state.branch,
+        manager=refusals.manager_work(root, head, state.head),
+        here=refusals.local_work(root, state, state.branch, head, head.get("branchHead")),
+        tui=bool(head.get("inUse")),
+        tui_since=_since(head.get("inUseSince")),
     )
-    if max_members and len(names) > max_members:
+
+
+def _pull_refusal(root: Path, head: dict[str, Any], label: str) -> ConflictError | None:
+    """What the pull would overwrite here, and the way forward."""
+    from ocm.mirror.state import repo_state
+
+    state, branch = repo_state(root), head.get("branch")
+    return refusals.pull_refused(
+        label,
+        branch,
+        here=refusals.local_work(root, state, branch, head, head.get("head")),
+        manager_changed=refusals.manager_changed(root, head, state.head),
+    )
+
+
+def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> None:
+    """Refuse before sending what the Manager would refuse after receiving it all."""
+    names = outgoing.selection.files
+    total = sum(os.lstat(outgoing.root / name).st_size for name in names)
+    max_objects = int(limits.get("maxArchiveMembers") or 0)
+    max_bytes = int(limits.get("maxArchiveBytes") or 0) or 1 << 62
+    if max_objects and objects > max_objects:
         raise OcmError(
-            f"this checkout has {len(names)} files to send, more than the Manager "
-            f"accepts ({max_members})",
+            f"this push has {objects} git objects to send, more than the Manager "
+            f"accepts ({max_objects})",
             "raise --max-archive-members on the Manager, or ignore more files in .gitignore",
         )
     if total > max_bytes:
         raise OcmError(
             f"this checkout has {total} bytes to send, more than the Manager accepts ({max_bytes})",
-            "raise --max-archive-bytes/--max-upload-bytes"
-            " on the Manager, or ignore more files in .gitignore",
+            "raise --max-archive-bytes on the Manager, or ignore more files in .gitignore",
         )
 
 
-def _upload_body(outgoing: Outgoing, compress: bool, progress: Progress) -> Iterator[bytes]:
-    for chunk in iter_pack(outgoing.root, outgoing.names, compress=compress):
+def _upload_body(stream: pack.PackStream, progress: Progress) -> Iterator[bytes]:
+    for chunk in stream:
         progress.add(len(chunk))
         yield chunk
-    progress.finish(then="the Manager is unpacking and switching the work tree ...")
+    progress.finish(then="the Manager is checking the pack and switching the work tree ...")
+
+
+def _head(client: ManagerClient, repo_id: int, branch: str | None = None) -> dict[str, Any]:
+    """``/head`` of a repo (0: the empty repo a ``--create`` starts from), after checking
+    that the Manager speaks this ocm's wire format."""
+    try:
+        head = client.get_json(
+            f"{MIRROR_PATH}/{repo_id}/head", params={"branch": branch} if branch else None
+        )
+    except ManagerError as exc:
+        if repo_id == 0 and exc.status == 404:  # a Manager from before format 2
+            head = {}
+        else:
+            raise
+    wrong = wire.client_check(head.get(wire.VERSION_FIELD), client.url)
+    if wrong:
+        raise OcmError(*wrong)
+    return dict(head)
+
+
+def _wire_error(exc: ManagerError, url: str) -> OcmError:
+    """A refusal from the Manager as the one line the user sees."""
+    if isinstance(exc, ConflictError):
+        return _retitled(exc)
+    if exc.code == "mirror_version":
+        return OcmError(exc.what.split(": ", 1)[-1], "upgrade ocm so that both speak the same")
+    return exc
+
+
+def _send(
+    client: ManagerClient,
+    repo_id: int,
+    params: dict[str, str],
+    outgoing: Outgoing,
+    head: dict[str, Any],
+    label: str,
+) -> tuple[dict[str, Any], int]:
+    """Upload one pack of what the Manager lacks; when the tips it named are gone there
+    (its history was rewritten meanwhile), once more assuming nothing. (answer, bytes)"""
+    tips = [str(oid) for oid in head.get("tips") or []]
+    attempts = [tips, []] if tips else [[]]
+    for n, assumed in enumerate(attempts):
+        with outgoing.open_pack(assumed) as stream:
+            _check_limits(outgoing, stream.objects, head.get("limits") or {})
+            with Progress(f"sending to {label}") as progress:
+                try:
+                    response = client.request(
+                        "POST",
+                        f"{MIRROR_PATH}/{repo_id}/up",
+                        params={
+                            **params,
+                            wire.VERSION_PARAM: str(wire.VERSION),
+                            "snapshot": outgoing.snapshot.commit,
+                            "headBranch": outgoing.snapshot.branch or "",
+                        },
+                        data=_upload_body(stream, progress),
+                        headers={"Content-Type": wire.PACK_TYPE},
+                        read_timeout=TRANSFER_TIMEOUT,
+                        conflict_todo=FORCE_TODO,
+                    )
+                except MirrorError as exc:
+                    raise _error(exc) from None
+                except ManagerError as exc:
+                    if exc.code == IncompletePack.code and n + 1 < len(attempts):
+                        continue
+                    raise _wire_error(exc, client.url) from None
+            sent = stream.sent
+        try:
+            return dict(response.json()), sent
+        except ValueError:
+            raise ManagerError(
+                "the Manager accepted the push but answered no JSON", "check the Manager's log"
+            ) from None
+        finally:
+            response.close()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
@@ -231,56 +316,33 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                     "`ocm list` to see the repos",
                 )
             label = repo_name(root)
+            head = _head(client, 0)
             _confirm_create(label, yes)
             repo_id = 0
             params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
         else:
             repo_id, label = ws.repo_id, ws.name
-            head = client.get_json(
-                f"{MIRROR_PATH}/{repo_id}/head", params={"branch": branch} if branch else None
-            )
-            _check_limits(outgoing, head.get("limits") or {})
-            risks = _push_risks(root, outgoing, head)
-            if risks and not force:
-                raise ConflictError(
-                    f"the Manager's copy of {label} has {'; '.join(risks)}, "
-                    "which this push would overwrite",
-                    "run `ocm pull` first, or " + FORCE_TODO,
-                )
+            head = _head(client, repo_id, branch)
+            refusal = _push_refusal(root, outgoing, head, label)
+            if refusal and not force:
+                raise refusal
         if force:
             params["force"] = "1"
         base = read_marker(root).get("snapshot")
         if base:
             params["base"] = base
-        compress = compress_for(login.url)
-        with Progress(f"sending to {label}") as progress:
-            try:
-                response = client.request(
-                    "POST",
-                    f"{MIRROR_PATH}/{repo_id}/up",
-                    params=params,
-                    data=_upload_body(outgoing, compress, progress),
-                    headers={
-                        "Content-Type": "application/gzip" if compress else "application/x-tar"
-                    },
-                    read_timeout=TRANSFER_TIMEOUT,
-                    conflict_todo="run `ocm pull` first, or " + FORCE_TODO,
-                )
-            except MirrorError as exc:
-                raise _error(exc) from None
-            except ConflictError as exc:
-                raise _retitled(exc) from None
         try:
-            result = response.json()
-        except ValueError:
-            raise ManagerError(
-                "the Manager accepted the push but answered no JSON", "check the Manager's log"
-            ) from None
-        finally:
-            response.close()
+            result, sent = _send(client, repo_id, params, outgoing, head, label)
+        except ConflictError as exc:
+            if exc.code != refusals.CODE or ws is None:
+                raise
+            # Refused at the swap: something changed there since /head; say what, afresh.
+            fresh = _head(client, repo_id, branch)
+            raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
         # The push is done; bookkeeping failures must not report it as failed.
         with contextlib.suppress(Exception):
-            # What the Manager now has is known here: the next push may overwrite it.
+            # What the Manager now has is known here: the next push may overwrite it, and
+            # the next transfer either way may assume its objects.
             write_marker(
                 root,
                 {
@@ -290,13 +352,15 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                     "to": f"{login.url} #{result.get('repoId')}",
                 },
             )
+            pack.set_snapshot_ref(root, outgoing.snapshot.commit)
         with contextlib.suppress(OcmError):
             _remember(client, login, int(result.get("repoId") or repo_id))
     what = "created and pushed" if repo_id == 0 else "pushed"
     _say(
         f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
         f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
-        f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}"
+        f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}, "
+        f"{human(sent)} sent"
     )
     _saved_lines("on the Manager", list(result.get("saved") or []))
     return 0
@@ -326,22 +390,46 @@ class _ResponseReader(io.RawIOBase):
         return count
 
 
-def _pull_risks(root: Path, head: dict[str, Any]) -> list[str]:
-    from ocm.mirror.state import repo_state
-
-    state = repo_state(root)
-    risks = []
-    if at_risk(state, {read_marker(root).get("snapshot")}):
-        risks.append("uncommitted changes")
-    branch, theirs = head.get("branch"), head.get("head")
-    ours = history.branch_tip(root, branch) if branch else None
-    if ours and theirs and gitcmd.ok(root, "cat-file", "-e", f"{theirs}^{{commit}}"):
-        lost = history.commits_lacking(root, ours, theirs)
-        if lost:
-            risks.append(
-                f"{lost} commit{'s' if lost > 1 else ''} on {branch} that the Manager lacks"
+def _download(
+    client: ManagerClient, root: Path, ws: Workspace, force: bool, sender: str
+) -> tuple[Received, int]:
+    """Ask for a pack of what this checkout lacks and receive it; when the tips named here
+    turn out incomplete, once more assuming nothing. (result, bytes received)"""
+    tips = pack.tips(root)
+    attempts = [tips, []] if tips else [[]]
+    for n, assumed in enumerate(attempts):
+        try:
+            response = client.request(
+                "GET",
+                f"{MIRROR_PATH}/{ws.repo_id}/down",
+                params={wire.VERSION_PARAM: str(wire.VERSION), "have": assumed},
+                stream=True,
+                read_timeout=TRANSFER_TIMEOUT,
             )
-    return risks
+        except ManagerError as exc:
+            raise _wire_error(exc, client.url) from None
+        try:
+            commit = response.headers.get(wire.SNAPSHOT_HEADER, "")
+            with Progress(f"receiving {ws.name}") as progress:
+                result = receive(
+                    root,
+                    io.BufferedReader(_ResponseReader(response, progress), CHUNK),
+                    snapshot_commit=commit,
+                    branch=response.headers.get(wire.BRANCH_HEADER) or None,
+                    staging_dir=root / ".git" / STAGING_NAME,
+                    limits=pull_limits(),
+                    force=force,
+                    side="This checkout",
+                    lacking_label="the Manager",
+                    sender=sender,
+                )
+            return result, progress.total
+        except IncompletePack:
+            if n + 1 == len(attempts):
+                raise
+        finally:
+            response.close()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def pull(*, force: bool) -> int:
@@ -358,36 +446,20 @@ def pull(*, force: bool) -> int:
         try:
             with repo_lock(root, "another ocm pull"):
                 clean_leftovers(staging)  # undo a pull that was killed mid-switch
-                head = client.get_json(f"{MIRROR_PATH}/{ws.repo_id}/head")
-                risks = _pull_risks(root, head)
-                if risks and not force:
-                    raise ConflictError(
-                        f"this checkout has {'; '.join(risks)}, which the "
-                        f"pull of {ws.name} would overwrite",
-                        "commit and `ocm push` them first, or " + FORCE_TODO,
-                    )
-                params = {"gzip": "1"} if compress_for(login.url) else None
-                response = client.request(
-                    "GET",
-                    f"{MIRROR_PATH}/{ws.repo_id}/down",
-                    params=params,
-                    stream=True,
-                    read_timeout=TRANSFER_TIMEOUT,
-                )
+                head = _head(client, ws.repo_id)
+                refusal = _pull_refusal(root, head, ws.name)
+                if refusal and not force:
+                    raise refusal
                 try:
-                    with Progress(f"receiving {ws.name}") as progress:
-                        result = receive(
-                            root,
-                            io.BufferedReader(_ResponseReader(response, progress), CHUNK),
-                            staging_dir=staging,
-                            limits=Limits(max_bytes=1 << 62, max_members=1 << 40),
-                            force=force,
-                            side="This checkout",
-                            lacking_label="the Manager",
-                            sender=f"{login.url} #{ws.repo_id} {ws.name}",
-                        )
-                finally:
-                    response.close()
+                    result, received = _download(
+                        client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
+                    )
+                except Refused:
+                    # The history that arrived shows what /head could not: say it afresh.
+                    refusal = _pull_refusal(root, head, ws.name)
+                    if refusal is None:
+                        raise
+                    raise refusal from None
         except MirrorError as exc:
             raise _error(exc) from None
         except ConflictError as exc:
@@ -401,7 +473,8 @@ def pull(*, force: bool) -> int:
             remember(state_mod.load(), login, ws)
     _say(
         f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
-        f"{_short(result.head)}, {_counts(result.changed, result.deleted)}"
+        f"{_short(result.head)}, {_counts(result.changed, result.deleted)}, "
+        f"{human(received)} received"
     )
     _saved_lines("here", result.saved)
     return 0

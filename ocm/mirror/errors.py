@@ -19,21 +19,42 @@ class MirrorError(Exception):
         self.message = message
 
 
-class BadArchive(MirrorError):
-    """Raised when an incoming archive is malformed or hostile; nothing was changed."""
+class BadPack(MirrorError):
+    """Raised when an incoming pack or the snapshot it brings is malformed or hostile;
+    nothing was changed."""
 
     status = 400
-    code = "bad_archive"
+    code = "bad_pack"
 
 
-class TooLarge(BadArchive):
-    """Raised when an archive exceeds the configured byte or member limits.
+class IncompletePack(BadPack):
+    """Raised when the pack leans on objects the receiver does not have (its history was
+    rewritten since it said what it has): the sender sends again, assuming nothing."""
 
-    A 400 like every other refused archive (issue 4); 413 is left to the raw upload size.
+    code = "pack_incomplete"
+
+
+class TooLarge(BadPack):
+    """Raised when a pack exceeds the receiver's object or byte limits.
+
+    A 400 like every other refused pack (issue 4); 413 is left to the raw upload size.
     """
 
+    code = "too_large"
+
+
+class NoSpace(MirrorError):
+    """Raised when the receiving disk is full (or a size limit of the OS is hit)."""
+
+    status = 507
+    code = "no_space"
+
+
+class WrongVersion(MirrorError):
+    """Raised when the two sides speak different versions of the mirror's wire format."""
+
     status = 400
-    code = "archive_too_large"
+    code = "mirror_version"
 
 
 class Refused(MirrorError):

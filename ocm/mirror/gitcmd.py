@@ -1,15 +1,19 @@
 """Running git: the one place the mirror starts a ``git`` process.
 
 Every call gets a fixed environment: no prompts, no pager, no hooks run by ``git`` itself,
-no optional locks (a status on a busy repo must not block the user's own git).
+no optional locks (a status on a busy repo must not block the user's own git), and git's
+own refusals of ``.git`` look-alikes (HFS and NTFS spellings) on every platform.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from ocm.mirror.errors import MirrorError
 
@@ -23,6 +27,10 @@ _FIXED_CONFIG = (
     "core.hooksPath=/dev/null",
     "-c",
     "gc.auto=0",
+    "-c",
+    "core.protectHFS=true",
+    "-c",
+    "core.protectNTFS=true",
 )
 
 
@@ -74,6 +82,24 @@ def run(
     return done
 
 
+def popen(
+    root: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: int | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: IO[bytes] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``git <args>`` for streaming (packs in and out); the caller waits for it."""
+    argv = ["git", *_FIXED_CONFIG, *args]
+    try:
+        return subprocess.Popen(
+            argv, cwd=root, stdin=stdin, stdout=stdout, stderr=stderr, env=git_env(env)
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git ({exc.strerror}); install git") from None
+
+
 def out(
     root: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
 ) -> str:
@@ -91,6 +117,23 @@ def maybe(root: Path, *args: str) -> str | None:
     done = run(root, *args, check=False)
     text = os.fsdecode(done.stdout).strip()
     return text if done.returncode == 0 and text else None
+
+
+_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+def is_oid(text: object) -> bool:
+    """Whether ``text`` is a full object id (sha1 or sha256), nothing else."""
+    return isinstance(text, str) and _OID.fullmatch(text) is not None
+
+
+def out_of_space(returncode: int, stderr: bytes) -> bool:
+    """Whether a git command failed for want of disk (or hit a file size limit: git then
+    dies of SIGXFSZ, since Python's children get the default disposition back)."""
+    if returncode == -signal.SIGXFSZ:
+        return True
+    text = os.fsdecode(stderr).lower()
+    return any(sign in text for sign in ("no space left", "file too large", "quota exceeded"))
 
 
 def split_z(data: bytes) -> list[str]:

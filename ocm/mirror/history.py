@@ -1,139 +1,22 @@
 """Merging incoming history into the receiver's repository, never replacing it.
 
-The staged ``.git`` that arrived is never used as a repository: its config and hooks are
-foreign. Its HEAD is parsed by hand, and its object directory is only ever lent to the
-receiver's own git as an alternate (``GIT_ALTERNATE_OBJECT_DIRECTORIES``) while the objects
-the receiver lacks are copied into one new pack. The receiver's refs, stash, reflog and
-config are only ever added to.
+The incoming commits arrive as objects only (:mod:`ocm.mirror.pack`); nothing of the
+sender's repository but its objects ever reaches the receiver, so no foreign config or
+hook can run. The receiver's refs, stash, reflog and config are only ever added to: the
+incoming branch is created or moved, HEAD follows it, and the index becomes the sender's.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.errors import BadArchive, MirrorError
+from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection
+from ocm.mirror.snapshot import Snapshot
 from ocm.mirror.state import temp_index, tree_of
-
-_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-GITLINK = "160000"
-
-
-@dataclass(frozen=True)
-class Incoming:
-    branch: str | None  # None: the sender's HEAD is detached
-    head: str
-    index_entries: bytes  # ``git ls-files -s -z`` of the sender's index ("" if none)
-    blobs: tuple[str, ...]
-
-
-def _read_ref(git_dir: Path, ref: str) -> str | None:
-    loose = git_dir / ref
-    if loose.is_file() and not loose.is_symlink():
-        value = loose.read_text(encoding="ascii", errors="replace").strip()
-        return value if _OID.match(value) else None
-    try:
-        packed = (git_dir / "packed-refs").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in packed.splitlines():
-        oid, _, name = line.partition(" ")
-        if name == ref and _OID.match(oid):
-            return oid
-    return None
-
-
-def read_incoming(root: Path, git_dir: Path) -> Incoming:
-    """The sender's HEAD (branch and commit) and index, from the staged ``.git``."""
-    try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeError):
-        raise BadArchive("the archive has no readable .git/HEAD") from None
-    branch: str | None = None
-    if head.startswith("ref: "):
-        ref = head[5:].strip()
-        if not ref.startswith("refs/heads/") or not gitcmd.ok(root, "check-ref-format", ref):
-            raise BadArchive(f"the archive's HEAD points at an invalid ref ({ref!r})")
-        branch = ref[len("refs/heads/") :]
-        oid = _read_ref(git_dir, ref)
-        if oid is None:
-            raise BadArchive(f"the sender's branch {branch} has no commit yet; commit first")
-    elif _OID.match(head):
-        oid = head
-    else:
-        raise BadArchive("the archive's .git/HEAD is not a ref or a commit id")
-    # A foreign alternates file would make our git read objects from anywhere on this host.
-    for name in ("alternates", "http-alternates"):
-        path = git_dir / "objects" / "info" / name
-        if path.exists() or path.is_symlink():
-            path.unlink()
-    entries = b""
-    index = git_dir / "index"
-    if index.is_file():
-        done = gitcmd.run(
-            root, "ls-files", "-s", "-z", check=False, env={"GIT_INDEX_FILE": str(index)}
-        )
-        if done.returncode == 0:
-            entries = done.stdout
-    blobs = []
-    for record in entries.split(b"\0"):
-        if record:
-            mode, oid_b, _rest = record.split(b" ", 2)
-            if mode.decode() != GITLINK:
-                blobs.append(oid_b.decode())
-    return Incoming(branch, oid, entries, tuple(dict.fromkeys(blobs)))
-
-
-def missing_objects(root: Path, oids: list[str]) -> list[str]:
-    """Those of ``oids`` the receiver's own object store lacks."""
-    if not oids:
-        return []
-    done = gitcmd.run(root, "cat-file", "--batch-check", input="\n".join(oids).encode() + b"\n")
-    return [
-        line.split()[0] for line in done.stdout.decode().splitlines() if line.endswith(" missing")
-    ]
-
-
-def import_objects(root: Path, git_dir: Path, incoming: Incoming) -> None:
-    """Copy the commits, trees and blobs the receiver lacks into one new pack of its own.
-
-    Cheap when nothing is new: a HEAD that already is the tip of one of the receiver's refs
-    is complete history, and staged blobs are only copied when missing.
-    """
-    tips = missing_objects(root, list(incoming.blobs))
-    tip_refs = gitcmd.out(root, "for-each-ref", "--format=%(objectname)").split()
-    if incoming.head not in tip_refs:
-        tips.insert(0, incoming.head)
-    if not tips:
-        return
-    env = {"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(git_dir / "objects")}
-    done = gitcmd.run(
-        root,
-        "rev-list",
-        "--objects",
-        "--stdin",
-        "--not",
-        "--all",
-        input="\n".join(tips).encode() + b"\n",
-        env=env,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise BadArchive(
-            "the archive's history is incomplete (a shallow clone, or missing "
-            f"objects): {gitcmd.last_line(done.stderr)}"
-        )
-    if done.stdout.strip():
-        pack_base = root / ".git" / "objects" / "pack" / "pack"
-        pack_base.parent.mkdir(parents=True, exist_ok=True)
-        gitcmd.run(root, "pack-objects", "-q", str(pack_base), input=done.stdout, env=env)
-    if missing_objects(root, [incoming.head]):
-        raise MirrorError("the incoming commits could not be stored in the receiving repo")
 
 
 def is_ancestor(root: Path, old: str, new: str) -> bool:
@@ -245,7 +128,7 @@ def save_worktree(
     return "stash@{0}"
 
 
-def move_head(root: Path, incoming: Incoming, message: str) -> None:
+def move_head(root: Path, incoming: Snapshot, message: str) -> None:
     """Point the incoming branch at the incoming commit and HEAD at it (or detach HEAD)."""
     if incoming.branch is None:
         gitcmd.run(root, "update-ref", "--no-deref", "-m", message, "HEAD", incoming.head)
@@ -254,44 +137,17 @@ def move_head(root: Path, incoming: Incoming, message: str) -> None:
     gitcmd.run(root, "symbolic-ref", "-m", message, "HEAD", f"refs/heads/{incoming.branch}")
 
 
-def _entries(data: bytes) -> dict[bytes, bytes]:
-    """``ls-files -s -z`` records keyed by (stage, path), valued by "mode oid"."""
-    found = {}
-    for record in data.split(b"\0"):
-        if record:
-            info, _, path = record.partition(b"\t")
-            mode, oid, stage = info.split(b" ")
-            found[stage + b"\t" + path] = mode + b" " + oid
-    return found
-
-
-def rebuild_index(root: Path, incoming: Incoming) -> None:
+def rebuild_index(root: Path, incoming: Snapshot) -> None:
     """Give the receiver the sender's index (staged changes stay staged), then refresh it.
 
-    Only entries that differ are rewritten, so unchanged files keep their stat data and
-    the refresh re-reads just what changed. Built in a private file and renamed over
+    A one-tree ``read-tree -m`` keeps the stat data of every entry that did not change, so
+    the refresh re-reads just what did. Built in a private file and renamed over
     ``.git/index``, so a crash leaves the old one.
     """
     with temp_index(root, copy_real=True) as env:
-        ok = False
-        if incoming.index_entries:
-            old = _entries(gitcmd.run(root, "ls-files", "-s", "-z", env=env).stdout)
-            new = _entries(incoming.index_entries)
-            zero = b"0" * len(incoming.head)
-            lines = [b"0 " + zero + b" " + key for key in old if key not in new]
-            lines += [value + b" " + key for key, value in new.items() if old.get(key) != value]
-            done = gitcmd.run(
-                root,
-                "update-index",
-                "-z",
-                "--index-info",
-                input=b"".join(line + b"\0" for line in lines),
-                env=env,
-                check=False,
-            )
-            ok = done.returncode == 0
-        if not ok:
-            gitcmd.run(root, "read-tree", incoming.head, env=env)
+        merged = gitcmd.run(root, "read-tree", "-m", incoming.index_tree, env=env, check=False)
+        if merged.returncode != 0:  # e.g. the old index had conflicts: start afresh
+            gitcmd.run(root, "read-tree", incoming.index_tree, env=env)
         # Exit code 1 only means "some files differ from the index": expected.
         gitcmd.run(root, "update-index", "-q", "--refresh", env=env, check=False)
         os.replace(env["GIT_INDEX_FILE"], root / ".git" / "index")

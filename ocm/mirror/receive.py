@@ -1,10 +1,11 @@
 """The receiving side of a transfer, shared by the Manager (push) and the laptop (pull).
 
-One call, :func:`receive`, does it all under the repo's lock: extract into staging on the
-same filesystem, read and import the incoming history, check what would be lost, save it
-when forced, switch the work tree (:mod:`ocm.mirror.swap`), move the branch and HEAD,
-rebuild the index. Until the final "committed" mark everything is undone on failure, and a
-crash is undone by :func:`clean_leftovers` on the next start.
+One call, :func:`receive`, does it all under the repo's lock: check the pack with git into
+a quarantine in staging (same filesystem), check the snapshot it brings, move its objects
+into the repository, write the files that differ into staging, check what would be lost,
+save it when forced, switch the work tree (:mod:`ocm.mirror.swap`), move the branch and
+HEAD, rebuild the index. Until the final "committed" mark everything is undone on failure,
+and a crash is undone by :func:`clean_leftovers` on the next start.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ocm.mirror import gitcmd, history, swap
-from ocm.mirror.archive import Limits, Progress, extract
-from ocm.mirror.errors import BadArchive, Busy, Refused
+from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
+from ocm.mirror.errors import Busy, Refused
+from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
+from ocm.mirror.snapshot import Snapshot, read_snapshot
 from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, snapshot, write_marker
 
 LOCK_NAME = "ocm.lock"
@@ -71,7 +73,7 @@ def new_workdir(staging_dir: Path) -> Path:
 def _risks(
     root: Path,
     state: RepoState,
-    incoming: history.Incoming,
+    incoming: Snapshot,
     known: set[str | None],
     plan: swap.Plan,
     lacking_label: str,
@@ -110,6 +112,8 @@ def receive(
     root: Path,
     stream: IO[bytes],
     *,
+    snapshot_commit: str,
+    branch: str | None,
     staging_dir: Path,
     limits: Limits,
     force: bool,
@@ -120,9 +124,10 @@ def receive(
     sender: str = "ocm",
     progress: Progress | None = None,
 ) -> Received:
-    """Make the work tree at ``root`` identical to the archive in ``stream``.
+    """Make the work tree at ``root`` identical to the snapshot the pack in ``stream`` brings.
 
-    The caller holds :func:`repo_lock`. ``known`` are snapshots the other side is known to
+    ``snapshot_commit`` and ``branch`` (None: a detached HEAD) come with the pack. The
+    caller holds :func:`repo_lock`. ``known`` are snapshots the other side is known to
     have (see :mod:`ocm.mirror.state`). ``extra_risks`` is asked right before the switch
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
@@ -130,16 +135,21 @@ def receive(
     work = new_workdir(same_filesystem(staging_dir, root))
     committed = undone = False
     try:
-        arrived = extract(stream, work / "new", limits, progress, compare_root=root)
-        staged_git = work / "new" / ".git"
-        if not staged_git.is_dir():
-            raise BadArchive("the archive holds no .git directory")
-        incoming = history.read_incoming(root, staged_git)
-        history.import_objects(root, staged_git, incoming)
+        quarantine = work / "objects"
+        count = pack.index_pack(root, stream, quarantine, limits, progress)
+        env = pack.quarantine_env(root, quarantine)
+        incoming = read_snapshot(root, env, snapshot_commit, branch)
+        files = checks.check(root, env, incoming, limits)
+        if count:
+            pack.migrate(quarantine, root)
 
         current = select(root)
         state = repo_state(root, current)
-        plan = swap.make_plan(root, work / "new", arrived.names, current.files, arrived.same)
+        to_write = checkout.changed(root, state.snapshot, files, incoming.tree)
+        checkout.write(root, to_write, work / "new", work / "checkout-index")
+        names = [entry.path for entry in files]
+        unchanged = set(names).difference(entry.path for entry in to_write)
+        plan = swap.make_plan(root, work / "new", names, current.files, unchanged)
         known_set = {*known, read_marker(root).get("snapshot")}
         risks, branch_old, detached_old = _risks(
             root, state, incoming, known_set, plan, lacking_label
@@ -175,8 +185,9 @@ def receive(
         # The switch is done; what follows is bookkeeping that must not turn it into an
         # error (a missing marker only makes the next safety check more careful).
         with contextlib.suppress(Exception):
+            pack.set_snapshot_ref(root, incoming.commit)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-            _write_marker(root, arrived.names, incoming, sender)
+            _write_marker(root, names, incoming, sender)
         return result
     finally:
         # Kept only when the process is dying mid-switch: the next start undoes it.
@@ -184,7 +195,7 @@ def receive(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_marker(root: Path, names: list[str], incoming: history.Incoming, sender: str) -> None:
+def _write_marker(root: Path, names: list[str], incoming: Snapshot, sender: str) -> None:
     """Record the snapshot of the tree just received (it is exactly what arrived)."""
     names_set = set(names)
     indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
@@ -213,7 +224,7 @@ def _save(
     branch_old: str | None,
     detached_old: str | None,
     known: set[str | None],
-    incoming: history.Incoming,
+    incoming: Snapshot,
 ) -> list[str]:
     saved: list[str] = []
     when = history.stamp()

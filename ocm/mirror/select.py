@@ -1,4 +1,4 @@
-"""Which files travel (SPEC §6): git's own idea of "not ignored", plus ``.git/``.
+"""Which files travel (SPEC §6): git's own idea of "not ignored".
 
 Git is asked, not imitated: ``git ls-files --cached`` (tracked files always travel, even under
 an excluded name, so the other side never shows them as deleted) and ``git ls-files --others
@@ -19,7 +19,7 @@ from ocm.mirror import gitcmd
 from ocm.mirror.errors import NotARepo
 
 EXCLUDED_DIRS = ("node_modules", "dist", ".next", ".venv", "__pycache__", ".turbo")
-# Inside .git: our own receiving area, and lock files of a git command running right now.
+# Inside .git: our own receiving area (a pull's staging) and the last transfer's record.
 STAGING_NAME = "ocm-staging"
 MARKER_NAME = "ocm-mirror.json"
 
@@ -109,23 +109,3 @@ def select(root: Path) -> Selection:
             else:
                 selection.skipped.append(name + "/")
     return selection
-
-
-def git_dir_files(root: Path) -> list[str]:
-    """Every file and symlink under ``.git`` (as ``.git/...``), minus our staging and locks."""
-    found: list[str] = []
-    base = root / ".git"
-    for dirpath, dirnames, filenames in os.walk(base):
-        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        if rel == ".git":
-            dirnames[:] = [d for d in dirnames if d != STAGING_NAME]
-        for name in dirnames:  # symlinked directories are sent as links, not followed
-            if os.path.islink(os.path.join(dirpath, name)):
-                found.append(f"{rel}/{name}")
-        for name in filenames:
-            if name.endswith(".lock") or (
-                rel == ".git" and (name == MARKER_NAME or name.startswith("ocm-index-"))
-            ):
-                continue
-            found.append(f"{rel}/{name}")
-    return found

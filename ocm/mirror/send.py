@@ -1,15 +1,14 @@
-"""The sending side: what is about to travel, and the tar stream of it."""
+"""The sending side: the checkout's snapshot, and the pack of what the receiver lacks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from ocm.mirror.archive import Progress, pack
+from ocm.mirror import gitcmd, pack, snapshot
 from ocm.mirror.errors import MirrorError
-from ocm.mirror.select import Selection, git_dir_files, select
-from ocm.mirror.state import RepoState, head_info, repo_state
+from ocm.mirror.select import Selection, select
+from ocm.mirror.state import RepoState, head_info
 
 
 @dataclass(frozen=True)
@@ -17,27 +16,20 @@ class Outgoing:
     root: Path
     selection: Selection
     state: RepoState
+    snapshot: snapshot.Snapshot
 
-    @property
-    def names(self) -> list[str]:
-        return git_dir_files(self.root) + self.selection.files
+    def open_pack(self, receiver_tips: list[str]) -> pack.PackStream:
+        """A pack of the snapshot minus what ``receiver_tips`` (those known here) reach."""
+        haves = pack.present(self.root, receiver_tips)
+        return pack.PackStream(self.root, self.snapshot.commit, haves)
 
 
-def prepare(root: Path, *, with_snapshot: bool = True) -> Outgoing:
-    """Look at the repo once: what travels, HEAD, branch and (unless told not to) the
-    snapshot being sent."""
+def prepare(root: Path) -> Outgoing:
+    """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all."""
     selection = select(root)
-    if with_snapshot:
-        state = repo_state(root, selection)
-    else:
-        head, branch = head_info(root)
-        state = RepoState(head, branch, None, None)
-    if state.head is None:
+    head, branch = head_info(root)
+    if head is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
-    return Outgoing(root, selection, state)
-
-
-def write_archive(
-    outgoing: Outgoing, out: IO[bytes], *, compress: bool, progress: Progress | None = None
-) -> None:
-    pack(outgoing.root, outgoing.names, out, compress=compress, progress=progress)
+    snap = snapshot.build(root, selection, head, branch)
+    head_tree = gitcmd.maybe(root, "rev-parse", f"{head}^{{tree}}")
+    return Outgoing(root, selection, RepoState(head, branch, head_tree, snap.tree), snap)

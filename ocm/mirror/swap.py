@@ -2,8 +2,9 @@
 
 What "atomic" means here, precisely:
 
-* Nothing in the work tree changes until the whole archive has been received, extracted,
-  checked and its history imported: a failure or crash before that leaves the tree as it was.
+* Nothing in the work tree changes until the whole pack has been received and checked and
+  the changed files written to staging: a failure or crash before that leaves the tree as
+  it was.
 * The switch itself is one pass of renames within one filesystem. Every file is replaced
   with a single ``rename`` (readers see the old or the new file, never a mix or a missing
   file), and files that stay the same are not touched at all (their mtimes survive).

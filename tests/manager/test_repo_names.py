@@ -11,6 +11,7 @@ from tests.support.git import make_repo
 from tests.support.processes import RunningManager
 
 MIRROR = "/api/internal/repo-mirror"
+WIRE = {"v": "2"}  # the mirror's wire format, so the request is judged on its name or id
 
 
 def _auth(manager: RunningManager) -> dict[str, str]:
@@ -23,7 +24,7 @@ def test_push_create_refuses_a_name_that_is_not_wholly_allowed(
 ) -> None:
     response = requests.post(
         f"{manager.url}{MIRROR}/0/up",
-        params={"create": "1", "name": name, "branch": "main", "originUrl": ""},
+        params={**WIRE, "create": "1", "name": name, "branch": "main", "originUrl": ""},
         data=b"",
         headers=_auth(manager),
         timeout=30,
@@ -58,7 +59,7 @@ def test_a_repo_id_sqlite_cannot_hold_is_404(
     manager: RunningManager, repo_id: int, route: str
 ) -> None:
     response = requests.get(
-        f"{manager.url}{MIRROR}/{repo_id}/{route}", headers=_auth(manager), timeout=30
+        f"{manager.url}{MIRROR}/{repo_id}/{route}", params=WIRE, headers=_auth(manager), timeout=30
     )
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "unknown_repo"
@@ -67,7 +68,11 @@ def test_a_repo_id_sqlite_cannot_hold_is_404(
 
 def test_a_huge_repo_id_on_push_is_404(manager: RunningManager) -> None:
     response = requests.post(
-        f"{manager.url}{MIRROR}/{2**63}/up", data=b"", headers=_auth(manager), timeout=30
+        f"{manager.url}{MIRROR}/{2**63}/up",
+        params=WIRE,
+        data=b"",
+        headers=_auth(manager),
+        timeout=30,
     )
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "unknown_repo"

@@ -7,9 +7,12 @@ import os
 import stat
 from pathlib import Path
 
-from ocm.mirror import receive, send
-from ocm.mirror.archive import Limits
+import requests
+
+from ocm.mirror import pack, receive, send, wire
+from ocm.mirror.pack import Limits
 from tests.support.git import git, write_files
+from tests.support.processes import RunningManager
 
 
 def tree_listing(root: Path, *, skip: tuple[str, ...] = (".git",)) -> dict[str, tuple]:
@@ -63,25 +66,30 @@ def rich_repo(path: Path, origin: str = "https://example.invalid/org/proj.git") 
     return path
 
 
+def pack_bytes(source: Path, receiver_tips: list[str] | None = None) -> tuple[bytes, send.Outgoing]:
+    """The pack a push from ``source`` sends to a receiver with ``receiver_tips``."""
+    outgoing = send.prepare(source)
+    with outgoing.open_pack(receiver_tips or []) as stream:
+        return b"".join(stream), outgoing
+
+
 def transfer(
     source: Path,
     target: Path,
     tmp: Path,
     *,
     force: bool = False,
-    compress: bool = False,
     known: tuple[str | None, ...] = (),
     limits: Limits | None = None,
 ) -> receive.Received:
-    """Pack ``source`` and receive it into ``target`` in-process (what push/pull do)."""
-    outgoing = send.prepare(source)
-    buffer = io.BytesIO()
-    send.write_archive(outgoing, buffer, compress=compress)
-    buffer.seek(0)
+    """Pack ``source`` for ``target`` and receive it there in-process (what push/pull do)."""
+    data, outgoing = pack_bytes(source, pack.tips(target))
     with receive.repo_lock(target):
         return receive.receive(
             target,
-            buffer,
+            io.BytesIO(data),
+            snapshot_commit=outgoing.snapshot.commit,
+            branch=outgoing.snapshot.branch,
             staging_dir=tmp / "staging",
             limits=limits or Limits(),
             force=force,
@@ -100,3 +108,16 @@ def repo_listing(root: Path) -> dict[str, tuple]:
         for name, value in tree_listing(root, skip=()).items()
         if not name.startswith(".git/objects/") and name != ".git/ocm.lock"
     }
+
+
+def post_up(
+    manager: RunningManager, repo_id: int, body: object, snapshot: str, **params: str
+) -> requests.Response:
+    """A raw ``POST /up`` as a client of this wire format sends it."""
+    return requests.post(
+        f"{manager.url}/api/internal/repo-mirror/{repo_id}/up",
+        data=body,
+        params={wire.VERSION_PARAM: str(wire.VERSION), "snapshot": snapshot, **params},
+        timeout=60,
+        headers={"Authorization": f"Bearer {manager.token}"},
+    )

@@ -46,7 +46,7 @@ def test_push_refuses_while_a_tui_is_attached(
         (laptop / "README.md").write_text("laptop edit\n")
         done = ocm(laptop, "push")
         assert done.returncode == 1
-        assert "a TUI attached right now" in done.stderr
+        assert "a TUI is attached to proj (since " in done.stderr
         assert (directory / "README.md").read_text() != "laptop edit\n"
         done = ocm(laptop, "push", "--force")
         assert done.returncode == 0, done.stderr

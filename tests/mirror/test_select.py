@@ -1,4 +1,4 @@
-"""What travels is exactly git's "not ignored", plus .git, minus untracked build dirs."""
+"""What travels is exactly git's "not ignored", minus untracked build dirs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from ocm.mirror.select import git_dir_files, select
+from ocm.mirror.select import select
 from tests.support.git import git, make_repo, write_files
 
 
@@ -94,15 +94,10 @@ def test_selection_is_gits_view_minus_untracked_build_dirs(tmp_path: Path) -> No
     assert set(selection.skipped) == {"nested-repo/", "outside-link", "src/escaping-link"}
 
 
-def test_deleted_tracked_files_are_reported_and_git_dir_listed(tmp_path: Path) -> None:
+def test_deleted_tracked_files_are_reported(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "r", files={"a.txt": "a\n", "b.txt": "b\n"})
     (root / "a.txt").unlink()
-    (root / ".git" / "index.lock").write_text("")
-    (root / ".git" / "ocm-staging" / "x").mkdir(parents=True)
     selection = select(root)
     assert selection.deleted == ["a.txt"]
     assert selection.files == ["b.txt"]
-    listed = git_dir_files(root)
-    assert ".git/HEAD" in listed and ".git/index" in listed
-    assert not [name for name in listed if name.endswith(".lock") or "ocm-staging" in name]
     git(root, "status")

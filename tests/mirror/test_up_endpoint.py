@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import resource
 import signal
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,22 +13,11 @@ import requests
 
 from ocm.mirror import receive as receive_mod
 from ocm.mirror import swap
-from ocm.mirror.archive import iter_pack
-from ocm.mirror.send import prepare
+from tests.mirror import hostile
 from tests.mirror.conftest import Cli, Pushed
-from tests.mirror.helpers import repo_listing, transfer, tree_listing
+from tests.mirror.helpers import pack_bytes, post_up, repo_listing, transfer, tree_listing
 from tests.support.git import git
 from tests.support.processes import RunningManager
-
-
-def _up(manager: RunningManager, repo_id: int, body: object, **params: str) -> requests.Response:
-    return requests.post(
-        f"{manager.url}/api/internal/repo-mirror/{repo_id}/up",
-        data=body,
-        params=params,
-        timeout=60,
-        headers={"Authorization": f"Bearer {manager.token}"},
-    )
 
 
 def _push(
@@ -50,49 +37,81 @@ def _push(
     )
 
 
-def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, io.BytesIO]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    return info, io.BytesIO(data)
+def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
+    """name -> (pack, snapshot commit): each one a push the Manager must refuse whole."""
+    r = laptop
+    cases: dict[str, tuple[bytes, str]] = {}
+
+    def add(name: str, work_tree: str, index_tree: str | None = None) -> None:
+        commit = hostile.snapshot_commit(r, work_tree, index_tree)
+        cases[name] = (hostile.pack_of(r, commit), commit)
+
+    hook = b"#!/bin/sh\ntouch /tmp/ocm-hostile-hook\n"
+    add("dot-dot", hostile.tree(r, [hostile.Item("100644", "..", hostile.blob(r, b"x"))]))
+    add("nested .git", hostile.files_tree(r, {"sub/.git/hooks/post-checkout": hook}))
+    add(".GIT at the top", hostile.files_tree(r, {".GIT/hooks/post-checkout": hook}))
+    add(".git as NTFS spells it", hostile.files_tree(r, {"git~1/config": b"x"}))
+    add("absolute symlink", hostile.files_tree(r, {"a": b"a"}, {"etc-link": "/etc"}))
+    add("symlink leaving", hostile.files_tree(r, {"a": b"a"}, {"src/up": "../../.."}))
+    add(
+        "write through a symlink (case-folded)",
+        hostile.files_tree(r, {"d/x": b"written through"}, {"D": "src"}),
+    )
+    add(".gitmodules symlink", hostile.files_tree(r, {}, {".gitmodules": "README.md"}))
+    add(
+        ".gitmodules option injection",
+        hostile.files_tree(
+            r, {".gitmodules": b'[submodule "x"]\n path = x\n url = -oProxyCommand=true\n'}
+        ),
+    )
+    add(
+        "index with .git",
+        hostile.files_tree(r, {"a": b"a"}),
+        hostile.files_tree(r, {".git/x": b""}),
+    )
+    ghost_tree = hostile.tree(r, [hostile.Item("100644", "ghost", "0" * 39 + "1")])
+    ghost = hostile.snapshot_commit(r, ghost_tree)
+    index_commit = git(r, "rev-parse", f"{ghost}^2")
+    cases["snapshot names an object the pack lacks"] = (
+        hostile.pack_listed(r, [ghost, ghost_tree, index_commit]),
+        ghost,
+    )
+    add(
+        "too many objects",
+        hostile.files_tree(r, {f"many/{n}": f"{n}".encode() for n in range(300)}),
+    )
+    add("pack bomb", hostile.files_tree(r, {"zeros": b"\0" * (3 << 20)}))
+    assert len(cases["pack bomb"][0]) < 200_000  # small on the wire, 3 MB once written
+
+    good = hostile.snapshot_commit(r, hostile.files_tree(r, {"fine": b"fine"}))
+    good_pack = hostile.pack_of(r, good)
+    cases["snapshot not in the pack"] = (good_pack, "ab" * 20)
+    cases["snapshot is a blob"] = (hostile.pack_of(r, good), hostile.blob(r, b"just a blob"))
+    plain = git(r, "commit-tree", "-p", "HEAD", "-m", "plain", "HEAD^{tree}")
+    cases["snapshot is a plain commit"] = (hostile.pack_of(r, plain), plain)
+    corrupt = bytearray(good_pack)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    cases["corrupt pack"] = (bytes(corrupt), good)
+    cases["truncated pack"] = (good_pack[: len(good_pack) - 30], good)
+    cases["not a pack"] = (b"hello world\n", good)
+
+    # A thin pack whose deltas lean on a commit the Manager never saw.
+    (r / "big.txt").write_text("line\n" * 5000)
+    git(r, "add", "big.txt")
+    git(r, "commit", "-q", "-m", "big")
+    base = git(r, "rev-parse", "HEAD")
+    (r / "big.txt").write_text("line\n" * 5000 + "one more\n")
+    git(r, "commit", "-q", "-am", "bigger")
+    thin_snapshot = hostile.snapshot_commit(r, git(r, "rev-parse", "HEAD^{tree}"))
+    cases["thin pack on objects the Manager lacks"] = (
+        hostile.pack_of(r, thin_snapshot, f"^{base}", thin=True),
+        thin_snapshot,
+    )
+    git(r, "reset", "-q", "--hard", "HEAD~2")
+    return cases
 
 
-def _special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = linkname
-    if kind == tarfile.CHRTYPE:
-        info.devmajor, info.devminor = 1, 3
-    return info, None
-
-
-HOSTILE: dict[str, list] = {
-    "absolute path": [_file("/tmp/ocm-hostile-absolute")],
-    "dot-dot": [_file("../ocm-hostile-dotdot")],
-    "dot-dot inside": [_file("src/../../ocm-hostile-dotdot2")],
-    "absolute symlink": [_special("etc-link", tarfile.SYMTYPE, "/etc")],
-    "symlink leaving": [_special("src/up", tarfile.SYMTYPE, "../../..")],
-    "write through symlink": [_special("d", tarfile.SYMTYPE, "src"), _file("d/x")],
-    "hard link": [_special("hl", tarfile.LNKTYPE, "/etc/passwd")],
-    "device": [_special("dev-null", tarfile.CHRTYPE)],
-    "fifo": [_special("pipe", tarfile.FIFOTYPE)],
-    "nested .git": [_file("sub/.git/hooks/post-checkout", b"#!/bin/sh\n")],
-    "duplicate": [_file("twice"), _file("twice")],
-    "too many members": [_file(f"many/{n}") for n in range(300)],
-}
-
-
-def _archive(laptop: Path, extra: list, *, gz: bool = False) -> bytes:
-    """A real repo's archive with ``extra`` members appended."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(laptop / ".git", arcname=".git")
-        tar.add(laptop / "README.md", arcname="README.md")
-        for info, data in extra:
-            tar.addfile(info, data)
-    return buffer.getvalue()
-
-
-def test_hostile_archives_get_400_and_change_nothing(
+def test_hostile_packs_get_400_and_change_nothing(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
     manager, p = _push(
@@ -103,36 +122,53 @@ def test_hostile_archives_get_400_and_change_nothing(
         "--max-archive-bytes",
         str(2 << 20),
     )
-    (p.laptop / "README.md").write_text("would change\n")
+    cases = _hostile_cases(p.laptop)
     before = repo_listing(p.directory)
-    bomb = _archive(p.laptop, [_file("zeros", b"\0" * (3 << 20))], gz=True)
-    cases = {name: _archive(p.laptop, extra) for name, extra in HOSTILE.items()}
-    cases.update(
-        {
-            "decompressed size over the limit": bomb,
-            "not a tar": b"hello world\n",
-            "truncated": _archive(p.laptop, [])[:5000],
-        }
-    )
-    assert len(bomb) < 200_000
-    for name, body in cases.items():
-        response = _up(manager, p.repo_id, body, force="1")
+    for name, (body, commit) in cases.items():
+        response = post_up(manager, p.repo_id, body, commit, headBranch="main", force="1")
         assert response.status_code == 400, (name, response.status_code, response.text)
         error = response.json()
-        assert error["error"] in {"bad_archive", "archive_too_large"}, (name, error)
+        assert error["error"] in {"bad_pack", "pack_incomplete", "too_large"}, (name, error)
         assert error["message"], name
         assert repo_listing(p.directory) == before, name
         assert not list((manager.data_dir / "staging").iterdir()), name
-    assert not Path("/tmp/ocm-hostile-absolute").exists()
-    assert not (p.directory.parent / "ocm-hostile-dotdot").exists()
+    assert not Path("/tmp/ocm-hostile-hook").exists()
+    good = hostile.snapshot_commit(p.laptop, hostile.files_tree(p.laptop, {"fine": b"x"}))
+    for branch in ("../escape", "a..b", "-x", "with space"):
+        response = post_up(
+            manager, p.repo_id, hostile.pack_of(p.laptop, good), good, headBranch=branch
+        )
+        assert response.status_code == 400, (branch, response.text)
+        assert repo_listing(p.directory) == before, branch
+
+
+def test_a_client_of_another_wire_format_is_told_which_side_to_upgrade(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    before = repo_listing(p.directory)
+    auth = {"Authorization": f"Bearer {ocm.manager.token}"}
+    base = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}"
+    # A format-1 client: a tar body and no version.
+    response = requests.post(f"{base}/up", data=b"x" * 1024, headers=auth, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["error"] == "mirror_version"
+    assert "upgrade ocm on the client" in response.json()["message"]
+    response = requests.get(f"{base}/down", params={"v": "1"}, headers=auth, timeout=30)
+    assert response.status_code == 400 and "upgrade ocm" in response.json()["message"]
+    response = requests.get(f"{base}/down", params={"v": "3"}, headers=auth, timeout=30)
+    assert response.status_code == 400 and "upgrade the Manager" in response.json()["message"]
+    assert repo_listing(p.directory) == before
 
 
 def test_busy_repo_answers_409_at_once(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
     p = pushed("proj")
     before = repo_listing(p.directory)
-    body = b"".join(iter_pack(p.laptop, prepare(p.laptop).names, compress=False))
+    body, outgoing = pack_bytes(p.laptop)
     with receive_mod.repo_lock(p.directory):
-        response = _up(ocm.manager, p.repo_id, body, force="1")
+        response = post_up(
+            ocm.manager, p.repo_id, body, outgoing.snapshot.commit, headBranch="main", force="1"
+        )
     assert response.status_code == 409
     assert response.json()["error"] == "busy"
     assert repo_listing(p.directory) == before
@@ -177,7 +213,7 @@ def test_manager_killed_mid_upload_leaves_repo_as_before(
     manager, p = _push(manager_factory, tmp_path)
     (p.laptop / "README.md").write_text("never arrives\n")
     before = repo_listing(p.directory)
-    body = b"".join(iter_pack(p.laptop, prepare(p.laptop).names, compress=False))
+    body, outgoing = pack_bytes(p.laptop)
     sent_half = threading.Event()
     hold = threading.Event()
 
@@ -191,7 +227,7 @@ def test_manager_killed_mid_upload_leaves_repo_as_before(
 
     def upload() -> None:
         try:
-            _up(manager, p.repo_id, slow_body())
+            post_up(manager, p.repo_id, slow_body(), outgoing.snapshot.commit, headBranch="main")
         except requests.RequestException as exc:
             failures.append(exc)
 
@@ -250,8 +286,11 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     before = repo_listing(p.directory)
-    body = _archive(p.laptop, [_file("big.bin", b"\0" * (4 << 20))], gz=True)
-    response = _up(manager, p.repo_id, body, force="1")
+    (p.laptop / "big.bin").write_bytes(b"\0" * (4 << 20))  # a small pack, a 4 MB file
+    body, outgoing = pack_bytes(p.laptop)
+    response = post_up(
+        manager, p.repo_id, body, outgoing.snapshot.commit, headBranch="main", force="1"
+    )
     assert response.status_code == 507, response.text
     assert response.json()["error"] == "no_space"
     assert "disk is full" in response.json()["message"]

@@ -1,0 +1,74 @@
+"""Writing the files a snapshot changes into staging, with git, for the journaled switch.
+
+Only what differs from the receiver's own snapshot of its work tree is written: git
+compares the two trees (``diff-tree``, object ids only, no file is read), and
+``git checkout-index --prefix`` writes just those entries from a throw-away index, so
+symlinks, exec bits and the receiver's own checkout filters are git's business.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ocm.mirror import gitcmd
+from ocm.mirror.checks import Entry
+from ocm.mirror.errors import NoSpace
+
+# Room left on the disk after writing, for git's own bookkeeping and everything else.
+SPARE_BYTES = 64 * 1024**2
+
+
+def changed(
+    root: Path, current_tree: str | None, files: list[Entry], incoming_tree: str
+) -> list[Entry]:
+    """The incoming files whose content or mode differs from ``current_tree`` (all of them
+    when the receiver's tree is unknown)."""
+    if current_tree is None:
+        return list(files)
+    done = gitcmd.run(
+        root,
+        "diff-tree",
+        "-r",
+        "-z",
+        "--no-renames",
+        "--name-only",
+        current_tree,
+        incoming_tree,
+        check=False,
+    )
+    if done.returncode != 0:
+        return list(files)
+    differing = set(gitcmd.split_z(done.stdout))
+    return [entry for entry in files if entry.path in differing]
+
+
+def write(root: Path, entries: list[Entry], dest: Path, index_file: Path) -> None:
+    """Write ``entries`` under ``dest`` (created) as git would check them out."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not entries:
+        return
+    needed = sum(entry.size for entry in entries)
+    free = shutil.disk_usage(dest).free
+    if needed + SPARE_BYTES > free:
+        raise NoSpace(
+            f"writing the incoming files needs {needed} bytes and the disk has {free} free; "
+            "free some space and try again"
+        )
+    env = {"GIT_INDEX_FILE": str(index_file)}
+    records = b"".join(
+        f"{entry.mode} {entry.oid}\t".encode()
+        + entry.path.encode("utf-8", "surrogateescape")
+        + b"\0"
+        for entry in entries
+    )
+    gitcmd.run(root, "update-index", "-z", "--index-info", input=records, env=env)
+    done = gitcmd.run(root, "checkout-index", "-a", "-f", f"--prefix={dest}/", env=env, check=False)
+    if done.returncode != 0:
+        message = gitcmd.last_line(done.stderr)
+        if gitcmd.out_of_space(done.returncode, done.stderr):
+            raise NoSpace(
+                "the receiving disk is full (or a file size limit was hit) while writing the "
+                "incoming files; free some space and try again"
+            )
+        raise gitcmd.GitError(f"git checkout-index failed in {root}: {message}")

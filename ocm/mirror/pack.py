@@ -1,0 +1,297 @@
+"""Packs on the wire: what a side has, the pack of what the other lacks, and taking one in.
+
+Git does the work: ``git pack-objects --revs --stdout`` writes exactly the objects
+reachable from the snapshot and not from the tips the receiver said it has (a *thin*
+pack, whose deltas may lean on those tips' objects), and ``git index-pack --strict
+--fix-thin`` checks every object (fsck: no ``..``, no ``.git`` in any spelling, no
+``.gitmodules`` tricks, every link present) into a quarantine object directory that only
+joins the repository once the snapshot it brings has been checked too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, cast
+
+from ocm.mirror import gitcmd, wire
+from ocm.mirror.errors import BadPack, IncompletePack, MirrorError, NoSpace, TooLarge
+
+CHUNK = 1 << 20
+HEADER_SIZE = 12  # "PACK", version, object count
+# The last snapshot sent or received: kept under a ref so that gc never prunes it and the
+# next transfer may assume it (it holds the untracked files both sides already have).
+SNAPSHOT_REF = "refs/ocm/snapshot"
+# Commit metadata that only old or odd history gets wrong: never a risk to a work tree, so
+# it does not refuse a push (everything about trees, names and links still does).
+_FSCK_RELAXED = ",".join(
+    f"{msg}=ignore"
+    for msg in (
+        "badDate",
+        "badDateOverflow",
+        "badEmail",
+        "badName",
+        "badTimezone",
+        "missingEmail",
+        "missingNameBeforeEmail",
+        "missingSpaceBeforeDate",
+        "missingSpaceBeforeEmail",
+        "zeroPaddedDate",
+        "zeroPaddedFilemode",
+        "missingTaggerEntry",
+        "badTagName",
+    )
+)
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an incoming pack may hold: objects (its header says how many) and the bytes
+    the snapshot's files take once written (a small pack can inflate hugely)."""
+
+    max_bytes: int = 8 * 1024**3
+    max_objects: int = 5_000_000
+
+
+# ------------------------------------------------------------------------------ what a side has
+
+
+def tips(root: Path, limit: int = wire.MAX_TIPS) -> list[str]:
+    """Commits whose whole history ``root`` has: the last snapshot, HEAD, and its newest
+    branch, remote-tracking and tag tips (a pack may assume all that they reach)."""
+    found = [
+        gitcmd.maybe(root, "rev-parse", "--verify", "-q", f"{SNAPSHOT_REF}^{{commit}}"),
+        gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}"),
+    ]
+    refs = gitcmd.out(
+        root,
+        "for-each-ref",
+        "--sort=-committerdate",
+        f"--count={limit}",
+        "--format=%(objectname)",
+        "refs/heads",
+        "refs/remotes",
+        "refs/tags",
+    ).split()
+    return list(dict.fromkeys(oid for oid in [*found, *refs] if oid))[:limit]
+
+
+def present(root: Path, oids: list[str]) -> list[str]:
+    """Those of ``oids`` (well-formed ids only) that ``root`` has as commits or tags."""
+    wanted = [oid for oid in oids if gitcmd.is_oid(oid)]
+    if not wanted:
+        return []
+    done = gitcmd.run(
+        root,
+        "cat-file",
+        "--batch-check=%(objectname) %(objecttype)",
+        input="\n".join(wanted).encode() + b"\n",
+    )
+    return [
+        line.split()[0]
+        for line in done.stdout.decode().splitlines()
+        if line.endswith((" commit", " tag"))
+    ]
+
+
+def set_snapshot_ref(root: Path, commit: str) -> None:
+    gitcmd.run(root, "update-ref", SNAPSHOT_REF, commit, check=False)
+
+
+# ------------------------------------------------------------------------------ sending
+
+
+class PackStream:
+    """``git pack-objects`` of ``want`` minus what ``haves`` reach, as chunks of bytes.
+
+    Started at once and read up to the pack header, so the object count is known before a
+    byte is sent (a client can refuse what the Manager would refuse). Close it (or use it
+    as a context manager) to stop git when the reader goes away.
+    """
+
+    def __init__(self, root: Path, want: str, haves: list[str]) -> None:
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        args = ["pack-objects", "--revs", "--stdout", "-q", "--delta-base-offset"]
+        # Against tips the receiver has: a thin pack, deltas searched for the few objects
+        # that changed. Everything (a first push, a fresh pull): the deltas already on disk
+        # travel as they are and no new ones are searched, which on a long history was 8x
+        # faster for a pack 9% larger (bench repo: 2.7 s, 134 MB against 22 s, 123 MB).
+        args.append("--thin" if haves else "--window=0")
+        self._proc = gitcmd.popen(
+            root,
+            *args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._errors,
+        )
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        revs = [want, *(f"^{oid}" for oid in haves)]
+        try:
+            self._proc.stdin.write("".join(rev + "\n" for rev in revs).encode())
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.header = self._proc.stdout.read(HEADER_SIZE)
+        if len(self.header) != HEADER_SIZE or not self.header.startswith(b"PACK"):
+            self.close()
+            raise gitcmd.GitError(f"git pack-objects failed in {root}: {self._last_error()}")
+        self.objects = int.from_bytes(self.header[8:12], "big")
+        self.sent = 0
+
+    def _last_error(self) -> str:
+        self._errors.seek(0)
+        return gitcmd.last_line(self._errors.read())
+
+    def __iter__(self) -> Iterator[bytes]:
+        assert self._proc.stdout is not None
+        self.sent += len(self.header)
+        yield self.header
+        stdout = cast(io.BufferedReader, self._proc.stdout)
+        while chunk := stdout.read1(CHUNK):
+            self.sent += len(chunk)
+            yield chunk
+        if self._proc.wait() != 0:
+            raise MirrorError(f"git pack-objects failed: {self._last_error()}")
+
+    def close(self) -> None:
+        """Stop git if it still runs (the reader went away) and free its pipes."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        with contextlib.suppress(OSError):
+            if self._proc.stdout is not None:
+                self._proc.stdout.close()
+        self._proc.wait()
+        self._errors.close()
+
+    def __enter__(self) -> PackStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------ receiving
+
+
+def quarantine_env(root: Path, quarantine: Path) -> dict[str, str]:
+    """Git looking at the quarantine first and the repository's own objects behind it."""
+    return {
+        "GIT_OBJECT_DIRECTORY": str(quarantine),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": str((root / ".git" / "objects").resolve()),
+    }
+
+
+def _read_exact(stream: IO[bytes], count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = stream.read(count - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def index_pack(
+    root: Path,
+    stream: IO[bytes],
+    quarantine: Path,
+    limits: Limits,
+    progress: Progress | None = None,
+) -> int:
+    """Check the pack in ``stream`` with git and store it in ``quarantine``; return its
+    object count. The repository itself is not touched."""
+    header = _read_exact(stream, HEADER_SIZE)
+    if (
+        len(header) != HEADER_SIZE
+        or header[:4] != b"PACK"
+        or header[4:8]
+        not in (
+            b"\0\0\0\2",
+            b"\0\0\0\3",
+        )
+    ):
+        raise BadPack("the body is not a git pack (wrong or missing header)")
+    count = int.from_bytes(header[8:12], "big")
+    if count > limits.max_objects:
+        raise TooLarge(
+            f"the pack holds {count} objects, more than the receiver accepts ({limits.max_objects})"
+        )
+    (quarantine / "pack").mkdir(parents=True, exist_ok=True)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, also on failure
+    proc = gitcmd.popen(
+        root,
+        "index-pack",
+        "--stdin",
+        f"--strict={_FSCK_RELAXED}",
+        "--fix-thin",
+        env=quarantine_env(root, quarantine),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+    )
+    assert proc.stdin is not None
+    try:
+        try:
+            proc.stdin.write(header)
+            while chunk := stream.read(CHUNK):
+                proc.stdin.write(chunk)
+                if progress:
+                    progress(len(chunk))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # git stopped reading: its verdict follows
+        code = proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    errors.seek(0)
+    stderr = errors.read()
+    errors.close()
+    if code != 0:
+        raise _pack_error(code, stderr)
+    return count
+
+
+def _pack_error(code: int, stderr: bytes) -> MirrorError:
+    text = os.fsdecode(stderr)
+    lowered = text.lower()
+    if gitcmd.out_of_space(code, stderr):
+        return NoSpace(
+            "the receiving disk is full (or a file size limit was hit) while storing the "
+            "pack; free some space and try again"
+        )
+    if "unresolved delta" in lowered or "are reachable" in lowered:
+        return IncompletePack(
+            "the pack leans on objects the receiving repo does not have "
+            f"({gitcmd.last_line(stderr)})"
+        )
+    problems = [line for line in text.splitlines() if line.startswith("error:")]
+    shown = problems[0] if problems else gitcmd.last_line(stderr)
+    shown = shown.removeprefix("error:").removeprefix("fatal:").strip()
+    return BadPack(f"the pack was refused by git index-pack: {shown}")
+
+
+def migrate(quarantine: Path, root: Path) -> None:
+    """Move the checked pack into the repository; the index goes last, as git does, so no
+    reader sees a pack without its index."""
+    source = quarantine / "pack"
+    target = root / ".git" / "objects" / "pack"
+    target.mkdir(parents=True, exist_ok=True)
+    names = sorted(os.listdir(source), key=lambda name: name.endswith(".idx"))
+    for name in names:
+        if name.startswith("tmp_"):
+            continue
+        with contextlib.suppress(FileExistsError):
+            if (target / name).exists():
+                continue  # the repo already had this very pack
+            shutil.move(str(source / name), str(target / name))

@@ -1,0 +1,60 @@
+"""The mirror's wire format: its version, and the names both sides put on the wire.
+
+Version 2 (this one) moves git objects: ``/head`` says what the receiver has (``tips``),
+``/up`` and ``/down`` carry one pack (``git pack-objects`` output) plus the snapshot commit
+and branch it describes. Version 1 was a tar stream of the checkout and ``.git``; it has no
+version marker, which is how it is recognised.
+"""
+
+from __future__ import annotations
+
+from ocm.mirror.errors import WrongVersion
+
+VERSION = 2
+# Query parameter (on /up and /down) and /head's JSON field that carry the version.
+VERSION_PARAM = "v"
+VERSION_FIELD = "mirrorVersion"
+# Response headers of /down (the pack is the body).
+SNAPSHOT_HEADER = "X-Ocm-Snapshot"
+BRANCH_HEADER = "X-Ocm-Branch"
+PACK_TYPE = "application/x-git-pack"
+# How many tips (newest first) a side offers as "a pack may assume these": enough for every
+# branch anyone works on, small enough for a URL.
+MAX_TIPS = 200
+
+
+def parse_version(raw: object) -> int:
+    """The version a request or answer claims; 1 when it claims none (the tar format)."""
+    try:
+        return int(str(raw)) if raw not in (None, "") else 1
+    except ValueError:
+        return 0
+
+
+def manager_check(raw: object) -> None:
+    """On the Manager: refuse a client that speaks another version, saying who upgrades."""
+    theirs = parse_version(raw)
+    if theirs == VERSION:
+        return
+    if theirs < VERSION:
+        raise WrongVersion(
+            f"this Manager speaks mirror format {VERSION} and the client format {theirs}: "
+            "upgrade ocm on the client machine"
+        )
+    raise WrongVersion(
+        f"this Manager speaks mirror format {VERSION} and the client format {theirs}: "
+        "upgrade the Manager"
+    )
+
+
+def client_check(raw: object, url: str) -> tuple[str, str] | None:
+    """On the client: None when the Manager at ``url`` speaks our version, else what is
+    wrong and which side to upgrade (one line, for :class:`ocm.errors.OcmError`)."""
+    theirs = parse_version(raw)
+    if theirs == VERSION:
+        return None
+    older = "the Manager (ocm-manager)" if theirs < VERSION else "ocm on this machine"
+    return (
+        f"the Manager at {url} speaks mirror format {theirs} and this ocm format {VERSION}",
+        f"upgrade {older} so that both speak the same",
+    )

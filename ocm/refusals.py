@@ -1,0 +1,225 @@
+"""What a refused push or pull says, and the way forward it names (SPEC §6, issue 14).
+
+Every refusal names a next step that works from where the user stands, and no step leads
+back to the refusal it came from: push never answers "pull first" when the pull would
+refuse in turn, and when both sides have work the advice is the sequence that keeps both
+(``ocm pull --force`` keeps this checkout's work as a stash and backup refs, git brings it
+back, ``ocm push`` sends the lot).
+
+The facts (:class:`Work`) come from the Manager's ``/head`` and this checkout's git
+(:func:`manager_work`, :func:`local_work`, :func:`manager_changed`); the wording is plain
+functions over them (:func:`push_refused`, :func:`pull_refused`), testable without either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ocm.errors import ConflictError
+from ocm.mirror import gitcmd, history
+from ocm.mirror.state import RepoState, at_risk, read_marker
+
+CODE = "would_lose_work"
+SOME = -1  # Work.commits when there are commits but their number is not known here
+
+
+class Work(NamedTuple):
+    """What one side has that the other side lacks."""
+
+    uncommitted: bool = False
+    commits: int = 0  # commits on the branch that the other side lacks (SOME: not counted)
+
+    def __bool__(self) -> bool:
+        return self.uncommitted or self.commits != 0
+
+    def describe(self, branch: str | None) -> str:
+        parts = ["uncommitted changes"] if self.uncommitted else []
+        on = f" on {branch}" if branch else ""
+        if self.commits == SOME:
+            parts.append(f"new commits{on}")
+        elif self.commits:
+            parts.append(f"{self.commits} commit{'s' if self.commits > 1 else ''}{on}")
+        return " and ".join(parts)
+
+
+# ----------------------------------------------------------------------------- the facts
+
+
+def _has_commit(root: Path, oid: str) -> bool:
+    return gitcmd.ok(root, "cat-file", "-e", f"{oid}^{{commit}}")
+
+
+def _known(root: Path, head: Mapping[str, Any]) -> set[str | None]:
+    """Work-tree states both sides are known to have: the last transfer's, each side's."""
+    return {head.get("mirrored"), read_marker(root).get("snapshot")}
+
+
+def _manager_uncommitted(root: Path, head: Mapping[str, Any]) -> bool:
+    snapshot = head.get("snapshot")
+    return bool(head.get("dirty")) and (snapshot is None or snapshot not in _known(root, head))
+
+
+def manager_work(root: Path, head: Mapping[str, Any], ours: str | None) -> Work:
+    """The Manager's work a push of commit ``ours`` would overwrite, from its ``/head``."""
+    theirs, commits = head.get("branchHead"), 0
+    if theirs and ours and theirs != ours:
+        known = _has_commit(root, theirs)
+        commits = history.commits_lacking(root, theirs, ours) if known else SOME
+    return Work(_manager_uncommitted(root, head), commits)
+
+
+def local_work(
+    root: Path, state: RepoState, branch: str | None, head: Mapping[str, Any], theirs: str | None
+) -> Work:
+    """This checkout's work that the Manager lacks: what ``ocm pull`` would refuse over.
+
+    ``theirs`` is the Manager's commit for ``branch``. When this checkout does not have it,
+    its own commits are counted as new unless the Manager lists the tip among its own.
+    """
+    uncommitted = at_risk(state, {read_marker(root).get("snapshot")})
+    ours, commits = (history.branch_tip(root, branch) if branch else None), 0
+    if ours and theirs and ours != theirs:
+        if _has_commit(root, theirs):
+            commits = history.commits_lacking(root, ours, theirs)
+        elif ours not in (head.get("tips") or ()) and ours != read_marker(root).get("head"):
+            commits = SOME
+    return Work(uncommitted, commits)
+
+
+def manager_changed(root: Path, head: Mapping[str, Any], ours: str | None) -> bool:
+    """Whether the Manager has work this checkout lacks (so a push would be refused)."""
+    if _manager_uncommitted(root, head):
+        return True
+    theirs = head.get("head")
+    if not theirs or theirs == ours:
+        return False
+    return not (ours and _has_commit(root, theirs) and history.is_ancestor(root, theirs, ours))
+
+
+# ----------------------------------------------------------------------------- the words
+
+
+def since_text(started: float, now: float | None = None) -> str:
+    """``14:03, 12 min ago`` (local time; the date too when it was not today)."""
+    now = time.time() if now is None else now
+    local, today = time.localtime(started), time.localtime(now)
+    same_day = local[:3] == today[:3]
+    clock = time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", local)
+    minutes = max(0, int(now - started) // 60)
+    if minutes < 1:
+        age = "just now"
+    elif minutes < 60:
+        age = f"{minutes} min ago"
+    else:
+        age = f"{minutes // 60} h {minutes % 60} min ago"
+    return f"{clock}, {age}"
+
+
+def _force(manager: Work, branch: str | None) -> str:
+    kept = ["its uncommitted changes as a stash"] if manager.uncommitted else []
+    if manager.commits:
+        kept.append(f"its old {branch or 'HEAD'} under refs/ocm/backup/")
+    return f"or run `ocm push --force` (the Manager keeps {' and '.join(kept)})"
+
+
+def _tui(repo: str, since: float | None) -> str:
+    return f"a TUI is attached to {repo}" + (f" (since {since_text(since)})" if since else "")
+
+
+def _kept_here(here: Work) -> str:
+    kept = ["your commits under refs/ocm/backup/"] if here.commits else []
+    if here.uncommitted:
+        kept.append("your uncommitted changes as a stash")
+    return " and ".join(kept)
+
+
+def _keep_both(here: Work, before_push: str = "") -> str:
+    """The sequence that keeps this checkout's work and the Manager's, ending in a push.
+
+    The merge comes before the stash: ``git merge`` refuses to run over uncommitted
+    changes to the files it touches, and the pull may have brought the Manager's.
+    """
+    back = ["`git merge` the backup ref it prints"] if here.commits else []
+    if here.uncommitted:
+        back.append("`git stash pop`")
+    return (
+        f"to keep both, run `ocm pull --force` (it keeps {_kept_here(here)} here), "
+        f"then {', then '.join(back)}, then {before_push}`ocm push`"
+    )
+
+
+def push_refused(
+    repo: str,
+    branch: str | None,
+    *,
+    manager: Work,
+    here: Work,
+    tui: bool,
+    tui_since: float | None = None,
+) -> ConflictError | None:
+    """Why ``ocm push`` to ``repo`` stops, and what to do; None when nothing is at risk.
+
+    ``manager``: the Manager's work the push lacks; ``here``: this checkout's work the
+    Manager lacks (what a pull would refuse over); ``tui``: a TUI is attached on the Manager.
+    """
+    if not manager and not tui:
+        return None
+    if not manager:
+        return ConflictError(
+            _tui(repo, tui_since),
+            "close it and run `ocm push` again, or run `ocm push --force` (the TUI stays "
+            "attached; any uncommitted work on the Manager is kept there as a stash)",
+            status=409,
+            code=CODE,
+        )
+    theirs = manager.describe(branch)
+    force = _force(manager, branch)
+    tui_part = f", and {_tui(repo, tui_since)}" if tui else ""
+    if not here:
+        return ConflictError(
+            f"the Manager's copy of {repo} has {theirs} that this checkout lacks{tui_part}",
+            "run `ocm pull` to bring them here (this checkout has nothing the Manager "
+            f"lacks), {force}",
+            status=409,
+            code=CODE,
+        )
+    return ConflictError(
+        f"both sides changed: the Manager's copy of {repo} has {theirs}, and this checkout "
+        f"has {here.describe(branch)}{tui_part}",
+        f"{_keep_both(here, 'close the TUI and run ' if tui else '')}; {force}",
+        status=409,
+        code=CODE,
+    )
+
+
+def pull_refused(
+    repo: str, branch: str | None, *, here: Work, manager_changed: bool
+) -> ConflictError | None:
+    """Why ``ocm pull`` of ``repo`` stops, and what to do; None when nothing is at risk.
+
+    ``here``: this checkout's work the Manager lacks; ``manager_changed``: the Manager has
+    work this checkout lacks (so a push would be refused in turn).
+    """
+    if not here:
+        return None
+    ours = here.describe(branch)
+    if not manager_changed:
+        return ConflictError(
+            f"this checkout has {ours} that the Manager's copy of {repo} lacks, which the "
+            "pull would overwrite",
+            "run `ocm push` to send them (the Manager has nothing newer), or run "
+            "`ocm pull --force` to take the Manager's state anyway (it keeps "
+            f"{_kept_here(here)} here)",
+            status=409,
+            code=CODE,
+        )
+    return ConflictError(
+        f"both sides changed: this checkout has {ours}, and the Manager's copy of {repo} "
+        "has work this checkout lacks",
+        _keep_both(here),
+        status=409,
+        code=CODE,
+    )

@@ -1,0 +1,332 @@
+"""Every refusal of push and pull names a way forward, and the way forward works (issue 14).
+
+Each test makes a refusal happen with the real CLI against a real Manager, then FOLLOWS the
+advice in the error line literally: the backticked commands of the first alternative (or
+the one named), in order, from the checkout. Then it checks that they all succeeded, that
+both sides agree, and that nothing either side had is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
+from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.helpers import rich_repo, tree_listing
+from tests.support import proctree
+from tests.support.git import git
+from tests.support.processes import RunningManager
+from tests.support.sse import EventStream
+
+BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
+
+
+def refusal(done: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
+    """(what went wrong, the alternatives of what to do) from the one ``ocm:`` line."""
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ocm: ") and "; " in lines[0], lines[0]
+    what, todo = lines[0][len("ocm: ") :].split("; ", 1)
+    return what, re.split(r"[;,] or,? ", todo)
+
+
+def follow(ocm: Cli, cwd: Path, advice: str) -> list[subprocess.CompletedProcess[str]]:
+    """Run the backticked commands of ``advice`` in order; each must succeed.
+
+    "`git merge` the backup ref it prints" merges the ref the previous command printed.
+    """
+    commands = re.findall(r"`([^`]+)`", advice)
+    assert commands, advice
+    results: list[subprocess.CompletedProcess[str]] = []
+    for command in commands:
+        words = command.split()
+        if words[0] == "ocm":
+            done = ocm(cwd, *words[1:])
+        else:
+            assert words[0] == "git", command
+            if words == ["git", "merge"]:
+                printed = BACKUP_REF.findall(results[-1].stdout)
+                assert len(printed) == 1, results[-1].stdout
+                words += ["--no-edit", printed[0]]
+            done = subprocess.run(words, cwd=cwd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        results.append(done)
+    return results
+
+
+def both_sides_equal(p: Pushed) -> None:
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+    assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
+
+
+def agent_edits(p: Pushed) -> None:
+    """Uncommitted work of an agent on the Manager: a changed file and a new one."""
+    (p.directory / "README.md").write_text("agent edit\n")
+    (p.directory / "agent-notes.md").write_text("agent's untracked file\n")
+
+
+def laptop_edits(p: Pushed) -> None:
+    (p.laptop / "src/app.py").write_text("print('laptop')\n")
+    (p.laptop / "laptop-notes.md").write_text("laptop's untracked file\n")
+
+
+def assert_both_edits(root: Path) -> None:
+    assert (root / "README.md").read_text() == "agent edit\n"
+    assert (root / "agent-notes.md").read_text() == "agent's untracked file\n"
+    assert (root / "src/app.py").read_text() == "print('laptop')\n"
+    assert (root / "laptop-notes.md").read_text() == "laptop's untracked file\n"
+
+
+WORK = [Work(), Work(uncommitted=True), Work(commits=2), Work(True, SOME)]
+
+
+@pytest.mark.parametrize("tui", [False, True])
+@pytest.mark.parametrize("manager", WORK)
+@pytest.mark.parametrize("here", WORK)
+def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work) -> None:
+    """The rules, for every combination: no step of the first way forward is refused.
+
+    Push is refused over the Manager's work or a TUI; pull over this checkout's work.
+    """
+    refused = push_refused("proj", "main", manager=manager, here=here, tui=tui, tui_since=None)
+    if not manager and not tui:
+        assert refused is None
+        return
+    assert refused is not None and refused.todo
+    first = re.split(r"[;,] or,? ", refused.todo)[0]
+    steps = re.findall(r"`([^`]+)`", first)
+    if "ocm pull" in steps:  # a plain pull: only when this checkout has nothing at risk
+        assert not here
+    if here and manager:  # both changed: forced pull, get yours back, push
+        assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push"
+        assert ("`git stash pop`" in first) == here.uncommitted
+        assert ("`git merge`" in first) == bool(here.commits)
+        assert ("close the TUI" in first) == tui
+    pulled = pull_refused("proj", "main", here=here, manager_changed=bool(manager))
+    if not here:
+        assert pulled is None
+        return
+    assert pulled is not None and pulled.todo
+    steps = re.findall(r"`([^`]+)`", re.split(r"[;,] or,? ", pulled.todo)[0])
+    assert "ocm pull" not in steps
+    if not manager:  # the Manager has nothing newer: a push goes through
+        assert steps == ["ocm push"]
+    else:
+        assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push"
+
+
+def test_since_reads_as_a_clock_and_an_age() -> None:
+    now = time.mktime((2026, 11, 30, 14, 15, 0, 0, 0, -1))
+    assert since_text(now - 20, now) == "14:14, just now"
+    assert since_text(now - 12 * 60, now) == "14:03, 12 min ago"
+    assert since_text(now - 3 * 3600 - 5 * 60, now) == "11:10, 3 h 5 min ago"
+    assert since_text(now - 2 * 86400, now).startswith("2026-11-28 14:15, ")
+
+
+def test_push_over_manager_commits_says_pull_and_pull_then_push_work(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("committed by an agent\n")
+    git(p.directory, "add", "agent.txt")
+    git(p.directory, "commit", "-q", "-m", "agent commit")
+    agent_tip = git(p.directory, "rev-parse", "HEAD")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+    assert what == "the Manager's copy of proj has new commits on main that this checkout lacks"
+    assert ways[0].startswith("run `ocm pull` to bring them here")
+    assert "`ocm push --force`" in ways[1] and "refs/ocm/backup/" in ways[1]
+    assert git(p.directory, "rev-parse", "HEAD") == agent_tip
+
+    follow(ocm, p.laptop, ways[0])
+    assert git(p.laptop, "rev-parse", "HEAD") == agent_tip
+    assert ocm(p.laptop, "push").returncode == 0  # nothing in the way any more
+    both_sides_equal(p)
+
+
+@pytest.mark.parametrize("first", ["push", "pull"])
+def test_both_sides_uncommitted_the_advised_sequence_keeps_both(
+    ocm: Cli, pushed: Callable[..., Pushed], first: str
+) -> None:
+    p = pushed("proj")
+    agent_edits(p)
+    laptop_edits(p)
+
+    what, ways = refusal(ocm(p.laptop, first))
+    assert what.startswith("both sides changed: ")
+    assert "uncommitted changes" in what
+    assert "`ocm pull --force`" in ways[0] and "`git stash pop`" in ways[0]
+    # The way forward ends in a push that succeeds: no loop back to this refusal.
+    assert re.findall(r"`([^`]+)`", ways[0])[-1] == "ocm push"
+    follow(ocm, p.laptop, ways[0])
+    assert_both_edits(p.laptop)
+    assert_both_edits(p.directory)
+    both_sides_equal(p)
+
+
+def test_diverged_commits_and_changes_the_advised_sequence_keeps_everything(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("committed by an agent\n")
+    git(p.directory, "add", "agent.txt")
+    git(p.directory, "commit", "-q", "-m", "agent commit")
+    agent_tip = git(p.directory, "rev-parse", "HEAD")
+    (p.laptop / "laptop.txt").write_text("committed on the laptop\n")
+    git(p.laptop, "add", "laptop.txt")
+    git(p.laptop, "commit", "-q", "-m", "laptop commit")
+    laptop_tip = git(p.laptop, "rev-parse", "HEAD")
+    (p.laptop / "README.md").write_text("laptop edit, not committed\n")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+    assert what.startswith("both sides changed: the Manager's copy of proj has new commits")
+    assert "`git merge`" in ways[0] and "`git stash pop`" in ways[0]
+    follow(ocm, p.laptop, ways[0])
+
+    for tip in (agent_tip, laptop_tip):
+        git(p.directory, "merge-base", "--is-ancestor", tip, "HEAD")  # raises if lost
+    assert (p.directory / "agent.txt").read_text() == "committed by an agent\n"
+    assert (p.directory / "laptop.txt").read_text() == "committed on the laptop\n"
+    assert (p.directory / "README.md").read_text() == "laptop edit, not committed\n"
+    both_sides_equal(p)
+
+
+@pytest.mark.parametrize("local", ["uncommitted", "commit"])
+def test_pull_over_local_work_says_push_when_the_manager_has_nothing_newer(
+    ocm: Cli, pushed: Callable[..., Pushed], local: str
+) -> None:
+    p = pushed("proj")
+    (p.laptop / "src/app.py").write_text("print('laptop')\n")
+    if local == "commit":
+        git(p.laptop, "commit", "-q", "-am", "laptop commit")
+
+    what, ways = refusal(ocm(p.laptop, "pull"))
+    assert "that the Manager's copy of proj lacks" in what
+    assert ways[0].startswith("run `ocm push` to send them (the Manager has nothing newer)")
+    follow(ocm, p.laptop, ways[0])
+    assert ocm(p.laptop, "pull").returncode == 0  # and pulling is fine from there
+    assert (p.laptop / "src/app.py").read_text() == "print('laptop')\n"
+    assert (p.directory / "src/app.py").read_text() == "print('laptop')\n"
+    both_sides_equal(p)
+
+
+def test_several_repos_match_push_follows_ocm_use(
+    ocm: Cli,
+    pushed: Callable[..., Pushed],
+    tmp_path: Path,
+    isolated_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    p = pushed("proj")
+    ocm.manager.cli("repo", "add", str(p.laptop), "--name", "proj-copy")  # the same origin
+    copy = next(r for r in ocm.repos(p.laptop) if r["name"] == "proj-copy")
+    (isolated_env / ".config/opencode-manager/state.json").unlink()  # no repo used yet
+    # `ocm use` attaches: a stand-in `opencode` that leaves at once.
+    stand_in = tmp_path / "opencode"
+    stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo 1.18.33\nexit 0\n')
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("OCM_OPENCODE_BIN", str(stand_in))
+    (p.laptop / "README.md").write_text("for the copy\n")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+    assert "matches 2 Manager repos" in what and f"#{copy['repoId']} proj-copy" in what
+    assert ways[0].startswith("pick one with `ocm use <repoId>`")
+    assert ways[0].endswith("then run the command again: it takes the last used of them")
+    follow(ocm, p.laptop, f"`ocm use {copy['repoId']}`, then `ocm push`")
+    copy_dir = ocm.manager.data_dir / "repos" / "proj-copy"
+    assert (copy_dir / "README.md").read_text() == "for the copy\n"
+    assert (p.directory / "README.md").read_text() != "for the copy\n"
+
+
+def test_create_with_a_taken_name_follow_rename(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    pushed("proj")
+    other = rich_repo(
+        ocm.manager.data_dir.parent / "elsewhere" / "proj",
+        origin="https://example.invalid/another/proj.git",
+    )
+    what, ways = refusal(ocm(other, "push", "--create", "--yes"))
+    assert what.startswith("The Manager already has a ") and what.endswith(" proj")
+    assert ways[0].startswith("rename this checkout's folder")
+    renamed = other.with_name("proj-two")
+    os.rename(other, renamed)
+    follow(ocm, renamed, ways[0].replace("--create`", "--create --yes`"))
+    assert {r["name"] for r in ocm.repos(renamed)} == {"proj", "proj-two"}
+
+
+@pytest.mark.slow
+def test_tui_attached_says_since_when_and_both_ways_forward_work(
+    manager_factory: Callable[..., RunningManager], opencode_bin: str, tmp_path: Path
+) -> None:
+    manager = manager_factory("--opencode-bin", opencode_bin)
+    assert proctree.wait_until(
+        lambda: (
+            requests.get(f"{manager.url}/api/health", timeout=10).json()["opencode"]["state"]
+            == "running"
+        ),
+        timeout=120,
+    ), manager.log()
+    ocm = Cli(manager)
+    laptop = rich_repo(tmp_path / "laptop" / "proj")
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    directory = manager.data_dir / "repos" / "proj"
+    p = Pushed(laptop, 1, directory)
+    head_url = f"{manager.url}/api/internal/repo-mirror/1/head"
+    auth = {"Authorization": f"Bearer {manager.token}"}
+    stream_path = "/api/opencode-proxy/global/event?directory=" + quote(str(directory))
+
+    def attach() -> EventStream:
+        events = EventStream(manager.url, stream_path, auth)
+        assert events.status() == 200
+        events.read_until(b"server.connected")
+        return events
+
+    # 1. Only a TUI: close it and push again.
+    opened = time.time()
+    events = attach()
+    try:
+        head = requests.get(head_url, headers=auth, timeout=30).json()
+        assert head["inUse"] is True
+        assert opened - 5 <= head["inUseSince"] <= time.time() + 5
+        (laptop / "README.md").write_text("laptop edit\n")
+        what, ways = refusal(ocm(laptop, "push"))
+        clock = time.strftime("%H:%M", time.localtime(head["inUseSince"]))
+        assert re.fullmatch(
+            rf"a TUI is attached to proj \(since {clock}, (just now|\d+ min ago)\)", what
+        ), what
+        assert ways[0] == "close it and run `ocm push` again"
+        assert (directory / "README.md").read_text() != "laptop edit\n"
+    finally:
+        events.close()  # "close it"
+    assert proctree.wait_until(
+        lambda: requests.get(head_url, headers=auth, timeout=30).json()["inUse"] is False,
+        timeout=30,
+    )
+    follow(ocm, laptop, ways[0])
+    assert (directory / "README.md").read_text() == "laptop edit\n"
+
+    # 2. A TUI and an agent's uncommitted work: --force keeps that work as a stash there.
+    events = attach()
+    try:
+        agent_edits(p)
+        laptop_edits(p)
+        what, ways = refusal(ocm(laptop, "push"))
+        assert what.startswith("both sides changed: ") and "a TUI is attached to proj" in what
+        forced = next(way for way in ways if "`ocm push --force`" in way)
+        assert "keeps its uncommitted changes as a stash" in forced
+        follow(ocm, laptop, forced.split("(")[0])
+    finally:
+        events.close()
+    assert (directory / "src/app.py").read_text() == "print('laptop')\n"
+    # The agent's work, as promised: in the Manager's stash (untracked files included).
+    assert git(directory, "show", "stash@{0}:README.md") == "agent edit"
+    assert git(directory, "show", "stash@{0}^3:agent-notes.md") == "agent's untracked file"
