@@ -419,3 +419,35 @@ def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
             assert len(upstream.requests) == before
         finally:
             manager.stop()
+
+
+def _call(app: Any, environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen.update(status=status, headers=dict(headers))
+
+    body = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+def test_a_signed_out_page_load_goes_to_the_console_or_asks_for_a_sign_in() -> None:
+    from manager.web.opencode_app import OpencodeWebApp
+
+    page_load = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "HTTP_HOST": "vm.example:5004",
+        "HTTP_ACCEPT": "text/html,*/*",
+        "wsgi.url_scheme": "http",
+    }
+    app = OpencodeWebApp(_services({"console": 5003, "opencode_app": 5004}), proxy=None)  # type: ignore[arg-type]
+    status, headers, _ = _call(app, page_load)
+    assert status.startswith("303") and headers["Location"] == "http://vm.example:5003/signin"
+    # Behind --web-app-url the console's public address is unknown: a page says what to do.
+    behind_tls = OpencodeWebApp(_services({}, "https://code.example:8443"), proxy=None)  # type: ignore[arg-type]
+    status, headers, body = _call(behind_tls, page_load)
+    assert status.startswith("401") and headers["Content-Type"].startswith("text/html")
+    assert b"Sign in on the Manager's console" in body
+    status, _, body = _call(app, page_load | {"HTTP_ACCEPT": "application/json"})
+    assert status.startswith("401") and json.loads(body)["error"] == "not_signed_in"
