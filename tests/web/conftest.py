@@ -31,17 +31,18 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 COOKIE_NAME = "ocm_session"
+# Read at import: the autouse isolated_env fixture clears OCM_* before each test runs.
+CHROMIUM = os.environ.get("OCM_TEST_CHROMIUM") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    executable = os.environ.get("OCM_TEST_CHROMIUM") or "/usr/bin/chromium"
-    if not os.access(executable, os.X_OK):
-        pytest.fail(f"Chromium is not installed at {executable}; run the tests via scripts/test")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM}; run the tests via scripts/test")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -111,6 +111,8 @@ def _cookie_header(cookie: dict[str, Any]) -> dict[str, str]:
     return {"Cookie": f"{cookie['name']}={cookie['value']}"}
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
     live: Live,
     new_page: Callable[..., Any],
@@ -169,6 +171,8 @@ def test_a_session_from_ocm_is_seen_live_and_continued_in_the_browser(
     expect(notice).to_contain_text("terminal needs a WebSocket", timeout=30_000)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable[..., Any]) -> None:
     page = new_page()
     page.goto(live.app_url + "/")
@@ -190,6 +194,8 @@ def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable
     assert with_token.status_code == 401
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_signed_in_requests_follow_the_proxy_rules(
     live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
 ) -> None:
@@ -244,6 +250,8 @@ def test_signed_in_requests_follow_the_proxy_rules(
     assert shells.status_code == 200 and shells.json() == []
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_event_stream_is_live_counted_and_ends_with_the_sign_in(
     live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
 ) -> None:
@@ -342,6 +350,7 @@ def test_the_console_links_a_repo_to_its_sessions_on_the_host_the_browser_uses()
     assert app_url_for(directory, _services({"console": 5003}), "vm.example:5003") is None
 
 
+@pytest.mark.slow
 def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
     import subprocess
     import sys
@@ -375,6 +384,7 @@ def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
     tmp_path: Path, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
 ) -> None:
@@ -419,3 +429,35 @@ def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
             assert len(upstream.requests) == before
         finally:
             manager.stop()
+
+
+def _call(app: Any, environ: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        seen.update(status=status, headers=dict(headers))
+
+    body = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], body
+
+
+def test_a_signed_out_page_load_goes_to_the_console_or_asks_for_a_sign_in() -> None:
+    from manager.web.opencode_app import OpencodeWebApp
+
+    page_load = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "HTTP_HOST": "vm.example:5004",
+        "HTTP_ACCEPT": "text/html,*/*",
+        "wsgi.url_scheme": "http",
+    }
+    app = OpencodeWebApp(_services({"console": 5003, "opencode_app": 5004}), proxy=None)  # type: ignore[arg-type]
+    status, headers, _ = _call(app, page_load)
+    assert status.startswith("303") and headers["Location"] == "http://vm.example:5003/signin"
+    # Behind --web-app-url the console's public address is unknown: a page says what to do.
+    behind_tls = OpencodeWebApp(_services({}, "https://code.example:8443"), proxy=None)  # type: ignore[arg-type]
+    status, headers, body = _call(behind_tls, page_load)
+    assert status.startswith("401") and headers["Content-Type"].startswith("text/html")
+    assert b"Sign in on the Manager's console" in body
+    status, _, body = _call(app, page_load | {"HTTP_ACCEPT": "application/json"})
+    assert status.startswith("401") and json.loads(body)["error"] == "not_signed_in"

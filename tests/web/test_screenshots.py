@@ -1,11 +1,14 @@
 """The README's pictures of the console, taken from a real Manager in a real browser.
 
-Writes ``docs/console-*.png`` in the checkout (committed; the README shows them), desktop and
-phone width, light and dark, so the pictures never drift from what the pages look like.
+Desktop and phone width, light and dark. Every run takes them (and checks them) in a temporary
+directory; with ``OCM_UPDATE_SCREENSHOTS=1`` they replace ``docs/console-*.png`` in the
+checkout, which the README shows — so a test run does not dirty the tree, and one command
+brings the pictures up to date with the pages.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,8 @@ from tests.web.test_console_opencode import live  # noqa: F401 - the fixture
 pytestmark = pytest.mark.slow
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+# Read at import: the autouse isolated_env fixture clears OCM_* before each test runs.
+UPDATE = os.environ.get("OCM_UPDATE_SCREENSHOTS") == "1"
 DESKTOP = {"width": 1180, "height": 620}
 PHONE = {"width": 390, "height": 780}
 
@@ -34,8 +39,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def shoot(page: Any, name: str, **options: Any) -> Path:
-    path = DOCS / name
+def shoot(page: Any, folder: Path, name: str, **options: Any) -> Path:
+    path = folder / name
     page.screenshot(path=str(path), **options)
     assert path.stat().st_size < 400_000, f"{name} is too big for the README"
     return path
@@ -46,8 +51,10 @@ def test_screenshots_for_the_readme(
     new_page: Callable[..., Any],
     sign_in: Callable[..., Any],
     git_repo: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
-    DOCS.mkdir(exist_ok=True)
+    folder = DOCS if UPDATE else tmp_path / "docs"
+    folder.mkdir(exist_ok=True)
     sources = [
         git_repo("webapp", origin="git@github.com:acme/webapp.git"),
         git_repo("payments", origin="git@github.com:acme/payments.git"),
@@ -56,7 +63,7 @@ def test_screenshots_for_the_readme(
     page.goto(live.url)
     page.fill("#token", "not-the-token")
     page.click("button[type=submit]")
-    signin = shoot(page, "console-signin.png")
+    signin = shoot(page, folder, "console-signin.png")
 
     sign_in(page, live)
     for source in sources:
@@ -92,7 +99,7 @@ def test_screenshots_for_the_readme(
     webapp_row.locator("[data-label='Last push']", has_text="bob-x1").wait_for()
     webapp_row.locator("[data-label='OpenCode sessions']", has_text="1").wait_for()
     webapp_row.locator("[data-label=Uncommitted]", has_text="1 file").wait_for()
-    desktop = shoot(page, "console-repos.png")
+    desktop = shoot(page, folder, "console-repos.png")
 
     phone = new_page(viewport=PHONE, color_scheme="dark", is_mobile=True, has_touch=True)
     sign_in(phone, live)
@@ -100,17 +107,17 @@ def test_screenshots_for_the_readme(
     # On a phone the table turns into one card per repo, every value labelled.
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert phone.locator("thead").is_hidden()
-    phone_shot = shoot(phone, "console-repos-phone.png")
+    phone_shot = shoot(phone, folder, "console-repos-phone.png")
 
     page.click("nav >> text=Settings")
     page.check("input[name=confirm]")
     page.click("button.danger")
     hidden = {"mask": [page.locator("#new-token")], "mask_color": "#9aa4ae"}
-    token_shot = shoot(page, "console-token.png", **hidden)
+    token_shot = shoot(page, folder, "console-token.png", **hidden)
 
     page.click("nav >> text=Health")
     page.locator("dl.facts", has_text="running").wait_for()
-    health = shoot(page, "console-health.png")
+    health = shoot(page, folder, "console-health.png")
 
     assert png_size(desktop) == (DESKTOP["width"], DESKTOP["height"])
     assert png_size(phone_shot) == (PHONE["width"], PHONE["height"])

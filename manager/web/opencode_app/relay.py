@@ -14,7 +14,6 @@ page carries a small script of ours that shows that message when it happens.
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Iterator
@@ -90,19 +89,15 @@ def _wants_page(environ: dict[str, Any]) -> bool:
     )
 
 
-def _signin_page(start_response: Any, console: str | None) -> list[bytes]:
-    where = (
-        f'<a href="{html.escape(console)}/signin">the Manager\'s console</a>'
-        if console
-        else "the Manager's console"
-    )
+def _signin_page(start_response: Any) -> list[bytes]:
+    """For a page load when the console's public address is unknown (``--web-app-url``)."""
     body = (
-        "<!doctype html><meta charset=utf-8>"
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>Sign in first</title>"
-        "<p>This is OpenCode's web app on the ocm Manager. "
-        f"Sign in on {where} with the Manager token first, then reload this page.</p>"
-    ).encode()
+        b"<!doctype html><meta charset=utf-8>"
+        b'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        b"<title>Sign in first</title>"
+        b"<p>This is OpenCode's web app on the ocm Manager. Sign in on the Manager's console"
+        b" with the Manager token first, then reload this page.</p>"
+    )
     start_response(
         "401 Unauthorized",
         [
@@ -247,7 +242,7 @@ class OpencodeWebApp:
                         [("Location", console + "/signin"), ("Content-Length", "0")],
                     )
                     return [b""]
-                return _signin_page(start_response, console)
+                return _signin_page(start_response)
             raise not_signed_in()
         if not origin_ok(environ):
             raise cross_origin()
