@@ -55,6 +55,7 @@ RAW_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # How many connections beyond the limit to free at once, so that a burst of new clients
 # does not make the event loop look for room at every connection.
 ROOM = 32
+WARN_EVERY = 60.0  # a flood of connections is worth one log line a minute, not thousands
 PARSER_HOOKS = ("received", "close", "headers_finished", "completed", "body_bytes_received")
 CHANNEL_HOOKS = ("received", "handle_close", "parser_class", "last_activity", "will_close")
 SERVER_HOOKS = ("maintenance", "readable", "active_channels", "_map", "channel_class", "adj")
@@ -97,6 +98,8 @@ class Guard:
         self.upload_budget = upload_budget
         self._lock = threading.Lock()
         self.uploading = 0  # body bytes announced or received by requests not yet closed
+        self.evicted = 0
+        self.warned_at = -WARN_EVERY
 
     def reserve(self, count: int) -> bool:
         with self._lock:
@@ -169,12 +172,14 @@ class Guard:
         victims = idle[:excess]
         for channel in victims:
             channel.handle_close()
-        if victims:
+        self.evicted += len(victims)
+        if victims and time.monotonic() - self.warned_at > WARN_EVERY:
+            self.warned_at = time.monotonic()
             log.warning(
                 "at the connection limit (%d): closed %d idle connections that never"
-                " showed the token",
+                " showed the token so far",
                 limit,
-                len(victims),
+                self.evicted,
             )
 
 

@@ -149,6 +149,7 @@ def many_descriptors() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@pytest.mark.slow
 def test_a_thousand_silent_connections_lock_nobody_out(manager, many_descriptors):
     silent: list[socket.socket] = []
     try:
@@ -170,6 +171,7 @@ def test_a_thousand_silent_connections_lock_nobody_out(manager, many_descriptors
             sock.close()
 
 
+@pytest.mark.slow
 def test_a_connection_that_sends_no_head_is_closed_but_one_with_the_token_stays(manager_factory):
     manager = manager_factory("--no-opencode", "--head-timeout", "1")
     request = b"GET %s HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer %s\r\n\r\n" % (
@@ -211,6 +213,7 @@ def _ocm(manager: RunningManager, cwd: Path, *args: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_factory, tmp_path):
     manager = manager_factory("--no-opencode", "--stall-timeout", "2")
     laptop = make_repo(tmp_path / "laptop" / "big", origin="https://example.invalid/org/big.git")

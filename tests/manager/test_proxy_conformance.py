@@ -88,6 +88,7 @@ def test_a_pipelined_expect_100_continue_behind_a_relayed_request_gets_its_100(p
     assert upstream.last().body_length == 2
 
 
+@pytest.mark.slow
 def test_a_client_that_half_closes_still_gets_its_answer(proxied, upstream):
     before = upstream.recorder.abandoned
     with _connect(proxied) as sock:
