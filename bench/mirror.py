@@ -19,8 +19,7 @@ Manager through it, ``rsync`` its daemon, ``tar -c`` its ``tar -x``; the relay c
 crosses it each way. Links: ``local`` (the relay only counts) and ``shaped`` (the relay paces
 each direction to 20 Mbit/s and delays it by 20 ms: user space, because this kernel has no
 ``netem``). Whatever implementation is in this tree is measured: ``ocm`` and the Manager run
-from this checkout (``PYTHONPATH``), with the client's own defaults for a Manager on this
-host (``--gzip`` overrides ``OCM_MIRROR_GZIP``).
+from this checkout (``PYTHONPATH``).
 
 The links share one state: the shaped rows continue where the local ones left off. Bounded:
 every transfer has a time limit; over the shaped link, rsync's full copies are not repeated
@@ -79,6 +78,7 @@ TEXT_SUFFIXES = (".py", ".ts", ".md")
 KB = 1000
 ONE_FILE_BYTES = 100 * KB  # the goal: one changed file costs at most this each way
 BIG_REPO = 150_000_000
+STARTED = time.monotonic()
 WORK_SPACE = 6 << 30  # a repo's run holds about six copies of it at once
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -182,7 +182,7 @@ def edit(paths: list[str], roots: list[Path], tag: str) -> None:
 class OcmSide:
     """A real Manager and the ``ocm`` CLI reaching it through a counting relay."""
 
-    def __init__(self, work: Path, gzip: str) -> None:
+    def __init__(self, work: Path) -> None:
         common = {"PYTHONPATH": str(ROOT), **IDENTITY}
         manager_env = {**isolated_environ(work / "manager-home"), **common}
         self.manager = start_manager(
@@ -196,8 +196,6 @@ class OcmSide:
             "OPENCODE_MANAGER_URL": self.relay.url,
             "OCM_TOKEN": self.manager.token,
         }
-        if gzip != "auto":
-            self.env["OCM_MIRROR_GZIP"] = gzip
 
     def run(self, cwd: Path, *args: str) -> None:
         done = subprocess.run(
@@ -241,7 +239,6 @@ class Options:
     full_shaped: set[str]
     shaped_max: float
     rounds: int
-    gzip: str
     work: Path
     keep: bool
 
@@ -262,7 +259,7 @@ class RepoRun:
         if not opts.keep:
             stack.callback(shutil.rmtree, self.work, ignore_errors=True)
         self.laptop = self.checkout(self.work / repo.kind)  # its folder names the Manager repo
-        self.ocm = OcmSide(self.work, opts.gzip)
+        self.ocm = OcmSide(self.work)
         stack.callback(self.ocm.close)
         self.remote, self.rsync_laptop = self.work / "rsync-remote", self.work / "rsync-laptop"
         self.rsync = RsyncDaemon(self.work, self.remote)
@@ -288,7 +285,11 @@ class RepoRun:
 
     def record(self, link: str, label: str, row: Row) -> None:
         self.tables[link].rows[label] = row
-        print(f"  {self.repo.kind} over {link}: {label}: {_brief(row)}", file=sys.stderr)
+        minutes = (time.monotonic() - STARTED) / 60
+        print(
+            f"  [{minutes:4.1f} min] {self.repo.kind} over {link}: {label}: {_brief(row)}",
+            file=sys.stderr,
+        )
 
     def full_copies(self) -> None:
         """The first push and the fresh pull; unmeasured set-up when ``local`` is not asked."""
@@ -425,7 +426,9 @@ def _median(samples: list[Sample]) -> Sample:
 
 
 def _brief(row: Row) -> str:
-    return ", ".join(f"{tool} {_seconds(row[tool])}" for tool in TOOLS if tool in row)
+    return ", ".join(
+        f"{tool} {_seconds(row[tool])} ({_wire(row[tool])})" for tool in TOOLS if tool in row
+    )
 
 
 # ------------------------------------------------------------------ the table
@@ -601,7 +604,6 @@ def main() -> int:
         default=3,
         help="runs of the one-file push and pull (the table shows the median)",
     )
-    parser.add_argument("--gzip", choices=("auto", "0", "1"), default="auto")
     parser.add_argument("--quick", action="store_true", help="changes 1,100; no full shaped runs")
     parser.add_argument("--cache", type=Path, default=default_cache())
     parser.add_argument(
@@ -623,7 +625,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     start, began = time.monotonic(), time.time()
     repos = [describe(kind, cached(kind, args.cache)) for kind in args.repos]
-    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=args.work or work_place(args.cache)))
+    place = args.work or work_place(args.cache)
+    place.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=place))
     links = [link for link in LINKS if link in args.links]
     if not links or set(args.links) - set(LINKS):
         parser.error(f"--links takes {', '.join(LINKS)}")
@@ -633,7 +637,6 @@ def main() -> int:
         set(args.full_shaped),
         args.shaped_max,
         args.rounds,
-        args.gzip,
         work,
         args.keep,
     )
