@@ -1,7 +1,8 @@
 """``ocm push`` / ``ocm pull`` next to ``rsync -a --delete`` and a raw ``tar -c | tar -x``.
 
     .venv/bin/python bench/mirror.py [--quick] [--repos generated,history]
-        [--changes 1,100,1000] [--links local,shaped] [--full-shaped history] [--cache DIR]
+        [--changes 1,100,1000] [--links local,shaped] [--full-shaped history] [--rounds 3]
+        [--shaped-max 30] [--cache DIR] [--work DIR] [--keep]
 
 For each repo (generated once, cached: see ``bench/mirror_repos.py``) a fresh real Manager
 (``--no-opencode``, as the tests start it) and, side by side in the same run, on each link:
@@ -9,7 +10,8 @@ For each repo (generated once, cached: see ``bench/mirror_repos.py``) a fresh re
 - the first push into a new Manager repo (``ocm push --create --yes``) and a pull into a
   fresh clone (``git init`` + origin, ``ocm pull``);
 - a push and a pull of 1, 100 and 1,000 changed files (one line replaced in each; the pull's
-  changes are made in the Manager's checkout, as an agent would);
+  changes are made in the Manager's checkout, as an agent would), then one more one-file
+  push with all of those changes still uncommitted;
 - each next to ``rsync -a --delete`` of the same change (between two copies of its own, via
   an rsync daemon) and a raw ``tar -c | tar -x`` of the same files (all files for the first
   push and the fresh pull, the changed ones otherwise).
@@ -19,10 +21,10 @@ Manager through it, ``rsync`` its daemon, ``tar -c`` its ``tar -x``; the relay c
 crosses it each way. Links: ``local`` (the relay only counts) and ``shaped`` (the relay paces
 each direction to 20 Mbit/s and delays it by 20 ms: user space, because this kernel has no
 ``netem``). Whatever implementation is in this tree is measured: ``ocm`` and the Manager run
-from this checkout (``PYTHONPATH``), with the client's own defaults for a Manager on this
-host (``--gzip`` overrides ``OCM_MIRROR_GZIP``).
+from this checkout (``PYTHONPATH``).
 
-The links share one state: the shaped rows continue where the local ones left off. Bounded:
+The links share one Manager and checkout: before the shaped series, the local series'
+changes are committed and pushed (unmeasured), so both start clean. Bounded:
 every transfer has a time limit; over the shaped link, rsync's full copies are not repeated
 (they move what tar moves), the first push (into a second Manager repo, from a copy with
 another origin) and fresh pull run only for the repos in ``--full-shaped``, and a change
@@ -79,6 +81,7 @@ TEXT_SUFFIXES = (".py", ".ts", ".md")
 KB = 1000
 ONE_FILE_BYTES = 100 * KB  # the goal: one changed file costs at most this each way
 BIG_REPO = 150_000_000
+STARTED = time.monotonic()
 WORK_SPACE = 6 << 30  # a repo's run holds about six copies of it at once
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Bench",
@@ -159,9 +162,15 @@ def describe(kind: str, source: Path) -> Repo:
     return Repo(kind, source, names, sorted(texts), total, git_bytes, summary)
 
 
-def _git(cwd: Path, *args: str) -> str:
+def _git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=300
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env} if env else None,
     ).stdout.strip()
 
 
@@ -182,7 +191,7 @@ def edit(paths: list[str], roots: list[Path], tag: str) -> None:
 class OcmSide:
     """A real Manager and the ``ocm`` CLI reaching it through a counting relay."""
 
-    def __init__(self, work: Path, gzip: str) -> None:
+    def __init__(self, work: Path) -> None:
         common = {"PYTHONPATH": str(ROOT), **IDENTITY}
         manager_env = {**isolated_environ(work / "manager-home"), **common}
         self.manager = start_manager(
@@ -196,8 +205,6 @@ class OcmSide:
             "OPENCODE_MANAGER_URL": self.relay.url,
             "OCM_TOKEN": self.manager.token,
         }
-        if gzip != "auto":
-            self.env["OCM_MIRROR_GZIP"] = gzip
 
     def run(self, cwd: Path, *args: str) -> None:
         done = subprocess.run(
@@ -241,7 +248,6 @@ class Options:
     full_shaped: set[str]
     shaped_max: float
     rounds: int
-    gzip: str
     work: Path
     keep: bool
 
@@ -262,7 +268,7 @@ class RepoRun:
         if not opts.keep:
             stack.callback(shutil.rmtree, self.work, ignore_errors=True)
         self.laptop = self.checkout(self.work / repo.kind)  # its folder names the Manager repo
-        self.ocm = OcmSide(self.work, opts.gzip)
+        self.ocm = OcmSide(self.work)
         stack.callback(self.ocm.close)
         self.remote, self.rsync_laptop = self.work / "rsync-remote", self.work / "rsync-laptop"
         self.rsync = RsyncDaemon(self.work, self.remote)
@@ -288,7 +294,11 @@ class RepoRun:
 
     def record(self, link: str, label: str, row: Row) -> None:
         self.tables[link].rows[label] = row
-        print(f"  {self.repo.kind} over {link}: {label}: {_brief(row)}", file=sys.stderr)
+        minutes = (time.monotonic() - STARTED) / 60
+        print(
+            f"  [{minutes:4.1f} min] {self.repo.kind} over {link}: {label}: {_brief(row)}",
+            file=sys.stderr,
+        )
 
     def full_copies(self) -> None:
         """The first push and the fresh pull; unmeasured set-up when ``local`` is not asked."""
@@ -349,55 +359,66 @@ class RepoRun:
         return where
 
     def changes(self, link: str) -> None:
-        """A push and a pull of each number of changed files, every tool side by side."""
-        shaped, local = link == "shaped", self.tables.get("local")
-        repo, ocm, rsync, tar = self.repo, self.ocm, self.rsync, self.tar
-        manager_copy = ocm.checkout(repo.kind)
+        """A push and a pull of each number of changed files, every tool side by side.
+
+        Each series starts from a clean checkout (what the one before changed is committed
+        and pushed, unmeasured), and ends with one more one-file push, made with all of the
+        series' changes still uncommitted.
+        """
+        if self.tables[link] is not next(iter(self.tables.values())):
+            self.commit_everything()
         for count in self.opts.changes:
             for direction in ("push", "pull"):
                 label = f"{direction}, {count:,} file{'s' if count > 1 else ''} changed"
-                runs: dict[str, list[Sample]] = {tool: [] for tool in TOOLS}
-                for round_ in range(self.opts.rounds if count == 1 else 1):
-                    rng = random.Random(f"{repo.kind}-{link}-{direction}-{count}-{round_}")
-                    paths = rng.sample(repo.texts, min(count, len(repo.texts)))
-                    tag = f"{link} {direction} {count}"
-                    if direction == "push":
-                        edit(paths, [self.laptop, self.rsync_laptop], tag)
-                        source = self.laptop
-                        actions = {
-                            "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "push")),
-                            "rsync": (
-                                rsync.relay,
-                                lambda: rsync.push(self.rsync_laptop, self.excludes),
-                            ),
-                        }
-                    else:  # an agent changed them on the Manager
-                        edit(paths, [manager_copy, self.remote], tag)
-                        source = manager_copy
-                        actions = {
-                            "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "pull")),
-                            "rsync": (
-                                rsync.relay,
-                                lambda: rsync.pull(self.rsync_laptop, self.excludes),
-                            ),
-                        }
-                    actions["tar"] = (
-                        tar.relay,
-                        lambda s=source, p=paths: tar.copy(s, p, self.tar_dest),
-                    )
-                    for tool, (relay, action) in actions.items():
-                        before = local.rows.get(label, {}).get(tool) if shaped and local else None
-                        if before and before.wire * 8 / SHAPE.rate > self.opts.shaped_max:
-                            # Too long to wait for over the shaped link: keep the state
-                            # moving unshaped, and estimate the time from the local bytes.
-                            self.step(relay, None, action)
-                            seconds = before.wire * 8 / SHAPE.rate
-                            runs[tool].append(
-                                Sample(seconds, before.up, before.down, estimated=True)
-                            )
-                        else:
-                            runs[tool].append(self.step(relay, shaped, action))
-                self.record(link, label, {tool: _median(runs[tool]) for tool in TOOLS})
+                rounds = self.opts.rounds if count == 1 else 1
+                runs = [self.change(link, label, direction, count, n) for n in range(rounds)]
+                self.record(
+                    link, label, {tool: _median([run[tool] for run in runs]) for tool in TOOLS}
+                )
+        pending = len(_git(self.laptop, "status", "--porcelain", "-uno").splitlines())
+        label = f"push, 1 file changed, {pending:,} uncommitted before it"
+        self.record(link, label, self.change(link, label, "push", 1, 0))
+
+    def commit_everything(self) -> None:
+        """Commit what the laptop has and push it: the next series starts clean."""
+        message = "bench: the changes so far"
+        _git(self.laptop, "commit", "-q", "-a", "--allow-empty", "-m", message, env=IDENTITY)
+        self.step(self.ocm.relay, None, lambda: self.ocm.run(self.laptop, "push"))
+
+    def change(self, link: str, label: str, direction: str, count: int, round_: int) -> Row:
+        """Change ``count`` files on one side, then carry it over with each tool."""
+        shaped, local = link == "shaped", self.tables.get("local")
+        repo, ocm, rsync, tar = self.repo, self.ocm, self.rsync, self.tar
+        rng = random.Random(f"{repo.kind}-{label}-{round_}")
+        paths = rng.sample(repo.texts, min(count, len(repo.texts)))
+        tag = f"{link} {label} {round_}"
+        if direction == "push":
+            edit(paths, [self.laptop, self.rsync_laptop], tag)
+            source = self.laptop
+            actions = {
+                "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "push")),
+                "rsync": (rsync.relay, lambda: rsync.push(self.rsync_laptop, self.excludes)),
+            }
+        else:  # an agent changed them on the Manager
+            source = ocm.checkout(repo.kind)
+            edit(paths, [source, self.remote], tag)
+            actions = {
+                "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "pull")),
+                "rsync": (rsync.relay, lambda: rsync.pull(self.rsync_laptop, self.excludes)),
+            }
+        actions["tar"] = (tar.relay, lambda: tar.copy(source, paths, self.tar_dest))
+        row: Row = {}
+        for tool, (relay, action) in actions.items():
+            before = local.rows.get(label, {}).get(tool) if shaped and local else None
+            if before and before.wire * 8 / SHAPE.rate > self.opts.shaped_max:
+                # Too long to wait for over the shaped link: keep the state moving
+                # unshaped, and estimate the time from the local run's bytes.
+                self.step(relay, None, action)
+                seconds = before.wire * 8 / SHAPE.rate
+                row[tool] = Sample(seconds, before.up, before.down, estimated=True)
+            else:
+                row[tool] = self.step(relay, shaped, action)
+        return row
 
 
 def run_repo(repo: Repo, opts: Options) -> list[Table]:
@@ -425,7 +446,9 @@ def _median(samples: list[Sample]) -> Sample:
 
 
 def _brief(row: Row) -> str:
-    return ", ".join(f"{tool} {_seconds(row[tool])}" for tool in TOOLS if tool in row)
+    return ", ".join(
+        f"{tool} {_seconds(row[tool])} ({_wire(row[tool])})" for tool in TOOLS if tool in row
+    )
 
 
 # ------------------------------------------------------------------ the table
@@ -601,7 +624,6 @@ def main() -> int:
         default=3,
         help="runs of the one-file push and pull (the table shows the median)",
     )
-    parser.add_argument("--gzip", choices=("auto", "0", "1"), default="auto")
     parser.add_argument("--quick", action="store_true", help="changes 1,100; no full shaped runs")
     parser.add_argument("--cache", type=Path, default=default_cache())
     parser.add_argument(
@@ -623,7 +645,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     start, began = time.monotonic(), time.time()
     repos = [describe(kind, cached(kind, args.cache)) for kind in args.repos]
-    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=args.work or work_place(args.cache)))
+    place = args.work or work_place(args.cache)
+    place.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="ocm-bench-", dir=place))
     links = [link for link in LINKS if link in args.links]
     if not links or set(args.links) - set(LINKS):
         parser.error(f"--links takes {', '.join(LINKS)}")
@@ -633,7 +657,6 @@ def main() -> int:
         set(args.full_shaped),
         args.shaped_max,
         args.rounds,
-        args.gzip,
         work,
         args.keep,
     )

@@ -132,6 +132,9 @@ def receive(
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
     """
+    # git runs in the repo with paths to staging in its environment: they must be absolute
+    # (a Manager started with a relative --data-dir has relative ones).
+    root, staging_dir = root.absolute(), staging_dir.absolute()
     work = new_workdir(same_filesystem(staging_dir, root))
     committed = undone = False
     try:

@@ -256,3 +256,14 @@ def test_ignored_file_the_sender_sends_is_refused_then_kept_aside(tmp_path: Path
     kept = list((receiver / ".git/ocm-overwritten").glob("*/settings.local"))
     assert [p.read_text() for p in kept] == ["receiver's private settings\n"]
     assert any("ocm-overwritten" in line for line in result.saved)
+
+
+def test_relative_paths_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Manager started with a relative ``--data-dir`` hands relative paths to the mirror."""
+    sender = rich_repo(tmp_path / "sender")
+    receiver = _clone(sender, tmp_path / "receiver")
+    (sender / "README.md").write_text("through relative paths\n")
+    monkeypatch.chdir(tmp_path)
+    transfer(Path("sender"), Path("receiver"), Path("."))
+    assert (receiver / "README.md").read_text() == "through relative paths\n"
+    assert tree_listing(receiver) == tree_listing(sender)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import subprocess
 import threading
 import time
@@ -21,6 +22,7 @@ from ocm.mirror import pack, send, wire
 from tests.mirror.conftest import Cli, Pushed
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.support.git import git
+from tests.support.processes import ocm_command
 
 
 def _sent(stdout: str) -> float:
@@ -168,11 +170,39 @@ def test_pull_applies_its_own_limits(
     assert (p.laptop / "huge.bin").stat().st_size == 3 << 20
 
 
+def test_a_pull_that_would_fill_the_disk_stops_and_changes_nothing(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """RLIMIT_FSIZE on ``ocm pull``: writing a file past 1 MB fails as on a full disk."""
+    p = pushed("proj")
+    (p.directory / "big.bin").write_bytes(b"\0" * (4 << 20))  # a small pack, a 4 MB file
+    before = repo_listing(p.laptop)
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
+
+    done = subprocess.run(
+        ocm_command("pull"),
+        cwd=p.laptop,
+        env=ocm.env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        preexec_fn=small_files,
+    )
+    assert done.returncode == 1, done
+    assert "disk is full" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert repo_listing(p.laptop) == before
+    assert not list((p.laptop / ".git/ocm-staging").glob("*"))
+
+
 def test_a_stalled_download_releases_the_repo_when_closed(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    (p.directory / "big.bin").write_bytes(os.urandom(24 << 20))  # more than socket buffers
+    # More than waitress buffers (16 MB) plus both sockets' buffers hold.
+    (p.directory / "big.bin").write_bytes(os.urandom(64 << 20))
     url = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/down"
     auth = {"Authorization": f"Bearer {ocm.manager.token}"}
     response = requests.get(url, params={"v": "2"}, headers=auth, stream=True, timeout=60)
@@ -257,7 +287,7 @@ def stand_in() -> Iterator[str]:
 
 def _run_ocm(url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*_ocm(), *args],
+        ocm_command(*args),
         cwd=cwd,
         env={**os.environ, "OPENCODE_MANAGER_URL": url, "OCM_TOKEN": "t" * 20, **env},
         capture_output=True,
@@ -326,12 +356,6 @@ def test_a_hostile_managers_pack_is_refused_by_the_laptop(stand_in: str, tmp_pat
         assert repo_listing(laptop) == before, name
         assert not list((laptop / ".git/ocm-staging").glob("*")), name
     assert not Path("/tmp/ocm-hostile-pull-hook").exists()
-
-
-def _ocm() -> list[str]:
-    from tests.support.processes import ocm_command
-
-    return ocm_command()
 
 
 def test_the_snapshot_is_the_same_commit_while_nothing_changes(tmp_path: Path) -> None:
