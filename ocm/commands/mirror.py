@@ -402,7 +402,12 @@ def _download(
             response = client.request(
                 "GET",
                 f"{MIRROR_PATH}/{ws.repo_id}/down",
-                params={wire.VERSION_PARAM: str(wire.VERSION), "have": assumed},
+                params={
+                    wire.VERSION_PARAM: str(wire.VERSION),
+                    "have": assumed,
+                    # For the console's "last pull": which laptop and checkout.
+                    "from": f"{os.uname().nodename}:{root}",
+                },
                 stream=True,
                 read_timeout=TRANSFER_TIMEOUT,
             )

@@ -233,7 +233,7 @@ def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_
     sleeper.connect(_address(manager))
     try:
         sleeper.sendall(
-            b"GET /api/internal/repo-mirror/%d/down HTTP/1.1\r\nHost: m\r\n"
+            b"GET /api/internal/repo-mirror/%d/down?v=2 HTTP/1.1\r\nHost: m\r\n"
             b"Authorization: Bearer %s\r\n\r\n" % (repo_id, manager.token.encode())
         )
         assert sleeper.recv(1024).startswith(b"HTTP/1.1 200")

@@ -174,34 +174,52 @@ def test_health_shows_versions_disk_and_the_logs(console: tuple[RunningManager, 
     assert any("console sign-in" in line for line in data["logs"]["manager.log"])
 
 
+def laptop_round_trip(manager: RunningManager, source: Path, laptop: Path) -> Path:
+    """A laptop clones ``source`` (so its origin matches the Manager's copy), runs
+    `ocm pull`, commits a change and runs `ocm push`: the console's "last pull" and "last push".
+    Returns the checkout."""
+    git(laptop.parent, "clone", "-q", str(source), laptop.name)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OPENCODE_MANAGER_URL": manager.url,
+        "OCM_TOKEN": manager.token,
+    }
+    for args in (("pull",), ("push",)):
+        if args == ("push",):
+            write_files(laptop, {"from-the-laptop.txt": "hello\n"})
+            git(laptop, "add", "-A")
+            git(laptop, "commit", "-q", "-m", "from the laptop")
+        done = subprocess.run(
+            ocm_command(*args),
+            cwd=laptop,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+    return laptop
+
+
 def test_last_push_and_pull_show_when_and_from_where(
-    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path], tmp_path: Path
 ) -> None:
     manager, page = console
-    page.fill("input[name=source]", str(git_repo("shared")))
+    source = git_repo("shared")
+    page.fill("input[name=source]", str(source))
     page.click("text=Add repo")
     shared = row(page, "shared")
     shared.locator(".state-ready").wait_for()
     assert shared.locator("[data-label='Last pull']").inner_text() == "—"
-    repo_id = json_twin(page, "/repos?format=json")["repos"][0]["id"]
-    mirror = f"{manager.url}/api/internal/repo-mirror/{repo_id}"
 
-    # A laptop pulls (`ocm pull` asks for the archive) and pushes the same tree back.
-    pulled = requests.get(
-        f"{mirror}/down", params={"from": "laptop-a:/home/a/shared"}, headers=bearer(manager.token)
-    )
-    assert pulled.status_code == 200, pulled.text
-    shared.locator("[data-label='Last pull']", has_text="laptop-a:/home/a/shared").wait_for()
+    (tmp_path / "laptop").mkdir()
+    laptop = laptop_round_trip(manager, source, tmp_path / "laptop" / "shared")
+    label = f"{os.uname().nodename}:{laptop}"
+    shared.locator("[data-label='Last pull']", has_text=label).wait_for()
+    shared.locator("[data-label='Last push']", has_text=label).wait_for()
     assert "(127.0.0.1)" in shared.locator("[data-label='Last pull']").inner_text()
-    pushed = requests.post(
-        f"{mirror}/up",
-        params={"from": "laptop-b:/work/shared", "force": "1"},
-        data=pulled.content,
-        headers=bearer(manager.token),
-        timeout=60,
-    )
-    assert pushed.status_code == 200, pushed.text
-    shared.locator("[data-label='Last push']", has_text="laptop-b:/work/shared").wait_for()
     last_push = json_twin(page, "/repos?format=json")["repos"][0]["lastPush"]
-    assert last_push["from"] == "laptop-b:/work/shared (127.0.0.1)"
+    assert last_push["from"] == f"{label} (127.0.0.1)"
     assert last_push["at"].endswith("Z")

@@ -20,7 +20,7 @@ import requests
 from tests.support.auth import bearer
 from tests.support.git import write_files
 from tests.support.processes import RunningManager
-from tests.web.test_console import json_twin, row
+from tests.web.test_console import json_twin, laptop_round_trip, row
 from tests.web.test_console_opencode import live  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -73,20 +73,9 @@ def test_screenshots_for_the_readme(
     repos = {r["name"]: r for r in json_twin(page, "/repos?format=json")["repos"]}
     webapp = repos["webapp"]
     # Someone pulled and pushed, started a session, and left a change on the Manager.
-    mirror = f"{live.url}/api/internal/repo-mirror/{webapp['id']}"
-    pulled = requests.get(
-        f"{mirror}/down",
-        params={"from": "alice-mbp:/Users/alice/webapp"},
-        headers=bearer(live.token),
-        timeout=60,
-    )
-    requests.post(
-        f"{mirror}/up",
-        params={"from": "bob-x1:/home/bob/src/webapp", "force": "1"},
-        data=pulled.content,
-        headers=bearer(live.token),
-        timeout=60,
-    ).raise_for_status()
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    laptop_round_trip(live, sources[0], laptop / "webapp")
     requests.post(
         f"{live.url}/api/opencode-proxy/session",
         params={"directory": webapp["directory"]},
@@ -96,14 +85,15 @@ def test_screenshots_for_the_readme(
     ).raise_for_status()
     write_files(Path(webapp["directory"]), {"TODO.md": "- ship it\n"})
     webapp_row = row(page, "webapp")
-    webapp_row.locator("[data-label='Last push']", has_text="bob-x1").wait_for()
+    webapp_row.locator("[data-label='Last push']", has_text=os.uname().nodename).wait_for()
     webapp_row.locator("[data-label='OpenCode sessions']", has_text="1").wait_for()
     webapp_row.locator("[data-label=Uncommitted]", has_text="1 file").wait_for()
     desktop = shoot(page, folder, "console-repos.png")
 
     phone = new_page(viewport=PHONE, color_scheme="dark", is_mobile=True, has_touch=True)
     sign_in(phone, live)
-    row(phone, "webapp").locator("[data-label='Last push']", has_text="bob-x1").wait_for()
+    last_push = row(phone, "webapp").locator("[data-label='Last push']")
+    last_push.filter(has_text=os.uname().nodename).wait_for()
     # On a phone the table turns into one card per repo, every value labelled.
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert phone.locator("thead").is_hidden()
