@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ocm.opencode import own_copy, pinned_spec
+
 log = logging.getLogger("manager.opencode")
 
 USERNAME = "opencode"
@@ -106,7 +108,8 @@ class Upstream:
     def describe(self) -> str:
         if self.state == UNAVAILABLE:
             return (
-                "OpenCode is not installed on the Manager; install it (npm i -g opencode-ai)"
+                "OpenCode is not installed on the Manager; install it"
+                f" (`python3 -m install --manager`, or `npm i -g {pinned_spec()}`)"
                 " or start the Manager with --opencode-bin or --opencode-url"
             )
         if self.state == DISABLED:
@@ -360,12 +363,15 @@ class Supervisor(Upstream):
 
 
 def find_binary(configured: str | None) -> str | None:
+    """``--opencode-bin``, else ``opencode`` on PATH, else the pinned copy the installer put
+    in this environment (the same order as the client's, SPEC §2)."""
     if configured:
         path = Path(configured).expanduser()
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
         return shutil.which(configured)
-    return shutil.which("opencode")
+    own = own_copy()
+    return shutil.which("opencode") or (str(own) if os.access(own, os.X_OK) else None)
 
 
 def upstream_for(
