@@ -179,6 +179,12 @@ def laptop_round_trip(manager: RunningManager, source: Path, laptop: Path) -> Pa
     `ocm pull`, commits a change and runs `ocm push`: the console's "last pull" and "last push".
     Returns the checkout."""
     git(laptop.parent, "clone", "-q", str(source), laptop.name)
+    # The Manager recorded the source's own origin when it has one: the laptop's must match.
+    origin = subprocess.run(
+        ["git", "-C", str(source), "remote", "get-url", "origin"], capture_output=True, text=True
+    )
+    if origin.returncode == 0:
+        git(laptop, "remote", "set-url", "origin", origin.stdout.strip())
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),
