@@ -50,7 +50,11 @@ def _commit_time(root: Path, commit: str) -> str:
 def build(root: Path, selection: Selection, head: str, branch: str | None) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
     tree = tree_of(
-        root, selection.files, base_index=True, write_blobs=True, remove=selection.deleted
+        root,
+        selection.unsettled(selection.files),
+        base_index=True,
+        write_blobs=True,
+        remove=selection.deleted,
     )
     if tree is None:
         raise MirrorError(
