@@ -100,7 +100,11 @@ def save_worktree(
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
     full = tree_of(
-        root, selection.files, base_index=True, write_blobs=True, remove=selection.deleted
+        root,
+        selection.unsettled(selection.files),
+        base_index=True,
+        write_blobs=True,
+        remove=selection.deleted,
     )
     if full is None:
         raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
@@ -108,7 +112,11 @@ def save_worktree(
         ref = backup_ref(root, "worktree", _commit(root, full, f"ocm: {reason}", []), stamp())
         return ref
     tracked = tree_of(
-        root, selection.tracked, base_index=True, write_blobs=True, remove=selection.deleted
+        root,
+        selection.unsettled(selection.tracked),
+        base_index=True,
+        write_blobs=True,
+        remove=selection.deleted,
     )
     with temp_index(root, copy_real=True) as env:
         index_tree = gitcmd.maybe_env(root, env, "write-tree")

@@ -25,7 +25,7 @@ from ocm.mirror.errors import Busy, Refused
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
-from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, snapshot, write_marker
+from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, write_marker
 
 LOCK_NAME = "ocm.lock"
 
@@ -190,7 +190,7 @@ def receive(
         with contextlib.suppress(Exception):
             pack.set_snapshot_ref(root, incoming.commit)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-            _write_marker(root, names, incoming, sender)
+            _write_marker(root, incoming, sender)
         return result
     finally:
         # Kept only when the process is dying mid-switch: the next start undoes it.
@@ -198,19 +198,13 @@ def receive(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_marker(root: Path, names: list[str], incoming: Snapshot, sender: str) -> None:
-    """Record the snapshot of the tree just received (it is exactly what arrived)."""
-    names_set = set(names)
-    indexed = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
-    after = Selection(
-        root,
-        tracked=names,
-        deleted=[name for name in indexed if name not in names_set and not (root / name).is_dir()],
-    )  # submodules stay
+def _write_marker(root: Path, incoming: Snapshot, sender: str) -> None:
+    """Record the state just received: the work tree now is the snapshot's tree (files the
+    receiver ignores or keeps are not part of any snapshot it computes either)."""
     write_marker(
         root,
         {
-            "snapshot": snapshot(root, after),
+            "snapshot": incoming.tree,
             "head": incoming.head,
             "branch": incoming.branch,
             "from": sender,

@@ -35,10 +35,17 @@ class Selection:
     deleted: list[str] = field(default_factory=list)
     # Paths git lists that cannot travel (nested repositories, sockets, ...): said, not sent.
     skipped: list[str] = field(default_factory=list)
+    # Tracked files git's stat pass found unchanged since the index last saw them: a
+    # throw-away index copied from the real one already holds them as they are.
+    settled: set[str] = field(default_factory=set)
 
     @property
     def files(self) -> list[str]:
         return self.tracked + self.untracked
+
+    def unsettled(self, paths: list[str]) -> list[str]:
+        """``paths`` minus the settled ones: what a copy of the index must still look at."""
+        return [name for name in paths if name not in self.settled]
 
 
 def repo_root(start: Path) -> Path:
@@ -76,21 +83,43 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
+def _settled(root: Path, staged_records: bytes) -> set[str]:
+    """Tracked paths that are still plain files as the index last saw them: git's own
+    stat pass (``ls-files -s`` minus ``--deleted --modified``) answers for them, so only
+    the rest (links, gitlinks, changed or untracked paths) are looked at here."""
+    staged: dict[str, bool] = {}
+    for record in staged_records.split(b"\0"):
+        if record:
+            info, _, path = record.partition(b"\t")
+            mode, _oid, stage = info.split(b" ")
+            name = os.fsdecode(path)
+            plain = mode in (b"100644", b"100755") and stage == b"0"
+            staged[name] = plain and staged.get(name, True)
+    moved = gitcmd.run(root, "ls-files", "-t", "--deleted", "--modified", "-z").stdout
+    unsettled = {os.fsdecode(record[2:]) for record in moved.split(b"\0") if record}
+    return {name for name, plain in staged.items() if plain and name not in unsettled}
+
+
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    tracked = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-z").stdout)
+    staged = gitcmd.run(root, "ls-files", "--cached", "-s", "-z").stdout
+    tracked = [os.fsdecode(r.partition(b"\t")[2]) for r in staged.split(b"\0") if r]
     untracked = gitcmd.split_z(
         gitcmd.run(
             root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z"
         ).stdout
     )
-    selection = Selection(root)
+    settled = _settled(root, staged)
+    selection = Selection(root, settled=settled)
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
         for name in names:
             if name in seen:  # a conflicted file is listed once per stage
                 continue
             seen.add(name)
+            if name in settled:
+                bucket.append(name)
+                continue
             if name.endswith("/"):  # a nested repository: git shows it as a directory
                 selection.skipped.append(name)
                 continue
@@ -101,7 +130,7 @@ def select(root: Path) -> Selection:
                     selection.deleted.append(name)
                 continue
             if stat.S_ISLNK(mode) and not link_stays_inside(name, os.readlink(root / name)):
-                selection.skipped.append(name)  # the receiver would refuse the archive
+                selection.skipped.append(name)  # the receiver would refuse the pack
             elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
                 bucket.append(name)
             elif not stat.S_ISDIR(mode):  # submodule checkouts are directories: not sent

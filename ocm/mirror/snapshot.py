@@ -38,10 +38,23 @@ def _identity(date: str) -> dict[str, str]:
     return env
 
 
+def _commit_time(root: Path, commit: str) -> str:
+    """The committer time of ``commit`` as git's raw date ("<seconds> +0000")."""
+    raw = gitcmd.run(root, "cat-file", "commit", commit).stdout.split(b"\n\n", 1)[0]
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line.startswith("committer "):
+            return line.rsplit(" ", 2)[-2] + " +0000"
+    return "0 +0000"
+
+
 def build(root: Path, selection: Selection, head: str, branch: str | None) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
     tree = tree_of(
-        root, selection.files, base_index=True, write_blobs=True, remove=selection.deleted
+        root,
+        selection.unsettled(selection.files),
+        base_index=True,
+        write_blobs=True,
+        remove=selection.deleted,
     )
     if tree is None:
         raise MirrorError(
@@ -55,7 +68,7 @@ def build(root: Path, selection: Selection, head: str, branch: str | None) -> Sn
             f"the index of {root} has unresolved conflicts; resolve them (or "
             "`git merge --abort`), then run the command again"
         )
-    env = _identity(gitcmd.out(root, "show", "-s", "--format=%ct +0000", head))
+    env = _identity(_commit_time(root, head))
     on = branch or "detached HEAD"
     index_commit = gitcmd.out(
         root, "commit-tree", index_tree, "-p", head, "-m", f"ocm: index on {on}", env=env

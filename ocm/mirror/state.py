@@ -88,7 +88,11 @@ def tree_of(
 
 def snapshot(root: Path, selection: Selection) -> str | None:
     return tree_of(
-        root, selection.files, base_index=True, write_blobs=False, remove=selection.deleted
+        root,
+        selection.unsettled(selection.files),
+        base_index=True,
+        write_blobs=False,
+        remove=selection.deleted,
     )
 
 

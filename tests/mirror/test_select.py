@@ -101,3 +101,22 @@ def test_deleted_tracked_files_are_reported(tmp_path: Path) -> None:
     assert selection.deleted == ["a.txt"]
     assert selection.files == ["b.txt"]
     git(root, "status")
+
+
+def test_tracked_files_that_changed_kind_are_looked_at(tmp_path: Path) -> None:
+    """git's stat pass answers for unchanged files; a tracked file that became a link
+    leaving the repo, or a directory, or vanished, is still judged on its own."""
+    root = make_repo(
+        tmp_path / "r", files={"keep.txt": "k\n", "link.txt": "l\n", "dir.txt": "d\n", "gone": "g"}
+    )
+    (root / "link.txt").unlink()
+    os.symlink("/etc/passwd", root / "link.txt")
+    (root / "dir.txt").unlink()
+    (root / "dir.txt").mkdir()
+    (root / "dir.txt/inner").write_text("untracked inside\n")
+    (root / "gone").unlink()
+    selection = select(root)
+    assert "keep.txt" in selection.tracked
+    assert "link.txt" in selection.skipped and "link.txt" not in selection.files
+    assert "dir.txt/" in selection.skipped
+    assert selection.deleted == ["gone"]
