@@ -16,11 +16,6 @@ from tests.support.auth import basic, bearer
 from tests.support.processes import RunningManager
 
 
-def state(manager: RunningManager) -> str:
-    health = requests.get(f"{manager.url}/api/health", timeout=10).json()
-    return str(health["opencode"]["state"])
-
-
 def opencode_pid(manager: RunningManager) -> int | None:
     pids = [
         pid
@@ -37,7 +32,7 @@ def running_opencode(manager: RunningManager, other_than: int | None = None) -> 
 
     def ready() -> bool:
         pid = opencode_pid(manager)
-        if pid is None or pid == other_than or state(manager) != "running":
+        if pid is None or pid == other_than or manager.opencode_state() != "running":
             return False
         found.append(pid)
         return True
@@ -97,7 +92,7 @@ def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, sig):
 
 def test_no_opencode_executable_means_503_and_says_how_to_fix_it(manager_factory, tmp_path):
     manager = manager_factory("--opencode-bin", str(tmp_path / "missing" / "opencode"))
-    assert state(manager) == "unavailable"
+    assert manager.opencode_state() == "unavailable"
     response = proxied_sessions(manager, tmp_path)
     assert response.status_code == 503
     assert response.json()["error"] == "opencode_not_configured"

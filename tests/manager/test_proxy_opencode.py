@@ -37,7 +37,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningManager]:
         env=isolated_environ(root / "home"),
     )
     try:
-        assert proctree.wait_until(lambda: _state(running) == "running", timeout=120), running.log()
+        running.wait_for_opencode()
         yield running
     finally:
         running.stop()
@@ -46,10 +46,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningManager]:
 @pytest.fixture(scope="module")
 def repo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_repo(tmp_path_factory.mktemp("repos") / "project").resolve()
-
-
-def _state(manager: RunningManager) -> str:
-    return str(requests.get(f"{manager.url}/api/health", timeout=10).json()["opencode"]["state"])
 
 
 def opencode_pid(manager: RunningManager) -> int:

@@ -268,13 +268,7 @@ def test_tui_attached_says_since_when_and_both_ways_forward_work(
     manager_factory: Callable[..., RunningManager], opencode_bin: str, tmp_path: Path
 ) -> None:
     manager = manager_factory("--opencode-bin", opencode_bin)
-    assert proctree.wait_until(
-        lambda: (
-            requests.get(f"{manager.url}/api/health", timeout=10).json()["opencode"]["state"]
-            == "running"
-        ),
-        timeout=120,
-    ), manager.log()
+    manager.wait_for_opencode()
     ocm = Cli(manager)
     laptop = rich_repo(tmp_path / "laptop" / "proj")
     assert ocm(laptop, "push", "--create", "--yes").returncode == 0

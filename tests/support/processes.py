@@ -60,6 +60,19 @@ class RunningManager:
         """Run ``ocm-manager <args> --data-dir <this manager's data dir>``."""
         return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check)
 
+    def opencode_state(self) -> str:
+        """OpenCode's state as ``/api/health`` reports it (``running``, ``starting``, ...)."""
+        import requests
+
+        health = requests.get(f"{self.url}/api/health", timeout=10).json()
+        return str(health["opencode"]["state"])
+
+    def wait_for_opencode(self, timeout: float = 120) -> None:
+        """Until the Manager's OpenCode answers; a failure shows the Manager's log."""
+        from tests.support.proctree import wait_until
+
+        assert wait_until(lambda: self.opencode_state() == "running", timeout=timeout), self.log()
+
 
 def start_manager(
     data_dir: Path,

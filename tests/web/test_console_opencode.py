@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import proctree
 from tests.support.auth import bearer
 from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, start_manager
@@ -30,13 +29,7 @@ def live(tmp_path: Path, opencode_bin: str) -> Iterator[RunningManager]:
         env=isolated_environ(tmp_path / "home"),
     )
     try:
-        assert proctree.wait_until(
-            lambda: (
-                requests.get(running.url + "/api/health", timeout=10).json()["opencode"]["state"]
-                == "running"
-            ),
-            timeout=120,
-        ), running.log()
+        running.wait_for_opencode()
         yield running
     finally:
         running.stop()

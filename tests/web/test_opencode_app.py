@@ -49,11 +49,6 @@ class Live:
     llm: ScriptedLLM
 
 
-def _opencode_state(manager: RunningManager) -> str:
-    health = requests.get(f"{manager.url}/api/health", timeout=10).json()
-    return str(health["opencode"]["state"])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("opencode-app")
@@ -76,9 +71,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterat
         directory = Path(listed[0]["directory"])
         match = WEB_APP_LINE.search(manager.log())
         assert match, manager.log()
-        assert proctree.wait_until(lambda: _opencode_state(manager) == "running", timeout=120), (
-            manager.log()
-        )
+        manager.wait_for_opencode()
         yield Live(manager, match.group(1), directory, llm)
     finally:
         manager.stop()
