@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.checks import Entry
+from ocm.mirror.checks import Entry, sizes
 from ocm.mirror.errors import NoSpace
 
 # Room left on the disk after writing, for git's own bookkeeping and everything else.
@@ -48,7 +48,8 @@ def write(root: Path, entries: list[Entry], dest: Path, index_file: Path) -> Non
     dest.mkdir(parents=True, exist_ok=True)
     if not entries:
         return
-    needed = sum(entry.size for entry in entries)
+    known = sizes(root, {}, (entry.oid for entry in entries))
+    needed = sum(known.get(entry.oid, 0) for entry in entries)
     free = shutil.disk_usage(dest).free
     if needed + SPARE_BYTES > free:
         raise NoSpace(

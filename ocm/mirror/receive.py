@@ -50,6 +50,7 @@ class Received:
     head: str
     changed: int = 0
     deleted: int = 0
+    total: int = 0  # bytes the received snapshot's files take
     # One line per thing kept aside (stash, backup refs), saying how to get it back.
     saved: list[str] = field(default_factory=list)
 
@@ -142,7 +143,7 @@ def receive(
         count = pack.index_pack(root, stream, quarantine, limits, progress)
         env = pack.quarantine_env(root, quarantine)
         incoming = read_snapshot(root, env, snapshot_commit, branch)
-        files = checks.check(root, env, incoming, limits)
+        files, total = checks.check(root, env, incoming, limits, _base(root))
         if count:
             pack.migrate(quarantine, root)
 
@@ -160,7 +161,7 @@ def receive(
         risks += extra_risks() if extra_risks else []
         if risks and not force:
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
-        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted)
+        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted, total)
         if force:
             result.saved = _save(
                 root, work, current, state, plan, branch_old, detached_old, known_set, incoming
@@ -190,7 +191,7 @@ def receive(
         with contextlib.suppress(Exception):
             pack.set_snapshot_ref(root, incoming.commit)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-            _write_marker(root, incoming, sender)
+            _write_marker(root, incoming, sender, total)
         return result
     finally:
         # Kept only when the process is dying mid-switch: the next start undoes it.
@@ -198,13 +199,24 @@ def receive(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _write_marker(root: Path, incoming: Snapshot, sender: str) -> None:
+def _base(root: Path) -> checks.Base | None:
+    """The snapshot this side last received and checked, with its size, if recorded."""
+    marker = read_marker(root)
+    tree, total = marker.get("snapshot"), marker.get("bytes")
+    if gitcmd.is_oid(tree) and isinstance(total, int) and total >= 0:
+        return checks.Base(str(tree), total)
+    return None
+
+
+def _write_marker(root: Path, incoming: Snapshot, sender: str, total: int) -> None:
     """Record the state just received: the work tree now is the snapshot's tree (files the
-    receiver ignores or keeps are not part of any snapshot it computes either)."""
+    receiver ignores or keeps are not part of any snapshot it computes either), and the
+    bytes its files take, so the next transfer is sized by what it changes."""
     write_marker(
         root,
         {
             "snapshot": incoming.tree,
+            "bytes": total,
             "head": incoming.head,
             "branch": incoming.branch,
             "from": sender,

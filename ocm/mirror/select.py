@@ -83,27 +83,25 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
-def _settled(root: Path, staged_records: bytes) -> set[str]:
+def _settled(root: Path, staged_records: list[str]) -> set[str]:
     """Tracked paths that are still plain files as the index last saw them: git's own
     stat pass (``ls-files -s`` minus ``--deleted --modified``) answers for them, so only
     the rest (links, gitlinks, changed or untracked paths) are looked at here."""
     staged: dict[str, bool] = {}
-    for record in staged_records.split(b"\0"):
-        if record:
-            info, _, path = record.partition(b"\t")
-            mode, _oid, stage = info.split(b" ")
-            name = os.fsdecode(path)
-            plain = mode in (b"100644", b"100755") and stage == b"0"
-            staged[name] = plain and staged.get(name, True)
+    for record in staged_records:
+        info, _, name = record.partition("\t")
+        mode, _oid, stage = info.split(" ")
+        plain = mode in ("100644", "100755") and stage == "0"
+        staged[name] = plain and staged.get(name, True)
     moved = gitcmd.run(root, "ls-files", "-t", "--deleted", "--modified", "-z").stdout
-    unsettled = {os.fsdecode(record[2:]) for record in moved.split(b"\0") if record}
+    unsettled = {record[2:] for record in gitcmd.split_z(moved)}
     return {name for name, plain in staged.items() if plain and name not in unsettled}
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    staged = gitcmd.run(root, "ls-files", "--cached", "-s", "-z").stdout
-    tracked = [os.fsdecode(r.partition(b"\t")[2]) for r in staged.split(b"\0") if r]
+    staged = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-s", "-z").stdout)
+    tracked = [record.partition("\t")[2] for record in staged]
     untracked = gitcmd.split_z(
         gitcmd.run(
             root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z"

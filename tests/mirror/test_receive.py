@@ -10,7 +10,8 @@ import pytest
 
 from ocm.mirror import receive as receive_mod
 from ocm.mirror import swap
-from ocm.mirror.errors import Busy, Refused
+from ocm.mirror.errors import Busy, Refused, TooLarge
+from ocm.mirror.pack import Limits
 from ocm.mirror.state import read_marker
 from tests.mirror.helpers import rich_repo, transfer, tree_listing
 from tests.support.git import git
@@ -267,3 +268,30 @@ def test_relative_paths_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     transfer(Path("sender"), Path("receiver"), Path("."))
     assert (receiver / "README.md").read_text() == "through relative paths\n"
     assert tree_listing(receiver) == tree_listing(sender)
+
+
+def test_size_from_the_last_snapshot_matches_a_full_count_and_still_limits(
+    tmp_path: Path,
+) -> None:
+    """A second transfer is sized from the recorded total plus what changed; it must come
+    to the bytes of every file and refuse growth past the limit like a first transfer."""
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    first = transfer(source, target, tmp_path)
+    files = [name for name in git(source, "ls-files", "-z").split("\0") if name]
+    assert first.total == sum((source / name).lstat().st_size for name in files)
+    assert read_marker(target)["bytes"] == first.total
+
+    readme = (source / "README.md").lstat().st_size
+    (source / "grown.txt").write_bytes(b"x" * 5000)
+    (source / "README.md").unlink()
+    second = transfer(source, target, tmp_path)
+    full = transfer(source, _clone(source, tmp_path / "fresh"), tmp_path)
+    assert read_marker(tmp_path / "fresh").get("bytes") == full.total
+    assert second.total == full.total == first.total + 5000 - readme
+
+    (source / "grown.txt").write_bytes(b"x" * 9000)
+    before = tree_listing(target)
+    with pytest.raises(TooLarge, match="more than the receiver accepts"):
+        transfer(source, target, tmp_path, limits=Limits(max_bytes=second.total + 1000))
+    assert tree_listing(target) == before

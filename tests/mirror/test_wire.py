@@ -67,6 +67,25 @@ def test_a_small_change_costs_what_changed_not_what_the_repo_weighs(
     assert _sent(done.stdout) < 100, done.stdout
 
 
+def test_uncommitted_work_already_pushed_does_not_travel_again(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The last snapshot is a sibling of the next one, not an ancestor: what it held must
+    still count as had, or every uncommitted file travels again on each push and pull."""
+    p = pushed("proj")
+    for n in range(30):
+        (p.laptop / f"wip-{n}.bin").write_bytes(os.urandom(8 * 1024))  # uncommitted, 240 KB
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert _sent(done.stdout) > 240_000
+
+    (p.laptop / "README.md").write_text("# proj\none line more\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert _sent(done.stdout) < 8_000, done.stdout
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
 def test_when_the_manager_lacks_what_the_push_assumed_it_sends_everything(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
