@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.manager.test_proxy_opencode import _opencode, _state
+from tests.manager.test_proxy_opencode import _opencode
 from tests.support import proctree
 from tests.support.auth import bearer
 from tests.support.env import isolated_environ
@@ -70,7 +70,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         env=isolated_environ(root / "home"),
     )
     try:
-        assert _until(lambda: _state(manager) == "running", timeout=120), manager.log()
+        manager.wait_for_opencode()
         source = make_repo(Path(root / "source"))
         manager.cli("repo", "add", str(source), "--name", "project")
         repo = requests.get(
