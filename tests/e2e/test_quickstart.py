@@ -21,6 +21,7 @@ import pytest
 
 from tests.install.conftest import CHECKOUT
 from tests.install.test_full_install import NPM_ENV
+from tests.support import proctree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -111,6 +112,7 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
     term = Terminal(tmp_path / "tmux.sock", env)
     data_dir = isolated_env / ".local" / "share"
     credentials = isolated_env / ".config" / "opencode-manager" / "credentials.json"
+    orphans: list[int] = []
     try:
         first, first_secs = term.quickstart(repo, timeout=1500)
         assert f"{DONE}0" in first, first
@@ -138,7 +140,11 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         pid_files = list(data_dir.rglob("quickstart.pid"))
         assert len(pid_files) == 1
         pid_file = pid_files[0]
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        killed = int(pid_file.read_text())
+        # OpenCode runs in a process group of its own; the Manager's crash asks it to stop,
+        # and the test makes sure it has, whatever the TUI attached to it was doing.
+        orphans.extend(proctree.children(killed))
+        os.kill(killed, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _answers(port):
             time.sleep(0.2)
@@ -163,6 +169,8 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         print(json.dumps({"first": first_secs, "rerun": second_secs}))
     finally:
         subprocess.run(["tmux", "-S", str(term.socket), "kill-server"], capture_output=True)
+        for pgid in orphans:
+            proctree.kill_group_quietly(pgid)
         for pid_file in data_dir.rglob("quickstart.pid"):
             with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(pid_file.read_text()), signal.SIGTERM)
