@@ -203,19 +203,22 @@ def kill_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def _stat_fields(pid: int | str) -> list[str]:
+    """State, parent, group... of a live process from /proc (Linux); [] when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields if len(fields) > 2 and fields[0] != "Z" else []
+
+
 def group_members(pgid: int) -> list[int]:
-    """The processes in process group ``pgid`` (Linux /proc; empty elsewhere)."""
+    """The live processes in process group ``pgid`` (Linux /proc; empty elsewhere)."""
     members: list[int] = []
     with contextlib.suppress(OSError):
         for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            if entry.name.isdigit() and _stat_fields(entry.name)[2:3] == [str(pgid)]:
                 members.append(int(entry.name))
     return members
 
@@ -232,13 +235,17 @@ def reap_leftover_group(group_file: Path) -> None:
     """End what an OpenCode of an earlier Manager on this data dir left in its group.
 
     A group id can be reused once the group is gone, so the group is ended only when one
-    of its members still carries the mark recorded with it."""
+    of its members still carries the mark recorded with it; and only when OpenCode itself
+    (the group's leader) is gone: a live one has a live Manager (the parent-death signal),
+    which may be another one on this data dir."""
     try:
         pgid_text, _, mark = group_file.read_text().strip().partition(" ")
         pgid = int(pgid_text)
     except (OSError, ValueError):
         return
-    if pgid > 1 and mark and any(_marked(pid, mark) for pid in group_members(pgid)):
+    if pgid <= 1 or not mark or _stat_fields(pgid):
+        return
+    if any(_marked(pid, mark) for pid in group_members(pgid)):
         log.warning("ending what the OpenCode of an earlier Manager left running (group %d)", pgid)
         kill_group(pgid, signal.SIGKILL)
     with contextlib.suppress(OSError):
