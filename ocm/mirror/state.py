@@ -99,8 +99,12 @@ def snapshot(root: Path, selection: Selection) -> str | None:
 def head_info(root: Path) -> tuple[str | None, str | None]:
     """(commit id of HEAD or None when unborn, branch name or None when detached)."""
     head = gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-    branch = gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
-    return head, branch
+    return head, current_branch(root)
+
+
+def current_branch(root: Path) -> str | None:
+    """The branch HEAD is on, None when it is detached."""
+    return gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
 
 
 def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
