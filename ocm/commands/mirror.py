@@ -30,7 +30,7 @@ from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import current_branch, read_marker, write_marker
+from ocm.mirror.state import RepoState, current_branch, read_marker, repo_state, write_marker
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -169,11 +169,11 @@ def _push_refusal(
     )
 
 
-def _pull_refusal(root: Path, head: dict[str, Any], label: str) -> ConflictError | None:
+def _pull_refusal(
+    root: Path, head: dict[str, Any], label: str, state: RepoState | None = None
+) -> ConflictError | None:
     """What the pull would overwrite here, and the way forward."""
-    from ocm.mirror.state import repo_state
-
-    state, branch = repo_state(root), head.get("branch")
+    state, branch = state or repo_state(root), head.get("branch")
     return refusals.pull_refused(
         label,
         branch,
@@ -453,8 +453,11 @@ def pull(*, force: bool) -> int:
         try:
             with repo_lock(root, "another ocm pull"):
                 clean_leftovers(staging)  # undo a pull that was killed mid-switch
-                head = _head(client, ws.repo_id)
-                refusal = _pull_refusal(root, head, ws.name)
+                with ThreadPoolExecutor(max_workers=1) as pool:  # as push does: both at once
+                    asked = pool.submit(_head, client, ws.repo_id)
+                    state = repo_state(root)
+                    head = asked.result()
+                refusal = _pull_refusal(root, head, ws.name, state)
                 if refusal and not force:
                     raise refusal
                 try:

@@ -1,9 +1,9 @@
 """What an incoming snapshot may hold, checked before anything in the repository changes.
 
-``git index-pack --strict`` has already run fsck on every object in the pack. This adds
-what fsck does not look at, on the snapshot's trees as a whole (wherever their objects
-came from): every object the snapshot names is present, no path leaves the work tree or
-enters a ``.git``, no symlink points outside the repo or has a later path written through
+``git index-pack --strict`` has already run fsck on every object in the pack and found
+every object they link to. This adds what fsck does not look at, on the snapshot's trees
+as a whole (wherever their objects came from): no path leaves the work tree or enters a
+``.git``, no symlink points outside the repo or has a later path written through
 it (case-insensitively, as a Mac's disk would see it), and the files fit the limits.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.errors import BadPack, IncompletePack, TooLarge
+from ocm.mirror.errors import BadPack, TooLarge
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import link_stays_inside
 from ocm.mirror.snapshot import Snapshot
@@ -134,23 +134,9 @@ def check(
 
     ``env`` lets git see the quarantined pack in front of the repository's own objects.
     ``base`` only makes the sizing cheaper; every path and link is checked either way.
+    That every object is there was checked by ``index-pack --strict``, which follows each
+    link of each object in the pack (a walk of the whole history here cost 0.25 s).
     """
-    connected = gitcmd.run(
-        root,
-        "rev-list",
-        "--objects",
-        "--quiet",
-        snap.commit,
-        "--not",
-        "--all",
-        env=env,
-        check=False,
-    )
-    if connected.returncode != 0:
-        raise IncompletePack(
-            "the snapshot names objects that neither the pack nor the receiving repo has "
-            f"({gitcmd.last_line(connected.stderr)})"
-        )
     index_paths = gitcmd.run(
         root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", snap.index_tree, env=env
     ).stdout

@@ -256,7 +256,10 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
             "the receiving disk is full (or a file size limit was hit) while storing the "
             "pack; free some space and try again"
         )
-    if "unresolved delta" in lowered or "are reachable" in lowered:
+    # A delta base or a linked object (a parent, a tree) that neither the pack brings nor
+    # the repo has: the sender assumed what this side lacks, or the pack is hostile.
+    signs = ("unresolved delta", "did not receive expected", "are reachable")
+    if any(sign in lowered for sign in signs):
         return IncompletePack(
             "the pack leans on objects the receiving repo does not have "
             f"({gitcmd.last_line(stderr)})"
