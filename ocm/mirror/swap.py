@@ -42,7 +42,7 @@ class Plan:
     deleted: int = 0
 
 
-def _kind(path: Path) -> str | None:
+def _kind(path: str | Path) -> str | None:
     try:
         mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -52,7 +52,7 @@ def _kind(path: Path) -> str | None:
     return "link" if stat.S_ISLNK(mode) else "file"
 
 
-def same(old: Path, new: Path) -> bool:
+def same(old: str | Path, new: str | Path) -> bool:
     """Whether ``old`` already is what ``new`` is (type, target, exec bit and content)."""
     old_st, new_st = os.lstat(old), os.lstat(new)
     if stat.S_IFMT(old_st.st_mode) != stat.S_IFMT(new_st.st_mode):
@@ -94,6 +94,8 @@ def make_plan(
     the sender's tree replaces. Everything else on the receiver is kept. ``unchanged`` are
     incoming files the receiver already has, byte for byte, under real directories.
     """
+    # Plain strings, not Paths: three Path joins per file were 0.4 s of a 21,000-file switch.
+    top, staged = os.fspath(root), os.fspath(new)
     plan = Plan()
     incoming_set = set(incoming)
     doomed = [name for name in current if name not in incoming_set]
@@ -112,7 +114,7 @@ def make_plan(
             parent = "/".join(parts[:depth])
             if parent in made:
                 continue
-            kind = _kind(root / parent)
+            kind = _kind(f"{top}/{parent}")
             if kind == "dir":
                 continue
             if kind is not None and parent not in doomed_set:
@@ -120,18 +122,18 @@ def make_plan(
                 break
             plan.ops.append(("mkdir", parent))
             made.add(parent)
-        target = root / name
+        target = f"{top}/{name}"
         kind = _kind(target)
         if kind is None or name in made:
             plan.ops.append(("new", name))
         elif kind == "dir":
-            if any(True for _ in _kept_inside(target, name, doomed_set)):
+            if any(True for _ in _kept_inside(Path(target), name, doomed_set)):
                 blocked.append(name)
                 continue
             plan.ops.append(("rmdirs", name))
             removed_dirs.add(name)
             plan.ops.append(("new", name))
-        elif not same(target, new / name):
+        elif not same(target, f"{staged}/{name}"):
             if name not in current_set:
                 plan.clobbered_ignored.append(name)
             plan.ops.append(("rep", name))
@@ -156,40 +158,40 @@ def write_plan(work: Path, root: Path, plan: Plan, refs: dict[str, str | None]) 
     """Record the ops and the refs to restore before anything is touched (fsynced)."""
     path = work / PLAN
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({"root": str(root), "ops": plan.ops, "refs": refs}, handle)
+        handle.write(json.dumps({"root": str(root), "ops": plan.ops, "refs": refs}))
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def _keep(root: Path, old: Path, name: str, *, link: bool) -> None:
-    """Move (or hard-link) ``root/name`` to ``old/name`` so it can be put back."""
-    (old / name).parent.mkdir(parents=True, exist_ok=True)
+def _keep(top: str, old: str, name: str, *, link: bool) -> None:
+    """Move (or hard-link) ``top/name`` to ``old/name`` so it can be put back."""
+    os.makedirs(os.path.dirname(f"{old}/{name}"), exist_ok=True)
     if link:
         try:
-            os.link(root / name, old / name, follow_symlinks=False)
+            os.link(f"{top}/{name}", f"{old}/{name}", follow_symlinks=False)
             return
         except OSError:
             pass  # no hard links on this filesystem: the file is briefly absent instead
-    os.rename(root / name, old / name)
+    os.rename(f"{top}/{name}", f"{old}/{name}")
 
 
 def apply(work: Path, root: Path, plan: Plan) -> None:
     """Run the plan; on any error undo what was done and re-raise."""
-    new, old = work / "new", work / "old"
-    old.mkdir(exist_ok=True)
+    top, new, old = os.fspath(root), os.fspath(work / "new"), os.fspath(work / "old")
+    os.makedirs(old, exist_ok=True)
     try:
         for kind, name in plan.ops:
             if kind == "del":
-                _keep(root, old, name, link=False)
+                _keep(top, old, name, link=False)
             elif kind == "rmdirs":
                 _remove_empty_tree(root / name)
             elif kind == "mkdir":
-                os.mkdir(root / name)
+                os.mkdir(f"{top}/{name}")
             elif kind == "rep":
-                _keep(root, old, name, link=True)
-                os.replace(new / name, root / name)
+                _keep(top, old, name, link=True)
+                os.replace(f"{new}/{name}", f"{top}/{name}")
             elif kind == "new":
-                os.replace(new / name, root / name)
+                os.replace(f"{new}/{name}", f"{top}/{name}")
     except BaseException:
         rollback(work, root, plan.ops)
         raise
