@@ -87,31 +87,6 @@ def test_killed_opencode_is_restarted_and_stopping_the_manager_leaves_none(
 # Manager was SIGKILLed; an idle one dies of SIGTERM at once. This stand-in is that OpenCode
 # at its worst, made certain: it takes SIGTERM and goes on, and it has started a process of
 # its own (as OpenCode starts shells and language servers).
-DEAF_TO_SIGTERM = """
-    import base64, os, signal, subprocess, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM: going on", flush=True))
-    child = subprocess.Popen(["sleep", "600"])
-    with open("started.pid", "w") as out:
-        out.write(str(child.pid))
-    expected = "Basic " + base64.b64encode(
-        ("opencode:" + os.environ["OPENCODE_SERVER_PASSWORD"]).encode()).decode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            ok = self.headers.get("Authorization") == expected
-            self.send_response(200 if ok else 401)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), Handler).serve_forever()
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "sig"),
@@ -183,6 +158,19 @@ HEALTHY = """
     print("stand-in serving", flush=True)
     HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), Handler).serve_forever()
 """
+
+# Catches SIGTERM and goes on (as OpenCode does once a TUI has attached), after starting a
+# child of its own in its process group.
+DEAF_TO_SIGTERM = (
+    """
+    import signal, subprocess
+    signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM: going on", flush=True))
+    child = subprocess.Popen(["sleep", "600"])
+    with open("started.pid", "w") as out:
+        out.write(str(child.pid))
+"""
+    + HEALTHY
+)
 
 
 def test_supervisor_restarts_with_backoff_and_logs_every_run(tmp_path):
