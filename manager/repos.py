@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
+from ocm.mirror.state import current_branch
 
 # Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -58,11 +59,6 @@ def origin_of_source(source: str) -> str:
             return result.stdout.strip()
         return str(path.resolve())
     return source
-
-
-def current_branch(directory: Path) -> str:
-    result = _git("symbolic-ref", "--quiet", "--short", "HEAD", cwd=directory)
-    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def clone_repo(
@@ -130,7 +126,7 @@ def run_clone(
         raise RepoError(message)
     if repo.origin_url != source:
         _git("remote", "set-url", "origin", repo.origin_url, cwd=repo.directory)
-    registry.update_repo(repo.id, status=READY, branch=current_branch(repo.directory))
+    registry.update_repo(repo.id, status=READY, branch=current_branch(repo.directory) or "")
     updated = registry.get_repo(repo.id)
     assert updated is not None
     return updated

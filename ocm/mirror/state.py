@@ -110,8 +110,10 @@ def head_info(root: Path) -> tuple[str | None, str | None]:
 
 
 def current_branch(root: Path) -> str | None:
-    """The branch HEAD is on, None when it is detached."""
-    return gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
+    """The branch HEAD is on, None when it is detached. (Not ``--short``: next to a tag of
+    the same name, that answers ``heads/main``.)"""
+    ref = gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD") or ""
+    return ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
 
 
 def repo_state(root: Path, selection: Selection | None = None) -> RepoState:

@@ -402,3 +402,14 @@ def test_the_snapshot_is_the_same_commit_while_nothing_changes(tmp_path: Path) -
     assert git(root, "show", f"{first.commit}:untracked.txt") == "untracked"
     assert git(root, "show", f"{first.commit}^2:README.md") == "# proj"  # the index's
     assert pack.present(root, [first.commit, "0" * 40, "not an id"]) == [first.commit]
+
+
+def test_a_tag_named_like_the_branch_does_not_rename_what_travels(tmp_path: Path) -> None:
+    """``git symbolic-ref --short`` says ``heads/main`` when a tag ``main`` exists too."""
+    from tests.mirror.helpers import rich_repo
+
+    root = rich_repo(tmp_path / "proj")
+    git(root, "tag", "main")
+    assert send.prepare(root).snapshot.branch == "main"
+    git(root, "checkout", "-q", "--detach")
+    assert send.prepare(root).snapshot.branch is None
