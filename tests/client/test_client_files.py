@@ -11,12 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.conftest import AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.support.processes import RunningManager
-
-
-def config(tmp_path: Path) -> Path:
-    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 @pytest.mark.parametrize(

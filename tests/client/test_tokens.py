@@ -18,7 +18,7 @@ from keyring.backends import chainer, fail, null
 
 from ocm import credentials
 from ocm.cli import main
-from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.client.keyrings import BrokenKeyring, MemoryKeyring
 from tests.support.processes import RunningManager, ocm_command
 
@@ -35,10 +35,6 @@ def use_keyring() -> Iterator[Callable[[object], None]]:
 
     yield install
     keyring.core._keyring_backend = previous  # noqa: SLF001
-
-
-def config(tmp_path: Path) -> Path:
-    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 def status_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
