@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.env import isolated_environ
 
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -115,3 +117,22 @@ def start_manager(
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     raise RuntimeError(f"manager did not start:\n{log_path.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
+def opencode_manager(root: Path, opencode_bin: str, *extra: str) -> Iterator[RunningManager]:
+    """A Manager running the real ``opencode serve``, its data, log and home under ``root`` (an
+    environment of its own, so it may outlive one test); ready for OpenCode, stopped after."""
+    running = start_manager(
+        root / "data",
+        root / "manager.log",
+        "--opencode-bin",
+        opencode_bin,
+        *extra,
+        env=isolated_environ(root / "home"),
+    )
+    try:
+        running.wait_for_opencode()
+        yield running
+    finally:
+        running.stop()
