@@ -58,11 +58,7 @@ def test_the_manager_reports_each_repos_root_commits_and_follows_head(
 
 
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
-    login: RunningManager,
-    add_repo: Callable[..., AddedRepo],
-    git_repo: Callable[..., Path],
-    recorder: Recorder,
-    tmp_path: Path,
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
 ) -> None:
     add_repo("decoy", origin="https://github.com/acme/decoy")
     target = add_repo("target")  # its source has no origin, like the quick start's repo
