@@ -3,9 +3,6 @@ several test files build on it: both sides changed, and a TUI attached."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,37 +15,8 @@ import requests
 from tests.mirror.helpers import rich_repo
 from tests.support.auth import bearer
 from tests.support.git import git
-from tests.support.processes import RunningManager, ocm_command
+from tests.support.processes import Cli, RunningManager
 from tests.support.sse import EventStream
-
-
-@dataclass
-class Cli:
-    manager: RunningManager
-
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "OPENCODE_MANAGER_URL": self.manager.url,
-            "OCM_TOKEN": self.manager.token,
-        }
-
-    def __call__(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ocm_command(*args),
-            cwd=cwd,
-            env=self.env(),
-            text=True,
-            capture_output=True,
-            stdin=subprocess.DEVNULL,
-            timeout=120,
-        )
-
-    def repos(self, cwd: Path) -> list[dict]:
-        done = self(cwd, "list", "--json")
-        assert done.returncode == 0, done.stderr
-        data = json.loads(done.stdout)
-        return data["repos"] if isinstance(data, dict) else data
 
 
 @pytest.fixture

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.mirror.conftest import Cli, Pushed, agent_commits, both_sides_change
+from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
+from tests.support.processes import Cli
 
 KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
-from tests.mirror.conftest import Cli, Pushed, TuiScene, agent_commits, both_sides_change
+from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
+from tests.support.processes import Cli
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 

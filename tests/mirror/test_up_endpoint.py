@@ -14,10 +14,10 @@ import requests
 from ocm.mirror import receive as receive_mod
 from ocm.mirror import swap
 from tests.mirror import hostile
-from tests.mirror.conftest import Cli, Pushed, push_new
+from tests.mirror.conftest import Pushed, push_new
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, transfer, tree_listing
 from tests.support.git import git
-from tests.support.processes import RunningManager
+from tests.support.processes import Cli, RunningManager
 
 
 def _push(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -74,6 +75,37 @@ class RunningManager:
         from tests.support.proctree import wait_until
 
         assert wait_until(lambda: self.opencode_state() == "running", timeout=timeout), self.log()
+
+
+@dataclass
+class Cli:
+    """``ocm`` in a subprocess, pointed at ``manager`` by environment (no login needed)."""
+
+    manager: RunningManager
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "OPENCODE_MANAGER_URL": self.manager.url,
+            "OCM_TOKEN": self.manager.token,
+        }
+
+    def __call__(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ocm_command(*args),
+            cwd=cwd,
+            env=self.env(),
+            text=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def repos(self, cwd: Path) -> list[dict]:
+        done = self(cwd, "list", "--json")
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        return data["repos"] if isinstance(data, dict) else data
 
 
 def start_manager(
