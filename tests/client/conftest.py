@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ocm.opencode import PINNED_VERSION
+from tests.client.keyrings import FILE_ENV
 from tests.support.processes import RunningManager, ocm_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +112,15 @@ def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
     rec.path.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return rec
+
+
+@pytest.fixture
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The OS keyring, for subprocesses too: ``FileKeyring``, kept in the file returned."""
+    store = tmp_path / "keyring.json"
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
+    monkeypatch.setenv(FILE_ENV, str(store))
+    return store
 
 
 @pytest.fixture
