@@ -29,6 +29,9 @@ class Services:
     # The bound port of each listener by name ("console", "opencode_app"), set once bound
     # (manager.server): links between them are made from it.
     ports: dict[str, int] = field(default_factory=dict)
+    # The in-memory view of the token and the live sign-ins (manager.token_watch), once
+    # serving (manager.server); sign-ins and sign-outs refresh it at once.
+    token_watch: Any = None
 
 
 class ManagerApp:

@@ -1,5 +1,10 @@
 """What waitress lets in and how long it keeps it: the Manager's guard against clients that
-have no token, send nothing, or stop reading.
+have no credentials, send nothing, or stop reading.
+
+Both listeners are guarded, each with its own credentials (``Credentials``): the main one
+with the Manager token (``ManagerToken``), OpenCode's web app with the console's sign-in
+cookie (``SignInCookie``). They share waitress' loop, threads and connection limit, so they
+also share the upload budget, and making room at the limit looks at both.
 
 Left alone, waitress reads a whole request body (to temp files) before the application sees
 the request, keeps a silent connection for two minutes (and for good while it trickles a
@@ -8,23 +13,24 @@ for a client that stopped reading its answer (FIELD-NOTES "Waitress as a streami
 So, on the event loop, before any body is read:
 
 - a request whose body is larger than ``UNCHECKED_BODY`` (or chunked) and that does not
-  carry the Manager token is answered 401 as soon as its head is complete, and its
+  carry its listener's credentials is answered 401 as soon as its head is complete, and its
   connection closes without reading the body; small bodies (a sign-in form) are still read
   and left to the application to judge;
 - request bodies being received share ``upload_budget`` bytes; past it, 503;
 - a raw control character (TAB, NUL, DEL...) in the request target is a 400, never forwarded;
-- a connection that has not shown the token gets ``head_timeout`` seconds to send each
-  request head (and a head may never take longer than that, token or not);
-- at the connection limit, the connections that never showed the token, idle longest
-  first, make room: clients with the token keep their place;
+- a connection that has not shown its credentials gets ``head_timeout`` seconds to send
+  each request head (and a head may never take longer than that, credentials or not);
+- at the connection limit, the connections (of either listener) that have not shown their
+  credentials, idle longest first, make room: clients with credentials keep their place;
 - an answer that made no progress for ``stall_timeout`` seconds while bytes wait for the
   client is cut, which frees its worker and lets the application close its body (a pull's
   repo lock).
 
 This leans on waitress internals (its channel, parser, ``maintenance`` and ``readable``),
 like ``manager.proxy.loop``: ``install`` checks that they are there, and leaves waitress as it
-is (with a warning) when they are not. Whether a request carries the token is read from the
-``TokenWatch``'s memory (no SQLite on the event loop); the application checks it again.
+is (with a warning) when they are not. Whether a request carries the token or a live sign-in
+is read from the ``TokenWatch``'s memory (no SQLite on the event loop); the application
+checks it again.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
@@ -45,6 +51,7 @@ from waitress.utilities import Error
 from manager.auth import presented_token, unauthorized
 from manager.errors import ApiError
 from manager.token_watch import TokenWatch
+from manager.web.signin import session_digest
 
 log = logging.getLogger("manager.server")
 
@@ -81,29 +88,71 @@ class Refusal(Error):  # type: ignore[misc]
         return f"{self.code} {self.reason}", [("Content-Type", "application/json")], body
 
 
-class Guard:
-    """The settings and the shared state (the upload budget) of every guarded connection."""
+class Credentials(Protocol):
+    """What a listener's clients show to be trusted, read from a request head on the loop."""
 
-    def __init__(
-        self,
-        tokens: TokenWatch,
-        *,
-        head_timeout: float,
-        stall_timeout: float,
-        upload_budget: int,
-    ) -> None:
+    def shown(self, headers: dict[str, str]) -> str | None:
+        """A key for the credentials these headers carry, when they are good now."""
+
+    def still_good(self, key: str | None) -> bool:
+        """Whether credentials shown earlier (``key``) are still good (no rotation, sign-out)."""
+
+    def refusal(self) -> ApiError:
+        """The 401 for a large body without them."""
+
+
+class ManagerToken:
+    """The main listener's: ``Authorization: Bearer <token>`` (or Basic, the token as password)."""
+
+    def __init__(self, tokens: TokenWatch) -> None:
         self.tokens = tokens
-        self.head_timeout = head_timeout
-        self.stall_timeout = stall_timeout
-        self.upload_budget = upload_budget
+
+    def shown(self, headers: dict[str, str]) -> str | None:
+        if self.tokens.matches(presented_token(headers.get("AUTHORIZATION"))):
+            return self.tokens.current
+        return None
+
+    def still_good(self, key: str | None) -> bool:
+        stored = self.tokens.current
+        return stored is not None and key == stored
+
+    def refusal(self) -> ApiError:
+        return unauthorized()
+
+
+class SignInCookie:
+    """OpenCode's web app's: the console's sign-in cookie, naming a sign-in that was made
+    with the current token and has not expired or been signed out. The token itself is no
+    credential there: the app is for browsers, and the application would refuse it anyway."""
+
+    def __init__(self, tokens: TokenWatch) -> None:
+        self.tokens = tokens
+
+    def shown(self, headers: dict[str, str]) -> str | None:
+        digest = session_digest(headers.get("COOKIE"))
+        return digest if self.tokens.signed_in(digest) else None
+
+    def still_good(self, key: str | None) -> bool:
+        return self.tokens.signed_in(key)
+
+    def refusal(self) -> ApiError:
+        from manager.web.opencode_app.relay import not_signed_in
+
+        return not_signed_in()
+
+
+class UploadBudget:
+    """Request body bytes announced or received by requests not yet closed, on every
+    listener, and the most there may be at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self._lock = threading.Lock()
-        self.uploading = 0  # body bytes announced or received by requests not yet closed
-        self.evicted = 0
-        self.warned_at = -WARN_EVERY
+        self.uploading = 0
 
     def reserve(self, count: int) -> bool:
         with self._lock:
-            if self.uploading + count > self.upload_budget:
+            if self.uploading + count > self.limit:
                 return False
             self.uploading += count
             return True
@@ -113,9 +162,33 @@ class Guard:
             with self._lock:
                 self.uploading -= count
 
+
+class Guard:
+    """The settings and the shared state (the upload budget) of one listener's connections."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        budget: UploadBudget,
+        *,
+        head_timeout: float,
+        stall_timeout: float,
+    ) -> None:
+        self.credentials = credentials
+        self.budget = budget
+        self.head_timeout = head_timeout
+        self.stall_timeout = stall_timeout
+        self.evicted = 0
+        self.warned_at = -WARN_EVERY
+
+    def reserve(self, count: int) -> bool:
+        return self.budget.reserve(count)
+
+    def release(self, count: int) -> None:
+        self.budget.release(count)
+
     def trusted(self, channel: Any) -> bool:
-        stored = self.tokens.current
-        return stored is not None and getattr(channel, "token_hash", None) == stored
+        return self.credentials.still_good(getattr(channel, "credentials", None))
 
     # -- the server's periodic sweep and its connection limit ------------------------------
 
@@ -158,14 +231,18 @@ class Guard:
             server.pull_trigger()
 
     def make_room(self, server: Any, limit: int) -> None:
-        """At the connection limit, close the longest-idle connections that never showed
-        the token and are not being answered."""
+        """At the connection limit, close the longest-idle connections that have not shown
+        their credentials and are not being answered, whichever listener took them: the
+        listeners share the socket map, and so the limit."""
         excess = len(server._map) - limit + ROOM
         idle = sorted(
             (
                 channel
-                for channel in server.active_channels.values()
-                if not channel.requests and not channel.will_close and not self.trusted(channel)
+                for channel in list(server._map.values())
+                if isinstance(channel, GuardedChannel)
+                and not channel.requests
+                and not channel.will_close
+                and not channel.guard.trusted(channel)
             ),
             key=lambda channel: channel.last_activity,
         )
@@ -176,8 +253,8 @@ class Guard:
         if victims and time.monotonic() - self.warned_at > WARN_EVERY:
             self.warned_at = time.monotonic()
             log.warning(
-                "at the connection limit (%d): closed %d idle connections that never"
-                " showed the token so far",
+                "at the connection limit (%d): closed %d idle connections that had not"
+                " shown the token or a sign-in so far",
                 limit,
                 self.evicted,
             )
@@ -222,13 +299,14 @@ class GuardedParser(HTTPRequestParser):  # type: ignore[misc]
             return _bad_target()
         body_to_come = not self.completed
         guard = self.guard
-        # A connection that showed the token keeps its place (``make_room``); asking again
-        # for every request on it would be work on every proxied call for nothing.
+        # A connection that showed its credentials keeps its place (``make_room``); asking
+        # again for every request on it would be work on every proxied call for nothing.
         if body_to_come or not guard.trusted(self.channel):
-            if guard.tokens.matches(presented_token(self.headers.get("AUTHORIZATION"))):
-                self.channel.token_hash = guard.tokens.current
+            shown = guard.credentials.shown(self.headers)
+            if shown is not None:
+                self.channel.credentials = shown
             elif body_to_come and (self.chunked or self.content_length > UNCHECKED_BODY):
-                return unauthorized()
+                return guard.credentials.refusal()
         if body_to_come and not self.chunked:
             if not guard.reserve(self.content_length):
                 return _too_busy()
@@ -271,9 +349,9 @@ def _too_busy() -> ApiError:
 
 class GuardedChannel(HTTPChannel):  # type: ignore[misc]
     """Waitress' channel (one client connection), whose requests are parsed by
-    ``GuardedParser`` and which remembers whether it showed the token."""
+    ``GuardedParser`` and which remembers the credentials it showed (``Credentials``)."""
 
-    token_hash: str | None = None
+    credentials: str | None = None
 
     def __init__(self, *args: Any, guard: Guard, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -290,8 +368,11 @@ class GuardedChannel(HTTPChannel):  # type: ignore[misc]
         super().handle_close()
 
 
-def install(server: Any, tokens: TokenWatch, settings: Any) -> bool:
-    """Guard every connection ``server`` accepts from now on."""
+def install(
+    server: Any, credentials: Credentials, settings: Any, budget: UploadBudget | None = None
+) -> Guard | None:
+    """Guard every connection ``server`` accepts from now on; its guard, or None when
+    waitress lacks what it needs. Listeners that share a loop share ``budget``."""
     if not (
         all(hasattr(server, name) for name in SERVER_HOOKS)
         and all(hasattr(HTTPChannel, name) for name in CHANNEL_HOOKS)
@@ -302,12 +383,12 @@ def install(server: Any, tokens: TokenWatch, settings: Any) -> bool:
             "waitress lacks what the connection guard needs: unauthenticated uploads,"
             " silent and stalled connections are not limited"
         )
-        return False
+        return None
     guard = Guard(
-        tokens,
+        credentials,
+        budget or UploadBudget(upload_budget(settings)),
         head_timeout=settings.head_timeout,
         stall_timeout=settings.stall_timeout,
-        upload_budget=upload_budget(settings),
     )
 
     def make_channel(*args: Any, **kwargs: Any) -> GuardedChannel:
@@ -330,7 +411,7 @@ def install(server: Any, tokens: TokenWatch, settings: Any) -> bool:
     server.maintenance = maintenance
     server.readable = readable
     server.guard = guard
-    return True
+    return guard
 
 
 def upload_budget(settings: Any) -> int:

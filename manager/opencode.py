@@ -5,12 +5,20 @@
 itself: on 127.0.0.1 at a free port, with a random password passed in the environment (never
 on the command line, where every local user can read it), restarted with backoff when it dies,
 and stopped with its whole process group when the Manager exits — however it exits.
+
+However: a Manager that is killed outright (SIGKILL, the OOM killer) cannot stop anything.
+The kernel then kills OpenCode itself (a parent-death signal, SIGKILL: a SIGTERM is not
+enough, since OpenCode, once a TUI has attached, catches it and may take its time or never
+exit), and what OpenCode started in its process group (shells, language servers) is left;
+the next Manager on the same data dir ends that group before it starts its own OpenCode
+(``reap_leftover_group``), recognising it by a mark in its members' environment.
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import ctypes
 import ctypes.util
 import http.client
@@ -45,6 +53,10 @@ BACKOFF_MAX = 30.0
 # A run this long counts as healthy: the next crash starts the backoff from the beginning.
 STABLE_AFTER = 60.0
 LOG_ROTATE_BYTES = 20 * 1024**2
+# In OpenCode's environment (and so in that of everything it starts): the mark of the
+# process group recorded in ``GROUP_FILE``, which the next Manager ends if it is left.
+GROUP_MARK = "OCM_MANAGER_OPENCODE_GROUP"
+GROUP_FILE = "opencode.group"
 
 # States shown by /api/health.
 DISABLED = "disabled"  # --no-opencode
@@ -156,8 +168,12 @@ def check_health(endpoint: Endpoint, timeout: float = HEALTH_ATTEMPT_TIMEOUT) ->
 
 
 def _death_signal_setup() -> Callable[[], None] | None:
-    """A preexec_fn that makes Linux SIGTERM the child when the Manager dies, even by SIGKILL.
+    """A preexec_fn that makes Linux SIGKILL the child when the Manager dies, even by SIGKILL.
 
+    SIGKILL, not SIGTERM: measured in the quick start, an OpenCode that a TUI had attached to
+    caught the SIGTERM and was still running 30 s after its Manager was killed (FIELD-NOTES:
+    ~10 s after a prompt). A Manager that stops normally still asks with SIGTERM first
+    (``Supervisor.stop``); a dead one has nobody left to wait for OpenCode's grace.
     PR_SET_PDEATHSIG fires when the *thread* that forked exits, so children are only started
     from the supervisor's own thread, which lives as long as the process.
     """
@@ -172,7 +188,7 @@ def _death_signal_setup() -> Callable[[], None] | None:
     pr_set_pdeathsig = 1
 
     def setup() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the Manager died before prctl took effect
             os._exit(1)
 
@@ -185,6 +201,55 @@ def kill_group(pgid: int, sig: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """State, parent, group... of a live process from /proc (Linux); [] when there is none."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields if len(fields) > 2 and fields[0] != "Z" else []
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes in process group ``pgid`` (Linux /proc; empty elsewhere)."""
+    members: list[int] = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and _stat_fields(entry.name)[2:3] == [str(pgid)]:
+                members.append(int(entry.name))
+    return members
+
+
+def _marked(pid: int, mark: str) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{GROUP_MARK}={mark}".encode() in environ.split(b"\0")
+
+
+def reap_leftover_group(group_file: Path) -> None:
+    """End what an OpenCode of an earlier Manager on this data dir left in its group.
+
+    A group id can be reused once the group is gone, so the group is ended only when one
+    of its members still carries the mark recorded with it; and only when OpenCode itself
+    (the group's leader) is gone: a live one has a live Manager (the parent-death signal),
+    which may be another one on this data dir."""
+    try:
+        pgid_text, _, mark = group_file.read_text().strip().partition(" ")
+        pgid = int(pgid_text)
+    except (OSError, ValueError):
+        return
+    if pgid <= 1 or not mark or _stat_fields(pgid):
+        return
+    if any(_marked(pid, mark) for pid in group_members(pgid)):
+        log.warning("ending what the OpenCode of an earlier Manager left running (group %d)", pgid)
+        kill_group(pgid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        group_file.unlink()
 
 
 class Supervisor(Upstream):
@@ -202,6 +267,7 @@ class Supervisor(Upstream):
         self.binary = binary
         self.password = password or secrets.token_urlsafe(32)
         self.log_path = logs_dir / "opencode.log"
+        self.group_file = logs_dir / GROUP_FILE
         self.workdir = workdir
         self._port = port or free_port()
         super().__init__(None, STARTING)
@@ -261,6 +327,7 @@ class Supervisor(Upstream):
         self._ready.notify_all()
 
     def _run(self) -> None:
+        reap_leftover_group(self.group_file)
         setup = _death_signal_setup()
         backoff = BACKOFF_FIRST
         while not self._stopping.is_set():
@@ -306,6 +373,8 @@ class Supervisor(Upstream):
             self._port = free_port()
         env = dict(os.environ)
         env["OPENCODE_SERVER_PASSWORD"] = self.password
+        mark = secrets.token_hex(16)
+        env[GROUP_MARK] = mark
         env.pop("OPENCODE_SERVER_USERNAME", None)
         argv = [self.binary, "serve", "--hostname", "127.0.0.1", "--port", str(self._port)]
         self._rotate_log()
@@ -328,6 +397,8 @@ class Supervisor(Upstream):
                     start_new_session=True,
                     preexec_fn=setup,
                 )
+            # start_new_session: its pid is its group's id.
+            self.group_file.write_text(f"{self._process.pid} {mark}\n")
             return self._process
 
     def _await_health(self, process: subprocess.Popen[bytes], endpoint: Endpoint) -> bool:
@@ -353,6 +424,8 @@ class Supervisor(Upstream):
             kill_group(pgid, signal.SIGKILL)
             process.wait(timeout=STOP_GRACE)
         kill_group(pgid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.group_file.unlink()
 
     def _rotate_log(self) -> None:
         try:

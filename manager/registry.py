@@ -225,6 +225,19 @@ class Registry:
         )
         return (row["token_sha256"], row["expires_at"]) if row else None
 
+    def live_web_sessions(self, token_sha256: str) -> dict[str, float]:
+        """``{id hash: expiry}`` of the sign-ins made with ``token_sha256`` not expired yet."""
+        rows = (
+            self._connect()
+            .execute(
+                "SELECT id_sha256, expires_at FROM web_sessions"
+                " WHERE token_sha256 = ? AND expires_at > ?",
+                (token_sha256, time.time()),
+            )
+            .fetchall()
+        )
+        return {row["id_sha256"]: row["expires_at"] for row in rows}
+
     def remove_web_session(self, id_sha256: str) -> None:
         self._connect().execute("DELETE FROM web_sessions WHERE id_sha256 = ?", (id_sha256,))
 

@@ -59,17 +59,40 @@ def waitress_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def raise_open_file_limit(wanted: int) -> None:
-    """Each proxied request holds two sockets (client and OpenCode): lift a low soft limit."""
+# Descriptors kept for what is not a connection: the database, git, logs, temp files.
+OTHER_FILES = 256
+FEWEST_CONNECTIONS = 16
+
+
+def files_wanted(options: dict[str, Any]) -> int:
+    return 2 * options["connection_limit"] + 2 * options["threads"] + OTHER_FILES
+
+
+def raise_open_file_limit(wanted: int) -> int | None:
+    """Each proxied request holds two sockets (client and OpenCode): lift a low soft limit.
+    The soft limit now (None: unlimited, or not POSIX)."""
     try:
         import resource
     except ImportError:  # not POSIX
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def fitting_connection_limit(options: dict[str, Any], open_files: int | None) -> int:
+    """The connection limit, lowered to what the open-file limit allows: waitress must
+    reach its limit (where the connection guard makes room) before ``accept`` fails for
+    want of descriptors, which nobody would make room for."""
+    limit = int(options["connection_limit"])
+    if open_files is None:
+        return limit
+    fits = (open_files - 2 * options["threads"] - OTHER_FILES) // 2
+    return max(FEWEST_CONNECTIONS, min(limit, fits))
 
 
 def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[str, Any]) -> Any:
@@ -100,7 +123,22 @@ def web_app_listener(app: Any, settings: Settings, server: Any, options: dict[st
 def _watch_token(app: Any) -> TokenWatch | None:
     services = getattr(app, "services", None)
     registry = getattr(services, "registry", None)
-    return None if registry is None else TokenWatch(registry.token_hash)
+    if services is None or registry is None:
+        return None
+    watch = TokenWatch(registry.token_hash, read_sign_ins=registry.live_web_sessions)
+    services.token_watch = watch  # sign-ins and sign-outs refresh it (manager.web.signin)
+    return watch
+
+
+def _guard(server: Any, web_app_server: Any, tokens: TokenWatch, settings: Settings) -> None:
+    """Both listeners, each with its own credentials and one upload budget between them."""
+    from manager import connection_guard
+
+    guard = connection_guard.install(server, connection_guard.ManagerToken(tokens), settings)
+    if guard is not None and web_app_server is not None:
+        connection_guard.install(
+            web_app_server, connection_guard.SignInCookie(tokens), settings, guard.budget
+        )
 
 
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
@@ -116,14 +154,13 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     # busy one; 0.5 ms measured 10-25 % more proxied requests per second with four clients.
     sys.setswitchinterval(SWITCH_INTERVAL)
     options = waitress_options(settings)
-    raise_open_file_limit(2 * options["connection_limit"] + 2 * options["threads"] + 256)
+    open_files = raise_open_file_limit(files_wanted(options))
+    options["connection_limit"] = fitting_connection_limit(options, open_files)
     server = create_server(app, **options)
     web_app_server = web_app_listener(app, settings, server, options)
     tokens = _watch_token(app)
     if tokens is not None:
-        from manager import connection_guard
-
-        connection_guard.install(server, tokens, settings)
+        _guard(server, web_app_server, tokens, settings)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
         from manager.proxy.loop import install

@@ -15,6 +15,7 @@ registry, keyed by a hash of the cookie, so the database never holds a usable co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -39,6 +40,22 @@ def session_cookie(environ: dict[str, Any]) -> str | None:
     return parse_cookie(environ).get(COOKIE_NAME) or None
 
 
+def session_digest(cookie_header: str | None) -> str | None:
+    """What the registry (and the Manager's ``TokenWatch``) knows a sign-in by, from a raw
+    ``Cookie`` header; None when it names none."""
+    value = parse_cookie(cookie_header or "").get(COOKIE_NAME) if cookie_header else None
+    return _digest(value) if value else None
+
+
+def _tell_watch(services: Any) -> None:
+    """The connection guard trusts a sign-in once the Manager's ``TokenWatch`` knows it: at
+    once for this process's own sign-ins and sign-outs, not at its next poll."""
+    watch = getattr(services, "token_watch", None)
+    if watch is not None:
+        with contextlib.suppress(Exception):  # a busy database: the watch's poll catches up
+            watch.check()
+
+
 def signed_in(environ: dict[str, Any], services: Any) -> bool:
     """True when the request carries a live sign-in made with the current token."""
     value = session_cookie(environ)
@@ -58,6 +75,7 @@ def start_session(services: Any) -> str:
     value = secrets.token_urlsafe(32)
     token_hash = services.registry.token_hash() or ""
     services.registry.add_web_session(_digest(value), token_hash, time.time() + SESSION_SECONDS)
+    _tell_watch(services)
     return value
 
 
@@ -65,6 +83,7 @@ def end_session(environ: dict[str, Any], services: Any) -> None:
     value = session_cookie(environ)
     if value:
         services.registry.remove_web_session(_digest(value))
+        _tell_watch(services)
 
 
 def is_https(environ: dict[str, Any]) -> bool:

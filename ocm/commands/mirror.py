@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import read_marker, write_marker
+from ocm.mirror.state import RepoState, current_branch, read_marker, repo_state, write_marker
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -111,12 +112,6 @@ def _unmatched(checkout: resolve.Checkout) -> str:
     return f"no Manager repo matches {where}" + ("" if checkout.origin else " (no origin remote)")
 
 
-def _remember(client: ManagerClient, login: Any, repo_id: int) -> None:
-    for ws in client.workspaces():
-        if ws.repo_id == repo_id:
-            remember(state_mod.load(), login, ws)
-
-
 def _counts(changed: int, deleted: int) -> str:
     return f"{changed} file{'' if changed == 1 else 's'} changed, {deleted} deleted"
 
@@ -174,11 +169,11 @@ def _push_refusal(
     )
 
 
-def _pull_refusal(root: Path, head: dict[str, Any], label: str) -> ConflictError | None:
+def _pull_refusal(
+    root: Path, head: dict[str, Any], label: str, state: RepoState | None = None
+) -> ConflictError | None:
     """What the pull would overwrite here, and the way forward."""
-    from ocm.mirror.state import repo_state
-
-    state, branch = repo_state(root), head.get("branch")
+    state, branch = state or repo_state(root), head.get("branch")
     return refusals.pull_refused(
         label,
         branch,
@@ -296,10 +291,22 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
     client, login = connect()
     with client:
         ws = _match(client, login, checkout)
-        try:
-            outgoing = prepare(root)
-        except MirrorError as exc:
-            raise _error(exc) from None
+        if ws is None and not create:
+            raise OcmError(
+                _unmatched(checkout),
+                f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
+                "`ocm list` to see the repos",
+            )
+        repo_id = ws.repo_id if ws else 0
+        # The Manager's /head and this checkout's snapshot need nothing from each other: ask
+        # while git works, so the round trip and the Manager's own look cost no wall time.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            asked = pool.submit(_head, client, repo_id, current_branch(root) if ws else None)
+            try:
+                outgoing = prepare(root)
+            except MirrorError as exc:
+                raise _error(exc) from None
+            head = asked.result()
         branch = outgoing.state.branch
         if outgoing.selection.skipped:
             shown = ", ".join(outgoing.selection.skipped[:5])
@@ -310,20 +317,11 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             )
         params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
         if ws is None:
-            if not create:
-                raise OcmError(
-                    _unmatched(checkout),
-                    f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
-                    "`ocm list` to see the repos",
-                )
             label = repo_name(root)
-            head = _head(client, 0)
             _confirm_create(label, yes)
-            repo_id = 0
             params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
         else:
-            repo_id, label = ws.repo_id, ws.name
-            head = _head(client, repo_id, branch)
+            label = ws.name
             refusal = _push_refusal(root, outgoing, head, label)
             if refusal and not force:
                 raise refusal
@@ -354,8 +352,11 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                 },
             )
             pack.set_snapshot_ref(root, outgoing.snapshot.commit)
-        with contextlib.suppress(OcmError):
-            _remember(client, login, int(result.get("repoId") or repo_id))
+        with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
+            # The answer describes the repo as the list would: no second round trip for it.
+            from ocm.api import Workspace  # noqa: PLC0415 - loaded with requests by connect()
+
+            remember(state_mod.load(), login, Workspace.from_json({**result, "originUrl": origin}))
     what = "created and pushed" if repo_id == 0 else "pushed"
     _say(
         f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
@@ -452,8 +453,11 @@ def pull(*, force: bool) -> int:
         try:
             with repo_lock(root, "another ocm pull"):
                 clean_leftovers(staging)  # undo a pull that was killed mid-switch
-                head = _head(client, ws.repo_id)
-                refusal = _pull_refusal(root, head, ws.name)
+                with ThreadPoolExecutor(max_workers=1) as pool:  # as push does: both at once
+                    asked = pool.submit(_head, client, ws.repo_id)
+                    state = repo_state(root)
+                    head = asked.result()
+                refusal = _pull_refusal(root, head, ws.name, state)
                 if refusal and not force:
                     raise refusal
                 try:

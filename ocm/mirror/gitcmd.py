@@ -113,9 +113,9 @@ def ok(root: Path, *args: str, env: Mapping[str, str] | None = None) -> bool:
     return run(root, *args, env=env, check=False).returncode == 0
 
 
-def maybe(root: Path, *args: str) -> str | None:
+def maybe(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str | None:
     """The stripped stdout of a git command, or None when it fails or prints nothing."""
-    done = run(root, *args, check=False)
+    done = run(root, *args, env=env, check=False)
     text = os.fsdecode(done.stdout).strip()
     return text if done.returncode == 0 and text else None
 
@@ -151,10 +151,3 @@ def last_line(stderr: bytes) -> str:
 
 def join_z(paths: Sequence[str]) -> bytes:
     return b"".join(os.fsencode(path) + b"\0" for path in paths)
-
-
-def maybe_env(root: Path, env: Mapping[str, str], *args: str) -> str | None:
-    """Like :func:`maybe`, with extra environment."""
-    done = run(root, *args, env=env, check=False)
-    text = os.fsdecode(done.stdout).strip()
-    return text if done.returncode == 0 and text else None

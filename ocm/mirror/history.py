@@ -15,8 +15,8 @@ from pathlib import Path
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection
-from ocm.mirror.snapshot import Snapshot
-from ocm.mirror.state import temp_index, tree_of
+from ocm.mirror.snapshot import Snapshot, commit
+from ocm.mirror.state import index_tree, snapshot, temp_index, tree_of
 
 
 def is_ancestor(root: Path, old: str, new: str) -> bool:
@@ -71,22 +71,6 @@ def backup_ref(root: Path, name: str, oid: str, when: str) -> str:
     return ref
 
 
-def _commit(root: Path, tree: str, message: str, parents: list[str]) -> str:
-    args = ["commit-tree", tree, "-m", message]
-    for parent in parents:
-        args += ["-p", parent]
-    return gitcmd.out(root, *args, env=_identity())
-
-
-def _identity() -> dict[str, str]:
-    # A stash needs an author even on a Manager where nobody configured git.
-    env: dict[str, str] = {}
-    for role in ("AUTHOR", "COMMITTER"):
-        env.setdefault(f"GIT_{role}_NAME", os.environ.get(f"GIT_{role}_NAME", "ocm"))
-        env.setdefault(f"GIT_{role}_EMAIL", os.environ.get(f"GIT_{role}_EMAIL", "ocm@localhost"))
-    return env
-
-
 def save_worktree(
     root: Path, selection: Selection, head: str | None, branch: str | None, reason: str
 ) -> str:
@@ -99,18 +83,11 @@ def save_worktree(
     stash on, so the snapshot goes to a backup ref instead. Returns how to get it back.
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
-    full = tree_of(
-        root,
-        selection.unsettled(selection.files),
-        base_index=True,
-        write_blobs=True,
-        remove=selection.deleted,
-    )
+    full = snapshot(root, selection, write_blobs=True)
     if full is None:
         raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
     if head is None:
-        ref = backup_ref(root, "worktree", _commit(root, full, f"ocm: {reason}", []), stamp())
-        return ref
+        return backup_ref(root, "worktree", commit(root, full, [], f"ocm: {reason}"), stamp())
     tracked = tree_of(
         root,
         selection.unsettled(selection.tracked),
@@ -118,20 +95,13 @@ def save_worktree(
         write_blobs=True,
         remove=selection.deleted,
     )
-    with temp_index(root, copy_real=True) as env:
-        index_tree = gitcmd.maybe_env(root, env, "write-tree")
-    index_commit = _commit(
-        root,
-        index_tree or gitcmd.out(root, "rev-parse", f"{head}^{{tree}}"),
-        f"index on {on}",
-        [head],
-    )
-    parents = [head, index_commit]
+    staged = index_tree(root) or gitcmd.out(root, "rev-parse", f"{head}^{{tree}}")
+    parents = [head, commit(root, staged, [head], f"index on {on}")]
     if selection.untracked:
         untracked = tree_of(root, selection.untracked, base_index=False, write_blobs=True)
         if untracked:
-            parents.append(_commit(root, untracked, f"untracked files on {on}", []))
-    work = _commit(root, tracked or full, f"On {on} {reason}", parents)
+            parents.append(commit(root, untracked, [], f"untracked files on {on}"))
+    work = commit(root, tracked or full, parents, f"On {on} {reason}")
     gitcmd.run(root, "stash", "store", "-m", f"ocm: {reason}", work)
     return "stash@{0}"
 

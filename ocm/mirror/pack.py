@@ -31,23 +31,11 @@ HEADER_SIZE = 12  # "PACK", version, object count
 SNAPSHOT_REF = "refs/ocm/snapshot"
 # Commit metadata that only old or odd history gets wrong: never a risk to a work tree, so
 # it does not refuse a push (everything about trees, names and links still does).
-_FSCK_RELAXED = ",".join(
-    f"{msg}=ignore"
-    for msg in (
-        "badDate",
-        "badDateOverflow",
-        "badEmail",
-        "badName",
-        "badTimezone",
-        "missingEmail",
-        "missingNameBeforeEmail",
-        "missingSpaceBeforeDate",
-        "missingSpaceBeforeEmail",
-        "zeroPaddedDate",
-        "zeroPaddedFilemode",
-        "missingTaggerEntry",
-        "badTagName",
-    )
+_FSCK_RELAXED = (
+    "badDate=ignore,badDateOverflow=ignore,badEmail=ignore,badName=ignore,"
+    "badTimezone=ignore,missingEmail=ignore,missingNameBeforeEmail=ignore,"
+    "missingSpaceBeforeDate=ignore,missingSpaceBeforeEmail=ignore,zeroPaddedDate=ignore,"
+    "zeroPaddedFilemode=ignore,missingTaggerEntry=ignore,badTagName=ignore"
 )
 
 Progress = Callable[[int], None]
@@ -68,10 +56,9 @@ class Limits:
 def tips(root: Path, limit: int = wire.MAX_TIPS) -> list[str]:
     """Commits whose whole history ``root`` has: the last snapshot, HEAD, and its newest
     branch, remote-tracking and tag tips (a pack may assume all that they reach)."""
-    found = [
-        gitcmd.maybe(root, "rev-parse", "--verify", "-q", f"{SNAPSHOT_REF}^{{commit}}"),
-        gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}"),
-    ]
+    # One git call for both names; a missing one prints "<name> missing", not an id.
+    named = f"{SNAPSHOT_REF}^{{commit}}\nHEAD^{{commit}}\n".encode()
+    found = gitcmd.out(root, "cat-file", "--batch-check=%(objectname)", input=named).split()
     refs = gitcmd.out(
         root,
         "for-each-ref",
@@ -82,7 +69,7 @@ def tips(root: Path, limit: int = wire.MAX_TIPS) -> list[str]:
         "refs/remotes",
         "refs/tags",
     ).split()
-    return list(dict.fromkeys(oid for oid in [*found, *refs] if oid))[:limit]
+    return list(dict.fromkeys(oid for oid in [*found, *refs] if gitcmd.is_oid(oid)))[:limit]
 
 
 def present(root: Path, oids: list[str]) -> list[str]:
@@ -216,15 +203,8 @@ def index_pack(
     """Check the pack in ``stream`` with git and store it in ``quarantine``; return its
     object count. The repository itself is not touched."""
     header = _read_exact(stream, HEADER_SIZE)
-    if (
-        len(header) != HEADER_SIZE
-        or header[:4] != b"PACK"
-        or header[4:8]
-        not in (
-            b"\0\0\0\2",
-            b"\0\0\0\3",
-        )
-    ):
+    version = int.from_bytes(header[4:8], "big")
+    if len(header) != HEADER_SIZE or header[:4] != b"PACK" or version not in (2, 3):
         raise BadPack("the body is not a git pack (wrong or missing header)")
     count = int.from_bytes(header[8:12], "big")
     if count > limits.max_objects:
@@ -276,7 +256,10 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
             "the receiving disk is full (or a file size limit was hit) while storing the "
             "pack; free some space and try again"
         )
-    if "unresolved delta" in lowered or "are reachable" in lowered:
+    # A delta base or a linked object (a parent, a tree) that neither the pack brings nor
+    # the repo has: the sender assumed what this side lacks, or the pack is hostile.
+    signs = ("unresolved delta", "did not receive expected", "are reachable")
+    if any(sign in lowered for sign in signs):
         return IncompletePack(
             "the pack leans on objects the receiving repo does not have "
             f"({gitcmd.last_line(stderr)})"

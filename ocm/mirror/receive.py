@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
 from ocm.mirror.errors import Busy, Refused
@@ -55,58 +55,46 @@ class Received:
     saved: list[str] = field(default_factory=list)
 
 
-def same_filesystem(staging_dir: Path, root: Path) -> Path:
-    """``staging_dir`` when it is on the repo's filesystem (renames must not copy), else
-    the repo's own ``.git/ocm-staging``."""
+def new_workdir(staging_dir: Path, root: Path) -> Path:
+    """A fresh folder in ``staging_dir`` when that is on the repo's filesystem (renames
+    must not copy), else in the repo's own ``.git/ocm-staging``."""
     staging_dir.mkdir(parents=True, exist_ok=True)
-    if os.stat(staging_dir).st_dev == os.stat(root).st_dev:
-        return staging_dir
-    return root / ".git" / STAGING_NAME
-
-
-def new_workdir(staging_dir: Path) -> Path:
-    staging_dir.mkdir(parents=True, exist_ok=True)
+    if os.stat(staging_dir).st_dev != os.stat(root).st_dev:
+        staging_dir = root / ".git" / STAGING_NAME
+        staging_dir.mkdir(exist_ok=True)
     work = staging_dir / f"{history.stamp()}-{os.getpid()}-{secrets.token_hex(4)}"
     work.mkdir()
     return work
+
+
+def _lost(count: int, where: str, label: str) -> str:
+    return f"{count} commit{'s' if count > 1 else ''} on {where} that {label} lacks"
 
 
 def _risks(
     root: Path,
     state: RepoState,
     incoming: Snapshot,
+    tip: str | None,
     known: set[str | None],
     plan: swap.Plan,
     lacking_label: str,
 ) -> tuple[list[str], str | None, str | None]:
-    """What the switch would lose: (descriptions, branch tip to back up, detached tip)."""
-    risks: list[str] = []
-    if at_risk(state, known):
-        risks.append("uncommitted changes")
-    branch_old = history.branch_tip(root, incoming.branch) if incoming.branch else None
-    if branch_old:
-        lost = history.commits_lacking(root, branch_old, incoming.head)
-        if lost:
-            risks.append(
-                f"{lost} commit{'s' if lost > 1 else ''} on {incoming.branch} that "
-                f"{lacking_label} lacks"
-            )
-        else:
-            branch_old = None
-    detached_old = None
-    if state.branch is None and state.head and state.head != incoming.head:
-        lost = history.orphaned_by_move(root, state.head, incoming.head)
-        if lost:
-            detached_old = state.head
-            risks.append(
-                f"{lost} commit{'s' if lost > 1 else ''} on a detached HEAD that "
-                f"{lacking_label} lacks"
-            )
+    """What the switch would lose: (descriptions, branch tip to back up, detached tip).
+    ``tip`` is the receiver's own commit for the incoming branch."""
+    risks = ["uncommitted changes"] if at_risk(state, known) else []
+    lost = history.commits_lacking(root, tip, incoming.head) if tip else 0
+    if lost:
+        risks.append(_lost(lost, str(incoming.branch), lacking_label))
+    detached = state.head if state.branch is None and state.head != incoming.head else None
+    orphaned = history.orphaned_by_move(root, detached, incoming.head) if detached else 0
+    if orphaned:
+        risks.append(_lost(orphaned, "a detached HEAD", lacking_label))
     if plan.clobbered_ignored:
         risks.append(
             f"ignored files the incoming tree would overwrite ({plan.clobbered_ignored[0]})"
         )
-    return risks, branch_old, detached_old
+    return risks, tip if lost else None, detached if orphaned else None
 
 
 def receive(
@@ -136,14 +124,15 @@ def receive(
     # git runs in the repo with paths to staging in its environment: they must be absolute
     # (a Manager started with a relative --data-dir has relative ones).
     root, staging_dir = root.absolute(), staging_dir.absolute()
-    work = new_workdir(same_filesystem(staging_dir, root))
+    work = new_workdir(staging_dir, root)
     committed = undone = False
     try:
         quarantine = work / "objects"
         count = pack.index_pack(root, stream, quarantine, limits, progress)
         env = pack.quarantine_env(root, quarantine)
         incoming = read_snapshot(root, env, snapshot_commit, branch)
-        files, total = checks.check(root, env, incoming, limits, _base(root))
+        marker = read_marker(root)
+        files, total = checks.check(root, env, incoming, limits, _base(marker))
         if count:
             pack.migrate(quarantine, root)
 
@@ -154,9 +143,10 @@ def receive(
         names = [entry.path for entry in files]
         unchanged = set(names).difference(entry.path for entry in to_write)
         plan = swap.make_plan(root, work / "new", names, current.files, unchanged)
-        known_set = {*known, read_marker(root).get("snapshot")}
+        known_set = {*known, marker.get("snapshot")}
+        tip = history.branch_tip(root, incoming.branch) if incoming.branch else None
         risks, branch_old, detached_old = _risks(
-            root, state, incoming, known_set, plan, lacking_label
+            root, state, incoming, tip, known_set, plan, lacking_label
         )
         risks += extra_risks() if extra_risks else []
         if risks and not force:
@@ -168,10 +158,10 @@ def receive(
             )
 
         refs = {
-            "head_ref": gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD"),
+            "head_ref": f"refs/heads/{state.branch}" if state.branch else None,
             "head": state.head,
             "branch": incoming.branch,
-            "branch_old": history.branch_tip(root, incoming.branch) if incoming.branch else None,
+            "branch_old": tip,
         }
         if (root / ".git" / "index").exists():
             shutil.copyfile(root / ".git" / "index", work / "index.old")
@@ -191,7 +181,10 @@ def receive(
         with contextlib.suppress(Exception):
             pack.set_snapshot_ref(root, incoming.commit)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
-            _write_marker(root, incoming, sender, total)
+            # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
+            # in no snapshot it computes either); its bytes size the next transfer's check.
+            record = {"snapshot": incoming.tree, "bytes": total, "head": incoming.head}
+            write_marker(root, {**record, "branch": incoming.branch, "from": sender})
         return result
     finally:
         # Kept only when the process is dying mid-switch: the next start undoes it.
@@ -199,29 +192,12 @@ def receive(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _base(root: Path) -> checks.Base | None:
+def _base(marker: dict[str, Any]) -> checks.Base | None:
     """The snapshot this side last received and checked, with its size, if recorded."""
-    marker = read_marker(root)
     tree, total = marker.get("snapshot"), marker.get("bytes")
     if gitcmd.is_oid(tree) and isinstance(total, int) and total >= 0:
         return checks.Base(str(tree), total)
     return None
-
-
-def _write_marker(root: Path, incoming: Snapshot, sender: str, total: int) -> None:
-    """Record the state just received: the work tree now is the snapshot's tree (files the
-    receiver ignores or keeps are not part of any snapshot it computes either), and the
-    bytes its files take, so the next transfer is sized by what it changes."""
-    write_marker(
-        root,
-        {
-            "snapshot": incoming.tree,
-            "bytes": total,
-            "head": incoming.head,
-            "branch": incoming.branch,
-            "from": sender,
-        },
-    )
 
 
 def _save(
@@ -269,33 +245,15 @@ def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, st
     swap.rollback(work, root, ops)
     branch, branch_old = refs.get("branch"), refs.get("branch_old")
     if branch and history.branch_tip(root, branch) != branch_old:
-        if branch_old:
-            gitcmd.run(
-                root,
-                "update-ref",
-                "-m",
-                "ocm: undo",
-                f"refs/heads/{branch}",
-                branch_old,
-                check=False,
-            )
-        else:
-            gitcmd.run(root, "update-ref", "-d", f"refs/heads/{branch}", check=False)
-    head_ref = refs.get("head_ref")
-    if head_ref:
-        if gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD") != head_ref:
-            gitcmd.run(root, "symbolic-ref", "HEAD", head_ref, check=False)
-    elif refs.get("head") and history.head_commit(root) != refs["head"]:
-        gitcmd.run(
-            root,
-            "update-ref",
-            "--no-deref",
-            "-m",
-            "ocm: undo",
-            "HEAD",
-            str(refs["head"]),
-            check=False,
+        moved = (
+            [f"refs/heads/{branch}", branch_old] if branch_old else ["-d", f"refs/heads/{branch}"]
         )
+        gitcmd.run(root, "update-ref", "-m", "ocm: undo", *moved, check=False)
+    head_ref, head = refs.get("head_ref"), refs.get("head")
+    if head_ref and gitcmd.maybe(root, "symbolic-ref", "-q", "HEAD") != head_ref:
+        gitcmd.run(root, "symbolic-ref", "HEAD", head_ref, check=False)
+    elif not head_ref and head and history.head_commit(root) != head:
+        gitcmd.run(root, "update-ref", "--no-deref", "-m", "ocm: undo", "HEAD", head, check=False)
     if (work / "index.old").exists():
         os.replace(work / "index.old", root / ".git" / "index")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError
 from ocm.mirror.select import Selection
-from ocm.mirror.state import temp_index, tree_of
+from ocm.mirror.state import index_tree, snapshot
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,17 @@ class Snapshot:
     index_tree: str
 
 
-def _identity(date: str) -> dict[str, str]:
-    env = {}
+def commit(root: Path, tree: str, parents: list[str], message: str, date: str = "") -> str:
+    """Write a commit by "ocm" (a Manager may have no git identity); ``date`` fixes its time."""
+    env: dict[str, str] = {}
     for role in ("AUTHOR", "COMMITTER"):
-        env[f"GIT_{role}_NAME"] = "ocm"
-        env[f"GIT_{role}_EMAIL"] = "ocm@localhost"
-        env[f"GIT_{role}_DATE"] = date
-    return env
+        env.update({f"GIT_{role}_NAME": "ocm", f"GIT_{role}_EMAIL": "ocm@localhost"})
+        if date:
+            env[f"GIT_{role}_DATE"] = date
+    args = ["commit-tree", tree, "-m", message]
+    for parent in parents:
+        args += ["-p", parent]
+    return gitcmd.out(root, *args, env=env)
 
 
 def _commit_time(root: Path, commit: str) -> str:
@@ -49,43 +53,22 @@ def _commit_time(root: Path, commit: str) -> str:
 
 def build(root: Path, selection: Selection, head: str, branch: str | None) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
-    tree = tree_of(
-        root,
-        selection.unsettled(selection.files),
-        base_index=True,
-        write_blobs=True,
-        remove=selection.deleted,
-    )
+    tree = snapshot(root, selection, write_blobs=True)
     if tree is None:
         raise MirrorError(
             f"git could not describe the work tree of {root} (is a merge or rebase in "
             "progress?); finish or abort it, then run the command again"
         )
-    with temp_index(root, copy_real=True) as env:
-        index_tree = gitcmd.maybe_env(root, env, "write-tree")
-    if index_tree is None:
+    staged = index_tree(root)
+    if staged is None:
         raise MirrorError(
             f"the index of {root} has unresolved conflicts; resolve them (or "
             "`git merge --abort`), then run the command again"
         )
-    env = _identity(_commit_time(root, head))
-    on = branch or "detached HEAD"
-    index_commit = gitcmd.out(
-        root, "commit-tree", index_tree, "-p", head, "-m", f"ocm: index on {on}", env=env
-    )
-    commit = gitcmd.out(
-        root,
-        "commit-tree",
-        tree,
-        "-p",
-        head,
-        "-p",
-        index_commit,
-        "-m",
-        f"ocm: snapshot of {on}",
-        env=env,
-    )
-    return Snapshot(commit, head, branch, tree, index_tree)
+    date, on = _commit_time(root, head), branch or "detached HEAD"
+    index_commit = commit(root, staged, [head], f"ocm: index on {on}", date)
+    snap = commit(root, tree, [head, index_commit], f"ocm: snapshot of {on}", date)
+    return Snapshot(snap, head, branch, tree, staged)
 
 
 def _commit_fields(root: Path, env: dict[str, str], oid: str) -> tuple[str, list[str]]:

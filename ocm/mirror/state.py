@@ -86,21 +86,32 @@ def tree_of(
         return done.stdout.decode().strip() or None
 
 
-def snapshot(root: Path, selection: Selection) -> str | None:
+def snapshot(root: Path, selection: Selection, *, write_blobs: bool = False) -> str | None:
+    """The tree of every file that travels, as it is now (None if git cannot say)."""
     return tree_of(
         root,
         selection.unsettled(selection.files),
         base_index=True,
-        write_blobs=False,
+        write_blobs=write_blobs,
         remove=selection.deleted,
     )
+
+
+def index_tree(root: Path) -> str | None:
+    """The tree of what is staged; None when the index has unresolved conflicts."""
+    with temp_index(root, copy_real=True) as env:
+        return gitcmd.maybe(root, "write-tree", env=env)
 
 
 def head_info(root: Path) -> tuple[str | None, str | None]:
     """(commit id of HEAD or None when unborn, branch name or None when detached)."""
     head = gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-    branch = gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
-    return head, branch
+    return head, current_branch(root)
+
+
+def current_branch(root: Path) -> str | None:
+    """The branch HEAD is on, None when it is detached."""
+    return gitcmd.maybe(root, "symbolic-ref", "-q", "--short", "HEAD")
 
 
 def repo_state(root: Path, selection: Selection | None = None) -> RepoState:

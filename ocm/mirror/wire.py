@@ -34,17 +34,12 @@ def parse_version(raw: object) -> int:
 def manager_check(raw: object) -> None:
     """On the Manager: refuse a client that speaks another version, saying who upgrades."""
     theirs = parse_version(raw)
-    if theirs == VERSION:
-        return
-    if theirs < VERSION:
+    if theirs != VERSION:
+        upgrade = "ocm on the client machine" if theirs < VERSION else "the Manager"
         raise WrongVersion(
             f"this Manager speaks mirror format {VERSION} and the client format {theirs}: "
-            "upgrade ocm on the client machine"
+            f"upgrade {upgrade}"
         )
-    raise WrongVersion(
-        f"this Manager speaks mirror format {VERSION} and the client format {theirs}: "
-        "upgrade the Manager"
-    )
 
 
 def client_check(raw: object, url: str) -> tuple[str, str] | None:

@@ -3,17 +3,16 @@ real Manager does about them (``manager.connection_guard``), over raw sockets.""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
-import select
 import socket
 import time
 
 import pytest
 import requests
 
+from tests.support import rawhttp
 from tests.support.auth import bearer
 from tests.support.git import git, make_repo
 from tests.support.processes import Cli, RunningManager
@@ -25,70 +24,11 @@ AUTHORISED_GET = "/api/internal/opencode-workspaces"
 
 
 def _address(manager: RunningManager) -> tuple[str, int]:
-    host, port = manager.url.removeprefix("http://").rsplit(":", 1)
-    return host, int(port)
+    return rawhttp.address(manager.url)
 
 
 def _connect(manager: RunningManager, timeout: float = 10) -> socket.socket:
-    return socket.create_connection(_address(manager), timeout=timeout)
-
-
-def _read_one_answer(sock: socket.socket) -> bytes:
-    """One whole answer with a Content-Length, however TCP cut it, leaving the connection
-    ready for the next request."""
-    received = b""
-    while b"\r\n\r\n" not in received:
-        block = sock.recv(65536)
-        assert block, received
-        received += block
-    head, _, body = received.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        block = sock.recv(65536)
-        assert block, received + body
-        body += block
-    return head + b"\r\n\r\n" + body
-
-
-def _read_answer(sock: socket.socket, timeout: float = 10) -> bytes:
-    """Everything until the Manager closes the connection (or ``timeout``)."""
-    sock.settimeout(timeout)
-    received = b""
-    with contextlib.suppress(ConnectionResetError, TimeoutError):
-        while block := sock.recv(65536):
-            received += block
-    return received
-
-
-def _upload_until_answered(sock: socket.socket, limit: int) -> tuple[bytes, int]:
-    """Send body bytes while watching for an answer; (what came back, bytes sent)."""
-    sock.setblocking(False)
-    block = b"\0" * MIB
-    sent = 0
-    answer = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and b"\r\n\r\n" not in answer:
-        readable, writable, _ = select.select([sock], [sock] if sent < limit else [], [], 1)
-        if readable:
-            try:
-                data = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            answer += data
-        elif writable:
-            try:
-                sent += sock.send(block)
-            except (BrokenPipeError, ConnectionResetError):
-                # The Manager closed its side: what it answered is still to be read.
-                select.select([sock], [], [], 2)
-    sock.setblocking(True)
-    return answer + _read_answer(sock, timeout=5), sent
+    return rawhttp.connect(manager.url, timeout)
 
 
 def test_an_unauthenticated_upload_is_refused_after_its_head_not_its_body(manager):
@@ -97,7 +37,7 @@ def test_an_unauthenticated_upload_is_refused_after_its_head_not_its_body(manage
             b"POST %s HTTP/1.1\r\nHost: m\r\nContent-Type: application/x-tar\r\n"
             b"Content-Length: %d\r\n\r\n" % (UP.encode(), GIB)
         )
-        answer, sent = _upload_until_answered(sock, GIB)
+        answer, sent = rawhttp.upload_until_answered(sock, GIB)
     # What the client could send is what socket buffers took: the body was never read.
     assert sent < 64 * MIB, sent
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -115,14 +55,14 @@ def test_a_chunked_unauthenticated_upload_and_a_head_get_no_body(manager):
         sock.sendall(
             b"POST %s HTTP/1.1\r\nHost: m\r\nTransfer-Encoding: chunked\r\n\r\n" % UP.encode()
         )
-        answer, sent = _upload_until_answered(sock, GIB)
+        answer, sent = rawhttp.upload_until_answered(sock, GIB)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:300]
     assert sent < 64 * MIB, sent
     with _connect(manager) as sock:
         sock.sendall(
             b"HEAD %s HTTP/1.1\r\nHost: m\r\nContent-Length: %d\r\n\r\n" % (UP.encode(), GIB)
         )
-        answer = _read_answer(sock)
+        answer = rawhttp.read_answer(sock)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401") and body == b"", answer[:300]
 
@@ -143,7 +83,7 @@ def test_upload_bytes_in_flight_are_capped(manager_factory):
         time.sleep(0.3)
         with _connect(manager) as third:
             third.sendall(head)
-            answer = _read_answer(third)
+            answer = rawhttp.read_answer(third)
         assert answer.startswith(b"HTTP/1.1 503"), answer[:300]
         assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"] == "uploads_busy"
     finally:
@@ -151,7 +91,7 @@ def test_upload_bytes_in_flight_are_capped(manager_factory):
     time.sleep(1)
     with _connect(manager) as fourth:
         fourth.sendall(head + b"\0" * (900 * 1024))
-        answer = _read_answer(fourth, timeout=20)
+        answer = rawhttp.read_answer(fourth, timeout=20)
     second.close()
     assert answer.startswith(b"HTTP/1.1 "), answer[:300]
     assert not answer.startswith(b"HTTP/1.1 503"), answer[:300]
@@ -199,7 +139,7 @@ def test_a_connection_that_sends_no_head_is_closed_but_one_with_the_token_stays(
     )
     with _connect(manager) as silent, _connect(manager) as trickle, _connect(manager) as trusted:
         trusted.sendall(request)
-        assert _read_one_answer(trusted).startswith(b"HTTP/1.1 200")
+        assert rawhttp.read_one_answer(trusted).startswith(b"HTTP/1.1 200")
         started = time.monotonic()
         # A head trickled a byte at a time never completes: closed all the same.
         trickle.setblocking(False)
@@ -211,12 +151,12 @@ def test_a_connection_that_sends_no_head_is_closed_but_one_with_the_token_stays(
                 closed = True
                 break
             time.sleep(0.2)
-        assert closed or _read_answer(trickle, timeout=5) == b""
-        assert _read_answer(silent, timeout=5) == b""
+        assert closed or rawhttp.read_answer(trickle, timeout=5) == b""
+        assert rawhttp.closed_by_peer(silent, timeout=5)
         assert time.monotonic() - started < 15
         # The connection that showed the token is still there for its next request.
         trusted.sendall(request)
-        assert _read_one_answer(trusted).startswith(b"HTTP/1.1 200")
+        assert rawhttp.read_one_answer(trusted).startswith(b"HTTP/1.1 200")
 
 
 @pytest.mark.slow

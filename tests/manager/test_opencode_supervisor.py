@@ -82,15 +82,66 @@ def test_killed_opencode_is_restarted_and_stopping_the_manager_leaves_none(
     assert not proctree.group_alive(second)
 
 
+# Measured in the quick start (tests/e2e/test_quickstart.py): once a TUI had attached, the
+# real OpenCode caught SIGTERM (SigCgt 0x173806cff) and was still serving 30 s after its
+# Manager was SIGKILLed; an idle one dies of SIGTERM at once. This stand-in is that OpenCode
+# at its worst, made certain: it takes SIGTERM and goes on, and it has started a process of
+# its own (as OpenCode starts shells and language servers).
+DEAF_TO_SIGTERM = """
+    import base64, os, signal, subprocess, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    signal.signal(signal.SIGTERM, lambda *_: print("SIGTERM: going on", flush=True))
+    child = subprocess.Popen(["sleep", "600"])
+    with open("started.pid", "w") as out:
+        out.write(str(child.pid))
+    expected = "Basic " + base64.b64encode(
+        ("opencode:" + os.environ["OPENCODE_SERVER_PASSWORD"]).encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.headers.get("Authorization") == expected
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), Handler).serve_forever()
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, sig):
-    manager = manager_factory("--opencode-bin", opencode_bin)
+@pytest.mark.parametrize(
+    ("kind", "sig"),
+    [("real", signal.SIGINT), ("real", signal.SIGKILL), ("deaf to SIGTERM", signal.SIGKILL)],
+)
+def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, tmp_path, kind, sig):
+    binary = opencode_bin if kind == "real" else standin(tmp_path, DEAF_TO_SIGTERM)
+    data_dir = tmp_path / "data"
+    manager = manager_factory("--opencode-bin", binary, data_dir=data_dir)
     pid = running_opencode(manager)
-    manager.process.send_signal(sig)
-    manager.process.wait(timeout=30)
-    # SIGKILL leaves the Manager no chance to clean up: the kernel's parent-death signal does.
-    assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=15)
+    try:
+        manager.process.send_signal(sig)
+        manager.process.wait(timeout=30)
+        # SIGKILL leaves the Manager no chance to clean up: the kernel's parent-death signal
+        # does, and it must be one that OpenCode cannot take and go on.
+        assert proctree.wait_until(lambda: not proctree.alive(pid), timeout=15)
+        if kind == "real":
+            assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=15)
+            return
+        # What it started is left in its group, and the next Manager on this data dir ends
+        # it before starting an OpenCode of its own.
+        started = int((data_dir / "started.pid").read_text())
+        assert proctree.alive(started)
+        again = manager_factory("--opencode-bin", binary, data_dir=data_dir)
+        assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=30)
+        assert not proctree.alive(started)
+        assert "ending what the OpenCode of an earlier Manager left" in again.log()
+        running_opencode(again)
+    finally:
+        proctree.kill_group_quietly(pid)
 
 
 def test_no_opencode_executable_means_503_and_says_how_to_fix_it(manager_factory, tmp_path):

@@ -86,15 +86,23 @@ def test_uncommitted_work_already_pushed_does_not_travel_again(
     assert tree_listing(p.directory) == tree_listing(p.laptop)
 
 
+@pytest.mark.parametrize("change", ["delta", "link"])
 def test_when_the_manager_lacks_what_the_push_assumed_it_sends_everything(
-    ocm: Cli, pushed: Callable[..., Pushed]
+    ocm: Cli, pushed: Callable[..., Pushed], change: str
 ) -> None:
     """The Manager named tips, then lost them (history rewritten, repo replaced): the pack
-    that leaned on them is refused as incomplete and the client sends a full one itself."""
+    that leaned on them is refused as incomplete and the client sends a full one itself.
+    It leans on them by a delta against a blob they hold, or by a link alone (the parent
+    commit), which only ``index-pack --strict`` notices."""
     p = pushed("proj")
-    _history(p.laptop, 2)
+    if change == "delta":
+        _history(p.laptop, 2)
+    else:  # a commit of nothing: no object of it is a delta base for what follows
+        git(p.laptop, "commit", "-q", "--allow-empty", "-m", "only here")
     only_here = git(p.laptop, "rev-parse", "HEAD")  # the Manager never saw it
-    (p.laptop / "history/0.bin").write_bytes(os.urandom(64 * 1024))
+    written = p.laptop / ("history/0.bin" if change == "delta" else "fresh.bin")
+    written.write_bytes(os.urandom(64 * 1024))
+    git(p.laptop, "add", ".")
     git(p.laptop, "commit", "-q", "-am", "after")
     outgoing = send.prepare(p.laptop)
     with ManagerClient(ocm.manager.url, ocm.manager.token) as client:
@@ -104,7 +112,8 @@ def test_when_the_manager_lacks_what_the_push_assumed_it_sends_everything(
     assert result["head"] == git(p.laptop, "rev-parse", "HEAD")
     assert git(p.directory, "rev-parse", "HEAD") == result["head"]
     assert tree_listing(p.directory) == tree_listing(p.laptop)
-    assert sent > 128 * 1024  # the second, complete pack
+    if change == "delta":
+        assert sent > 128 * 1024  # the second, complete pack
 
 
 def test_a_git_dir_symlink_leaving_the_repo_stops_nothing(
