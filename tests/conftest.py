@@ -41,7 +41,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def opencode_bin() -> str:
     """The pinned real ``opencode`` installed by scripts/test. Missing is a failure, not a skip."""
     path = os.environ.get("OCM_TEST_OPENCODE") or shutil.which("opencode")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ocm.opencode import PINNED_VERSION
+from tests.client.keyrings import FILE_ENV
 from tests.support.processes import RunningManager, ocm_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,11 @@ with open({record!r}, "w") as handle:
     json.dump({{"argv": sys.argv, "cwd": os.getcwd(),
                "env": {{k: os.environ.get(k) for k in {names!r}}}}}, handle)
 """
+
+
+def config(tmp_path: Path) -> Path:
+    """The client's config folder under the isolated home of ``tmp_path``."""
+    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 def run_ocm(
@@ -83,6 +89,11 @@ class Recorder:
     def read(self) -> dict[str, Any]:
         return dict(json.loads(self.record.read_text()))
 
+    def attached_dir(self) -> str:
+        """The ``--dir`` the recorded ``opencode attach`` was given."""
+        argv = self.read()["argv"]
+        return str(argv[argv.index("--dir") + 1])
+
 
 @pytest.fixture
 def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
@@ -104,6 +115,15 @@ def recorder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 @pytest.fixture
+def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The OS keyring, for subprocesses too: ``FileKeyring``, kept in the file returned."""
+    store = tmp_path / "keyring.json"
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
+    monkeypatch.setenv(FILE_ENV, str(store))
+    return store
+
+
+@pytest.fixture
 def login(manager: RunningManager) -> RunningManager:
     """A laptop logged in to ``manager`` (token in credentials.json: no keyring in tests)."""
     result = run_ocm("login", manager.url, input=manager.token + "\n")
@@ -116,19 +136,24 @@ class AddedRepo:
     repo_id: int
     name: str
     directory: str
+    source: Path
 
 
 @pytest.fixture
 def add_repo(manager: RunningManager, git_repo: Callable[..., Path]) -> Callable[..., AddedRepo]:
-    """``add_repo(name, origin)``: a source repo with that origin, registered on the Manager."""
+    """``add_repo(name, origin)``: a source repo with that origin, registered on the Manager;
+    ``add_repo(name, source=path)`` registers an existing repo under ``name``."""
 
-    def add(name: str, origin: str | None = None, **kwargs: Any) -> AddedRepo:
-        source = git_repo(f"source-{name}", origin=origin, **kwargs)
+    def add(
+        name: str, origin: str | None = None, *, source: Path | None = None, **kwargs: Any
+    ) -> AddedRepo:
+        if source is None:
+            source = git_repo(f"source-{name}", origin=origin, **kwargs)
         done = manager.cli("repo", "add", str(source), "--name", name)
         match = re.search(
             r"added repo (\d+) \S+ \(.*\) at (.+)$", done.stdout + done.stderr, re.MULTILINE
         )
         assert match, done.stdout + done.stderr
-        return AddedRepo(int(match.group(1)), name, match.group(2).strip())
+        return AddedRepo(int(match.group(1)), name, match.group(2).strip(), source)
 
     return add

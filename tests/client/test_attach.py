@@ -98,15 +98,20 @@ def test_ocm_opencode_bin_overrides_path(
     assert recorder.read()["argv"][0] == str(other)
 
 
-def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Recorder) -> None:
-    workspace = {
+def workspace_w(directory: str) -> dict[str, object]:
+    """The one repo a stand-in Manager lists: #7 ``w``, ready at ``directory``."""
+    return {
         "repoId": 7,
         "name": "w",
         "branch": "main",
         "cloneStatus": "ready",
-        "directory": "/srv/repos/w x",
+        "directory": directory,
         "originUrl": "",
     }
+
+
+def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Recorder) -> None:
+    workspace = workspace_w("/srv/repos/w x")
     with standin.serve() as server:
         server.json_route("/api/internal/opencode-workspaces", {"workspaces": [workspace]})
         server.json_route("/api/opencode-proxy/session", [])
@@ -126,14 +131,7 @@ def test_warm_up_asks_for_the_sessions_of_the_directory_before_exec(recorder: Re
 
 
 def test_a_failing_warm_up_does_not_stop_the_attach(recorder: Recorder) -> None:
-    workspace = {
-        "repoId": 7,
-        "name": "w",
-        "branch": "main",
-        "cloneStatus": "ready",
-        "directory": "/srv/repos/w",
-        "originUrl": "",
-    }
+    workspace = workspace_w("/srv/repos/w")
     with standin.serve() as server:
         server.json_route("/api/internal/opencode-workspaces", {"workspaces": [workspace]})
         server.routes["/api/opencode-proxy/session"] = standin.Canned(500, b"boom", "text/plain")

@@ -11,12 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.conftest import AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.support.processes import RunningManager
-
-
-def config(tmp_path: Path) -> Path:
-    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 @pytest.mark.parametrize(
@@ -114,11 +110,9 @@ def test_a_malformed_token_is_named_with_its_store_not_a_connection_error(
 
 
 def test_a_malformed_token_in_the_keyring_names_the_keyring(
-    manager: RunningManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    manager: RunningManager, file_keyring: Path
 ) -> None:
-    store = tmp_path / "keyring.json"
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
-    monkeypatch.setenv("OCM_TEST_KEYRING_FILE", str(store))
+    store = file_keyring
     assert run_ocm("login", manager.url, input=manager.token + "\n").returncode == 0
     data = json.loads(store.read_text())
     assert len(data) == 1

@@ -14,12 +14,8 @@ from ocm import api
 from ocm.cli import main
 from ocm.errors import ManagerError
 from tests.client import standin
-from tests.client.conftest import Recorder, assert_one_error, run_ocm
+from tests.client.conftest import Recorder, assert_one_error, config, run_ocm
 from tests.support.processes import RunningManager
-
-
-def config(tmp_path: Path) -> Path:
-    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 def closed_port_url() -> str:

@@ -21,11 +21,6 @@ SAME_REPO_FORMS = [
 ]
 
 
-def attached_dir(recorder: Recorder) -> str:
-    argv = recorder.read()["argv"]
-    return str(argv[argv.index("--dir") + 1])
-
-
 def test_rule1_origin_matches_exactly_one_repo_in_every_url_form(
     login: RunningManager,
     add_repo: Callable[..., AddedRepo],
@@ -41,7 +36,7 @@ def test_rule1_origin_matches_exactly_one_repo_in_every_url_form(
         recorder.record.unlink(missing_ok=True)
         result = run_ocm(cwd=checkout)
         assert result.returncode == 0, result.stderr
-        assert attached_dir(recorder) == added[i].directory, laptop_side
+        assert recorder.attached_dir() == added[i].directory, laptop_side
         assert f"#{added[i].repo_id} repo{i}" in result.stderr
 
 
@@ -61,7 +56,7 @@ def test_rule1_works_from_a_subdirectory_and_wins_over_the_last_repo(
     # The origin rule compares https with ssh as different: this checkout must NOT match
     # "target" (ssh), so it falls back to the last repo.
     assert run_ocm(cwd=checkout / "src" / "deep").returncode == 0
-    assert attached_dir(recorder) == other.directory
+    assert recorder.attached_dir() == other.directory
     ssh_checkout = git_repo(
         "laptop-ssh",
         origin="ssh://git@github.com/acme/target",
@@ -69,7 +64,7 @@ def test_rule1_works_from_a_subdirectory_and_wins_over_the_last_repo(
     )
     result = run_ocm(cwd=ssh_checkout / "src" / "deep")
     assert result.returncode == 0, result.stderr
-    assert attached_dir(recorder) == target.directory
+    assert recorder.attached_dir() == target.directory
     state = json.loads((tmp_path / "home/.config/opencode-manager/state.json").read_text())
     assert state["lastRepoId"] == target.repo_id
     assert state["lastRepoDir"] == target.directory
@@ -125,7 +120,7 @@ def test_rule3_falls_back_to_the_last_repo(
     cwd = unmatched_cwd(where, tmp_path, git_repo)
     result = run_ocm(cwd=cwd)
     assert result.returncode == 0, result.stderr
-    assert attached_dir(recorder) == last.directory
+    assert recorder.attached_dir() == last.directory
     assert "last used" in result.stderr
 
 

@@ -8,7 +8,6 @@ registers a repo the way these tests do (``ocm-manager repo add <path> --name <n
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,11 +16,6 @@ import requests
 from tests.client.conftest import AddedRepo, Recorder, assert_one_error, run_ocm
 from tests.support.git import git, make_repo
 from tests.support.processes import RunningManager
-
-
-def attached_dir(recorder: Recorder) -> str:
-    argv = recorder.read()["argv"]
-    return str(argv[argv.index("--dir") + 1])
 
 
 def workspaces(manager: RunningManager) -> dict[str, dict]:
@@ -42,8 +36,7 @@ def test_the_manager_reports_each_repos_root_commits_and_follows_head(
     login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
 ) -> None:
     plain = add_repo("plain")
-    source = tmp_path / "source-plain"
-    assert workspaces(login)["plain"]["rootCommits"] == [root_of(source)]
+    assert workspaces(login)["plain"]["rootCommits"] == [root_of(plain.source)]
 
     # Two unrelated histories merged: both roots, sorted.
     twin = make_repo(tmp_path / "twin-source")
@@ -61,36 +54,28 @@ def test_the_manager_reports_each_repos_root_commits_and_follows_head(
     git(directory, "checkout", "-q", "--orphan", "fresh")
     git(directory, "commit", "-q", "-m", "a new root")
     assert workspaces(login)["plain"]["rootCommits"] == [root_of(directory)]
-    assert root_of(directory) != root_of(source)
+    assert root_of(directory) != root_of(plain.source)
 
 
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
-    login: RunningManager,
-    add_repo: Callable[..., AddedRepo],
-    git_repo: Callable[..., Path],
-    recorder: Recorder,
-    tmp_path: Path,
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
 ) -> None:
     add_repo("decoy", origin="https://github.com/acme/decoy")
     target = add_repo("target")  # its source has no origin, like the quick start's repo
-    checkout = tmp_path / "source-target"
+    checkout = target.source
     (checkout / "sub").mkdir()
     result = run_ocm(cwd=checkout / "sub")
     assert result.returncode == 0, result.stderr
-    assert attached_dir(recorder) == target.directory
+    assert recorder.attached_dir() == target.directory
     assert f"root commit {root_of(checkout)[:12]}" in result.stderr
     state = json.loads((tmp_path / "home/.config/opencode-manager/state.json").read_text())
     assert state["lastRepoId"] == target.repo_id
 
 
 def test_a_checkout_with_an_origin_is_matched_by_the_origin_only(
-    login: RunningManager,
-    add_repo: Callable[..., AddedRepo],
-    recorder: Recorder,
-    tmp_path: Path,
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder
 ) -> None:
-    add_repo("target")
-    checkout = tmp_path / "source-target"
+    checkout = add_repo("target").source
     git(checkout, "remote", "add", "origin", "https://github.com/acme/elsewhere")
     result = run_ocm(cwd=checkout)
     assert_one_error(result, 1, "no Manager repo has origin https://github.com/acme/elsewhere")
@@ -98,24 +83,18 @@ def test_a_checkout_with_an_origin_is_matched_by_the_origin_only(
 
 
 def test_several_repos_with_the_root_are_listed(
-    login: RunningManager,
-    add_repo: Callable[..., AddedRepo],
-    recorder: Recorder,
-    tmp_path: Path,
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder
 ) -> None:
     first = add_repo("first")
-    source = tmp_path / "source-first"
-    done = login.cli("repo", "add", str(source), "--name", "second")
-    match = re.search(r"added repo (\d+) ", done.stdout + done.stderr)
-    assert match, done.stdout + done.stderr
-    second_id = int(match.group(1))
+    source = first.source
+    second = add_repo("second", source=source)
     result = run_ocm(cwd=source)
     assert_one_error(
         result,
         1,
         f"root commit {root_of(source)[:12]} matches 2 Manager repos",
         f"#{first.repo_id} first",
-        f"#{second_id} second",
+        f"#{second.repo_id} second",
         "ocm use",
     )
     assert not recorder.called()
@@ -134,10 +113,10 @@ def test_no_origin_and_no_commit_falls_to_rule_four(
 
 
 def test_push_and_pull_from_a_quick_start_repo_without_origin(
-    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+    login: RunningManager, add_repo: Callable[..., AddedRepo]
 ) -> None:
     added = add_repo("proj")
-    laptop = tmp_path / "source-proj"
+    laptop = added.source
     manager_dir = Path(added.directory)
 
     (laptop / "README.md").write_text("edited on the laptop\n")
@@ -187,7 +166,7 @@ def test_push_create_without_origin_then_every_command_finds_the_repo(
     assert run_ocm("use", "other").returncode == 0  # … and then another one
     result = run_ocm(cwd=laptop)  # the root commit wins over the last repo
     assert result.returncode == 0, result.stderr
-    assert attached_dir(recorder) == repo["directory"]
+    assert recorder.attached_dir() == repo["directory"]
 
 
 def test_push_create_without_a_commit_says_to_commit_first(

@@ -18,7 +18,7 @@ from keyring.backends import chainer, fail, null
 
 from ocm import credentials
 from ocm.cli import main
-from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, run_ocm
+from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.client.keyrings import BrokenKeyring, MemoryKeyring
 from tests.support.processes import RunningManager, ocm_command
 
@@ -35,10 +35,6 @@ def use_keyring() -> Iterator[Callable[[object], None]]:
 
     yield install
     keyring.core._keyring_backend = previous  # noqa: SLF001
-
-
-def config(tmp_path: Path) -> Path:
-    return tmp_path / "home" / ".config" / "opencode-manager"
 
 
 def status_json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -147,12 +143,8 @@ def test_a_failing_keyring_degrades_to_the_file(
     assert not (config(tmp_path) / "credentials.json").exists()
 
 
-def test_keyring_backend_in_a_subprocess(
-    manager: RunningManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = tmp_path / "keyring.json"
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
-    monkeypatch.setenv("OCM_TEST_KEYRING_FILE", str(store))
+def test_keyring_backend_in_a_subprocess(manager: RunningManager, file_keyring: Path) -> None:
+    store = file_keyring
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
     assert json.loads(store.read_text()) == {f"{SERVICE}|{manager.url}": manager.token}
     assert "from the OS keyring (keyrings FileKeyring)" in run_ocm("status").stdout

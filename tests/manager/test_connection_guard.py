@@ -7,9 +7,7 @@ import json
 import os
 import resource
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -17,7 +15,7 @@ import requests
 from tests.support import rawhttp
 from tests.support.auth import bearer
 from tests.support.git import git, make_repo
-from tests.support.processes import RunningManager, ocm_command
+from tests.support.processes import Cli, RunningManager
 
 GIB = 1024**3
 MIB = 1024**2
@@ -161,19 +159,6 @@ def test_a_connection_that_sends_no_head_is_closed_but_one_with_the_token_stays(
         assert rawhttp.read_one_answer(trusted).startswith(b"HTTP/1.1 200")
 
 
-def _ocm(manager: RunningManager, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENCODE_MANAGER_URL": manager.url, "OCM_TOKEN": manager.token}
-    return subprocess.run(
-        ocm_command(*args),
-        cwd=cwd,
-        env=env,
-        text=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
 @pytest.mark.slow
 def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_factory, tmp_path):
     manager = manager_factory("--no-opencode", "--stall-timeout", "2")
@@ -183,10 +168,10 @@ def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_
     (laptop / "blob.bin").write_bytes(os.urandom(40 * MIB))
     git(laptop, "add", "-A")
     git(laptop, "commit", "-q", "-m", "blob")
-    done = _ocm(manager, laptop, "push", "--create", "--yes")
+    ocm = Cli(manager)
+    done = ocm(laptop, "push", "--create", "--yes")
     assert done.returncode == 0, done.stderr
-    listing = json.loads(_ocm(manager, laptop, "list", "--json").stdout)
-    repos = listing["repos"] if isinstance(listing, dict) else listing
+    repos = ocm.repos(laptop)
     repo_id = int(next(r for r in repos if r["name"] == "big").get("repoId") or repos[0]["id"])
 
     sleeper = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -204,7 +189,7 @@ def test_a_pull_its_client_stopped_reading_is_cut_and_its_lock_released(manager_
         git(laptop, "commit", "-q", "-am", "change")
         deadline = time.monotonic() + 30
         while True:
-            done = _ocm(manager, laptop, "push", "--yes")
+            done = ocm(laptop, "push", "--yes")
             if done.returncode == 0 or time.monotonic() > deadline:
                 break
             time.sleep(1)

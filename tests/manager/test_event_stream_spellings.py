@@ -4,20 +4,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
 
-from tests.manager.test_proxy_opencode import _opencode
 from tests.support import proctree
 from tests.support.auth import bearer
-from tests.support.env import isolated_environ
 from tests.support.git import make_repo
-from tests.support.processes import RunningManager, start_manager
+from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
 
 pytestmark = pytest.mark.slow
@@ -38,7 +34,7 @@ SPELLINGS = [
 
 
 @dataclass
-class Live:
+class Project:
     manager: RunningManager
     directory: str
     repo_id: int
@@ -58,50 +54,43 @@ def _until(predicate, timeout: float = 15) -> bool:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    root = tmp_path_factory.mktemp("spellings")
-    manager = start_manager(
-        root / "data",
-        root / "manager.log",
-        "--opencode-bin",
-        _opencode(),
-        "--max-streams",
-        "1",
-        env=isolated_environ(root / "home"),
+def live_serve_args() -> tuple[str, ...]:
+    return ("--max-streams", "1")
+
+
+@pytest.fixture(scope="module")
+def project(live: RunningManager, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A repo on the ``live`` Manager (one stream allowed), with an OpenCode session."""
+    manager = live
+    source = make_repo(tmp_path_factory.mktemp("spellings") / "source")
+    manager.cli("repo", "add", str(source), "--name", "project")
+    repo = requests.get(
+        f"{manager.url}/api/internal/opencode-workspaces",
+        headers=bearer(manager.token),
+        timeout=10,
+    ).json()["workspaces"][0]
+    session = requests.post(
+        f"{manager.url}/api/opencode-proxy/session",
+        params={"directory": repo["directory"]},
+        json={},
+        headers=bearer(manager.token),
+        timeout=30,
     )
-    try:
-        manager.wait_for_opencode()
-        source = make_repo(Path(root / "source"))
-        manager.cli("repo", "add", str(source), "--name", "project")
-        repo = requests.get(
-            f"{manager.url}/api/internal/opencode-workspaces",
-            headers=bearer(manager.token),
-            timeout=10,
-        ).json()["workspaces"][0]
-        session = requests.post(
-            f"{manager.url}/api/opencode-proxy/session",
-            params={"directory": repo["directory"]},
-            json={},
-            headers=bearer(manager.token),
-            timeout=30,
-        )
-        assert session.status_code == 200, session.text
-        yield Live(manager, repo["directory"], int(repo["repoId"]), session.json()["id"])
-    finally:
-        manager.stop()
+    assert session.status_code == 200, session.text
+    return Project(manager, repo["directory"], int(repo["repoId"]), session.json()["id"])
 
 
 @pytest.mark.parametrize("spelling", SPELLINGS)
-def test_every_spelling_of_an_event_stream_counts(live, spelling):
-    manager = live.manager
-    path = spelling.format(session=live.session)
+def test_every_spelling_of_an_event_stream_counts(project, spelling):
+    manager = project.manager
+    path = spelling.format(session=project.session)
     stream = EventStream(
         manager.url,
-        f"/api/opencode-proxy{path}?directory={quote(live.directory)}",
+        f"/api/opencode-proxy{path}?directory={quote(project.directory)}",
         bearer(manager.token),
     )
     try:
-        assert _until(live.in_use), f"{path} did not make the repo in use"
+        assert _until(project.in_use), f"{path} did not make the repo in use"
         # It holds the one stream --max-streams 1 allows.
         refused = requests.get(
             f"{manager.url}/api/opencode-proxy/event",
@@ -113,15 +102,15 @@ def test_every_spelling_of_an_event_stream_counts(live, spelling):
         assert refused.json()["error"] == "too_many_streams"
     finally:
         stream.close()
-    assert _until(lambda: not live.in_use()), f"{path} stayed in use after it closed"
+    assert _until(lambda: not project.in_use()), f"{path} stayed in use after it closed"
 
 
-def test_token_rotate_ends_streams_opened_with_the_old_token(live):
-    manager = live.manager
-    assert _until(lambda: not live.in_use())
+def test_token_rotate_ends_streams_opened_with_the_old_token(project):
+    manager = project.manager
+    assert _until(lambda: not project.in_use())
     stream = EventStream(
         manager.url,
-        f"/api/opencode-proxy/event?directory={quote(live.directory)}",
+        f"/api/opencode-proxy/event?directory={quote(project.directory)}",
         bearer(manager.token),
     )
     try:
@@ -131,6 +120,6 @@ def test_token_rotate_ends_streams_opened_with_the_old_token(live):
         with pytest.raises(ConnectionError):
             stream.read_until(b"never sent", timeout=20)
         assert time.monotonic() - started < 5
-        assert _until(lambda: not live.in_use())
+        assert _until(lambda: not project.in_use())
     finally:
         stream.close()

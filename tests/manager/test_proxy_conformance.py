@@ -7,31 +7,14 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from tests.manager.test_proxy_upstream import _start, proxy_url
+from tests.manager.conftest import proxy_url, start_proxied
 from tests.support.auth import bearer
 from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
-from tests.support.upstream import RecordingUpstream
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    with RecordingUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def proxied(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningManager]:
-    running = _start(tmp_path_factory.mktemp("conformance"), upstream.url)
-    yield running
-    running.stop()
 
 
 def _connect(manager: RunningManager) -> socket.socket:
@@ -137,7 +120,7 @@ def test_a_non_ascii_path_reaches_opencode_as_sent(proxied, upstream, body):
 
 
 def test_a_stream_the_path_does_not_name_still_counts(upstream, tmp_path):
-    manager = _start(tmp_path, upstream.url, "--max-streams", "1")
+    manager = start_proxied(tmp_path, upstream.url, "--max-streams", "1")
     try:
         unlisted = EventStream(
             manager.url, "/api/opencode-proxy/unlisted-stream?directory=/d", bearer(manager.token)
@@ -154,7 +137,7 @@ def test_a_stream_the_path_does_not_name_still_counts(upstream, tmp_path):
 
 
 def test_token_rotate_ends_the_streams_of_the_old_token_at_once(upstream, tmp_path):
-    manager = _start(tmp_path, upstream.url)
+    manager = start_proxied(tmp_path, upstream.url)
     try:
         stream = EventStream(
             manager.url, "/api/opencode-proxy/event?directory=/r", bearer(manager.token)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,36 +9,11 @@ import requests
 
 from tests.support import proctree
 from tests.support.auth import basic, bearer
-from tests.support.env import isolated_environ
 from tests.support.git import make_repo
-from tests.support.processes import RunningManager, start_manager
+from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
 
 pytestmark = pytest.mark.slow
-
-
-def _opencode() -> str:
-    path = os.environ.get("OCM_TEST_OPENCODE")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail("the real opencode is not installed; run the tests through scripts/test")
-    return path
-
-
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningManager]:
-    root = tmp_path_factory.mktemp("live")
-    running = start_manager(
-        root / "data",
-        root / "manager.log",
-        "--opencode-bin",
-        _opencode(),
-        env=isolated_environ(root / "home"),
-    )
-    try:
-        running.wait_for_opencode()
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,55 +10,18 @@ import socket
 import struct
 import time
 import zlib
-from collections.abc import Iterator
 from http import HTTPStatus
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.manager.conftest import PASSWORD, proxy_url, start_proxied
 from tests.support.auth import basic, bearer
-from tests.support.env import isolated_environ
-from tests.support.processes import RunningManager, start_manager
+from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
-from tests.support.upstream import (
-    BIG_BODY,
-    CHUNKS,
-    GZIP_BODY,
-    GZIP_PLAIN,
-    UNTIL_CLOSE_BODY,
-    RecordingUpstream,
-)
+from tests.support.upstream import BIG_BODY, CHUNKS, GZIP_BODY, GZIP_PLAIN, UNTIL_CLOSE_BODY
 
-PASSWORD = "upstream-secret-" + "x" * 24
 UPSTREAM_AUTH = basic(PASSWORD)["Authorization"]
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[RecordingUpstream]:
-    with RecordingUpstream() as server:
-        yield server
-
-
-def _start(root: Path, upstream_url: str, *extra: str) -> RunningManager:
-    env = isolated_environ(root / "home")
-    env["OCM_OPENCODE_PASSWORD"] = PASSWORD
-    return start_manager(
-        root / "data", root / "manager.log", "--opencode-url", upstream_url, *extra, env=env
-    )
-
-
-@pytest.fixture(scope="module")
-def proxied(
-    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningManager]:
-    running = _start(tmp_path_factory.mktemp("proxied"), upstream.url)
-    yield running
-    running.stop()
-
-
-def proxy_url(manager: RunningManager, rest: str) -> str:
-    return f"{manager.url}/api/opencode-proxy{rest}"
 
 
 def test_missing_or_wrong_token_gets_401_and_nothing_reaches_opencode(proxied, upstream):
@@ -238,7 +201,7 @@ def test_websocket_upgrade_is_a_501(proxied):
 
 
 def test_stream_limit_answers_503_and_ordinary_requests_still_work(upstream, tmp_path):
-    manager = _start(tmp_path, upstream.url, "--max-streams", "3", "--threads", "2")
+    manager = start_proxied(tmp_path, upstream.url, "--max-streams", "3", "--threads", "2")
     try:
         streams = [
             EventStream(
@@ -283,7 +246,7 @@ def test_stream_limit_answers_503_and_ordinary_requests_still_work(upstream, tmp
 
 
 def test_in_use_follows_event_streams_for_the_repo_directory(upstream, tmp_path, git_repo):
-    manager = _start(tmp_path, upstream.url)
+    manager = start_proxied(tmp_path, upstream.url)
     try:
         source = git_repo("project")
         manager.cli("repo", "add", str(source), "--name", "project")
@@ -327,7 +290,7 @@ def test_opencode_down_is_a_502(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening
-        manager = _start(tmp_path, dead)
+        manager = start_proxied(tmp_path, dead)
         try:
             response = requests.get(
                 proxy_url(manager, "/session"), headers=bearer(manager.token), timeout=30

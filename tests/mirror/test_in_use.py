@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import quote
-
 import pytest
-import requests
 
-from tests.mirror.conftest import Cli
-from tests.mirror.helpers import rich_repo
+from tests.mirror.conftest import TuiScene
 from tests.support import proctree
-from tests.support.processes import RunningManager
-from tests.support.sse import EventStream
 
 pytestmark = pytest.mark.slow
 
 
-def test_push_refuses_while_a_tui_is_attached(
-    manager_factory: Callable[..., RunningManager], opencode_bin: str, tmp_path: Path
-) -> None:
-    manager = manager_factory("--opencode-bin", opencode_bin)
-    manager.wait_for_opencode()
-    ocm = Cli(manager)
-    laptop = rich_repo(tmp_path / "laptop" / "proj")
-    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
-    directory = manager.data_dir / "repos" / "proj"
-    head_url = f"{manager.url}/api/internal/repo-mirror/1/head"
-    auth = {"Authorization": f"Bearer {manager.token}"}
-
-    events = EventStream(
-        manager.url, "/api/opencode-proxy/global/event?directory=" + quote(str(directory)), auth
-    )
+def test_push_refuses_while_a_tui_is_attached(tui_scene: TuiScene) -> None:
+    ocm, laptop, directory = tui_scene.ocm, tui_scene.p.laptop, tui_scene.p.directory
+    events = tui_scene.attach()
     try:
-        assert events.status() == 200
-        events.read_until(b"server.connected")
-        assert requests.get(head_url, headers=auth, timeout=30).json()["inUse"] is True
+        assert tui_scene.head()["inUse"] is True
         (laptop / "README.md").write_text("laptop edit\n")
         done = ocm(laptop, "push")
         assert done.returncode == 1
@@ -47,7 +25,4 @@ def test_push_refuses_while_a_tui_is_attached(
         assert (directory / "README.md").read_text() == "laptop edit\n"
     finally:
         events.close()
-    assert proctree.wait_until(
-        lambda: requests.get(head_url, headers=auth, timeout=30).json()["inUse"] is False,
-        timeout=30,
-    )
+    assert proctree.wait_until(lambda: tui_scene.head()["inUse"] is False, timeout=30)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
+from tests.support.processes import Cli
 
 KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
 
@@ -101,9 +102,7 @@ def test_push_refuses_over_manager_changes_until_forced(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    (p.directory / "README.md").write_text("agent edit\n")
-    (p.directory / "agent-notes.md").write_text("agent's untracked file\n")
-    (p.laptop / "src/app.py").write_text("print('laptop')\n")
+    both_sides_change(p)
     before = repo_listing(p.directory)
     done = ocm(p.laptop, "push")
     assert done.returncode == 1
@@ -126,10 +125,7 @@ def test_push_refuses_when_manager_has_commits_until_forced(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    (p.directory / "agent.txt").write_text("committed by an agent\n")
-    git(p.directory, "add", "agent.txt")
-    git(p.directory, "commit", "-q", "-m", "agent commit")
-    agent_tip = git(p.directory, "rev-parse", "HEAD")
+    agent_tip = agent_commits(p)
     git(p.laptop, "commit", "-q", "--allow-empty", "-m", "laptop commit")
     done = ocm(p.laptop, "push")
     assert done.returncode == 1

@@ -14,18 +14,15 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import requests
 
 from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
-from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
-from tests.support.processes import RunningManager
-from tests.support.sse import EventStream
+from tests.support.processes import Cli
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -69,18 +66,8 @@ def both_sides_equal(p: Pushed) -> None:
     assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
 
 
-def agent_edits(p: Pushed) -> None:
-    """Uncommitted work of an agent on the Manager: a changed file and a new one."""
-    (p.directory / "README.md").write_text("agent edit\n")
-    (p.directory / "agent-notes.md").write_text("agent's untracked file\n")
-
-
-def laptop_edits(p: Pushed) -> None:
-    (p.laptop / "src/app.py").write_text("print('laptop')\n")
-    (p.laptop / "laptop-notes.md").write_text("laptop's untracked file\n")
-
-
 def assert_both_edits(root: Path) -> None:
+    """``root`` holds the work of both sides that ``both_sides_change`` made."""
     assert (root / "README.md").read_text() == "agent edit\n"
     assert (root / "agent-notes.md").read_text() == "agent's untracked file\n"
     assert (root / "src/app.py").read_text() == "print('laptop')\n"
@@ -137,10 +124,7 @@ def test_push_over_manager_commits_says_pull_and_pull_then_push_work(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    (p.directory / "agent.txt").write_text("committed by an agent\n")
-    git(p.directory, "add", "agent.txt")
-    git(p.directory, "commit", "-q", "-m", "agent commit")
-    agent_tip = git(p.directory, "rev-parse", "HEAD")
+    agent_tip = agent_commits(p)
 
     what, ways = refusal(ocm(p.laptop, "push"))
     assert what == "the Manager's copy of proj has new commits on main that this checkout lacks"
@@ -159,8 +143,7 @@ def test_both_sides_uncommitted_the_advised_sequence_keeps_both(
     ocm: Cli, pushed: Callable[..., Pushed], first: str
 ) -> None:
     p = pushed("proj")
-    agent_edits(p)
-    laptop_edits(p)
+    both_sides_change(p)
 
     what, ways = refusal(ocm(p.laptop, first))
     assert what.startswith("both sides changed: ")
@@ -178,10 +161,7 @@ def test_diverged_commits_and_changes_the_advised_sequence_keeps_everything(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    (p.directory / "agent.txt").write_text("committed by an agent\n")
-    git(p.directory, "add", "agent.txt")
-    git(p.directory, "commit", "-q", "-m", "agent commit")
-    agent_tip = git(p.directory, "rev-parse", "HEAD")
+    agent_tip = agent_commits(p)
     (p.laptop / "laptop.txt").write_text("committed on the laptop\n")
     git(p.laptop, "add", "laptop.txt")
     git(p.laptop, "commit", "-q", "-m", "laptop commit")
@@ -264,31 +244,15 @@ def test_create_with_a_taken_name_follow_rename(ocm: Cli, pushed: Callable[..., 
 
 
 @pytest.mark.slow
-def test_tui_attached_says_since_when_and_both_ways_forward_work(
-    manager_factory: Callable[..., RunningManager], opencode_bin: str, tmp_path: Path
-) -> None:
-    manager = manager_factory("--opencode-bin", opencode_bin)
-    manager.wait_for_opencode()
-    ocm = Cli(manager)
-    laptop = rich_repo(tmp_path / "laptop" / "proj")
-    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
-    directory = manager.data_dir / "repos" / "proj"
-    p = Pushed(laptop, 1, directory)
-    head_url = f"{manager.url}/api/internal/repo-mirror/1/head"
-    auth = {"Authorization": f"Bearer {manager.token}"}
-    stream_path = "/api/opencode-proxy/global/event?directory=" + quote(str(directory))
-
-    def attach() -> EventStream:
-        events = EventStream(manager.url, stream_path, auth)
-        assert events.status() == 200
-        events.read_until(b"server.connected")
-        return events
+def test_tui_attached_says_since_when_and_both_ways_forward_work(tui_scene: TuiScene) -> None:
+    ocm, p = tui_scene.ocm, tui_scene.p
+    laptop, directory = p.laptop, p.directory
 
     # 1. Only a TUI: close it and push again.
     opened = time.time()
-    events = attach()
+    events = tui_scene.attach()
     try:
-        head = requests.get(head_url, headers=auth, timeout=30).json()
+        head = tui_scene.head()
         assert head["inUse"] is True
         assert opened - 5 <= head["inUseSince"] <= time.time() + 5
         (laptop / "README.md").write_text("laptop edit\n")
@@ -301,18 +265,14 @@ def test_tui_attached_says_since_when_and_both_ways_forward_work(
         assert (directory / "README.md").read_text() != "laptop edit\n"
     finally:
         events.close()  # "close it"
-    assert proctree.wait_until(
-        lambda: requests.get(head_url, headers=auth, timeout=30).json()["inUse"] is False,
-        timeout=30,
-    )
+    assert proctree.wait_until(lambda: tui_scene.head()["inUse"] is False, timeout=30)
     follow(ocm, laptop, ways[0])
     assert (directory / "README.md").read_text() == "laptop edit\n"
 
     # 2. A TUI and an agent's uncommitted work: --force keeps that work as a stash there.
-    events = attach()
+    events = tui_scene.attach()
     try:
-        agent_edits(p)
-        laptop_edits(p)
+        both_sides_change(p)
         what, ways = refusal(ocm(laptop, "push"))
         assert what.startswith("both sides changed: ") and "a TUI is attached to proj" in what
         forced = next(way for way in ways if "`ocm push --force`" in way)

@@ -14,10 +14,10 @@ import requests
 from ocm.mirror import receive as receive_mod
 from ocm.mirror import swap
 from tests.mirror import hostile
-from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.conftest import Pushed, push_new
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, transfer, tree_listing
 from tests.support.git import git
-from tests.support.processes import RunningManager
+from tests.support.processes import Cli, RunningManager
 
 
 def _push(
@@ -25,16 +25,8 @@ def _push(
     tmp_path: Path,
     *serve: str,
 ) -> tuple[RunningManager, Pushed]:
-    from tests.mirror.helpers import rich_repo
-
     manager = manager_factory("--no-opencode", *serve)
-    cli = Cli(manager)
-    laptop = rich_repo(tmp_path / "laptop" / "proj")
-    done = cli(laptop, "push", "--create", "--yes")
-    assert done.returncode == 0, done.stderr
-    return manager, Pushed(
-        laptop, int(cli.repos(laptop)[0]["repoId"]), manager.data_dir / "repos" / "proj"
-    )
+    return manager, push_new(Cli(manager), tmp_path / "laptop" / "proj")
 
 
 def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:

@@ -19,10 +19,10 @@ import requests
 from ocm.api import ManagerClient
 from ocm.commands import mirror as mirror_cmd
 from ocm.mirror import pack, send, wire
-from tests.mirror.conftest import Cli, Pushed
+from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.support.git import git
-from tests.support.processes import ocm_command
+from tests.support.processes import Cli, ocm_command
 
 
 def _sent(stdout: str) -> float:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.env import isolated_environ
 
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -74,6 +77,37 @@ class RunningManager:
         assert wait_until(lambda: self.opencode_state() == "running", timeout=timeout), self.log()
 
 
+@dataclass
+class Cli:
+    """``ocm`` in a subprocess, pointed at ``manager`` by environment (no login needed)."""
+
+    manager: RunningManager
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "OPENCODE_MANAGER_URL": self.manager.url,
+            "OCM_TOKEN": self.manager.token,
+        }
+
+    def __call__(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ocm_command(*args),
+            cwd=cwd,
+            env=self.env(),
+            text=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def repos(self, cwd: Path) -> list[dict]:
+        done = self(cwd, "list", "--json")
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        return data["repos"] if isinstance(data, dict) else data
+
+
 def start_manager(
     data_dir: Path,
     log_path: Path,
@@ -115,3 +149,22 @@ def start_manager(
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     raise RuntimeError(f"manager did not start:\n{log_path.read_text(errors='replace')}")
+
+
+@contextlib.contextmanager
+def opencode_manager(root: Path, opencode_bin: str, *extra: str) -> Iterator[RunningManager]:
+    """A Manager running the real ``opencode serve``, its data, log and home under ``root`` (an
+    environment of its own, so it may outlive one test); ready for OpenCode, stopped after."""
+    running = start_manager(
+        root / "data",
+        root / "manager.log",
+        "--opencode-bin",
+        opencode_bin,
+        *extra,
+        env=isolated_environ(root / "home"),
+    )
+    try:
+        running.wait_for_opencode()
+        yield running
+    finally:
+        running.stop()

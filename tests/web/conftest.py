@@ -10,17 +10,19 @@ path), driven by Playwright's sync API — never a browser download. Missing is 
   sign-in form (``manager.token`` unless ``token`` is given) and return the session cookie
   as Playwright reports it (a dict with ``value``, ``httpOnly``, ``sameSite``, ``secure``).
 - ``console``: a Manager without OpenCode plus a page signed in to it, as ``(manager, page)``.
+- ``live``: a Manager running the real OpenCode, for one test.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.processes import RunningManager
+from tests.support.processes import RunningManager, opencode_manager
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -92,3 +94,9 @@ def console(
     page = new_page()
     sign_in(page, manager)
     return manager, page
+
+
+@pytest.fixture
+def live(tmp_path: Path, opencode_bin: str) -> Iterator[RunningManager]:
+    with opencode_manager(tmp_path, opencode_bin) as running:
+        yield running

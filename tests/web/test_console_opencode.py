@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,28 +11,11 @@ import pytest
 import requests
 
 from tests.support.auth import bearer
-from tests.support.env import isolated_environ
-from tests.support.processes import RunningManager, start_manager
+from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
 from tests.web.test_console import row
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def live(tmp_path: Path, opencode_bin: str) -> Iterator[RunningManager]:
-    running = start_manager(
-        tmp_path / "data",
-        tmp_path / "manager.log",
-        "--opencode-bin",
-        opencode_bin,
-        env=isolated_environ(tmp_path / "home"),
-    )
-    try:
-        running.wait_for_opencode()
-        yield running
-    finally:
-        running.stop()
 
 
 def test_sessions_and_attached_tuis_appear_without_a_reload(

@@ -50,7 +50,7 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, opencode_bin: str) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("opencode-app")
     env = isolated_environ(root / "home")
     env.update(
@@ -62,7 +62,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterat
     llm = ScriptedLLM([]).start()
     env.update(llm.opencode_environment())
     manager = start_manager(
-        root / "data", root / "manager.log", "--opencode-bin", opencode_path, env=env
+        root / "data", root / "manager.log", "--opencode-bin", opencode_bin, env=env
     )
     try:
         source = make_repo(root / "project")
@@ -76,14 +76,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_path: str) -> Iterat
     finally:
         manager.stop()
         llm.stop()
-
-
-@pytest.fixture(scope="module")
-def opencode_path() -> str:
-    path = os.environ.get("OCM_TEST_OPENCODE") or shutil.which("opencode")
-    if not path or not os.access(path, os.X_OK):
-        pytest.fail("the real opencode is not installed; run the tests through scripts/test")
-    return path
 
 
 def _proxy(live: Live, method: str, path: str, **kwargs: Any) -> requests.Response:

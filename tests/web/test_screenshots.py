@@ -21,7 +21,6 @@ from tests.support.auth import bearer
 from tests.support.git import write_files
 from tests.support.processes import RunningManager
 from tests.web.test_console import json_twin, laptop_round_trip, row
-from tests.web.test_console_opencode import live  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
