@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,16 @@ from manager.repos import valid_name
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
-from ocm.mirror.receive import receive, repo_lock
+from ocm.mirror.receive import receive, repo_lock, settle_index
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
+# A push that wrote this many files has its index settled once the second it wrote them in
+# is over (``settle_index``): fewer cost little to re-read, and each settling takes the
+# index's lock for a moment that an agent's own git might want.
+SETTLE_AFTER_FILES = 100
+SETTLE_DELAY = 1.1
 log = logging.getLogger("manager.mirror")
 
 
@@ -226,6 +232,10 @@ def up(repo_id: int) -> Any:
         if created:
             _forget(repo)
         raise
+    if result.changed >= SETTLE_AFTER_FILES:
+        settle = threading.Timer(SETTLE_DELAY, settle_index, args=(repo.directory,))
+        settle.daemon = True
+        settle.start()
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
     get_registry().record_transfer(repo.id, "push", _sender())
     log.info(

@@ -413,3 +413,29 @@ def test_a_tag_named_like_the_branch_does_not_rename_what_travels(tmp_path: Path
     assert send.prepare(root).snapshot.branch == "main"
     git(root, "checkout", "-q", "--detach")
     assert send.prepare(root).snapshot.branch is None
+
+
+def test_a_push_of_many_files_leaves_the_managers_index_settled(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Files written in the same second as the index are "racily clean" to git, which then
+    re-reads them on every look at the work tree until the index is written again: after a
+    push that wrote many, the Manager rewrites its index once that second is over."""
+    p = pushed("proj")
+    for n in range(150):
+        (p.laptop / "many" / f"{n}.txt").parent.mkdir(exist_ok=True)
+        (p.laptop / "many" / f"{n}.txt").write_text(f"file {n}\n")
+    git(p.laptop, "add", "many")  # in the index: only its entries can be racily clean
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    written = [p.directory / "many" / f"{n}.txt" for n in range(150)]
+    newest = max(int(path.stat().st_mtime) for path in written)
+
+    def settled() -> bool:
+        return int((p.directory / ".git/index").stat().st_mtime) > newest
+
+    deadline = time.monotonic() + 15
+    while not settled() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert settled()
+    assert git(p.directory, "status", "--porcelain") == git(p.laptop, "status", "--porcelain")
