@@ -185,10 +185,7 @@ def quarantine_env(root: Path, quarantine: Path) -> dict[str, str]:
 
 def _read_exact(stream: IO[bytes], count: int) -> bytes:
     data = b""
-    while len(data) < count:
-        chunk = stream.read(count - len(data))
-        if not chunk:
-            break
+    while len(data) < count and (chunk := stream.read(count - len(data))):
         data += chunk
     return data
 
