@@ -108,6 +108,14 @@ class Cli:
         return data["repos"] if isinstance(data, dict) else data
 
 
+def as_from_a_terminal() -> None:
+    """Hang-ups and Ctrl-C at their defaults, as for a Manager started by hand, whatever the
+    test run inherited: under ``nohup`` or as a shell's background job they are ignored, and
+    a Manager keeps ignoring what it was started ignoring (as ``nohup`` asks)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_manager(
     data_dir: Path,
     log_path: Path,
@@ -135,7 +143,7 @@ def start_manager(
         stderr=subprocess.STDOUT,
         env=env,
         start_new_session=True,
-        preexec_fn=preexec_fn,
+        preexec_fn=preexec_fn or as_from_a_terminal,
     )
     log_file.close()
     deadline = time.monotonic() + timeout
