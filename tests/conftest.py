@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.git import make_repo
+from tests.support.git import IDENTITY, make_repo
 from tests.support.processes import RunningManager, start_manager
 
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "OCM_TEST_OPENCODE", "TERM")
@@ -33,10 +33,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@example.invalid")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@example.invalid")
+    for name, value in IDENTITY.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     return home
 
