@@ -229,8 +229,9 @@ def test_a_stalled_download_releases_the_repo_when_closed(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
     p = pushed("proj")
-    # More than waitress buffers (16 MB) plus both sockets' buffers hold.
-    (p.directory / "big.bin").write_bytes(os.urandom(64 << 20))
+    # More than waitress buffers (16 MB) plus what both sockets' buffers may grow to: Linux
+    # autotunes a receive buffer up to tcp_rmem's maximum (32 MB on this machine).
+    (p.directory / "big.bin").write_bytes(os.urandom(128 << 20))
     url = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/down"
     auth = {"Authorization": f"Bearer {ocm.manager.token}"}
     response = requests.get(url, params={"v": "2"}, headers=auth, stream=True, timeout=60)
