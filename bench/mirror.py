@@ -65,6 +65,7 @@ from mirror_baselines import (  # noqa: E402
 )
 from mirror_repos import cached, default_cache  # noqa: E402
 from shaped_link import Relay, Shape  # noqa: E402
+from startup import compile_packages  # noqa: E402
 
 from tests.support.env import isolated_environ  # noqa: E402
 from tests.support.processes import start_manager  # noqa: E402
@@ -643,6 +644,7 @@ def main() -> int:
         if not shutil.which(name):
             parser.error(f"{name} is not installed")
     signal.signal(signal.SIGTERM, _interrupt)
+    compile_packages(PY, ROOT)
     start, began = time.monotonic(), time.time()
     repos = [describe(kind, cached(kind, args.cache)) for kind in args.repos]
     place = args.work or work_place(args.cache)

@@ -1,4 +1,4 @@
-"""The Manager's HTTP API, and the only client module that imports ``requests``.
+"""The Manager's HTTP API (over :mod:`ocm.transport`).
 
 Every failure is turned into an :class:`~ocm.errors.OcmError` here, where its meaning is
 known: 401 → :class:`AuthError`, 409 → :class:`ConflictError`, 404 → "not found", anything
@@ -12,23 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import requests
-
 from ocm import __version__
 from ocm.errors import AuthError, ConflictError, ManagerError
+from ocm.transport import Body, Response, Transport, Unreachable
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
-WARM_UP_TIMEOUT = (2.0, 5.0)
+WARM_UP_TIMEOUT = 5.0
 WORKSPACES_PATH = "/api/internal/opencode-workspaces"
 PROXY_PATH = "/api/opencode-proxy"
-
-
-def make_session() -> requests.Session:
-    """The one ``requests.Session`` recipe: identifies ocm, keeps connections alive."""
-    session = requests.Session()
-    session.headers["User-Agent"] = f"ocm/{__version__}"
-    return session
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -74,31 +66,7 @@ class Workspace(NamedTuple):
         }
 
 
-def _reason(exc: requests.RequestException) -> str:
-    """A few words on why a connection failed, without urllib3's nested reprs."""
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS handshake failed"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"no connection within {CONNECT_TIMEOUT:g} s"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return "it stopped answering"
-    for needle, words in (
-        ("Connection refused", "connection refused"),
-        ("Name or service not known", "unknown host"),
-        ("nodename nor servname", "unknown host"),
-        ("Temporary failure in name resolution", "unknown host"),
-        ("No route to host", "no route to host"),
-        ("Network is unreachable", "network unreachable"),
-        ("Connection reset", "connection reset"),
-        ("RemoteDisconnected", "connection closed before an answer"),
-    ):
-        if needle in text:
-            return words
-    return exc.__class__.__name__
-
-
-def _error_message(response: requests.Response) -> str | None:
+def _error_message(response: Response) -> str | None:
     """The Manager's ``{"error", "message"}`` sentence, if the body is that JSON."""
     try:
         body = response.json()
@@ -120,12 +88,13 @@ class ManagerClient:
         token: str,
         *,
         token_label: str = "the saved token",
-        session: requests.Session | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token_label = token_label
         self._token = token
-        self.session = session or make_session()
+        self.transport = Transport(
+            self.url, connect_timeout=CONNECT_TIMEOUT, user_agent=f"ocm/{__version__}"
+        )
 
     def __enter__(self) -> ManagerClient:
         return self
@@ -134,7 +103,7 @@ class ManagerClient:
         self.close()
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def request(
         self,
@@ -142,42 +111,37 @@ class ManagerClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        data: Any = None,
+        data: Body = None,
         headers: Mapping[str, str] | None = None,
-        stream: bool = False,
         read_timeout: float | None = READ_TIMEOUT,
         conflict_todo: str = "resolve it on the Manager, or re-run with --force",
         auth: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """Send one request; a 2xx response is returned, everything else raises an OcmError.
 
-        ``path`` starts with ``/``. ``stream=True`` leaves the body unread (the caller closes
-        the response). ``conflict_todo`` is the advice printed with a 409.
+        ``path`` starts with ``/``. The body is left unread: the caller reads and closes the
+        response. ``conflict_todo`` is the advice printed with a 409.
         """
         all_headers = dict(headers or {})
         if auth:
             all_headers["Authorization"] = f"Bearer {self._token}"
         try:
-            response = self.session.request(
+            response = self.transport.request(
                 method,
-                self.url + path,
+                path,
                 params=params,
-                json=json,
-                data=data,
+                body=data,
                 headers=all_headers,
-                stream=stream,
-                timeout=(CONNECT_TIMEOUT, read_timeout),
-                allow_redirects=False,
+                read_timeout=read_timeout,
             )
-        except requests.RequestException as exc:
+        except Unreachable as exc:
             todo = "check the URL and that the Manager is running"
-            if isinstance(exc, requests.exceptions.SSLError):
+            if exc.tls:
                 todo = (
                     "check the Manager's certificate, or use its http:// URL on a trusted network"
                 )
             raise ManagerError(
-                f"cannot reach the Manager at {self.url} ({_reason(exc)})", todo
+                f"cannot reach the Manager at {self.url} ({exc.reason})", todo
             ) from None
         if response.status_code < 300:
             return response
@@ -187,7 +151,7 @@ class ManagerClient:
             response.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _raise_for(self, response: requests.Response, path: str, conflict_todo: str) -> None:
+    def _raise_for(self, response: Response, path: str, conflict_todo: str) -> None:
         status = response.status_code
         message = _error_message(response)
         code: str | None = None
@@ -284,12 +248,13 @@ class ManagerClient:
         Failures are ignored; the TUI reports its own connection problems.
         """
         try:
-            response = self.session.get(
-                f"{self.url}{PROXY_PATH}/session",
+            response = self.transport.request(
+                "GET",
+                f"{PROXY_PATH}/session",
                 params={"directory": directory},
                 headers={"Authorization": f"Bearer {self._token}"},
-                timeout=WARM_UP_TIMEOUT,
+                read_timeout=WARM_UP_TIMEOUT,
             )
             response.close()
-        except requests.RequestException:
+        except (Unreachable, OSError):
             pass

@@ -1,7 +1,7 @@
 """``ocm status``'s one network call: is the Manager answering ``GET /api/health`` right now?
 
-Kept apart from :mod:`ocm.api` on purpose: importing ``requests`` costs more than the whole
-of ``ocm status``. This is a plain HTTP/1.0 request over a socket with short timeouts; it
+Kept apart from :mod:`ocm.api` on purpose: ``ocm status`` must start fast, and one HTTP/1.0
+request needs no ``http.client``. This is a plain request over a socket with short timeouts; it
 sends no token (``/api/health`` needs none), so nothing secret can leak through it.
 """
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from ocm.errors import OcmError
 from ocm.origin import normalise_origin
 
-if TYPE_CHECKING:  # the real import would pull in requests
+if TYPE_CHECKING:  # the real import would pull in http.client
     from ocm.api import Workspace
     from ocm.state import State
 

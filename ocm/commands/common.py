@@ -2,7 +2,7 @@
 
 :func:`connect` is the factory every networked command (and ``push``/``pull``) uses: URL from
 ``OPENCODE_MANAGER_URL`` or state.json, token from ``OCM_TOKEN``/credentials.json/keyring.
-Nothing here imports ``requests`` at module level, so ``ocm status`` stays fast.
+Nothing here imports the HTTP client at module level, so ``ocm status`` stays fast.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def require_login(state: state_mod.State) -> Login:
 
 def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]:
     """A :class:`~ocm.api.ManagerClient` for the logged-in Manager, and where that came from."""
-    from ocm.api import ManagerClient  # noqa: PLC0415 - requests costs ~170 ms to import
+    from ocm.api import ManagerClient  # noqa: PLC0415 - http.client is not free to import
 
     login = require_login(state if state is not None else state_mod.load())
     return ManagerClient(login.url, login.token.token, token_label=login.token.label), login

@@ -44,7 +44,7 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
     secret = _read_token(token)
     ready = None
     if verify:
-        from ocm.api import ManagerClient  # noqa: PLC0415 - requests is slow to import
+        from ocm.api import ManagerClient  # noqa: PLC0415 - http.client is not free to import
 
         with ManagerClient(normalised, secret, token_label="the given token") as client:
             try:

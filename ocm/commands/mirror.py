@@ -354,7 +354,7 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             pack.set_snapshot_ref(root, outgoing.snapshot.commit)
         with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
             # The answer describes the repo as the list would: no second round trip for it.
-            from ocm.api import Workspace  # noqa: PLC0415 - loaded with requests by connect()
+            from ocm.api import Workspace  # noqa: PLC0415 - loaded with the HTTP client by connect()
 
             remember(state_mod.load(), login, Workspace.from_json({**result, "originUrl": origin}))
     what = "created and pushed" if repo_id == 0 else "pushed"
@@ -410,7 +410,6 @@ def _download(
                     # For the console's "last pull": which laptop and checkout.
                     "from": f"{os.uname().nodename}:{root}",
                 },
-                stream=True,
                 read_timeout=TRANSFER_TIMEOUT,
             )
         except ManagerError as exc:
@@ -474,7 +473,7 @@ def pull(*, force: bool) -> int:
             raise _error(exc) from None
         except ConflictError as exc:
             raise _retitled(exc) from None
-        except OSError as exc:  # the download broke off (requests' errors are OSErrors)
+        except OSError as exc:  # the download broke off (ocm.transport says why)
             raise OcmError(
                 f"the transfer from {login.url} broke off ({exc}); this checkout is unchanged",
                 "run `ocm pull` again",

@@ -2,7 +2,7 @@
 
 Local facts first (URL, token store, last repo, ``opencode``, install), then one quick,
 token-free ``GET /api/health`` (:mod:`ocm.probe`): a Manager that is down is reported, never
-fatal. No ``requests``, and no keyring unless the token may be there.
+fatal. No HTTP client library, and no keyring unless the token may be there.
 """
 
 from __future__ import annotations

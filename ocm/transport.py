@@ -1,0 +1,275 @@
+"""HTTP/1.1 to one Manager over the standard library's ``http.client``.
+
+Kept-alive connections (a push is three requests on one), a connect timeout apart from the
+read timeout, bodies streamed both ways, and the proxies the environment names
+(``https_proxy``, ``http_proxy``, ``no_proxy``), as ``opencode attach`` honours them too.
+
+Not ``requests``: importing it took ~0.15 s on every networked command, as long as a
+one-file push spends in git, for a client that talks to one server in a few shapes. Every
+failure to reach or hear the Manager is a :class:`Unreachable` with a few plain words.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import http.client
+import json
+import os
+import select
+import socket
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+
+Body = bytes | Iterable[bytes] | None
+
+
+class Unreachable(Exception):
+    """The Manager could not be reached or stopped answering; ``reason`` says how."""
+
+    def __init__(self, reason: str, *, tls: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tls = tls
+
+
+class Response:
+    """One answer; its body is read on demand. Close it to give the connection back."""
+
+    def __init__(self, raw: http.client.HTTPResponse, done: Any) -> None:
+        self._raw = raw
+        self._done = done  # called once with whether the connection can be reused
+        self.status_code = raw.status
+        self.headers = raw.headers
+        self._content: bytes | None = None
+
+    def read(self) -> bytes:
+        """The whole body (read once, kept for the next call)."""
+        if self._content is None:
+            try:
+                self._content = self._raw.read()
+            except (OSError, http.client.HTTPException) as exc:
+                raise ConnectionError(_reason(exc)) from None
+        return self._content
+
+    def json(self) -> Any:
+        """The body as JSON (``ValueError`` when it is not)."""
+        return json.loads(self.read())
+
+    def iter_content(self, size: int) -> Iterator[bytes]:
+        """The body in pieces of at most ``size`` bytes; a broken transfer is an OSError."""
+        while True:
+            try:
+                chunk = self._raw.read1(size)
+            except (OSError, http.client.HTTPException) as exc:
+                raise ConnectionError(_reason(exc)) from None
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        if self._done is not None:
+            reusable = self._raw.isclosed() and not self._raw.will_close
+            self._raw.close()
+            self._done(reusable)
+            self._done = None
+
+
+class Transport:
+    """Requests to one base URL, over connections kept for the next request."""
+
+    def __init__(self, base_url: str, *, connect_timeout: float, user_agent: str) -> None:
+        parts = urlsplit(base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.https else 80)
+        self.prefix = parts.path.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.user_agent = user_agent
+        self._proxy = _proxy_for(parts.scheme, self.host)
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Body = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float | None,
+    ) -> Response:
+        target = self.prefix + path
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        if query:
+            target += "?" + urlencode(query, doseq=True)
+        if self._proxy and not self.https:  # a plain proxy takes the whole URL
+            target = f"http://{self.host}:{self.port}{target}"
+        all_headers = {"User-Agent": self.user_agent, **(self._proxy_auth()), **(headers or {})}
+        replayable = body is None or isinstance(body, bytes)
+        while True:
+            conn, reused = self._connection()
+            try:
+                return self._exchange(conn, method, target, body, all_headers, read_timeout)
+            except _StaleConnection:
+                conn.close()
+                if not (reused and replayable):
+                    raise Unreachable("connection closed before an answer") from None
+            except Unreachable:
+                conn.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    # ------------------------------------------------------------------ connections
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not _dropped(conn):
+                    return conn, True
+                conn.close()
+        return self._connect(), False
+
+    def _connect(self) -> http.client.HTTPConnection:
+        host, port = self._proxy[:2] if self._proxy else (self.host, self.port)
+        conn: http.client.HTTPConnection
+        if self.https:
+            import ssl  # noqa: PLC0415 - only https needs it, and it is slow to import
+
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=self.connect_timeout, context=ssl.create_default_context()
+            )
+            if self._proxy:
+                conn.set_tunnel(self.host, self.port, headers=self._proxy_auth())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise Unreachable(
+                _connect_reason(exc, self.connect_timeout), tls=_is_tls(exc)
+            ) from None
+        return conn
+
+    def _give_back(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
+        if reusable:
+            with self._lock:
+                self._idle.append(conn)
+        else:
+            conn.close()
+
+    def _exchange(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        body: Body,
+        headers: Mapping[str, str],
+        read_timeout: float | None,
+    ) -> Response:
+        assert conn.sock is not None
+        conn.sock.settimeout(read_timeout)
+        sent_all = True
+        try:
+            conn.request(method, target, body=body, headers=headers)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The Manager may have answered early (a refused token, a full disk) and closed:
+            # its answer is worth more than the broken pipe.
+            sent_all = False
+            failure: BaseException = exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unreachable(_reason(exc)) from None
+        try:
+            raw = conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+            raise _StaleConnection from (exc if sent_all else failure)
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unreachable(_reason(exc if sent_all else failure)) from None
+        return Response(raw, lambda reusable: self._give_back(conn, reusable and sent_all))
+
+    def _proxy_auth(self) -> dict[str, str]:
+        if not self._proxy or not self._proxy[2]:
+            return {}
+        return {"Proxy-Authorization": "Basic " + base64.b64encode(self._proxy[2]).decode()}
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection the Manager had closed: a request that can be sent again is."""
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection was closed by the other side (it reads as ready: EOF)."""
+    if conn.sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([conn.sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes] | None:
+    """(host, port, user:password) of the proxy the environment names for ``scheme``."""
+    if not any(key.lower() in (f"{scheme}_proxy", "all_proxy") for key in os.environ):
+        return None
+    import urllib.request  # noqa: PLC0415 - its proxy rules, only when a proxy is set
+
+    if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
+        return None
+    proxies = urllib.request.getproxies_environment()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url:
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    credentials = b""
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return parts.hostname or "", parts.port or 80, credentials
+
+
+def _is_tls(exc: BaseException) -> bool:
+    return type(exc).__module__ == "ssl" or "CERTIFICATE" in str(exc).upper()
+
+
+def _connect_reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, socket.timeout):
+        return f"no connection within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host"
+    if _is_tls(exc):
+        return "TLS handshake failed"
+    return _reason(exc)
+
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.EHOSTUNREACH: "no route to host",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ECONNRESET: "connection reset",
+    errno.EPIPE: "connection closed before an answer",
+}
+
+
+def _reason(exc: BaseException) -> str:
+    """A few words on why a connection failed."""
+    if isinstance(exc, socket.timeout):
+        return "it stopped answering"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "connection closed before an answer"
+    if isinstance(exc, http.client.IncompleteRead):
+        return "connection closed in the middle of the answer"
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_WORDS:
+        return _ERRNO_WORDS[exc.errno]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return exc.__class__.__name__
