@@ -181,19 +181,8 @@ def _check_links(root: Path, env: dict[str, str], files: list[Entry], links: lis
 
 
 def _link_targets(root: Path, env: dict[str, str], links: list[Entry]) -> dict[str, str]:
-    if not links:
-        return {}
-    done = gitcmd.run(
-        root,
-        "cat-file",
-        "--batch",
-        input="".join(f"{e.oid}\n" for e in links).encode(),
-        env=env,
-    )
-    data, pos, targets = done.stdout, 0, {}
-    for entry in links:
-        header_end = data.index(b"\n", pos)
-        size = int(data[pos:header_end].split()[2])
-        targets[entry.path] = os.fsdecode(data[header_end + 1 : header_end + 1 + size])
-        pos = header_end + 1 + size + 1
-    return targets
+    found = gitcmd.read_objects(root, [entry.oid for entry in links], env=env) if links else []
+    return {
+        entry.path: os.fsdecode(got.content) if got else ""
+        for entry, got in zip(links, found, strict=True)
+    }

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from ocm.mirror.errors import MirrorError
 
@@ -118,6 +118,36 @@ def maybe(root: Path, *args: str, env: Mapping[str, str] | None = None) -> str |
     done = run(root, *args, env=env, check=False)
     text = os.fsdecode(done.stdout).strip()
     return text if done.returncode == 0 and text else None
+
+
+class GitObject(NamedTuple):
+    oid: str
+    kind: str  # "commit", "tree", "blob" or "tag"
+    content: bytes
+
+
+def read_objects(
+    root: Path, names: Sequence[str], env: Mapping[str, str] | None = None
+) -> list[GitObject | None]:
+    """The object each of ``names`` names (any revision syntax), None where there is none:
+    one ``git cat-file --batch`` for them all."""
+    done = run(
+        root, "cat-file", "--batch", input="".join(f"{n}\n" for n in names).encode(), env=env
+    )
+    data, pos = done.stdout, 0
+    found: list[GitObject | None] = []
+    for _ in names:
+        header_end = data.index(b"\n", pos)
+        fields = data[pos:header_end].split()
+        if len(fields) != 3:  # "<name> missing" (or ambiguous)
+            found.append(None)
+            pos = header_end + 1
+            continue
+        size = int(fields[2])
+        content = data[header_end + 1 : header_end + 1 + size]
+        found.append(GitObject(fields[0].decode(), fields[1].decode(), content))
+        pos = header_end + 1 + size + 1
+    return found
 
 
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")

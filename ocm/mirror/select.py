@@ -83,31 +83,41 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
-def _settled(root: Path, staged_records: list[str]) -> set[str]:
-    """Tracked paths that are still plain files as the index last saw them: git's own
-    stat pass (``ls-files -s`` minus ``--deleted --modified``) answers for them, so only
-    the rest (links, gitlinks, changed or untracked paths) are looked at here."""
-    staged: dict[str, bool] = {}
-    for record in staged_records:
-        info, _, name = record.partition("\t")
+def _listing(root: Path) -> tuple[list[str], list[str], set[str]]:
+    """(tracked, untracked, settled) from one ``git ls-files``: tracked paths as the index
+    has them, untracked ones not ignored, and the tracked paths that are still plain files as
+    the index last saw them. Git's own stat pass answers for those (``-t`` tags each record:
+    ``?`` untracked, ``C``/``R`` changed or removed since, any other a staged entry), so
+    only the rest (links, gitlinks, changed or untracked paths) are looked at here."""
+    records = gitcmd.split_z(
+        gitcmd.run(
+            root, "ls-files", "-t", "-s", "--cached", "--modified", "--deleted",
+            "--others", "--exclude-standard", *_exclude_args(), "-z",
+        ).stdout
+    )  # fmt: skip
+    tracked: list[str] = []
+    untracked: list[str] = []
+    plain: dict[str, bool] = {}
+    unsettled: set[str] = set()
+    for record in records:
+        tag, rest = record[0], record[2:]
+        if tag == "?":
+            untracked.append(rest)
+            continue
+        info, _, name = rest.partition("\t")
+        if tag in "CR":
+            unsettled.add(name)
+            continue
+        tracked.append(name)
         mode, _oid, stage = info.split(" ")
-        plain = mode in ("100644", "100755") and stage == "0"
-        staged[name] = plain and staged.get(name, True)
-    moved = gitcmd.run(root, "ls-files", "-t", "--deleted", "--modified", "-z").stdout
-    unsettled = {record[2:] for record in gitcmd.split_z(moved)}
-    return {name for name, plain in staged.items() if plain and name not in unsettled}
+        plain[name] = mode in ("100644", "100755") and stage == "0" and plain.get(name, True)
+    settled = {name for name, ok in plain.items() if ok and name not in unsettled}
+    return tracked, untracked, settled
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    staged = gitcmd.split_z(gitcmd.run(root, "ls-files", "--cached", "-s", "-z").stdout)
-    tracked = [record.partition("\t")[2] for record in staged]
-    untracked = gitcmd.split_z(
-        gitcmd.run(
-            root, "ls-files", "--others", "--exclude-standard", *_exclude_args(), "-z"
-        ).stdout
-    )
-    settled = _settled(root, staged)
+    tracked, untracked, settled = _listing(root)
     selection = Selection(root, settled=settled)
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocm.mirror import gitcmd, pack, snapshot
+from ocm.mirror import pack, snapshot
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection, select
-from ocm.mirror.state import RepoState, head_info
+from ocm.mirror.state import RepoState, read_head
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,10 @@ class Outgoing:
 def prepare(root: Path) -> Outgoing:
     """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all."""
     selection = select(root)
-    head, branch = head_info(root)
-    if head is None:
+    head = read_head(root)
+    if head.commit is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
-    snap = snapshot.build(root, selection, head, branch)
-    head_tree = gitcmd.maybe(root, "rev-parse", f"{head}^{{tree}}")
-    return Outgoing(root, selection, RepoState(head, branch, head_tree, snap.tree), snap)
+    snap = snapshot.build(root, selection, head)
+    return Outgoing(
+        root, selection, RepoState(head.commit, head.branch, head.tree, snap.tree), snap
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError
 from ocm.mirror.select import Selection
-from ocm.mirror.state import index_tree, snapshot
+from ocm.mirror.state import Head, staged_and_snapshot
 
 
 @dataclass(frozen=True)
@@ -42,45 +42,30 @@ def commit(root: Path, tree: str, parents: list[str], message: str, date: str = 
     return gitcmd.out(root, *args, env=env)
 
 
-def _commit_time(root: Path, commit: str) -> str:
-    """The committer time of ``commit`` as git's raw date ("<seconds> +0000")."""
-    raw = gitcmd.run(root, "cat-file", "commit", commit).stdout.split(b"\n\n", 1)[0]
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if line.startswith("committer "):
-            return line.rsplit(" ", 2)[-2] + " +0000"
-    return "0 +0000"
-
-
-def build(root: Path, selection: Selection, head: str, branch: str | None) -> Snapshot:
+def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
-    tree = snapshot(root, selection, write_blobs=True)
-    if tree is None:
-        raise MirrorError(
-            f"git could not describe the work tree of {root} (is a merge or rebase in "
-            "progress?); finish or abort it, then run the command again"
-        )
-    staged = index_tree(root)
+    assert head.commit is not None
+    staged, tree = staged_and_snapshot(root, selection)
     if staged is None:
         raise MirrorError(
             f"the index of {root} has unresolved conflicts; resolve them (or "
             "`git merge --abort`), then run the command again"
         )
-    date, on = _commit_time(root, head), branch or "detached HEAD"
-    index_commit = commit(root, staged, [head], f"ocm: index on {on}", date)
-    snap = commit(root, tree, [head, index_commit], f"ocm: snapshot of {on}", date)
-    return Snapshot(snap, head, branch, tree, staged)
+    if tree is None:
+        raise MirrorError(
+            f"git could not describe the work tree of {root} (is a merge or rebase in "
+            "progress?); finish or abort it, then run the command again"
+        )
+    on = head.branch or "detached HEAD"
+    index_commit = commit(root, staged, [head.commit], f"ocm: index on {on}", head.date)
+    snap = commit(root, tree, [head.commit, index_commit], f"ocm: snapshot of {on}", head.date)
+    return Snapshot(snap, head.commit, head.branch, tree, staged)
 
 
-def _commit_fields(root: Path, env: dict[str, str], oid: str) -> tuple[str, list[str]]:
-    """(tree, parents) of commit ``oid``; IncompletePack when it is not there."""
-    done = gitcmd.run(root, "cat-file", "commit", oid, env=env, check=False)
-    if done.returncode != 0:
-        kind = gitcmd.run(root, "cat-file", "-t", oid, env=env, check=False)
-        if kind.returncode == 0:
-            raise BadPack(f"the snapshot {oid[:12]} is a {kind.stdout.decode().strip()}")
-        raise IncompletePack(f"the pack does not bring the commit {oid[:12]} it names")
+def _fields(content: bytes) -> tuple[str, list[str]]:
+    """(tree, parents) of a commit's content."""
     tree, parents = "", []
-    for line in done.stdout.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
+    for line in content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
         key, _, value = line.partition(" ")
         if key == "tree":
             tree = value
@@ -97,10 +82,19 @@ def read_snapshot(root: Path, env: dict[str, str], commit: str, branch: str | No
         branch.startswith("-") or not gitcmd.ok(root, "check-ref-format", f"refs/heads/{branch}")
     ):
         raise BadPack(f"the branch name {branch[:80]!r} is not a valid git branch name")
-    tree, parents = _commit_fields(root, env, commit)
+    # The commit and its two parents in one look (``^1``/``^2``: any revision syntax works).
+    found = gitcmd.read_objects(root, [commit, f"{commit}^1", f"{commit}^2"], env=env)
+    if found[0] is None:
+        raise IncompletePack(f"the pack does not bring the commit {commit[:12]} it names")
+    if found[0].kind != "commit":
+        raise BadPack(f"the snapshot {commit[:12]} is a {found[0].kind}")
+    tree, parents = _fields(found[0].content)
     if len(parents) != 2:
         raise BadPack(f"{commit[:12]} is not an ocm snapshot (it needs HEAD and the index)")
-    head, index_commit = parents
-    index_tree, _ = _commit_fields(root, env, index_commit)
-    _commit_fields(root, env, head)
-    return Snapshot(commit, head, branch, tree, index_tree)
+    contents = []
+    for oid, got in zip(parents, found[1:], strict=True):
+        if got is None or got.kind != "commit":
+            raise IncompletePack(f"the pack does not bring the commit {oid[:12]} it names")
+        contents.append(got.content)
+    index_tree, _ = _fields(contents[1])
+    return Snapshot(commit, parents[0], branch, tree, index_tree)

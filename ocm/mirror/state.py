@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ocm.mirror import gitcmd
 from ocm.mirror.select import MARKER_NAME, Selection, select
@@ -72,18 +72,23 @@ def tree_of(
     state); otherwise start empty. ``remove`` lists paths to drop from the tree.
     """
     with temp_index(root, copy_real=base_index) as env:
+        return _updated_tree(root, env, paths + (remove or []), write_blobs=write_blobs)
+
+
+def _updated_tree(
+    root: Path, env: dict[str, str], paths: list[str], *, write_blobs: bool
+) -> str | None:
+    """The tree of the index ``env`` names once ``paths`` are as in the work tree."""
+    if paths:  # a clean work tree spares a git command
         flags = ["--add", "--remove"] + ([] if write_blobs else ["--info-only"])
-        stdin = gitcmd.join_z(paths + (remove or []))
         done = gitcmd.run(
-            root, "update-index", *flags, "-z", "--stdin", input=stdin, env=env, check=False
-        )
+            root, "update-index", *flags, "-z", "--stdin", input=gitcmd.join_z(paths), env=env,
+            check=False,
+        )  # fmt: skip
         if done.returncode != 0:
             return None
-        missing_ok = [] if write_blobs else ["--missing-ok"]
-        done = gitcmd.run(root, "write-tree", *missing_ok, env=env, check=False)
-        if done.returncode != 0:
-            return None
-        return done.stdout.decode().strip() or None
+    missing_ok = [] if write_blobs else ["--missing-ok"]
+    return gitcmd.maybe(root, "write-tree", *missing_ok, env=env)
 
 
 def snapshot(root: Path, selection: Selection, *, write_blobs: bool = False) -> str | None:
@@ -97,16 +102,44 @@ def snapshot(root: Path, selection: Selection, *, write_blobs: bool = False) -> 
     )
 
 
+def staged_and_snapshot(root: Path, selection: Selection) -> tuple[str | None, str | None]:
+    """(the tree of what is staged, :func:`snapshot` with its blobs written) from one
+    throw-away index: the first ``write-tree`` leaves a cache of trees the second reuses.
+    The staged tree is None when the index has unresolved conflicts."""
+    with temp_index(root, copy_real=True) as env:
+        staged = gitcmd.maybe(root, "write-tree", env=env)
+        if staged is None:
+            return None, None
+        paths = selection.unsettled(selection.files) + selection.deleted
+        return staged, _updated_tree(root, env, paths, write_blobs=True)
+
+
 def index_tree(root: Path) -> str | None:
     """The tree of what is staged; None when the index has unresolved conflicts."""
     with temp_index(root, copy_real=True) as env:
         return gitcmd.maybe(root, "write-tree", env=env)
 
 
-def head_info(root: Path) -> tuple[str | None, str | None]:
-    """(commit id of HEAD or None when unborn, branch name or None when detached)."""
-    head = gitcmd.maybe(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-    return head, current_branch(root)
+class Head(NamedTuple):
+    commit: str | None  # None on an unborn branch
+    branch: str | None  # None when HEAD is detached
+    tree: str  # the empty tree on an unborn branch
+    date: str  # the commit's committer time as git's raw date, in UTC ("<seconds> +0000")
+
+
+def read_head(root: Path) -> Head:
+    """HEAD's commit, branch, tree and date: two git commands, whatever is asked of them."""
+    branch = current_branch(root)
+    (found,) = gitcmd.read_objects(root, ["HEAD^{commit}"])
+    if found is None:
+        return Head(None, branch, _EMPTY_TREE, "0 +0000")
+    tree, date = _EMPTY_TREE, "0 +0000"
+    for line in found.content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
+        if line.startswith("tree "):
+            tree = line[5:]
+        elif line.startswith("committer "):
+            date = line.rsplit(" ", 2)[-2] + " +0000"
+    return Head(found.oid, branch, tree, date)
 
 
 def current_branch(root: Path) -> str | None:
@@ -118,9 +151,8 @@ def current_branch(root: Path) -> str | None:
 
 def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
     selection = selection or select(root)
-    head, branch = head_info(root)
-    head_tree = gitcmd.maybe(root, "rev-parse", f"{head}^{{tree}}") if head else _EMPTY_TREE
-    return RepoState(head, branch, head_tree, snapshot(root, selection))
+    head = read_head(root)
+    return RepoState(head.commit, head.branch, head.tree, snapshot(root, selection))
 
 
 # The empty tree: what an unborn branch "has" (the same id in every sha1 repository).
