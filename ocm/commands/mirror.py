@@ -288,75 +288,93 @@ def _send(
 def push(*, force: bool, create: bool, yes: bool) -> int:
     root, checkout = _checkout()
     origin = checkout.origin
-    client, login = connect()
-    with client:
-        ws = _match(client, login, checkout)
-        if ws is None and not create:
-            raise OcmError(
-                _unmatched(checkout),
-                f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
-                "`ocm list` to see the repos",
-            )
-        repo_id = ws.repo_id if ws else 0
-        # The Manager's /head and this checkout's snapshot need nothing from each other: ask
-        # while git works, so the round trip and the Manager's own look cost no wall time.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            asked = pool.submit(_head, client, repo_id, current_branch(root) if ws else None)
+    # This checkout's snapshot needs nothing from the Manager: git builds it while the
+    # repo list and /head make their round trips, which then cost no wall time.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = pool.submit(prepare, root)
+        client, login = connect()
+        with client:
+            ws = _match(client, login, checkout)
+            if ws is None and not create:
+                raise OcmError(
+                    _unmatched(checkout),
+                    f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
+                    "`ocm list` to see the repos",
+                )
+            repo_id = ws.repo_id if ws else 0
+            head = _head(client, repo_id, current_branch(root) if ws else None)
             try:
-                outgoing = prepare(root)
+                outgoing = prepared.result()
             except MirrorError as exc:
                 raise _error(exc) from None
-            head = asked.result()
-        branch = outgoing.state.branch
-        if outgoing.selection.skipped:
-            shown = ", ".join(outgoing.selection.skipped[:5])
-            more = len(outgoing.selection.skipped) - 5
-            note(
-                f"not sent (nested repositories, symlinks leaving the repo, special files): "
-                f"{shown}{f' and {more} more' if more > 0 else ''}"
-            )
-        params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
-        if ws is None:
-            label = repo_name(root)
-            _confirm_create(label, yes)
-            params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
-        else:
-            label = ws.name
-            refusal = _push_refusal(root, outgoing, head, label)
-            if refusal and not force:
-                raise refusal
-        if force:
-            params["force"] = "1"
-        base = read_marker(root).get("snapshot")
-        if base:
-            params["base"] = base
-        try:
-            result, sent = _send(client, repo_id, params, outgoing, head, label)
-        except ConflictError as exc:
-            if exc.code != refusals.CODE or ws is None:
-                raise
-            # Refused at the swap: something changed there since /head; say what, afresh.
-            fresh = _head(client, repo_id, branch)
-            raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
-        # The push is done; bookkeeping failures must not report it as failed.
-        with contextlib.suppress(Exception):
-            # What the Manager now has is known here: the next push may overwrite it, and
-            # the next transfer either way may assume its objects.
-            write_marker(
-                root,
-                {
-                    "snapshot": outgoing.state.snapshot,
-                    "head": outgoing.state.head,
-                    "branch": branch,
-                    "to": f"{login.url} #{result.get('repoId')}",
-                },
-            )
-            pack.set_snapshot_ref(root, outgoing.snapshot.commit)
-        with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
-            # The answer describes the repo as the list would: no second round trip for it.
-            from ocm.api import Workspace  # noqa: PLC0415 - loaded with the HTTP client by connect()
+            _push(client, login, root, origin, ws, head, outgoing, force=force, yes=yes)
+    return 0
 
-            remember(state_mod.load(), login, Workspace.from_json({**result, "originUrl": origin}))
+
+def _push(
+    client: ManagerClient,
+    login: Any,
+    root: Path,
+    origin: str | None,
+    ws: Workspace | None,
+    head: dict[str, Any],
+    outgoing: Outgoing,
+    *,
+    force: bool,
+    yes: bool,
+) -> None:
+    """The push once both sides have been looked at: refuse, confirm, send, record."""
+    repo_id = ws.repo_id if ws else 0
+    branch = outgoing.state.branch
+    if outgoing.selection.skipped:
+        shown = ", ".join(outgoing.selection.skipped[:5])
+        more = len(outgoing.selection.skipped) - 5
+        note(
+            f"not sent (nested repositories, symlinks leaving the repo, special files): "
+            f"{shown}{f' and {more} more' if more > 0 else ''}"
+        )
+    params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
+    if ws is None:
+        label = repo_name(root)
+        _confirm_create(label, yes)
+        params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
+    else:
+        label = ws.name
+        refusal = _push_refusal(root, outgoing, head, label)
+        if refusal and not force:
+            raise refusal
+    if force:
+        params["force"] = "1"
+    base = read_marker(root).get("snapshot")
+    if base:
+        params["base"] = base
+    try:
+        result, sent = _send(client, repo_id, params, outgoing, head, label)
+    except ConflictError as exc:
+        if exc.code != refusals.CODE or ws is None:
+            raise
+        # Refused at the swap: something changed there since /head; say what, afresh.
+        fresh = _head(client, repo_id, branch)
+        raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
+    # The push is done; bookkeeping failures must not report it as failed.
+    with contextlib.suppress(Exception):
+        # What the Manager now has is known here: the next push may overwrite it, and
+        # the next transfer either way may assume its objects.
+        write_marker(
+            root,
+            {
+                "snapshot": outgoing.state.snapshot,
+                "head": outgoing.state.head,
+                "branch": branch,
+                "to": f"{login.url} #{result.get('repoId')}",
+            },
+        )
+        pack.set_snapshot_ref(root, outgoing.snapshot.commit)
+    with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
+        # The answer describes the repo as the list would: no second round trip for it.
+        from ocm.api import Workspace  # noqa: PLC0415 - loaded with the HTTP client by connect()
+
+        remember(state_mod.load(), login, Workspace.from_json({**result, "originUrl": origin}))
     what = "created and pushed" if repo_id == 0 else "pushed"
     _say(
         f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
@@ -365,7 +383,6 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
         f"{human(sent)} sent"
     )
     _saved_lines("on the Manager", list(result.get("saved") or []))
-    return 0
 
 
 # ------------------------------------------------------------------------------ pull
@@ -440,9 +457,18 @@ def _download(
 
 def pull(*, force: bool) -> int:
     root, checkout = _checkout()
-    client, login = connect()
     staging = root / ".git" / STAGING_NAME
-    with client:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(repo_lock(root, "another ocm pull"))
+            clean_leftovers(staging)  # undo a pull that was killed mid-switch
+        except MirrorError as exc:
+            raise _error(exc) from None
+        # As push does: git looks at this checkout while the repo list and /head make
+        # their round trips.
+        looked = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(repo_state, root)
+        client, login = connect()
+        stack.enter_context(client)
         ws = _match(client, login, checkout)
         if ws is None:
             raise OcmError(
@@ -450,25 +476,21 @@ def pull(*, force: bool) -> int:
                 "run `ocm list` to see the repos, or `ocm push --create` first",
             )
         try:
-            with repo_lock(root, "another ocm pull"):
-                clean_leftovers(staging)  # undo a pull that was killed mid-switch
-                with ThreadPoolExecutor(max_workers=1) as pool:  # as push does: both at once
-                    asked = pool.submit(_head, client, ws.repo_id)
-                    state = repo_state(root)
-                    head = asked.result()
-                refusal = _pull_refusal(root, head, ws.name, state)
-                if refusal and not force:
-                    raise refusal
-                try:
-                    result, received = _download(
-                        client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
-                    )
-                except Refused:
-                    # The history that arrived shows what /head could not: say it afresh.
-                    refusal = _pull_refusal(root, head, ws.name)
-                    if refusal is None:
-                        raise
-                    raise refusal from None
+            head = _head(client, ws.repo_id)
+            state = looked.result()
+            refusal = _pull_refusal(root, head, ws.name, state)
+            if refusal and not force:
+                raise refusal
+            try:
+                result, received = _download(
+                    client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
+                )
+            except Refused:
+                # The history that arrived shows what /head could not: say it afresh.
+                refusal = _pull_refusal(root, head, ws.name)
+                if refusal is None:
+                    raise
+                raise refusal from None
         except MirrorError as exc:
             raise _error(exc) from None
         except ConflictError as exc:
