@@ -66,6 +66,8 @@ class Response:
             except (OSError, http.client.HTTPException) as exc:
                 raise ConnectionError(_reason(exc)) from None
             if not chunk:
+                if self._raw.length:  # read1() ends a short Content-Length body silently
+                    raise ConnectionError(_reason(http.client.IncompleteRead(b"")))
                 return
             yield chunk
 
