@@ -184,9 +184,7 @@ def _pull_refusal(
 
 def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> None:
     """Refuse before sending what the Manager would refuse after receiving it all."""
-    # Plain string paths: a Path per file made this 10x slower on a 20,000-file checkout.
-    top = os.fspath(outgoing.root)
-    total = sum(os.lstat(os.path.join(top, name)).st_size for name in outgoing.selection.files)
+    total = outgoing.total
     max_objects = int(limits.get("maxArchiveMembers") or 0)
     max_bytes = int(limits.get("maxArchiveBytes") or 0) or 1 << 62
     if max_objects and objects > max_objects:

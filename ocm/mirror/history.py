@@ -106,13 +106,15 @@ def save_worktree(
     return "stash@{0}"
 
 
-def move_head(root: Path, incoming: Snapshot, message: str) -> None:
-    """Point the incoming branch at the incoming commit and HEAD at it (or detach HEAD)."""
+def move_head(root: Path, incoming: Snapshot, message: str, on: str | None) -> None:
+    """Point the incoming branch at the incoming commit and HEAD at it (or detach HEAD).
+    ``on`` is the branch HEAD is on now (a HEAD already there follows, reflog and all)."""
     if incoming.branch is None:
         gitcmd.run(root, "update-ref", "--no-deref", "-m", message, "HEAD", incoming.head)
         return
     gitcmd.run(root, "update-ref", "-m", message, f"refs/heads/{incoming.branch}", incoming.head)
-    gitcmd.run(root, "symbolic-ref", "-m", message, "HEAD", f"refs/heads/{incoming.branch}")
+    if on != incoming.branch:
+        gitcmd.run(root, "symbolic-ref", "-m", message, "HEAD", f"refs/heads/{incoming.branch}")
 
 
 def rebuild_index(root: Path, incoming: Snapshot) -> None:

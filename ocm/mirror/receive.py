@@ -176,7 +176,7 @@ def receive(
         swap.write_plan(work, root, plan, refs)
         try:
             swap.apply(work, root, plan)
-            history.move_head(root, incoming, f"ocm: mirrored from {sender}")
+            history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
             history.rebuild_index(root, incoming)
         except BaseException:
             _undo(work, root, plan.ops, refs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ class Outgoing:
     selection: Selection
     state: RepoState
     snapshot: snapshot.Snapshot
+    total: int  # bytes the files that travel take
 
     def open_pack(self, receiver_tips: list[str]) -> pack.PackStream:
         """A pack of the snapshot minus what ``receiver_tips`` (those known here) reach."""
@@ -31,6 +33,17 @@ def prepare(root: Path) -> Outgoing:
     if head.commit is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
     snap = snapshot.build(root, selection, head)
-    return Outgoing(
-        root, selection, RepoState(head.commit, head.branch, head.tree, snap.tree), snap
-    )
+    state = RepoState(head.commit, head.branch, head.tree, snap.tree)
+    return Outgoing(root, selection, state, snap, _total(root, selection.files))
+
+
+def _total(root: Path, names: list[str]) -> int:
+    """The bytes ``names`` take (a file gone since git listed it takes none)."""
+    # Plain string paths: a Path per file made this 10x slower on a 20,000-file checkout.
+    top, total = os.fspath(root), 0
+    for name in names:
+        try:
+            total += os.lstat(os.path.join(top, name)).st_size
+        except (FileNotFoundError, NotADirectoryError):  # noqa: SIM105 - suppress() is 3x slower
+            continue
+    return total
