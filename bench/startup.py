@@ -60,6 +60,10 @@ def plain_install(tmp: Path) -> tuple[str, list[str]]:
         capture_output=True,
     )
     python = venv / "bin" / "python"
+    # ocm no longer needs requests, but the baseline of bare ``ocm`` is a requests call.
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "requests"], check=True, capture_output=True
+    )
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
