@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -134,6 +135,10 @@ def receive(
     root, staging_dir = root.absolute(), staging_dir.absolute()
     work = new_workdir(staging_dir, root)
     committed = undone = False
+    # This side's own state needs nothing from the pack: git looks at the work tree while
+    # index-pack and the checks run (the caller's lock keeps it from changing hands).
+    pool = ThreadPoolExecutor(max_workers=1)
+    looked = pool.submit(_own_state, root)
     try:
         quarantine = work / "objects"
         count = pack.index_pack(root, stream, quarantine, limits, progress)
@@ -144,8 +149,7 @@ def receive(
         if count:
             pack.migrate(quarantine, root)
 
-        current = select(root)
-        state = repo_state(root, current)
+        current, state = looked.result()
         to_write = checkout.changed(root, state.snapshot, files, incoming.tree)
         checkout.write(root, to_write, work / "new", work / "checkout-index")
         names = [entry.path for entry in files]
@@ -195,9 +199,15 @@ def receive(
             write_marker(root, {**record, "branch": incoming.branch, "from": sender})
         return result
     finally:
+        pool.shutdown()  # a failed check waits for git's look to end, then cleans up
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _own_state(root: Path) -> tuple[Selection, RepoState]:
+    current = select(root)
+    return current, repo_state(root, current)
 
 
 def _base(marker: dict[str, Any]) -> checks.Base | None:
