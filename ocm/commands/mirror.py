@@ -14,7 +14,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,13 +241,20 @@ def _send(
     outgoing: Outgoing,
     head: dict[str, Any],
     label: str,
+    ask: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Upload one pack of what the Manager lacks; when the tips it named are gone there
-    (its history was rewritten meanwhile), once more assuming nothing. (answer, bytes)"""
-    tips = [str(oid) for oid in head.get("tips") or []]
-    attempts = [tips, []] if tips else [[]]
-    for n, assumed in enumerate(attempts):
-        with outgoing.open_pack(assumed) as stream:
+    """Upload one pack of what the Manager lacks. When it lacks what the pack assumed (its
+    history was rewritten meanwhile), once more with the tips ``ask`` gets from /head, if
+    given, then assuming nothing. (answer, bytes)"""
+    attempts: list[Callable[[], dict[str, Any]]] = [lambda: head]
+    if ask:
+        attempts.append(ask)
+    if head.get("tips") or ask:
+        attempts.append(lambda: {**head, "tips": []})
+    sent = 0  # every attempt's bytes: the closing line says what went over the wire
+    for n, attempt in enumerate(attempts):
+        head = attempt()
+        with outgoing.open_pack([str(oid) for oid in head.get("tips") or []]) as stream:
             _check_limits(outgoing, stream.objects, head.get("limits") or {})
             with Progress(f"sending to {label}") as progress:
                 try:
@@ -269,9 +276,10 @@ def _send(
                     raise _error(exc) from None
                 except ManagerError as exc:
                     if exc.code == IncompletePack.code and n + 1 < len(attempts):
+                        sent += stream.sent
                         continue
                     raise _wire_error(exc, client.url) from None
-            sent = stream.sent
+            sent += stream.sent
         try:
             return dict(response.json()), sent
         except ValueError:
@@ -300,13 +308,36 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                     "`ocm list` to see the repos",
                 )
             repo_id = ws.repo_id if ws else 0
-            head = _head(client, repo_id, current_branch(root) if ws else None)
+            # The everyday loop skips /head: when this checkout's last transfer was with
+            # this repo, the pack assumes what that left there, and the Manager checks
+            # everything at the swap anyway (a refusal then asks /head to say why).
+            last = _last_snapshot(root, login, ws) if ws else None
+            head = None if last else _head(client, repo_id, current_branch(root) if ws else None)
             try:
                 outgoing = prepared.result()
             except MirrorError as exc:
                 raise _error(exc) from None
-            _push(client, login, root, origin, ws, head, outgoing, force=force, yes=yes)
+            _push(
+                client,
+                login,
+                root,
+                origin,
+                ws,
+                head or {"tips": [last]},
+                outgoing,
+                force=force,
+                yes=yes,
+                asked=head is not None,
+            )
     return 0
+
+
+def _last_snapshot(root: Path, login: Any, ws: Workspace) -> str | None:
+    """The snapshot this checkout last sent to or received from ``ws``, if it still has it."""
+    marker, target = read_marker(root), f"{login.url} #{ws.repo_id}"
+    if marker.get("to") != target and not str(marker.get("from", "")).startswith(f"{target} "):
+        return None
+    return next(iter(pack.present(root, [str(marker.get("commit") or "")])), None)
 
 
 def _push(
@@ -320,8 +351,10 @@ def _push(
     *,
     force: bool,
     yes: bool,
+    asked: bool,
 ) -> None:
-    """The push once both sides have been looked at: refuse, confirm, send, record."""
+    """The push once both sides have been looked at: refuse, confirm, send, record.
+    ``asked``: ``head`` is the Manager's answer, not what this checkout assumes of it."""
     repo_id = ws.repo_id if ws else 0
     branch = outgoing.state.branch
     if outgoing.selection.skipped:
@@ -338,7 +371,7 @@ def _push(
         params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
     else:
         label = ws.name
-        refusal = _push_refusal(root, outgoing, head, label)
+        refusal = _push_refusal(root, outgoing, head, label) if asked else None
         if refusal and not force:
             raise refusal
     if force:
@@ -347,7 +380,8 @@ def _push(
     if base:
         params["base"] = base
     try:
-        result, sent = _send(client, repo_id, params, outgoing, head, label)
+        ask = None if asked else lambda: _head(client, repo_id, branch)
+        result, sent = _send(client, repo_id, params, outgoing, head, label, ask)
     except ConflictError as exc:
         if exc.code != refusals.CODE or ws is None:
             raise
@@ -364,6 +398,7 @@ def _push(
                 "snapshot": outgoing.state.snapshot,
                 "head": outgoing.state.head,
                 "branch": branch,
+                "commit": outgoing.snapshot.commit,
                 "to": f"{login.url} #{result.get('repoId')}",
             },
         )

@@ -195,8 +195,11 @@ def receive(
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
             # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
             # in no snapshot it computes either); its bytes size the next transfer's check.
-            record = {"snapshot": incoming.tree, "bytes": total, "head": incoming.head}
-            write_marker(root, {**record, "branch": incoming.branch, "from": sender})
+            # The commit lets the next push assume what this transfer left on both sides.
+            record = {"snapshot": incoming.tree, "bytes": total, "commit": incoming.commit}
+            write_marker(
+                root, {**record, "head": incoming.head, "branch": incoming.branch, "from": sender}
+            )
         return result
     finally:
         pool.shutdown()  # a failed check waits for git's look to end, then cleans up

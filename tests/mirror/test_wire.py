@@ -86,6 +86,30 @@ def test_uncommitted_work_already_pushed_does_not_travel_again(
     assert tree_listing(p.directory) == tree_listing(p.laptop)
 
 
+def test_a_push_that_assumed_its_last_transfer_asks_the_manager_when_that_is_gone(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The everyday push skips ``/head``: its pack assumes the snapshot the last transfer
+    left on the Manager. When the Manager no longer has it (ref deleted, objects pruned),
+    that pack is refused as incomplete, and the push asks ``/head`` and sends what the
+    Manager lacks (the uncommitted files again), not the whole history."""
+    p = pushed("proj")
+    _history(p.laptop, 20)  # ~1.3 MB of committed history: the Manager keeps it
+    for n in range(10):
+        (p.laptop / f"wip-{n}.bin").write_bytes(os.urandom(8 * 1024))  # only in the snapshot
+    assert ocm(p.laptop, "push").returncode == 0
+    git(p.directory, "update-ref", "-d", pack.SNAPSHOT_REF)
+    git(p.directory, "reflog", "expire", "--expire=now", "--all")
+    git(p.directory, "gc", "-q", "--prune=now")
+    assert (p.directory / "wip-0.bin").read_bytes() == (p.laptop / "wip-0.bin").read_bytes()
+
+    (p.laptop / "README.md").write_text("# proj\none line more\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert 80_000 < _sent(done.stdout) < 400_000, done.stdout
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
 @pytest.mark.parametrize("change", ["delta", "link"])
 def test_when_the_manager_lacks_what_the_push_assumed_it_sends_everything(
     ocm: Cli, pushed: Callable[..., Pushed], change: str
@@ -239,7 +263,7 @@ def test_a_stalled_download_releases_the_repo_when_closed(
     next(response.iter_content(4096))  # a reader that then stops reading
     head_url = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up"
     busy = requests.post(head_url, params={"v": "2"}, data=b"", headers=auth, timeout=30)
-    assert busy.status_code == 409 and busy.json()["error"] == "busy"
+    assert busy.status_code == 409 and busy.json()["error"] == "busy", busy.text
     response.close()  # the laptop goes away
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
