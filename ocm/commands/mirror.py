@@ -311,8 +311,8 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             # The everyday loop skips /head: when this checkout's last transfer was with
             # this repo, the pack assumes what that left there, and the Manager checks
             # everything at the swap anyway (a refusal then asks /head to say why).
-            last = _last_snapshot(root, login, ws) if ws else None
-            head = None if last else _head(client, repo_id, current_branch(root) if ws else None)
+            assumed = _assumed_head(root, login, ws) if ws else None
+            head = assumed or _head(client, repo_id, current_branch(root) if ws else None)
             try:
                 outgoing = prepared.result()
             except MirrorError as exc:
@@ -323,21 +323,23 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
                 root,
                 origin,
                 ws,
-                head or {"tips": [last]},
+                head,
                 outgoing,
                 force=force,
                 yes=yes,
-                asked=head is not None,
+                asked=assumed is None,
             )
     return 0
 
 
-def _last_snapshot(root: Path, login: Any, ws: Workspace) -> str | None:
-    """The snapshot this checkout last sent to or received from ``ws``, if it still has it."""
+def _assumed_head(root: Path, login: Any, ws: Workspace) -> dict[str, Any] | None:
+    """What ``/head`` of ``ws`` would tell a push, as far as this checkout's last transfer
+    (with ``ws``) left it known: the snapshot both sides then had, and the Manager's limits."""
     marker, target = read_marker(root), f"{login.url} #{ws.repo_id}"
     if marker.get("to") != target and not str(marker.get("from", "")).startswith(f"{target} "):
         return None
-    return next(iter(pack.present(root, [str(marker.get("commit") or "")])), None)
+    limits, tips = marker.get("limits"), pack.present(root, [str(marker.get("commit"))])
+    return {"tips": tips, "limits": limits} if tips and isinstance(limits, dict) else None
 
 
 def _push(
@@ -399,6 +401,7 @@ def _push(
                 "head": outgoing.state.head,
                 "branch": branch,
                 "commit": outgoing.snapshot.commit,
+                "limits": head.get("limits"),
                 "to": f"{login.url} #{result.get('repoId')}",
             },
         )
@@ -443,7 +446,7 @@ class _ResponseReader(io.RawIOBase):
 
 
 def _download(
-    client: ManagerClient, root: Path, ws: Workspace, force: bool, sender: str
+    client: ManagerClient, root: Path, ws: Workspace, force: bool, sender: str, head: dict[str, Any]
 ) -> tuple[Received, int]:
     """Ask for a pack of what this checkout lacks and receive it; when the tips named here
     turn out incomplete, once more assuming nothing. (result, bytes received)"""
@@ -478,6 +481,8 @@ def _download(
                     side="This checkout",
                     lacking_label="the Manager",
                     sender=sender,
+                    # The next push may then skip /head (see _assumed_head).
+                    remember={"limits": head.get("limits")},
                 )
             return result, progress.total
         except IncompletePack:
@@ -516,7 +521,7 @@ def pull(*, force: bool) -> int:
                 raise refusal
             try:
                 result, received = _download(
-                    client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}"
+                    client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", head
                 )
             except Refused:
                 # The history that arrived shows what /head could not: say it afresh.

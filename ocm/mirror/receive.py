@@ -15,7 +15,7 @@ import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,7 @@ def receive(
     extra_risks: Callable[[], list[str]] | None = None,
     sender: str = "ocm",
     progress: Progress | None = None,
+    remember: Mapping[str, Any] | None = None,
 ) -> Received:
     """Make the work tree at ``root`` identical to the snapshot the pack in ``stream`` brings.
 
@@ -129,6 +130,7 @@ def receive(
     have (see :mod:`ocm.mirror.state`). ``extra_risks`` is asked right before the switch
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
+    ``remember`` adds facts about the other side to this side's marker.
     """
     # git runs in the repo with paths to staging in its environment: they must be absolute
     # (a Manager started with a relative --data-dir has relative ones).
@@ -197,9 +199,8 @@ def receive(
             # in no snapshot it computes either); its bytes size the next transfer's check.
             # The commit lets the next push assume what this transfer left on both sides.
             record = {"snapshot": incoming.tree, "bytes": total, "commit": incoming.commit}
-            write_marker(
-                root, {**record, "head": incoming.head, "branch": incoming.branch, "from": sender}
-            )
+            record.update(head=incoming.head, branch=incoming.branch, **(remember or {}))
+            write_marker(root, {**record, "from": sender})
         return result
     finally:
         pool.shutdown()  # a failed check waits for git's look to end, then cleans up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 import threading
@@ -13,6 +14,7 @@ import requests
 
 from ocm.mirror import receive as receive_mod
 from ocm.mirror import swap
+from ocm.mirror.select import MARKER_NAME
 from tests.mirror import hostile
 from tests.mirror.conftest import Pushed, push_new
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, transfer, tree_listing
@@ -291,6 +293,27 @@ def test_full_disk_is_a_clear_error_and_changes_nothing(
     assert "disk is full" in response.json()["message"]
     assert repo_listing(p.directory) == before
     assert not list((manager.data_dir / "staging").iterdir())
+
+
+def test_a_push_that_skips_head_checks_the_limits_its_last_transfer_saw(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The everyday push does not ask ``/head``: it checks the Manager's limits as the last
+    transfer recorded them, still before the first byte is sent."""
+    manager, p = _push(manager_factory, tmp_path)
+    marker_file = p.laptop / ".git" / MARKER_NAME
+    marker = json.loads(marker_file.read_text())
+    assert marker["limits"]["maxArchiveMembers"] > 100
+    marker["limits"]["maxArchiveMembers"] = 100  # as if the Manager had said so
+    marker_file.write_text(json.dumps(marker))
+    for n in range(120):
+        (p.laptop / f"many/{n}.txt").parent.mkdir(exist_ok=True)
+        (p.laptop / f"many/{n}.txt").write_text(f"{n}\n")
+    before = repo_listing(p.directory)
+    done = Cli(manager)(p.laptop, "push")
+    assert done.returncode == 1
+    assert "more than the Manager accepts (100)" in done.stderr, done.stderr
+    assert repo_listing(p.directory) == before
 
 
 def test_client_refuses_before_sending_what_the_manager_would_refuse(
