@@ -30,7 +30,14 @@ from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
 from ocm.mirror.select import STAGING_NAME, repo_root
 from ocm.mirror.send import Outgoing, prepare
-from ocm.mirror.state import RepoState, current_branch, read_marker, repo_state, write_marker
+from ocm.mirror.state import (
+    RepoState,
+    at_risk,
+    current_branch,
+    read_marker,
+    repo_state,
+    write_marker,
+)
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -514,9 +521,13 @@ def pull(*, force: bool) -> int:
                 "run `ocm list` to see the repos, or `ocm push --create` first",
             )
         try:
-            head = _head(client, ws.repo_id)
             state = looked.result()
-            refusal = _pull_refusal(root, head, ws.name, state)
+            # Like push, the everyday pull skips /head when nothing here is at risk: the
+            # receive checks everything again under the lock, and a refusal asks /head.
+            safe = not at_risk(state, {read_marker(root).get("snapshot")})
+            assumed = _assumed_head(root, login, ws) if safe else None
+            head = assumed or _head(client, ws.repo_id)
+            refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
             if refusal and not force:
                 raise refusal
             try:
@@ -525,7 +536,8 @@ def pull(*, force: bool) -> int:
                 )
             except Refused:
                 # The history that arrived shows what /head could not: say it afresh.
-                refusal = _pull_refusal(root, head, ws.name)
+                asked = _head(client, ws.repo_id) if assumed else head
+                refusal = _pull_refusal(root, asked, ws.name)
                 if refusal is None:
                     raise
                 raise refusal from None
