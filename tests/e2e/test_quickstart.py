@@ -26,6 +26,10 @@ from tests.support import proctree
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DONE = "QUICKSTART-EXIT="
+# Terminal control sequences, stripped from the logged output shown in a failure.
+ANSI = re.compile(
+    r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMc])"
+)
 
 
 def free_port() -> int:
@@ -35,16 +39,22 @@ def free_port() -> int:
 
 
 class Terminal:
-    """One tmux server of the test's own, running commands the way a user's shell would."""
+    """One tmux server of the test's own, running commands the way a user's shell would.
+
+    A pane whose shell ends stays on the server (``remain-on-exit``) with its last screen,
+    and everything a run writes to its terminal is also logged to a file, so that a run that
+    ends early, or a server that is gone, still leaves a failure that says what happened."""
 
     def __init__(self, socket_path: Path, env: dict[str, str]) -> None:
         self.socket = socket_path
         self.env = env
         self.runs = 0
+        self.config = socket_path.with_name("tmux.conf")
+        self.config.write_text("set-option -g remain-on-exit on\n")
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
+            ["tmux", "-S", str(self.socket), "-f", str(self.config), *args],
             check=True,
             capture_output=True,
             text=True,
@@ -54,23 +64,78 @@ class Terminal:
     def screen(self, session: str) -> str:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", session)
 
+    def output_log(self, session: str) -> Path:
+        return self.socket.with_name(f"{session}.out")
+
+    def status_file(self, session: str) -> Path:
+        return self.socket.with_name(f"{session}.status")
+
     def start(self, command: str) -> str:
         self.runs += 1
         session = f"run{self.runs}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        line = f"env -i {exports} bash -c {shlex.quote(command)}; echo {DONE}$?; sleep 600"
-        self.tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", line)
+        status = shlex.quote(str(self.status_file(session)))
+        line = (
+            f"env -i {exports} bash -c {shlex.quote(command)}; status=$?; "
+            f"echo $status >{status}; echo {DONE}$status; sleep 600"
+        )
+        # pipe-pane runs in the same command queue as new-session, before the server reads
+        # the pane's first output: the log misses nothing.
+        log = shlex.quote(str(self.output_log(session)))
+        self.tmux(
+            "new-session", "-d", "-s", session, "-x", "200", "-y", "50", line,
+            ";", "pipe-pane", "-t", session, f"cat >>{log}",
+        )  # fmt: skip
         return session
+
+    def pane(self, session: str, format_: str) -> str:
+        return self.tmux("display-message", "-p", "-t", session, format_).strip()
+
+    def post_mortem(self, session: str) -> str:
+        """What is known of a run: its pane (how its shell ended), its last screen, the
+        quick start's exit code and the tail of all it wrote to the terminal."""
+        parts: list[str] = []
+        try:
+            screen = re.sub(r"\n{3,}", "\n\n", self.screen(session).rstrip())
+            pane = self.pane(
+                session,
+                "pid #{pane_pid}, dead #{pane_dead}, exit status #{pane_dead_status},"
+                " signal #{pane_dead_signal}",
+            )
+            parts += [f"tmux pane of {session}: {pane}", f"last screen:\n{screen}"]
+        except subprocess.CalledProcessError as exc:
+            parts.append(f"tmux has no pane {session} any more: {exc.stderr.strip()}")
+            try:
+                parts.append(f"tmux sessions left: {self.tmux('list-sessions').strip()!r}")
+            except subprocess.CalledProcessError as gone:
+                parts.append(f"tmux server: {gone.stderr.strip()}")
+        status = self.status_file(session)
+        parts.append(
+            f"quick start exit code: {status.read_text().strip()}"
+            if status.exists()
+            else "quick start exit code: none written (the shell around it ended first)"
+        )
+        with contextlib.suppress(FileNotFoundError):
+            text = ANSI.sub("", self.output_log(session).read_text(errors="replace"))
+            parts.append(f"terminal output, last 4000 characters:\n{text[-4000:]}")
+        return "\n".join(parts)
 
     def wait_for(self, session: str, found: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        screen = ""
         while time.monotonic() < deadline:
-            screen = self.screen(session)
-            if found(screen):
-                return screen
+            try:
+                screen = self.screen(session)
+                if found(screen):
+                    return screen
+                ended = self.pane(session, "#{pane_dead}") == "1"
+            except subprocess.CalledProcessError:
+                ended = True
+            if ended:
+                raise AssertionError(
+                    f"the shell in tmux session {session} ended\n{self.post_mortem(session)}"
+                )
             time.sleep(0.5)
-        raise AssertionError(f"timed out; last screen:\n{screen}")
+        raise AssertionError(f"timed out after {timeout:.0f} s\n{self.post_mortem(session)}")
 
     def quickstart(self, repo: Path, timeout: float) -> tuple[str, float]:
         """Run the quick start until the TUI shows the repo, leave with Ctrl-C; its output
