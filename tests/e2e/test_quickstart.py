@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -32,10 +33,21 @@ ANSI = re.compile(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def quiet_port() -> int:
+    """A port for the quick start's Manager, which binds it and the next one (its OpenCode web
+    app) minutes after the choice, once the install is done: one below the kernel's ephemeral
+    range, which no port-0 listener or outgoing connection of a parallel test can take meanwhile
+    (a port 0 hands out can be anyone's by then). Free now, with the next one."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(low // 2, low - 1), 200):
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no two free ports in a row below {low}")
 
 
 class Terminal:
@@ -142,12 +154,16 @@ class Terminal:
         and the seconds it took to get to the TUI."""
         began = time.monotonic()
         session = self.start(f"{CHECKOUT}/scripts/quickstart {shlex.quote(str(repo))}")
-        self.wait_for(
+        screen = self.wait_for(
             session,
             lambda s: f"repos/{repo.name}:main" in s or DONE in s,
             timeout,
         )
         to_tui = time.monotonic() - began
+        if DONE in screen:
+            # It ended before the TUI: a Ctrl-C now would reach the shell's `sleep` and end
+            # the pane, and with it the output that says why.
+            return screen, to_tui
         self.tmux("send-keys", "-t", session, "C-c")
         screen = self.wait_for(session, lambda s: DONE in s, 60)
         return screen, to_tui
@@ -158,11 +174,11 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
 ) -> None:
     assert shutil.which("tmux"), "tmux is part of the test set-up (scripts/test installs it)"
     repo = git_repo("project", branch="main")
-    port = free_port()
+    port = quiet_port()
     env = {
         key: value
         for key, value in os.environ.items()
-        if key.startswith(("HOME", "XDG_", "GIT_", "PYTHON_KEYRING", "LANG"))
+        if key.startswith(("HOME", "XDG_", "GIT_", "PYTHON_KEYRING", "LANG", "TMPDIR"))
     }
     env.update(NPM_ENV)
     env.update(
