@@ -190,6 +190,12 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
             "OCM_OPENCODE_BIN": opencode_bin,
         }
     )
+    # The first run's OpenCode takes longer to start than the Manager's proxy waits (30 s) for
+    # a TUI's first request, as a first start on a busy machine can: the quick start waits.
+    slow = tmp_path / "slow-opencode"
+    slow.write_text(f'#!/bin/sh\n[ "$1" = serve ] && sleep 40\nexec {opencode_bin} "$@"\n')
+    slow.chmod(0o755)
+    env["OCM_OPENCODE_BIN"] = str(slow)
     term = Terminal(tmp_path / "tmux.sock", env)
     data_dir = isolated_env / ".local" / "share"
     credentials = isolated_env / ".config" / "opencode-manager" / "credentials.json"
@@ -205,7 +211,9 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         assert f"come back to this TUI later with `ocm` in {repo}" in first
         assert 'export PATH="$HOME/.local/bin:$PATH"' in first
         assert f"stop it with: {CHECKOUT}/scripts/quickstart --stop" in first
+        assert "waiting for OpenCode on the Manager to start (starting)" in first
         token_before = credentials.read_text()
+        term.env["OCM_OPENCODE_BIN"] = opencode_bin
 
         # Nothing to do: no pip, no npm, the same Manager, the same token.
         second, second_secs = term.quickstart(repo, timeout=300)
