@@ -239,6 +239,11 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         assert proctree.wait_until(
             lambda: not any(proctree.alive(pid) for pid in orphans), timeout=15
         ), orphans
+        # What they started goes now, while their group ids are still theirs: pids here are
+        # used up in minutes, and a later kill by a number could end another test's group.
+        for pgid in orphans:
+            proctree.kill_group_quietly(pgid)
+        orphans.clear()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _answers(port):
             time.sleep(0.2)
@@ -267,7 +272,9 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
             proctree.kill_group_quietly(pgid)
         for pid_file in data_dir.rglob("quickstart.pid"):
             with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+                pid = int(pid_file.read_text())
+                if "serve" in proctree.cmdline(pid):  # still the Manager, not a reused pid
+                    os.kill(pid, signal.SIGTERM)
 
 
 def _answers(port: int) -> bool:
