@@ -39,7 +39,8 @@ def quiet_port() -> int:
     range, which no port-0 listener or outgoing connection of a parallel test can take meanwhile
     (a port 0 hands out can be anyone's by then). Free now, with the next one."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for port in random.sample(range(low // 2, low - 1), 200):
+    below = range(max(1024, low // 2), low - 1)  # not the ports only root may bind
+    for port in random.sample(below, min(200, len(below))):
         with socket.socket() as first, socket.socket() as second:
             try:
                 first.bind(("127.0.0.1", port))
