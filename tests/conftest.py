@@ -17,13 +17,18 @@ PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "OCM_TEST_OPENCODE", "TER
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point HOME, the XDG dirs and every OCM_* setting into tmp_path.
+    """Point HOME, the XDG dirs, TMPDIR and every OCM_* setting into tmp_path.
 
     The keyring is forced to the "fail" backend so no test can reach a real one; tests
-    about the keyring install an in-memory backend themselves.
+    about the keyring install an in-memory backend themselves. TMPDIR: OpenCode (a Bun
+    binary) unpacks a 5-13 MB native library into the temp directory at every TUI start
+    and leaves it there when the TUI is killed; in tmp_path, pytest's cleanup removes it.
     """
     home = tmp_path / "home"
     home.mkdir()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     for name in list(os.environ):
         if name.startswith(("OCM_", "OPENCODE_", "XDG_", "GIT_")) and name != "OCM_TEST_OPENCODE":
             monkeypatch.delenv(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -26,25 +27,47 @@ from tests.support import proctree
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DONE = "QUICKSTART-EXIT="
+# Terminal control sequences, stripped from the logged output shown in a failure.
+ANSI = re.compile(
+    r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMc])"
+)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def quiet_port() -> int:
+    """A port for the quick start's Manager, which binds it and the next one (its OpenCode web
+    app) minutes after the choice, once the install is done: one below the kernel's ephemeral
+    range, which no port-0 listener or outgoing connection of a parallel test can take meanwhile
+    (a port 0 hands out can be anyone's by then). Free now, with the next one."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    below = range(max(1024, low // 2), low - 1)  # not the ports only root may bind
+    for port in random.sample(below, min(200, len(below))):
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no two free ports in a row below {low}")
 
 
 class Terminal:
-    """One tmux server of the test's own, running commands the way a user's shell would."""
+    """One tmux server of the test's own, running commands the way a user's shell would.
+
+    A pane whose shell ends stays on the server (``remain-on-exit``) with its last screen,
+    and everything a run writes to its terminal is also logged to a file, so that a run that
+    ends early, or a server that is gone, still leaves a failure that says what happened."""
 
     def __init__(self, socket_path: Path, env: dict[str, str]) -> None:
         self.socket = socket_path
         self.env = env
         self.runs = 0
+        self.config = socket_path.with_name("tmux.conf")
+        self.config.write_text("set-option -g remain-on-exit on\n")
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
+            ["tmux", "-S", str(self.socket), "-f", str(self.config), *args],
             check=True,
             capture_output=True,
             text=True,
@@ -54,35 +77,94 @@ class Terminal:
     def screen(self, session: str) -> str:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-2000", "-t", session)
 
+    def output_log(self, session: str) -> Path:
+        return self.socket.with_name(f"{session}.out")
+
+    def status_file(self, session: str) -> Path:
+        return self.socket.with_name(f"{session}.status")
+
     def start(self, command: str) -> str:
         self.runs += 1
         session = f"run{self.runs}"
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        line = f"env -i {exports} bash -c {shlex.quote(command)}; echo {DONE}$?; sleep 600"
-        self.tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", line)
+        status = shlex.quote(str(self.status_file(session)))
+        line = (
+            f"env -i {exports} bash -c {shlex.quote(command)}; status=$?; "
+            f"echo $status >{status}; echo {DONE}$status; sleep 600"
+        )
+        # pipe-pane runs in the same command queue as new-session, before the server reads
+        # the pane's first output: the log misses nothing.
+        log = shlex.quote(str(self.output_log(session)))
+        self.tmux(
+            "new-session", "-d", "-s", session, "-x", "200", "-y", "50", line,
+            ";", "pipe-pane", "-t", session, f"cat >>{log}",
+        )  # fmt: skip
         return session
+
+    def pane(self, session: str, format_: str) -> str:
+        return self.tmux("display-message", "-p", "-t", session, format_).strip()
+
+    def post_mortem(self, session: str) -> str:
+        """What is known of a run: its pane (how its shell ended), its last screen, the
+        quick start's exit code and the tail of all it wrote to the terminal."""
+        parts: list[str] = []
+        try:
+            screen = re.sub(r"\n{3,}", "\n\n", self.screen(session).rstrip())
+            pane = self.pane(
+                session,
+                "pid #{pane_pid}, dead #{pane_dead}, exit status #{pane_dead_status},"
+                " signal #{pane_dead_signal}",
+            )
+            parts += [f"tmux pane of {session}: {pane}", f"last screen:\n{screen}"]
+        except subprocess.CalledProcessError as exc:
+            parts.append(f"tmux has no pane {session} any more: {exc.stderr.strip()}")
+            try:
+                parts.append(f"tmux sessions left: {self.tmux('list-sessions').strip()!r}")
+            except subprocess.CalledProcessError as gone:
+                parts.append(f"tmux server: {gone.stderr.strip()}")
+        status = self.status_file(session)
+        parts.append(
+            f"quick start exit code: {status.read_text().strip()}"
+            if status.exists()
+            else "quick start exit code: none written (the shell around it ended first)"
+        )
+        with contextlib.suppress(FileNotFoundError):
+            text = ANSI.sub("", self.output_log(session).read_text(errors="replace"))
+            parts.append(f"terminal output, last 4000 characters:\n{text[-4000:]}")
+        return "\n".join(parts)
 
     def wait_for(self, session: str, found: Callable[[str], bool], timeout: float) -> str:
         deadline = time.monotonic() + timeout
-        screen = ""
         while time.monotonic() < deadline:
-            screen = self.screen(session)
-            if found(screen):
-                return screen
+            try:
+                screen = self.screen(session)
+                if found(screen):
+                    return screen
+                ended = self.pane(session, "#{pane_dead}") == "1"
+            except subprocess.CalledProcessError:
+                ended = True
+            if ended:
+                raise AssertionError(
+                    f"the shell in tmux session {session} ended\n{self.post_mortem(session)}"
+                )
             time.sleep(0.5)
-        raise AssertionError(f"timed out; last screen:\n{screen}")
+        raise AssertionError(f"timed out after {timeout:.0f} s\n{self.post_mortem(session)}")
 
     def quickstart(self, repo: Path, timeout: float) -> tuple[str, float]:
         """Run the quick start until the TUI shows the repo, leave with Ctrl-C; its output
         and the seconds it took to get to the TUI."""
         began = time.monotonic()
         session = self.start(f"{CHECKOUT}/scripts/quickstart {shlex.quote(str(repo))}")
-        self.wait_for(
+        screen = self.wait_for(
             session,
             lambda s: f"repos/{repo.name}:main" in s or DONE in s,
             timeout,
         )
         to_tui = time.monotonic() - began
+        if DONE in screen:
+            # It ended before the TUI: a Ctrl-C now would reach the shell's `sleep` and end
+            # the pane, and with it the output that says why.
+            return screen, to_tui
         self.tmux("send-keys", "-t", session, "C-c")
         screen = self.wait_for(session, lambda s: DONE in s, 60)
         return screen, to_tui
@@ -93,11 +175,11 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
 ) -> None:
     assert shutil.which("tmux"), "tmux is part of the test set-up (scripts/test installs it)"
     repo = git_repo("project", branch="main")
-    port = free_port()
+    port = quiet_port()
     env = {
         key: value
         for key, value in os.environ.items()
-        if key.startswith(("HOME", "XDG_", "GIT_", "PYTHON_KEYRING", "LANG"))
+        if key.startswith(("HOME", "XDG_", "GIT_", "PYTHON_KEYRING", "LANG", "TMPDIR"))
     }
     env.update(NPM_ENV)
     env.update(
@@ -109,6 +191,12 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
             "OCM_OPENCODE_BIN": opencode_bin,
         }
     )
+    # The first run's OpenCode takes longer to start than the Manager's proxy waits (30 s) for
+    # a TUI's first request, as a first start on a busy machine can: the quick start waits.
+    slow = tmp_path / "slow-opencode"
+    slow.write_text(f'#!/bin/sh\n[ "$1" = serve ] && sleep 40\nexec {opencode_bin} "$@"\n')
+    slow.chmod(0o755)
+    env["OCM_OPENCODE_BIN"] = str(slow)
     term = Terminal(tmp_path / "tmux.sock", env)
     data_dir = isolated_env / ".local" / "share"
     credentials = isolated_env / ".config" / "opencode-manager" / "credentials.json"
@@ -124,7 +212,9 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         assert f"come back to this TUI later with `ocm` in {repo}" in first
         assert 'export PATH="$HOME/.local/bin:$PATH"' in first
         assert f"stop it with: {CHECKOUT}/scripts/quickstart --stop" in first
+        assert "waiting for OpenCode on the Manager to start (starting)" in first
         token_before = credentials.read_text()
+        term.env["OCM_OPENCODE_BIN"] = opencode_bin
 
         # Nothing to do: no pip, no npm, the same Manager, the same token.
         second, second_secs = term.quickstart(repo, timeout=300)
@@ -150,6 +240,11 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
         assert proctree.wait_until(
             lambda: not any(proctree.alive(pid) for pid in orphans), timeout=15
         ), orphans
+        # What they started goes now, while their group ids are still theirs: pids here are
+        # used up in minutes, and a later kill by a number could end another test's group.
+        for pgid in orphans:
+            proctree.kill_group_quietly(pgid)
+        orphans.clear()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _answers(port):
             time.sleep(0.2)
@@ -178,7 +273,9 @@ def test_quickstart_first_run_rerun_stale_pid_and_stop(
             proctree.kill_group_quietly(pgid)
         for pid_file in data_dir.rglob("quickstart.pid"):
             with contextlib.suppress(ValueError, ProcessLookupError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+                pid = int(pid_file.read_text())
+                if "serve" in proctree.cmdline(pid):  # still the Manager, not a reused pid
+                    os.kill(pid, signal.SIGTERM)
 
 
 def _answers(port: int) -> bool:

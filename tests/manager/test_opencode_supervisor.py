@@ -97,6 +97,7 @@ def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, tmp_pat
     data_dir = tmp_path / "data"
     manager = manager_factory("--opencode-bin", binary, data_dir=data_dir)
     pid = running_opencode(manager)
+    ended = False  # once its group is gone, its number may be reused: no kill by it then
     try:
         manager.process.send_signal(sig)
         manager.process.wait(timeout=30)
@@ -105,6 +106,7 @@ def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, tmp_pat
         assert proctree.wait_until(lambda: not proctree.alive(pid), timeout=15)
         if kind == "real":
             assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=15)
+            ended = True
             return
         # What it started is left in its group, and the next Manager on this data dir ends
         # it before starting an OpenCode of its own.
@@ -112,11 +114,13 @@ def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, tmp_pat
         assert proctree.alive(started)
         again = manager_factory("--opencode-bin", binary, data_dir=data_dir)
         assert proctree.wait_until(lambda: not proctree.group_alive(pid), timeout=30)
+        ended = True
         assert not proctree.alive(started)
         assert "ending what the OpenCode of an earlier Manager left" in again.log()
         running_opencode(again)
     finally:
-        proctree.kill_group_quietly(pid)
+        if not ended:
+            proctree.kill_group_quietly(pid)
 
 
 def test_no_opencode_executable_means_503_and_says_how_to_fix_it(manager_factory, tmp_path):

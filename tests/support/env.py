@@ -8,7 +8,10 @@ from pathlib import Path
 
 
 def isolated_environ(home: Path) -> dict[str, str]:
+    """HOME is ``home``; TMPDIR is ``tmp`` beside it (see ``isolated_env``)."""
     home.mkdir(parents=True, exist_ok=True)
+    temp = home.with_name("tmp")
+    temp.mkdir(exist_ok=True)
     env = {
         key: value
         for key, value in os.environ.items()
@@ -17,6 +20,7 @@ def isolated_environ(home: Path) -> dict[str, str]:
     env.update(
         {
             "HOME": str(home),
+            "TMPDIR": str(temp),
             "XDG_CONFIG_HOME": str(home / ".config"),
             "XDG_DATA_HOME": str(home / ".local" / "share"),
             "XDG_CACHE_HOME": str(home / ".cache"),
