@@ -15,6 +15,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,17 +30,29 @@ from ocm.mirror.snapshot import Snapshot, read_snapshot
 from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, write_marker
 
 LOCK_NAME = "ocm.lock"
+# Present while :func:`settle_index` holds the lock: a transfer then waits for it (a refresh
+# of the index, well under a second on 20,000 files) up to SETTLING seconds, where another
+# transfer holding the lock is said at once.
+SETTLING_NAME = "ocm.settling"
+SETTLING = 2.0
 
 
 @contextlib.contextmanager
 def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
-    """One transfer per repo at a time, across threads and processes; never waits."""
+    """One transfer per repo at a time, across threads and processes; never waits for
+    another transfer (Busy), only for a moment of :func:`settle_index`."""
     handle = open(root / ".git" / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the block
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(f"{what} to or from this repo is in progress") from None
+        deadline = time.monotonic() + SETTLING
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                settling = (root / ".git" / SETTLING_NAME).exists()
+                if not settling or time.monotonic() >= deadline:
+                    raise Busy(f"{what} to or from this repo is in progress") from None
+                time.sleep(0.05)
         yield
     finally:
         handle.close()  # releases the lock, also when the process dies
@@ -72,8 +85,13 @@ def settle_index(root: Path) -> None:
     """Refresh the index once the files a transfer wrote are older than it: until then git
     re-reads each ("racily clean") on every look at the work tree (after a first push of
     2,000 files, 0.28 s a look instead of 0.01 s). Skipped while a transfer holds the repo."""
+    mark = root / ".git" / SETTLING_NAME
     with contextlib.suppress(Busy, OSError), repo_lock(root):
-        gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
+        mark.touch()
+        try:
+            gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
+        finally:
+            mark.unlink()
 
 
 def _lost(count: int, where: str, label: str) -> str:

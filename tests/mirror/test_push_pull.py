@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ocm.mirror import receive
 from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
@@ -239,3 +243,48 @@ def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) ->
     assert done.returncode == 1
     assert "no commit yet" in _one_error_line(done.stderr)
     assert ocm.repos(fresh) == []
+
+
+def test_a_transfer_waits_out_the_managers_moment_of_index_refresh(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """After a push of many files the Manager refreshes the repo's index under its lock
+    (``settle_index``); a push or pull that arrives meanwhile waits for it instead of
+    failing as "in progress". A lock held by another transfer still refuses at once."""
+    p = pushed("proj")
+    mark = p.directory / ".git" / receive.SETTLING_NAME
+    done: list[subprocess.CompletedProcess[str]] = []
+
+    def hold_while(action: Callable[[], None], seconds: float, settling: bool) -> None:
+        held = threading.Event()
+
+        def hold() -> None:
+            with receive.repo_lock(p.directory):
+                if settling:
+                    mark.touch()
+                held.set()
+                time.sleep(seconds)
+                mark.unlink(missing_ok=True)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait(5)
+        try:
+            action()
+        finally:
+            holder.join()
+
+    (p.laptop / "README.md").write_text("# proj\npushed while the index settles\n")
+    hold_while(lambda: done.append(ocm(p.laptop, "push")), 1.5, settling=True)
+    assert done[-1].returncode == 0, done[-1].stderr
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+    (p.directory / "src/app.py").write_text("print('agent')\n")
+    hold_while(lambda: done.append(ocm(p.laptop, "pull")), 1.5, settling=True)
+    assert done[-1].returncode == 0, done[-1].stderr
+    assert (p.laptop / "src/app.py").read_text() == "print('agent')\n"
+
+    (p.laptop / "README.md").write_text("# proj\npushed during another transfer\n")
+    hold_while(lambda: done.append(ocm(p.laptop, "push")), 3, settling=False)
+    assert done[-1].returncode == 1
+    assert "in progress" in _one_error_line(done[-1].stderr)
