@@ -242,11 +242,9 @@ class ManagerClient:
                 "check that the Manager and ocm versions match",
             ) from None
 
-    def warm_up(self, directory: str) -> None:
-        """Best effort: let OpenCode load ``directory`` before the TUI asks for it.
-
-        Failures are ignored; the TUI reports its own connection problems.
-        """
+    def warm_up(self, directory: str) -> bool:
+        """Best effort: let OpenCode load ``directory`` before the TUI asks for it. Whether
+        OpenCode answered (below 500, in time); the TUI reports its own problems."""
         try:
             response = self.transport.request(
                 "GET",
@@ -257,4 +255,14 @@ class ManagerClient:
             )
             response.close()
         except (Unreachable, OSError):
-            pass
+            return False
+        return response.status_code < 500
+
+    def opencode_state(self) -> str | None:
+        """OpenCode's state on the Manager as ``/api/health`` says it (None: unknown)."""
+        try:
+            opencode = self.health().get("opencode")
+        except ManagerError:
+            return None
+        state = opencode.get("state") if isinstance(opencode, dict) else None
+        return state if isinstance(state, str) else None

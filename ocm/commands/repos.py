@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +61,21 @@ def attach_default() -> int:
         return _attach(client, login, current, target.workspace, reason=target.reason)
 
 
+# As long as the Manager itself waits for its OpenCode to start (a first start installs).
+OPENCODE_START_WAIT = 180.0
+
+
+def _wait_for_opencode(client: ManagerClient) -> None:
+    """The TUI quits at its first failed request, and the proxy answers 502 to one that
+    waited 30 s for a starting OpenCode: wait here while the Manager says it is starting."""
+    deadline, said = time.monotonic() + OPENCODE_START_WAIT, False
+    while client.opencode_state() == "starting" and time.monotonic() < deadline:
+        if not said:
+            note("waiting for OpenCode on the Manager to start")
+            said = True
+        time.sleep(0.5)
+
+
 def _attach(
     client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *, reason: str
 ) -> int:
@@ -67,5 +83,6 @@ def _attach(
     binary = opencode.require().path
     remember(current, login, ws)
     note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch}) on {login.url} [{reason}]")
-    client.warm_up(ws.directory)
+    if not client.warm_up(ws.directory):
+        _wait_for_opencode(client)
     launch.exec_attach(binary, login.url, login.token.token, ws.directory, ws.name)
