@@ -108,9 +108,12 @@ class Transport:
         query = {key: value for key, value in (params or {}).items() if value is not None}
         if query:
             target += "?" + urlencode(query, doseq=True)
-        if self._proxy and not self.https:  # a plain proxy takes the whole URL
+        login: dict[str, str] = {}
+        if self._proxy and not self.https:  # a plain proxy takes the whole URL, and its login
             target = f"http://{self.host}:{self.port}{target}"
-        all_headers = {"User-Agent": self.user_agent, **(self._proxy_auth()), **(headers or {})}
+            login = self._proxy_auth()
+        # Through an https tunnel the proxy's login went with CONNECT: never to the Manager.
+        all_headers = {"User-Agent": self.user_agent, **login, **(headers or {})}
         replayable = body is None or isinstance(body, bytes)
         while True:
             conn, reused = self._connection()

@@ -10,9 +10,12 @@ import contextlib
 import http.client
 import json
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -424,3 +427,89 @@ def test_a_server_that_stops_answering_hits_the_read_timeout() -> None:
         "check the URL and that the Manager is running"
     )
     assert server.targets == ["/slow"]
+
+
+# ------------------------------------------------------------------ https through a proxy
+
+
+def tunnelling_proxy(seen: list[Request]) -> Script:
+    """An https proxy: answers CONNECT, then relays bytes both ways without reading them."""
+
+    def serve(conn: socket.socket, reader: BinaryIO, server: Scripted) -> None:
+        request = server.read(reader)
+        if request is None or not request.line.startswith("CONNECT "):
+            return
+        seen.append(request)
+        host, _, port = request.target.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+            def pump(source: socket.socket, sink: socket.socket) -> None:
+                with contextlib.suppress(OSError):
+                    while data := source.recv(65536):
+                        sink.sendall(data)
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+
+            back = threading.Thread(target=pump, args=(upstream, conn), daemon=True)
+            back.start()
+            pump(conn, upstream)
+            back.join(10)
+
+    return serve
+
+
+@contextlib.contextmanager
+def tls_manager(tmp_path: Path, seen: list[Request]) -> Iterator[str]:
+    """A stand-in https Manager on 127.0.0.1 with a self-signed certificate (the caller
+    trusts it through SSL_CERT_FILE), answering every request with an empty repo list."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve_one() -> None:
+        with contextlib.suppress(OSError):
+            raw, _ = listener.accept()
+            with context.wrap_socket(raw, server_side=True) as conn, conn.makefile("rb") as rd:
+                while (request := read_head(rd)) is not None:
+                    seen.append(request)
+                    conn.sendall(json_answer({"workspaces": []}))
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_https_through_a_proxy_keeps_the_proxy_login_out_of_the_tunnel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy gets its login with CONNECT only; inside the tunnel the Manager gets the
+    token and nothing of the proxy's."""
+    to_proxy: list[Request] = []
+    to_manager: list[Request] = []
+    with tls_manager(tmp_path, to_manager) as url, scripted(tunnelling_proxy(to_proxy)) as proxy:
+        monkeypatch.setenv("https_proxy", proxy.url.replace("http://", "http://alice:pw@"))
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))
+        with ManagerClient(url, TOKEN) as client:
+            assert client.workspaces() == []
+    host_port = url.removeprefix("https://")
+    assert [r.line.rsplit(" ", 1)[0] for r in to_proxy] == [f"CONNECT {host_port}"]
+    expected = "Basic " + base64.b64encode(b"alice:pw").decode()
+    assert to_proxy[0].header("Proxy-Authorization") == expected
+    assert TOKEN not in str(to_proxy[0].headers)
+    assert [r.target for r in to_manager] == [WORKSPACES]
+    assert to_manager[0].header("Proxy-Authorization") is None
+    assert_token_only_in_authorization(to_manager[0])
