@@ -339,14 +339,23 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
     return 0
 
 
+def _last_limits(marker: dict[str, Any], login: Any, ws: Workspace) -> dict[str, Any] | None:
+    """The Manager's limits as the marker recorded them, when the checkout's last transfer
+    was with ``ws`` (else None: /head must be asked)."""
+    target = f"{login.url} #{ws.repo_id}"
+    if marker.get("to") != target and not str(marker.get("from", "")).startswith(f"{target} "):
+        return None
+    limits = marker.get("limits")
+    return limits if isinstance(limits, dict) else None
+
+
 def _assumed_head(root: Path, login: Any, ws: Workspace) -> dict[str, Any] | None:
     """What ``/head`` of ``ws`` would tell a push, as far as this checkout's last transfer
     (with ``ws``) left it known: the snapshot both sides then had, and the Manager's limits."""
-    marker, target = read_marker(root), f"{login.url} #{ws.repo_id}"
-    if marker.get("to") != target and not str(marker.get("from", "")).startswith(f"{target} "):
-        return None
-    limits, tips = marker.get("limits"), pack.present(root, [str(marker.get("commit"))])
-    return {"tips": tips, "limits": limits} if tips and isinstance(limits, dict) else None
+    marker = read_marker(root)
+    limits = _last_limits(marker, login, ws)
+    tips = pack.present(root, [str(marker.get("commit"))]) if limits is not None else []
+    return {"tips": tips, "limits": limits} if tips else None
 
 
 def _push(
@@ -488,7 +497,7 @@ def _download(
                     side="This checkout",
                     lacking_label="the Manager",
                     sender=sender,
-                    # The next push may then skip /head (see _assumed_head).
+                    # The next push may then skip /head (see _last_limits).
                     remember={"limits": head.get("limits")},
                 )
             return result, progress.total
@@ -524,8 +533,10 @@ def pull(*, force: bool) -> int:
             state = looked.result()
             # Like push, the everyday pull skips /head when nothing here is at risk: the
             # receive checks everything again under the lock, and a refusal asks /head.
-            safe = not at_risk(state, {read_marker(root).get("snapshot")})
-            assumed = _assumed_head(root, login, ws) if safe else None
+            marker = read_marker(root)
+            limits = _last_limits(marker, login, ws)
+            safe = limits is not None and not at_risk(state, {marker.get("snapshot")})
+            assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
             head = assumed or _head(client, ws.repo_id)
             refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
             if refusal and not force:
