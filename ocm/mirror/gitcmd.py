@@ -150,6 +150,15 @@ def read_objects(
     return found
 
 
+def commit_headers(content: bytes) -> dict[str, list[str]]:
+    """A commit's header lines by key ("tree", "parent", "committer", ...), in order."""
+    headers: dict[str, list[str]] = {}
+    for line in content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(" ")
+        headers.setdefault(key, []).append(value)
+    return headers
+
+
 _OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 

@@ -64,14 +64,8 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
 
 def _fields(content: bytes) -> tuple[str, list[str]]:
     """(tree, parents) of a commit's content."""
-    tree, parents = "", []
-    for line in content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
-        key, _, value = line.partition(" ")
-        if key == "tree":
-            tree = value
-        elif key == "parent":
-            parents.append(value)
-    return tree, parents
+    headers = gitcmd.commit_headers(content)
+    return headers.get("tree", [""])[0], headers.get("parent", [])
 
 
 def read_snapshot(root: Path, env: dict[str, str], commit: str, branch: str | None) -> Snapshot:

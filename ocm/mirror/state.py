@@ -133,13 +133,10 @@ def read_head(root: Path) -> Head:
     (found,) = gitcmd.read_objects(root, ["HEAD^{commit}"])
     if found is None:
         return Head(None, branch, _EMPTY_TREE, "0 +0000")
-    tree, date = _EMPTY_TREE, "0 +0000"
-    for line in found.content.split(b"\n\n", 1)[0].decode("utf-8", "replace").splitlines():
-        if line.startswith("tree "):
-            tree = line[5:]
-        elif line.startswith("committer "):
-            date = line.rsplit(" ", 2)[-2] + " +0000"
-    return Head(found.oid, branch, tree, date)
+    headers = gitcmd.commit_headers(found.content)
+    committer = headers.get("committer", ["0 +0000"])[0]
+    date = committer.rsplit(" ", 2)[-2] + " +0000"
+    return Head(found.oid, branch, headers.get("tree", [_EMPTY_TREE])[0], date)
 
 
 def current_branch(root: Path) -> str | None:
