@@ -105,6 +105,10 @@ class ManagerClient:
     def close(self) -> None:
         self.transport.close()
 
+    def open_early(self) -> None:
+        """Connect now, on a thread, while the caller works (see Transport.open_early)."""
+        self.transport.open_early()
+
     def request(
         self,
         method: str,

@@ -93,6 +93,34 @@ class Transport:
         self._proxy = _proxy_for(parts.scheme, self.host)
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._opening: threading.Thread | None = None
+        self._open_failure: Unreachable | None = None
+
+    def open_early(self) -> None:
+        """Open the first connection on a thread of its own while the caller does other work:
+        the TCP (and TLS) handshake then costs the first request no round trip. A failure
+        is the first request's to report, as if it had connected itself."""
+        self._opening = threading.Thread(target=self._open, name="ocm-connect", daemon=True)
+        self._opening.start()
+
+    def _open(self) -> None:
+        try:
+            conn = self._connect()
+        except Unreachable as exc:
+            self._open_failure = exc
+            return
+        with self._lock:
+            self._idle.append(conn)
+
+    def _opened(self) -> None:
+        """Wait for :meth:`open_early`'s connection; raise what kept it from opening."""
+        opening, self._opening = self._opening, None
+        if opening is None:
+            return
+        opening.join()
+        failure, self._open_failure = self._open_failure, None
+        if failure is not None:
+            raise failure
 
     def request(
         self,
@@ -128,6 +156,10 @@ class Transport:
                 raise
 
     def close(self) -> None:
+        try:  # noqa: SIM105 - nobody is left to tell why an unused connection failed
+            self._opened()
+        except Unreachable:
+            pass
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
@@ -136,6 +168,7 @@ class Transport:
     # ------------------------------------------------------------------ connections
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        self._opened()
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()

@@ -513,3 +513,36 @@ def test_https_through_a_proxy_keeps_the_proxy_login_out_of_the_tunnel(
     assert [r.target for r in to_manager] == [WORKSPACES]
     assert to_manager[0].header("Proxy-Authorization") is None
     assert_token_only_in_authorization(to_manager[0])
+
+
+# ------------------------------------------------------------------ a connection opened early
+
+
+def test_a_connection_opened_early_carries_the_first_request() -> None:
+    """push and pull open their connection while git works: the handshake's round trip is
+    then spent, and the requests after it use that one connection."""
+    with scripted(keep_alive) as server, client_for(server) as client:
+        client.open_early()
+        for _ in range(100):
+            if server.accepted:
+                break
+            threading.Event().wait(0.05)
+        assert server.accepted == 1 and server.requests == []
+        assert client.workspaces() == []
+        assert client.get_json("/api/health") == {"ok": "/api/health"}
+    assert server.accepted == 1
+
+
+def test_a_manager_unreachable_when_opened_early_is_the_first_requests_error() -> None:
+    """The early connection's failure is reported by the first request, in the words it
+    would have used connecting itself; the next request tries afresh."""
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    with ManagerClient(f"http://127.0.0.1:{port}", TOKEN) as client:
+        client.open_early()
+        for _ in range(2):
+            with pytest.raises(ManagerError) as raised:
+                client.workspaces()
+            assert str(raised.value).startswith(
+                f"cannot reach the Manager at http://127.0.0.1:{port} (connection refused"
+            ), str(raised.value)
