@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,48 @@ def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Wor
     """By origin, else by root commit (SPEC §3); among several, the last used one."""
     last = last_repo_state(state_mod.load(), login).last_repo_id
     return resolve.mirror_target(checkout, client.workspaces(), last)
+
+
+# The Manager's answer when a repo id names no repo (any more).
+GONE = "unknown_repo"
+
+
+def _last_with(marker: dict[str, Any], login: Any, repo_id: int) -> bool:
+    """Whether the checkout's last push or pull (its marker) was with repo ``repo_id``."""
+    target = f"{login.url} #{repo_id}"
+    return marker.get("to") == target or str(marker.get("from", "")).startswith(f"{target} ")
+
+
+def _last_target(
+    login: Any, checkout: resolve.Checkout, marker: dict[str, Any]
+) -> Workspace | None:
+    """The repo :func:`_match` would pick, known without the repo list (one round trip):
+    the one this checkout last pushed to or pulled from, when nothing since can have
+    changed the pick. The checkout's origin is still the one it had then, and that repo is
+    still the last one used with this Manager (``ocm use`` may have chosen another among
+    several). None: ask the list. A repo gone since answers :data:`GONE`, and the caller
+    then asks the list after all."""
+    state = last_repo_state(state_mod.load(), login)
+    repo_id = state.last_repo_id
+    if not checkout.origin or marker.get("origin") != checkout.origin or repo_id is None:
+        return None
+    if not _last_with(marker, login, repo_id):
+        return None
+    from ocm.api import Workspace  # noqa: PLC0415 - loaded with the HTTP client by connect()
+
+    return Workspace(
+        repo_id=repo_id,
+        name=state.last_repo_name or f"#{repo_id}",
+        branch=state.last_repo_branch or "",
+        status="ready",
+        directory=state.last_repo_dir or "",
+        origin_url=checkout.origin,
+    )
+
+
+def _gone(exc: ManagerError, known: Workspace | None) -> bool:
+    """Whether ``exc`` says the repo :func:`_last_target` named is no longer there."""
+    return known is not None and exc.code == GONE
 
 
 def _unmatched(checkout: resolve.Checkout) -> str:
@@ -300,59 +342,87 @@ def _send(
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
     root, checkout = _checkout()
-    origin = checkout.origin
     # This checkout's snapshot needs nothing from the Manager: git builds it while the
     # repo list and /head make their round trips, which then cost no wall time.
     with ThreadPoolExecutor(max_workers=1) as pool:
         prepared = pool.submit(prepare, root)
         client, login = connect()
+        client.open_early()  # the handshake, too, while git works
         with client:
-            ws = _match(client, login, checkout)
-            if ws is None and not create:
-                raise OcmError(
-                    _unmatched(checkout),
-                    f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
-                    "`ocm list` to see the repos",
-                )
-            repo_id = ws.repo_id if ws else 0
-            # The everyday loop skips /head: when this checkout's last transfer was with
-            # this repo, the pack assumes what that left there, and the Manager checks
-            # everything at the swap anyway (a refusal then asks /head to say why).
-            assumed = _assumed_head(root, login, ws) if ws else None
-            head = assumed or _head(client, repo_id, current_branch(root) if ws else None)
+            marker = read_marker(root)
+            known = _last_target(login, checkout, marker)
+            target = known or _match(client, login, checkout)
             try:
-                outgoing = prepared.result()
-            except MirrorError as exc:
-                raise _error(exc) from None
-            _push(
-                client,
-                login,
-                root,
-                origin,
-                ws,
-                head,
-                outgoing,
-                force=force,
-                yes=yes,
-                asked=assumed is None,
-            )
+                _push_to(
+                    client, login, root, checkout, target, marker, prepared, force, create, yes
+                )
+            except ManagerError as exc:
+                if not _gone(exc, known):
+                    raise
+                target = _match(client, login, checkout)
+                _push_to(
+                    client, login, root, checkout, target, marker, prepared, force, create, yes
+                )
     return 0
+
+
+def _push_to(
+    client: ManagerClient,
+    login: Any,
+    root: Path,
+    checkout: resolve.Checkout,
+    ws: Workspace | None,
+    marker: dict[str, Any],
+    prepared: Future[Outgoing],
+    force: bool,
+    create: bool,
+    yes: bool,
+) -> None:
+    """Push to ``ws`` (None: create a repo, if asked to)."""
+    if ws is None and not create:
+        raise OcmError(
+            _unmatched(checkout),
+            f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
+            "`ocm list` to see the repos",
+        )
+    repo_id = ws.repo_id if ws else 0
+    # The everyday loop skips /head: when this checkout's last transfer was with
+    # this repo, the pack assumes what that left there, and the Manager checks
+    # everything at the swap anyway (a refusal then asks /head to say why).
+    assumed = _assumed_head(root, login, ws, marker) if ws else None
+    head = assumed or _head(client, repo_id, current_branch(root) if ws else None)
+    try:
+        outgoing = prepared.result()
+    except MirrorError as exc:
+        raise _error(exc) from None
+    _push(
+        client,
+        login,
+        root,
+        checkout.origin,
+        ws,
+        head,
+        outgoing,
+        force=force,
+        yes=yes,
+        asked=assumed is None,
+    )
 
 
 def _last_limits(marker: dict[str, Any], login: Any, ws: Workspace) -> dict[str, Any] | None:
     """The Manager's limits as the marker recorded them, when the checkout's last transfer
     was with ``ws`` (else None: /head must be asked)."""
-    target = f"{login.url} #{ws.repo_id}"
-    if marker.get("to") != target and not str(marker.get("from", "")).startswith(f"{target} "):
+    if not _last_with(marker, login, ws.repo_id):
         return None
     limits = marker.get("limits")
     return limits if isinstance(limits, dict) else None
 
 
-def _assumed_head(root: Path, login: Any, ws: Workspace) -> dict[str, Any] | None:
+def _assumed_head(
+    root: Path, login: Any, ws: Workspace, marker: dict[str, Any]
+) -> dict[str, Any] | None:
     """What ``/head`` of ``ws`` would tell a push, as far as this checkout's last transfer
     (with ``ws``) left it known: the snapshot both sides then had, and the Manager's limits."""
-    marker = read_marker(root)
     limits = _last_limits(marker, login, ws)
     tips = pack.present(root, [str(marker.get("commit"))]) if limits is not None else []
     return {"tips": tips, "limits": limits} if tips else None
@@ -419,6 +489,7 @@ def _push(
                 "commit": outgoing.snapshot.commit,
                 "limits": head.get("limits"),
                 "to": f"{login.url} #{result.get('repoId')}",
+                "origin": origin,  # the next transfer may then skip the repo list
             },
         )
         pack.set_snapshot_ref(root, outgoing.snapshot.commit)
@@ -462,7 +533,12 @@ class _ResponseReader(io.RawIOBase):
 
 
 def _download(
-    client: ManagerClient, root: Path, ws: Workspace, force: bool, sender: str, head: dict[str, Any]
+    client: ManagerClient,
+    root: Path,
+    ws: Workspace,
+    force: bool,
+    sender: str,
+    remember: dict[str, Any],
 ) -> tuple[Received, int]:
     """Ask for a pack of what this checkout lacks and receive it; when the tips named here
     turn out incomplete, once more assuming nothing. (result, bytes received)"""
@@ -497,8 +573,7 @@ def _download(
                     side="This checkout",
                     lacking_label="the Manager",
                     sender=sender,
-                    # The next push may then skip /head (see _last_limits).
-                    remember={"limits": head.get("limits")},
+                    remember=remember,
                 )
             return result, progress.total
         except IncompletePack:
@@ -507,6 +582,47 @@ def _download(
         finally:
             response.close()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pull_from(
+    client: ManagerClient,
+    login: Any,
+    root: Path,
+    checkout: resolve.Checkout,
+    ws: Workspace | None,
+    state: RepoState,
+    marker: dict[str, Any],
+    *,
+    force: bool,
+) -> tuple[Workspace, tuple[Received, int]]:
+    """Pull from ``ws`` (None: no repo matches): the repo and (result, bytes received)."""
+    if ws is None:
+        raise OcmError(
+            _unmatched(checkout),
+            "run `ocm list` to see the repos, or `ocm push --create` first",
+        )
+    # Like push, the everyday pull skips /head when nothing here is at risk: the
+    # receive checks everything again under the lock, and a refusal asks /head.
+    limits = _last_limits(marker, login, ws)
+    safe = limits is not None and not at_risk(state, {marker.get("snapshot")})
+    assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
+    head = assumed or _head(client, ws.repo_id)
+    refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
+    if refusal and not force:
+        raise refusal
+    # The next transfer may then skip the repo list and /head (see _last_target).
+    remember = {"limits": head.get("limits"), "origin": checkout.origin}
+    try:
+        return ws, _download(
+            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember
+        )
+    except Refused:
+        # The history that arrived shows what /head could not: say it afresh.
+        asked = _head(client, ws.repo_id) if assumed else head
+        refusal = _pull_refusal(root, asked, ws.name)
+        if refusal is None:
+            raise
+        raise refusal from None
 
 
 def pull(*, force: bool) -> int:
@@ -522,36 +638,24 @@ def pull(*, force: bool) -> int:
         # their round trips.
         looked = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(repo_state, root)
         client, login = connect()
+        client.open_early()
         stack.enter_context(client)
-        ws = _match(client, login, checkout)
-        if ws is None:
-            raise OcmError(
-                _unmatched(checkout),
-                "run `ocm list` to see the repos, or `ocm push --create` first",
-            )
+        marker = read_marker(root)
+        known = _last_target(login, checkout, marker)
+        ws = known or _match(client, login, checkout)
         try:
             state = looked.result()
-            # Like push, the everyday pull skips /head when nothing here is at risk: the
-            # receive checks everything again under the lock, and a refusal asks /head.
-            marker = read_marker(root)
-            limits = _last_limits(marker, login, ws)
-            safe = limits is not None and not at_risk(state, {marker.get("snapshot")})
-            assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
-            head = assumed or _head(client, ws.repo_id)
-            refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
-            if refusal and not force:
-                raise refusal
             try:
-                result, received = _download(
-                    client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", head
+                ws, (result, received) = _pull_from(
+                    client, login, root, checkout, ws, state, marker, force=force
                 )
-            except Refused:
-                # The history that arrived shows what /head could not: say it afresh.
-                asked = _head(client, ws.repo_id) if assumed else head
-                refusal = _pull_refusal(root, asked, ws.name)
-                if refusal is None:
+            except ManagerError as exc:
+                if not _gone(exc, known):
                     raise
-                raise refusal from None
+                ws = _match(client, login, checkout)
+                ws, (result, received) = _pull_from(
+                    client, login, root, checkout, ws, state, marker, force=force
+                )
         except MirrorError as exc:
             raise _error(exc) from None
         except ConflictError as exc:

@@ -1,0 +1,111 @@
+"""The everyday push and pull go straight to the repo the checkout last mirrored with, and
+find the right one again when that shortcut no longer holds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.mirror.conftest import Pushed
+from tests.mirror.helpers import rich_repo, tree_listing
+from tests.support.git import git
+from tests.support.processes import Cli, ocm_command, run_manager_cli
+from tests.support.tap import Tap
+
+LIST = "/api/internal/opencode-workspaces"
+
+
+@pytest.fixture
+def tap(ocm: Cli) -> Iterator[Tap]:
+    url = urlsplit(ocm.manager.url)
+    relay = Tap((url.hostname or "127.0.0.1", url.port or 80))
+    yield relay
+    relay.close()
+
+
+def _through(ocm: Cli, tap: Tap, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ocm`` reaching the Manager through ``tap``."""
+    return subprocess.run(
+        ocm_command(*args),
+        cwd=cwd,
+        env={**ocm.env(), "OPENCODE_MANAGER_URL": tap.url},
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def _copy(p: Pushed, name: str, origin: str | None = None) -> Path:
+    """Another checkout of the same work, in a folder named ``name``."""
+    other = p.laptop.parent / name
+    shutil.copytree(p.laptop, other, symlinks=True)
+    git(other, "update-index", "-q", "--refresh")
+    if origin:
+        git(other, "remote", "set-url", "origin", origin)
+    return other
+
+
+def _ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_everyday_push_and_pull_skip_the_repo_list(ocm: Cli, tap: Tap, tmp_path: Path) -> None:
+    laptop = rich_repo(tmp_path / "laptop" / "proj")
+    _ok(_through(ocm, tap, laptop, "push", "--create", "--yes"))
+    assert tap.requested(LIST)  # a new repo: found by the list
+    directory = ocm.manager.data_dir / "repos" / "proj"
+
+    tap.clear()
+    (laptop / "README.md").write_text("# proj\nsecond line\n")
+    _ok(_through(ocm, tap, laptop, "push"))
+    (directory / "src/app.py").write_text("print('an agent was here')\n")
+    _ok(_through(ocm, tap, laptop, "pull"))
+    assert tap.requested("/api/internal/repo-mirror/1/up")
+    assert tap.requested("/api/internal/repo-mirror/1/down")
+    assert not tap.requested(LIST), bytes(tap.sent)[:400]
+    assert tree_listing(directory) == tree_listing(laptop)
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_transfer_finds_its_repo_again_when_the_last_one_is_gone(
+    ocm: Cli, pushed: Callable[..., Pushed], command: str
+) -> None:
+    """The Manager forgot the repo this checkout last used, and another repo of the same
+    origin took its place: the transfer goes there, as the repo list says."""
+    p = pushed("proj")
+    _ok(ocm(p.laptop, "push"))  # the marker and the last repo both name p's repo
+    again = _copy(p, "proj-again")
+    run_manager_cli("repo", "remove", "--data-dir", str(ocm.manager.data_dir), "proj")
+    created = _ok(ocm(again, "push", "--create", "--yes"))
+    assert f"(#{p.repo_id})" not in created
+    directory = ocm.manager.data_dir / "repos" / "proj-again"
+
+    if command == "push":
+        (p.laptop / "README.md").write_text("# proj\nafter the repo moved\n")
+    else:
+        (directory / "README.md").write_text("# proj\nwritten where the repo moved\n")
+    said = _ok(ocm(p.laptop, command))
+    assert "proj-again (#" in said, said
+    assert tree_listing(directory) == tree_listing(p.laptop)
+
+
+def test_a_checkout_whose_origin_changed_pushes_to_the_repo_of_its_new_origin(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    fork = "https://example.invalid/someone/fork.git"
+    _ok(ocm(_copy(p, "fork", origin=fork), "push", "--create", "--yes"))
+    _ok(ocm(p.laptop, "pull"))  # p's repo is the last one used again, and the marker's
+    git(p.laptop, "remote", "set-url", "origin", fork)
+
+    (p.laptop / "README.md").write_text("# proj\nfor the fork\n")
+    said = _ok(ocm(p.laptop, "push"))
+    assert "fork (#" in said, said
+    assert "for the fork" not in (p.directory / "README.md").read_text()

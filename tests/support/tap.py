@@ -1,0 +1,56 @@
+"""A TCP relay on 127.0.0.1 that keeps every byte its clients send: which requests went out."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class Tap:
+    """Relays each connection to ``target`` and records what clients sent, in ``sent``."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.sent = bytearray()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if record:
+                    with self._lock:
+                        self.sent += data
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def requested(self, path: str) -> bool:
+        """Whether any request line so far named ``path`` (with or without a query)."""
+        with self._lock:
+            return any(
+                line.split(b" ")[1].split(b"?")[0] == path.encode()
+                for line in bytes(self.sent).split(b"\r\n")
+                if line.startswith((b"GET ", b"POST ", b"PUT ", b"DELETE "))
+                and line.count(b" ") >= 2
+            )
+
+    def clear(self) -> None:
+        with self._lock:
+            self.sent.clear()
+
+    def close(self) -> None:
+        self._listener.close()
