@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.checks import Entry, sizes
+from ocm.mirror.checks import Came, Entry, sizes
 from ocm.mirror.errors import NoSpace
 
 # Room left on the disk after writing, for git's own bookkeeping and everything else.
@@ -20,12 +20,19 @@ SPARE_BYTES = 64 * 1024**2
 
 
 def changed(
-    root: Path, current_tree: str | None, files: list[Entry], incoming_tree: str
+    root: Path,
+    current_tree: str | None,
+    files: list[Entry],
+    incoming_tree: str,
+    came: Came | None = None,
 ) -> list[Entry]:
     """The incoming files whose content or mode differs from ``current_tree`` (all of them
-    when the receiver's tree is unknown)."""
+    when the receiver's tree is unknown). ``came``: the checks' comparison, used when it
+    was against ``current_tree``."""
     if current_tree is None:
         return list(files)
+    if came is not None and came.base == current_tree:
+        return [entry for entry in files if entry.path in came.paths]
     done = gitcmd.run(
         root,
         "diff-tree",
@@ -43,12 +50,21 @@ def changed(
     return [entry for entry in files if entry.path in differing]
 
 
-def write(root: Path, entries: list[Entry], dest: Path, index_file: Path) -> None:
-    """Write ``entries`` under ``dest`` (created) as git would check them out."""
+def write(
+    root: Path,
+    entries: list[Entry],
+    dest: Path,
+    index_file: Path,
+    known: dict[str, int] | None = None,
+) -> None:
+    """Write ``entries`` under ``dest`` (created) as git would check them out. ``known``:
+    blob sizes already asked for."""
     dest.mkdir(parents=True, exist_ok=True)
     if not entries:
         return
-    known = sizes(root, {}, (entry.oid for entry in entries))
+    known = known or {}
+    if any(entry.oid not in known for entry in entries):
+        known = sizes(root, {}, (entry.oid for entry in entries))
     needed = sum(known.get(entry.oid, 0) for entry in entries)
     free = shutil.disk_usage(dest).free
     if needed + SPARE_BYTES > free:

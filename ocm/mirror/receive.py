@@ -165,13 +165,15 @@ def receive(
         env = pack.quarantine_env(root, quarantine)
         incoming = read_snapshot(root, env, snapshot_commit, branch)
         marker = read_marker(root)
-        files, total = checks.check(root, env, incoming, limits, _base(marker))
+        files, total, came = checks.check(root, env, incoming, limits, _base(marker))
         if count:
             pack.migrate(quarantine, root)
 
         current, state = looked.result()
-        to_write = checkout.changed(root, state.snapshot, files, incoming.tree)
-        checkout.write(root, to_write, work / "new", work / "checkout-index")
+        to_write = checkout.changed(root, state.snapshot, files, incoming.tree, came)
+        checkout.write(
+            root, to_write, work / "new", work / "checkout-index", came.sizes if came else None
+        )
         names = [entry.path for entry in files]
         unchanged = set(names).difference(entry.path for entry in to_write)
         plan = swap.make_plan(root, work / "new", names, current.files, unchanged)
