@@ -178,7 +178,7 @@ def receive(
         unchanged = set(names).difference(entry.path for entry in to_write)
         plan = swap.make_plan(root, work / "new", names, current.files, unchanged)
         known_set = {*known, marker.get("snapshot")}
-        tip = history.branch_tip(root, incoming.branch) if incoming.branch else None
+        tip = _branch_tip(root, state, incoming.branch)
         risks, branch_old, detached_old = _risks(
             root, state, incoming, tip, known_set, plan, lacking_label
         )
@@ -227,6 +227,13 @@ def receive(
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _branch_tip(root: Path, state: RepoState, branch: str | None) -> str | None:
+    """This side's commit for ``branch``: HEAD's, when HEAD is on it (no git call)."""
+    if branch is None:
+        return None
+    return state.head if branch == state.branch else history.branch_tip(root, branch)
 
 
 def _own_state(root: Path) -> tuple[Selection, RepoState]:

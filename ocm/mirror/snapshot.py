@@ -11,6 +11,7 @@ state always gives the same commit and an unchanged checkout sends nothing new.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,12 +69,22 @@ def _fields(content: bytes) -> tuple[str, list[str]]:
     return headers.get("tree", [""])[0], headers.get("parent", [])
 
 
+# Names git accepts whatever its rules (no dots, no "@", no empty component): the usual
+# "main" or "feature/x-1" spare a ``git check-ref-format``, which judges everything else.
+_PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
+
+
+def _valid_branch(root: Path, branch: str) -> bool:
+    return gitcmd.ok(root, "check-ref-format", f"refs/heads/{branch}")
+
+
 def read_snapshot(root: Path, env: dict[str, str], commit: str, branch: str | None) -> Snapshot:
     """The snapshot commit ``commit`` as it arrived (``env`` sees the quarantine)."""
     if not gitcmd.is_oid(commit):
         raise BadPack(f"the snapshot id {commit[:80]!r} is not an object id")
     if branch is not None and (
-        branch.startswith("-") or not gitcmd.ok(root, "check-ref-format", f"refs/heads/{branch}")
+        branch.startswith("-")
+        or not (_PLAIN_BRANCH.fullmatch(branch) or _valid_branch(root, branch))
     ):
         raise BadPack(f"the branch name {branch[:80]!r} is not a valid git branch name")
     # The commit and its two parents in one look (``^1``/``^2``: any revision syntax works).

@@ -128,7 +128,7 @@ def test_hostile_packs_get_400_and_change_nothing(
         assert not list((manager.data_dir / "staging").iterdir()), name
     assert not Path("/tmp/ocm-hostile-hook").exists()
     good = hostile.snapshot_commit(p.laptop, hostile.files_tree(p.laptop, {"fine": b"x"}))
-    for branch in ("../escape", "a..b", "-x", "with space"):
+    for branch in ("../escape", "a..b", "-x", "with space", "x/", "a//b", "x.lock", "a@{1}"):
         response = post_up(
             manager, p.repo_id, hostile.pack_of(p.laptop, good), good, headBranch=branch
         )
