@@ -532,6 +532,28 @@ class _ResponseReader(io.RawIOBase):
         return count
 
 
+def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[str]) -> Any:
+    """The Manager's answer to ``/down``: its headers read, the pack still to come."""
+    try:
+        return client.request(
+            "GET",
+            f"{MIRROR_PATH}/{ws.repo_id}/down",
+            params={
+                wire.VERSION_PARAM: str(wire.VERSION),
+                "have": have,
+                # For the console's "last pull": which laptop and checkout.
+                "from": f"{os.uname().nodename}:{root}",
+            },
+            read_timeout=TRANSFER_TIMEOUT,
+        )
+    except ManagerError as exc:
+        raise _wire_error(exc, client.url) from None
+
+
+# A /down already asked for, with the tips it named: (tips, response).
+Asked = tuple[list[str], Any]
+
+
 def _download(
     client: ManagerClient,
     root: Path,
@@ -539,26 +561,15 @@ def _download(
     force: bool,
     sender: str,
     remember: dict[str, Any],
+    asked: Asked | None = None,
 ) -> tuple[Received, int]:
-    """Ask for a pack of what this checkout lacks and receive it; when the tips named here
-    turn out incomplete, once more assuming nothing. (result, bytes received)"""
-    tips = pack.tips(root)
+    """Ask for a pack of what this checkout lacks (unless ``asked`` already did) and receive
+    it; when the tips named turn out incomplete, once more assuming nothing.
+    (result, bytes received)"""
+    tips = asked[0] if asked else pack.tips(root)
     attempts = [tips, []] if tips else [[]]
     for n, assumed in enumerate(attempts):
-        try:
-            response = client.request(
-                "GET",
-                f"{MIRROR_PATH}/{ws.repo_id}/down",
-                params={
-                    wire.VERSION_PARAM: str(wire.VERSION),
-                    "have": assumed,
-                    # For the console's "last pull": which laptop and checkout.
-                    "from": f"{os.uname().nodename}:{root}",
-                },
-                read_timeout=TRANSFER_TIMEOUT,
-            )
-        except ManagerError as exc:
-            raise _wire_error(exc, client.url) from None
+        response = asked[1] if asked and n == 0 else _ask_for_pack(client, root, ws, assumed)
         try:
             commit = response.headers.get(wire.SNAPSHOT_HEADER, "")
             with Progress(f"receiving {ws.name}") as progress:
@@ -590,21 +601,37 @@ def _pull_from(
     root: Path,
     checkout: resolve.Checkout,
     ws: Workspace | None,
-    state: RepoState,
+    looked: Future[RepoState],
     marker: dict[str, Any],
     *,
     force: bool,
 ) -> tuple[Workspace, tuple[Received, int]]:
-    """Pull from ``ws`` (None: no repo matches): the repo and (result, bytes received)."""
+    """Pull from ``ws`` (None: no repo matches): the repo and (result, bytes received).
+    ``looked``: this checkout's state, which git is still working out."""
     if ws is None:
         raise OcmError(
             _unmatched(checkout),
             "run `ocm list` to see the repos, or `ocm push --create` first",
         )
     # Like push, the everyday pull skips /head when nothing here is at risk: the
-    # receive checks everything again under the lock, and a refusal asks /head.
+    # receive checks everything again under the lock, and a refusal asks /head. After a
+    # transfer with this repo it asks for the pack at once, while git looks at this
+    # checkout; when that look finds work at risk, the pack is left unread and /head asked.
     limits = _last_limits(marker, login, ws)
+    early: Asked | None = None
+    if limits is not None:
+        tips = pack.tips(root)
+        early = (tips, _ask_for_pack(client, root, ws, tips))
+    try:
+        state = looked.result()
+    except BaseException:
+        if early:
+            early[1].close()
+        raise
     safe = limits is not None and not at_risk(state, {marker.get("snapshot")})
+    if early and not safe:
+        early[1].close()
+        early = None
     assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
     head = assumed or _head(client, ws.repo_id)
     refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
@@ -614,7 +641,7 @@ def _pull_from(
     remember = {"limits": head.get("limits"), "origin": checkout.origin}
     try:
         return ws, _download(
-            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember
+            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember, early
         )
     except Refused:
         # The history that arrived shows what /head could not: say it afresh.
@@ -634,8 +661,7 @@ def pull(*, force: bool) -> int:
             clean_leftovers(staging)  # undo a pull that was killed mid-switch
         except MirrorError as exc:
             raise _error(exc) from None
-        # As push does: git looks at this checkout while the repo list and /head make
-        # their round trips.
+        # As push does: git looks at this checkout while the requests make their round trips.
         looked = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(repo_state, root)
         client, login = connect()
         client.open_early()
@@ -644,17 +670,16 @@ def pull(*, force: bool) -> int:
         known = _last_target(login, checkout, marker)
         ws = known or _match(client, login, checkout)
         try:
-            state = looked.result()
             try:
                 ws, (result, received) = _pull_from(
-                    client, login, root, checkout, ws, state, marker, force=force
+                    client, login, root, checkout, ws, looked, marker, force=force
                 )
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
                 ws = _match(client, login, checkout)
                 ws, (result, received) = _pull_from(
-                    client, login, root, checkout, ws, state, marker, force=force
+                    client, login, root, checkout, ws, looked, marker, force=force
                 )
         except MirrorError as exc:
             raise _error(exc) from None
