@@ -270,7 +270,7 @@ def down(repo_id: int) -> Any:
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(repo_lock(repo.directory, "a push"))
-        outgoing = prepare(repo.directory)
+        outgoing = prepare(repo.directory, count_bytes=False)  # the laptop checks its own limit
         stream = stack.enter_context(outgoing.open_pack(request.args.getlist("have")))
         # What this repo last sent: the next push from that laptop may assume it.
         pack.set_snapshot_ref(repo.directory, outgoing.snapshot.commit)

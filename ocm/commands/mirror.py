@@ -233,7 +233,7 @@ def _pull_refusal(
 
 def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> None:
     """Refuse before sending what the Manager would refuse after receiving it all."""
-    total = outgoing.total
+    total = outgoing.total or 0
     max_objects = int(limits.get("maxArchiveMembers") or 0)
     max_bytes = int(limits.get("maxArchiveBytes") or 0) or 1 << 62
     if max_objects and objects > max_objects:

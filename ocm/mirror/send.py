@@ -18,7 +18,7 @@ class Outgoing:
     selection: Selection
     state: RepoState
     snapshot: snapshot.Snapshot
-    total: int  # bytes the files that travel take
+    total: int | None  # bytes the files that travel take (None: not counted)
 
     def open_pack(self, receiver_tips: list[str]) -> pack.PackStream:
         """A pack of the snapshot minus what ``receiver_tips`` (those known here) reach."""
@@ -26,15 +26,18 @@ class Outgoing:
         return pack.PackStream(self.root, self.snapshot.commit, haves)
 
 
-def prepare(root: Path) -> Outgoing:
-    """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all."""
+def prepare(root: Path, *, count_bytes: bool = True) -> Outgoing:
+    """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all.
+    ``count_bytes``: also add up the bytes the files take (an ``lstat`` each), which only a
+    push checks against the receiver's limit before sending."""
     selection = select(root)
     head = read_head(root)
     if head.commit is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
     snap = snapshot.build(root, selection, head)
     state = RepoState(head.commit, head.branch, head.tree, snap.tree)
-    return Outgoing(root, selection, state, snap, _total(root, selection.files))
+    total = _total(root, selection.files) if count_bytes else None
+    return Outgoing(root, selection, state, snap, total)
 
 
 def _total(root: Path, names: list[str]) -> int:
