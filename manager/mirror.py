@@ -286,6 +286,7 @@ def down(repo_id: int) -> Any:
     def body() -> Iterator[bytes]:
         with stack:
             yield from stream
+            outgoing.delivered()
         registry.record_transfer(repo.id, "pull", sender)
 
     response = Response(body(), mimetype=wire.PACK_TYPE)

@@ -493,6 +493,7 @@ def _push(
             },
         )
         pack.set_snapshot_ref(root, outgoing.snapshot.commit)
+        outgoing.delivered()
     with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
         # The answer describes the repo as the list would: no second round trip for it.
         from ocm.api import Workspace  # noqa: PLC0415 - loaded with the HTTP client by connect()

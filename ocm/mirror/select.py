@@ -38,6 +38,8 @@ class Selection:
     # Tracked files git's stat pass found unchanged since the index last saw them: a
     # throw-away index copied from the real one already holds them as they are.
     settled: set[str] = field(default_factory=set)
+    # The real index's stage-0 entries, "<mode> <oid>" by path.
+    entries: dict[str, str] = field(default_factory=dict)
 
     @property
     def files(self) -> list[str]:
@@ -83,8 +85,8 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
-def _listing(root: Path) -> tuple[list[str], list[str], set[str]]:
-    """(tracked, untracked, settled) from one ``git ls-files``: tracked paths as the index
+def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]]:
+    """(tracked, untracked, settled, entries) from one ``git ls-files``: tracked paths as the index
     has them, untracked ones not ignored, and the tracked paths that are still plain files as
     the index last saw them. Git's own stat pass answers for those (``-t`` tags each record:
     ``?`` untracked, ``C``/``R`` changed or removed since, any other a staged entry), so
@@ -98,6 +100,7 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str]]:
     tracked: list[str] = []
     untracked: list[str] = []
     plain: dict[str, bool] = {}
+    entries: dict[str, str] = {}
     unsettled: set[str] = set()
     for record in records:
         tag, rest = record[0], record[2:]
@@ -109,16 +112,18 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str]]:
             unsettled.add(name)
             continue
         tracked.append(name)
-        mode, _oid, stage = info.split(" ")
+        mode, oid, stage = info.split(" ")
         plain[name] = mode in ("100644", "100755") and stage == "0" and plain.get(name, True)
+        if stage == "0":
+            entries[name] = f"{mode} {oid}"
     settled = {name for name, ok in plain.items() if ok and name not in unsettled}
-    return tracked, untracked, settled
+    return tracked, untracked, settled, entries
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    tracked, untracked, settled = _listing(root)
-    selection = Selection(root, settled=settled)
+    tracked, untracked, settled, entries = _listing(root)
+    selection = Selection(root, settled=settled, entries=entries)
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
         for name in names:

@@ -25,6 +25,11 @@ class Outgoing:
         haves = pack.present(self.root, receiver_tips)
         return pack.PackStream(self.root, self.snapshot.commit, haves)
 
+    def delivered(self) -> None:
+        """The transfer succeeded: keep the index the snapshot was built in for the next."""
+        if self.snapshot.kept is not None:
+            self.snapshot.kept.save(self.root)
+
 
 def prepare(root: Path, *, count_bytes: bool = True) -> Outgoing:
     """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all.

@@ -12,11 +12,12 @@ state always gives the same commit and an unchanged checkout sends nothing new.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError
+from ocm.mirror.kept_index import Kept
 from ocm.mirror.select import Selection
 from ocm.mirror.state import Head, staged_and_snapshot
 
@@ -28,6 +29,8 @@ class Snapshot:
     branch: str | None  # None: HEAD is detached
     tree: str  # the work tree
     index_tree: str
+    # The index the sender built it in: saved once the transfer succeeded (see kept_index).
+    kept: Kept | None = field(default=None, compare=False, repr=False)
 
 
 def commit(root: Path, tree: str, parents: list[str], message: str, date: str = "") -> str:
@@ -46,7 +49,7 @@ def commit(root: Path, tree: str, parents: list[str], message: str, date: str = 
 def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
     assert head.commit is not None
-    staged, tree = staged_and_snapshot(root, selection)
+    staged, tree, kept = staged_and_snapshot(root, selection)
     if staged is None:
         raise MirrorError(
             f"the index of {root} has unresolved conflicts; resolve them (or "
@@ -60,7 +63,7 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     on = head.branch or "detached HEAD"
     index_commit = commit(root, staged, [head.commit], f"ocm: index on {on}", head.date)
     snap = commit(root, tree, [head.commit, index_commit], f"ocm: snapshot of {on}", head.date)
-    return Snapshot(snap, head.commit, head.branch, tree, staged)
+    return Snapshot(snap, head.commit, head.branch, tree, staged, kept)
 
 
 def _fields(content: bytes) -> tuple[str, list[str]]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ocm.mirror import gitcmd
+from ocm.mirror import gitcmd, kept_index
 from ocm.mirror.select import MARKER_NAME, Selection, select
 
 
@@ -102,16 +102,29 @@ def snapshot(root: Path, selection: Selection, *, write_blobs: bool = False) -> 
     )
 
 
-def staged_and_snapshot(root: Path, selection: Selection) -> tuple[str | None, str | None]:
-    """(the tree of what is staged, :func:`snapshot` with its blobs written) from one
-    throw-away index: the first ``write-tree`` leaves a cache of trees the second reuses.
-    The staged tree is None when the index has unresolved conflicts."""
+def staged_and_snapshot(
+    root: Path, selection: Selection
+) -> tuple[str | None, str | None, kept_index.Kept | None]:
+    """(the tree of what is staged, :func:`snapshot` with its blobs written, the index to
+    keep for the next snapshot) from one throw-away index: the first ``write-tree`` leaves a
+    cache of trees the second reuses, and the last snapshot's index
+    (:mod:`ocm.mirror.kept_index`) spares re-hashing what it already hashed. The staged tree
+    is None when the index has unresolved conflicts."""
     with temp_index(root, copy_real=True) as env:
         staged = gitcmd.maybe(root, "write-tree", env=env)
         if staged is None:
-            return None, None
+            return None, None, None
         paths = selection.unsettled(selection.files) + selection.deleted
-        return staged, _updated_tree(root, env, paths, write_blobs=True)
+        if not paths:  # the work tree is as staged
+            return staged, staged, None
+        index_file = Path(env["GIT_INDEX_FILE"])
+        kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
+        tree = _updated_tree(root, env, paths, write_blobs=True)
+        if tree is None and kept:  # it named a blob gone since (pruned): hash it all again
+            shutil.copyfile(root / ".git" / "index", index_file)
+            tree = _updated_tree(root, env, paths, write_blobs=True)
+        taken = kept_index.taken(index_file, staged, paths) if tree is not None else None
+        return staged, tree, taken
 
 
 def index_tree(root: Path) -> str | None:

@@ -1,0 +1,116 @@
+"""The index the last snapshot was built in is kept, so that uncommitted work is hashed once,
+not on every push, and never at the cost of a wrong snapshot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ocm.mirror.kept_index import KEPT_NAME
+from tests.mirror.conftest import Pushed
+from tests.mirror.helpers import tree_listing
+from tests.support.git import git
+from tests.support.processes import Cli
+
+
+def _push(ocm: Cli, p: Pushed, *, stays_home: str = "") -> None:
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    here = tree_listing(p.laptop)
+    here.pop(stays_home, None)
+    assert tree_listing(p.directory) == here
+
+
+def _uncommitted(p: Pushed) -> None:
+    """A day's uncommitted work: edits, new files, a deletion."""
+    (p.laptop / "src/app.py").write_text("print('edited, not committed')\n")
+    (p.laptop / "README.md").write_text("# proj\nedited too\n")
+    (p.laptop / "notes").mkdir()
+    for n in range(5):
+        (p.laptop / f"notes/{n}.txt").write_text(f"note {n}\n")
+    (p.laptop / "empty.txt").unlink()
+    hour_ago = os.stat(p.laptop / "data.bin").st_mtime_ns - 3600 * 10**9
+    for changed in ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]:
+        # Not "racily clean": git re-reads a file changed in the second its index was written.
+        os.utime(p.laptop / changed, ns=(hour_ago, hour_ago))
+
+
+def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Like ``git status``: with ``core.trustctime`` off, a file rewritten with the same size
+    and modification time counts as unchanged. That the push then sends the old content
+    shows it took the file from the kept index, not from reading it."""
+    p = pushed("proj")
+    git(p.laptop, "config", "core.trustctime", "false")
+    _uncommitted(p)
+    _push(ocm, p)
+    assert (p.laptop / ".git" / KEPT_NAME).exists()
+
+    note = p.laptop / "notes/0.txt"
+    seen = note.stat()
+    note.write_text("note X\n")  # same size
+    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "notes/0.txt").read_text() == "note 0\n"
+    assert (p.directory / "notes/1.txt").read_text() == "note 1, longer now\n"
+
+
+def test_what_changed_in_the_index_since_is_taken_from_the_index(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """After the kept index was made: part of the work committed (and a file it never saw
+    changed and committed), a file put back as committed, an untracked file deleted, one
+    ignored. Each push is the checkout as it is."""
+    p = pushed("proj")
+    _uncommitted(p)
+    _push(ocm, p)
+
+    (p.laptop / "nested/not-secret.txt").write_text("changed and committed at once\n")
+    git(p.laptop, "add", "notes/0.txt", "src/app.py", "nested/not-secret.txt")
+    git(p.laptop, "commit", "-q", "-m", "part of it")
+    _push(ocm, p)
+
+    git(p.laptop, "checkout", "--", "README.md")  # settled again: the real index vouches
+    (p.laptop / "notes/1.txt").unlink()
+    (p.laptop / ".gitignore").write_text("*.log\n!keep.log\nbuild/\nnotes/2.txt\n")
+    (p.laptop / "notes/3.txt").write_text("note 3, edited\n")
+    _push(ocm, p, stays_home="notes/2.txt")  # ignored now: the Manager's copy goes
+    assert not (p.directory / "notes/1.txt").exists()
+    assert (p.directory / "README.md").read_text() == "# proj\n"
+
+    git(p.laptop, "add", "-A")
+    git(p.laptop, "commit", "-q", "-m", "the rest")
+    (p.laptop / "src/app.py").write_text("print('after the commit')\n")
+    _push(ocm, p, stays_home="notes/2.txt")
+
+
+def test_a_damaged_kept_index_is_not_used(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    p = pushed("proj")
+    _uncommitted(p)
+    _push(ocm, p)
+    kept = p.laptop / ".git" / KEPT_NAME
+    kept.write_bytes(kept.read_bytes()[:-40] + b"\0" * 40)
+    (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
+    _push(ocm, p)
+    kept.write_bytes(b"not an index")
+    (p.laptop / "notes/4.txt").write_text("note 4, edited again\n")
+    _push(ocm, p)
+
+
+def test_a_kept_entry_whose_blob_was_pruned_is_hashed_again(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The kept index may name a blob nothing references any more, which ``git gc`` prunes
+    after two weeks: the snapshot then starts again from the real index."""
+    p = pushed("proj")
+    _uncommitted(p)
+    _push(ocm, p)
+    blob = git(p.laptop, "hash-object", "notes/3.txt")
+    git(p.laptop, "update-ref", "-d", "refs/ocm/snapshot")
+    (p.laptop / ".git/objects" / blob[:2] / blob[2:]).unlink()  # loose: written by the push
+    (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
+    _push(ocm, p)
+    assert git(p.laptop, "cat-file", "-t", blob) == "blob"
