@@ -73,8 +73,8 @@ def start_from_kept(
 
 @dataclass(frozen=True)
 class Kept:
-    """An index a snapshot was built in, held until the transfer it served has succeeded (a
-    failed one leaves the checkout as it was), then :meth:`save`\\ d for the next snapshot."""
+    """An index a snapshot was built in, held in memory until the transfer it served has
+    succeeded (a failed one leaves the checkout as it was), then saved for the next one."""
 
     data: bytes
     mtime_ns: int  # git's racy check compares entries with the file's modification time
@@ -88,7 +88,8 @@ class Kept:
             trial.write_bytes(self.data)
             os.utime(trial, ns=(self.mtime_ns, self.mtime_ns))
             os.replace(trial, git_dir / KEPT_NAME)
-            sha1 = _sha1(git_dir / KEPT_NAME)
+            # Another process's file in between fails this check: then neither is used.
+            sha1 = hashlib.sha1(self.data, usedforsecurity=False).hexdigest()
             record = {"staged": self.staged, "paths": self.paths, "sha1": sha1}
             (git_dir / (_RECORD_NAME + ".new")).write_text(json.dumps(record))
             os.replace(git_dir / (_RECORD_NAME + ".new"), git_dir / _RECORD_NAME)
