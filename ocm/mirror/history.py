@@ -83,7 +83,7 @@ def save_worktree(
     stash on, so the snapshot goes to a backup ref instead. Returns how to get it back.
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
-    full = snapshot(root, selection, write_blobs=True)
+    full = snapshot(root, selection)
     if full is None:
         raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
     if head is None:

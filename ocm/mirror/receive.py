@@ -214,6 +214,8 @@ def receive(
         # error (a missing marker only makes the next safety check more careful).
         with contextlib.suppress(Exception):
             pack.set_snapshot_ref(root, incoming.commit)
+            if state.kept is not None:  # the look's index: the next look re-hashes less
+                state.kept.save(root)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
             # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
             # in no snapshot it computes either); its bytes size the next transfer's check.

@@ -2,8 +2,9 @@
 
 The *snapshot* of a work tree is the git tree id of exactly the files that would travel
 (:mod:`ocm.mirror.select`), with their current content and modes. It is computed in a
-throw-away index that starts as a copy of the real one, so unchanged files are not re-read
-(git's stat cache), and with ``--info-only`` so no blob is written.
+throw-away index that starts as a copy of the real one (or the last snapshot's,
+:mod:`ocm.mirror.kept_index`), so unchanged files are not re-read (git's stat cache); a
+mere look uses ``--info-only`` so no blob is written.
 
 ``dirty`` is the plain git notion: the snapshot differs from ``HEAD``'s tree. But after a
 transfer the receiver *is* dirty when the sender had uncommitted changes, and that is not
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,6 +36,8 @@ class RepoState:
     branch: str | None  # None when HEAD is detached
     head_tree: str | None
     snapshot: str | None  # None when it cannot be computed (e.g. a merge in progress)
+    # The index the look was built in: a receiver keeps it once its transfer has succeeded.
+    kept: kept_index.Kept | None = field(default=None, compare=False, repr=False)
 
     @property
     def dirty(self) -> bool:
@@ -91,38 +94,41 @@ def _updated_tree(
     return gitcmd.maybe(root, "write-tree", *missing_ok, env=env)
 
 
-def snapshot(root: Path, selection: Selection, *, write_blobs: bool = False) -> str | None:
-    """The tree of every file that travels, as it is now (None if git cannot say)."""
+def snapshot(root: Path, selection: Selection) -> str | None:
+    """The tree of every file that travels, as it is now, its blobs written (None if git
+    cannot say)."""
     return tree_of(
         root,
         selection.unsettled(selection.files),
         base_index=True,
-        write_blobs=write_blobs,
+        write_blobs=True,
         remove=selection.deleted,
     )
 
 
 def staged_and_snapshot(
-    root: Path, selection: Selection
+    root: Path, selection: Selection, *, write_blobs: bool = True
 ) -> tuple[str | None, str | None, kept_index.Kept | None]:
-    """(the tree of what is staged, :func:`snapshot` with its blobs written, the index to
-    keep for the next snapshot) from one throw-away index: the first ``write-tree`` leaves a
-    cache of trees the second reuses, and the last snapshot's index
-    (:mod:`ocm.mirror.kept_index`) spares re-hashing what it already hashed. The staged tree
-    is None when the index has unresolved conflicts."""
+    """(the tree of what is staged, :func:`snapshot`, the index to keep for the next
+    snapshot) from one throw-away index: the first ``write-tree`` leaves a cache of trees
+    the second reuses, and the last snapshot's index (:mod:`ocm.mirror.kept_index`) spares
+    re-hashing what it already hashed. The staged tree is None when the index has
+    unresolved conflicts; then only a look (``write_blobs`` false) gets a snapshot, of the
+    work tree as it is, and nothing is kept."""
     with temp_index(root, copy_real=True) as env:
         staged = gitcmd.maybe(root, "write-tree", env=env)
-        if staged is None:
-            return None, None, None
         paths = selection.unsettled(selection.files) + selection.deleted
+        if staged is None:
+            look = None if write_blobs else _updated_tree(root, env, paths, write_blobs=False)
+            return None, look, None
         if not paths:  # the work tree is as staged
             return staged, staged, None
         index_file = Path(env["GIT_INDEX_FILE"])
         kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
-        tree = _updated_tree(root, env, paths, write_blobs=True)
+        tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         if tree is None and kept:  # it named a blob gone since (pruned): hash it all again
             shutil.copyfile(root / ".git" / "index", index_file)
-            tree = _updated_tree(root, env, paths, write_blobs=True)
+            tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         taken = kept_index.taken(index_file, staged, paths) if tree is not None else None
         return staged, tree, taken
 
@@ -162,7 +168,8 @@ def current_branch(root: Path) -> str | None:
 def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
     selection = selection or select(root)
     head = read_head(root)
-    return RepoState(head.commit, head.branch, head.tree, snapshot(root, selection))
+    _, tree, kept = staged_and_snapshot(root, selection, write_blobs=False)
+    return RepoState(head.commit, head.branch, head.tree, tree, kept)
 
 
 # The empty tree: what an unborn branch "has" (the same id in every sha1 repository).

@@ -4,7 +4,9 @@ not on every push, and never at the cost of a wrong snapshot."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ocm.mirror.kept_index import KEPT_NAME
 from tests.mirror.conftest import Pushed
@@ -114,3 +116,62 @@ def test_a_kept_entry_whose_blob_was_pruned_is_hashed_again(
     (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
     _push(ocm, p)
     assert git(p.laptop, "cat-file", "-t", blob) == "blob"
+
+
+def _age(root: Path, names: list[str]) -> None:
+    """Date files an hour back, so that no index written since finds them "racily clean"."""
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for name in names:
+        os.utime(root / name, ns=(hour_ago, hour_ago))
+
+
+UNCOMMITTED = ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]
+
+
+def test_the_receivers_look_starts_from_the_index_it_kept(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The receiving side keeps the index its own look was built in, once the transfer it
+    served has succeeded. With ``core.trustctime`` off, a Manager file rewritten with the
+    same size and time counts as unchanged: that the next push is not refused over it, and
+    leaves it alone, shows the Manager's look took it from the kept index."""
+    p = pushed("proj")
+    git(p.directory, "config", "core.trustctime", "false")
+    _uncommitted(p)
+    _push(ocm, p)  # the Manager's look found nothing uncommitted: nothing to keep yet
+    _age(p.directory, UNCOMMITTED)
+    (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
+    _push(ocm, p)  # this look hashed the uncommitted files; its index is kept
+    assert (p.directory / ".git" / KEPT_NAME).exists()
+
+    note = p.directory / "notes/0.txt"
+    seen = note.stat()
+    note.write_text("note X\n")  # same size
+    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert note.read_text() == "note X\n"
+    assert (p.directory / "notes/1.txt").read_text() == "note 1, longer now\n"
+
+
+def test_a_change_on_the_receiver_since_its_kept_look_is_seen(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """An agent's edit after the kept look is work at risk: the push is refused, and a
+    refused transfer keeps no index of its own."""
+    p = pushed("proj")
+    _uncommitted(p)
+    _push(ocm, p)
+    _age(p.directory, UNCOMMITTED)
+    (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
+    _push(ocm, p)
+    kept = (p.directory / ".git" / KEPT_NAME).read_bytes()
+
+    (p.directory / "notes/0.txt").write_text("note 0, an agent's edit\n")
+    (p.laptop / "notes/1.txt").write_text("note 1, edited\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
+    assert (p.directory / ".git" / KEPT_NAME).read_bytes() == kept
+    assert (p.directory / "notes/0.txt").read_text() == "note 0, an agent's edit\n"
+
