@@ -174,4 +174,3 @@ def test_a_change_on_the_receiver_since_its_kept_look_is_seen(
     assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
     assert (p.directory / ".git" / KEPT_NAME).read_bytes() == kept
     assert (p.directory / "notes/0.txt").read_text() == "note 0, an agent's edit\n"
-
