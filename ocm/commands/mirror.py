@@ -15,12 +15,12 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ocm import refusals, resolve
 from ocm import state as state_mod
+from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import pack, wire
@@ -344,8 +344,7 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
     root, checkout = _checkout()
     # This checkout's snapshot needs nothing from the Manager: git builds it while the
     # repo list and /head make their round trips, which then cost no wall time.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        prepared = pool.submit(prepare, root)
+    with Task(prepare, root) as prepared:
         client, login = connect()
         client.open_early()  # the handshake, too, while git works
         with client:
@@ -373,7 +372,7 @@ def _push_to(
     checkout: resolve.Checkout,
     ws: Workspace | None,
     marker: dict[str, Any],
-    prepared: Future[Outgoing],
+    prepared: Task[Outgoing],
     force: bool,
     create: bool,
     yes: bool,
@@ -602,7 +601,7 @@ def _pull_from(
     root: Path,
     checkout: resolve.Checkout,
     ws: Workspace | None,
-    looked: Future[RepoState],
+    looked: Task[RepoState],
     marker: dict[str, Any],
     *,
     force: bool,
@@ -663,7 +662,7 @@ def pull(*, force: bool) -> int:
         except MirrorError as exc:
             raise _error(exc) from None
         # As push does: git looks at this checkout while the requests make their round trips.
-        looked = stack.enter_context(ThreadPoolExecutor(max_workers=1)).submit(repo_state, root)
+        looked = stack.enter_context(Task(repo_state, root))
         client, login = connect()
         client.open_early()
         stack.enter_context(client)
