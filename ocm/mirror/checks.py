@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,8 +32,7 @@ class Entry(NamedTuple):  # a NamedTuple: 20,000 of them are made per transfer, 
     path: str
 
 
-@dataclass(frozen=True)
-class Base:
+class Base(NamedTuple):
     """A tree the receiver already holds and has checked (its last received snapshot), with
     the bytes its files take: an incoming snapshot is then sized by what it changes."""
 

@@ -25,8 +25,8 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ocm.mirror import gitcmd
 
@@ -71,8 +71,7 @@ def start_from_kept(
     return True
 
 
-@dataclass(frozen=True)
-class Kept:
+class Kept(NamedTuple):
     """An index a snapshot was built in, held in memory until the transfer it served has
     succeeded (a failed one leaves the checkout as it was), then saved for the next one."""
 

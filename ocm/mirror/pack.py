@@ -17,9 +17,8 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
 
 from ocm.mirror import gitcmd, wire
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError, NoSpace, TooLarge
@@ -41,8 +40,7 @@ _FSCK_RELAXED = (
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """What an incoming pack may hold: objects (its header says how many) and the bytes
     the snapshot's files take once written (a small pack can inflate hugely)."""
 

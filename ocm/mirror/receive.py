@@ -17,11 +17,10 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
+from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
 from ocm.mirror.errors import Busy, Refused
 from ocm.mirror.pack import Limits, Progress
@@ -58,15 +57,14 @@ def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
         handle.close()  # releases the lock, also when the process dies
 
 
-@dataclass
-class Received:
+class Received(NamedTuple):
     branch: str | None
     head: str
-    changed: int = 0
-    deleted: int = 0
-    total: int = 0  # bytes the received snapshot's files take
+    changed: int
+    deleted: int
+    total: int  # bytes the received snapshot's files take
     # One line per thing kept aside (stash, backup refs), saying how to get it back.
-    saved: list[str] = field(default_factory=list)
+    saved: list[str]
 
 
 def new_workdir(staging_dir: Path, root: Path) -> Path:
@@ -157,8 +155,7 @@ def receive(
     committed = undone = False
     # This side's own state needs nothing from the pack: git looks at the work tree while
     # index-pack and the checks run (the caller's lock keeps it from changing hands).
-    pool = ThreadPoolExecutor(max_workers=1)
-    looked = pool.submit(_own_state, root)
+    looked = Task(_own_state, root)
     try:
         quarantine = work / "objects"
         count = pack.index_pack(root, stream, quarantine, limits, progress)
@@ -185,11 +182,12 @@ def receive(
         risks += extra_risks() if extra_risks else []
         if risks and not force:
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
-        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted, total)
-        if force:
-            result.saved = _save(
-                root, work, current, state, plan, branch_old, detached_old, known_set, incoming
-            )
+        saved = (
+            _save(root, work, current, state, plan, branch_old, detached_old, known_set, incoming)
+            if force
+            else []
+        )
+        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted, total, saved)
 
         refs = {
             "head_ref": f"refs/heads/{state.branch}" if state.branch else None,
@@ -225,7 +223,7 @@ def receive(
             write_marker(root, {**record, "from": sender})
         return result
     finally:
-        pool.shutdown()  # a failed check waits for git's look to end, then cleans up
+        looked.wait()  # a failed check waits for git's look to end, then cleans up
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocm.mirror import gitcmd
@@ -24,22 +23,25 @@ STAGING_NAME = "ocm-staging"
 MARKER_NAME = "ocm-mirror.json"
 
 
-@dataclass
 class Selection:
     """The repo-relative paths that travel (``/``-separated, no ``.git/`` entries)."""
 
-    root: Path
-    tracked: list[str] = field(default_factory=list)
-    untracked: list[str] = field(default_factory=list)
-    # Tracked in the index but gone from the work tree: the other side deletes them too.
-    deleted: list[str] = field(default_factory=list)
-    # Paths git lists that cannot travel (nested repositories, sockets, ...): said, not sent.
-    skipped: list[str] = field(default_factory=list)
-    # Tracked files git's stat pass found unchanged since the index last saw them: a
-    # throw-away index copied from the real one already holds them as they are.
-    settled: set[str] = field(default_factory=set)
-    # The real index's stage-0 entries, "<mode> <oid>" by path.
-    entries: dict[str, str] = field(default_factory=dict)
+    def __init__(
+        self, root: Path, settled: set[str] | None = None, entries: dict[str, str] | None = None
+    ) -> None:
+        self.root = root
+        self.tracked: list[str] = []
+        self.untracked: list[str] = []
+        # Tracked in the index but gone from the work tree: the other side deletes them too.
+        self.deleted: list[str] = []
+        # Paths git lists that cannot travel (nested repositories, sockets, ...): said, not
+        # sent.
+        self.skipped: list[str] = []
+        # Tracked files git's stat pass found unchanged since the index last saw them: a
+        # throw-away index copied from the real one already holds them as they are.
+        self.settled: set[str] = settled if settled is not None else set()
+        # The real index's stage-0 entries, "<mode> <oid>" by path.
+        self.entries: dict[str, str] = entries if entries is not None else {}
 
     @property
     def files(self) -> list[str]:

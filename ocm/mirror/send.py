@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ocm.mirror import pack, snapshot
 from ocm.mirror.errors import MirrorError
@@ -12,8 +12,7 @@ from ocm.mirror.select import Selection, select
 from ocm.mirror.state import RepoState, read_head
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     root: Path
     selection: Selection
     state: RepoState

@@ -12,8 +12,8 @@ state always gives the same commit and an unchanged checkout sends nothing new.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError
@@ -22,15 +22,14 @@ from ocm.mirror.select import Selection
 from ocm.mirror.state import Head, staged_and_snapshot
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     commit: str
     head: str
     branch: str | None  # None: HEAD is detached
     tree: str  # the work tree
     index_tree: str
     # The index the sender built it in: saved once the transfer succeeded (see kept_index).
-    kept: Kept | None = field(default=None, compare=False, repr=False)
+    kept: Kept | None = None
 
 
 def commit(root: Path, tree: str, parents: list[str], message: str, date: str = "") -> str:

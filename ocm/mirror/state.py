@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,14 +29,13 @@ from ocm.mirror import gitcmd, kept_index
 from ocm.mirror.select import MARKER_NAME, Selection, select
 
 
-@dataclass(frozen=True)
-class RepoState:
+class RepoState(NamedTuple):
     head: str | None  # commit id, None on an unborn branch
     branch: str | None  # None when HEAD is detached
     head_tree: str | None
     snapshot: str | None  # None when it cannot be computed (e.g. a merge in progress)
     # The index the look was built in: a receiver keeps it once its transfer has succeeded.
-    kept: kept_index.Kept | None = field(default=None, compare=False, repr=False)
+    kept: kept_index.Kept | None = None
 
     @property
     def dirty(self) -> bool:

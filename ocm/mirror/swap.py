@@ -24,7 +24,6 @@ import filecmp
 import json
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocm.mirror.errors import Refused
@@ -33,13 +32,15 @@ PLAN = "plan.json"
 COMMITTED = "committed"
 
 
-@dataclass
 class Plan:
-    ops: list[tuple[str, str]] = field(default_factory=list)
-    # Receiver files that git ignores there but the sender sends: overwriting loses them.
-    clobbered_ignored: list[str] = field(default_factory=list)
-    changed: int = 0
-    deleted: int = 0
+    """Every rename of a switch, in order, and what it changes."""
+
+    def __init__(self, ops: list[tuple[str, str]] | None = None) -> None:
+        self.ops: list[tuple[str, str]] = ops if ops is not None else []
+        # Receiver files that git ignores there but the sender sends: overwriting loses them.
+        self.clobbered_ignored: list[str] = []
+        self.changed = 0
+        self.deleted = 0
 
 
 def _kind(path: str | Path) -> str | None:

@@ -420,7 +420,7 @@ def test_the_snapshot_is_the_same_commit_while_nothing_changes(tmp_path: Path) -
     index_before = (root / ".git/index").read_bytes()
     refs_before = git(root, "for-each-ref")
     first = send.prepare(root).snapshot
-    assert send.prepare(root).snapshot == first
+    assert send.prepare(root).snapshot._replace(kept=None) == first._replace(kept=None)
     assert (root / ".git/index").read_bytes() == index_before  # the user's index untouched
     assert git(root, "for-each-ref") == refs_before and not git(root, "stash", "list")
     assert git(root, "rev-parse", f"{first.commit}^1") == git(root, "rev-parse", "HEAD")
