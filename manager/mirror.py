@@ -25,7 +25,7 @@ from manager.repos import valid_name
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
-from ocm.mirror.receive import receive, repo_lock, settle_index
+from ocm.mirror.receive import receive, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
 
@@ -288,6 +288,11 @@ def down(repo_id: int) -> Any:
             yield from stream
             outgoing.delivered()
         registry.record_transfer(repo.id, "pull", sender)
+        # Once the lock is free: while the laptop writes the files, not before its answer.
+        sizing = threading.Thread(
+            target=size_sent, args=(repo.directory, outgoing.snapshot.tree), daemon=True
+        )
+        sizing.start()
 
     response = Response(body(), mimetype=wire.PACK_TYPE)
     response.headers[wire.SNAPSHOT_HEADER] = outgoing.snapshot.commit

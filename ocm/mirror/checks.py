@@ -80,7 +80,7 @@ def sizes(root: Path, env: dict[str, str], oids: Iterable[str]) -> dict[str, int
     return found
 
 
-def _total(
+def total_bytes(
     root: Path, env: dict[str, str], tree: str, files: list[Entry], base: Base | None
 ) -> tuple[int, Came | None]:
     """The bytes the files of ``tree`` take: from ``base`` and the blobs that differ from
@@ -163,7 +163,7 @@ def check(
         if entry.mode == SYMLINK:
             links.append(entry)
     _check_links(root, env, files, links)
-    total, came = _total(root, env, snap.tree, files, base)
+    total, came = total_bytes(root, env, snap.tree, files, base)
     if total > limits.max_bytes:
         raise TooLarge(
             f"the snapshot's files take {total} bytes, more than the receiver accepts "

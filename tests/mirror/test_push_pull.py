@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -288,3 +289,45 @@ def test_a_transfer_waits_out_the_managers_moment_of_index_refresh(
     hold_while(lambda: done.append(ocm(p.laptop, "push")), 3, settling=False)
     assert done[-1].returncode == 1
     assert "in progress" in _one_error_line(done[-1].stderr)
+
+
+def _sized(p: Pushed) -> dict[str, object]:
+    """The Manager's record of the tree it last sent, once it has written it."""
+    marker = p.directory / ".git" / "ocm-mirror.json"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        sized = json.loads(marker.read_text()).get(receive.SIZED_KEY)
+        if sized:
+            return dict(sized)
+        time.sleep(0.05)
+    raise AssertionError(f"no {receive.SIZED_KEY!r} record in {marker}")
+
+
+def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """After a pull the Manager records the bytes of the tree it sent, as a full count of
+    its blobs gives them, and the next push's size check starts from that record."""
+    p = pushed("proj")
+    (p.directory / "agent.bin").write_bytes(b"a" * 50_000)
+    (p.directory / "README.md").write_text("an agent's edit\n")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    sized = _sized(p)
+    sent = git(p.directory, "rev-parse", "refs/ocm/snapshot^{tree}")
+    listing = git(p.directory, "ls-tree", "-r", "-l", sent).splitlines()
+    assert sized == {"tree": sent, "bytes": sum(int(line.split()[3]) for line in listing)}
+
+    marker = p.directory / ".git" / "ocm-mirror.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**record, receive.SIZED_KEY: {**sized, "bytes": 10**15}}))
+    (p.laptop / "README.md").write_text("the laptop's edit\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1 and "more than the receiver accepts" in done.stderr, done.stderr
+    assert (p.directory / "README.md").read_text() == "an agent's edit\n"
+
+    marker.write_text(json.dumps(record))  # as received: sized from the last push
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert receive.SIZED_KEY not in json.loads(marker.read_text())
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
