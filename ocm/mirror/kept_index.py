@@ -16,6 +16,11 @@ real index's entries back first. Anything else (another staged tree, a record th
 not match the file, two ocm processes writing at once) falls back to the copy, which is
 always right, and keeps that instead. Racy entries stay racy: the file is copied with its
 modification time, which is what git's check compares entries with.
+
+A receiving side keeps the index its own look at the work tree was built in (blobs not
+written), once the switch has committed: the entries whose files the switch left alone name
+the incoming snapshot's blobs, which exist then, and the files it wrote no longer match
+their entries' stat data, so they are read again.
 """
 
 from __future__ import annotations
