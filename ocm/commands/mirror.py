@@ -27,8 +27,8 @@ from ocm.mirror import pack, wire
 from ocm.mirror.errors import Busy, IncompletePack, MirrorError, Refused
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
-from ocm.mirror.receive import Received, clean_leftovers, receive, repo_lock
-from ocm.mirror.select import STAGING_NAME, repo_root
+from ocm.mirror.receive import Received, clean_leftovers, look, receive, repo_lock
+from ocm.mirror.select import STAGING_NAME, Selection, repo_root
 from ocm.mirror.send import Outgoing, prepare
 from ocm.mirror.state import (
     RepoState,
@@ -561,11 +561,12 @@ def _download(
     force: bool,
     sender: str,
     remember: dict[str, Any],
+    looked: Task[tuple[Selection, RepoState]],
     asked: Asked | None = None,
 ) -> tuple[Received, int]:
     """Ask for a pack of what this checkout lacks (unless ``asked`` already did) and receive
-    it; when the tips named turn out incomplete, once more assuming nothing.
-    (result, bytes received)"""
+    it, with the look at this checkout ``looked`` (taken under the pull's lock); when the
+    tips named turn out incomplete, once more assuming nothing. (result, bytes received)"""
     tips = asked[0] if asked else pack.tips(root)
     attempts = [tips, []] if tips else [[]]
     for n, assumed in enumerate(attempts):
@@ -585,6 +586,7 @@ def _download(
                     lacking_label="the Manager",
                     sender=sender,
                     remember=remember,
+                    looked=looked,
                 )
             return result, progress.total
         except IncompletePack:
@@ -601,7 +603,7 @@ def _pull_from(
     root: Path,
     checkout: resolve.Checkout,
     ws: Workspace | None,
-    looked: Task[RepoState],
+    looked: Task[tuple[Selection, RepoState]],
     marker: dict[str, Any],
     *,
     force: bool,
@@ -623,7 +625,7 @@ def _pull_from(
         tips = pack.tips(root)
         early = (tips, _ask_for_pack(client, root, ws, tips))
     try:
-        state = looked.result()
+        _, state = looked.result()
     except BaseException:
         if early:
             early[1].close()
@@ -641,7 +643,7 @@ def _pull_from(
     remember = {"limits": head.get("limits"), "origin": checkout.origin}
     try:
         return ws, _download(
-            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember, early
+            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember, looked, early
         )
     except Refused:
         # The history that arrived shows what /head could not: say it afresh.
@@ -662,7 +664,7 @@ def pull(*, force: bool) -> int:
         except MirrorError as exc:
             raise _error(exc) from None
         # As push does: git looks at this checkout while the requests make their round trips.
-        looked = stack.enter_context(Task(repo_state, root))
+        looked = stack.enter_context(Task(look, root))
         client, login = connect()
         client.open_early()
         stack.enter_context(client)

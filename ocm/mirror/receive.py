@@ -164,6 +164,7 @@ def receive(
     sender: str = "ocm",
     progress: Progress | None = None,
     remember: Mapping[str, Any] | None = None,
+    looked: Task[tuple[Selection, RepoState]] | None = None,
 ) -> Received:
     """Make the work tree at ``root`` identical to the snapshot the pack in ``stream`` brings.
 
@@ -172,7 +173,8 @@ def receive(
     have (see :mod:`ocm.mirror.state`). ``extra_risks`` is asked right before the switch
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
-    ``remember`` adds facts about the other side to this side's marker.
+    ``remember`` adds facts about the other side to this side's marker. ``looked``: a
+    :func:`look` the caller started under its lock (else it starts here).
     """
     # git runs in the repo with paths to staging in its environment: they must be absolute
     # (a Manager started with a relative --data-dir has relative ones).
@@ -181,7 +183,7 @@ def receive(
     committed = undone = False
     # This side's own state needs nothing from the pack: git looks at the work tree while
     # index-pack and the checks run (the caller's lock keeps it from changing hands).
-    looked = Task(_own_state, root)
+    looked = looked or Task(look, root)
     try:
         quarantine = work / "objects"
         count = pack.index_pack(root, stream, quarantine, limits, progress)
@@ -262,7 +264,8 @@ def _branch_tip(root: Path, state: RepoState, branch: str | None) -> str | None:
     return state.head if branch == state.branch else history.branch_tip(root, branch)
 
 
-def _own_state(root: Path) -> tuple[Selection, RepoState]:
+def look(root: Path) -> tuple[Selection, RepoState]:
+    """This side's own state: what travels from its work tree, and what that is."""
     current = select(root)
     return current, repo_state(root, current)
 
