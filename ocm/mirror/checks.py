@@ -33,8 +33,8 @@ class Entry(NamedTuple):  # a NamedTuple: 20,000 of them are made per transfer, 
 
 
 class Base(NamedTuple):
-    """A tree the receiver already holds and has checked (its last received snapshot), with
-    the bytes its files take: an incoming snapshot is then sized by what it changes."""
+    """A tree the receiver already holds (the last snapshot it received, or sent), with the
+    bytes its files take: an incoming snapshot is then sized by what it changes."""
 
     tree: str
     total: int

@@ -85,6 +85,9 @@ class Kept(NamedTuple):
     staged: str
     paths: list[str]
 
+    def __repr__(self) -> str:  # not the index's bytes in a traceback
+        return f"Kept({len(self.data)} bytes, {len(self.paths)} paths, staged={self.staged})"
+
     def save(self, root: Path) -> None:
         git_dir = root / ".git"
         trial = git_dir / (KEPT_NAME + ".new")
