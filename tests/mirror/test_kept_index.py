@@ -31,10 +31,26 @@ def _uncommitted(p: Pushed) -> None:
     for n in range(5):
         (p.laptop / f"notes/{n}.txt").write_text(f"note {n}\n")
     (p.laptop / "empty.txt").unlink()
-    hour_ago = os.stat(p.laptop / "data.bin").st_mtime_ns - 3600 * 10**9
-    for changed in ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]:
-        # Not "racily clean": git re-reads a file changed in the second its index was written.
-        os.utime(p.laptop / changed, ns=(hour_ago, hour_ago))
+    _age(p.laptop, UNCOMMITTED)
+
+
+UNCOMMITTED = ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]
+
+
+def _age(root: Path, names: list[str]) -> None:
+    """Date files an hour back: git re-reads a file changed in the second its index was
+    written ("racily clean"), and these are to be taken on trust."""
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for name in names:
+        os.utime(root / name, ns=(hour_ago, hour_ago))
+
+
+def _rewrite_unseen(note: Path) -> None:
+    """Change ``note`` keeping its size and times: with ``core.trustctime`` off, git's stat
+    data (and ``git status``) then counts it as unchanged."""
+    seen = note.stat()
+    note.write_text("note X\n")  # same size
+    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
 
 
 def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
@@ -49,10 +65,7 @@ def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
     _push(ocm, p)
     assert (p.laptop / ".git" / KEPT_NAME).exists()
 
-    note = p.laptop / "notes/0.txt"
-    seen = note.stat()
-    note.write_text("note X\n")  # same size
-    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    _rewrite_unseen(p.laptop / "notes/0.txt")
     (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
@@ -118,16 +131,6 @@ def test_a_kept_entry_whose_blob_was_pruned_is_hashed_again(
     assert git(p.laptop, "cat-file", "-t", blob) == "blob"
 
 
-def _age(root: Path, names: list[str]) -> None:
-    """Date files an hour back, so that no index written since finds them "racily clean"."""
-    hour_ago = time.time_ns() - 3600 * 10**9
-    for name in names:
-        os.utime(root / name, ns=(hour_ago, hour_ago))
-
-
-UNCOMMITTED = ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]
-
-
 def test_the_receivers_look_starts_from_the_index_it_kept(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
@@ -145,9 +148,7 @@ def test_the_receivers_look_starts_from_the_index_it_kept(
     assert (p.directory / ".git" / KEPT_NAME).exists()
 
     note = p.directory / "notes/0.txt"
-    seen = note.stat()
-    note.write_text("note X\n")  # same size
-    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+    _rewrite_unseen(note)
     (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
