@@ -260,7 +260,11 @@ def test_a_stalled_download_releases_the_repo_when_closed(
     auth = {"Authorization": f"Bearer {ocm.manager.token}"}
     response = requests.get(url, params={"v": "2"}, headers=auth, stream=True, timeout=60)
     assert response.status_code == 200
-    next(response.iter_content(4096))  # a reader that then stops reading
+    # A reader that then stops reading. The iterator is kept: dropping it mid-body would
+    # close the connection (urllib3 does on GeneratorExit), and the Manager, seeing that,
+    # could release the lock before the push below asks for it.
+    chunks = response.iter_content(4096)
+    next(chunks)
     head_url = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up"
     busy = requests.post(head_url, params={"v": "2"}, data=b"", headers=auth, timeout=30)
     assert busy.status_code == 409 and busy.json()["error"] == "busy", busy.text
