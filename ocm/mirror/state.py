@@ -117,8 +117,8 @@ def staged_and_snapshot(
         staged = gitcmd.maybe(root, "write-tree", env=env)
         paths = selection.unsettled(selection.files) + selection.deleted
         if staged is None:
-            look = None if write_blobs else _updated_tree(root, env, paths, write_blobs=False)
-            return None, look, None
+            as_is = None if write_blobs else _updated_tree(root, env, paths, write_blobs=False)
+            return None, as_is, None
         if not paths:  # the work tree is as staged
             return staged, staged, None
         index_file = Path(env["GIT_INDEX_FILE"])

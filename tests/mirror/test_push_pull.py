@@ -326,6 +326,14 @@ def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
     assert done.returncode == 1 and "more than the receiver accepts" in done.stderr, done.stderr
     assert (p.directory / "README.md").read_text() == "an agent's edit\n"
 
+    for damaged in ("not a record", {"tree": 5, "bytes": "many"}):  # sized without it
+        marker.write_text(json.dumps({**record, receive.SIZED_KEY: damaged}))
+        (p.laptop / "README.md").write_text(f"the laptop's edit over {damaged!r}\n")
+        done = ocm(p.laptop, "push")
+        assert done.returncode == 0, done.stderr
+        assert (p.directory / "README.md").read_text() == f"the laptop's edit over {damaged!r}\n"
+
+    (p.laptop / "README.md").write_text("the laptop's edit\n")
     marker.write_text(json.dumps(record))  # as received: sized from the last push
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
