@@ -1,3 +1,3 @@
-from ocm.cli import main
+from ocm.cli import run
 
-raise SystemExit(main())
+run()

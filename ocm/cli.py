@@ -3,7 +3,8 @@
 Every :class:`~ocm.errors.OcmError` becomes one ``ocm: <what>; <what to do>`` line on stderr
 and its exit code; anything else is a bug, shown as a traceback only with ``OCM_DEBUG=1``.
 ``--version`` and ``status`` skip argparse (:func:`_fast_path`); everything else goes
-through :mod:`ocm.parser`.
+through :mod:`ocm.parser`. The executable is :func:`run`, which also skips Python's
+teardown.
 """
 
 from __future__ import annotations
@@ -83,3 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "for the traceback, and report it"
         )
         return ExitCode.FAILURE
+
+
+def run() -> None:
+    """The ``ocm`` executable: :func:`main`, then out without tearing the interpreter down.
+
+    Python's orderly exit frees every module and object one by one: 25-40 ms after each
+    command on a 2-core VM, a tenth of a one-file push. ocm needs none of it: its files are
+    closed by their ``with`` blocks and its threads joined before :func:`main` returns, so
+    only the standard streams are left to flush.
+    """
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:  # noqa: SIM105 - as in _say: one import less
+            stream.flush()
+        except (OSError, ValueError):  # closed, or its reader left: nothing more to say
+            pass
+    os._exit(code)
