@@ -12,11 +12,13 @@ rules of bare ``ocm``.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ocm.errors import OcmError
+from ocm.mirror.gitcmd import git_env
 from ocm.origin import normalise_origin
 
 if TYPE_CHECKING:  # the real import would pull in http.client
@@ -86,7 +88,11 @@ class CheckoutProbe:
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL,
-                        text=True,
+                        # No GIT_DIR or GIT_WORK_TREE of a hook that called ocm: this
+                        # checkout is the one the user stands in. Paths as os.fsdecode reads them.
+                        env=git_env(),
+                        encoding=sys.getfilesystemencoding(),
+                        errors="surrogateescape",
                     )
                 )
         except OSError:  # no git, or cwd vanished

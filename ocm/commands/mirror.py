@@ -24,11 +24,11 @@ from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import pack, wire
-from ocm.mirror.errors import Busy, IncompletePack, MirrorError, Refused
+from ocm.mirror.errors import Busy, IncompletePack, MirrorError, NotARepo, Refused
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import Received, clean_leftovers, look, receive, repo_lock
-from ocm.mirror.select import STAGING_NAME, Selection, repo_root
+from ocm.mirror.select import STAGING_NAME, Selection, whole_repo
 from ocm.mirror.send import Outgoing, prepare
 from ocm.mirror.state import (
     RepoState,
@@ -101,11 +101,14 @@ def _retitled(exc: ConflictError) -> ConflictError:
 
 
 def _checkout() -> tuple[Path, resolve.Checkout]:
+    cwd = Path.cwd()
+    checkout = resolve.local_checkout(cwd)
     try:
-        root = repo_root(Path.cwd())
+        if checkout is None:
+            raise NotARepo(f"{cwd} is not inside a git repository")
+        return whole_repo(checkout.root), checkout
     except MirrorError as exc:
         raise OcmError(exc.message, "run it inside the checkout you want to mirror") from None
-    return root, resolve.local_checkout(root) or resolve.Checkout(root, None)
 
 
 def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Workspace | None:

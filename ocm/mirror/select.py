@@ -52,12 +52,9 @@ class Selection:
         return [name for name in paths if name not in self.settled]
 
 
-def repo_root(start: Path) -> Path:
-    """The top of the work tree containing ``start``; its ``.git`` must be a directory."""
-    done = gitcmd.run(start, "rev-parse", "--show-toplevel", check=False)
-    if done.returncode != 0:
-        raise NotARepo(f"{start} is not inside a git repository")
-    root = Path(os.fsdecode(done.stdout).strip())
+def whole_repo(root: Path) -> Path:
+    """``root``, the top of a work tree, when it can be mirrored: its ``.git`` must be a
+    directory of its own."""
     if not (root / ".git").is_dir():
         raise NotARepo(
             f"{root} is a linked worktree or submodule (its .git is not a "
