@@ -486,6 +486,7 @@ def _push(
             root,
             {
                 "snapshot": outgoing.state.snapshot,
+                "bytes": outgoing.total,  # the next push is sized by what it changes
                 "head": outgoing.state.head,
                 "branch": branch,
                 "commit": outgoing.snapshot.commit,

@@ -10,9 +10,9 @@ it (case-insensitively, as a Mac's disk would see it), and the files fit the lim
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, TooLarge
@@ -38,6 +38,25 @@ class Base(NamedTuple):
 
     tree: str
     total: int
+
+
+# A marker's record of a tree its side sent (the Manager's, after a pull), with the bytes
+# its files take.
+SIZED_KEY = "sized"
+
+
+def base_of(marker: Mapping[str, Any]) -> Base | None:
+    """The tree a side's marker says it last sent (:data:`SIZED_KEY`), or else last pushed or
+    received, with the bytes its files take, if recorded."""
+    sent = marker.get(SIZED_KEY)
+    tree, total = (
+        (sent.get("tree"), sent.get("bytes"))
+        if isinstance(sent, dict)
+        else (marker.get("snapshot"), marker.get("bytes"))
+    )
+    if gitcmd.is_oid(tree) and isinstance(total, int) and total >= 0:
+        return Base(str(tree), total)
+    return None
 
 
 class Came(NamedTuple):

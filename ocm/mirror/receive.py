@@ -34,8 +34,6 @@ LOCK_NAME = "ocm.lock"
 # transfer holding the lock is said at once.
 SETTLING_NAME = "ocm.settling"
 SETTLING = 2.0
-# The marker's record of a tree this side sent, with the bytes its files take.
-SIZED_KEY = "sized"
 
 
 @contextlib.contextmanager
@@ -110,12 +108,12 @@ def size_sent(root: Path, tree: str) -> None:
     this side received. A cache: skipped while a transfer holds the repo."""
     with contextlib.suppress(Busy, OSError, MirrorError), settling(root):
         marker = read_marker(root)
-        base = _base(marker)
+        base = checks.base_of(marker)
         if base is None or base.tree == tree:
             return
         total, came = checks.total_bytes(root, {}, tree, [], base)
         if came is not None:  # else git could not compare the two: nothing cheap to keep
-            write_marker(root, {**marker, SIZED_KEY: {"tree": tree, "bytes": total}})
+            write_marker(root, {**marker, checks.SIZED_KEY: {"tree": tree, "bytes": total}})
 
 
 def _lost(count: int, where: str, label: str) -> str:
@@ -190,7 +188,7 @@ def receive(
         env = pack.quarantine_env(root, quarantine)
         incoming = read_snapshot(root, env, snapshot_commit, branch)
         marker = read_marker(root)
-        files, total, came = checks.check(root, env, incoming, limits, _base(marker))
+        files, total, came = checks.check(root, env, incoming, limits, checks.base_of(marker))
         if count:
             pack.migrate(quarantine, root)
 
@@ -268,20 +266,6 @@ def look(root: Path) -> tuple[Selection, RepoState]:
     """This side's own state: what travels from its work tree, and what that is."""
     current = select(root)
     return current, repo_state(root, current)
-
-
-def _base(marker: dict[str, Any]) -> checks.Base | None:
-    """The tree this side last sent (:func:`size_sent`) or else last received, with the
-    bytes its files take, if recorded."""
-    sent = marker.get(SIZED_KEY)
-    tree, total = (
-        (sent.get("tree"), sent.get("bytes"))
-        if isinstance(sent, dict)
-        else (marker.get("snapshot"), marker.get("bytes"))
-    )
-    if gitcmd.is_oid(tree) and isinstance(total, int) and total >= 0:
-        return checks.Base(str(tree), total)
-    return None
 
 
 def _save(

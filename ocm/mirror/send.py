@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from ocm.mirror import pack, snapshot
+from ocm.mirror import checks, pack, snapshot
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection, select
-from ocm.mirror.state import RepoState, read_head
+from ocm.mirror.state import RepoState, read_head, read_marker
 
 
 class Outgoing(NamedTuple):
@@ -32,20 +32,28 @@ class Outgoing(NamedTuple):
 
 def prepare(root: Path, *, count_bytes: bool = True) -> Outgoing:
     """Look at the repo once: what travels, HEAD, branch, and the snapshot commit of it all.
-    ``count_bytes``: also add up the bytes the files take (an ``lstat`` each), which only a
-    push checks against the receiver's limit before sending."""
+    ``count_bytes``: also add up the bytes the files take, which only a push checks
+    against the receiver's limit before sending."""
     selection = select(root)
     head = read_head(root)
     if head.commit is None:
         raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
     snap = snapshot.build(root, selection, head)
     state = RepoState(head.commit, head.branch, head.tree, snap.tree)
-    total = _total(root, selection.files) if count_bytes else None
+    total = _total(root, snap.tree, selection.files) if count_bytes else None
     return Outgoing(root, selection, state, snap, total)
 
 
-def _total(root: Path, names: list[str]) -> int:
-    """The bytes ``names`` take (a file gone since git listed it takes none)."""
+def _total(root: Path, tree: str, names: list[str]) -> int:
+    """The bytes the files of ``tree`` (``names`` in the work tree) take: as the receiver
+    counts them, from the last tree this checkout pushed or pulled and the blobs that
+    differ from it (two git calls whatever the checkout's size: an ``lstat`` of each of
+    21,000 files took 0.1 s), else from an ``lstat`` of each file."""
+    base = checks.base_of(read_marker(root))
+    if base is not None:
+        total, came = checks.total_bytes(root, {}, tree, [], base)
+        if came is not None:
+            return total
     # Plain string paths: a Path per file made this 10x slower on a 20,000-file checkout.
     top, total = os.fspath(root), 0
     for name in names:

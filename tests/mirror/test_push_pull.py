@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ocm.mirror import receive
+from ocm.mirror import checks, receive
 from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
@@ -296,11 +296,11 @@ def _sized(p: Pushed) -> dict[str, object]:
     marker = p.directory / ".git" / "ocm-mirror.json"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        sized = json.loads(marker.read_text()).get(receive.SIZED_KEY)
+        sized = json.loads(marker.read_text()).get(checks.SIZED_KEY)
         if sized:
             return dict(sized)
         time.sleep(0.05)
-    raise AssertionError(f"no {receive.SIZED_KEY!r} record in {marker}")
+    raise AssertionError(f"no {checks.SIZED_KEY!r} record in {marker}")
 
 
 def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
@@ -320,14 +320,14 @@ def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
 
     marker = p.directory / ".git" / "ocm-mirror.json"
     record = json.loads(marker.read_text())
-    marker.write_text(json.dumps({**record, receive.SIZED_KEY: {**sized, "bytes": 10**15}}))
+    marker.write_text(json.dumps({**record, checks.SIZED_KEY: {**sized, "bytes": 10**15}}))
     (p.laptop / "README.md").write_text("the laptop's edit\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 1 and "more than the receiver accepts" in done.stderr, done.stderr
     assert (p.directory / "README.md").read_text() == "an agent's edit\n"
 
     for damaged in ("not a record", {"tree": 5, "bytes": "many"}):  # sized without it
-        marker.write_text(json.dumps({**record, receive.SIZED_KEY: damaged}))
+        marker.write_text(json.dumps({**record, checks.SIZED_KEY: damaged}))
         (p.laptop / "README.md").write_text(f"the laptop's edit over {damaged!r}\n")
         done = ocm(p.laptop, "push")
         assert done.returncode == 0, done.stderr
@@ -337,5 +337,5 @@ def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
     marker.write_text(json.dumps(record))  # as received: sized from the last push
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
-    assert receive.SIZED_KEY not in json.loads(marker.read_text())
+    assert checks.SIZED_KEY not in json.loads(marker.read_text())
     assert tree_listing(p.directory) == tree_listing(p.laptop)

@@ -316,6 +316,46 @@ def test_a_push_that_skips_head_checks_the_limits_its_last_transfer_saw(
     assert repo_listing(p.directory) == before
 
 
+def _blob_bytes(root: Path, tree: str) -> int:
+    """The bytes the files of ``tree`` take, as ``git ls-tree -l`` gives them."""
+    listing = git(root, "ls-tree", "-r", "-l", tree).splitlines()
+    return sum(int(line.split()[3]) for line in listing)
+
+
+def test_a_push_is_sized_from_the_last_push_and_what_changed_since(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """A push checks the bytes it would send against the Manager's limit by what its last
+    push recorded and the blobs that changed since, not by a look at every file; without
+    that record it looks at every file."""
+    manager, p = _push(manager_factory, tmp_path)
+    ocm = Cli(manager)
+    marker_file = p.laptop / ".git" / MARKER_NAME
+    marker = json.loads(marker_file.read_text())
+    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])
+    (p.laptop / "big.bin").write_bytes(b"b" * 30_000)
+    (p.laptop / "README.md").unlink()
+    assert ocm(p.laptop, "push").returncode == 0
+    marker = json.loads(marker_file.read_text())
+    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])  # a sum kept exact
+
+    limit = marker["limits"]["maxArchiveBytes"]
+    marker_file.write_text(json.dumps({**marker, "bytes": limit}))  # a forged record
+    (p.laptop / "big.bin").write_bytes(b"c" * 30_001)
+    before = repo_listing(p.directory)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1
+    assert f"{limit + 1} bytes to send, more than the Manager accepts" in done.stderr
+    assert repo_listing(p.directory) == before
+
+    marker_file.write_text(json.dumps({**marker, "bytes": "many"}))  # counted without it
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "big.bin").read_bytes() == b"c" * 30_001
+    marker = json.loads(marker_file.read_text())
+    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])
+
+
 def test_client_refuses_before_sending_what_the_manager_would_refuse(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
