@@ -169,12 +169,16 @@ def check(
     That every object is there was checked by ``index-pack --strict``, which follows each
     link of each object in the pack (a walk of the whole history here cost 0.25 s).
     """
-    index_paths = gitcmd.run(
-        root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", snap.index_tree, env=env
-    ).stdout
-    _check_paths(gitcmd.split_z(index_paths), "the snapshot's index")
-    files = [e for e in _ls_tree(root, env, snap.tree) if e.mode != GITLINK]
-    _check_paths([entry.path for entry in files], "the snapshot")
+    entries = _ls_tree(root, env, snap.tree)
+    _check_paths([entry.path for entry in entries], "the snapshot")
+    # The index's paths are the tree's but for what git diff-tree says differs: the same
+    # check, one listing of the tree fewer (0.05 s on 21,000 files).
+    differing = gitcmd.run(
+        root, "diff-tree", "-r", "-z", "--no-renames", "--name-only", snap.tree,
+        snap.index_tree, env=env,
+    ).stdout  # fmt: skip
+    _check_paths(gitcmd.split_z(differing), "the snapshot's index")
+    files = [entry for entry in entries if entry.mode != GITLINK]
     links: list[Entry] = []
     for entry in files:
         if entry.mode not in _MODES:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from ocm.mirror import checks, swap
 from ocm.mirror import receive as receive_mod
-from ocm.mirror import swap
-from ocm.mirror.errors import Busy, Refused, TooLarge
+from ocm.mirror.errors import BadPack, Busy, Refused, TooLarge
 from ocm.mirror.pack import Limits
+from ocm.mirror.snapshot import read_snapshot
 from ocm.mirror.state import read_marker
+from tests.mirror import hostile
 from tests.mirror.helpers import rich_repo, transfer, tree_listing
 from tests.support.git import git
 
@@ -295,3 +298,26 @@ def test_size_from_the_last_snapshot_matches_a_full_count_and_still_limits(
     with pytest.raises(TooLarge, match="more than the receiver accepts"):
         transfer(source, target, tmp_path, limits=Limits(max_bytes=second.total + 1000))
     assert tree_listing(target) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("..", "'..'"), ("git~1", "nested .git"), ("back\\slash", "backslash")],
+)
+def test_a_bad_path_only_in_the_snapshots_index_is_refused(
+    tmp_path: Path, name: str, problem: str
+) -> None:
+    """The index's paths are checked by what differs from the work tree's, so a path only
+    the index holds is checked too. In-process: fsck in ``index-pack`` would refuse some
+    of these before the check is reached."""
+    root = rich_repo(tmp_path / "repo")
+    blob = hostile.blob(root, b"a")
+    clean = hostile.files_tree(root, {"a": b"a"})
+    index = hostile.tree(
+        root, [hostile.Item("100644", "a", blob), hostile.Item("100644", name, blob)]
+    )
+    commit = hostile.snapshot_commit(root, clean, index)
+    with pytest.raises(BadPack, match=f"the snapshot's index holds .*{re.escape(problem)}"):
+        checks.check(root, {}, read_snapshot(root, {}, commit, "main"), Limits())
+    fine = hostile.snapshot_commit(root, clean)  # the same tree without that index passes
+    checks.check(root, {}, read_snapshot(root, {}, fine, "main"), Limits())
