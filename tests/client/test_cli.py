@@ -99,3 +99,19 @@ def test_the_fast_path_answers_like_argparse(
         assert exc.code == 0
     slow = capsys.readouterr()
     assert fast == slow
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_the_fast_path_pushes_and_pulls_like_argparse(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ocm.cli import main
+    from ocm.commands import mirror
+    from ocm.parser import build_parser
+
+    calls: list[dict[str, bool]] = []
+    monkeypatch.setattr(mirror, command, lambda **options: calls.append(options) or 0)
+    assert main([command]) == 0
+    parsed = build_parser().parse_args([command])
+    assert parsed.handler(parsed) == 0
+    assert len(calls) == 2 and calls[0] == calls[1], calls
