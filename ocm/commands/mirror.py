@@ -41,6 +41,7 @@ from ocm.mirror.state import (
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
+    from ocm.transport import Response
 
 MIRROR_PATH = "/api/internal/repo-mirror"
 TRANSFER_TIMEOUT = 900.0
@@ -536,7 +537,7 @@ class _ResponseReader(io.RawIOBase):
         return count
 
 
-def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[str]) -> Any:
+def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[str]) -> Response:
     """The Manager's answer to ``/down``: its headers read, the pack still to come."""
     try:
         return client.request(
@@ -554,10 +555,6 @@ def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[s
         raise _wire_error(exc, client.url) from None
 
 
-# A /down already asked for, with the tips it named: (tips, response).
-Asked = tuple[list[str], Any]
-
-
 def _download(
     client: ManagerClient,
     root: Path,
@@ -566,15 +563,16 @@ def _download(
     sender: str,
     remember: dict[str, Any],
     looked: Task[tuple[Selection, RepoState]],
-    asked: Asked | None = None,
+    tips: list[str],
+    asked: Response | None = None,
 ) -> tuple[Received, int]:
-    """Ask for a pack of what this checkout lacks (unless ``asked`` already did) and receive
-    it, with the look at this checkout ``looked`` (taken under the pull's lock); when the
-    tips named turn out incomplete, once more assuming nothing. (result, bytes received)"""
-    tips = asked[0] if asked else pack.tips(root)
+    """Ask for a pack of what this checkout lacks, assuming it has ``tips`` (unless
+    ``asked`` already did: the response), and receive it, with the look at this checkout
+    ``looked`` (taken under the pull's lock); when the tips turn out incomplete, once more
+    assuming nothing. (result, bytes received)"""
     attempts = [tips, []] if tips else [[]]
     for n, assumed in enumerate(attempts):
-        response = asked[1] if asked and n == 0 else _ask_for_pack(client, root, ws, assumed)
+        response = asked if asked and n == 0 else _ask_for_pack(client, root, ws, assumed)
         try:
             commit = response.headers.get(wire.SNAPSHOT_HEADER, "")
             with Progress(f"receiving {ws.name}") as progress:
@@ -608,12 +606,14 @@ def _pull_from(
     checkout: resolve.Checkout,
     ws: Workspace | None,
     looked: Task[tuple[Selection, RepoState]],
+    tips: Task[list[str]],
     marker: dict[str, Any],
     *,
     force: bool,
 ) -> tuple[Workspace, tuple[Received, int]]:
     """Pull from ``ws`` (None: no repo matches): the repo and (result, bytes received).
-    ``looked``: this checkout's state, which git is still working out."""
+    ``looked``: this checkout's state, and ``tips``: what a pack may assume here, both of
+    which git is still working out."""
     if ws is None:
         raise OcmError(
             _unmatched(checkout),
@@ -624,19 +624,16 @@ def _pull_from(
     # transfer with this repo it asks for the pack at once, while git looks at this
     # checkout; when that look finds work at risk, the pack is left unread and /head asked.
     limits = _last_limits(marker, login, ws)
-    early: Asked | None = None
-    if limits is not None:
-        tips = pack.tips(root)
-        early = (tips, _ask_for_pack(client, root, ws, tips))
+    early = _ask_for_pack(client, root, ws, tips.result()) if limits is not None else None
     try:
         _, state = looked.result()
     except BaseException:
         if early:
-            early[1].close()
+            early.close()
         raise
     safe = limits is not None and not at_risk(state, {marker.get("snapshot")})
     if early and not safe:
-        early[1].close()
+        early.close()
         early = None
     assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
     head = assumed or _head(client, ws.repo_id)
@@ -647,7 +644,15 @@ def _pull_from(
     remember = {"limits": head.get("limits"), "origin": checkout.origin}
     try:
         return ws, _download(
-            client, root, ws, force, f"{login.url} #{ws.repo_id} {ws.name}", remember, looked, early
+            client,
+            root,
+            ws,
+            force,
+            f"{login.url} #{ws.repo_id} {ws.name}",
+            remember,
+            looked,
+            tips.result(),
+            early,
         )
     except Refused:
         # The history that arrived shows what /head could not: say it afresh.
@@ -669,6 +674,7 @@ def pull(*, force: bool) -> int:
             raise _error(exc) from None
         # As push does: git looks at this checkout while the requests make their round trips.
         looked = stack.enter_context(Task(look, root))
+        tips = stack.enter_context(Task(pack.tips, root))
         client, login = connect()
         client.open_early()
         stack.enter_context(client)
@@ -678,14 +684,14 @@ def pull(*, force: bool) -> int:
         try:
             try:
                 ws, (result, received) = _pull_from(
-                    client, login, root, checkout, ws, looked, marker, force=force
+                    client, login, root, checkout, ws, looked, tips, marker, force=force
                 )
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
                 ws = _match(client, login, checkout)
                 ws, (result, received) = _pull_from(
-                    client, login, root, checkout, ws, looked, marker, force=force
+                    client, login, root, checkout, ws, looked, tips, marker, force=force
                 )
         except MirrorError as exc:
             raise _error(exc) from None
