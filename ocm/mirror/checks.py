@@ -99,35 +99,53 @@ def sizes(root: Path, env: dict[str, str], oids: Iterable[str]) -> dict[str, int
     return found
 
 
+class Changes(NamedTuple):
+    """What ``git diff-tree`` says differs between two trees: the blobs that left and came,
+    and the paths."""
+
+    gone: list[str]
+    came: list[str]
+    paths: frozenset[str]
+
+
+def changes(root: Path, env: dict[str, str], old: str, new: str) -> Changes | None:
+    """What differs from tree ``old`` to tree ``new`` (None: git cannot compare the two)."""
+    done = gitcmd.run(root, "diff-tree", "-r", "-z", "--no-renames", old, new, env=env, check=False)
+    if done.returncode != 0:
+        return None
+    gone: list[str] = []
+    came: list[str] = []
+    fields = done.stdout.split(b"\0")
+    for header in fields[0::2]:
+        if not header.startswith(b":"):
+            continue
+        old_mode, new_mode, old_oid, new_oid, _status = header[1:].decode().split()
+        if old_mode not in ("000000", GITLINK):
+            gone.append(old_oid)
+        if new_mode not in ("000000", GITLINK):
+            came.append(new_oid)
+    return Changes(gone, came, frozenset(gitcmd.split_z(b"\0".join(fields[1::2]))))
+
+
+def sized(root: Path, env: dict[str, str], base: Base, found: Changes) -> tuple[int, Came]:
+    """The bytes the files of a tree take that differs from ``base`` by ``found``."""
+    known = sizes(root, env, found.gone + found.came)
+    total = (
+        base.total
+        - sum(known.get(oid, 0) for oid in found.gone)
+        + sum(known.get(oid, 0) for oid in found.came)
+    )
+    return total, Came(base.tree, found.paths, {oid: known.get(oid, 0) for oid in found.came})
+
+
 def total_bytes(
     root: Path, env: dict[str, str], tree: str, files: list[Entry], base: Base | None
 ) -> tuple[int, Came | None]:
     """The bytes the files of ``tree`` take: from ``base`` and the blobs that differ from
     it when git can compare the two (and then what differs), else from every blob."""
-    if base is not None:
-        done = gitcmd.run(
-            root, "diff-tree", "-r", "-z", "--no-renames", base.tree, tree, env=env, check=False
-        )
-        if done.returncode == 0:
-            gone: list[str] = []
-            came: list[str] = []
-            fields = done.stdout.split(b"\0")
-            for header in fields[0::2]:
-                if not header.startswith(b":"):
-                    continue
-                old_mode, new_mode, old_oid, new_oid, _status = header[1:].decode().split()
-                if old_mode not in ("000000", GITLINK):
-                    gone.append(old_oid)
-                if new_mode not in ("000000", GITLINK):
-                    came.append(new_oid)
-            known = sizes(root, env, gone + came)
-            total = (
-                base.total
-                - sum(known.get(oid, 0) for oid in gone)
-                + sum(known.get(oid, 0) for oid in came)
-            )
-            paths = frozenset(gitcmd.split_z(b"\0".join(fields[1::2])))
-            return total, Came(base.tree, paths, {oid: known.get(oid, 0) for oid in came})
+    found = changes(root, env, base.tree, tree) if base is not None else None
+    if base is not None and found is not None:
+        return sized(root, env, base, found)
     known = sizes(root, env, (entry.oid for entry in files))
     return sum(known.get(entry.oid, 0) for entry in files), None
 

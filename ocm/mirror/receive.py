@@ -111,8 +111,9 @@ def size_sent(root: Path, tree: str) -> None:
         base = checks.base_of(marker)
         if base is None or base.tree == tree:
             return
-        total, came = checks.total_bytes(root, {}, tree, [], base)
-        if came is not None:  # else git could not compare the two: nothing cheap to keep
+        found = checks.changes(root, {}, base.tree, tree)
+        if found is not None:  # else git could not compare the two: nothing cheap to keep
+            total = checks.sized(root, {}, base, found)[0]
             write_marker(root, {**marker, checks.SIZED_KEY: {"tree": tree, "bytes": total}})
 
 

@@ -326,18 +326,19 @@ def test_a_push_is_sized_from_the_last_push_and_what_changed_since(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
     """A push checks the bytes it would send against the Manager's limit by what its last
-    push recorded and the blobs that changed since, not by a look at every file; without
-    that record it looks at every file."""
+    push recorded and the blobs that changed since, not by a look at every file. Without
+    that record, or when more than a sixth of the files changed, it looks at every file."""
     manager, p = _push(manager_factory, tmp_path)
     ocm = Cli(manager)
     marker_file = p.laptop / ".git" / MARKER_NAME
-    marker = json.loads(marker_file.read_text())
-    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])
+    for n in range(60):  # enough files for one change to be sized from the record
+        (p.laptop / "notes" / f"{n}.txt").parent.mkdir(exist_ok=True)
+        (p.laptop / "notes" / f"{n}.txt").write_text(f"note {n}\n")
     (p.laptop / "big.bin").write_bytes(b"b" * 30_000)
     (p.laptop / "README.md").unlink()
     assert ocm(p.laptop, "push").returncode == 0
     marker = json.loads(marker_file.read_text())
-    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])  # a sum kept exact
+    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])
 
     limit = marker["limits"]["maxArchiveBytes"]
     marker_file.write_text(json.dumps({**marker, "bytes": limit}))  # a forged record
@@ -348,12 +349,21 @@ def test_a_push_is_sized_from_the_last_push_and_what_changed_since(
     assert f"{limit + 1} bytes to send, more than the Manager accepts" in done.stderr
     assert repo_listing(p.directory) == before
 
-    marker_file.write_text(json.dumps({**marker, "bytes": "many"}))  # counted without it
+    for n in range(20):  # many changes: the files are counted, the record is not used
+        (p.laptop / "notes" / f"{n}.txt").write_text(f"note {n}, longer\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert (p.directory / "big.bin").read_bytes() == b"c" * 30_001
     marker = json.loads(marker_file.read_text())
     assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])
+
+    (p.laptop / "big.bin").write_bytes(b"d" * 30_002)
+    marker_file.write_text(json.dumps({**marker, "bytes": "many"}))  # counted without it
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "big.bin").read_bytes() == b"d" * 30_002
+    marker = json.loads(marker_file.read_text())
+    assert marker["bytes"] == _blob_bytes(p.laptop, marker["snapshot"])  # a sum kept exact
 
 
 def test_client_refuses_before_sending_what_the_manager_would_refuse(
