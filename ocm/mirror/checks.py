@@ -143,9 +143,10 @@ def total_bytes(
 ) -> tuple[int, Came | None]:
     """The bytes the files of ``tree`` take: from ``base`` and the blobs that differ from
     it when git can compare the two (and then what differs), else from every blob."""
-    found = changes(root, env, base.tree, tree) if base is not None else None
-    if base is not None and found is not None:
-        return sized(root, env, base, found)
+    if base is not None:
+        found = changes(root, env, base.tree, tree)
+        if found is not None:
+            return sized(root, env, base, found)
     known = sizes(root, env, (entry.oid for entry in files))
     return sum(known.get(entry.oid, 0) for entry in files), None
 
