@@ -25,7 +25,7 @@ from manager.repos import valid_name
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
-from ocm.mirror.receive import receive, repo_lock, settle_index, size_sent
+from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
 
@@ -236,6 +236,7 @@ def up(repo_id: int) -> Any:
         settle = threading.Timer(SETTLE_DELAY, settle_index, args=(repo.directory,))
         settle.daemon = True
         settle.start()
+    threading.Thread(target=repack_when_due, args=(repo.directory,), daemon=True).start()
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
     get_registry().record_transfer(repo.id, "push", _sender())
     log.info(

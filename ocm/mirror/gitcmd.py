@@ -88,6 +88,17 @@ def run(
     return done
 
 
+def own_int(root: Path, key: str) -> int | None:
+    """The integer ``key`` as the repository's own config files set it, without the fixed
+    ``-c`` options of :func:`run` (None: not set, or not a number)."""
+    argv = ["git", "config", "--type=int", "--get", key]
+    try:
+        done = subprocess.run(argv, cwd=root, capture_output=True, env=git_env())
+        return int(done.stdout) if done.returncode == 0 else None
+    except (OSError, ValueError):
+        return None
+
+
 def popen(
     root: Path,
     *args: str,

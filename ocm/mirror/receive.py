@@ -100,6 +100,19 @@ def settle_index(root: Path) -> None:
         gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
 
 
+def repack_when_due(root: Path) -> None:
+    """Run git's own ``gc --auto``, which the mirror's git commands switch off: every push
+    leaves a pack in the receiving repo, and a Manager repo nobody commits in was never
+    repacked (with 500 packs, ``git status`` took 26 ms instead of 4). Beside transfers,
+    not under the repo's lock: git's pack and object tools read through a repack, which
+    can take minutes. The repo's own ``gc.auto`` (0: never) is honoured."""
+    configured = gitcmd.own_int(root, "gc.auto")
+    threshold = 6700 if configured is None else configured  # git's default
+    if threshold > 0:
+        with contextlib.suppress(MirrorError):
+            gitcmd.run(root, "-c", f"gc.auto={threshold}", "gc", "--auto", "--quiet", check=False)
+
+
 def size_sent(root: Path, tree: str) -> None:
     """Record the bytes the files of ``tree``, just sent, take: the next push into this repo
     is then sized by what it changes from ``tree``, not from the last snapshot received. A

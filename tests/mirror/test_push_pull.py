@@ -339,3 +339,28 @@ def test_after_a_pull_the_next_push_is_sized_from_what_the_manager_sent(
     assert done.returncode == 0, done.stderr
     assert checks.SIZED_KEY not in json.loads(marker.read_text())
     assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
+def test_the_manager_repacks_a_repo_that_only_receives_pushes(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Every push leaves a pack on the Manager, and the mirror's git never runs gc itself:
+    after a push the Manager runs git's own ``gc --auto``, by the repo's settings."""
+    p = pushed("proj")
+    git(p.directory, "config", "gc.autoPackLimit", "3")
+    git(p.directory, "config", "gc.autoDetach", "false")  # in the Manager's thread, not away
+    packs = p.directory / ".git" / "objects" / "pack"
+    for n in range(5):
+        (p.laptop / "README.md").write_text(f"push {n}\n")
+        done = ocm(p.laptop, "push")
+        assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 30
+    while len(list(packs.glob("*.pack"))) > 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # Without gc, a pack for the first push and one for each of these five.
+    assert len(list(packs.glob("*.pack"))) <= 3
+    git(p.directory, "fsck", "--no-dangling")
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+    (p.laptop / "README.md").write_text("after the repack\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    assert (p.directory / "README.md").read_text() == "after the repack\n"
