@@ -1,9 +1,9 @@
 """Writing the files a snapshot changes into staging, with git, for the journaled switch.
 
-Only what differs from the receiver's own snapshot of its work tree is written: git
-compares the two trees (``diff-tree``, object ids only, no file is read), and
-``git checkout-index --prefix`` writes just those entries from a throw-away index, so
-symlinks, exec bits and the receiver's own checkout filters are git's business.
+Only what differs from the receiver's own snapshot of its work tree is written (the checks
+have compared the two trees: :mod:`ocm.mirror.checks`), and ``git checkout-index
+--prefix`` writes just those entries from a throw-away index, so symlinks, exec bits and
+the receiver's own checkout filters are git's business.
 """
 
 from __future__ import annotations
@@ -12,42 +12,11 @@ import shutil
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.checks import Came, Entry, sizes
+from ocm.mirror.checks import Entry, sizes
 from ocm.mirror.errors import NoSpace
 
 # Room left on the disk after writing, for git's own bookkeeping and everything else.
 SPARE_BYTES = 64 * 1024**2
-
-
-def changed(
-    root: Path,
-    current_tree: str | None,
-    files: list[Entry],
-    incoming_tree: str,
-    came: Came | None = None,
-) -> list[Entry]:
-    """The incoming files whose content or mode differs from ``current_tree`` (all of them
-    when the receiver's tree is unknown). ``came``: the checks' comparison, used when it
-    was against ``current_tree``."""
-    if current_tree is None:
-        return list(files)
-    if came is not None and came.base == current_tree:
-        return [entry for entry in files if entry.path in came.paths]
-    done = gitcmd.run(
-        root,
-        "diff-tree",
-        "-r",
-        "-z",
-        "--no-renames",
-        "--name-only",
-        current_tree,
-        incoming_tree,
-        check=False,
-    )
-    if done.returncode != 0:
-        return list(files)
-    differing = set(gitcmd.split_z(done.stdout))
-    return [entry for entry in files if entry.path in differing]
 
 
 def write(

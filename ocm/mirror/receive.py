@@ -194,7 +194,7 @@ def receive(
     work = new_workdir(staging_dir, root)
     committed = undone = False
     # This side's own state needs nothing from the pack: git looks at the work tree while
-    # index-pack and the checks run (the caller's lock keeps it from changing hands).
+    # index-pack and the first checks run (the caller's lock keeps it from changing hands).
     looked = looked or Task(look, root)
     try:
         quarantine = work / "objects"
@@ -202,18 +202,16 @@ def receive(
         env = pack.quarantine_env(root, quarantine)
         incoming = read_snapshot(root, env, snapshot_commit, branch)
         marker = read_marker(root)
-        files, total, came = checks.check(root, env, incoming, limits, checks.base_of(marker))
+        weighed = checks.weigh(root, env, incoming, limits, checks.base_of(marker))
+        # Checked against this side's own tree: only what differs is looked at and written.
+        current, state = looked.result()
+        found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         if count:
             pack.migrate(quarantine, root)
 
-        current, state = looked.result()
-        to_write = checkout.changed(root, state.snapshot, files, incoming.tree, came)
-        checkout.write(
-            root, to_write, work / "new", work / "checkout-index", came.sizes if came else None
-        )
-        names = [entry.path for entry in files]
-        unchanged = set(names).difference(entry.path for entry in to_write)
-        plan = swap.make_plan(root, work / "new", names, current.files, unchanged)
+        checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
+        incoming_names = [entry.path for entry in found.to_write]
+        plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files)
         known_set = {*known, marker.get("snapshot")}
         tip = _branch_tip(root, state, incoming.branch)
         risks, branch_old, detached_old = _risks(
@@ -227,7 +225,9 @@ def receive(
             if force
             else []
         )
-        result = Received(incoming.branch, incoming.head, plan.changed, plan.deleted, total, saved)
+        result = Received(
+            incoming.branch, incoming.head, plan.changed, plan.deleted, found.total, saved
+        )
 
         refs = {
             "head_ref": f"refs/heads/{state.branch}" if state.branch else None,
@@ -258,7 +258,7 @@ def receive(
             # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
             # in no snapshot it computes either); its bytes size the next transfer's check.
             # The commit lets the next push assume what this transfer left on both sides.
-            record = {"snapshot": incoming.tree, "bytes": total, "commit": incoming.commit}
+            record = {"snapshot": incoming.tree, "bytes": found.total, "commit": incoming.commit}
             record.update(head=incoming.head, branch=incoming.branch, **(remember or {}))
             write_marker(root, {**record, "from": sender})
         return result

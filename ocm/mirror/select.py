@@ -42,6 +42,8 @@ class Selection:
         self.settled: set[str] = settled if settled is not None else set()
         # The real index's stage-0 entries, "<mode> <oid>" by path.
         self.entries: dict[str, str] = entries if entries is not None else {}
+        # Every symlink seen, skipped ones too (settled paths are plain files).
+        self.links: set[str] = set()
 
     @property
     def files(self) -> list[str]:
@@ -143,6 +145,8 @@ def select(root: Path) -> Selection:
                 if bucket is selection.tracked:
                     selection.deleted.append(name)
                 continue
+            if stat.S_ISLNK(mode):
+                selection.links.add(name)
             if stat.S_ISLNK(mode) and not link_stays_inside(name, os.readlink(path)):
                 selection.skipped.append(name)  # the receiver would refuse the pack
             elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):

@@ -83,23 +83,18 @@ def walk_files(top: Path) -> list[str]:
 
 
 def make_plan(
-    root: Path,
-    new: Path,
-    incoming: list[str],
-    current: list[str],
-    unchanged: set[str] | frozenset[str] = frozenset(),
+    root: Path, new: Path, incoming: list[str], doomed: list[str], current: list[str]
 ) -> Plan:
     """Decide every rename; refuse (409) when an incoming path is blocked by kept files.
 
-    ``current`` is the receiver's own selection (what it would send): those are the files
-    the sender's tree replaces. Everything else on the receiver is kept. ``unchanged`` are
-    incoming files the receiver already has, byte for byte, under real directories.
+    ``incoming`` are the files written under ``new`` (what the receiver lacks or has
+    otherwise), ``doomed`` the receiver's files the sender's tree does not hold. ``current``
+    is the receiver's own selection (what it would send): those are the files the sender's
+    tree replaces. Everything else on the receiver is kept.
     """
     # Plain strings, not Paths: three Path joins per file were 0.4 s of a 21,000-file switch.
     top, staged = os.fspath(root), os.fspath(new)
     plan = Plan()
-    incoming_set = set(incoming)
-    doomed = [name for name in current if name not in incoming_set]
     doomed_set = set(doomed)
     plan.ops.extend(("del", name) for name in doomed)
     plan.deleted = len(doomed)
@@ -108,8 +103,6 @@ def make_plan(
     blocked: list[str] = []
     current_set = set(current)
     for name in incoming:
-        if name in unchanged:
-            continue
         parts = name.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from ocm.mirror import checks, swap
 from ocm.mirror import receive as receive_mod
 from ocm.mirror.errors import BadPack, Busy, Refused, TooLarge
 from ocm.mirror.pack import Limits
+from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import read_snapshot
 from ocm.mirror.state import read_marker
 from tests.mirror import hostile
@@ -318,6 +321,55 @@ def test_a_bad_path_only_in_the_snapshots_index_is_refused(
     )
     commit = hostile.snapshot_commit(root, clean, index)
     with pytest.raises(BadPack, match=f"the snapshot's index holds .*{re.escape(problem)}"):
-        checks.check(root, {}, read_snapshot(root, {}, commit, "main"), Limits())
+        checks.weigh(root, {}, read_snapshot(root, {}, commit, "main"), Limits())
     fine = hostile.snapshot_commit(root, clean)  # the same tree without that index passes
-    checks.check(root, {}, read_snapshot(root, {}, fine, "main"), Limits())
+    snap = read_snapshot(root, {}, fine, "main")
+    checks.check(root, {}, snap, checks.weigh(root, {}, snap, Limits()), Selection(root), None)
+
+
+def _receiver_tree_plus(root: Path, source: Path, entries: dict[str, tuple[str, bytes]]) -> str:
+    """A snapshot commit in ``source`` of ``root``'s HEAD tree with ``entries`` added
+    (path: (mode, content))."""
+    index = {**os.environ, "GIT_INDEX_FILE": str(source / ".git" / "hostile-index")}
+
+    def staged(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=source, env=index, capture_output=True)
+        return done.stdout.decode().strip()
+
+    staged("read-tree", git(root, "rev-parse", "HEAD^{tree}"))
+    for path, (mode, data) in entries.items():
+        staged(
+            "update-index", "--add", "--cacheinfo", f"{mode},{hostile.blob(source, data)},{path}"
+        )
+    return hostile.snapshot_commit(source, staged("write-tree"))
+
+
+@pytest.mark.parametrize(
+    ("entries", "written"),
+    [
+        ({"LINK-TO-APP/x": ("100644", b"x")}, "LINK-TO-APP/x"),  # under a link it has
+        ({"SRC": ("120000", b"docs")}, "src/app.py"),  # a new link over files it has
+    ],
+)
+def test_a_write_through_a_symlink_is_refused_beside_files_that_did_not_change(
+    tmp_path: Path, entries: dict[str, tuple[str, bytes]], written: str
+) -> None:
+    """Only what differs from the receiver's tree is checked, yet a new path under one of
+    its unchanged symlinks, or a new symlink over its unchanged files, is refused: on a
+    case-insensitive disk (a Mac's) the write would go through the link."""
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    transfer(source, target, tmp_path)  # both sides now hold link-to-app and src/
+    commit = _receiver_tree_plus(target, source, entries)
+    before = tree_listing(target)
+    with receive_mod.repo_lock(target), pytest.raises(BadPack, match=re.escape(written)):
+        receive_mod.receive(
+            target,
+            io.BytesIO(hostile.pack_of(source, commit)),
+            snapshot_commit=commit,
+            branch="main",
+            staging_dir=tmp_path / "staging",
+            limits=Limits(),
+            force=True,
+        )
+    assert tree_listing(target) == before
