@@ -191,7 +191,6 @@ class Weighed(NamedTuple):
     sizes: dict[str, int]  # the size of blobs that came (from ``base``), or of every blob
     base: str | None  # the tree ``found`` compares the snapshot with
     found: list[Change] | None  # what differs from ``base`` (None: every blob was sized)
-    listing: list[Entry] | None  # the snapshot's whole tree, when it was listed
 
 
 def weigh(
@@ -210,13 +209,11 @@ def weigh(
     _check_paths(gitcmd.split_z(differing), "the snapshot's index")
     found = differences(root, env, base.tree, snap.tree) if base is not None else None
     if base is not None and found is not None:
-        total, known = sized(root, env, base, _blobs(found))
-        weighed = Weighed(total, known, base.tree, found, None)
+        weighed = Weighed(*sized(root, env, base, _blobs(found)), base.tree, found)
     else:
-        listing = _ls_tree(root, env, snap.tree)
-        known = sizes(root, env, (entry.oid for entry in listing if entry.mode != GITLINK))
-        total = sum(known.get(entry.oid, 0) for entry in listing if entry.mode != GITLINK)
-        weighed = Weighed(total, known, None, None, listing)
+        files = [entry for entry in _ls_tree(root, env, snap.tree) if entry.mode != GITLINK]
+        known = sizes(root, env, (entry.oid for entry in files))
+        weighed = Weighed(sum(known.get(entry.oid, 0) for entry in files), known, None, None)
     if weighed.total > limits.max_bytes:
         raise TooLarge(
             f"the snapshot's files take {weighed.total} bytes, more than the receiver "
@@ -248,7 +245,7 @@ def check(
     else:
         found = differences(root, env, own_tree, snap.tree)
     if found is None:  # all of the snapshot is new here
-        came = weighed.listing or _ls_tree(root, env, snap.tree)
+        came = _ls_tree(root, env, snap.tree)
         listed = {entry.path for entry in came}
         gone = [name for name in own.files if name not in listed]
     else:
