@@ -121,11 +121,15 @@ def rebuild_index(root: Path, incoming: Snapshot) -> None:
     """Give the receiver the sender's index (staged changes stay staged), then refresh it.
 
     A one-tree ``read-tree -m`` keeps the stat data of every entry that did not change, so
-    the refresh re-reads just what did. Built in a private file and renamed over
+    the refresh re-reads just what did. ``-i``: the work tree is already the new one, which
+    a plain ``-m`` refuses for every entry that changed ("not uptodate"); the fallback then
+    re-read every file (0.7 s on 21,000). Built in a private file and renamed over
     ``.git/index``, so a crash leaves the old one.
     """
     with temp_index(root, copy_real=True) as env:
-        merged = gitcmd.run(root, "read-tree", "-m", incoming.index_tree, env=env, check=False)
+        merged = gitcmd.run(
+            root, "read-tree", "-i", "-m", incoming.index_tree, env=env, check=False
+        )
         if merged.returncode != 0:  # e.g. the old index had conflicts: start afresh
             gitcmd.run(root, "read-tree", incoming.index_tree, env=env)
         # Exit code 1 only means "some files differ from the index": expected.

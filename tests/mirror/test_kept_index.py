@@ -3,14 +3,11 @@ not on every push, and never at the cost of a wrong snapshot."""
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 from ocm.mirror.kept_index import KEPT_NAME
 from tests.mirror.conftest import Pushed
-from tests.mirror.helpers import tree_listing
+from tests.mirror.helpers import age, rewrite_unseen, tree_listing
 from tests.support.git import git
 from tests.support.processes import Cli
 
@@ -31,26 +28,10 @@ def _uncommitted(p: Pushed) -> None:
     for n in range(5):
         (p.laptop / f"notes/{n}.txt").write_text(f"note {n}\n")
     (p.laptop / "empty.txt").unlink()
-    _age(p.laptop, UNCOMMITTED)
+    age(p.laptop, UNCOMMITTED)
 
 
 UNCOMMITTED = ["src/app.py", "README.md", *(f"notes/{n}.txt" for n in range(5))]
-
-
-def _age(root: Path, names: list[str]) -> None:
-    """Date files an hour back: git re-reads a file changed in the second its index was
-    written ("racily clean"), and these are to be taken on trust."""
-    hour_ago = time.time_ns() - 3600 * 10**9
-    for name in names:
-        os.utime(root / name, ns=(hour_ago, hour_ago))
-
-
-def _rewrite_unseen(note: Path) -> None:
-    """Change ``note`` keeping its size and times: with ``core.trustctime`` off, git's stat
-    data (and ``git status``) then counts it as unchanged."""
-    seen = note.stat()
-    note.write_text("note X\n")  # same size
-    os.utime(note, ns=(seen.st_atime_ns, seen.st_mtime_ns))
 
 
 def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
@@ -65,7 +46,7 @@ def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
     _push(ocm, p)
     assert (p.laptop / ".git" / KEPT_NAME).exists()
 
-    _rewrite_unseen(p.laptop / "notes/0.txt")
+    rewrite_unseen(p.laptop / "notes/0.txt")
     (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
@@ -142,13 +123,13 @@ def test_the_receivers_look_starts_from_the_index_it_kept(
     git(p.directory, "config", "core.trustctime", "false")
     _uncommitted(p)
     _push(ocm, p)  # the Manager's look found nothing uncommitted: nothing to keep yet
-    _age(p.directory, UNCOMMITTED)
+    age(p.directory, UNCOMMITTED)
     (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
     _push(ocm, p)  # this look hashed the uncommitted files; its index is kept
     assert (p.directory / ".git" / KEPT_NAME).exists()
 
     note = p.directory / "notes/0.txt"
-    _rewrite_unseen(note)
+    rewrite_unseen(note)
     (p.laptop / "notes/1.txt").write_text("note 1, longer now\n")
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
@@ -164,7 +145,7 @@ def test_a_change_on_the_receiver_since_its_kept_look_is_seen(
     p = pushed("proj")
     _uncommitted(p)
     _push(ocm, p)
-    _age(p.directory, UNCOMMITTED)
+    age(p.directory, UNCOMMITTED)
     (p.laptop / "notes/4.txt").write_text("note 4, edited\n")
     _push(ocm, p)
     kept = (p.directory / ".git" / KEPT_NAME).read_bytes()

@@ -19,7 +19,7 @@ from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import read_snapshot
 from ocm.mirror.state import read_marker
 from tests.mirror import hostile
-from tests.mirror.helpers import rich_repo, transfer, tree_listing
+from tests.mirror.helpers import age, rewrite_unseen, rich_repo, transfer, tree_listing
 from tests.support.git import git
 
 
@@ -373,3 +373,23 @@ def test_a_write_through_a_symlink_is_refused_beside_files_that_did_not_change(
             force=True,
         )
     assert tree_listing(target) == before
+
+
+def test_a_committed_change_leaves_every_other_files_stat_data_trusted(tmp_path: Path) -> None:
+    """The receiver takes the sender's index (what is staged stays staged) keeping the stat
+    data of every entry that did not change. A file rewritten with the same size and times
+    is then taken on trust, as ``git status`` would. Before, an entry whose file the switch
+    had replaced made ``read-tree -m`` refuse, and the fallback re-read every file of the
+    work tree (0.7 s on 21,000 files)."""
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    transfer(source, target, tmp_path)
+    git(target, "config", "core.trustctime", "false")
+    age(target, ["README.md"])
+    git(target, "update-index", "-q", "--refresh")
+    (source / "src/app.py").write_text("print('changed')\n")
+    git(source, "commit", "-qam", "a committed change: the index differs too")
+    rewrite_unseen(target / "README.md")
+    transfer(source, target, tmp_path)
+    assert git(target, "rev-parse", ":src/app.py") == git(source, "rev-parse", "HEAD:src/app.py")
+    assert git(target, "diff-files", "--name-only") == ""  # README.md was not read again
