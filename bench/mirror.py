@@ -368,11 +368,18 @@ class RepoRun:
         """
         if self.tables[link] is not next(iter(self.tables.values())):
             self.commit_everything()
-        for count in self.opts.changes:
+        # Each number of changed files, then one file changed and committed (by you before a
+        # push, by an agent before a pull): the commit moves the branch and the index too.
+        cases = [(count, False) for count in self.opts.changes] + [(1, True)]
+        for count, committed in cases:
             for direction in ("push", "pull"):
                 label = f"{direction}, {count:,} file{'s' if count > 1 else ''} changed"
+                label += " and committed" if committed else ""
                 rounds = self.opts.rounds if count == 1 else 1
-                runs = [self.change(link, label, direction, count, n) for n in range(rounds)]
+                runs = [
+                    self.change(link, label, direction, count, n, committed=committed)
+                    for n in range(rounds)
+                ]
                 self.record(
                     link, label, {tool: _median([run[tool] for run in runs]) for tool in TOOLS}
                 )
@@ -386,8 +393,18 @@ class RepoRun:
         _git(self.laptop, "commit", "-q", "-a", "--allow-empty", "-m", message, env=IDENTITY)
         self.step(self.ocm.relay, None, lambda: self.ocm.run(self.laptop, "push"))
 
-    def change(self, link: str, label: str, direction: str, count: int, round_: int) -> Row:
-        """Change ``count`` files on one side, then carry it over with each tool."""
+    def change(
+        self,
+        link: str,
+        label: str,
+        direction: str,
+        count: int,
+        round_: int,
+        *,
+        committed: bool = False,
+    ) -> Row:
+        """Change ``count`` files on one side (and commit them there: ``committed``), then
+        carry it over with each tool."""
         shaped, local = link == "shaped", self.tables.get("local")
         repo, ocm, rsync, tar = self.repo, self.ocm, self.rsync, self.tar
         rng = random.Random(f"{repo.kind}-{label}-{round_}")
@@ -407,6 +424,11 @@ class RepoRun:
                 "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "pull")),
                 "rsync": (rsync.relay, lambda: rsync.pull(self.rsync_laptop, self.excludes)),
             }
+        if committed:  # on both copies of that side: rsync carries the commit in .git
+            for root in (
+                (self.laptop, self.rsync_laptop) if direction == "push" else (source, self.remote)
+            ):
+                _git(root, "commit", "-q", "-m", f"bench: {tag}", "--", *paths, env=IDENTITY)
         actions["tar"] = (tar.relay, lambda: tar.copy(source, paths, self.tar_dest))
         row: Row = {}
         for tool, (relay, action) in actions.items():

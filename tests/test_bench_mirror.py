@@ -80,7 +80,9 @@ def test_the_benchmark_runs_on_a_tiny_repo(tmp_path: Path) -> None:
         "pull into a fresh clone",
         "push, 1 file changed",
         "pull, 1 file changed",
-        "push, 1 file changed, 2 uncommitted before it",  # the two files changed above
+        "push, 1 file changed and committed",
+        "pull, 1 file changed and committed",
+        "push, 1 file changed, 2 uncommitted before it",  # the two files changed, not committed
     ]
     assert "failed" not in done.stdout
     for cells in rows.values():  # ocm, rsync and tar each moved bytes through the relay
