@@ -10,11 +10,13 @@ what it was built from in ``.git/ocm-snapshot-index.json``: the staged tree, the
 taken from the work tree, and a SHA-1 of the index file.
 
 It is used instead of the copy only when it provably holds the same entries as that copy
-for every other path: the staged tree is the same (then so is every stage-0 entry of the
-real index), and the last snapshot's own paths that are no longer to be looked at get the
-real index's entries back first. Anything else (another staged tree, a record that does
-not match the file, two ocm processes writing at once) falls back to the copy, which is
-always right, and keeps that instead. Racy entries stay racy: the file is copied with its
+for every other path: the entries of the real index that may differ from those it was
+copied from (the paths where git's comparison of the staged trees then and now differs,
+after a commit or an add) and the last snapshot's own paths that are no longer to be looked
+at get the real index's entries back first; every other stage-0 entry of the real index is
+the same as then. Anything else (a staged tree git cannot compare, a record that does not
+match the file, two ocm processes writing at once) falls back to the copy, which is always
+right, and keeps that instead. Racy entries stay racy: the file is copied with its
 modification time, which is what git's check compares entries with.
 
 A receiving side keeps the index its own look at the work tree was built in (blobs not
@@ -48,14 +50,25 @@ def start_from_kept(
     did. ``entries``: the real index's ``"<mode> <oid>"`` by path."""
     record = _record(root)
     kept = root / ".git" / KEPT_NAME
-    if record is None or record.get("staged") != staged or record.get("sha1") != _sha1(kept):
+    if record is None or record.get("sha1") != _sha1(kept):
         return False
-    then = record.get("paths")
-    if not isinstance(then, list):
+    then, staged_then = record.get("paths"), record.get("staged")
+    if not isinstance(then, list) or not gitcmd.is_oid(staged_then):
         return False
+    # What was staged then and now differs only where git's comparison says (a commit, an
+    # add): those entries are taken from the real index, as the paths no longer looked at.
+    moved: list[str] = []
+    if staged_then != staged:
+        done = gitcmd.run(
+            root, "diff-tree", "-r", "-z", "--name-only", "--no-renames", str(staged_then),
+            staged, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            return False
+        moved = gitcmd.split_z(done.stdout)
     looked_at = set(paths)
-    stale = [str(path) for path in then if path not in looked_at]
-    lines = [f"{entries.get(path, _REMOVE)}\t{path}" for path in stale]
+    stale = [str(path) for path in [*then, *moved] if path not in looked_at]
+    lines = [f"{entries.get(path, _REMOVE)}\t{path}" for path in dict.fromkeys(stale)]
     trial = index_file.with_name(index_file.name + ".kept")
     try:
         shutil.copy2(kept, trial)

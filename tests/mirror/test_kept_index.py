@@ -54,6 +54,27 @@ def test_an_uncommitted_file_is_not_read_again_while_git_would_trust_it(
     assert (p.directory / "notes/1.txt").read_text() == "note 1, longer now\n"
 
 
+def test_after_a_commit_the_uncommitted_files_are_not_read_again(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """A commit changes what is staged; the kept index serves all the same, with the
+    committed paths taken from the real index. With ``core.trustctime`` off, a file
+    rewritten with the same size and time then travels as it was hashed before the commit."""
+    p = pushed("proj")
+    git(p.laptop, "config", "core.trustctime", "false")
+    _uncommitted(p)
+    _push(ocm, p)
+
+    rewrite_unseen(p.laptop / "notes/0.txt")
+    git(p.laptop, "add", "src/app.py", "notes/1.txt")
+    git(p.laptop, "commit", "-q", "-m", "part of the day's work")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "notes/0.txt").read_text() == "note 0\n"  # not read again
+    assert git(p.directory, "log", "-1", "--format=%s") == "part of the day's work"
+    assert git(p.directory, "status", "--porcelain", "--", "src/app.py", "notes/1.txt") == ""
+
+
 def test_what_changed_in_the_index_since_is_taken_from_the_index(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
