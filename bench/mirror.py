@@ -411,24 +411,21 @@ class RepoRun:
         paths = rng.sample(repo.texts, min(count, len(repo.texts)))
         tag = f"{link} {label} {round_}"
         if direction == "push":
-            edit(paths, [self.laptop, self.rsync_laptop], tag)
-            source = self.laptop
+            source, roots = self.laptop, [self.laptop, self.rsync_laptop]
             actions = {
                 "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "push")),
                 "rsync": (rsync.relay, lambda: rsync.push(self.rsync_laptop, self.excludes)),
             }
         else:  # an agent changed them on the Manager
             source = ocm.checkout(repo.kind)
-            edit(paths, [source, self.remote], tag)
+            roots = [source, self.remote]
             actions = {
                 "ocm": (ocm.relay, lambda: ocm.run(self.laptop, "pull")),
                 "rsync": (rsync.relay, lambda: rsync.pull(self.rsync_laptop, self.excludes)),
             }
-        if committed:  # on both copies of that side: rsync carries the commit in .git
-            for root in (
-                (self.laptop, self.rsync_laptop) if direction == "push" else (source, self.remote)
-            ):
-                _git(root, "commit", "-q", "-m", f"bench: {tag}", "--", *paths, env=IDENTITY)
+        edit(paths, roots, tag)
+        for root in roots if committed else ():  # rsync's copy too: its .git carries it
+            _git(root, "commit", "-q", "-m", f"bench: {tag}", "--", *paths, env=IDENTITY)
         actions["tar"] = (tar.relay, lambda: tar.copy(source, paths, self.tar_dest))
         row: Row = {}
         for tool, (relay, action) in actions.items():
