@@ -208,9 +208,9 @@ def weigh(
     ).stdout  # fmt: skip
     _check_paths(gitcmd.split_z(differing), "the snapshot's index")
     found = differences(root, env, base.tree, snap.tree) if base is not None else None
-    if base is not None and found is not None:
+    if found is not None and base is not None:  # (found implies base)
         weighed = Weighed(*sized(root, env, base, _blobs(found)), base.tree, found)
-    else:
+    else:  # no record of a base, or git cannot compare with it: every blob
         files = [entry for entry in _ls_tree(root, env, snap.tree) if entry.mode != GITLINK]
         known = sizes(root, env, (entry.oid for entry in files))
         weighed = Weighed(sum(known.get(entry.oid, 0) for entry in files), known, None, None)

@@ -145,11 +145,12 @@ def select(root: Path) -> Selection:
                 if bucket is selection.tracked:
                     selection.deleted.append(name)
                 continue
-            if stat.S_ISLNK(mode):
+            link = stat.S_ISLNK(mode)
+            if link:
                 selection.links.add(name)
-            if stat.S_ISLNK(mode) and not link_stays_inside(name, os.readlink(path)):
+            if link and not link_stays_inside(name, os.readlink(path)):
                 selection.skipped.append(name)  # the receiver would refuse the pack
-            elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+            elif link or stat.S_ISREG(mode):
                 bucket.append(name)
             elif not stat.S_ISDIR(mode):  # submodule checkouts are directories: not sent
                 selection.skipped.append(name)
