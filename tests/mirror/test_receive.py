@@ -393,3 +393,16 @@ def test_a_committed_change_leaves_every_other_files_stat_data_trusted(tmp_path:
     transfer(source, target, tmp_path)
     assert git(target, "rev-parse", ":src/app.py") == git(source, "rev-parse", "HEAD:src/app.py")
     assert git(target, "diff-files", "--name-only") == ""  # README.md was not read again
+
+
+def test_a_submodule_link_travels_as_a_link(tmp_path: Path) -> None:
+    """A real submodule link (an uninitialised submodule's empty folder, as a clone leaves
+    it) passes the check of raw tree modes that refuses a device-like one."""
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    head = git(source, "rev-parse", "HEAD")
+    git(source, "update-index", "--add", "--cacheinfo", f"160000,{head},vendor/lib")
+    git(source, "commit", "-q", "-m", "a submodule")
+    (source / "vendor/lib").mkdir()
+    transfer(source, target, tmp_path)
+    assert git(target, "ls-tree", "HEAD", "vendor/lib").split()[:3] == ["160000", "commit", head]
