@@ -117,14 +117,15 @@ def move_head(root: Path, incoming: Snapshot, message: str, on: str | None) -> N
         gitcmd.run(root, "symbolic-ref", "-m", message, "HEAD", f"refs/heads/{incoming.branch}")
 
 
-def rebuild_index(root: Path, incoming: Snapshot) -> None:
+def rebuild_index(root: Path, incoming: Snapshot, refresh: bool = True) -> None:
     """Give the receiver the sender's index (staged changes stay staged), then refresh it.
 
     A one-tree ``read-tree -m`` keeps the stat data of every entry that did not change, so
     the refresh re-reads just what did. ``-i``: the work tree is already the new one, which
     a plain ``-m`` refuses for every entry that changed ("not uptodate"); the fallback then
     re-read every file (0.7 s on 21,000). Built in a private file and renamed over
-    ``.git/index``, so a crash leaves the old one.
+    ``.git/index``, so a crash leaves the old one. Without ``refresh`` the entries that
+    changed have no stat data until a later refresh: git re-reads them meanwhile.
     """
     with temp_index(root, copy_real=True) as env:
         merged = gitcmd.run(
@@ -132,6 +133,6 @@ def rebuild_index(root: Path, incoming: Snapshot) -> None:
         )
         if merged.returncode != 0:  # e.g. the old index had conflicts: start afresh
             gitcmd.run(root, "read-tree", incoming.index_tree, env=env)
-        # Exit code 1 only means "some files differ from the index": expected.
-        gitcmd.run(root, "update-index", "-q", "--refresh", env=env, check=False)
+        if refresh:  # exit code 1 only means "some files differ from the index": expected
+            gitcmd.run(root, "update-index", "-q", "--refresh", env=env, check=False)
         os.replace(env["GIT_INDEX_FILE"], root / ".git" / "index")

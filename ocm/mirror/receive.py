@@ -94,8 +94,9 @@ def settling(root: Path) -> Iterator[None]:
 
 def settle_index(root: Path) -> None:
     """Refresh the index once the files a transfer wrote are older than it: until then git
-    re-reads each ("racily clean") on every look at the work tree (after a first push of
-    2,000 files, 0.28 s a look instead of 0.01 s). Skipped while a transfer holds the repo."""
+    re-reads each (without stat data, see ``refresh_below``, or "racily clean") on every
+    look at the work tree (after a first push of 2,000 files, 0.28 s a look instead of
+    0.01 s). Skipped while a transfer holds the repo."""
     with contextlib.suppress(Busy, OSError), settling(root):
         gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
 
@@ -177,6 +178,7 @@ def receive(
     progress: Progress | None = None,
     remember: Mapping[str, Any] | None = None,
     looked: Task[tuple[Selection, RepoState]] | None = None,
+    refresh_below: int | None = None,
 ) -> Received:
     """Make the work tree at ``root`` identical to the snapshot the pack in ``stream`` brings.
 
@@ -187,6 +189,9 @@ def receive(
     unless ``force``: then it is saved first and the ``saved`` lines say where.
     ``remember`` adds facts about the other side to this side's marker. ``looked``: a
     :func:`look` the caller started under its lock (else it starts here).
+    ``refresh_below``: when this many files or more changed, the index's refresh is left
+    to the caller (:func:`settle_index`, once their second is over), not done before the
+    answer.
     """
     # git runs in the repo with paths to staging in its environment: they must be absolute
     # (a Manager started with a relative --data-dir has relative ones).
@@ -241,7 +246,8 @@ def receive(
         try:
             swap.apply(work, root, plan)
             history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
-            history.rebuild_index(root, incoming)
+            refresh = refresh_below is None or plan.changed < refresh_below
+            history.rebuild_index(root, incoming, refresh)
         except BaseException:
             _undo(work, root, plan.ops, refs)
             undone = True

@@ -447,9 +447,10 @@ def test_a_tag_named_like_the_branch_does_not_rename_what_travels(tmp_path: Path
 def test_a_push_of_many_files_leaves_the_managers_index_settled(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
-    """Files written in the same second as the index are "racily clean" to git, which then
-    re-reads them on every look at the work tree until the index is written again: after a
-    push that wrote many, the Manager rewrites its index once that second is over."""
+    """Files without stat data in the index, or written in the same second as it ("racily
+    clean"), are re-read by git on every look at the work tree: after a push that wrote
+    many, the Manager refreshes its index once that second is over (and not before its
+    answer), leaving every entry's stat data trusted."""
     p = pushed("proj")
     for n in range(150):
         (p.laptop / "many" / f"{n}.txt").parent.mkdir(exist_ok=True)
@@ -467,4 +468,6 @@ def test_a_push_of_many_files_leaves_the_managers_index_settled(
     while not settled() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert settled()
+    # diff-files trusts stat data and reads no file: an entry without it would be listed.
+    assert git(p.directory, "diff-files", "--name-only") == ""
     assert git(p.directory, "status", "--porcelain") == git(p.laptop, "status", "--porcelain")
