@@ -92,13 +92,21 @@ def settling(root: Path) -> Iterator[None]:
             mark.unlink()
 
 
-def settle_index(root: Path) -> None:
+def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:
     """Refresh the index once the files a transfer wrote are older than it: until then git
     re-reads each (without stat data, see ``refresh_below``, or "racily clean") on every
     look at the work tree (after a first push of 2,000 files, 0.28 s a look instead of
-    0.01 s). Skipped while a transfer holds the repo."""
-    with contextlib.suppress(Busy, OSError), settling(root):
-        gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
+    0.01 s). While a transfer holds the repo it tries again ``pause`` seconds later: a pull
+    leaves the index as it is."""
+    for _ in range(attempts):
+        try:
+            with settling(root):
+                gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
+            return
+        except Busy:
+            time.sleep(pause)
+        except OSError:
+            return
 
 
 def repack_when_due(root: Path) -> None:

@@ -18,7 +18,7 @@ import requests
 
 from ocm.api import ManagerClient
 from ocm.commands import mirror as mirror_cmd
-from ocm.mirror import pack, send, wire
+from ocm.mirror import pack, receive, send, wire
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.support.git import git
@@ -444,13 +444,15 @@ def test_a_tag_named_like_the_branch_does_not_rename_what_travels(tmp_path: Path
     assert send.prepare(root).snapshot.branch is None
 
 
+@pytest.mark.parametrize("busy_for", [0.0, 2.5], ids=["repo idle", "repo busy when due"])
 def test_a_push_of_many_files_leaves_the_managers_index_settled(
-    ocm: Cli, pushed: Callable[..., Pushed]
+    ocm: Cli, pushed: Callable[..., Pushed], busy_for: float
 ) -> None:
     """Files without stat data in the index, or written in the same second as it ("racily
     clean"), are re-read by git on every look at the work tree: after a push that wrote
     many, the Manager refreshes its index once that second is over (and not before its
-    answer), leaving every entry's stat data trusted."""
+    answer), leaving every entry's stat data trusted. A transfer holding the repo then
+    (here: its lock, held as a pull would) only delays the refresh."""
     p = pushed("proj")
     for n in range(150):
         (p.laptop / "many" / f"{n}.txt").parent.mkdir(exist_ok=True)
@@ -458,6 +460,9 @@ def test_a_push_of_many_files_leaves_the_managers_index_settled(
     git(p.laptop, "add", "many")  # in the index: only its entries can be racily clean
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
+    if busy_for:  # the refresh is due 1.1 s after the answer
+        with receive.repo_lock(p.directory):
+            time.sleep(busy_for)
     written = [p.directory / "many" / f"{n}.txt" for n in range(150)]
     newest = max(int(path.stat().st_mtime) for path in written)
 
