@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, TooLarge
+from ocm.mirror.gitcmd import ABSENT, Change
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import Selection, link_stays_inside
 from ocm.mirror.snapshot import Snapshot
@@ -101,28 +102,9 @@ def sizes(root: Path, env: dict[str, str], oids: Iterable[str]) -> dict[str, int
     return found
 
 
-NONE = "000000"  # the mode git diff-tree gives a path one side does not have
-
-
-class Change(NamedTuple):
-    """One path that differs between two trees, as ``git diff-tree -r`` names it."""
-
-    old_mode: str
-    new_mode: str
-    old_oid: str
-    new_oid: str
-    path: str
-
-
 def differences(root: Path, env: dict[str, str], old: str, new: str) -> list[Change] | None:
     """What differs from tree ``old`` to tree ``new`` (None: git cannot compare the two)."""
-    done = gitcmd.run(root, "diff-tree", "-r", "-z", "--no-renames", old, new, env=env, check=False)
-    if done.returncode != 0:
-        return None
-    fields = done.stdout.split(b"\0")
-    paths = gitcmd.split_z(b"\0".join(fields[1::2]))
-    headers = [header[1:].decode().split() for header in fields[0::2] if header[:1] == b":"]
-    return [Change(h[0], h[1], h[2], h[3], path) for h, path in zip(headers, paths, strict=True)]
+    return gitcmd.raw_diff(root, env, "diff-tree", "-r", old, new)
 
 
 class Changes(NamedTuple):
@@ -139,8 +121,8 @@ def changes(root: Path, env: dict[str, str], old: str, new: str) -> Changes | No
 
 
 def _blobs(found: list[Change]) -> Changes:
-    gone = [c.old_oid for c in found if c.old_mode not in (NONE, GITLINK)]
-    return Changes(gone, [c.new_oid for c in found if c.new_mode not in (NONE, GITLINK)])
+    gone = [c.old_oid for c in found if c.old_mode not in (ABSENT, GITLINK)]
+    return Changes(gone, [c.new_oid for c in found if c.new_mode not in (ABSENT, GITLINK)])
 
 
 def sized(
@@ -248,9 +230,9 @@ def check(
         listed = {entry.path for entry in came}
         gone = [name for name in own.files if name not in listed]
     else:
-        came = [Entry(c.new_mode, c.new_oid, c.path) for c in found if c.new_mode != NONE]
+        came = [Entry(c.new_mode, c.new_oid, c.path) for c in found if c.new_mode != ABSENT]
         current = set(own.files)
-        gone = [c.path for c in found if c.new_mode in (NONE, GITLINK) and c.path in current]
+        gone = [c.path for c in found if c.new_mode in (ABSENT, GITLINK) and c.path in current]
     _check_paths([entry.path for entry in came], "the snapshot")
     _check_gitlinks(root, env, snap.tree, [entry for entry in came if entry.mode == GITLINK])
     files = [entry for entry in came if entry.mode != GITLINK]

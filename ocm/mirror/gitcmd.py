@@ -199,6 +199,33 @@ def split_z(data: bytes) -> list[str]:
     return [item for item in text.split("\0") if item]
 
 
+ABSENT = "000000"  # the mode a raw diff gives a path one side does not have
+
+
+class Change(NamedTuple):
+    """One path that differs, as git's raw diff format names it."""
+
+    old_mode: str
+    new_mode: str
+    old_oid: str
+    new_oid: str
+    path: str
+    status: str  # "M", "A", "D", "T"; "U": unmerged in the index
+
+
+def raw_diff(root: Path, env: Mapping[str, str], command: str, *args: str) -> list[Change] | None:
+    """The changes ``git <command> <args>`` prints as a raw diff (None: git failed)."""
+    done = run(root, command, "-z", "--no-renames", *args, env=env, check=False)
+    if done.returncode != 0:
+        return None
+    fields = done.stdout.split(b"\0")
+    paths = split_z(b"\0".join(fields[1::2]))
+    headers = [header[1:].decode().split() for header in fields[0::2] if header[:1] == b":"]
+    return [
+        Change(h[0], h[1], h[2], h[3], path, h[4]) for h, path in zip(headers, paths, strict=True)
+    ]
+
+
 def last_line(stderr: bytes) -> str:
     lines = [line.strip() for line in os.fsdecode(stderr).splitlines() if line.strip()]
     return lines[-1] if lines else "no output"

@@ -406,3 +406,29 @@ def test_a_submodule_link_travels_as_a_link(tmp_path: Path) -> None:
     (source / "vendor/lib").mkdir()
     transfer(source, target, tmp_path)
     assert git(target, "ls-tree", "HEAD", "vendor/lib").split()[:3] == ["160000", "commit", head]
+
+
+@pytest.mark.parametrize("receiver_index", ["plain", "intent-to-add entry", "version 4"])
+def test_the_senders_index_arrives_entry_for_entry(tmp_path: Path, receiver_index: str) -> None:
+    """Staged additions, deletions, mode changes and content that differs from the work tree
+    all arrive as staged. A plain index has just the entries that differ rewritten; one
+    holding what a tree cannot say (an intent-to-add entry, index version 3) or in version
+    4 is rebuilt from the tree by ``read-tree``: the same result either way."""
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    transfer(source, target, tmp_path)
+    (source / "staged-new.txt").write_text("added\n")
+    (source / "src/app.py").write_text("print('staged')\n")
+    git(source, "add", "staged-new.txt", "src/app.py")
+    (source / "src/app.py").write_text("print('staged, then changed again')\n")
+    git(source, "rm", "-q", "--cached", "README.md")  # stays as an untracked file
+    git(source, "update-index", "--chmod=+x", "empty.txt")
+    if receiver_index == "intent-to-add entry":
+        (target / "planned.txt").write_text("planned\n")
+        git(target, "add", "-N", "planned.txt")
+    elif receiver_index == "version 4":
+        git(target, "update-index", "--index-version", "4")
+    transfer(source, target, tmp_path, force=True)
+    assert git(target, "ls-files", "-s") == git(source, "ls-files", "-s")
+    assert git(target, "status", "--porcelain") == git(source, "status", "--porcelain")
+    assert tree_listing(target) == tree_listing(source)
