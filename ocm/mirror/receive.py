@@ -93,11 +93,11 @@ def settling(root: Path) -> Iterator[None]:
 
 
 def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:
-    """Refresh the index once the files a transfer wrote are older than it: until then git
-    re-reads each (without stat data, see ``refresh_below``, or "racily clean") on every
-    look at the work tree (after a first push of 2,000 files, 0.28 s a look instead of
-    0.01 s). While a transfer holds the repo it tries again ``pause`` seconds later: a pull
-    leaves the index as it is."""
+    """Refresh the index after a transfer that wrote many files: until then git re-reads
+    each (without stat data, see ``refresh_below``, or "racily clean": written in the
+    index's second) on every look at the work tree (after a first push of 2,000 files,
+    0.28 s a look instead of 0.01 s). While a transfer holds the repo it tries again
+    ``pause`` seconds later: a pull leaves the index as it is."""
     for _ in range(attempts):
         try:
             with settling(root):
@@ -198,8 +198,7 @@ def receive(
     ``remember`` adds facts about the other side to this side's marker. ``looked``: a
     :func:`look` the caller started under its lock (else it starts here).
     ``refresh_below``: when this many files or more changed, the index's refresh is left
-    to the caller (:func:`settle_index`, once their second is over), not done before the
-    answer.
+    to the caller (:func:`settle_index` after the answer).
     """
     # git runs in the repo with paths to staging in its environment: they must be absolute
     # (a Manager started with a relative --data-dir has relative ones).
