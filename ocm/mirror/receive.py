@@ -105,7 +105,7 @@ def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:
             return
         except Busy:
             time.sleep(pause)
-        except OSError:
+        except (OSError, MirrorError):  # the repo is gone (deleted meanwhile): nothing to do
             return
 
 

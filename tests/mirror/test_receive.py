@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocm.mirror import checks, swap
+from ocm.mirror import checks, gitcmd, swap
 from ocm.mirror import receive as receive_mod
 from ocm.mirror.errors import BadPack, Busy, Refused, TooLarge
 from ocm.mirror.pack import Limits
@@ -432,3 +432,21 @@ def test_the_senders_index_arrives_entry_for_entry(tmp_path: Path, receiver_inde
     assert git(target, "ls-files", "-s") == git(source, "ls-files", "-s")
     assert git(target, "status", "--porcelain") == git(source, "status", "--porcelain")
     assert tree_listing(target) == tree_listing(source)
+
+
+def test_a_refresh_due_for_a_repo_that_is_gone_does_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Manager refreshes a repo's index in the background after a big push; a repo
+    removed meanwhile ends that quietly instead of with a thread's traceback: whether its
+    lock file cannot be opened, or git cannot start in the folder (removed in between)."""
+    receive_mod.settle_index(tmp_path / "gone", attempts=1)
+    repo = tmp_path / "proj"
+    git(tmp_path, "init", "-q", str(repo))
+
+    def vanished(root: Path, *args: str, **kwargs: object) -> None:
+        raise gitcmd.GitError("cannot run git (No such file or directory); install git")
+
+    monkeypatch.setattr(gitcmd, "run", vanished)
+    receive_mod.settle_index(repo, attempts=1)
+    assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
