@@ -30,10 +30,11 @@ from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, write_
 
 LOCK_NAME = "ocm.lock"
 # Present while :func:`settling` holds the lock: a transfer then waits for it (a refresh
-# of the index, well under a second on 20,000 files) up to SETTLING seconds, where another
-# transfer holding the lock is said at once.
+# of the index, which after a big push re-reads every file it wrote: 0.6 s on 21,000 files
+# here, more on a slow disk) up to SETTLING seconds, where another transfer holding the
+# lock is said at once.
 SETTLING_NAME = "ocm.settling"
-SETTLING = 2.0
+SETTLING = 10.0
 
 
 @contextlib.contextmanager
