@@ -450,9 +450,9 @@ def test_a_push_of_many_files_leaves_the_managers_index_settled(
 ) -> None:
     """Files without stat data in the index, or written in the same second as it ("racily
     clean"), are re-read by git on every look at the work tree: after a push that wrote
-    many, the Manager refreshes its index once that second is over (and not before its
-    answer), leaving every entry's stat data trusted. A transfer holding the repo then
-    (here: its lock, held as a pull would) only delays the refresh."""
+    many, the Manager refreshes its index after its answer and again once that second is
+    over, leaving every entry's stat data trusted. A transfer holding the repo then (here:
+    its lock, held as a pull would) only delays the refresh."""
     p = pushed("proj")
     for n in range(150):
         (p.laptop / "many" / f"{n}.txt").parent.mkdir(exist_ok=True)
@@ -460,7 +460,7 @@ def test_a_push_of_many_files_leaves_the_managers_index_settled(
     git(p.laptop, "add", "many")  # in the index: only its entries can be racily clean
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
-    if busy_for:  # the refresh is due 1.1 s after the answer
+    if busy_for:  # the second refresh is due 1.1 s after the answer
         with receive.repo_lock(p.directory):
             time.sleep(busy_for)
     written = [p.directory / "many" / f"{n}.txt" for n in range(150)]
