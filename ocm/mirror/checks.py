@@ -183,11 +183,8 @@ def weigh(
     every blob), within the limit. ``env`` lets git see the quarantined pack in front of
     the repository's own objects."""
     # The index's paths are the tree's but for what git diff-tree says differs.
-    differing = gitcmd.run(
-        root, "diff-tree", "-r", "-z", "--no-renames", "--name-only", snap.tree,
-        snap.index_tree, env=env,
-    ).stdout  # fmt: skip
-    _check_paths(gitcmd.split_z(differing), "the snapshot's index")
+    differing = gitcmd.differing_paths(root, snap.tree, snap.index_tree, env) or []
+    _check_paths(differing, "the snapshot's index")
     found = differences(root, env, base.tree, snap.tree) if base is not None else None
     if found is not None and base is not None:  # (found implies base)
         weighed = Weighed(*sized(root, env, base, _blobs(found)), base.tree, found)

@@ -213,6 +213,18 @@ class Change(NamedTuple):
     status: str  # "M", "A", "D", "T"; "U": unmerged in the index
 
 
+def differing_paths(
+    root: Path, old: str, new: str, env: Mapping[str, str] | None = None, check: bool = True
+) -> list[str] | None:
+    """The paths that differ between trees ``old`` and ``new`` (None: git cannot compare
+    the two, when not ``check``; with it, GitError)."""
+    done = run(
+        root, "diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new, env=env,
+        check=check,
+    )  # fmt: skip
+    return split_z(done.stdout) if done.returncode == 0 else None
+
+
 def raw_diff(root: Path, env: Mapping[str, str], command: str, *args: str) -> list[Change] | None:
     """The changes ``git <command> <args>`` prints as a raw diff (None: git failed)."""
     done = run(root, command, "-z", "--no-renames", *args, env=env, check=False)

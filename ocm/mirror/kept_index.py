@@ -59,13 +59,10 @@ def start_from_kept(
     # add): those entries are taken from the real index, as the paths no longer looked at.
     moved: list[str] = []
     if staged_then != staged:
-        done = gitcmd.run(
-            root, "diff-tree", "-r", "-z", "--name-only", "--no-renames", str(staged_then),
-            staged, check=False,
-        )  # fmt: skip
-        if done.returncode != 0:
+        found = gitcmd.differing_paths(root, str(staged_then), staged, check=False)
+        if found is None:
             return False
-        moved = gitcmd.split_z(done.stdout)
+        moved = found
     looked_at = set(paths)
     stale = [str(path) for path in [*then, *moved] if path not in looked_at]
     lines = [f"{entries.get(path, _REMOVE)}\t{path}" for path in dict.fromkeys(stale)]
