@@ -255,7 +255,7 @@ def receive(
             swap.apply(work, root, plan)
             history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
             refresh = refresh_below is None or plan.changed < refresh_below
-            history.rebuild_index(root, incoming, refresh)
+            history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
         except BaseException:
             _undo(work, root, plan.ops, refs)
             undone = True

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocm.mirror import checks, gitcmd, swap
+from ocm.mirror import checks, gitcmd, history, swap
 from ocm.mirror import receive as receive_mod
 from ocm.mirror.errors import BadPack, Busy, Refused, TooLarge
 from ocm.mirror.pack import Limits
@@ -393,6 +393,28 @@ def test_a_committed_change_leaves_every_other_files_stat_data_trusted(tmp_path:
     transfer(source, target, tmp_path)
     assert git(target, "rev-parse", ":src/app.py") == git(source, "rev-parse", "HEAD:src/app.py")
     assert git(target, "diff-files", "--name-only") == ""  # README.md was not read again
+
+
+@pytest.mark.parametrize("by_name", [100, 0], ids=["by name", "whole index"])
+def test_a_file_put_back_as_staged_is_trusted_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, by_name: int
+) -> None:
+    """A file the switch rewrites whose index entry stays as it was (an unstaged change
+    undone on the sender) gets its stat data back, so git does not re-read it on every
+    look. Up to a hundred entries are refreshed by name (those that changed and those of
+    files the switch wrote), more with one pass over the whole index."""
+    monkeypatch.setattr(history, "_REFRESH_BY_NAME", by_name)
+    source = rich_repo(tmp_path / "source")
+    target = _clone(source, tmp_path / "target")
+    age(target, ["README.md"])  # its entry's stat data then cannot pass as "racily clean"
+    git(target, "update-index", "-q", "--refresh")
+    (source / "README.md").write_text("# changed, not staged\n")
+    transfer(source, target, tmp_path)
+    assert git(target, "diff-files", "--name-only") == "README.md"
+    git(source, "checkout", "--", "README.md")
+    transfer(source, target, tmp_path)
+    assert git(target, "diff-files", "--name-only") == ""  # before a status refreshes it
+    assert git(target, "status", "--porcelain") == ""
 
 
 def test_a_submodule_link_travels_as_a_link(tmp_path: Path) -> None:
