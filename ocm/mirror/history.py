@@ -151,7 +151,7 @@ def rebuild_index(
                 removed = {change.path for change in rewritten if change.new_mode == gitcmd.ABSENT}
                 touched = {change.path for change in rewritten}
                 stale = sorted(touched.union(name for name in written if name in indexed) - removed)
-            _refresh(root, env, stale)
+            refresh_index(root, env, stale)
         os.replace(env["GIT_INDEX_FILE"], root / ".git" / "index")
 
 
@@ -160,14 +160,17 @@ def rebuild_index(
 _REFRESH_BY_NAME = 100
 
 
-def _refresh(root: Path, env: dict[str, str], stale: list[str] | None) -> None:
-    """Give the entries ``stale`` names (None: every entry) the stat data of their files,
-    where the content still matches. ``git add --refresh`` looks at just those paths;
-    should it fail (a path it does not match), the whole index is refreshed instead."""
+def refresh_index(
+    root: Path, env: dict[str, str] | None = None, stale: list[str] | None = None
+) -> None:
+    """Give the entries ``stale`` names (None: every entry) of the index (``env``'s, else
+    the repo's) the stat data of their files, where the content still matches. ``git add
+    --refresh`` looks at just those paths; should it fail (a path it does not match), the
+    whole index is refreshed instead."""
     if stale is not None and len(stale) <= _REFRESH_BY_NAME:
         if not stale:
             return
-        literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+        literal = {**(env or {}), "GIT_LITERAL_PATHSPECS": "1"}
         if gitcmd.ok(root, "add", "--refresh", "--", *stale, env=literal):
             return
     # Exit code 1 only means "some files differ from the index": expected.

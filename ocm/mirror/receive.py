@@ -102,7 +102,7 @@ def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:
     for _ in range(attempts):
         try:
             with settling(root):
-                gitcmd.run(root, "update-index", "-q", "--refresh", check=False)
+                history.refresh_index(root)
             return
         except Busy:
             time.sleep(pause)
