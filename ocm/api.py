@@ -88,9 +88,12 @@ class ManagerClient:
         token: str,
         *,
         token_label: str = "the saved token",
+        token_renewal: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token_label = token_label
+        # What to do about a rejected token (a 401).
+        self.token_renewal = token_renewal or f"run `ocm login {self.url}` with a current token"
         self._token = token
         self.transport = Transport(
             self.url, connect_timeout=CONNECT_TIMEOUT, user_agent=f"ocm/{__version__}"
@@ -167,7 +170,7 @@ class ManagerClient:
         if status == 401:
             raise AuthError(
                 f"token from {self.token_label} rejected by {self.url}",
-                f"run `ocm login {self.url}` with a current token",
+                self.token_renewal,
                 status=status,
                 code=code,
             )

@@ -57,6 +57,15 @@ class TokenSource:
         flaw = token_flaw(self.token)
         return f"the token from {self.label} is malformed ({flaw})" if flaw else None
 
+    def renewal(self, url: str) -> str:
+        """What to do when the Manager at ``url`` rejects this token."""
+        if self.store == STORE_ENV:  # `ocm login` would not help: the variable wins
+            return (
+                f"set {ENV_TOKEN} to the Manager's current token, or unset it to use the one "
+                "`ocm login` saved"
+            )
+        return f"run `ocm login {url}` with a current token"
+
     def checked(self) -> TokenSource:
         """This source, or an error saying the token is malformed and how to replace it."""
         problem = self.problem()

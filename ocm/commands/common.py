@@ -110,7 +110,13 @@ def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]
     from ocm.api import ManagerClient  # noqa: PLC0415 - http.client is not free to import
 
     login = require_login(state if state is not None else state_mod.load())
-    return ManagerClient(login.url, login.token.token, token_label=login.token.label), login
+    client = ManagerClient(
+        login.url,
+        login.token.token,
+        token_label=login.token.label,
+        token_renewal=login.token.renewal(login.url),
+    )
+    return client, login
 
 
 def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.State:
