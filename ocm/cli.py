@@ -64,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fast = _fast_path(sys.argv[1:] if argv is None else argv)
         if fast is not None:
             return fast
-        from ocm.parser import build_parser
+        from ocm.parser import parse
 
-        args = build_parser().parse_args(argv)
+        args = parse(argv)
         return int(args.handler(args))
     except SystemExit as exc:  # --help / --version
         return exc.code if isinstance(exc.code, int) else ExitCode.OK

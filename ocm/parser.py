@@ -15,7 +15,7 @@ from ocm.errors import UsageError
 
 TYPE_CHECKING = False  # typing costs a few ms at run time; only the checker needs it
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import NoReturn
 
 
@@ -24,6 +24,18 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed, or a UsageError. argparse reports a command's unknown options from
+    the top parser, which would point at `ocm --help`: the command's own help says what it
+    takes."""
+    parser = build_parser()
+    parsed, extras = parser.parse_known_args(argv)
+    if extras:
+        where = getattr(parsed, "help_prog", parser.prog)
+        raise UsageError(f"unrecognized arguments: {' '.join(extras)}", f"see `{where} --help`")
+    return parsed
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -115,8 +127,8 @@ DESCRIPTION = """\
 Attach the OpenCode TUI on this machine to a repo on an ocm Manager, and mirror the current
 checkout up to the Manager and back.
 
-Without a command, ocm picks the Manager repo whose origin matches this checkout (else the
-last one used) and opens the TUI on it."""
+Without a command, ocm picks the Manager repo that matches this checkout (by its origin, or
+without one by its root commit; else the last one used) and opens the TUI on it."""
 
 EPILOG = """\
 environment:
@@ -129,8 +141,13 @@ environment:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # No abbreviated options: `--forc` must not quietly mean `--force`.
     parser = _Parser(
-        prog="ocm", description=DESCRIPTION, epilog=EPILOG, formatter_class=_RawFormatter
+        prog="ocm",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_RawFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"ocm {__version__}")
     parser.set_defaults(handler=_attach)
@@ -144,9 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         description: str | None = None,
     ) -> argparse.ArgumentParser:
         cmd = sub.add_parser(
-            name, help=help_text, description=description or help_text, formatter_class=_Formatter
+            name,
+            help=help_text,
+            description=description or help_text,
+            formatter_class=_Formatter,
+            allow_abbrev=False,
         )
-        cmd.set_defaults(handler=handler)
+        cmd.set_defaults(handler=handler, help_prog=f"ocm {name}")
         return cmd
 
     cmd = command(
@@ -176,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("logout", _logout, "forget the token and state for the current Manager")
 
-    cmd = command("status", _status, "show the Manager, token store and last repo (offline)")
+    cmd = command(
+        "status", _status, "show the Manager (and whether it answers), token store and last repo"
+    )
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
     cmd = command("list", _list, "list the ready repos on the Manager")
@@ -200,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument(
         "--create",
         action="store_true",
-        help="create the Manager repo when none matches this checkout's origin",
+        help="create the Manager repo when none matches this checkout (by origin, else root "
+        "commit)",
     )
     cmd.add_argument("--yes", action="store_true", help="do not ask before creating")
 

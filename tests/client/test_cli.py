@@ -88,12 +88,12 @@ def test_the_fast_path_answers_like_argparse(
     args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ocm.cli import main
-    from ocm.parser import build_parser
+    from ocm.parser import parse
 
     assert main(args) == 0
     fast = capsys.readouterr()
     try:
-        parsed = build_parser().parse_args(args)
+        parsed = parse(args)
         assert parsed.handler(parsed) == 0
     except SystemExit as exc:  # argparse's own --version
         assert exc.code == 0
@@ -107,11 +107,11 @@ def test_the_fast_path_pushes_and_pulls_like_argparse(
 ) -> None:
     from ocm.cli import main
     from ocm.commands import mirror
-    from ocm.parser import build_parser
+    from ocm.parser import parse
 
     calls: list[dict[str, bool]] = []
     monkeypatch.setattr(mirror, command, lambda **options: calls.append(options) or 0)
     assert main([command]) == 0
-    parsed = build_parser().parse_args([command])
+    parsed = parse([command])
     assert parsed.handler(parsed) == 0
     assert len(calls) == 2 and calls[0] == calls[1], calls

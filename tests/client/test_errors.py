@@ -170,6 +170,21 @@ def test_usage_errors_are_one_line_with_exit_2(args: list[str]) -> None:
     assert_one_error(run_ocm(*args), 2, "see `ocm")
 
 
+@pytest.mark.parametrize(
+    ("args", "help_of"),
+    [
+        (["pull", "--forc"], "ocm pull"),  # no abbreviation stands for --force
+        (["push", "--forc", "--cre"], "ocm push"),
+        (["push", "-f"], "ocm push"),
+        (["list", "--js"], "ocm list"),
+        (["--bogus"], "ocm"),
+    ],
+)
+def test_an_unknown_option_points_at_its_commands_help(args: list[str], help_of: str) -> None:
+    line = assert_one_error(run_ocm(*args), 2, "unrecognized arguments: ")
+    assert line.endswith(f"see `{help_of} --help`"), line
+
+
 def test_unexpected_errors_show_a_traceback_only_with_ocm_debug(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
