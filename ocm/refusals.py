@@ -136,13 +136,21 @@ def _kept_here(here: Work) -> str:
     return " and ".join(kept)
 
 
-def _keep_both(here: Work, before_push: str = "") -> str:
+def _keep_both(here: Work, dirty: bool, before_push: str = "") -> str:
     """The sequence that keeps this checkout's work and the Manager's, ending in a push.
+    ``dirty``: the Manager's work tree has uncommitted changes, which the pull brings as such.
 
-    The merge comes before the stash: ``git merge`` refuses to run over uncommitted
-    changes to the files it touches, and the pull may have brought the Manager's.
+    ``git merge`` refuses to run over uncommitted changes, and ``git stash pop`` over
+    unstaged ones to the files it touches: what the pull brought is committed before a
+    merge, or staged before the stash is applied.
     """
-    back = ["`git merge` the backup ref it prints"] if here.commits else []
+    back = []
+    if dirty and here.commits:
+        back.append('`git add -A`, `git commit -m "work from the Manager"`')
+    elif dirty and here.uncommitted:
+        back.append("`git add -A`")
+    if here.commits:
+        back.append("`git merge` the backup ref it prints")
     if here.uncommitted:
         back.append("`git stash pop`")
     return (
@@ -159,11 +167,13 @@ def push_refused(
     here: Work,
     tui: bool,
     tui_since: float | None = None,
+    dirty: bool = False,
 ) -> ConflictError | None:
     """Why ``ocm push`` to ``repo`` stops, and what to do; None when nothing is at risk.
 
     ``manager``: the Manager's work the push lacks; ``here``: this checkout's work the
-    Manager lacks (what a pull would refuse over); ``tui``: a TUI is attached on the Manager.
+    Manager lacks (what a pull would refuse over); ``tui``: a TUI is attached on the Manager;
+    ``dirty``: the Manager's work tree has uncommitted changes (its own or an earlier push's).
     """
     if not manager and not tui:
         return None
@@ -189,19 +199,20 @@ def push_refused(
     return ConflictError(
         f"both sides changed: the Manager's copy of {repo} has {theirs}, and this checkout "
         f"has {here.describe(branch)}{tui_part}",
-        f"{_keep_both(here, 'close the TUI and run ' if tui else '')}; {force}",
+        f"{_keep_both(here, dirty, 'close the TUI and run ' if tui else '')}; {force}",
         status=409,
         code=CODE,
     )
 
 
 def pull_refused(
-    repo: str, branch: str | None, *, here: Work, manager_changed: bool
+    repo: str, branch: str | None, *, here: Work, manager_changed: bool, dirty: bool = False
 ) -> ConflictError | None:
     """Why ``ocm pull`` of ``repo`` stops, and what to do; None when nothing is at risk.
 
     ``here``: this checkout's work the Manager lacks; ``manager_changed``: the Manager has
-    work this checkout lacks (so a push would be refused in turn).
+    work this checkout lacks (so a push would be refused in turn); ``dirty``: the Manager's
+    work tree has uncommitted changes.
     """
     if not here:
         return None
@@ -219,7 +230,7 @@ def pull_refused(
     return ConflictError(
         f"both sides changed: this checkout has {ours}, and the Manager's copy of {repo} "
         "has work this checkout lacks",
-        _keep_both(here),
+        _keep_both(here, dirty),
         status=409,
         code=CODE,
     )

@@ -24,10 +24,17 @@ from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import pack, wire
-from ocm.mirror.errors import Busy, IncompletePack, MirrorError, NotARepo, Refused
+from ocm.mirror.errors import Busy, IncompletePack, MirrorError, NotARepo, Refused, Unfinished
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
-from ocm.mirror.receive import Received, clean_leftovers, look, receive, repo_lock
+from ocm.mirror.receive import (
+    Received,
+    clean_leftovers,
+    look,
+    receive,
+    refuse_unfinished,
+    repo_lock,
+)
 from ocm.mirror.select import STAGING_NAME, Selection, whole_repo
 from ocm.mirror.send import Outgoing, prepare
 from ocm.mirror.state import (
@@ -79,8 +86,11 @@ def _short(oid: str | None) -> str:
 
 
 BUSY_TODO = "wait for it to finish, then run the command again"
-CONFLICT_TODOS = {
+THIS_CHECKOUT = "This checkout"  # the receiving side of a pull, in messages
+# The advice for a 409 by its code (None: the Manager's message says what to do).
+CONFLICT_TODOS: dict[str, str | None] = {
     "busy": BUSY_TODO,
+    Unfinished.code: None,
     "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
     "`ocm push --create` again, or, if that repo is this project, give this checkout its "
     "origin (`ocm list --json` shows it) and run `ocm push`",
@@ -89,10 +99,10 @@ CONFLICT_TODOS = {
 
 def _error(exc: MirrorError) -> OcmError:
     if isinstance(exc, Refused):
-        return ConflictError(exc.message, FORCE_TODO, status=409, code=exc.code)
+        return ConflictError(exc.what, exc.todo or FORCE_TODO, status=409, code=exc.code)
     if isinstance(exc, Busy):
         return ConflictError(exc.message, BUSY_TODO, status=409, code=exc.code)
-    return OcmError(exc.message.rstrip("."), "fix that and run the command again")
+    return OcmError(exc.what.rstrip("."), exc.todo or "fix that and run the command again")
 
 
 def _retitled(exc: ConflictError) -> ConflictError:
@@ -160,9 +170,19 @@ def _gone(exc: ManagerError, known: Workspace | None) -> bool:
     return known is not None and exc.code == GONE
 
 
-def _unmatched(checkout: resolve.Checkout) -> str:
+def _unmatched(checkout: resolve.Checkout, todo: str, unborn_todo: str) -> OcmError:
+    """No Manager repo matches ``checkout``: ``todo`` says what to do, ``unborn_todo`` when
+    the checkout has nothing to be matched by (no origin, no commit)."""
+    if not checkout.origin and not checkout.roots:
+        return OcmError(
+            f"{checkout.root} has no commit and no origin remote, so no Manager repo matches it",
+            unborn_todo,
+        )
     where = checkout.describe()
-    return f"no Manager repo matches {where}" + ("" if checkout.origin else " (no origin remote)")
+    return OcmError(
+        f"no Manager repo matches {where}" + ("" if checkout.origin else " (no origin remote)"),
+        todo,
+    )
 
 
 def _counts(changed: int, deleted: int) -> str:
@@ -219,6 +239,7 @@ def _push_refusal(
         here=refusals.local_work(root, state, state.branch, head, head.get("branchHead")),
         tui=bool(head.get("inUse")),
         tui_since=_since(head.get("inUseSince")),
+        dirty=bool(head.get("dirty")),
     )
 
 
@@ -232,6 +253,7 @@ def _pull_refusal(
         branch,
         here=refusals.local_work(root, state, branch, head, head.get("head")),
         manager_changed=refusals.manager_changed(root, head, state.head),
+        dirty=bool(head.get("dirty")),
     )
 
 
@@ -383,10 +405,11 @@ def _push_to(
 ) -> None:
     """Push to ``ws`` (None: create a repo, if asked to)."""
     if ws is None and not create:
-        raise OcmError(
-            _unmatched(checkout),
+        raise _unmatched(
+            checkout,
             f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
             "`ocm list` to see the repos",
+            "commit once, then run `ocm push --create`",
         )
     repo_id = ws.repo_id if ws else 0
     # The everyday loop skips /head: when this checkout's last transfer was with
@@ -584,7 +607,7 @@ def _download(
                     staging_dir=root / ".git" / STAGING_NAME,
                     limits=pull_limits(),
                     force=force,
-                    side="This checkout",
+                    side=THIS_CHECKOUT,
                     lacking_label="the Manager",
                     sender=sender,
                     remember=remember,
@@ -615,9 +638,11 @@ def _pull_from(
     ``looked``: this checkout's state, and ``tips``: what a pack may assume here, both of
     which git is still working out."""
     if ws is None:
-        raise OcmError(
-            _unmatched(checkout),
+        raise _unmatched(
+            checkout,
             "run `ocm list` to see the repos, or `ocm push --create` first",
+            "add the origin remote of a Manager repo (`ocm list --json` shows them), or "
+            "commit once and run `ocm push --create`",
         )
     # Like push, the everyday pull skips /head when nothing here is at risk: the
     # receive checks everything again under the lock, and a refusal asks /head. After a
@@ -626,7 +651,8 @@ def _pull_from(
     limits = _last_limits(marker, login, ws)
     early = _ask_for_pack(client, root, ws, tips.result()) if limits is not None else None
     try:
-        _, state = looked.result()
+        current, state = looked.result()
+        refuse_unfinished(root, current, THIS_CHECKOUT)
     except BaseException:
         if early:
             early.close()

@@ -38,8 +38,8 @@ def write(
     free = shutil.disk_usage(dest).free
     if needed + SPARE_BYTES > free:
         raise NoSpace(
-            f"writing the incoming files needs {needed} bytes and the disk has {free} free; "
-            "free some space and try again"
+            f"writing the incoming files needs {needed} bytes and the disk has {free} free",
+            "free some space and try again",
         )
     env = {"GIT_INDEX_FILE": str(index_file)}
     records = b"".join(
@@ -55,6 +55,7 @@ def write(
         if gitcmd.out_of_space(done.returncode, done.stderr):
             raise NoSpace(
                 "the receiving disk is full (or a file size limit was hit) while writing the "
-                "incoming files; free some space and try again"
+                "incoming files",
+                "free some space and try again",
             )
         raise gitcmd.GitError(f"git checkout-index failed in {root}: {message}")

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 
 class MirrorError(Exception):
-    """Raised when a transfer cannot go ahead; ``message`` is one sentence for a person."""
+    """Raised when a transfer cannot go ahead. ``what`` says what happened and ``todo``, when
+    the failure has a remedy of its own, what to do; ``message`` is both as one sentence."""
 
     status = 500
     code = "mirror_failed"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, what: str, todo: str | None = None) -> None:
+        self.what = what
+        self.todo = todo
+        self.message = what if todo is None else f"{what}; {todo}"
+        super().__init__(self.message)
 
 
 class BadPack(MirrorError):
@@ -62,6 +65,14 @@ class Refused(MirrorError):
 
     status = 409
     code = "would_lose_work"
+
+
+class Unfinished(MirrorError):
+    """Raised when the receiving side is in the middle of a merge, rebase or the like: even
+    forced, switching its work tree would leave git's state of it behind, or lose it."""
+
+    status = 409
+    code = "unfinished_operation"
 
 
 class Busy(MirrorError):

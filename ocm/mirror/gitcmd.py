@@ -82,7 +82,7 @@ def run(
     try:
         done = subprocess.run(argv, cwd=root, input=input, capture_output=True, env=git_env(env))
     except OSError as exc:
-        raise GitError(f"cannot run git ({exc.strerror}); install git") from None
+        raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
     if check and done.returncode != 0:
         raise GitError(f"git {args[0]} failed in {root}: {last_line(done.stderr)}")
     return done
@@ -114,7 +114,7 @@ def popen(
             argv, cwd=root, stdin=stdin, stdout=stdout, stderr=stderr, env=git_env(env)
         )
     except OSError as exc:
-        raise GitError(f"cannot run git ({exc.strerror}); install git") from None
+        raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
 
 
 def out(

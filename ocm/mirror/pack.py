@@ -248,8 +248,8 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
     lowered = text.lower()
     if gitcmd.out_of_space(code, stderr):
         return NoSpace(
-            "the receiving disk is full (or a file size limit was hit) while storing the "
-            "pack; free some space and try again"
+            "the receiving disk is full (or a file size limit was hit) while storing the pack",
+            "free some space and try again",
         )
     # A delta base or a linked object (a parent, a tree) that neither the pack brings nor
     # the repo has: the sender assumed what this side lacks, or the pack is hostile.

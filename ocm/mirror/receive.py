@@ -22,7 +22,7 @@ from typing import IO, Any, NamedTuple
 
 from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
-from ocm.mirror.errors import Busy, MirrorError, Refused
+from ocm.mirror.errors import Busy, MirrorError, Refused, Unfinished
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
@@ -218,6 +218,7 @@ def receive(
         weighed = checks.weigh(root, env, incoming, limits, checks.base_of(marker))
         # Checked against this side's own tree: only what differs is looked at and written.
         current, state = looked.result()
+        refuse_unfinished(root, current, side)
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         if count:
             pack.migrate(quarantine, root)
@@ -288,6 +289,35 @@ def _branch_tip(root: Path, state: RepoState, branch: str | None) -> str | None:
     if branch is None:
         return None
     return state.head if branch == state.branch else history.branch_tip(root, branch)
+
+
+# What git leaves in .git while an operation waits for the user, and how to abort it.
+_UNFINISHED = (
+    ("MERGE_HEAD", "a merge", "git merge --abort"),
+    ("rebase-merge", "a rebase", "git rebase --abort"),
+    ("rebase-apply", "a rebase or `git am`", "git rebase --abort` or `git am --abort"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --abort"),
+    ("REVERT_HEAD", "a revert", "git revert --abort"),
+)
+
+
+def refuse_unfinished(root: Path, current: Selection, side: str) -> None:
+    """Raise Unfinished when ``root`` is in the middle of a merge, rebase or the like, or has
+    unresolved conflicts. ``--force`` does not help: a switch would leave git's record of the
+    operation pointing at a work tree that is gone (a later commit a bogus merge)."""
+    for name, operation, abort in _UNFINISHED:
+        if (root / ".git" / name).exists():
+            raise Unfinished(
+                f"{side} is in the middle of {operation}",
+                f"finish it, or abort it (`{abort}`), then run the command again",
+            )
+    if current.unmerged:
+        first = sorted(current.unmerged)[0]
+        more = f" and {len(current.unmerged) - 1} more" if len(current.unmerged) > 1 else ""
+        raise Unfinished(
+            f"{side} has unresolved conflicts ({first}{more})",
+            "resolve them (edit, then `git add` each file), then run the command again",
+        )
 
 
 def look(root: Path) -> tuple[Selection, RepoState]:

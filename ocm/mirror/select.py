@@ -44,6 +44,8 @@ class Selection:
         self.entries: dict[str, str] = entries if entries is not None else {}
         # Every symlink seen, skipped ones too (settled paths are plain files).
         self.links: set[str] = set()
+        # Paths with unresolved conflicts (index entries of stages 1 to 3).
+        self.unmerged: set[str] = set()
 
     @property
     def files(self) -> list[str]:
@@ -86,12 +88,13 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
-def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]]:
-    """(tracked, untracked, settled, entries) from one ``git ls-files``: tracked paths as the index
-    has them, untracked ones not ignored, and the tracked paths that are still plain files as
-    the index last saw them. Git's own stat pass answers for those (``-t`` tags each record:
-    ``?`` untracked, ``C``/``R`` changed or removed since, any other a staged entry), so
-    only the rest (links, gitlinks, changed or untracked paths) are looked at here."""
+def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str], set[str]]:
+    """(tracked, untracked, settled, entries, unmerged) from one ``git ls-files``: tracked paths
+    as the index has them, untracked ones not ignored, the tracked paths that are still plain
+    files as the index last saw them (git's own stat pass answers for those: ``-t`` tags
+    each record, ``?`` untracked, ``C``/``R`` changed or removed since, any other a staged
+    entry, so only the rest, links, gitlinks, changed or untracked paths, are looked at
+    here), the index's stage-0 entries, and the paths with unresolved conflicts."""
     records = gitcmd.split_z(
         gitcmd.run(
             root, "ls-files", "-t", "-s", "--cached", "--modified", "--deleted",
@@ -118,13 +121,15 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
         if stage == "0":
             entries[name] = f"{mode} {oid}"
     settled = {name for name, ok in plain.items() if ok and name not in unsettled}
-    return tracked, untracked, settled, entries
+    unmerged = {name for name in plain if name not in entries}
+    return tracked, untracked, settled, entries, unmerged
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    tracked, untracked, settled, entries = _listing(root)
+    tracked, untracked, settled, entries, unmerged = _listing(root)
     selection = Selection(root, settled=settled, entries=entries)
+    selection.unmerged = unmerged
     top = os.fspath(root)  # plain strings: a Path per file doubled this loop's time
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):

@@ -37,7 +37,7 @@ def prepare(root: Path, *, count_bytes: bool = True) -> Outgoing:
     selection = select(root)
     head = read_head(root)
     if head.commit is None:
-        raise MirrorError(f"{root} has no commit yet; commit once, then mirror it")
+        raise MirrorError(f"{root} has no commit yet", "commit once, then run the command again")
     snap = snapshot.build(root, selection, head)
     state = RepoState(head.commit, head.branch, head.tree, snap.tree)
     total = _total(root, snap.tree, selection.files) if count_bytes else None

@@ -51,13 +51,13 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     staged, tree, kept = staged_and_snapshot(root, selection)
     if staged is None:
         raise MirrorError(
-            f"the index of {root} has unresolved conflicts; resolve them (or "
-            "`git merge --abort`), then run the command again"
+            f"the index of {root} has unresolved conflicts",
+            "resolve them (or `git merge --abort`), then run the command again",
         )
     if tree is None:
         raise MirrorError(
-            f"git could not describe the work tree of {root} (is a merge or rebase in "
-            "progress?); finish or abort it, then run the command again"
+            f"git could not describe the work tree of {root} (is a merge or rebase in progress?)",
+            "finish or abort it, then run the command again",
         )
     on = head.branch or "detached HEAD"
     index_commit = commit(root, staged, [head.commit], f"ocm: index on {on}", head.date)

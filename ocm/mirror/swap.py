@@ -137,7 +137,8 @@ def make_plan(
     if blocked:
         raise Refused(
             f"incoming files would replace {blocked[0]}, which holds files the "
-            "receiving side ignores; move it away and try again"
+            "receiving side ignores",
+            "move it away and try again",
         )
     return plan
 

@@ -177,5 +177,19 @@ def test_push_create_without_a_commit_says_to_commit_first(
     git(laptop, "init", "-q", "-b", "main")
     (laptop / "a.txt").write_text("not committed\n")
     result = run_ocm("push", "--create", "--yes", cwd=laptop)
-    assert_one_error(result, 1, "has no commit yet", "commit once")
+    line = assert_one_error(result, 1, "has no commit yet", "commit once")
+    assert line.count(";") == 1, line  # its own advice, not a second, generic one
+    # Without --create: nothing to match it by, and the way forward that leads somewhere.
+    assert_one_error(
+        run_ocm("push", cwd=laptop),
+        1,
+        f"{laptop} has no commit and no origin remote, so no Manager repo matches it",
+        "commit once, then run `ocm push --create`",
+    )
+    assert_one_error(
+        run_ocm("pull", cwd=laptop),
+        1,
+        f"{laptop} has no commit and no origin remote, so no Manager repo matches it",
+        "add the origin remote of a Manager repo",
+    )
     assert workspaces(login) == {}

@@ -467,7 +467,7 @@ def test_a_refresh_due_for_a_repo_that_is_gone_does_nothing(
     git(tmp_path, "init", "-q", str(repo))
 
     def vanished(root: Path, *args: str, **kwargs: object) -> None:
-        raise gitcmd.GitError("cannot run git (No such file or directory); install git")
+        raise gitcmd.GitError("cannot run git (No such file or directory)", "install git")
 
     monkeypatch.setattr(gitcmd, "run", vanished)
     receive_mod.settle_index(repo, attempts=1)

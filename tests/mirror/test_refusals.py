@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -40,19 +41,19 @@ def refusal(done: subprocess.CompletedProcess[str]) -> tuple[str, list[str]]:
 def follow(ocm: Cli, cwd: Path, advice: str) -> list[subprocess.CompletedProcess[str]]:
     """Run the backticked commands of ``advice`` in order; each must succeed.
 
-    "`git merge` the backup ref it prints" merges the ref the previous command printed.
+    "`git merge` the backup ref it prints" merges the ref an earlier command printed.
     """
     commands = re.findall(r"`([^`]+)`", advice)
     assert commands, advice
     results: list[subprocess.CompletedProcess[str]] = []
     for command in commands:
-        words = command.split()
+        words = shlex.split(command)
         if words[0] == "ocm":
             done = ocm(cwd, *words[1:])
         else:
             assert words[0] == "git", command
             if words == ["git", "merge"]:
-                printed = BACKUP_REF.findall(results[-1].stdout)
+                printed = BACKUP_REF.findall("".join(done.stdout for done in results))
                 assert len(printed) == 1, results[-1].stdout
                 words += ["--no-edit", printed[0]]
             done = subprocess.run(words, cwd=cwd, capture_output=True, text=True, timeout=60)
@@ -85,7 +86,10 @@ def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work)
 
     Push is refused over the Manager's work or a TUI; pull over this checkout's work.
     """
-    refused = push_refused("proj", "main", manager=manager, here=here, tui=tui, tui_since=None)
+    dirty = manager.uncommitted
+    refused = push_refused(
+        "proj", "main", manager=manager, here=here, tui=tui, tui_since=None, dirty=dirty
+    )
     if not manager and not tui:
         assert refused is None
         return
@@ -98,8 +102,11 @@ def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work)
         assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push"
         assert ("`git stash pop`" in first) == here.uncommitted
         assert ("`git merge`" in first) == bool(here.commits)
+        # What the pull brings uncommitted is staged before the pop, committed before a merge.
+        assert ("`git add -A`" in first) == dirty
+        assert ("`git commit" in first) == (dirty and bool(here.commits))
         assert ("close the TUI" in first) == tui
-    pulled = pull_refused("proj", "main", here=here, manager_changed=bool(manager))
+    pulled = pull_refused("proj", "main", here=here, manager_changed=bool(manager), dirty=dirty)
     if not here:
         assert pulled is None
         return
@@ -154,6 +161,42 @@ def test_both_sides_uncommitted_the_advised_sequence_keeps_both(
     follow(ocm, p.laptop, ways[0])
     assert_both_edits(p.laptop)
     assert_both_edits(p.directory)
+    both_sides_equal(p)
+
+
+def _edit_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[number] = text
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+@pytest.mark.parametrize("first", ["push", "pull"])
+@pytest.mark.parametrize("laptop_commits", [False, True])
+def test_both_sides_editing_one_file_the_advised_sequence_keeps_both(
+    ocm: Cli, pushed: Callable[..., Pushed], first: str, laptop_commits: bool
+) -> None:
+    """The pull brings the agent's edit uncommitted, into the file the stash changes too:
+    git would not apply the stash (or merge) over it unless the advice stages (or commits)
+    it first."""
+    p = pushed("proj")
+    (p.laptop / "shared.txt").write_text("".join(f"line {n}\n" for n in range(1, 8)))
+    git(p.laptop, "add", "shared.txt")
+    git(p.laptop, "commit", "-q", "-m", "shared file")
+    assert ocm(p.laptop, "push").returncode == 0
+    _edit_line(p.directory / "shared.txt", 0, "the agent's first line")
+    if laptop_commits:
+        (p.laptop / "laptop.txt").write_text("committed on the laptop\n")
+        git(p.laptop, "add", "laptop.txt")
+        git(p.laptop, "commit", "-q", "-m", "laptop commit")
+    _edit_line(p.laptop / "shared.txt", 6, "the laptop's last line")
+
+    what, ways = refusal(ocm(p.laptop, first))
+    assert what.startswith("both sides changed: ")
+    follow(ocm, p.laptop, ways[0])
+    for root in (p.laptop, p.directory):
+        lines = (root / "shared.txt").read_text().splitlines()
+        assert lines[0] == "the agent's first line" and lines[6] == "the laptop's last line"
+        assert (root / "laptop.txt").exists() == laptop_commits
     both_sides_equal(p)
 
 
@@ -284,3 +327,81 @@ def test_tui_attached_says_since_when_and_both_ways_forward_work(tui_scene: TuiS
     # The agent's work, as promised: in the Manager's stash (untracked files included).
     assert git(directory, "show", "stash@{0}:README.md") == "agent edit"
     assert git(directory, "show", "stash@{0}^3:agent-notes.md") == "agent's untracked file"
+
+
+def _conflicting_merge(root: Path) -> None:
+    """A merge stopped on a conflict in README.md, as `git merge` leaves it."""
+    git(root, "checkout", "-q", "-b", "other")
+    (root / "README.md").write_text("from the other branch\n")
+    git(root, "commit", "-q", "-am", "other")
+    git(root, "checkout", "-q", "-")
+    (root / "README.md").write_text("from this branch\n")
+    git(root, "commit", "-q", "-am", "this")
+    merged = subprocess.run(["git", "merge", "other"], cwd=root, capture_output=True, text=True)
+    assert merged.returncode == 1 and "CONFLICT" in merged.stdout, merged.stdout
+
+
+def _git_state(root: Path) -> tuple[object, ...]:
+    """The work tree, the index's view of it, the stash and git's merge record."""
+    merge_head = root / ".git" / "MERGE_HEAD"
+    return (
+        tree_listing(root),
+        git(root, "status", "--porcelain=v1"),
+        git(root, "stash", "list"),
+        merge_head.read_text() if merge_head.exists() else None,
+    )
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_pull_into_a_merge_in_progress_is_refused_even_forced(
+    ocm: Cli, pushed: Callable[..., Pushed], force: bool
+) -> None:
+    """--force would stash the conflict and switch, leaving MERGE_HEAD behind (or dropped):
+    the merge itself would be lost. Nothing is touched; the advice names the way out."""
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("the agent's file\n")  # something to pull
+    _conflicting_merge(p.laptop)
+    before = _git_state(p.laptop)
+
+    what, ways = refusal(ocm(p.laptop, "pull", *(["--force"] if force else [])))
+    assert what == "This checkout is in the middle of a merge"
+    assert ways == ["finish it", "abort it (`git merge --abort`), then run the command again"]
+    assert _git_state(p.laptop) == before
+    assert before[3] is not None  # MERGE_HEAD was there, and still is
+
+
+def test_a_pull_over_unresolved_conflicts_is_refused(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Conflicts without a merge (a `git stash pop` that conflicted) are refused too."""
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("the agent's file\n")
+    (p.laptop / "README.md").write_text("stashed edit\n")
+    git(p.laptop, "stash", "-q")
+    (p.laptop / "README.md").write_text("committed edit\n")
+    git(p.laptop, "commit", "-q", "-am", "edit")
+    popped = subprocess.run(["git", "stash", "pop"], cwd=p.laptop, capture_output=True, text=True)
+    assert popped.returncode == 1 and "CONFLICT" in popped.stdout, popped.stdout
+    before = _git_state(p.laptop)
+
+    what, ways = refusal(ocm(p.laptop, "pull", "--force"))
+    assert what == "This checkout has unresolved conflicts (README.md)"
+    assert "`git add`" in ways[0]
+    assert _git_state(p.laptop) == before
+
+
+def test_a_push_into_a_manager_copy_in_the_middle_of_a_merge_is_refused(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    _conflicting_merge(p.directory)
+    before = _git_state(p.directory)
+    (p.laptop / "src/app.py").write_text("print('laptop')\n")
+
+    done = ocm(p.laptop, "push", "--force")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "ocm: The Manager's copy of proj is in the middle of a merge; finish it, or abort it "
+        "(`git merge --abort`), then run the command again"
+    )
+    assert _git_state(p.directory) == before
