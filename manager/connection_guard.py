@@ -18,6 +18,8 @@ So, on the event loop, before any body is read:
   and left to the application to judge;
 - request bodies being received share ``upload_budget`` bytes; past it, 503;
 - a raw control character (TAB, NUL, DEL...) in the request target is a 400, never forwarded;
+- a TLS handshake where a request head should be (an ``https://`` URL for this plain-HTTP
+  listener) is a 400 at once, rather than a silence the client takes for a dead server;
 - a connection that has not shown its credentials gets ``head_timeout`` seconds to send
   each request head (and a head may never take longer than that, credentials or not);
 - at the connection limit, the connections (of either listener) that have not shown their
@@ -62,8 +64,19 @@ RAW_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # How many connections beyond the limit to free at once, so that a burst of new clients
 # does not make the event loop look for room at every connection.
 ROOM = 32
+# A TLS handshake record: content type 22, then the major version 3 of every SSL/TLS.
+# No HTTP method starts with byte 0x16, so these two bytes are never the start of a request.
+TLS_HANDSHAKE = b"\x16\x03"
 WARN_EVERY = 60.0  # a flood of connections is worth one log line a minute, not thousands
-PARSER_HOOKS = ("received", "close", "headers_finished", "completed", "body_bytes_received")
+PARSER_HOOKS = (
+    "received",
+    "close",
+    "headers_finished",
+    "completed",
+    "body_bytes_received",
+    "header_plus",
+    "parse_header",
+)
 CHANNEL_HOOKS = ("received", "handle_close", "parser_class", "last_activity", "will_close")
 SERVER_HOOKS = ("maintenance", "readable", "active_channels", "_map", "channel_class", "adj")
 
@@ -279,6 +292,15 @@ class GuardedParser(HTTPRequestParser):  # type: ignore[misc]
         if self.completed:
             return 0
         in_head = not self.headers_finished
+        if in_head and len(self.header_plus) < len(TLS_HANDSHAKE):
+            start = self.header_plus + data[: len(TLS_HANDSHAKE)]
+            if start.startswith(TLS_HANDSHAKE):
+                # The client waits for the server's half of the handshake, which never
+                # comes: answering in plain text makes its TLS library fail at once
+                # (WRONG_VERSION_NUMBER), and says why to anyone who reads the bytes. The
+                # answer needs a request line: waitress' own for a head it cannot parse.
+                self.parse_header(b"GET / HTTP/1.0\r\n")
+                return self._refuse(_tls_to_plain_http(), len(data))
         before = self.body_bytes_received
         consumed: int = super().received(data)
         if in_head:
@@ -335,6 +357,14 @@ def _bad_target() -> ApiError:
         400,
         "bad_request",
         "The request target holds a raw control character or space; percent-encode it.",
+    )
+
+
+def _tls_to_plain_http() -> ApiError:
+    return ApiError(
+        400,
+        "plain_http",
+        "This port serves plain HTTP, not TLS: use an http:// URL for it.",
     )
 
 

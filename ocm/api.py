@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from ocm import __version__
 from ocm.errors import AuthError, ConflictError, ManagerError
@@ -79,6 +80,13 @@ def _error_message(response: Response) -> str | None:
     return None
 
 
+def _plain_http_url(url: str) -> str:
+    """``url`` (an https one) with http in its place, at the same port."""
+    parts = urlsplit(url)
+    netloc = parts.netloc if parts.port else f"{parts.netloc}:443"
+    return urlunsplit(parts._replace(scheme="http", netloc=netloc))
+
+
 class ManagerClient:
     """A logged-in conversation with one Manager; reuse it so connections stay alive."""
 
@@ -143,7 +151,9 @@ class ManagerClient:
             )
         except Unreachable as exc:
             todo = "check the URL and that the Manager is running"
-            if exc.tls:
+            if exc.plain_http:
+                todo = f"use {_plain_http_url(self.url)} instead, or check the URL"
+            elif exc.tls:
                 todo = (
                     "check the Manager's certificate, or use its http:// URL on a trusted network"
                 )

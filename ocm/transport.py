@@ -27,12 +27,15 @@ Body = bytes | Iterable[bytes] | None
 
 
 class Unreachable(Exception):
-    """The Manager could not be reached or stopped answering; ``reason`` says how."""
+    """The Manager could not be reached or stopped answering; ``reason`` says how. ``tls``:
+    the TLS handshake failed (its certificate, most often); ``plain_http``: the server took
+    the connection but did not answer TLS, as a plain-HTTP server given an https URL does."""
 
-    def __init__(self, reason: str, *, tls: bool = False) -> None:
+    def __init__(self, reason: str, *, tls: bool = False, plain_http: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.tls = tls
+        self.plain_http = plain_http
 
 
 class Response:
@@ -183,20 +186,28 @@ class Transport:
         if self.https:
             import ssl  # noqa: PLC0415 - only https needs it, and it is slow to import
 
+            context = ssl.create_default_context()
             conn = http.client.HTTPSConnection(
-                host, port, timeout=self.connect_timeout, context=ssl.create_default_context()
+                host, port, timeout=self.connect_timeout, context=context
             )
             if self._proxy:
                 conn.set_tunnel(self.host, self.port, headers=self._proxy_auth())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
         try:
-            conn.connect()
+            # HTTPSConnection.connect() in its two steps: the TCP connection (and a proxy's
+            # tunnel), then the TLS handshake. A server that took the connection but does
+            # not speak TLS is then told apart from one that is not there.
+            http.client.HTTPConnection.connect(conn)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise Unreachable(
-                _connect_reason(exc, self.connect_timeout), tls=_is_tls(exc)
-            ) from None
+            raise Unreachable(_connect_reason(exc, self.connect_timeout)) from None
+        if self.https:
+            try:
+                conn.sock = context.wrap_socket(conn.sock, server_hostname=self.host)
+            except OSError as exc:
+                conn.close()
+                raise _handshake_failure(exc) from None
         return conn
 
     def _give_back(self, conn: http.client.HTTPConnection, reusable: bool) -> None:
@@ -275,18 +286,39 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes] | None:
     return parts.hostname or "", parts.port or 80, credentials
 
 
-def _is_tls(exc: BaseException) -> bool:
-    return type(exc).__module__ == "ssl" or "CERTIFICATE" in str(exc).upper()
-
-
 def _connect_reason(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, socket.timeout):
         return f"no connection within {timeout:g} s"
     if isinstance(exc, socket.gaierror):
         return "unknown host"
-    if _is_tls(exc):
-        return "TLS handshake failed"
     return _reason(exc)
+
+
+# What OpenSSL says when the first bytes back are no TLS record: a plain-HTTP server's
+# answer ("HTTP/1.1 400", the Manager's own to a handshake) reads as a bad version number,
+# or, in newer OpenSSL, as a bad record.
+_PLAIN_TEXT_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+)
+
+
+def _handshake_failure(exc: OSError) -> Unreachable:
+    """Why a TLS handshake failed on a connection the server had taken."""
+    import ssl  # noqa: PLC0415 - imported already, by the handshake
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Unreachable("TLS handshake failed", tls=True)
+    # Silence (a server waiting for a request head), a close or a reset before any TLS
+    # answer, or an answer that is no TLS: all what a plain-HTTP server does with a
+    # handshake.
+    if (
+        isinstance(exc, (socket.timeout, ssl.SSLEOFError, ConnectionResetError))
+        or getattr(exc, "reason", None) in _PLAIN_TEXT_REASONS
+    ):
+        return Unreachable("it does not answer TLS: it may serve plain HTTP", plain_http=True)
+    if isinstance(exc, ssl.SSLError):
+        return Unreachable("TLS handshake failed", tls=True)
+    return Unreachable(_reason(exc))
 
 
 _ERRNO_WORDS = {

@@ -47,6 +47,28 @@ def test_login_to_an_unreachable_manager_names_the_url_and_saves_nothing(tmp_pat
     assert not config(tmp_path).exists()
 
 
+def test_an_https_url_for_the_plain_http_manager_says_to_use_http(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    """The Manager took the connection and refused the handshake: not "no connection within
+    5 s", but what to type instead; and the token went nowhere."""
+    port = manager.url.rsplit(":", 1)[1]
+    url = f"https://127.0.0.1:{port}"
+    wanted = (
+        f"ocm: cannot reach the Manager at {url} (it does not answer TLS: it may serve plain"
+        f" HTTP){{}}; use http://127.0.0.1:{port} instead, or check the URL"
+    )
+    login = run_ocm("login", url, input=manager.token + "\n")
+    assert assert_one_error(login, 1) == wanted.format(", nothing was saved")
+    assert not config(tmp_path).exists()
+    listed = run_ocm("list", env={"OPENCODE_MANAGER_URL": url, "OCM_TOKEN": manager.token})
+    assert assert_one_error(listed, 1) == wanted.format("")
+    for result in (login, listed):
+        assert "within" not in result.stderr
+        assert manager.token not in result.stderr + result.stdout
+    assert manager.token not in manager.log()
+
+
 def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recorder) -> None:
     url = closed_port_url()
     assert run_ocm("login", "--no-verify", url, "tok").returncode == 0

@@ -1,7 +1,7 @@
 """ocm.transport's own behaviours, against raw sockets on 127.0.0.1 that misbehave on purpose:
 kept-alive connections, a connection the server dropped while idle, proxies from the
 environment, an early answer during an upload, a download that breaks off, a server that
-stops answering."""
+stops answering, an https URL for a server that does not speak TLS."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from ocm import api
 from ocm.api import ManagerClient, Workspace
 from ocm.errors import AuthError, ManagerError
 from tests.client import standin
@@ -546,3 +547,49 @@ def test_a_manager_unreachable_when_opened_early_is_the_first_requests_error() -
             assert str(raised.value).startswith(
                 f"cannot reach the Manager at http://127.0.0.1:{port} (connection refused"
             ), str(raised.value)
+
+
+# ------------------------------------------------------------------ https to a server without TLS
+
+
+def take_and_keep_silent(conn: socket.socket, reader: BinaryIO, server: Scripted) -> None:
+    """A plain-HTTP server's wait for a request head: it reads the handshake, answers nothing."""
+    conn.recv(65536)
+    server.stop.wait(15)
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_a_server_that_takes_the_connection_but_not_tls_is_not_called_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TCP connection was made; only the handshake got no answer. Saying "no connection"
+    would send the user looking for a Manager that is running."""
+    monkeypatch.setattr(api, "CONNECT_TIMEOUT", 0.5)
+    with scripted(take_and_keep_silent) as server:
+        port = urlsplit(server.url).port
+        url = f"https://127.0.0.1:{port}"
+        with ManagerClient(url, TOKEN) as client, pytest.raises(ManagerError) as raised:
+            client.workspaces()
+    assert str(raised.value) == (
+        f"cannot reach the Manager at {url} (it does not answer TLS: it may serve plain HTTP); "
+        f"use http://127.0.0.1:{port} instead, or check the URL"
+    )
+    assert server.accepted == 1
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_a_certificate_the_client_does_not_trust_is_still_a_certificate_problem(
+    tmp_path: Path,
+) -> None:
+    """A real TLS server whose certificate fails the check is no plain-HTTP server: the advice
+    stays about the certificate."""
+    with (
+        tls_manager(tmp_path, []) as url,
+        ManagerClient(url, TOKEN) as client,
+        pytest.raises(ManagerError) as raised,
+    ):
+        client.workspaces()
+    assert str(raised.value) == (
+        f"cannot reach the Manager at {url} (TLS handshake failed); "
+        "check the Manager's certificate, or use its http:// URL on a trusted network"
+    )

@@ -1,12 +1,15 @@
-"""Clients without a token, clients that send nothing, clients that stop reading: what the
-real Manager does about them (``manager.connection_guard``), over raw sockets."""
+"""Clients without a token, clients that send nothing, clients that stop reading, clients
+that speak TLS to it: what the real Manager does about them (``manager.connection_guard``),
+over raw sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import socket
+import ssl
 import time
 
 import pytest
@@ -95,6 +98,46 @@ def test_upload_bytes_in_flight_are_capped(manager_factory):
     second.close()
     assert answer.startswith(b"HTTP/1.1 "), answer[:300]
     assert not answer.startswith(b"HTTP/1.1 503"), answer[:300]
+
+
+def client_hello() -> bytes:
+    """The first flight of a real TLS client: what ``https://`` sends to the Manager's port."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ssl.create_default_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_a_tls_handshake_is_answered_at_once_in_plain_http(manager):
+    # Waiting for a request head, the Manager would leave the client's handshake unanswered
+    # for --head-timeout; the client, seeing nothing, could only say "no connection".
+    hello = client_hello()
+    assert hello[:2] == b"\x16\x03", hello[:8]
+    for first, rest in ((hello, b""), (hello[:1], hello[1:])):  # whole, and split in two reads
+        with _connect(manager, timeout=3) as sock:
+            sock.sendall(first)
+            if rest:
+                time.sleep(0.2)
+                sock.sendall(rest)
+            answer = b""
+            # A TimeoutError here is the Manager still waiting for a head. A reset is the
+            # rest of a split handshake reaching a connection that was answered and closed.
+            with contextlib.suppress(ConnectionResetError):
+                while block := sock.recv(65536):
+                    answer += block
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 400 "), answer[:300]
+        assert b"connection: close" in head.lower()
+        assert json.loads(body)["error"] == "plain_http"
+        assert "http://" in json.loads(body)["message"]
+    # The Manager goes on serving its plain-HTTP clients.
+    health = requests.get(f"{manager.url}/api/health", timeout=5)
+    assert health.status_code == 200
+    authorised = requests.get(
+        f"{manager.url}{AUTHORISED_GET}", headers=bearer(manager.token), timeout=5
+    )
+    assert authorised.status_code == 200, authorised.text
 
 
 @pytest.fixture
