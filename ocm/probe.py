@@ -80,7 +80,15 @@ def check(url: str) -> Health:
         if scheme == "https":
             import ssl  # noqa: PLC0415 - only for https Managers
 
-            sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+            try:
+                sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+            except OSError as exc:
+                from ocm import tls  # noqa: PLC0415 - with ssl, only for https Managers
+
+                kind = tls.handshake_failure(exc)
+                if kind == tls.PLAIN_HTTP:
+                    return Health(False, f"{kind}; try its http:// URL")
+                return Health(False, kind or _reason(exc))
         sock.settimeout(READ_TIMEOUT)
         request = (
             f"GET {prefix}/api/health HTTP/1.0\r\nHost: {host}\r\n"

@@ -294,31 +294,14 @@ def _connect_reason(exc: BaseException, timeout: float) -> str:
     return _reason(exc)
 
 
-# What OpenSSL says when the first bytes back are no TLS record: a plain-HTTP server's
-# answer ("HTTP/1.1 400", the Manager's own to a handshake) reads as a bad version number,
-# or, in newer OpenSSL, as a bad record.
-_PLAIN_TEXT_REASONS = frozenset(
-    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
-)
-
-
 def _handshake_failure(exc: OSError) -> Unreachable:
     """Why a TLS handshake failed on a connection the server had taken."""
-    import ssl  # noqa: PLC0415 - imported already, by the handshake
+    from ocm import tls  # noqa: PLC0415 - ssl, imported already by the handshake
 
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return Unreachable("TLS handshake failed", tls=True)
-    # Silence (a server waiting for a request head), a close or a reset before any TLS
-    # answer, or an answer that is no TLS: all what a plain-HTTP server does with a
-    # handshake.
-    if (
-        isinstance(exc, (socket.timeout, ssl.SSLEOFError, ConnectionResetError))
-        or getattr(exc, "reason", None) in _PLAIN_TEXT_REASONS
-    ):
-        return Unreachable("it does not answer TLS: it may serve plain HTTP", plain_http=True)
-    if isinstance(exc, ssl.SSLError):
-        return Unreachable("TLS handshake failed", tls=True)
-    return Unreachable(_reason(exc))
+    kind = tls.handshake_failure(exc)
+    if kind is None:
+        return Unreachable(_reason(exc))
+    return Unreachable(kind, tls=kind == tls.CERTIFICATE, plain_http=kind == tls.PLAIN_HTTP)
 
 
 _ERRNO_WORDS = {

@@ -63,6 +63,8 @@ def test_an_https_url_for_the_plain_http_manager_says_to_use_http(
     assert not config(tmp_path).exists()
     listed = run_ocm("list", env={"OPENCODE_MANAGER_URL": url, "OCM_TOKEN": manager.token})
     assert assert_one_error(listed, 1) == wanted.format("")
+    status = run_ocm("status", env={"OPENCODE_MANAGER_URL": url})
+    assert "reachable: NO, the Manager is not reachable (it does not answer TLS" in status.stdout
     for result in (login, listed):
         assert "within" not in result.stderr
         assert manager.token not in result.stderr + result.stdout
