@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.utilities import Error
+from waitress.utilities import Error, RequestEntityTooLarge
 
 from manager.auth import presented_token, unauthorized
 from manager.errors import ApiError
@@ -303,6 +303,9 @@ class GuardedParser(HTTPRequestParser):  # type: ignore[misc]
                 return self._refuse(_tls_to_plain_http(), len(data))
         before = self.body_bytes_received
         consumed: int = super().received(data)
+        if isinstance(self.error, RequestEntityTooLarge):  # waitress' answer is plain text
+            self.error = Refusal(_too_large(self.adj.max_request_body_size), self.command == "HEAD")
+            return consumed
         if in_head:
             if self.headers_finished and self.error is None:
                 refusal = self._admit()
@@ -365,6 +368,15 @@ def _tls_to_plain_http() -> ApiError:
         400,
         "plain_http",
         "This port serves plain HTTP, not TLS: use an http:// URL for it.",
+    )
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "upload_too_large",
+        f"The request body is larger than this Manager accepts ({limit} bytes,"
+        " --max-upload-bytes).",
     )
 
 

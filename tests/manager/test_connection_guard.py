@@ -100,6 +100,27 @@ def test_upload_bytes_in_flight_are_capped(manager_factory):
     assert not answer.startswith(b"HTTP/1.1 503"), answer[:300]
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_upload_over_the_limit_is_answered_in_json(manager_factory, chunked):
+    """Announced or found out while it arrives, too large is the Manager's JSON error (waitress'
+    own answer is plain text), and the Manager goes on serving."""
+    manager = manager_factory("--no-opencode", "--max-upload-bytes", "100")
+    framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: 1000"
+    body = b"3e8\r\n" + b"x" * 1000 + b"\r\n0\r\n\r\n" if chunked else b"x" * 1000
+    with _connect(manager) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: m\r\nAuthorization: Bearer %s\r\n%s\r\n\r\n%s"
+            % (UP.encode(), manager.token.encode(), framing, body)
+        )
+        answer = rawhttp.read_answer(sock)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"Content-Type: application/json" in head, head
+    refused = json.loads(payload)
+    assert refused["error"] == "upload_too_large" and "--max-upload-bytes" in refused["message"]
+    assert requests.get(f"{manager.url}/api/health", timeout=10).status_code == 200
+
+
 def client_hello() -> bytes:
     """The first flight of a real TLS client: what ``https://`` sends to the Manager's port."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
