@@ -281,6 +281,10 @@ def _peer(channel: Any) -> str:
 class GuardedParser(HTTPRequestParser):  # type: ignore[misc]
     """Waitress' request parser, with a decision as soon as the head is complete."""
 
+    # Waitress' own attributes (it has no type information), as this class sets them.
+    completed: bool
+    error: Error | None
+
     def __init__(self, adj: Any, *, guard: Guard, channel: Any) -> None:
         super().__init__(adj)
         self.guard = guard
