@@ -157,6 +157,43 @@ def test_rotate_the_token_from_the_page_then_ocm_login_with_what_it_showed(
     assert token not in manager.log()
 
 
+def test_the_rotate_form_sent_again_does_not_rotate_again(
+    console: tuple[RunningManager, Any],
+) -> None:
+    """A reload of the new token's page sends the form again: the token just shown (and
+    perhaps copied) must stay the current one."""
+    manager, page = console
+    page.goto(manager.url + "/settings")
+    form = page.input_value("input[name=rotates]")
+    page.check("input[name=confirm]")
+    page.click("button.danger")
+    token = page.input_value("#new-token")
+    with page.expect_response(manager.url + "/settings/token") as answer:
+        page.evaluate(
+            """(rotates) => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = "/settings/token";
+                for (const [name, value] of [["confirm", "yes"], ["rotates", rotates]]) {
+                    const field = document.createElement("input");
+                    field.name = name;
+                    field.value = value;
+                    form.appendChild(field);
+                }
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            form,
+        )
+    assert answer.value.status == 409
+    assert "sent before" in answer.value.text()
+    api = requests.get(
+        manager.url + "/api/internal/opencode-workspaces", headers=bearer(token), timeout=10
+    )
+    assert api.status_code == 200
+    assert manager.log().count("Manager token rotated") == 1
+
+
 def test_health_shows_versions_disk_and_the_logs(console: tuple[RunningManager, Any]) -> None:
     manager, page = console
     page.click("nav >> text=Health")
