@@ -201,6 +201,11 @@ def cmd_token_rotate(data_dir: Path) -> int:
 def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | None) -> int:
     from manager.repos import RepoError, clone_repo
 
+    if name == "":
+        # Not the default name: an empty --name is more likely a script's unset variable.
+        raise CliError(
+            "--name is empty; give a name, or leave --name out to name it after the source"
+        )
     settings = Settings(data_dir=data_dir)
     try:
         repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name, branch=branch)

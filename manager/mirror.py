@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
-from manager.repos import valid_name
+from manager.repos import name_problem
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
@@ -144,12 +144,9 @@ def _create_repo() -> Repo:
     """``push --create``: a new, empty repo registered as 'cloning' until the push lands."""
     settings = _services().settings
     name = request.args.get("name", "")
-    if not valid_name(name):
-        raise ApiError(
-            400,
-            "bad_name",
-            f"{name!r} is not a usable repo name; use letters, digits, '.', '_' and '-'.",
-        )
+    problem = name_problem(name)
+    if problem:
+        raise ApiError(400, "bad_name", f"{problem}.")
     branch = request.args.get("branch", "") or "main"
     directory = settings.repos_dir / name
     if directory.exists():

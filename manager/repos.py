@@ -35,15 +35,48 @@ def default_name(source: str) -> str:
     return tail[:-4] if tail.endswith(".git") else tail
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a repo name ("<what>; <what to do>"), or None when it can be."""
+    if NAME_PATTERN.fullmatch(name) is None:  # the first character also rules out ``..``
+        return f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'"
+    if name.isdigit():
+        # `repo remove 2`, `ocm use 2` and the like read digits as an id first: such a name
+        # would let another repo be picked, or have its files deleted.
+        return f"repo name {name!r} is all digits, which reads as a repo id; add a letter"
+    return None
+
+
 def valid_name(name: str) -> bool:
-    """A name usable as a directory under ``repos/`` (the first character rules out ``..``)."""
-    return NAME_PATTERN.fullmatch(name) is not None
+    """A name usable as a directory under ``repos/`` and never mistaken for an id."""
+    return name_problem(name) is None
 
 
 def check_name(name: str) -> str:
-    if not valid_name(name):
-        raise RepoError(f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'")
+    problem = name_problem(name)
+    if problem:
+        raise RepoError(problem)
     return name
+
+
+def _holds_repo(path: Path) -> bool:
+    """What ``git clone <path>`` takes: a work tree with ``.git`` (a folder, or a file in a
+    linked worktree), or a bare repo."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def check_source(source: str) -> None:
+    """Refuse at once what git would refuse with a misleading message ("does not exist")."""
+    if not source.strip():
+        raise RepoError("the source is empty; give a git URL or a path on the Manager to clone")
+    path = Path(source).expanduser()
+    if path.is_file():
+        raise RepoError(
+            f"{path} is a file, not a git repository; give a repo's folder or a git URL"
+        )
+    if path.is_dir() and not _holds_repo(path):
+        raise RepoError(
+            f"{path} is not a git repository (no .git); give a repo's folder or a git URL"
+        )
 
 
 def origin_of_source(source: str) -> str:
@@ -53,7 +86,7 @@ def origin_of_source(source: str) -> str:
     ``git@host:org/x``, not from the Manager's private path.
     """
     path = Path(source).expanduser()
-    if path.exists():
+    if path.is_dir():
         result = _git("remote", "get-url", "origin", cwd=path)
         if result.returncode == 0 and result.stdout.strip():
             return result.stdout.strip()
@@ -78,17 +111,40 @@ def clone_repo(
     return run_clone(registry, repo, source, branch=branch)
 
 
-def reserve_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | None) -> Repo:
-    """Check the name and register the repo as 'cloning' (``run_clone`` fills it in)."""
-    name = check_name(name or default_name(source))
+def reserve_repo(
+    registry: Registry,
+    repos_dir: Path,
+    source: str,
+    *,
+    name: str | None,
+    name_option: str = "--name",
+) -> Repo:
+    """Check the source and the name, and register the repo as 'cloning' (``run_clone``
+    fills it in). ``name_option`` is how the person gives a name, for the advice:
+    ``--name`` on the command line, plain "name" on the console's page."""
+    check_source(source)
+    name = check_name(name) if name is not None else _name_from(source, name_option)
+    taken = RepoError(f"a repo named {name!r} already exists; pick another {name_option}")
+    known = registry.find_repo(name)
+    if known is not None and known.name == name:
+        raise taken  # its folder exists too, but moving that away would not help
     directory = repos_dir / name
     if directory.exists():
-        raise RepoError(f"{directory} already exists; pick another --name or remove it")
+        raise RepoError(
+            f"{directory} already exists; pick another {name_option} or move that folder away"
+        )
     origin = origin_of_source(source)
     try:
         return registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
-        raise RepoError(f"a repo named {name!r} already exists; pick another --name") from None
+        raise taken from None
+
+
+def _name_from(source: str, name_option: str) -> str:
+    name = default_name(source)
+    if not name_problem(name):
+        return name
+    raise RepoError(f"{source} gives no usable repo name ({name!r}); pick a {name_option}")
 
 
 def run_clone(
@@ -118,7 +174,10 @@ def run_clone(
         returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], progress)
     if returncode != 0:
         shutil.rmtree(repo.directory, ignore_errors=True)
-        message = f"git clone failed: {_last_line(stderr)}"
+        message = (
+            f"git clone failed: {_last_line(stderr)}; check the source and"
+            " that the Manager can reach it"
+        )
         if keep_failed:
             registry.update_repo(repo.id, status=ERROR, error=message)
         else:

@@ -34,8 +34,9 @@ class CloneJobs:
         name: str | None,
         branch: str | None,
     ) -> int:
-        """Register the repo now (RepoError for a bad name), clone it in a thread; its id."""
-        repo = reserve_repo(registry, repos_dir, source, name=name)
+        """Register the repo now (RepoError for a bad source or name), clone it in a thread;
+        its id."""
+        repo = reserve_repo(registry, repos_dir, source, name=name, name_option="name")
         with self._lock:
             self._progress[repo.id] = "starting git clone"
 

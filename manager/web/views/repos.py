@@ -49,8 +49,6 @@ def add() -> Any:
     name = request.form.get("name", "").strip() or None
     branch = request.form.get("branch", "").strip() or None
     try:
-        if not source:
-            raise RepoError("give a git URL or a path on the Manager to clone")
         repo_id = console_state().clones.start(
             services().registry,
             services().settings.repos_dir,

@@ -1,0 +1,72 @@
+"""The console's "Add a repo" when the source or the name is wrong, or the URL holds a
+password: a message on the page, nothing registered, no traceback and no password anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import RunningManager
+from tests.web.test_console import json_twin, row
+
+PASSWORD = "s3cret-pw-4711"
+
+
+def add(page: Any, source: str, name: str = "") -> None:
+    page.fill("input[name=source]", source)
+    page.fill("input[name=name]", name)
+    page.click("text=Add repo")
+
+
+def refusal(page: Any) -> str:
+    return str(page.text_content("[role=alert]")).strip()
+
+
+def health_text(page: Any, manager: RunningManager) -> str:
+    page.goto(manager.url + "/health")
+    text = str(page.text_content("body"))
+    page.goto(manager.url + "/repos")
+    return text
+
+
+def test_a_file_or_a_folder_without_a_repo_is_refused_on_the_page(
+    console: tuple[RunningManager, Any], tmp_path: Path
+) -> None:
+    manager, page = console
+    source = tmp_path / "notes.txt"
+    source.write_text("hello\n")
+    add(page, str(source))
+    assert refusal(page) == (
+        f"Cannot add the repo: {source} is a file, not a git repository; give a repo's folder"
+        " or a git URL."
+    )
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    add(page, str(folder))
+    assert refusal(page) == (
+        f"Cannot add the repo: {folder} is not a git repository (no .git); give a repo's"
+        " folder or a git URL."
+    )
+    assert json_twin(page, "/repos?format=json")["repos"] == []
+    assert not (manager.data_dir / "repos" / "plain").exists()
+    for shown in (manager.log(), health_text(page, manager)):
+        assert "Traceback" not in shown and "internal_error" not in shown
+
+
+def test_names_are_refused_in_words_for_the_page(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    source = git_repo("app")
+    add(page, str(source), name="2")
+    assert refusal(page) == (
+        "Cannot add the repo: repo name '2' is all digits, which reads as a repo id; add a letter."
+    )
+    add(page, str(source))
+    row(page, "app").locator(".state-ready").wait_for()
+    add(page, str(source))
+    assert refusal(page) == (
+        "Cannot add the repo: a repo named 'app' already exists; pick another name."
+    )
+    assert [r["name"] for r in json_twin(page, "/repos?format=json")["repos"]] == ["app"]
