@@ -7,7 +7,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 from ocm.mirror.state import current_branch
@@ -105,10 +107,22 @@ def clone_repo(
     """Clone ``source`` into ``repos_dir/<name>`` and register it as ready.
 
     The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
-    A failed clone leaves neither a row nor a directory behind.
+    A failed or interrupted (Ctrl-C) clone leaves neither a row nor a directory behind.
     """
     repo = reserve_repo(registry, repos_dir, source, name=name)
-    return run_clone(registry, repo, source, branch=branch)
+    try:
+        return run_clone(registry, repo, source, branch=branch)
+    except BaseException:
+        # KeyboardInterrupt included: left 'cloning', the row would block the name until the
+        # next `serve`, and then read as a crash.
+        discard(registry, repo)
+        raise
+
+
+def discard(registry: Registry, repo: Repo) -> None:
+    """Forget a repo whose clone did not finish, with its partial directory."""
+    shutil.rmtree(repo.directory, ignore_errors=True)
+    registry.remove_repo(repo.id)
 
 
 def reserve_repo(
@@ -237,11 +251,28 @@ def register_existing(
         raise RepoError(f"a repo named {name!r} already exists") from None
 
 
-def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Repo:
+@dataclass(frozen=True)
+class Removed:
+    """A removed repo and what became of its files: ``deleted`` (asked for), ``partial``
+    (an unfinished clone, deleted), ``kept``, or ``none`` (there were none)."""
+
+    repo: Repo
+    files: Literal["deleted", "partial", "kept", "none"]
+
+
+def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Removed:
     repo = registry.find_repo(ref)
     if repo is None:
         raise RepoError(f"no repo {ref!r}; see `ocm-manager repo list`")
     registry.remove_repo(repo.id)
+    if not repo.directory.exists():
+        return Removed(repo, "none")
     if delete_files:
         shutil.rmtree(repo.directory, ignore_errors=True)
-    return repo
+        return Removed(repo, "deleted")
+    if repo.status != READY:
+        # A clone that never finished holds no one's work, and its folder would make adding
+        # the repo again under its name fail: "remove the repo and add it again" must work.
+        shutil.rmtree(repo.directory, ignore_errors=True)
+        return Removed(repo, "partial")
+    return Removed(repo, "kept")

@@ -4,13 +4,18 @@ line each, and nothing half-made left registered or on disk. Against a real Mana
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.git import make_repo
-from tests.support.processes import Cli, RunningManager
+from tests.support.processes import Cli, RunningManager, as_from_a_terminal, manager_command
+from tests.support.proctree import kill_group_quietly, wait_until
 
 PASSWORD = "s3cret-pw-4711"
 
@@ -89,6 +94,93 @@ def test_an_empty_name_or_source_says_which(manager: RunningManager, tmp_path: P
         "ocm-manager: the source is empty; give a git URL or a path on the Manager to clone"
     )
     nothing_added(manager)
+
+
+def slow_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose `git clone` clones, then hangs (a clone that takes its time), and
+    the file it makes once the clone is on disk."""
+    bin_dir = tmp_path / "slow-bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "clone-on-disk"
+    wrapper = bin_dir / "git"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = clone ]; then\n'
+        f'  {shutil.which("git")} "$@" || exit $?\n'
+        f"  : > {marker}\n"
+        "  exec sleep 600\n"
+        "fi\n"
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, marker
+
+
+def start_slow_add(
+    manager: RunningManager, tmp_path: Path, source: Path, name: str
+) -> subprocess.Popen[str]:
+    """`repo add` in its own process group, left once git has put the clone on disk."""
+    env, marker = slow_git(tmp_path)
+    process = subprocess.Popen(
+        manager_command(
+            "repo", "add", str(source), "--name", name, "--data-dir", str(manager.data_dir)
+        ),
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=as_from_a_terminal,  # Ctrl-C at its default, as at a terminal
+    )
+    assert wait_until(marker.exists, timeout=120), process.communicate(timeout=60)
+    [repo] = listed(manager)
+    assert (repo["name"], repo["cloneStatus"]) == (name, "cloning")
+    return process
+
+
+def test_ctrl_c_during_an_add_leaves_nothing(manager: RunningManager, tmp_path: Path) -> None:
+    source = make_repo(tmp_path / "big")
+    process = start_slow_add(manager, tmp_path, source, "big")
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert (stdout, stderr) == ("", "ocm-manager: interrupted; nothing was added\n")
+    nothing_added(manager)
+    manager.cli("repo", "add", str(source), "--name", "big")  # the name is free again
+
+
+def test_the_advice_after_a_crash_mid_clone_works_as_written(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = manager_factory("--no-opencode", data_dir=data_dir)
+    source = make_repo(tmp_path / "big3")
+    process = start_slow_add(first, tmp_path, source, "big3")
+    first.stop(signal.SIGKILL)
+    kill_group_quietly(process.pid)  # the add dies with the machine, mid-clone
+    process.communicate(timeout=60)
+
+    manager = manager_factory("--no-opencode", data_dir=data_dir)
+    [repo] = listed(manager)
+    assert repo["error"] == "clone interrupted; remove the repo and add it again"
+    removed = manager.cli("repo", "remove", "big3")
+    directory = data_dir / "repos" / "big3"
+    assert removed.stdout == (
+        f"ocm-manager: removed repo {repo['repoId']} big3; deleted its unfinished clone in"
+        f" {directory}\n"
+    )
+    assert not directory.exists()
+    manager.cli("repo", "add", str(source), "--name", "big3")
+    assert [(r["name"], r["cloneStatus"]) for r in listed(manager)] == [("big3", "ready")]
+
+
+def test_remove_never_points_at_files_that_are_not_there(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    manager.cli("repo", "add", str(make_repo(tmp_path / "gone")))
+    shutil.rmtree(manager.data_dir / "repos" / "gone")
+    removed = manager.cli("repo", "remove", "gone")
+    assert removed.stdout.endswith("; it had no files\n"), removed.stdout
 
 
 def test_push_create_names_a_folder_of_digits_so_the_manager_takes_it(

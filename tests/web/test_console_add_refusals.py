@@ -3,11 +3,15 @@ password: a message on the page, nothing registered, no traceback and no passwor
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.manager.test_repo_add_refusals import start_slow_add
+from tests.support.git import make_repo
 from tests.support.processes import RunningManager
+from tests.support.proctree import kill_group_quietly
 from tests.web.test_console import json_twin, row
 
 PASSWORD = "s3cret-pw-4711"
@@ -70,3 +74,32 @@ def test_names_are_refused_in_words_for_the_page(
         "Cannot add the repo: a repo named 'app' already exists; pick another name."
     )
     assert [r["name"] for r in json_twin(page, "/repos?format=json")["repos"]] == ["app"]
+
+
+def test_remove_after_a_crash_mid_clone_deletes_the_partial_clone(
+    manager_factory: Callable[..., RunningManager],
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    first = manager_factory("--no-opencode", data_dir=data_dir)
+    source = make_repo(tmp_path / "big3")
+    process = start_slow_add(first, tmp_path, source, "big3")
+    first.stop(signal.SIGKILL)
+    kill_group_quietly(process.pid)  # the add dies with the machine, mid-clone
+    process.communicate(timeout=60)
+
+    manager = manager_factory("--no-opencode", data_dir=data_dir)
+    page = new_page()
+    sign_in(page, manager)
+    big = row(page, "big3")
+    assert "clone interrupted; remove the repo and add it again" in big.inner_text()
+    big.locator("text=Remove…").click()
+    assert "the partial clone in" in str(page.text_content("main"))
+    assert page.locator("input[name=delete_files]").count() == 0
+    page.click("button.danger")
+    page.wait_for_url(manager.url + "/repos")
+    assert not (data_dir / "repos" / "big3").exists()
+    add(page, str(source), name="big3")
+    row(page, "big3").locator(".state-ready").wait_for()

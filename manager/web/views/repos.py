@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, redirect, request, url_for
 
 from manager.errors import ApiError
-from manager.registry import CLONING
+from manager.registry import CLONING, READY
 from manager.repos import RepoError, remove_repo
 from manager.web.render import page, wants_json
 from manager.web.repo_status import repo_rows
@@ -81,7 +81,14 @@ def _repo_or_404(repo_id: int) -> Any:
 def confirm_remove(repo_id: int) -> Any:
     repo = _repo_or_404(repo_id)
     data = {
-        "repo": {"id": repo.id, "name": repo.name, "directory": str(repo.directory)},
+        "repo": {
+            "id": repo.id,
+            "name": repo.name,
+            "directory": str(repo.directory),
+            "hasFiles": repo.directory.exists(),
+            # Its partial clone goes with it (manager.repos.remove_repo).
+            "unfinished": repo.status != READY,
+        },
         "tuisAttached": services().streams.attached(str(repo.directory)),
     }
     return page("remove.html", data)
@@ -96,9 +103,10 @@ def remove(repo_id: int) -> Any:
         raise ApiError(409, "still_cloning", f"{repo.name} is still cloning; wait for it.")
     delete_files = request.form.get("delete_files") == "yes"
     try:
-        remove_repo(services().registry, str(repo.id), delete_files=delete_files)
+        removed = remove_repo(services().registry, str(repo.id), delete_files=delete_files)
     except RepoError as exc:
         raise ApiError(404, "unknown_repo", f"{exc}.") from None
     if wants_json():
-        return jsonify(id=repo.id, removed=True, filesDeleted=delete_files)
+        deleted = removed.files in ("deleted", "partial")
+        return jsonify(id=repo.id, removed=True, filesDeleted=deleted)
     return redirect(url_for("web_repos.repos"), code=303)
