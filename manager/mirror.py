@@ -28,6 +28,7 @@ from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
+from ocm.origin import without_credentials
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
 # A push that wrote this many files has its index refreshed after its answer, not before
@@ -156,7 +157,8 @@ def _create_repo() -> Repo:
             name=name,
             directory=directory,
             branch=branch,
-            origin_url=request.args.get("originUrl", ""),
+            # The laptop's origin may carry its owner's password; pages and logs show this one.
+            origin_url=without_credentials(request.args.get("originUrl", "")),
             status=CLONING,
         )
     except NameTaken:

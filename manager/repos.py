@@ -13,6 +13,7 @@ from typing import Literal
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 from ocm.mirror.state import current_branch
+from ocm.origin import hide_credentials, without_credentials
 
 # Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -91,9 +92,10 @@ def origin_of_source(source: str) -> str:
     if path.is_dir():
         result = _git("remote", "get-url", "origin", cwd=path)
         if result.returncode == 0 and result.stdout.strip():
-            return result.stdout.strip()
+            return without_credentials(result.stdout.strip())
         return str(path.resolve())
-    return source
+    # git needs a password in the URL only for the clone; stored, it would show on every page.
+    return without_credentials(source)
 
 
 def clone_repo(
@@ -158,7 +160,8 @@ def _name_from(source: str, name_option: str) -> str:
     name = default_name(source)
     if not name_problem(name):
         return name
-    raise RepoError(f"{source} gives no usable repo name ({name!r}); pick a {name_option}")
+    shown = hide_credentials(source)
+    raise RepoError(f"{shown} gives no usable repo name ({name!r}); pick a {name_option}")
 
 
 def run_clone(
@@ -185,11 +188,16 @@ def run_clone(
         result = _git("clone", "--quiet", *options, *where)
         returncode, stderr = result.returncode, result.stderr
     else:
-        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], progress)
+        report = progress
+
+        def hidden(line: str) -> None:  # git's lines may name the URL, and the page shows them
+            report(hide_credentials(line))
+
+        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], hidden)
     if returncode != 0:
         shutil.rmtree(repo.directory, ignore_errors=True)
         message = (
-            f"git clone failed: {_last_line(stderr)}; check the source and"
+            f"git clone failed: {hide_credentials(_last_line(stderr))}; check the source and"
             " that the Manager can reach it"
         )
         if keep_failed:
@@ -197,7 +205,7 @@ def run_clone(
         else:
             registry.remove_repo(repo.id)
         raise RepoError(message)
-    if repo.origin_url != source:
+    if repo.origin_url != source:  # the source's own origin, or the URL without its password
         _git("remote", "set-url", "origin", repo.origin_url, cwd=repo.directory)
     registry.update_repo(repo.id, status=READY, branch=current_branch(repo.directory) or "")
     updated = registry.get_repo(repo.id)

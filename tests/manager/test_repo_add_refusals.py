@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.git import make_repo
+from tests.support.git import dumb_http, git, make_repo, write_files
 from tests.support.processes import Cli, RunningManager, as_from_a_terminal, manager_command
 from tests.support.proctree import kill_group_quietly, wait_until
 
@@ -181,6 +181,44 @@ def test_remove_never_points_at_files_that_are_not_there(
     shutil.rmtree(manager.data_dir / "repos" / "gone")
     removed = manager.cli("repo", "remove", "gone")
     assert removed.stdout.endswith("; it had no files\n"), removed.stdout
+
+
+def test_a_password_in_the_url_is_used_for_the_clone_and_then_forgotten(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    with dumb_http(make_repo(tmp_path / "widget")) as url:
+        with_password = url.replace("http://", f"http://alice:{PASSWORD}@")
+        added = manager.cli("repo", "add", with_password)
+    [repo] = listed(manager)
+    assert repo["originUrl"] == url
+    directory = Path(repo["directory"])
+    assert git(directory, "remote", "get-url", "origin") == url
+    assert PASSWORD not in (directory / ".git" / "config").read_text()
+    assert PASSWORD not in added.stdout + added.stderr
+    assert PASSWORD not in manager.cli("repo", "list").stdout
+
+    failed = manager.cli("repo", "add", f"http://alice:{PASSWORD}@127.0.0.1:1/x.git", check=False)
+    assert "git clone failed" in one_line(failed) and PASSWORD not in failed.stderr
+    assert PASSWORD not in manager.log()
+
+
+def test_push_create_stores_a_laptops_origin_without_its_password(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    origin = f"https://alice:{PASSWORD}@example.invalid/acme/widget.git"
+    laptop = make_repo(tmp_path / "laptop" / "widget", origin=origin)
+    ocm = Cli(manager)
+    created = ocm(laptop, "push", "--create", "--yes")
+    assert created.returncode == 0, created.stderr
+    [repo] = listed(manager)
+    assert repo["originUrl"] == "https://example.invalid/acme/widget.git"
+    assert PASSWORD not in (Path(repo["directory"]) / ".git" / "config").read_text()
+    # The laptop still finds its repo by origin, password or not.
+    write_files(laptop, {"more.txt": "more\n"})
+    again = ocm(laptop, "push")
+    assert again.returncode == 0, again.stderr
+    assert (Path(repo["directory"]) / "more.txt").is_file()
+    assert PASSWORD not in manager.log()
 
 
 def test_push_create_names_a_folder_of_digits_so_the_manager_takes_it(

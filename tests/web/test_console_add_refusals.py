@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.manager.test_repo_add_refusals import start_slow_add
-from tests.support.git import make_repo
+from tests.support.git import dumb_http, git, make_repo
 from tests.support.processes import RunningManager
 from tests.support.proctree import kill_group_quietly
 from tests.web.test_console import json_twin, row
@@ -74,6 +74,33 @@ def test_names_are_refused_in_words_for_the_page(
         "Cannot add the repo: a repo named 'app' already exists; pick another name."
     )
     assert [r["name"] for r in json_twin(page, "/repos?format=json")["repos"]] == ["app"]
+
+
+def test_a_password_in_a_clone_url_is_shown_and_logged_nowhere(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    with dumb_http(git_repo("widget")) as url:
+        add(page, url.replace("http://", f"http://alice:{PASSWORD}@"))
+        row(page, "widget").locator(".state-ready").wait_for()
+    failing = f"http://alice:{PASSWORD}@127.0.0.1:1/gone.git"
+    add(page, failing)
+    row(page, "gone").locator(".state-error").wait_for()
+    add(page, failing, name="9")  # refused: the form comes back filled in
+    assert "all digits" in refusal(page)
+    assert page.input_value("input[name=source]") == "http://127.0.0.1:1/gone.git"
+
+    repos = json_twin(page, "/repos?format=json")["repos"]
+    assert [(r["name"], r["originUrl"]) for r in repos] == [
+        ("widget", url),
+        ("gone", "http://127.0.0.1:1/gone.git"),
+    ]
+    directory = Path(repos[0]["directory"])
+    assert git(directory, "remote", "get-url", "origin") == url
+    assert PASSWORD not in (directory / ".git" / "config").read_text()
+    assert "console: cloned" in manager.log() and "clone of" in manager.log()
+    for shown in (str(page.content()), str(repos), manager.log(), health_text(page, manager)):
+        assert PASSWORD not in shown
 
 
 def test_remove_after_a_crash_mid_clone_deletes_the_partial_clone(

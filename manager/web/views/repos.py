@@ -12,6 +12,7 @@ from manager.repos import RepoError, remove_repo
 from manager.web.render import page, wants_json
 from manager.web.repo_status import repo_rows
 from manager.web.state import console_state, services
+from ocm.origin import without_credentials
 
 bp = Blueprint("web_repos", __name__)
 
@@ -59,7 +60,8 @@ def add() -> Any:
     except RepoError as exc:
         if wants_json():
             raise ApiError(400, "bad_repo", f"{exc}.") from None
-        form = {"source": source, "name": name or "", "branch": branch or ""}
+        # Refilled so nothing typed is lost, but a password goes no further than the form.
+        form = {"source": without_credentials(source), "name": name or "", "branch": branch or ""}
         return _listing(
             status=400, message_kind="error", message=f"Cannot add the repo: {exc}.", form=form
         )
