@@ -201,11 +201,20 @@ def cmd_token_rotate(data_dir: Path) -> int:
 def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | None) -> int:
     from manager.repos import RepoError, clone_repo
 
+    if name == "":
+        # Not the default name: an empty --name is more likely a script's unset variable.
+        raise CliError(
+            "--name is empty; give a name, or leave --name out to name it after the source"
+        )
     settings = Settings(data_dir=data_dir)
     try:
         repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name, branch=branch)
     except RepoError as exc:
         raise CliError(str(exc)) from None
+    except KeyboardInterrupt:
+        # clone_repo has undone the row and the partial clone; say so, as main would not.
+        print("ocm-manager: interrupted; nothing was added", file=sys.stderr)
+        return 130
     print(
         f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
         f" at {repo.directory}"
@@ -233,11 +242,17 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
     from manager.repos import RepoError, remove_repo
 
     try:
-        repo = remove_repo(_registry(data_dir), ref, delete_files=delete_files)
+        removed = remove_repo(_registry(data_dir), ref, delete_files=delete_files)
     except RepoError as exc:
         raise CliError(str(exc)) from None
-    kept = "deleted its files" if delete_files else f"its files stay in {repo.directory}"
-    print(f"ocm-manager: removed repo {repo.id} {repo.name}; {kept}")
+    repo = removed.repo
+    files = {
+        "deleted": "deleted its files",
+        "partial": f"deleted its unfinished clone in {repo.directory}",
+        "kept": f"its files stay in {repo.directory}",
+        "none": "it had no files",
+    }[removed.files]
+    print(f"ocm-manager: removed repo {repo.id} {repo.name}; {files}")
     return 0
 
 

@@ -21,13 +21,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
-from manager.repos import valid_name
+from manager.repos import name_problem
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
 from ocm.mirror.state import read_marker, repo_state
+from ocm.origin import without_credentials
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
 # A push that wrote this many files has its index refreshed after its answer, not before
@@ -144,12 +145,9 @@ def _create_repo() -> Repo:
     """``push --create``: a new, empty repo registered as 'cloning' until the push lands."""
     settings = _services().settings
     name = request.args.get("name", "")
-    if not valid_name(name):
-        raise ApiError(
-            400,
-            "bad_name",
-            f"{name!r} is not a usable repo name; use letters, digits, '.', '_' and '-'.",
-        )
+    problem = name_problem(name)
+    if problem:
+        raise ApiError(400, "bad_name", f"{problem}.")
     branch = request.args.get("branch", "") or "main"
     directory = settings.repos_dir / name
     if directory.exists():
@@ -159,7 +157,8 @@ def _create_repo() -> Repo:
             name=name,
             directory=directory,
             branch=branch,
-            origin_url=request.args.get("originUrl", ""),
+            # The laptop's origin may carry its owner's password; pages and logs show this one.
+            origin_url=without_credentials(request.args.get("originUrl", "")),
             status=CLONING,
         )
     except NameTaken:

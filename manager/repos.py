@@ -7,10 +7,13 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 from ocm.mirror.state import current_branch
+from ocm.origin import hide_credentials, without_credentials
 
 # Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -35,15 +38,48 @@ def default_name(source: str) -> str:
     return tail[:-4] if tail.endswith(".git") else tail
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a repo name ("<what>; <what to do>"), or None when it can be."""
+    if NAME_PATTERN.fullmatch(name) is None:  # the first character also rules out ``..``
+        return f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'"
+    if name.isdigit():
+        # `repo remove 2`, `ocm use 2` and the like read digits as an id first: such a name
+        # would let another repo be picked, or have its files deleted.
+        return f"repo name {name!r} is all digits, which reads as a repo id; add a letter"
+    return None
+
+
 def valid_name(name: str) -> bool:
-    """A name usable as a directory under ``repos/`` (the first character rules out ``..``)."""
-    return NAME_PATTERN.fullmatch(name) is not None
+    """A name usable as a directory under ``repos/`` and never mistaken for an id."""
+    return name_problem(name) is None
 
 
 def check_name(name: str) -> str:
-    if not valid_name(name):
-        raise RepoError(f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'")
+    problem = name_problem(name)
+    if problem:
+        raise RepoError(problem)
     return name
+
+
+def _holds_repo(path: Path) -> bool:
+    """What ``git clone <path>`` takes: a work tree with ``.git`` (a folder, or a file in a
+    linked worktree), or a bare repo."""
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+def check_source(source: str) -> None:
+    """Refuse at once what git would refuse with a misleading message ("does not exist")."""
+    if not source.strip():
+        raise RepoError("the source is empty; give a git URL or a path on the Manager to clone")
+    path = Path(source).expanduser()
+    if path.is_file():
+        raise RepoError(
+            f"{path} is a file, not a git repository; give a repo's folder or a git URL"
+        )
+    if path.is_dir() and not _holds_repo(path):
+        raise RepoError(
+            f"{path} is not a git repository (no .git); give a repo's folder or a git URL"
+        )
 
 
 def origin_of_source(source: str) -> str:
@@ -53,12 +89,13 @@ def origin_of_source(source: str) -> str:
     ``git@host:org/x``, not from the Manager's private path.
     """
     path = Path(source).expanduser()
-    if path.exists():
+    if path.is_dir():
         result = _git("remote", "get-url", "origin", cwd=path)
         if result.returncode == 0 and result.stdout.strip():
-            return result.stdout.strip()
+            return without_credentials(result.stdout.strip())
         return str(path.resolve())
-    return source
+    # git needs a password in the URL only for the clone; stored, it would show on every page.
+    return without_credentials(source)
 
 
 def clone_repo(
@@ -72,23 +109,59 @@ def clone_repo(
     """Clone ``source`` into ``repos_dir/<name>`` and register it as ready.
 
     The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
-    A failed clone leaves neither a row nor a directory behind.
+    A failed or interrupted (Ctrl-C) clone leaves neither a row nor a directory behind.
     """
     repo = reserve_repo(registry, repos_dir, source, name=name)
-    return run_clone(registry, repo, source, branch=branch)
+    try:
+        return run_clone(registry, repo, source, branch=branch)
+    except BaseException:
+        # KeyboardInterrupt included: left 'cloning', the row would block the name until the
+        # next `serve`, and then read as a crash.
+        discard(registry, repo)
+        raise
 
 
-def reserve_repo(registry: Registry, repos_dir: Path, source: str, *, name: str | None) -> Repo:
-    """Check the name and register the repo as 'cloning' (``run_clone`` fills it in)."""
-    name = check_name(name or default_name(source))
+def discard(registry: Registry, repo: Repo) -> None:
+    """Forget a repo whose clone did not finish, with its partial directory."""
+    shutil.rmtree(repo.directory, ignore_errors=True)
+    registry.remove_repo(repo.id)
+
+
+def reserve_repo(
+    registry: Registry,
+    repos_dir: Path,
+    source: str,
+    *,
+    name: str | None,
+    name_option: str = "--name",
+) -> Repo:
+    """Check the source and the name, and register the repo as 'cloning' (``run_clone``
+    fills it in). ``name_option`` is how the person gives a name, for the advice:
+    ``--name`` on the command line, plain "name" on the console's page."""
+    check_source(source)
+    name = check_name(name) if name is not None else _name_from(source, name_option)
+    taken = RepoError(f"a repo named {name!r} already exists; pick another {name_option}")
+    known = registry.find_repo(name)
+    if known is not None and known.name == name:
+        raise taken  # its folder exists too, but moving that away would not help
     directory = repos_dir / name
     if directory.exists():
-        raise RepoError(f"{directory} already exists; pick another --name or remove it")
+        raise RepoError(
+            f"{directory} already exists; pick another {name_option} or move that folder away"
+        )
     origin = origin_of_source(source)
     try:
         return registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
-        raise RepoError(f"a repo named {name!r} already exists; pick another --name") from None
+        raise taken from None
+
+
+def _name_from(source: str, name_option: str) -> str:
+    name = default_name(source)
+    if not name_problem(name):
+        return name
+    shown = hide_credentials(source)
+    raise RepoError(f"{shown} gives no usable repo name ({name!r}); pick a {name_option}")
 
 
 def run_clone(
@@ -115,16 +188,24 @@ def run_clone(
         result = _git("clone", "--quiet", *options, *where)
         returncode, stderr = result.returncode, result.stderr
     else:
-        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], progress)
+        report = progress
+
+        def hidden(line: str) -> None:  # git's lines may name the URL, and the page shows them
+            report(hide_credentials(line))
+
+        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], hidden)
     if returncode != 0:
         shutil.rmtree(repo.directory, ignore_errors=True)
-        message = f"git clone failed: {_last_line(stderr)}"
+        message = (
+            f"git clone failed: {hide_credentials(_last_line(stderr))}; check the source and"
+            " that the Manager can reach it"
+        )
         if keep_failed:
             registry.update_repo(repo.id, status=ERROR, error=message)
         else:
             registry.remove_repo(repo.id)
         raise RepoError(message)
-    if repo.origin_url != source:
+    if repo.origin_url != source:  # the source's own origin, or the URL without its password
         _git("remote", "set-url", "origin", repo.origin_url, cwd=repo.directory)
     registry.update_repo(repo.id, status=READY, branch=current_branch(repo.directory) or "")
     updated = registry.get_repo(repo.id)
@@ -178,11 +259,28 @@ def register_existing(
         raise RepoError(f"a repo named {name!r} already exists") from None
 
 
-def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Repo:
+@dataclass(frozen=True)
+class Removed:
+    """A removed repo and what became of its files: ``deleted`` (asked for), ``partial``
+    (an unfinished clone, deleted), ``kept``, or ``none`` (there were none)."""
+
+    repo: Repo
+    files: Literal["deleted", "partial", "kept", "none"]
+
+
+def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Removed:
     repo = registry.find_repo(ref)
     if repo is None:
         raise RepoError(f"no repo {ref!r}; see `ocm-manager repo list`")
     registry.remove_repo(repo.id)
+    if not repo.directory.exists():
+        return Removed(repo, "none")
     if delete_files:
         shutil.rmtree(repo.directory, ignore_errors=True)
-    return repo
+        return Removed(repo, "deleted")
+    if repo.status != READY:
+        # A clone that never finished holds no one's work, and its folder would make adding
+        # the repo again under its name fail: "remove the repo and add it again" must work.
+        shutil.rmtree(repo.directory, ignore_errors=True)
+        return Removed(repo, "partial")
+    return Removed(repo, "kept")

@@ -10,6 +10,46 @@ import re
 
 # ``[user@]host:path`` with no scheme and no ``/`` before the colon is git's scp-like syntax.
 _SCP_LIKE = re.compile(r"^(?P<user>[^/@:]+@)?(?P<host>[^/:]+):(?P<path>.*)$")
+# ``scheme://userinfo@``, wherever it appears in a text; greedy up to the last ``@`` before the
+# path, since a password may hold an unescaped ``@``.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/?#\s]*)@")
+# Over http(s) a lone user name is often a token (``https://<token>@github.com/...``).
+_SECRET_USER_SCHEMES = frozenset({"http", "https", "ftp", "ftps"})
+
+
+def _userinfo(match: re.Match[str], *, hidden: str | None) -> str:
+    """The ``scheme://[userinfo@]`` to put back: without the secret part, or with it
+    replaced by ``hidden``."""
+    scheme, userinfo = match.group("scheme"), match.group("userinfo")
+    user, has_password, _ = userinfo.partition(":")
+    secret_user = scheme.lower() in _SECRET_USER_SCHEMES
+    if hidden is None:
+        kept = "" if secret_user else user
+    elif has_password:
+        kept = f"{user}:{hidden}"
+    else:
+        kept = hidden if secret_user else user
+    return f"{scheme}://{kept}@" if kept else f"{scheme}://"
+
+
+def without_credentials(url: str) -> str:
+    """``url`` fit to store and to match on: no password, and no user over http(s).
+
+    >>> without_credentials("https://alice:s3cret@example.com/x.git")
+    'https://example.com/x.git'
+    >>> without_credentials("ssh://git:s3cret@example.com/x.git")
+    'ssh://git@example.com/x.git'
+    """
+    return _USERINFO.sub(lambda match: _userinfo(match, hidden=None), url)
+
+
+def hide_credentials(text: str) -> str:
+    """``text`` (a URL, a log line, git's message) with every URL's secret part as ``***``.
+
+    >>> hide_credentials("fatal: https://alice:s3cret@example.com/x.git: not found")
+    'fatal: https://alice:***@example.com/x.git: not found'
+    """
+    return _USERINFO.sub(lambda match: _userinfo(match, hidden="***"), text)
 
 
 def normalise_origin(url: str) -> str:
@@ -20,7 +60,9 @@ def normalise_origin(url: str) -> str:
     >>> normalise_origin("https://github.com/acme/widget/")
     'https://github.com/acme/widget'
     """
-    text = url.strip().lower()
+    # Credentials name who fetches, not what: a laptop cloned with a token in its origin
+    # matches the Manager's repo, which never stores one.
+    text = without_credentials(url.strip().lower())
     if "://" not in text:
         match = _SCP_LIKE.match(text)
         # A single letter before the colon is a Windows drive, not a host.

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from manager.registry import Registry
 from manager.repos import RepoError, reserve_repo, run_clone
+from ocm.origin import hide_credentials
 
 log = logging.getLogger("manager.web")
 
@@ -34,8 +35,10 @@ class CloneJobs:
         name: str | None,
         branch: str | None,
     ) -> int:
-        """Register the repo now (RepoError for a bad name), clone it in a thread; its id."""
-        repo = reserve_repo(registry, repos_dir, source, name=name)
+        """Register the repo now (RepoError for a bad source or name), clone it in a thread;
+        its id."""
+        repo = reserve_repo(registry, repos_dir, source, name=name, name_option="name")
+        shown = hide_credentials(source)  # the log is on the Health page
         with self._lock:
             self._progress[repo.id] = "starting git clone"
 
@@ -46,11 +49,11 @@ class CloneJobs:
         def clone() -> None:
             try:
                 run_clone(registry, repo, source, branch=branch, keep_failed=True, progress=note)
-                log.info("console: cloned %s into %s", source, repo.directory)
+                log.info("console: cloned %s into %s", shown, repo.directory)
             except RepoError as exc:
-                log.warning("console: clone of %s failed: %s", source, exc)
+                log.warning("console: clone of %s failed: %s", shown, exc)
             except Exception:
-                log.exception("console: clone of %s failed", source)
+                log.exception("console: clone of %s failed", shown)
                 registry.update_repo(repo.id, status="error", error="clone failed; see the log")
             finally:
                 with self._lock:

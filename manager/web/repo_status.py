@@ -9,6 +9,7 @@ from manager.registry import READY, Repo
 from manager.web.clones import CloneJobs
 from manager.web.upstream import session_count
 from ocm.mirror import gitcmd
+from ocm.origin import hide_credentials
 
 # Subjects by commit: a commit never changes, and the list is asked for every 2 s per tab.
 _subjects: dict[str, str] = {}
@@ -84,10 +85,11 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
                 "name": repo.name,
                 "branch": repo.branch,
                 "status": repo.status,
-                "error": repo.error,
+                # Hidden again for rows stored before origins were stored without passwords.
+                "error": hide_credentials(repo.error),
                 "progress": clones.progress(repo.id) if repo.status == "cloning" else "",
                 "directory": str(repo.directory),
-                "originUrl": repo.origin_url,
+                "originUrl": hide_credentials(repo.origin_url),
                 "head": head,
                 "uncommittedChanges": changes,
                 "tuisAttached": services.streams.attached(str(repo.directory)),

@@ -203,8 +203,9 @@ def _saved_lines(where: str, saved: list[str]) -> None:
 
 def repo_name(root: Path) -> str:
     """The new Manager repo's name: the folder's, with what the Manager refuses made '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")
-    return name[:100] or "repo"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")[:100] or "repo"
+    # Digits alone would read as a repo id, so the Manager refuses them as a name.
+    return f"repo-{name}"[:100] if name.isdigit() else name
 
 
 def _confirm_create(name: str, yes: bool) -> None:

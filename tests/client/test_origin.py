@@ -27,6 +27,10 @@ from ocm.state import State
         ("github.com:acme/widget", "ssh://github.com/acme/widget"),
         ("/srv/git/widget.git", "/srv/git/widget"),
         ("./relative:path", "./relative:path"),
+        # Credentials say who fetches, not what: the Manager stores origins without them.
+        ("https://alice:s3cret@github.com/acme/widget.git", "https://github.com/acme/widget"),
+        ("https://ghp_token@github.com/acme/widget", "https://github.com/acme/widget"),
+        ("ssh://git:s3cret@github.com/acme/widget", "ssh://git@github.com/acme/widget"),
     ],
 )
 def test_normalise_origin(raw: str, expected: str) -> None:

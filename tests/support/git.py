@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 # Module-scoped fixtures make repos outside the per-test environment (tests/conftest.py),
@@ -51,3 +56,28 @@ def make_repo(
     if origin:
         git(path, "remote", "add", "origin", origin)
     return path
+
+
+@contextlib.contextmanager
+def dumb_http(repo: Path) -> Iterator[str]:
+    """Serve a bare copy of ``repo`` over git's "dumb" HTTP (plain files); yield its URL
+    (``http://127.0.0.1:<port>/<name>.git``). It asks for no password and ignores any sent."""
+    root = repo.parent / f"{repo.name}-http"
+    bare = root / f"{repo.name}.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
+    git(bare, "update-server-info")  # the refs list the dumb protocol reads
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{bare.name}"
+    finally:
+        server.shutdown()
+        server.server_close()

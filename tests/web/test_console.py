@@ -97,8 +97,7 @@ def test_a_clone_that_fails_shows_gits_error_and_a_bad_name_is_refused(
     console: tuple[RunningManager, Any], tmp_path: Path
 ) -> None:
     manager, page = console
-    missing = tmp_path / "not-a-repo"
-    missing.mkdir()
+    missing = tmp_path / "not-a-repo"  # git is left to fail on it, in the background
     page.fill("input[name=source]", str(missing))
     page.click("text=Add repo")
     failed = row(page, "not-a-repo")

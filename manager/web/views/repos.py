@@ -7,11 +7,12 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, redirect, request, url_for
 
 from manager.errors import ApiError
-from manager.registry import CLONING
+from manager.registry import CLONING, READY
 from manager.repos import RepoError, remove_repo
 from manager.web.render import page, wants_json
 from manager.web.repo_status import repo_rows
 from manager.web.state import console_state, services
+from ocm.origin import without_credentials
 
 bp = Blueprint("web_repos", __name__)
 
@@ -49,8 +50,6 @@ def add() -> Any:
     name = request.form.get("name", "").strip() or None
     branch = request.form.get("branch", "").strip() or None
     try:
-        if not source:
-            raise RepoError("give a git URL or a path on the Manager to clone")
         repo_id = console_state().clones.start(
             services().registry,
             services().settings.repos_dir,
@@ -61,7 +60,8 @@ def add() -> Any:
     except RepoError as exc:
         if wants_json():
             raise ApiError(400, "bad_repo", f"{exc}.") from None
-        form = {"source": source, "name": name or "", "branch": branch or ""}
+        # Refilled so nothing typed is lost, but a password goes no further than the form.
+        form = {"source": without_credentials(source), "name": name or "", "branch": branch or ""}
         return _listing(
             status=400, message_kind="error", message=f"Cannot add the repo: {exc}.", form=form
         )
@@ -83,7 +83,14 @@ def _repo_or_404(repo_id: int) -> Any:
 def confirm_remove(repo_id: int) -> Any:
     repo = _repo_or_404(repo_id)
     data = {
-        "repo": {"id": repo.id, "name": repo.name, "directory": str(repo.directory)},
+        "repo": {
+            "id": repo.id,
+            "name": repo.name,
+            "directory": str(repo.directory),
+            "hasFiles": repo.directory.exists(),
+            # Its partial clone goes with it (manager.repos.remove_repo).
+            "unfinished": repo.status != READY,
+        },
         "tuisAttached": services().streams.attached(str(repo.directory)),
     }
     return page("remove.html", data)
@@ -98,9 +105,10 @@ def remove(repo_id: int) -> Any:
         raise ApiError(409, "still_cloning", f"{repo.name} is still cloning; wait for it.")
     delete_files = request.form.get("delete_files") == "yes"
     try:
-        remove_repo(services().registry, str(repo.id), delete_files=delete_files)
+        removed = remove_repo(services().registry, str(repo.id), delete_files=delete_files)
     except RepoError as exc:
         raise ApiError(404, "unknown_repo", f"{exc}.") from None
     if wants_json():
-        return jsonify(id=repo.id, removed=True, filesDeleted=delete_files)
+        deleted = removed.files in ("deleted", "partial")
+        return jsonify(id=repo.id, removed=True, filesDeleted=deleted)
     return redirect(url_for("web_repos.repos"), code=303)
