@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from manager import config
-from manager.config import Settings
+from manager.config import DataDirError, Settings
 from ocm import __version__
 
 # A laptop install (no `manager` extra) has the ocm-manager script but not these.
@@ -79,11 +79,24 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    from manager.serve_lock import ServeLock
+
+    settings.ensure_dirs()
+    # Before anything else touches the data dir: start-up cleans staging, which would
+    # delete the pushes in flight of a Manager already serving it.
+    lock = ServeLock(settings.serve_lock_path, settings.data_dir)
+    lock.acquire()
+    try:
+        return _serve_locked(settings)
+    finally:
+        lock.release()
+
+
+def _serve_locked(settings: Settings) -> int:
     from manager.app import create_app
     from manager.auth import new_token
     from manager.server import serve
 
-    settings.ensure_dirs()
     _configure_logging(settings.logs_dir)
     app = create_app(settings)
     services = app.services
@@ -372,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
-    except CliError as exc:
+    except (CliError, DataDirError) as exc:
         print(f"ocm-manager: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

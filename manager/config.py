@@ -22,6 +22,12 @@ DEFAULT_MAX_ARCHIVE_MEMBERS = 5_000_000
 DEFAULT_HEAD_TIMEOUT = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 
+SERVE_LOCK_NAME = "serve.lock"
+
+
+class DataDirError(Exception):
+    """Raised when the data dir cannot be used; the message is one line (what; what to do)."""
+
 
 def default_data_dir() -> Path:
     """``$OCM_MANAGER_DATA_DIR``, else platformdirs' user data dir for ``ocm-manager``."""
@@ -61,6 +67,10 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "manager.db"
+
+    @property
+    def serve_lock_path(self) -> Path:
+        return self.data_dir / SERVE_LOCK_NAME
 
     @property
     def repos_dir(self) -> Path:

@@ -1,0 +1,56 @@
+"""The data dir is the Manager's alone: one ``serve`` at a time, and never someone else's
+folder. Real ``ocm-manager`` processes on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import requests
+
+from tests.support.processes import manager_command
+
+
+def _serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """A second ``serve``; it must stop by itself (the timeout only guards against a hang)."""
+    return subprocess.run(
+        manager_command("serve", "--port", "0", "--data-dir", str(data_dir), "--no-opencode"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_second_serve_on_one_data_dir_is_refused_and_leaves_the_first_alone(manager_factory):
+    first = manager_factory("--no-opencode")
+    # A push in flight: the second Manager's start-up must not clean it away.
+    in_flight = first.data_dir / "staging" / "push-1" / "tmp_pack_abc"
+    in_flight.parent.mkdir(parents=True)
+    in_flight.write_bytes(b"half a pack")
+
+    second = _serve(first.data_dir)
+
+    assert second.returncode == 1
+    assert second.stderr.splitlines() == [
+        f"ocm-manager: another Manager (pid {first.process.pid}) is serving"
+        f" {first.data_dir}; stop it first, or use another --data-dir"
+    ]
+    assert in_flight.read_bytes() == b"half a pack"
+    assert first.process.poll() is None
+    assert requests.get(f"{first.url}/api/health", timeout=10).status_code == 200
+    # The other commands do not take the lock: they work beside a running serve.
+    assert first.cli("repo", "list", "--json").stdout.strip() == "[]"
+    assert first.cli("token", "rotate").stdout.strip().startswith("ocm_")
+
+
+def test_a_killed_managers_lock_does_not_block_the_next(manager_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    killed = manager_factory("--no-opencode", data_dir=data_dir)
+    killed.stop(signal.SIGKILL)
+    assert (data_dir / "serve.lock").read_text().strip() == str(killed.process.pid)
+
+    after = manager_factory("--no-opencode", data_dir=data_dir)
+
+    assert requests.get(f"{after.url}/api/health", timeout=10).status_code == 200
+    assert (data_dir / "serve.lock").read_text().strip() == str(after.process.pid)
