@@ -4,12 +4,14 @@ folder. Real ``ocm-manager`` processes on 127.0.0.1 port 0."""
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 import requests
 
-from tests.support.processes import manager_command
+from tests.support.processes import manager_command, run_manager_cli
 
 
 def _serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -20,6 +22,15 @@ def _serve(data_dir: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=60,
     )
+
+
+def _snapshot(folder: Path) -> tuple[int, dict[str, bytes]]:
+    """A folder's mode and every file in it, to show a refusal left it as it was."""
+    files = {
+        str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"<dir>"
+        for path in sorted(folder.rglob("*"))
+    }
+    return stat.S_IMODE(folder.stat().st_mode), files
 
 
 def test_a_second_serve_on_one_data_dir_is_refused_and_leaves_the_first_alone(manager_factory):
@@ -54,3 +65,25 @@ def test_a_killed_managers_lock_does_not_block_the_next(manager_factory, tmp_pat
 
     assert requests.get(f"{after.url}/api/health", timeout=10).status_code == 200
     assert (data_dir / "serve.lock").read_text().strip() == str(after.process.pid)
+
+
+@pytest.mark.parametrize("command", [("repo", "list"), ("token", "rotate")])
+def test_an_empty_data_dir_value_is_refused_not_taken_for_the_default(tmp_path, command):
+    # `--data-dir "$UNSET"`: the default data dir (a real Manager's) must stay untouched.
+    default = tmp_path / "home" / ".local" / "share" / "ocm-manager"
+    run_manager_cli("token", "rotate")
+    before = _snapshot(default)
+
+    result = subprocess.run(
+        manager_command(*command, "--data-dir", ""),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("ocm-manager: argument --data-dir: is empty")
+    assert result.stdout == ""
+    assert _snapshot(default) == before
