@@ -3,6 +3,7 @@ folder. Real ``ocm-manager`` processes on 127.0.0.1 port 0."""
 
 from __future__ import annotations
 
+import os
 import signal
 import stat
 import subprocess
@@ -67,6 +68,26 @@ def test_a_killed_managers_lock_does_not_block_the_next(manager_factory, tmp_pat
     assert (data_dir / "serve.lock").read_text().strip() == str(after.process.pid)
 
 
+@pytest.mark.parametrize(
+    "command", [("repo", "list"), ("token", "rotate"), ("serve", "--port", "0", "--no-opencode")]
+)
+def test_a_foreign_folder_is_refused_and_left_as_it_was(tmp_path, command):
+    foreign = tmp_path / "shared"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("someone's file")
+    foreign.chmod(0o1777)
+    before = _snapshot(foreign)
+
+    result = run_manager_cli(*command, "--data-dir", str(foreign), check=False)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"ocm-manager: {foreign} is not an ocm-manager data dir (it has no manager.db) and"
+        " not empty; pick a new or empty folder"
+    ]
+    assert _snapshot(foreign) == before
+
+
 @pytest.mark.parametrize("command", [("repo", "list"), ("token", "rotate")])
 def test_an_empty_data_dir_value_is_refused_not_taken_for_the_default(tmp_path, command):
     # `--data-dir "$UNSET"`: the default data dir (a real Manager's) must stay untouched.
@@ -87,3 +108,41 @@ def test_an_empty_data_dir_value_is_refused_not_taken_for_the_default(tmp_path, 
     assert line.startswith("ocm-manager: argument --data-dir: is empty")
     assert result.stdout == ""
     assert _snapshot(default) == before
+
+
+def test_a_file_as_data_dir_is_one_line(tmp_path):
+    a_file = tmp_path / "data"
+    a_file.write_text("not a folder")
+
+    itself = run_manager_cli("repo", "list", "--data-dir", str(a_file), check=False)
+    under = run_manager_cli("repo", "list", "--data-dir", str(a_file / "sub"), check=False)
+
+    assert itself.returncode == under.returncode == 1
+    assert itself.stderr.splitlines() == [
+        f"ocm-manager: the data dir {a_file} is a file; pick a folder"
+    ]
+    assert under.stderr.splitlines() == [
+        f"ocm-manager: cannot make the data dir {a_file / 'sub'}: {a_file} is a file; pick a folder"
+    ]
+    assert a_file.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path):
+    # /proc takes no new folders, not even from root.
+    where = Path("/proc/self/ocm-data")
+    result = run_manager_cli("repo", "list", "--data-dir", str(where), check=False)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"ocm-manager: cannot use the data dir {where}: ")
+    assert line.endswith("; pick a folder you can write to")
+
+
+def test_serve_on_a_foreign_folder_starts_nothing(tmp_path):
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "README").write_text("x")
+    result = _serve(foreign)
+    assert result.returncode == 1
+    assert "listening" not in result.stderr
+    assert sorted(os.listdir(foreign)) == ["README"]
