@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
-from manager import config
-from manager.config import Settings
+from manager import config, options
+from manager.config import DataDirError, Settings
 from ocm import __version__
 
 # A laptop install (no `manager` extra) has the ocm-manager script but not these.
@@ -25,6 +26,16 @@ MANAGER_EXTRA_MODULES = frozenset({"flask", "waitress", "werkzeug"})
 
 class CliError(Exception):
     """Raised for a failure the operator can fix; printed as one ``ocm-manager:`` line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ``ocm-manager:`` line (exit 2), not
+    a usage block: the line is what a script's log or a systemd journal shows."""
+
+    def error(self, message: str) -> NoReturn:
+        # Option types (manager.options) say what to do themselves; argparse's own do not.
+        todo = "" if "; " in message else f"; see `{self.prog} --help`"
+        self.exit(2, f"ocm-manager: {message}{todo}\n")
 
 
 def _data_dir(value: str | None) -> Path:
@@ -79,11 +90,24 @@ def cmd_serve(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    from manager.serve_lock import ServeLock
+
+    settings.ensure_dirs()
+    # Before anything else touches the data dir: start-up cleans staging, which would
+    # delete the pushes in flight of a Manager already serving it.
+    lock = ServeLock(settings.serve_lock_path, settings.data_dir)
+    lock.acquire()
+    try:
+        return _serve_locked(settings)
+    finally:
+        lock.release()
+
+
+def _serve_locked(settings: Settings) -> int:
     from manager.app import create_app
     from manager.auth import new_token
     from manager.server import serve
 
-    settings.ensure_dirs()
     _configure_logging(settings.logs_dir)
     app = create_app(settings)
     services = app.services
@@ -164,26 +188,20 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         max_archive_members=args.max_archive_members,
         web_app_port=_web_app_port(args.web_app_port, args.port, mode),
         web_app_url=args.web_app_url,
-        trusted_proxy=args.trusted_proxy or os.environ.get("OCM_MANAGER_TRUSTED_PROXY") or None,
+        trusted_proxy=args.trusted_proxy,
         head_timeout=args.head_timeout,
         stall_timeout=args.stall_timeout,
     )
 
 
-def _web_app_port(value: str | None, port: int, opencode_mode: str) -> int | None:
+def _web_app_port(value: int | str | None, port: int, opencode_mode: str) -> int | None:
     """``--web-app-port``: a port, ``off``, or by default the Manager's port + 1 (any free
     port when the Manager's is 0); never without OpenCode, which is what it serves."""
     if opencode_mode == "none" or value == "off":
         return None
     if value is None:
         return port + 1 if port else 0
-    try:
-        chosen = int(value)
-    except ValueError:
-        chosen = -1
-    if not 0 <= chosen <= 65535:
-        raise CliError(f"--web-app-port {value!r} is not a port; give 0-65535 or `off`")
-    return chosen
+    return int(value)
 
 
 # -- token and repos ------------------------------------------------------------------------
@@ -260,38 +278,51 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ocm-manager", description="The shared ocm Manager server."
-    )
+    parser = _Parser(prog="ocm-manager", description="The shared ocm Manager server.")
     parser.add_argument("--version", action="version", version=f"ocm-manager {__version__}")
-    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir = _Parser(add_help=False)
     data_dir.add_argument(
         "--data-dir",
+        type=options.data_dir,
         help="where the database, repos and logs live"
         " (default: $OCM_MANAGER_DATA_DIR, else the user data dir)",
     )
     commands = parser.add_subparsers(dest="command", metavar="<command>")
 
     serve = commands.add_parser("serve", parents=[data_dir], help="run the Manager")
-    serve.add_argument("--host", default=config.DEFAULT_HOST)
-    serve.add_argument("--port", type=int, default=config.DEFAULT_PORT)
+    serve.add_argument(
+        "--host",
+        type=options.host,
+        default=config.DEFAULT_HOST,
+        help=f"address to listen on (default {config.DEFAULT_HOST}); beyond loopback, put"
+        " a TLS proxy in front",
+    )
+    serve.add_argument(
+        "--port",
+        type=options.port,
+        default=config.DEFAULT_PORT,
+        help=f"port to listen on, 0 for any free one (default {config.DEFAULT_PORT})",
+    )
     serve.add_argument(
         "--threads",
-        type=int,
+        type=options.threads,
         default=config.DEFAULT_THREADS,
-        help="worker threads for ordinary requests (default"
+        help=f"worker threads for ordinary requests, 1-{options.MAX_THREADS} (default"
         f" {config.DEFAULT_THREADS}); event streams get --max-streams more",
     )
     serve.add_argument(
         "--max-streams",
-        type=int,
+        type=options.streams,
         default=config.DEFAULT_MAX_STREAMS,
-        help="open event streams (attached TUIs) allowed at once; more get 503"
-        f" (default {config.DEFAULT_MAX_STREAMS})",
+        help=f"open event streams (attached TUIs) allowed at once, 1-{options.MAX_STREAMS};"
+        f" more get 503 (default {config.DEFAULT_MAX_STREAMS})",
     )
     serve.add_argument(
         "--trusted-proxy",
         metavar="ADDRESS",
+        type=options.ip_address,
+        # A string default goes through `type` too: the variable is checked like the option.
+        default=os.environ.get("OCM_MANAGER_TRUSTED_PROXY") or None,
         help="the reverse proxy terminating TLS in front of the Manager: its X-Forwarded-Proto"
         " and X-Forwarded-For are believed (Secure cookies, sign-in limits per browser);"
         " default $OCM_MANAGER_TRUSTED_PROXY, else none",
@@ -299,14 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     clients = serve.add_argument_group("slow and silent clients")
     clients.add_argument(
         "--head-timeout",
-        type=float,
+        type=options.seconds,
         default=config.DEFAULT_HEAD_TIMEOUT,
         help="seconds a connection that has not shown the token gets to send a request"
         f" (default {config.DEFAULT_HEAD_TIMEOUT:g})",
     )
     clients.add_argument(
         "--stall-timeout",
-        type=float,
+        type=options.seconds,
         default=config.DEFAULT_STALL_TIMEOUT,
         help="seconds an answer may wait for a client that stops reading it (a pull to a"
         f" laptop that sleeps) before it is cut (default {config.DEFAULT_STALL_TIMEOUT:g})",
@@ -314,25 +345,27 @@ def build_parser() -> argparse.ArgumentParser:
     limits = serve.add_argument_group("mirror limits (ocm push)")
     limits.add_argument(
         "--max-upload-bytes",
-        type=int,
+        type=options.size,
         default=config.DEFAULT_MAX_UPLOAD_BYTES,
         help="largest request body accepted, compressed (default 4 GiB)",
     )
     limits.add_argument(
         "--max-archive-bytes",
-        type=int,
+        type=options.size,
         default=config.DEFAULT_MAX_ARCHIVE_BYTES,
         help="largest total size of the files a push writes (default 8 GiB)",
     )
     limits.add_argument(
         "--max-archive-members",
-        type=int,
+        type=options.size,
         default=config.DEFAULT_MAX_ARCHIVE_MEMBERS,
         help="most git objects in a pushed pack (default 5000000)",
     )
     upstream = serve.add_mutually_exclusive_group()
     upstream.add_argument("--opencode-bin", help="the opencode executable to start")
-    upstream.add_argument("--opencode-url", help="use this running OpenCode server instead")
+    upstream.add_argument(
+        "--opencode-url", type=options.http_url, help="use this running OpenCode server instead"
+    )
     upstream.add_argument(
         "--no-opencode", action="store_true", help="run without OpenCode (the proxy answers 503)"
     )
@@ -343,11 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
     web_app.add_argument(
         "--web-app-port",
         metavar="PORT|off",
+        type=options.port_or_off,
         help="port of the listener that serves OpenCode's web app (default: --port + 1)",
     )
     web_app.add_argument(
         "--web-app-url",
         metavar="URL",
+        type=options.http_url,
         help="the app's address as browsers reach it, when a TLS proxy publishes it"
         " (for the console's links)",
     )
@@ -387,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args))
-    except CliError as exc:
+    except (CliError, DataDirError) as exc:
         print(f"ocm-manager: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

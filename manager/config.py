@@ -22,6 +22,27 @@ DEFAULT_MAX_ARCHIVE_MEMBERS = 5_000_000
 DEFAULT_HEAD_TIMEOUT = 5.0
 DEFAULT_STALL_TIMEOUT = 60.0
 
+# What the Manager itself puts in its data dir. A folder holding anything else, and no
+# database, belongs to someone else: `--data-dir ~` must not turn a home into a data dir.
+DATABASE_NAME = "manager.db"
+SERVE_LOCK_NAME = "serve.lock"
+OWN_NAMES = frozenset(
+    {
+        DATABASE_NAME,
+        f"{DATABASE_NAME}-journal",
+        f"{DATABASE_NAME}-wal",
+        f"{DATABASE_NAME}-shm",
+        "repos",
+        "staging",
+        "logs",
+        SERVE_LOCK_NAME,
+    }
+)
+
+
+class DataDirError(Exception):
+    """Raised when the data dir cannot be used; the message is one line (what; what to do)."""
+
 
 def default_data_dir() -> Path:
     """``$OCM_MANAGER_DATA_DIR``, else platformdirs' user data dir for ``ocm-manager``."""
@@ -60,7 +81,11 @@ class Settings:
 
     @property
     def database_path(self) -> Path:
-        return self.data_dir / "manager.db"
+        return self.data_dir / DATABASE_NAME
+
+    @property
+    def serve_lock_path(self) -> Path:
+        return self.data_dir / SERVE_LOCK_NAME
 
     @property
     def repos_dir(self) -> Path:
@@ -75,7 +100,42 @@ class Settings:
         return self.data_dir / "logs"
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_dir, self.repos_dir, self.staging_dir, self.logs_dir):
-            path.mkdir(parents=True, exist_ok=True)
-        # The data dir holds the token hash and every repo: keep other local users out.
-        os.chmod(self.data_dir, 0o700)
+        """Make the data dir and its folders, after checking it is (or may become) ours."""
+        check_data_dir(self.data_dir)
+        try:
+            for path in (self.data_dir, self.repos_dir, self.staging_dir, self.logs_dir):
+                path.mkdir(parents=True, exist_ok=True)
+            # The data dir holds the token hash and every repo: keep other local users out.
+            os.chmod(self.data_dir, 0o700)
+        except OSError as exc:
+            raise DataDirError(_unusable(self.data_dir, exc)) from None
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise DataDirError(
+                f"cannot write to the data dir {self.data_dir}; pick a folder you can write to"
+            )
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Refuse a data dir that is a file, or a folder of someone else's that is not empty."""
+    if data_dir.is_dir():
+        try:
+            names = set(os.listdir(data_dir))
+        except OSError as exc:
+            raise DataDirError(_unusable(data_dir, exc)) from None
+        if names and DATABASE_NAME not in names and not names <= OWN_NAMES:
+            raise DataDirError(
+                f"{data_dir} is not an ocm-manager data dir (it has no {DATABASE_NAME}) and"
+                " not empty; pick a new or empty folder"
+            )
+    elif data_dir.exists():
+        raise DataDirError(f"the data dir {data_dir} is a file; pick a folder")
+
+
+def _unusable(data_dir: Path, exc: OSError) -> str:
+    """The one line for a data dir that cannot be made or entered."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        blocker = next((p for p in (data_dir, *data_dir.parents) if p.is_file()), data_dir)
+        return f"cannot make the data dir {data_dir}: {blocker} is a file; pick a folder"
+    return (
+        f"cannot use the data dir {data_dir}: {exc.strerror or exc}; pick a folder you can write to"
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import logging
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +15,34 @@ from manager.token_watch import TokenWatch
 
 SWITCH_INTERVAL = 0.0005
 SWEEP_INTERVAL = 1
+
+log = logging.getLogger(__name__)
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 address in brackets (``http://[::1]:5003``)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` resolves to is on this machine only."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return all(
+            ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in found
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def warn_unless_loopback(host: str) -> None:
+    if not is_loopback(host):
+        log.warning(
+            "serving plain HTTP on %s, beyond 127.0.0.1: the token crosses the network in"
+            " clear text unless a TLS proxy fronts the Manager (README: Running the Manager"
+            " on a VM)",
+            host,
+        )
 
 
 def worker_threads(settings: Settings) -> int:
@@ -171,9 +202,13 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     if tokens is not None:
         tokens.start()
     try:
+        # Before the line below, which tells tests and scripts that start-up is over.
+        warn_unless_loopback(settings.host)
         port = getattr(server, "effective_port", settings.port)
         print(
-            f"ocm-manager: listening on http://{settings.host}:{port}", file=sys.stderr, flush=True
+            f"ocm-manager: listening on {http_url(settings.host, port)}",
+            file=sys.stderr,
+            flush=True,
         )
         ports = getattr(getattr(app, "services", None), "ports", {})
         ports["console"] = port
@@ -181,7 +216,7 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
             ports["opencode_app"] = web_app_server.effective_port
             print(
                 "ocm-manager: OpenCode's web app (behind the console's sign-in) on"
-                f" http://{settings.host}:{web_app_server.effective_port}",
+                f" {http_url(settings.host, web_app_server.effective_port)}",
                 file=sys.stderr,
                 flush=True,
             )

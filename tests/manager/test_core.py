@@ -216,11 +216,12 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
     assert (tmp_path / "from-env" / "manager.db").exists()
 
 
-def test_port_in_use_is_one_clear_line(manager):
+def test_port_in_use_is_one_clear_line(manager, tmp_path):
     port = manager.url.rsplit(":", 1)[1]
+    # A data dir of its own: on the running Manager's, serve would stop at its lock.
     result = subprocess.run(
         manager_command(
-            "serve", "--port", port, "--data-dir", str(manager.data_dir), "--no-opencode"
+            "serve", "--port", port, "--data-dir", str(tmp_path / "other"), "--no-opencode"
         ),
         capture_output=True,
         text=True,

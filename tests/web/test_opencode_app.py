@@ -346,9 +346,9 @@ def test_a_bad_or_busy_web_app_port_is_one_clear_line(tmp_path: Path) -> None:
     bad = subprocess.run(
         [*serve, "--web-app-port", "nope"], capture_output=True, text=True, env=env, timeout=60
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a usage error, like every other bad option value
     assert bad.stderr.strip().splitlines()[-1] == (
-        "ocm-manager: --web-app-port 'nope' is not a port; give 0-65535 or `off`"
+        "ocm-manager: argument --web-app-port: 'nope' is not a port or `off`; give 0-65535"
     )
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

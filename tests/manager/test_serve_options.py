@@ -1,0 +1,138 @@
+"""``ocm-manager serve`` options: a bad value is one usage line before anything starts, and
+where the Manager listens is said in a URL that works. Real ``ocm-manager`` processes."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.processes import manager_command, start_manager
+
+
+def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    # A refused value stops serve at once; the timeout only guards against one that serves.
+    return subprocess.run(
+        manager_command(
+            "serve", "--port", "0", "--no-opencode", "--data-dir", str(data_dir), *args
+        ),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--threads", "0"),
+        ("--threads", "-300"),
+        ("--threads", "100000"),
+        ("--max-streams", "0"),
+        ("--port", "70000"),
+        ("--port", "-1"),
+        ("--port", "x"),
+        ("--host", "nosuchhost.invalid"),
+        ("--max-upload-bytes", "0"),
+        ("--max-upload-bytes", "-1"),
+        ("--max-archive-bytes", "-1"),
+        ("--max-archive-members", "-1"),
+        ("--head-timeout", "0"),
+        ("--stall-timeout", "-1"),
+        ("--stall-timeout", "nan"),
+        ("--trusted-proxy", "notanip"),
+        ("--web-app-url", "notaurl"),
+        ("--web-app-url", "ftp://host"),
+        ("--opencode-url", "notaurl"),
+        ("--web-app-port", "70000"),
+    ],
+)
+def test_a_bad_value_is_one_usage_line(tmp_path, option, value):
+    result = _serve(tmp_path / "data", option, value)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"ocm-manager: argument {option}: {value!r} is not ")
+    assert "; give " in line
+    assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
+def test_a_bad_trusted_proxy_from_the_environment_is_refused_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCM_MANAGER_TRUSTED_PROXY", "notanip")
+    result = _serve(tmp_path / "data")
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("ocm-manager: argument --trusted-proxy: 'notanip' is not an IP")
+
+
+def test_argparse_own_errors_are_one_line_too(tmp_path):
+    result = _serve(tmp_path / "data", "--no-such-option")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "ocm-manager: unrecognized arguments: --no-such-option; see `ocm-manager --help`"
+    ]
+
+
+def test_an_ipv6_address_is_written_in_brackets():
+    from manager.server import http_url
+
+    assert http_url("::1", 5663) == "http://[::1]:5663"
+    assert http_url("127.0.0.1", 5663) == "http://127.0.0.1:5663"
+
+
+def _has_ipv6_loopback() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_serve_on_ipv6_loopback_says_a_url_that_works(tmp_path):
+    running = start_manager(
+        tmp_path / "data", tmp_path / "serve.log", "--host", "::1", "--no-opencode"
+    )
+    try:
+        assert running.url.startswith("http://[::1]:")
+        assert requests.get(f"{running.url}/api/health", timeout=10).status_code == 200
+        assert "clear text" not in running.log()  # loopback: nothing crosses a network
+    finally:
+        assert running.stop() == 0
+
+
+def test_serving_beyond_loopback_warns_that_the_token_travels_in_clear(tmp_path):
+    process = subprocess.Popen(
+        manager_command(
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--no-opencode",
+            "--data-dir",
+            str(tmp_path / "data"),
+        ),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in process.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if "listening on" in line:
+                break
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    output = "".join(lines)
+    assert "listening on http://0.0.0.0:" in output
+    [warning] = [line for line in lines if "WARNING" in line and "clear text" in line]
+    assert "unless a TLS proxy fronts the Manager" in warning
