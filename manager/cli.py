@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from manager import config, options
 from manager.config import DataDirError, Settings
@@ -30,7 +30,12 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one ``ocm-manager:`` line (exit 2), not
-    a usage block: the line is what a script's log or a systemd journal shows."""
+    a usage block: the line is what a script's log or a systemd journal shows. No
+    abbreviated options: `--del` must not quietly mean `--delete-files`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         # Option types (manager.options) say what to do themselves; argparse's own do not.
@@ -411,12 +416,17 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(run=lambda a: cmd_repo_remove(_data_dir(a.data_dir), a.ref, a.delete_files))
     for sub in (parser, token, repo):
         sub.set_defaults(help_parser=sub)
+    for command in (serve, rotate, add, listing, remove):
+        command.set_defaults(help_prog=command.prog)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse would name the top parser's help: the command's says what it takes
+        parser.prog = getattr(args, "help_prog", parser.prog)
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if not hasattr(args, "run"):
         args.help_parser.print_help(sys.stderr)
         return 2

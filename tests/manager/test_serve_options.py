@@ -73,8 +73,30 @@ def test_argparse_own_errors_are_one_line_too(tmp_path):
     result = _serve(tmp_path / "data", "--no-such-option")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "ocm-manager: unrecognized arguments: --no-such-option; see `ocm-manager --help`"
+        "ocm-manager: unrecognized arguments: --no-such-option; see `ocm-manager serve --help`"
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "help_of"),
+    [
+        (["repo", "remove", "x", "--del"], "repo remove"),  # never --delete-files
+        (["repo", "list", "--js"], "repo list"),
+        (["serve", "--thr", "2"], "serve"),
+        (["repo", "add", "src", "--nam", "x"], "repo add"),
+    ],
+)
+def test_options_are_never_abbreviated(tmp_path, args, help_of):
+    result = subprocess.run(
+        manager_command(*args, "--data-dir", str(tmp_path / "data")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("ocm-manager: unrecognized arguments: "), line
+    assert line.endswith(f"see `ocm-manager {help_of} --help`"), line
 
 
 def test_an_ipv6_address_is_written_in_brackets():
