@@ -36,6 +36,7 @@ OWN_NAMES = frozenset(
         "staging",
         "logs",
         SERVE_LOCK_NAME,
+        "quickstart.pid",  # scripts/quickstart writes it (and logs/) as the Manager starts
     }
 )
 
