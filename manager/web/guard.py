@@ -41,7 +41,18 @@ def guard_request() -> Any:
     if signed_in(request.environ, current_app.extensions["ocm"]):
         return None
     if wants_json() or request.method not in ("GET", "HEAD"):
-        from manager.auth import unauthorized
-
-        raise unauthorized()
+        raise not_signed_in()
     return redirect(url_for("web_signin.signin_page"), code=303)
+
+
+def not_signed_in() -> Any:
+    """The 401 of a console page's JSON twin or form without a sign-in. Not the API's "a
+    valid Manager token is required": a valid token in a header does not open the console."""
+    from manager.errors import ApiError
+
+    return ApiError(
+        401,
+        "not_signed_in",
+        "The console needs a browser sign-in: open /signin and give the Manager token (in an"
+        " Authorization header the token opens only the /api endpoints).",
+    )

@@ -57,12 +57,22 @@ def test_no_page_loads_signed_out(manager: RunningManager, path: str) -> None:
     assert 'name="token"' in page.text and "Repos" not in page.text
     twin = requests.get(manager.url + path, params={"format": "json"}, timeout=10)
     if path != "/":
-        assert twin.status_code == 401 and twin.json()["error"] == "unauthorized"
-    # The token in a header opens the API, not the console: the console wants its cookie.
+        assert twin.status_code == 401 and twin.json()["error"] == "not_signed_in"
+    # The token in a header opens the API, not the console: the console wants its cookie,
+    # and says so rather than asking for a valid token.
     with_token = requests.get(
         manager.url + path, headers=bearer(manager.token), allow_redirects=False, timeout=10
     )
     assert with_token.status_code in (303, 401)
+    if path != "/":
+        with_token = requests.get(
+            manager.url + path,
+            params={"format": "json"},
+            headers=bearer(manager.token),
+            timeout=10,
+        )
+        assert with_token.status_code == 401
+        assert "browser sign-in" in with_token.json()["message"]
 
 
 def test_signed_out_browser_lands_on_the_sign_in_page(
