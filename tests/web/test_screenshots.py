@@ -62,6 +62,9 @@ def test_screenshots_for_the_readme(
     page.goto(live.url)
     page.fill("#token", "not-the-token")
     page.click("button[type=submit]")
+    # The answer's page, loaded: a shot taken while the form's navigation runs fails.
+    page.locator("p.message[role=alert]").wait_for()
+    page.wait_for_load_state("load")
     signin = shoot(page, folder, "console-signin.png")
 
     sign_in(page, live)
