@@ -70,6 +70,9 @@ _KEEP_ENV = frozenset(
 )
 
 
+_LOST_OBJECT_FOLDER = b"unable to create temporary file"
+
+
 def run(
     root: Path,
     *args: str,
@@ -81,6 +84,14 @@ def run(
     argv = ["git", *_FIXED_CONFIG, *args]
     try:
         done = subprocess.run(argv, cwd=root, input=input, capture_output=True, env=git_env(env))
+        if done.returncode != 0 and _LOST_OBJECT_FOLDER in done.stderr:
+            # git writes a loose object in objects/xx/, makes that folder when it is missing
+            # and tries once more; a concurrent `git gc` (prune-packed) can remove the empty
+            # folder again in between. Once more here: an object's name is its content, so
+            # writing it twice is harmless (a full disk fails the same way again).
+            done = subprocess.run(
+                argv, cwd=root, input=input, capture_output=True, env=git_env(env)
+            )
     except OSError as exc:
         raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
     if check and done.returncode != 0:
