@@ -149,18 +149,25 @@ def test_ctrl_c_during_an_add_leaves_nothing(manager: RunningManager, tmp_path: 
     manager.cli("repo", "add", str(source), "--name", "big")  # the name is free again
 
 
-def test_the_advice_after_a_crash_mid_clone_works_as_written(
-    manager_factory: Callable[..., RunningManager], tmp_path: Path
-) -> None:
+def crashed_mid_clone(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path, name: str
+) -> tuple[RunningManager, Path, Path]:
+    """A Manager killed while it cloned ``name``, and the one started after it on the same
+    data dir: (that Manager, the data dir, the clone's source)."""
     data_dir = tmp_path / "data"
     first = manager_factory("--no-opencode", data_dir=data_dir)
-    source = make_repo(tmp_path / "big3")
-    process = start_slow_add(first, tmp_path, source, "big3")
+    source = make_repo(tmp_path / name)
+    process = start_slow_add(first, tmp_path, source, name)
     first.stop(signal.SIGKILL)
     kill_group_quietly(process.pid)  # the add dies with the machine, mid-clone
     process.communicate(timeout=60)
+    return manager_factory("--no-opencode", data_dir=data_dir), data_dir, source
 
-    manager = manager_factory("--no-opencode", data_dir=data_dir)
+
+def test_the_advice_after_a_crash_mid_clone_works_as_written(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    manager, data_dir, source = crashed_mid_clone(manager_factory, tmp_path, "big3")
     [repo] = listed(manager)
     assert repo["error"] == "clone interrupted; remove the repo and add it again"
     removed = manager.cli("repo", "remove", "big3")

@@ -3,15 +3,13 @@ password: a message on the page, nothing registered, no traceback and no passwor
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.manager.test_repo_add_refusals import start_slow_add
-from tests.support.git import dumb_http, git, make_repo
+from tests.manager.test_repo_add_refusals import crashed_mid_clone
+from tests.support.git import dumb_http, git
 from tests.support.processes import RunningManager
-from tests.support.proctree import kill_group_quietly
 from tests.web.test_console import json_twin, row
 
 PASSWORD = "s3cret-pw-4711"
@@ -109,15 +107,7 @@ def test_remove_after_a_crash_mid_clone_deletes_the_partial_clone(
     sign_in: Callable[..., Any],
     tmp_path: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
-    first = manager_factory("--no-opencode", data_dir=data_dir)
-    source = make_repo(tmp_path / "big3")
-    process = start_slow_add(first, tmp_path, source, "big3")
-    first.stop(signal.SIGKILL)
-    kill_group_quietly(process.pid)  # the add dies with the machine, mid-clone
-    process.communicate(timeout=60)
-
-    manager = manager_factory("--no-opencode", data_dir=data_dir)
+    manager, data_dir, source = crashed_mid_clone(manager_factory, tmp_path, "big3")
     page = new_page()
     sign_in(page, manager)
     big = row(page, "big3")
