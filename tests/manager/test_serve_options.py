@@ -131,30 +131,13 @@ def test_serve_on_ipv6_loopback_says_a_url_that_works(tmp_path):
 
 
 def test_serving_beyond_loopback_warns_that_the_token_travels_in_clear(tmp_path):
-    process = subprocess.Popen(
-        manager_command(
-            "serve",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-            "--no-opencode",
-            "--data-dir",
-            str(tmp_path / "data"),
-        ),
-        stderr=subprocess.PIPE,
-        text=True,
+    running = start_manager(
+        tmp_path / "data", tmp_path / "serve.log", "--host", "0.0.0.0", "--no-opencode"
     )
-    lines = []
     try:
-        for line in process.stderr:  # type: ignore[union-attr]
-            lines.append(line)
-            if "listening on" in line:
-                break
+        assert running.url.startswith("http://0.0.0.0:")
+        lines = running.log().splitlines()
+        [warning] = [line for line in lines if "WARNING" in line and "clear text" in line]
+        assert "unless a TLS proxy fronts the Manager" in warning
     finally:
-        process.terminate()
-        process.communicate(timeout=20)
-    output = "".join(lines)
-    assert "listening on http://0.0.0.0:" in output
-    [warning] = [line for line in lines if "WARNING" in line and "clear text" in line]
-    assert "unless a TLS proxy fronts the Manager" in warning
+        assert running.stop() == 0

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from ocm.mirror import pack, receive, send, wire
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.support.git import git
+from tests.support.http_server import serving
 from tests.support.processes import Cli, ocm_command
 
 
@@ -332,14 +333,8 @@ class _StandIn(BaseHTTPRequestHandler):
 @pytest.fixture
 def stand_in() -> Iterator[str]:
     _StandIn.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_StandIn) as url:
+        yield url
 
 
 def _run_ocm(url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

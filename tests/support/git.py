@@ -7,9 +7,10 @@ import functools
 import http.server
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.http_server import serving
 
 # Module-scoped fixtures make repos outside the per-test environment (tests/conftest.py),
 # where a fresh machine's empty HOME has no git identity: commits get this one then.
@@ -71,13 +72,5 @@ def dumb_http(repo: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/{bare.name}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(functools.partial(Quiet, directory=str(root))) as url:
+        yield f"{url}/{bare.name}"

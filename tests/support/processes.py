@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.support.env import isolated_environ
 
-LISTENING = re.compile(r"listening on (http://(?:127\.0\.0\.1|\[::1\]):\d+)")
+LISTENING = re.compile(r"listening on (http://(?:127\.0\.0\.1|0\.0\.0\.0|\[::1\]):\d+)")
 
 
 def manager_command(*args: str) -> list[str]:
