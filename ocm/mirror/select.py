@@ -27,7 +27,11 @@ class Selection:
     """The repo-relative paths that travel (``/``-separated, no ``.git/`` entries)."""
 
     def __init__(
-        self, root: Path, settled: set[str] | None = None, entries: dict[str, str] | None = None
+        self,
+        root: Path,
+        settled: set[str] | None = None,
+        entries: dict[str, str] | None = None,
+        unmerged: set[str] | None = None,
     ) -> None:
         self.root = root
         self.tracked: list[str] = []
@@ -45,7 +49,7 @@ class Selection:
         # Every symlink seen, skipped ones too (settled paths are plain files).
         self.links: set[str] = set()
         # Paths with unresolved conflicts (index entries of stages 1 to 3).
-        self.unmerged: set[str] = set()
+        self.unmerged: set[str] = unmerged if unmerged is not None else set()
 
     @property
     def files(self) -> list[str]:
@@ -106,6 +110,7 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
     plain: dict[str, bool] = {}
     entries: dict[str, str] = {}
     unsettled: set[str] = set()
+    unmerged: set[str] = set()
     for record in records:
         tag, rest = record[0], record[2:]
         if tag == "?":
@@ -120,16 +125,16 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
         plain[name] = mode in ("100644", "100755") and stage == "0" and plain.get(name, True)
         if stage == "0":
             entries[name] = f"{mode} {oid}"
+        else:
+            unmerged.add(name)
     settled = {name for name, ok in plain.items() if ok and name not in unsettled}
-    unmerged = {name for name in plain if name not in entries}
     return tracked, untracked, settled, entries, unmerged
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
     tracked, untracked, settled, entries, unmerged = _listing(root)
-    selection = Selection(root, settled=settled, entries=entries)
-    selection.unmerged = unmerged
+    selection = Selection(root, settled=settled, entries=entries, unmerged=unmerged)
     top = os.fspath(root)  # plain strings: a Path per file doubled this loop's time
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
