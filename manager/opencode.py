@@ -135,10 +135,38 @@ class Upstream:
         pass
 
 
+# Where the kernel takes the local ports of outgoing connections (Linux's default; read from
+# /proc where there is one).
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+DEFAULT_EPHEMERAL_PORTS = (32768, 60999)
+FIRST_LISTENING_PORT = 10000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, below the kernel's range for outgoing connections.
+
+    opencode binds its port some seconds after we choose it. A port from the ephemeral range
+    (what binding port 0 gives) can meanwhile become the local end of any outgoing connection
+    on the machine, and opencode then exits with a bare "ServeError"; below the range only
+    another listener can take it.
+    """
+    low = ephemeral_ports()[0]
+    if low > FIRST_LISTENING_PORT:
+        for _ in range(50):
+            port = secrets.randbelow(low - FIRST_LISTENING_PORT) + FIRST_LISTENING_PORT
+            if port_is_free(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = (int(word) for word in EPHEMERAL_PORTS_FILE.read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_PORTS
+    return low, high
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -215,6 +215,22 @@ def test_supervisor_waits_for_health_with_its_password(tmp_path):
     assert supervisor.pid is None
 
 
+def test_opencode_gets_a_port_where_no_outgoing_connection_can_land(tmp_path):
+    # opencode binds seconds after the port is chosen: one from the ephemeral range can be
+    # taken meanwhile by any connection the machine makes, and opencode then fails to start.
+    low, _high = opencode.ephemeral_ports()
+    supervisor = opencode.Supervisor(
+        standin(tmp_path, HEALTHY), logs_dir=tmp_path, workdir=tmp_path
+    )
+    supervisor.start()
+    try:
+        endpoint = supervisor.wait_ready(30)
+        assert endpoint is not None
+        assert opencode.FIRST_LISTENING_PORT <= endpoint.port < low
+    finally:
+        supervisor.stop()
+
+
 def test_stop_takes_down_a_child_that_ignores_sigterm_and_everything_it_started(tmp_path):
     marker = tmp_path / "grandchild.pid"
     binary = standin(
