@@ -237,6 +237,42 @@ def test_signed_in_requests_follow_the_proxy_rules(
 
 @pytest.mark.e2e
 @pytest.mark.slow
+def test_a_page_from_a_repo_opened_on_the_app_origin_runs_nothing(
+    live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+) -> None:
+    # OpenCode answers any file at /api/fs/read/<path>, typed by its name. A repo's own page
+    # opened there (a link in an agent's answer, a page on another port of the host) would
+    # otherwise run as the app, with the sign-in, and could drive OpenCode's shell.
+    hostile = live.directory / "report.html"
+    hostile.write_text(
+        "<title>inert</title><script>document.title = 'ran';"
+        " fetch('/session', {method: 'POST', headers: {'Content-Type': 'application/json'},"
+        " body: '{}'})</script>"
+    )
+    try:
+        page = new_page()
+        sign_in(page, live.manager)
+        sessions = len(_proxy(live, "GET", "/session").json())
+        opened = page.goto(f"{live.app_url}/api/fs/read/{hostile}")
+        assert opened is not None and opened.status == 200
+        assert opened.headers["content-type"].startswith("text/html")
+        assert opened.headers["content-security-policy"] == "sandbox"
+        assert page.title() == "inert"
+        assert len(_proxy(live, "GET", "/session").json()) == sessions
+        # Not framed by a page of another origin, nor read as another type, the app's page
+        # included (which keeps OpenCode's own policy, not the sandbox).
+        app_page = page.goto(live.app_url + "/")
+        assert app_page is not None
+        for answer in (opened, app_page):
+            assert answer.headers["x-frame-options"] == "SAMEORIGIN"
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "script-src 'self'" in app_page.headers["content-security-policy"]
+    finally:
+        hostile.unlink()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_an_event_stream_is_live_counted_and_ends_with_the_sign_in(
     live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
 ) -> None:

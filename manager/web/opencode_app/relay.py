@@ -52,6 +52,18 @@ NOTICE_SCRIPT = (Path(__file__).with_name("terminal-notice.js")).read_bytes()
 NOTICE_TAG = f'<script src="{NOTICE_PATH}"></script>'.encode()
 # The app's page is a few KB; anything larger is passed on untouched.
 MAX_PAGE = 256 * 1024
+# On every answer: no page of another origin frames this one (a signed-in app under a
+# decoy), and no answer is read as another type than the one it says.
+EVERY_ANSWER = [("X-Frame-Options", "SAMEORIGIN"), ("X-Content-Type-Options", "nosniff")]
+# OpenCode gives its app's page a policy of its own, and nothing else: the rest is data, and
+# some of it is whatever a repo holds (``GET /api/fs/read/<path>`` answers any file, typed by
+# its name). Opened as a page, a repo's ``.html`` would run as the app, with the sign-in, and
+# could drive OpenCode's shell: without a policy of its own, an answer is sandboxed — no
+# script runs, no cookie is its — wherever the browser shows it. A policy on a subresource
+# (a script, an image, a fetch) has no effect; a worker's script is left alone, as a worker
+# would take it for its own.
+INERT = ("Content-Security-Policy", "sandbox")
+WORKERS = frozenset({"worker", "sharedworker", "serviceworker"})
 
 
 def _is_get(environ: dict[str, Any]) -> bool:
@@ -140,14 +152,27 @@ def _header(headers: list[tuple[str, str]], name: str) -> str:
     return next((value for key, value in headers if key.lower() == name), "")
 
 
+def _guarded(environ: dict[str, Any], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """OpenCode's headers, with what this origin adds to every answer (``EVERY_ANSWER``,
+    ``INERT``)."""
+    added = list(EVERY_ANSWER)
+    if not _header(headers, "content-security-policy") and (
+        environ.get("HTTP_SEC_FETCH_DEST") not in WORKERS
+    ):
+        added.append(INERT)
+    names = {name.lower() for name, _ in added}
+    return [(k, v) for k, v in headers if k.lower() not in names] + added
+
+
 def _is_app_page(environ: dict[str, Any], status: int, headers: list[tuple[str, str]]) -> bool:
-    """The app's HTML page, whole and uncompressed (OpenCode sends it so), small enough to
-    read at once."""
+    """The app's HTML page (OpenCode gives it a policy of its own), whole and uncompressed
+    (OpenCode sends it so), small enough to read at once."""
     length = _header(headers, "content-length")
     return (
         environ.get("REQUEST_METHOD") == "GET"
         and status == 200
         and _header(headers, "content-type").lower().startswith("text/html")
+        and bool(_header(headers, "content-security-policy"))
         and not _header(headers, "content-encoding")
         and length.isdigit()
         and int(length) <= MAX_PAGE
@@ -265,7 +290,9 @@ class OpencodeWebApp:
         ]
         content_type = _header(headers, "content-type")
         body = RelayBody(self.proxy, conn, response, key)
-        if _is_app_page(environ, response.status, headers):
+        app_page = _is_app_page(environ, response.status, headers)
+        headers = _guarded(environ, headers)
+        if app_page:
             return _with_notice(body, start_response, status_line(response), headers)
         if not content_type.lower().startswith("text/event-stream"):
             start_response(status_line(response), headers)
