@@ -3,17 +3,24 @@
 Called by ``manager.auth.install_auth`` instead of the token check. Signed-out browsers are
 sent to the sign-in page (a JSON twin gets 401); state-changing requests must come from a
 page of this origin (CSRF), the sign-in form included, so no other site can sign a browser
-in or out.
+in or out. A Manager that listens on loopback only, with no proxy in front, takes them only
+when addressed by a loopback name: a page of another site whose name was pointed at
+127.0.0.1 (DNS rebinding) passes the Origin check, being its own origin, and could otherwise
+spend the sign-in limit of this machine's address with guesses, locking its user out.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from typing import Any
 
 from flask import current_app, redirect, request, url_for
 
+from manager.config import Settings
+from manager.server import is_loopback
 from manager.web.render import wants_json
-from manager.web.signin import origin_ok, signed_in
+from manager.web.signin import SAFE_METHODS, origin_ok, signed_in
 
 # Reachable signed out: the sign-in page itself and the stylesheet/script it uses.
 PUBLIC_ENDPOINTS = frozenset({"web_signin.root", "web_signin.signin_page", "web_static.static"})
@@ -31,14 +38,56 @@ def forbidden_origin() -> Any:
     )
 
 
+def foreign_host(names: frozenset[str]) -> Any:
+    from manager.errors import error_response
+
+    return error_response(
+        403,
+        "foreign_host",
+        "This Manager listens on this machine only and takes forms only from its pages opened"
+        f" as {', '.join(sorted(names))}; open it by one of those addresses.",
+    )
+
+
+@functools.cache
+def local_names(settings: Settings) -> frozenset[str] | None:
+    """The names a state-changing request may address a loopback-only Manager by; None when
+    any will do (it listens beyond loopback, or a proxy in front passes its own Host)."""
+    if settings.trusted_proxy or not is_loopback(settings.host):
+        return None
+    return frozenset({"localhost", "127.0.0.1", "[::1]", settings.host.lower()})
+
+
+def addressed_locally(environ: dict[str, Any], names: frozenset[str]) -> bool:
+    host = (environ.get("HTTP_HOST") or "").lower()
+    if not host.startswith("["):
+        host = host.rsplit(":", 1)[0]
+    elif "]" in host:
+        host = host[: host.index("]") + 1]
+    if host in names or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def guard_request() -> Any:
     """None to let the request through, else the answer to give instead."""
     if not origin_ok(request.environ):
         return forbidden_origin()
+    services = current_app.extensions["ocm"]
+    names = local_names(services.settings)
+    if (
+        names is not None
+        and request.method not in SAFE_METHODS
+        and not addressed_locally(request.environ, names)
+    ):
+        return foreign_host(names)
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint in PUBLIC_ACTIONS:
         return None
-    if signed_in(request.environ, current_app.extensions["ocm"]):
+    if signed_in(request.environ, services):
         return None
     if wants_json() or request.method not in ("GET", "HEAD"):
         raise not_signed_in()

@@ -216,6 +216,31 @@ def test_wrong_tokens_are_slowed_down(manager: RunningManager) -> None:
     assert "refused: too many attempts" in manager.log()
 
 
+def test_a_site_whose_name_points_here_cannot_spend_the_sign_in_limit(
+    manager: RunningManager,
+) -> None:
+    # DNS rebinding: a site's name made to resolve to 127.0.0.1 gives its page this Manager
+    # as a same-origin server. Its guesses would spend this machine's sign-in attempts.
+    port = manager.url.rsplit(":", 1)[1]
+
+    def sign_in_as(host: str, token: str) -> requests.Response:
+        return requests.post(
+            manager.url + "/signin",
+            data={"token": token},
+            headers={"Host": host, "Origin": f"http://{host}"},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    for n in range(8):
+        guess = sign_in_as(f"rebound.example:{port}", f"guess-{n}")
+        assert guess.status_code == 403 and guess.json()["error"] == "foreign_host"
+        assert "localhost" in guess.json()["message"]
+    # Nothing was spent, and this machine's own names still sign in.
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        assert sign_in_as(host, manager.token).status_code == 303, host
+
+
 def test_cookie_is_secure_behind_the_trusted_proxy_only(
     manager_factory: Callable[..., RunningManager],
 ) -> None:
