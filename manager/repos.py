@@ -34,7 +34,7 @@ def _last_line(text: str) -> str:
 
 
 def default_name(source: str) -> str:
-    tail = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    tail = without_credentials(source).rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     return tail[:-4] if tail.endswith(".git") else tail
 
 
@@ -67,10 +67,23 @@ def _holds_repo(path: Path) -> bool:
     return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
 
 
-def check_source(source: str) -> None:
-    """Refuse at once what git would refuse with a misleading message ("does not exist")."""
+def _has_control_character(text: str) -> bool:
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in text)
+
+
+def check_source(source: str, branch: str | None = None) -> None:
+    """Refuse at once what git would refuse with a misleading message ("does not exist"),
+    and a line break or other control character, which would forge lines in the log."""
     if not source.strip():
         raise RepoError("the source is empty; give a git URL or a path on the Manager to clone")
+    if _has_control_character(source):
+        raise RepoError(
+            "the source holds a line break or another control character; give it on one line"
+        )
+    if branch is not None and _has_control_character(branch):
+        raise RepoError(
+            "the branch holds a line break or another control character; give it on one line"
+        )
     path = Path(source).expanduser()
     if path.is_file():
         raise RepoError(
@@ -111,7 +124,7 @@ def clone_repo(
     The row is 'cloning' while git runs, so the repo never shows as a workspace half-made.
     A failed or interrupted (Ctrl-C) clone leaves neither a row nor a directory behind.
     """
-    repo = reserve_repo(registry, repos_dir, source, name=name)
+    repo = reserve_repo(registry, repos_dir, source, name=name, branch=branch)
     try:
         return run_clone(registry, repo, source, branch=branch)
     except BaseException:
@@ -133,12 +146,13 @@ def reserve_repo(
     source: str,
     *,
     name: str | None,
+    branch: str | None = None,
     name_option: str = "--name",
 ) -> Repo:
     """Check the source and the name, and register the repo as 'cloning' (``run_clone``
     fills it in). ``name_option`` is how the person gives a name, for the advice:
     ``--name`` on the command line, plain "name" on the console's page."""
-    check_source(source)
+    check_source(source, branch)
     name = check_name(name) if name is not None else _name_from(source, name_option)
     taken = RepoError(f"a repo named {name!r} already exists; pick another {name_option}")
     known = registry.find_repo(name)

@@ -15,6 +15,8 @@ _SCP_LIKE = re.compile(r"^(?P<user>[^/@:]+@)?(?P<host>[^/:]+):(?P<path>.*)$")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/?#\s]*)@")
 # Over http(s) a lone user name is often a token (``https://<token>@github.com/...``).
 _SECRET_USER_SCHEMES = frozenset({"http", "https", "ftp", "ftps"})
+# So may an http(s) URL's query be (``?access_token=...``): no git remote needs one.
+_QUERY = re.compile(r"(?P<url>\bhttps?://[^\s?#'\"]*)\?[^\s#'\"]*", re.IGNORECASE)
 
 
 def _userinfo(match: re.Match[str], *, hidden: str | None) -> str:
@@ -39,8 +41,10 @@ def without_credentials(url: str) -> str:
     'https://example.com/x.git'
     >>> without_credentials("ssh://git:s3cret@example.com/x.git")
     'ssh://git@example.com/x.git'
+    >>> without_credentials("https://example.com/x.git?access_token=s3cret")
+    'https://example.com/x.git'
     """
-    return _USERINFO.sub(lambda match: _userinfo(match, hidden=None), url)
+    return _QUERY.sub(r"\g<url>", _USERINFO.sub(lambda match: _userinfo(match, hidden=None), url))
 
 
 def hide_credentials(text: str) -> str:
@@ -48,8 +52,11 @@ def hide_credentials(text: str) -> str:
 
     >>> hide_credentials("fatal: https://alice:s3cret@example.com/x.git: not found")
     'fatal: https://alice:***@example.com/x.git: not found'
+    >>> hide_credentials("fatal: repository 'https://example.com/x?access_token=s3cret/' not found")
+    "fatal: repository 'https://example.com/x?***' not found"
     """
-    return _USERINFO.sub(lambda match: _userinfo(match, hidden="***"), text)
+    hidden = _USERINFO.sub(lambda match: _userinfo(match, hidden="***"), text)
+    return _QUERY.sub(r"\g<url>?***", hidden)
 
 
 def normalise_origin(url: str) -> str:

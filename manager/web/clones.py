@@ -37,7 +37,9 @@ class CloneJobs:
     ) -> int:
         """Register the repo now (RepoError for a bad source or name), clone it in a thread;
         its id."""
-        repo = reserve_repo(registry, repos_dir, source, name=name, name_option="name")
+        repo = reserve_repo(
+            registry, repos_dir, source, name=name, branch=branch, name_option="name"
+        )
         shown = hide_credentials(source)  # the log is on the Health page
         with self._lock:
             self._progress[repo.id] = "starting git clone"

@@ -31,6 +31,10 @@ from ocm.state import State
         ("https://alice:s3cret@github.com/acme/widget.git", "https://github.com/acme/widget"),
         ("https://ghp_token@github.com/acme/widget", "https://github.com/acme/widget"),
         ("ssh://git:s3cret@github.com/acme/widget", "ssh://git@github.com/acme/widget"),
+        (
+            "https://github.com/acme/widget.git?access_token=s3cret",
+            "https://github.com/acme/widget",
+        ),
     ],
 )
 def test_normalise_origin(raw: str, expected: str) -> None:

@@ -96,6 +96,23 @@ def test_an_empty_name_or_source_says_which(manager: RunningManager, tmp_path: P
     nothing_added(manager)
 
 
+def test_a_line_break_in_the_source_or_branch_is_refused(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    # Else it would forge a line of the log, which the console's Health page shows.
+    forged = "ocm-manager: FORGED LINE"
+    source = one_line(manager.cli("repo", "add", f"http://127.0.0.1:1/x\n{forged}", check=False))
+    assert source == (
+        "ocm-manager: the source holds a line break or another control character;"
+        " give it on one line"
+    )
+    good = str(make_repo(tmp_path / "alpha"))
+    branch = one_line(manager.cli("repo", "add", good, "--branch", f"main\r{forged}", check=False))
+    assert "the branch holds a line break" in branch
+    nothing_added(manager)
+    assert forged not in manager.log()
+
+
 def slow_git(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """An environment whose `git clone` clones, then hangs (a clone that takes its time), and
     the file it makes once the clone is on disk."""
@@ -204,8 +221,12 @@ def test_a_password_in_the_url_is_used_for_the_clone_and_then_forgotten(
     assert PASSWORD not in added.stdout + added.stderr
     assert PASSWORD not in manager.cli("repo", "list").stdout
 
-    failed = manager.cli("repo", "add", f"http://alice:{PASSWORD}@127.0.0.1:1/x.git", check=False)
-    assert "git clone failed" in one_line(failed) and PASSWORD not in failed.stderr
+    for secret in (
+        f"http://alice:{PASSWORD}@127.0.0.1:1/x.git",
+        f"http://127.0.0.1:1/x.git?access_token={PASSWORD}",
+    ):
+        failed = manager.cli("repo", "add", secret, check=False)
+        assert "git clone failed" in one_line(failed) and PASSWORD not in failed.stderr
     assert PASSWORD not in manager.log()
 
 

@@ -87,11 +87,14 @@ def test_a_password_in_a_clone_url_is_shown_and_logged_nowhere(
     add(page, failing, name="9")  # refused: the form comes back filled in
     assert "all digits" in refusal(page)
     assert page.input_value("input[name=source]") == "http://127.0.0.1:1/gone.git"
+    add(page, f"http://127.0.0.1:1/gone2.git?access_token={PASSWORD}")
+    row(page, "gone2").locator(".state-error").wait_for()
 
     repos = json_twin(page, "/repos?format=json")["repos"]
     assert [(r["name"], r["originUrl"]) for r in repos] == [
         ("widget", url),
         ("gone", "http://127.0.0.1:1/gone.git"),
+        ("gone2", "http://127.0.0.1:1/gone2.git"),
     ]
     directory = Path(repos[0]["directory"])
     assert git(directory, "remote", "get-url", "origin") == url
