@@ -27,7 +27,7 @@ from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
-from ocm.mirror.state import read_marker, repo_state
+from ocm.mirror.state import repo_state
 from ocm.origin import without_credentials
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
@@ -123,7 +123,6 @@ def head(repo_id: int) -> Any:
         inUse=_in_use(repo),
         inUseSince=_in_use_since(repo),
         snapshot=state.snapshot,
-        mirrored=read_marker(repo.directory).get("snapshot"),
         branchHead=branch_head,
         tips=tips,
         repoId=repo.id,
@@ -227,6 +226,7 @@ def up(repo_id: int) -> Any:
                 limits=limits,
                 force=force,
                 known={request.args.get("base") or None},
+                marker_is_senders=False,
                 side=f"The Manager's copy of {repo.name}",
                 lacking_label="the push",
                 extra_risks=tui_attached,

@@ -52,14 +52,14 @@ def _has_commit(root: Path, oid: str) -> bool:
     return gitcmd.ok(root, "cat-file", "-e", f"{oid}^{{commit}}")
 
 
-def _known(root: Path, head: Mapping[str, Any]) -> set[str | None]:
-    """Work-tree states both sides are known to have: the last transfer's, each side's."""
-    return {head.get("mirrored"), read_marker(root).get("snapshot")}
-
-
 def _manager_uncommitted(root: Path, head: Mapping[str, Any]) -> bool:
+    """Whether the Manager's work tree holds changes this checkout lacks: the state this
+    checkout's last transfer left is known to both; the state the Manager's last transfer
+    left may be another checkout's, and then it is work this one never had."""
     snapshot = head.get("snapshot")
-    return bool(head.get("dirty")) and (snapshot is None or snapshot not in _known(root, head))
+    return bool(head.get("dirty")) and (
+        snapshot is None or snapshot != read_marker(root).get("snapshot")
+    )
 
 
 def manager_work(root: Path, head: Mapping[str, Any], ours: str | None) -> Work:

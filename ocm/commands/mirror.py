@@ -534,7 +534,10 @@ def _push(
         f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}, "
         f"{human(sent)} sent"
     )
-    _saved_lines("on the Manager", list(result.get("saved") or []))
+    saved = list(result.get("saved") or [])
+    _saved_lines("on the Manager", saved)
+    if saved:
+        _say("  (run those in the Manager's copy: in the TUI, a command after `!` runs there)")
 
 
 # ------------------------------------------------------------------------------ pull

@@ -17,7 +17,7 @@ from ocm.mirror import gitcmd
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import Snapshot, commit
-from ocm.mirror.state import index_tree, snapshot, temp_index, tree_of
+from ocm.mirror.state import index_tree, snapshot, temp_index
 
 
 def is_ancestor(root: Path, old: str, new: str) -> bool:
@@ -73,15 +73,26 @@ def backup_ref(root: Path, name: str, oid: str, when: str) -> str:
 
 
 def save_worktree(
-    root: Path, selection: Selection, head: str | None, branch: str | None, reason: str
+    root: Path,
+    selection: Selection,
+    head: str | None,
+    branch: str | None,
+    reason: str,
+    shared: str | None = None,
 ) -> str:
-    """Save uncommitted changes, untracked files included, without touching the work tree.
+    """Save uncommitted changes, untracked files included, without touching the work tree;
+    how to get them back: a stash commit's id (for ``git stash apply``) or a backup ref.
 
-    Builds the same commits ``git stash push --include-untracked`` would (W with parents
-    HEAD, I and U) and stores them with ``git stash store``, so ``git stash apply`` brings
-    them back. ``git stash -u`` itself is not used: it would delete the untracked files,
-    an unignored ``node_modules`` included. On an unborn branch there is no HEAD to hang a
-    stash on, so the snapshot goes to a backup ref instead. Returns how to get it back.
+    Builds a stash entry (W, with parents its base and the index I) and stores it with
+    ``git stash store``. ``git stash -u`` itself is not used: it would delete the untracked
+    files, an unignored ``node_modules`` included. Untracked files are in W itself, not in a
+    third commit as ``-u`` keeps them: git restores those only where no file of that name
+    is, and after a pull that brought the file (one pushed untracked, then edited here) the
+    advised ``git stash pop`` would fail. The base is ``shared``, the snapshot commit of the
+    state the last transfer left, when HEAD is still its first parent: applied after the
+    pull, the stash then merges this side's edits since that state into what the other side
+    made of it, rather than clashing with it from HEAD. On an unborn branch there is no HEAD
+    to hang a stash on, so the snapshot goes to a backup ref instead.
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
     full = snapshot(root, selection)
@@ -89,22 +100,20 @@ def save_worktree(
         raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
     if head is None:
         return backup_ref(root, "worktree", commit(root, full, [], f"ocm: {reason}"), stamp())
-    tracked = tree_of(
-        root,
-        selection.unsettled(selection.tracked),
-        base_index=True,
-        write_blobs=True,
-        remove=selection.deleted,
-    )
+    base = shared if shared and _first_parent(root, shared) == head else head
     staged = index_tree(root) or gitcmd.out(root, "rev-parse", f"{head}^{{tree}}")
-    parents = [head, commit(root, staged, [head], f"index on {on}")]
-    if selection.untracked:
-        untracked = tree_of(root, selection.untracked, base_index=False, write_blobs=True)
-        if untracked:
-            parents.append(commit(root, untracked, [], f"untracked files on {on}"))
-    work = commit(root, tracked or full, parents, f"On {on} {reason}")
+    index = commit(root, staged, [base], f"index on {on}")
+    work = commit(root, full, [base, index], f"On {on} {reason}")
     gitcmd.run(root, "stash", "store", "-m", f"ocm: {reason}", work)
-    return "stash@{0}"
+    return work[:12]
+
+
+def _first_parent(root: Path, oid: str) -> str | None:
+    (found,) = gitcmd.read_objects(root, [oid])
+    if found is None or found.kind != "commit":
+        return None
+    parents = gitcmd.commit_headers(found.content).get("parent", [])
+    return parents[0] if parents else None
 
 
 def move_head(root: Path, incoming: Snapshot, message: str, on: str | None) -> None:

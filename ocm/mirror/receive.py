@@ -180,6 +180,7 @@ def receive(
     limits: Limits,
     force: bool,
     known: Iterable[str | None] = (),
+    marker_is_senders: bool = True,
     side: str = "the receiving repo",
     lacking_label: str = "the incoming history",
     extra_risks: Callable[[], list[str]] | None = None,
@@ -193,7 +194,10 @@ def receive(
 
     ``snapshot_commit`` and ``branch`` (None: a detached HEAD) come with the pack. The
     caller holds :func:`repo_lock`. ``known`` are snapshots the other side is known to
-    have (see :mod:`ocm.mirror.state`). ``extra_risks`` is asked right before the switch
+    have (see :mod:`ocm.mirror.state`). ``marker_is_senders``: the state this side's last
+    transfer left is the sender's too — true for a checkout, whose one other side is the
+    Manager; false for the Manager, which many checkouts push to: the state one of them
+    left is not work another has. ``extra_risks`` is asked right before the switch
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
     unless ``force``: then it is saved first and the ``saved`` lines say where.
     ``remember`` adds facts about the other side to this side's marker. ``looked``: a
@@ -226,7 +230,10 @@ def receive(
         checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
         incoming_names = [entry.path for entry in found.to_write]
         plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files)
-        known_set = {*known, marker.get("snapshot")}
+        # Nothing is lost by overwriting a state with itself, or one the sender has.
+        known_set = {*known, incoming.tree}
+        if marker_is_senders:
+            known_set.add(marker.get("snapshot"))
         tip = _branch_tip(root, state, incoming.branch)
         risks, branch_old, detached_old = _risks(
             root, state, incoming, tip, known_set, plan, lacking_label
@@ -235,7 +242,7 @@ def receive(
         if risks and not force:
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
         saved = (
-            _save(root, work, current, state, plan, branch_old, detached_old, known_set, incoming)
+            _save(root, current, state, plan, branch_old, detached_old, known_set, incoming, marker)
             if force
             else []
         )
@@ -328,7 +335,6 @@ def look(root: Path) -> tuple[Selection, RepoState]:
 
 def _save(
     root: Path,
-    work: Path,
     current: Selection,
     state: RepoState,
     plan: swap.Plan,
@@ -336,17 +342,23 @@ def _save(
     detached_old: str | None,
     known: set[str | None],
     incoming: Snapshot,
+    marker: Mapping[str, Any],
 ) -> list[str]:
     saved: list[str] = []
     when = history.stamp()
     if at_risk(state, known):
         where = history.save_worktree(
-            root, current, state.head, state.branch, f"before ocm mirror {when}"
+            root,
+            current,
+            state.head,
+            state.branch,
+            f"before ocm mirror {when}",
+            shared=marker.get("commit"),
         )
-        if where.startswith("stash"):
-            saved.append(f"uncommitted changes: `git stash apply {where}`")
-        else:
+        if where.startswith("refs/"):
             saved.append(f"uncommitted changes: `git checkout {where} -- .`")
+        else:
+            saved.append(f"uncommitted changes: `git stash apply {where}`")
     if branch_old and incoming.branch:
         ref = history.backup_ref(root, incoming.branch, branch_old, when)
         saved.append(f"old {incoming.branch}: `git branch {incoming.branch}-old {ref}`")

@@ -52,7 +52,7 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     if staged is None:
         raise MirrorError(
             f"the index of {root} has unresolved conflicts",
-            "resolve them (or `git merge --abort`), then run the command again",
+            "resolve them (edit, then `git add` each file), then run the command again",
         )
     if tree is None:
         raise MirrorError(

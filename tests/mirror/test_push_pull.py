@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -117,7 +118,7 @@ def test_push_refuses_over_manager_changes_until_forced(
 
     done = ocm(p.laptop, "push", "--force")
     assert done.returncode == 0, done.stderr
-    assert "git stash apply stash@{0}" in done.stdout
+    assert re.search(r"`git stash apply [0-9a-f]{12}`", done.stdout), done.stdout
     assert (p.directory / "src/app.py").read_text() == "print('laptop')\n"
     assert not (p.directory / "agent-notes.md").exists()
     git(p.directory, "checkout", "-q", "--", ".")
@@ -172,7 +173,7 @@ def test_pull_refuses_over_local_changes_until_forced(
 
     done = ocm(p.laptop, "pull", "--force")
     assert done.returncode == 0, done.stderr
-    assert "git stash apply stash@{0}" in done.stdout
+    assert re.search(r"`git stash apply [0-9a-f]{12}`", done.stdout), done.stdout
     assert (p.laptop / "src/app.py").read_text() == "print('agent')\n"
     git(p.laptop, "stash", "apply", "-q")
     assert (p.laptop / "README.md").read_text() == "local edit\n"

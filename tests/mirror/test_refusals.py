@@ -170,6 +170,53 @@ def _edit_line(path: Path, number: int, text: str) -> None:
     path.write_text("".join(line + "\n" for line in lines))
 
 
+def test_a_file_pushed_untracked_then_edited_here_keeps_both_sides_edits(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The pull brings the file back as it was pushed, untracked; the stash holds this
+    side's edit of it. Kept as git stash -u keeps untracked files, ``git stash pop`` would
+    refuse to restore it over the one the pull brought."""
+    p = pushed("proj")
+    (p.laptop / "notes.txt").write_text("first note\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    (p.directory / "README.md").write_text("agent edit\n")  # the agent, meanwhile
+    (p.laptop / "notes.txt").write_text("first note\nsecond note\n")
+
+    what, ways = refusal(ocm(p.laptop, "pull"))
+    assert what.startswith("both sides changed: ")
+    follow(ocm, p.laptop, ways[0])
+    for root in (p.laptop, p.directory):
+        assert (root / "notes.txt").read_text() == "first note\nsecond note\n"
+        assert (root / "README.md").read_text() == "agent edit\n"
+    both_sides_equal(p)
+
+
+def test_a_second_checkout_pushes_over_no_work_it_never_had(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """Two checkouts of one repo: what one pushed uncommitted exists only there and on the
+    Manager. The other's push must not take it for a state it shares, or the first one's
+    next pull deletes it from the last place it was."""
+    p = pushed("proj")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(p.laptop), str(other))
+    git(other, "remote", "set-url", "origin", git(p.laptop, "remote", "get-url", "origin"))
+    assert ocm(other, "pull").returncode == 0
+    (p.laptop / "first-work.txt").write_text("only in the first checkout\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    (other / "second-work.txt").write_text("only in the second checkout\n")
+
+    what, ways = refusal(ocm(other, "push"))
+    assert what.startswith("both sides changed: ") and "uncommitted changes" in what
+    assert (p.directory / "first-work.txt").is_file()
+    follow(ocm, other, ways[0])
+    pulled = ocm(p.laptop, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    for root in (p.laptop, other, p.directory):
+        assert (root / "first-work.txt").read_text() == "only in the first checkout\n"
+        assert (root / "second-work.txt").read_text() == "only in the second checkout\n"
+
+
 @pytest.mark.parametrize("first", ["push", "pull"])
 @pytest.mark.parametrize("laptop_commits", [False, True])
 def test_both_sides_editing_one_file_the_advised_sequence_keeps_both(
@@ -326,7 +373,7 @@ def test_tui_attached_says_since_when_and_both_ways_forward_work(tui_scene: TuiS
     assert (directory / "src/app.py").read_text() == "print('laptop')\n"
     # The agent's work, as promised: in the Manager's stash (untracked files included).
     assert git(directory, "show", "stash@{0}:README.md") == "agent edit"
-    assert git(directory, "show", "stash@{0}^3:agent-notes.md") == "agent's untracked file"
+    assert git(directory, "show", "stash@{0}:agent-notes.md") == "agent's untracked file"
 
 
 def _conflicting_merge(root: Path) -> None:
@@ -387,6 +434,11 @@ def test_a_pull_over_unresolved_conflicts_is_refused(
     what, ways = refusal(ocm(p.laptop, "pull", "--force"))
     assert what == "This checkout has unresolved conflicts (README.md)"
     assert "`git add`" in ways[0]
+    assert _git_state(p.laptop) == before
+    # Nor is it pushed; and with no merge to abort, the advice names none.
+    what, ways = refusal(ocm(p.laptop, "push", "--force"))
+    assert what.endswith("has unresolved conflicts") and "`git add`" in ways[0], ways
+    assert "abort" not in ways[0]
     assert _git_state(p.laptop) == before
 
 
