@@ -242,7 +242,9 @@ def resolve_target(
     if state.last_repo_id is not None:
         for ws in workspaces:
             if ws.repo_id == state.last_repo_id and ws.status == "ready":
-                return Target(ws, "last used")
+                # Said, since the TUI then works on another project than the one here.
+                why = f"; {checkout.root} matches no Manager repo" if checkout else ""
+                return Target(ws, f"last used{why}")
         raise OcmError(
             f"the last used repo #{state.last_repo_id} {state.last_repo_name or ''}".rstrip()
             + " is not ready on the Manager any more",

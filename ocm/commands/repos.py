@@ -46,7 +46,7 @@ def use(*, repo: str) -> int:
     client, login = connect(current)
     with client:
         ws = resolve.find_repo(client.workspaces(), repo)
-        return _attach(client, login, current, ws, reason="chosen")
+        return _attach(client, login, current, ws, reason="ocm use")
 
 
 def attach_default() -> int:

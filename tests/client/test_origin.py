@@ -85,7 +85,9 @@ def test_resolve_rules() -> None:
     with pytest.raises(OcmError, match=r"matches 2 Manager repos.*ocm use <repoId>"):
         resolve_target(twin, REPOS, State(last_repo_id=2))
     other = Checkout(Path("/work/o"), "https://elsewhere.test/o")
-    assert resolve_target(other, REPOS, State(last_repo_id=2)).reason == "last used"
+    fallback = resolve_target(other, REPOS, State(last_repo_id=2)).reason
+    assert fallback == "last used; /work/o matches no Manager repo"
+    assert resolve_target(None, REPOS, State(last_repo_id=2)).reason == "last used"
     assert resolve_target(None, REPOS, State(last_repo_id=2)).workspace.name == "gadget"
     with pytest.raises(
         OcmError,

@@ -122,6 +122,8 @@ def test_rule3_falls_back_to_the_last_repo(
     assert result.returncode == 0, result.stderr
     assert recorder.attached_dir() == last.directory
     assert "last used" in result.stderr
+    # A checkout here that is not the project the TUI opens is named.
+    assert ("matches no Manager repo" in result.stderr) == (where != "outside"), result.stderr
 
 
 @pytest.mark.parametrize("where", ["outside", "no-origin", "unmatched-origin"])
