@@ -734,9 +734,12 @@ def pull(*, force: bool) -> int:
             ) from None
         with contextlib.suppress(OcmError, OSError):
             remember(state_mod.load(), login, ws)
+        was = looked.result()[1].branch
+    # HEAD follows the Manager's branch: a switch is said, or it goes unnoticed.
+    switched = f" (switched from {was or 'a detached HEAD'})" if was != result.branch else ""
     _say(
         f"ocm: pulled {ws.name} (#{ws.repo_id}): {result.branch or 'detached HEAD'} at "
-        f"{_short(result.head)}, {_counts(result.changed, result.deleted)}, "
+        f"{_short(result.head)}{switched}, {_counts(result.changed, result.deleted)}, "
         f"{human(received)} received"
     )
     _saved_lines("here", result.saved)

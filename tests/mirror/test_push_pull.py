@@ -229,6 +229,19 @@ def test_detached_head_push(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
     assert git(p.directory, "rev-parse", "--abbrev-ref", "HEAD") == "HEAD"
 
 
+def test_a_pull_that_moves_head_to_another_branch_says_so(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    git(p.laptop, "checkout", "-q", "-b", "feature")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert "main at " in done.stdout and "(switched from feature)" in done.stdout
+    assert git(p.laptop, "rev-parse", "--abbrev-ref", "HEAD") == "main"
+    again = ocm(p.laptop, "pull")
+    assert again.returncode == 0 and "switched" not in again.stdout
+
+
 def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
