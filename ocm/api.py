@@ -43,6 +43,11 @@ class Workspace(NamedTuple):
     # The root commits of the repo's HEAD: they match a checkout without origin (SPEC §3).
     root_commits: tuple[str, ...] = ()
 
+    @property
+    def branch_label(self) -> str:
+        """The branch as shown: a ready repo without one has a detached HEAD."""
+        return self.branch or ("detached HEAD" if self.status == "ready" else "")
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Workspace:
         return cls(

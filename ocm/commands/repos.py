@@ -33,7 +33,7 @@ def list_repos(*, as_json: bool) -> int:
 
 def _print_table(repos: Sequence[Workspace]) -> None:
     rows = [("ID", "NAME", "BRANCH", "STATUS")] + [
-        (str(ws.repo_id), ws.name, ws.branch, ws.status) for ws in repos
+        (str(ws.repo_id), ws.name, ws.branch_label, ws.status) for ws in repos
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
@@ -82,7 +82,7 @@ def _attach(
     # Before anything is saved: a missing or unusable TUI changes nothing.
     binary = opencode.require().path
     remember(current, login, ws)
-    note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch}) on {login.url} [{reason}]")
+    note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch_label}) on {login.url} [{reason}]")
     if not client.warm_up(ws.directory):
         _wait_for_opencode(client)
     launch.exec_attach(binary, login.url, login.token.token, ws.directory, ws.name)

@@ -99,3 +99,10 @@ def test_resolve_rules() -> None:
         resolve_target(other, REPOS, State())
     with pytest.raises(OcmError, match=r"last used repo #99 gone is not ready"):
         resolve_target(None, REPOS, State(last_repo_id=99, last_repo_name="gone"))
+
+
+def test_a_ready_repo_without_a_branch_shows_a_detached_head() -> None:
+    detached = Workspace(5, "proj", "", "ready", "/srv/proj", None)
+    assert detached.branch_label == "detached HEAD"
+    assert detached._replace(branch="main").branch_label == "main"
+    assert detached._replace(status="cloning").branch_label == ""
