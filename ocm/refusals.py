@@ -206,23 +206,31 @@ def push_refused(
 
 
 def pull_refused(
-    repo: str, branch: str | None, *, here: Work, manager_changed: bool, dirty: bool = False
+    repo: str,
+    branch: str | None,
+    *,
+    here: Work,
+    manager_changed: bool,
+    dirty: bool = False,
+    tui: bool = False,
 ) -> ConflictError | None:
     """Why ``ocm pull`` of ``repo`` stops, and what to do; None when nothing is at risk.
 
     ``here``: this checkout's work the Manager lacks; ``manager_changed``: the Manager has
     work this checkout lacks (so a push would be refused in turn); ``dirty``: the Manager's
-    work tree has uncommitted changes.
+    work tree has uncommitted changes; ``tui``: a TUI is attached, so the way forward's
+    push must wait for it to close.
     """
     if not here:
         return None
     ours = here.describe(branch)
+    before_push = "close the TUI and run " if tui else ""
     if not manager_changed:
         return ConflictError(
             f"this checkout has {ours} that the Manager's copy of {repo} lacks, which the "
             "pull would overwrite",
-            "run `ocm push` to send them (the Manager has nothing newer), or run "
-            "`ocm pull --force` to take the Manager's state anyway (it keeps "
+            f"{before_push or 'run '}`ocm push` to send them (the Manager has nothing"
+            " newer), or run `ocm pull --force` to take the Manager's state anyway (it keeps "
             f"{_kept_here(here)} here)",
             status=409,
             code=CODE,
@@ -230,7 +238,7 @@ def pull_refused(
     return ConflictError(
         f"both sides changed: this checkout has {ours}, and the Manager's copy of {repo} "
         "has work this checkout lacks",
-        _keep_both(here, dirty),
+        _keep_both(here, dirty, before_push),
         status=409,
         code=CODE,
     )

@@ -255,6 +255,7 @@ def _pull_refusal(
         here=refusals.local_work(root, state, branch, head, head.get("head")),
         manager_changed=refusals.manager_changed(root, head, state.head),
         dirty=bool(head.get("dirty")),
+        tui=bool(head.get("inUse")),
     )
 
 

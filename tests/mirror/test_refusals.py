@@ -106,13 +106,17 @@ def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work)
         assert ("`git add -A`" in first) == dirty
         assert ("`git commit" in first) == (dirty and bool(here.commits))
         assert ("close the TUI" in first) == tui
-    pulled = pull_refused("proj", "main", here=here, manager_changed=bool(manager), dirty=dirty)
+    pulled = pull_refused(
+        "proj", "main", here=here, manager_changed=bool(manager), dirty=dirty, tui=tui
+    )
     if not here:
         assert pulled is None
         return
     assert pulled is not None and pulled.todo
-    steps = re.findall(r"`([^`]+)`", re.split(r"[;,] or,? ", pulled.todo)[0])
+    first = re.split(r"[;,] or,? ", pulled.todo)[0]
+    steps = re.findall(r"`([^`]+)`", first)
     assert "ocm pull" not in steps
+    assert ("close the TUI" in first) == tui  # else its push is refused
     if not manager:  # the Manager has nothing newer: a push goes through
         assert steps == ["ocm push"]
     else:
@@ -363,6 +367,9 @@ def test_tui_attached_says_since_when_and_both_ways_forward_work(tui_scene: TuiS
     events = tui_scene.attach()
     try:
         both_sides_change(p)
+        # The pull's way forward ends in a push, which waits for the TUI too.
+        _, pull_ways = refusal(ocm(laptop, "pull"))
+        assert "close the TUI and run `ocm push`" in pull_ways[0], pull_ways
         what, ways = refusal(ocm(laptop, "push"))
         assert what.startswith("both sides changed: ") and "a TUI is attached to proj" in what
         forced = next(way for way in ways if "`ocm push --force`" in way)
