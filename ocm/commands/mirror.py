@@ -420,7 +420,9 @@ def _push_to(
     assumed = _assumed_head(root, login, ws, marker) if ws else None
     head = assumed or _head(client, repo_id, current_branch(root) if ws else None)
     try:
-        outgoing = prepared.result()
+        # Shown only when git takes a while (large files to hash).
+        with Progress(f"looking at {root.name}", counting=False):
+            outgoing = prepared.result()
     except MirrorError as exc:
         raise _error(exc) from None
     _push(
@@ -559,6 +561,8 @@ class _ResponseReader(io.RawIOBase):
         if not self._buffer:
             self._buffer = next(self._chunks, b"")
             self._progress.add(len(self._buffer))
+            if not self._buffer:  # all in: git checks it, then the work tree is switched
+                self._progress.finish(then="checking the pack and switching the work tree ...")
         count = min(len(target), len(self._buffer))
         target[:count] = self._buffer[:count]
         self._buffer = self._buffer[count:]

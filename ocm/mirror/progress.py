@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -16,44 +17,69 @@ def human(count: float) -> str:
 
 
 class Progress:
-    """``with Progress("sending") as p: p.add(n)``; redraws at most ten times a second."""
+    """``with Progress("sending") as p: p.add(n)``; redraws at most ten times a second.
 
-    def __init__(self, phase: str, stream: TextIO | None = None) -> None:
+    It also redraws every ``TICK`` seconds while no byte moves, with the seconds taken: a
+    long wait (the other side packing or checking a large file) then reads as work, not as a
+    hang."""
+
+    TICK = 0.5
+
+    def __init__(self, phase: str, stream: TextIO | None = None, *, counting: bool = True) -> None:
         self.phase = phase
+        self.counting = counting  # False: a phase that moves no bytes, shown with its time
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.total = 0
         self.started = time.monotonic()
         self._drawn = 0.0
+        self._lock = threading.Lock()
+        self._over = threading.Event()
 
     def __enter__(self) -> Progress:
+        if self.enabled:
+            threading.Thread(target=self._tick, name="progress", daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.finish()
 
+    def _tick(self) -> None:
+        while not self._over.wait(self.TICK):
+            with self._lock:
+                if not self._over.is_set():
+                    self._draw()
+
     def finish(self, then: str | None = None) -> None:
         """Draw the final count and end the line (once); ``then`` names the next phase."""
-        if self.enabled and self._drawn:
-            self._draw()
-            self.stream.write("\n")
-            self._drawn = 0.0
-        if then:
-            self.note(then)
-        self.stream.flush()
+        if self._over.is_set():
+            return
+        self._over.set()
+        with self._lock:
+            if self.enabled and self._drawn:
+                self._draw()
+                self.stream.write("\n")
+                self._drawn = 0.0
+            if then:
+                self.note(then)
+            self.stream.flush()
 
     def add(self, count: int) -> None:
         self.total += count
         now = time.monotonic()
-        if self.enabled and now - self._drawn >= 0.1:
-            self._drawn = now
-            self._draw()
+        if self.enabled and now - self._drawn >= 0.1 and not self._over.is_set():
+            with self._lock:
+                self._draw()
 
     def _draw(self) -> None:
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        self.stream.write(
-            f"\r{self.phase}: {human(self.total)}, {human(self.total / elapsed)}/s   "
+        # Caller holds self._lock.
+        now = time.monotonic()
+        self._drawn = now
+        elapsed = max(now - self.started, 1e-6)
+        counts = (
+            f": {human(self.total)}, {human(self.total / elapsed)}/s," if self.counting else " ..."
         )
+        self.stream.write(f"\r{self.phase}{counts} {elapsed:.0f} s   ")
         self.stream.flush()
 
     def note(self, text: str) -> None:

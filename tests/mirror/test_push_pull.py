@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -14,7 +15,7 @@ from ocm.mirror import checks, receive
 from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
-from tests.support.processes import Cli
+from tests.support.processes import Cli, ocm_command
 
 KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
 
@@ -240,6 +241,56 @@ def test_a_pull_that_moves_head_to_another_branch_says_so(
     assert git(p.laptop, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     again = ocm(p.laptop, "pull")
     assert again.returncode == 0 and "switched" not in again.stdout
+
+
+def _on_a_terminal(ocm: Cli, cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``ocm`` with its stderr on a pseudo-terminal, as a person runs it: (exit code, its
+    stdout, what the terminal showed)."""
+    controller, terminal = os.openpty()
+    try:
+        process = subprocess.Popen(
+            ocm_command(*args),
+            cwd=cwd,
+            env=ocm.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+        )
+    finally:
+        os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    stdout, _ = process.communicate(timeout=120)
+    return process.returncode, stdout, shown.decode(errors="replace")
+
+
+def test_on_a_terminal_both_ways_show_their_phases_bytes_and_time(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    p = pushed("proj")
+    (p.laptop / "data.bin").write_bytes(os.urandom(2 << 20))
+    code, stdout, shown = _on_a_terminal(ocm, p.laptop, "push")
+    assert code == 0 and stdout.startswith("ocm: pushed proj"), (stdout, shown)
+    assert re.search(r"sending to proj: [\d.]+ MB, [\d.]+ [KM]?B/s, \d+ s", shown), shown
+    assert "the Manager is checking the pack and switching the work tree" in shown
+
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(p.laptop), str(other))
+    git(other, "remote", "set-url", "origin", git(p.laptop, "remote", "get-url", "origin"))
+    code, stdout, shown = _on_a_terminal(ocm, other, "pull")
+    assert code == 0 and stdout.startswith("ocm: pulled proj"), (stdout, shown)
+    assert re.search(r"receiving proj: [\d.]+ MB, [\d.]+ [KM]?B/s, \d+ s", shown), shown
+    assert "checking the pack and switching the work tree" in shown
+    assert (other / "data.bin").read_bytes() == (p.laptop / "data.bin").read_bytes()
 
 
 def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) -> None:
