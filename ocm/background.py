@@ -21,17 +21,22 @@ class Task(Generic[T]):
     def __init__(self, fn: Callable[..., T], *args: Any) -> None:
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
-        self._thread.start()
+        # Not Thread.join: interrupted by Ctrl-C, Python 3.11's join marks the thread as
+        # ended while it still runs, and a second join then returns at once; the process
+        # would exit under a thread still in git, its temporary files left behind.
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(fn, args), daemon=True).start()
 
     def _run(self, fn: Callable[..., T], args: tuple[Any, ...]) -> None:
         try:
             self._value = fn(*args)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
             self._error = exc
+        finally:
+            self._done.set()
 
     def wait(self) -> None:
-        self._thread.join()
+        self._done.wait()
 
     def result(self) -> T:
         self.wait()

@@ -94,6 +94,10 @@ def run(
             )
     except OSError as exc:
         raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
+    if done.returncode == -signal.SIGINT:
+        # Ctrl-C reached git too (its process group): no fallback or second try may run
+        # after it, on a thread the interrupted command then waits for.
+        raise KeyboardInterrupt
     if check and done.returncode != 0:
         raise GitError(f"git {args[0]} failed in {root}: {last_line(done.stderr)}")
     return done

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -15,7 +17,8 @@ from ocm.mirror import checks, receive
 from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
 from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
-from tests.support.processes import Cli, ocm_command
+from tests.support.processes import Cli, as_from_a_terminal, ocm_command
+from tests.support.proctree import wait_until
 
 KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
 
@@ -291,6 +294,51 @@ def test_on_a_terminal_both_ways_show_their_phases_bytes_and_time(
     assert re.search(r"receiving proj: [\d.]+ MB, [\d.]+ [KM]?B/s, \d+ s", shown), shown
     assert "checking the pack and switching the work tree" in shown
     assert (other / "data.bin").read_bytes() == (p.laptop / "data.bin").read_bytes()
+
+
+def test_ctrl_c_while_git_hashes_the_checkout_leaves_no_temporary_index(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """Ctrl-C reaches ocm and git alike. ocm must wait for the thread that runs git before it
+    exits, or that thread's temporary index stays in .git (Python 3.11's Thread.join,
+    interrupted, lets a second join return while the thread still runs)."""
+    p = pushed("proj")
+    (p.laptop / "wip.txt").write_text("uncommitted\n")
+    marker = tmp_path / "hashing"
+    bin_dir = tmp_path / "slow-bin"
+    bin_dir.mkdir()
+    # update-index that has begun writing the throw-away index and ends a moment after
+    # Ctrl-C, as git does when it is in the middle of a large file.
+    (bin_dir / "git").write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" update-index "*)\n'
+        "  trap '' INT\n"
+        '  : > "$GIT_INDEX_FILE"\n'
+        f"  : > {marker}\n"
+        "  sleep 2\n"
+        "  exit 1;;\n"
+        "esac\n"
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    (bin_dir / "git").chmod(0o755)
+    env = ocm.env() | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen(
+        ocm_command("push"),
+        cwd=p.laptop,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=as_from_a_terminal,
+    )
+    assert wait_until(marker.exists, timeout=60), process.communicate(timeout=60)
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr == "ocm: interrupted\n", (stdout, stderr)
+    assert sorted(path.name for path in (p.laptop / ".git").glob("ocm-index-*")) == []
+    assert not (p.directory / "wip.txt").exists()
 
 
 def test_outside_a_repo_and_before_the_first_commit(ocm: Cli, tmp_path: Path) -> None:
