@@ -27,7 +27,9 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.http_server import StandInServer
 
 GZIP_PLAIN = b"".join(f'{{"n": {i}, "text": "hello proxy"}}\n'.encode() for i in range(20000))
 GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
@@ -228,8 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(StandInServer):
     recorder: Recorder
 
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.support.auth import bearer
+from tests.support.http_server import StandInServer
 from tests.support.processes import RunningManager
 from tests.web.conftest import COOKIE_NAME, session_cookie
 
@@ -132,7 +133,7 @@ def other_site() -> Iterator[Callable[[str], str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = StandInServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
     def serve(html: str) -> str:
