@@ -21,6 +21,7 @@ from ocm.cli import main
 from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.client.keyrings import BrokenKeyring, MemoryKeyring
 from tests.support.processes import RunningManager, ocm_command
+from tests.support.terminal import read_until_closed
 
 SERVICE = "opencode-manager"
 
@@ -227,15 +228,7 @@ def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
         seen += os.read(controller, 1024)
     os.write(controller, manager.token.encode() + b"\n")
     assert proc.wait(timeout=30) == 0
-    while True:
-        try:
-            chunk = os.read(controller, 1024)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(controller)
+    seen += read_until_closed(controller)
     text = seen.decode(errors="replace")
     assert "Manager token (input hidden):" in text
     assert manager.token not in text  # not echoed

@@ -19,6 +19,7 @@ from tests.mirror.helpers import pack_bytes, post_up, repo_listing, tree_listing
 from tests.support.git import git
 from tests.support.processes import Cli, as_from_a_terminal, ocm_command
 from tests.support.proctree import wait_until
+from tests.support.terminal import read_until_closed
 
 KEPT = ("node_modules/dep/index.js", ".venv/bin/python", "debug.log")
 
@@ -262,16 +263,7 @@ def _on_a_terminal(ocm: Cli, cwd: Path, *args: str) -> tuple[int, str, str]:
         )
     finally:
         os.close(terminal)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(controller, 65536)
-        except OSError:  # EIO: the process closed its end
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(controller)
+    shown = read_until_closed(controller)
     stdout, _ = process.communicate(timeout=120)
     return process.returncode, stdout, shown.decode(errors="replace")
 
