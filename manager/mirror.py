@@ -22,6 +22,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
 from manager.repos import name_problem
+from manager.web.upstream import busy_sessions
+from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.pack import Limits
@@ -276,6 +278,8 @@ def down(repo_id: int) -> Any:
     """
     _check_version()
     repo = _repo(repo_id)
+    # Asked of OpenCode while git makes the pack.
+    busy = Task(busy_sessions, _services(), str(repo.directory))
     stack = contextlib.ExitStack()
     try:
         stack.enter_context(repo_lock(repo.directory, "a push"))
@@ -306,6 +310,7 @@ def down(repo_id: int) -> Any:
     response = Response(body(), mimetype=wire.PACK_TYPE)
     response.headers[wire.SNAPSHOT_HEADER] = outgoing.snapshot.commit
     response.headers[wire.BRANCH_HEADER] = outgoing.snapshot.branch or ""
+    response.headers[wire.BUSY_HEADER] = str(busy.result() or 0)
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
     return response
 

@@ -1,4 +1,5 @@
-"""Questions the console asks the Manager's OpenCode directly (never through the browser).
+"""Questions the Manager asks its OpenCode directly, for the console's pages (never through
+the browser) and for a pull's note that an agent is still at work.
 
 The same endpoint and credentials the proxy uses; a short timeout, and None for "OpenCode
 did not answer", which the pages show as "—".
@@ -14,7 +15,9 @@ from urllib.parse import urlencode
 TIMEOUT = 2.0
 
 
-def get_json(services: Any, path: str, params: dict[str, str] | None = None) -> Any:
+def get_json(
+    services: Any, path: str, params: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> Any:
     upstream = services.opencode
     endpoint = upstream.endpoint if upstream is not None else None
     if endpoint is None or upstream.state not in ("running", "external"):
@@ -23,7 +26,7 @@ def get_json(services: Any, path: str, params: dict[str, str] | None = None) -> 
     connection_type = (
         http.client.HTTPSConnection if endpoint.scheme == "https" else http.client.HTTPConnection
     )
-    connection = connection_type(endpoint.host, endpoint.port, timeout=TIMEOUT)
+    connection = connection_type(endpoint.host, endpoint.port, timeout=timeout)
     try:
         connection.request(
             "GET",
@@ -49,3 +52,15 @@ def opencode_version(services: Any) -> str | None:
 def session_count(services: Any, directory: str) -> int | None:
     sessions = get_json(services, "/session", {"directory": directory})
     return len(sessions) if isinstance(sessions, list) else None
+
+
+def busy_sessions(services: Any, directory: str, timeout: float = 0.5) -> int | None:
+    """How many of the repo's sessions are running a turn (an agent at work), or None."""
+    statuses = get_json(services, "/session/status", {"directory": directory}, timeout)
+    if not isinstance(statuses, dict):
+        return None
+    return sum(
+        1
+        for status in statuses.values()
+        if isinstance(status, dict) and status.get("type") != "idle"
+    )

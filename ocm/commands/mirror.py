@@ -569,6 +569,12 @@ class _ResponseReader(io.RawIOBase):
         return count
 
 
+def _busy(response: Any) -> int:
+    """The Manager's count of the repo's sessions running a turn (0 if it did not say)."""
+    raw = response.headers.get(wire.BUSY_HEADER, "")
+    return int(raw) if raw.isdigit() else 0
+
+
 def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[str]) -> Response:
     """The Manager's answer to ``/down``: its headers read, the pack still to come."""
     try:
@@ -597,11 +603,11 @@ def _download(
     looked: Task[tuple[Selection, RepoState]],
     tips: list[str],
     asked: Response | None = None,
-) -> tuple[Received, int]:
+) -> tuple[Received, int, int]:
     """Ask for a pack of what this checkout lacks, assuming it has ``tips`` (unless
     ``asked`` already did: the response), and receive it, with the look at this checkout
     ``looked`` (taken under the pull's lock); when the tips turn out incomplete, once more
-    assuming nothing. (result, bytes received)"""
+    assuming nothing. (result, bytes received, sessions the Manager said were at work)"""
     attempts = [tips, []] if tips else [[]]
     for n, assumed in enumerate(attempts):
         response = asked if asked and n == 0 else _ask_for_pack(client, root, ws, assumed)
@@ -622,7 +628,7 @@ def _download(
                     remember=remember,
                     looked=looked,
                 )
-            return result, progress.total
+            return result, progress.total, _busy(response)
         except IncompletePack:
             if n + 1 == len(attempts):
                 raise
@@ -642,8 +648,8 @@ def _pull_from(
     marker: dict[str, Any],
     *,
     force: bool,
-) -> tuple[Workspace, tuple[Received, int]]:
-    """Pull from ``ws`` (None: no repo matches): the repo and (result, bytes received).
+) -> tuple[Workspace, tuple[Received, int, int]]:
+    """Pull from ``ws`` (None: no repo matches): the repo and what :func:`_download` gives.
     ``looked``: this checkout's state, and ``tips``: what a pack may assume here, both of
     which git is still working out."""
     if ws is None:
@@ -718,14 +724,14 @@ def pull(*, force: bool) -> int:
         ws = known or _match(client, login, checkout)
         try:
             try:
-                ws, (result, received) = _pull_from(
+                ws, (result, received, busy) = _pull_from(
                     client, login, root, checkout, ws, looked, tips, marker, force=force
                 )
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
                 ws = _match(client, login, checkout)
-                ws, (result, received) = _pull_from(
+                ws, (result, received, busy) = _pull_from(
                     client, login, root, checkout, ws, looked, tips, marker, force=force
                 )
         except MirrorError as exc:
@@ -748,4 +754,10 @@ def pull(*, force: bool) -> int:
         f"{human(received)} received"
     )
     _saved_lines("here", result.saved)
+    if busy:
+        _say(
+            f"  the agent is still at work in {ws.name} ({busy} session"
+            f"{'s' if busy > 1 else ''} running a turn): what it writes next comes with the"
+            " next `ocm pull`"
+        )
     return 0

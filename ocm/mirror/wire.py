@@ -17,6 +17,9 @@ VERSION_FIELD = "mirrorVersion"
 # Response headers of /down (the pack is the body).
 SNAPSHOT_HEADER = "X-Ocm-Snapshot"
 BRANCH_HEADER = "X-Ocm-Branch"
+# How many of the repo's OpenCode sessions were running a turn as the pack was made: what
+# they write next comes with the next pull.
+BUSY_HEADER = "X-Ocm-Busy-Sessions"
 PACK_TYPE = "application/x-git-pack"
 # How many tips (newest first) a side offers as "a pack may assume these": enough for every
 # branch anyone works on, small enough for a URL.

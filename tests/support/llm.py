@@ -32,6 +32,8 @@ class Turn:
     file_path: str
     content: str
     reply: str
+    # When given, the answer after the file is written waits for it: an agent still at work.
+    hold: threading.Event | None = None
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -124,6 +126,8 @@ class ScriptedLLM:
             return {"content": f"No scripted turn matches {last_user[:80]!r}."}
         after_user = messages[max(i for i, m in enumerate(messages) if m.get("role") == "user") :]
         if any(m.get("role") == "tool" for m in after_user):
+            if turn.hold is not None:
+                turn.hold.wait(timeout=120)
             return {"content": turn.reply}
         arguments = json.dumps({"filePath": turn.file_path, "content": turn.content})
         return {"tool_call": {"name": "write", "arguments": arguments}}
