@@ -19,10 +19,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from manager.ask_opencode import busy_sessions
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
 from manager.repos import name_problem
-from manager.web.upstream import busy_sessions
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from manager.ask_opencode import session_count
 from manager.registry import READY, Repo
 from manager.web.clones import CloneJobs
-from manager.web.upstream import session_count
 from ocm.mirror import gitcmd
 from ocm.origin import hide_credentials
 

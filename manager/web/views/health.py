@@ -9,9 +9,9 @@ from typing import Any
 
 from flask import Blueprint
 
+from manager.ask_opencode import opencode_version
 from manager.web.render import page
 from manager.web.state import services
-from manager.web.upstream import opencode_version
 from ocm import __version__
 
 bp = Blueprint("web_health", __name__)

@@ -1,5 +1,5 @@
-"""Questions the Manager asks its OpenCode directly, for the console's pages (never through
-the browser) and for a pull's note that an agent is still at work.
+"""Questions the Manager asks its OpenCode directly: for the console's pages (never through
+the browser) and for a pull, which says when an agent is still at work.
 
 The same endpoint and credentials the proxy uses; a short timeout, and None for "OpenCode
 did not answer", which the pages show as "—".
