@@ -242,6 +242,27 @@ def test_a_site_whose_name_points_here_cannot_spend_the_sign_in_limit(
         assert sign_in_as(host, manager.token).status_code == 303, host
 
 
+def test_behind_the_trusted_proxy_the_public_name_signs_in(
+    manager_factory: Callable[..., RunningManager],
+) -> None:
+    # The documented set-up: a TLS proxy on the same machine passes the public Host on, and
+    # the Manager, listening on 127.0.0.1, cannot know that name: any goes.
+    manager = manager_factory("--no-opencode", "--trusted-proxy", "127.0.0.1")
+    answer = requests.post(
+        manager.url + "/signin",
+        data={"token": manager.token},
+        headers={
+            "Host": "ocm.example.com",
+            "Origin": "https://ocm.example.com",
+            "X-Forwarded-Proto": "https",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303, answer.text
+    assert "; Secure" in answer.headers["Set-Cookie"]
+
+
 def test_cookie_is_secure_behind_the_trusted_proxy_only(
     manager_factory: Callable[..., RunningManager],
 ) -> None:
