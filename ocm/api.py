@@ -22,6 +22,7 @@ READ_TIMEOUT = 60.0
 WARM_UP_TIMEOUT = 5.0
 WORKSPACES_PATH = "/api/internal/opencode-workspaces"
 PROXY_PATH = "/api/opencode-proxy"
+ROUTE_NOT_FOUND = "not_found"  # the Manager's error code for a path it does not serve
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -197,16 +198,22 @@ class ManagerClient:
                 code=code,
             )
         if status == 404:
-            if message:
+            # "not_found" is the Manager's answer to a path it does not serve (the URL has
+            # a path it should not have, say): only its other 404s speak of a repo.
+            if message and code != ROUTE_NOT_FOUND:
                 raise ManagerError(
                     message,
                     "run `ocm list` to see the repos on the Manager",
                     status=status,
                     code=code,
                 )
+            todo = "check that the URL points at an ocm Manager"
+            parts = urlsplit(self.url)
+            if parts.path:  # a Manager answers at its root unless a proxy adds a prefix
+                todo += f" (without the path {parts.path}: {parts.scheme}://{parts.netloc})"
             raise ManagerError(
                 f"{self.url} has no {path.split('?')[0]}",
-                "check that the URL points at an ocm Manager",
+                todo,
                 status=status,
                 code=code,
             )

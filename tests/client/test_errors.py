@@ -148,6 +148,23 @@ def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     )
 
 
+def test_a_manager_url_with_a_path_it_does_not_serve(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    # The Manager's own 404 for an unknown path is not about a repo: no `ocm list` advice
+    # (that cannot work before a login) and none of its HTML-era wording.
+    result = run_ocm("login", f"{manager.url}/api", input=manager.token + "\n")
+    line = assert_one_error(
+        result,
+        1,
+        f"{manager.url}/api has no /api/internal/opencode-workspaces",
+        "nothing was saved",
+        f"without the path /api: {manager.url})",
+    )
+    assert "ocm list" not in line and "requested URL" not in line
+    assert not config(tmp_path).exists()
+
+
 @pytest.mark.parametrize(
     "content", ["", "   \n", "{not json", "[1, 2]", '{"managerUrl": 5}', "\x00\xff\xfe"]
 )
