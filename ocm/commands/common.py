@@ -26,7 +26,13 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
     from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
 
     text = raw.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unbalanced [ or ] (an IPv6 host written by hand)
+        raise UsageError(
+            f"{what} {text!r} is not a valid URL",
+            "write it like https://manager.example.com or http://[::1]:5003",
+        ) from None
     if "@" in parts.netloc:
         # Checked first, and the URL is not repeated: it may hold a password.
         raise UsageError(

@@ -88,6 +88,7 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
         ("https://", "write it like"),
         ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
         ("http://host:port", "write it like http://127.0.0.1:5003"),
+        ("http://[::1", "is not a valid URL; write it like"),
     ],
 )
 def test_login_url_without_scheme_or_host_is_a_usage_error(
