@@ -87,11 +87,19 @@ def logout() -> int:
         note("not logged in; nothing to remove")
     else:
         removed = credentials.delete_token(where.url)
-        state_mod.clear()
-        if removed:
-            note(f"logged out of {where.url}; token removed from {' and '.join(removed)}")
-        else:
-            note(f"logged out of {where.url}; no token was stored for it")
+        # OPENCODE_MANAGER_URL may name another Manager than the one logged in to: that
+        # login (its URL, its last repo) is not this logout's to end.
+        other = current.manager_url not in (None, where.url)
+        if not other:
+            state_mod.clear()
+        summary = f"logged out of {where.url}; " + (
+            f"token removed from {' and '.join(removed)}"
+            if removed
+            else "no token was stored for it"
+        )
+        if other:
+            summary += f"; still logged in to {current.manager_url} (from state.json)"
+        note(summary)
     # Whatever was stored, these still log this shell in: say so every time.
     if os.environ.get(credentials.ENV_TOKEN, "").strip():
         note(f"{credentials.ENV_TOKEN} is still set in this environment; unset it too")

@@ -207,6 +207,20 @@ def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:
     assert "logged out of http://127.0.0.1:9; no token was stored for it" in done.stderr
 
 
+def test_logout_of_another_manager_named_by_the_environment_keeps_the_login(
+    login: RunningManager, tmp_path: Path
+) -> None:
+    other = "http://127.0.0.1:9"
+    done = run_ocm("logout", env={"OPENCODE_MANAGER_URL": other})
+    assert done.returncode == 0, done.stderr
+    assert f"logged out of {other}; no token was stored for it" in done.stderr
+    assert f"still logged in to {login.url} (from state.json)" in done.stderr
+    # The login that state.json and credentials.json hold still works.
+    assert json.loads((config(tmp_path) / "state.json").read_text())["managerUrl"] == login.url
+    listed = run_ocm("list")
+    assert listed.returncode == 0, listed.stderr
+
+
 def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
     manager: RunningManager, tmp_path: Path
 ) -> None:
