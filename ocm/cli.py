@@ -85,16 +85,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.FAILURE
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            _say(_disk_full(exc))
+            return ExitCode.FAILURE
+        return _unexpected(exc)
     except Exception as exc:
-        if _debug():
-            import traceback
+        return _unexpected(exc)
 
-            traceback.print_exc()
-        _say(
-            f"unexpected error ({exc.__class__.__name__}); run again with OCM_DEBUG=1 "
-            "for the traceback, and report it"
-        )
-        return ExitCode.FAILURE
+
+# A write that failed for want of space: what it wrote (the output, most often) is lost.
+_DISK_FULL = (28, 122, 27)  # ENOSPC, EDQUOT (Linux), EFBIG: errno stays unimported
+
+
+def _disk_full(exc: OSError) -> str:
+    return (
+        f"cannot write the output ({exc.strerror or exc}); free some space, or write it elsewhere"
+    )
+
+
+def _unexpected(exc: Exception) -> int:
+    if _debug():
+        import traceback
+
+        traceback.print_exc()
+    _say(
+        f"unexpected error ({exc.__class__.__name__}); run again with OCM_DEBUG=1 "
+        "for the traceback, and report it"
+    )
+    return ExitCode.FAILURE
 
 
 def run() -> None:
@@ -106,9 +125,17 @@ def run() -> None:
     only the standard streams are left to flush.
     """
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:  # noqa: SIM105 - as in _say: one import less
-            stream.flush()
-        except (OSError, ValueError):  # closed, or its reader left: nothing more to say
-            pass
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ocm list | head`: the reader left, content with what it read
+        pass
+    except OSError as exc:  # a full disk: the output is lost, and that is a failure
+        _say(_disk_full(exc))
+        code = code or ExitCode.FAILURE
+    except ValueError:  # closed: nothing more to say
+        pass
+    try:  # noqa: SIM105 - as in _say: one import less
+        sys.stderr.flush()
+    except (OSError, ValueError):  # closed, or its reader left: nothing more to say
+        pass
     os._exit(code)

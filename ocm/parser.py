@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from ocm import __version__
 from ocm.errors import UsageError
@@ -18,12 +19,19 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
+    from _typeshed import SupportsWrite
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one ``ocm:`` line (exit 2)."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, f"see `{self.prog} --help`")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops a failed write silently; ocm.cli reports a full disk instead.
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

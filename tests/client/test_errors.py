@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,8 @@ from ocm import api
 from ocm.cli import main
 from ocm.errors import ManagerError
 from tests.client import standin
-from tests.client.conftest import Recorder, assert_one_error, config, run_ocm
-from tests.support.processes import RunningManager
+from tests.client.conftest import REPO_ROOT, Recorder, assert_one_error, config, run_ocm
+from tests.support.processes import RunningManager, ocm_command
 
 
 def closed_port_url() -> str:
@@ -246,6 +248,23 @@ def test_unexpected_errors_show_a_traceback_only_with_ocm_debug(
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--version"], ["status", "--json"], ["--help"]])
+def test_output_that_cannot_be_written_is_a_failure(args: list[str]) -> None:
+    # `ocm status --json > file` on a full disk: the output is lost, so exit 0 would lie.
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            ocm_command(*args),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            timeout=60,
+        )
+    result.stdout = ""
+    assert_one_error(result, 1, "cannot write the output (No space left on device)")
 
 
 def test_interrupt_exits_130(
