@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _data_dir(value: str | None) -> Path:
     return Path(value).expanduser() if value else config.default_data_dir()
+
+
+def _command(words: str, data_dir: Path) -> str:
+    """``ocm-manager <words>`` as the operator must type it to reach ``data_dir``: with
+    ``--data-dir`` unless that is the default (an environment variable may be set only in a
+    service's unit file, not in the shell that types the command)."""
+    import platformdirs
+
+    if data_dir == Path(platformdirs.user_data_dir("ocm-manager", appauthor=False)):
+        return f"ocm-manager {words}"
+    return f"ocm-manager {words} --data-dir {shlex.quote(str(data_dir))}"
 
 
 def _registry(data_dir: Path):  # type: ignore[no-untyped-def]
@@ -123,15 +135,17 @@ def _serve_locked(settings: Settings) -> int:
         # stdout is a log, and a token must never land in one.
         if sys.stdout.isatty():
             token = new_token(registry)
+            rotate = _command("token rotate", settings.data_dir)
             print(
-                "ocm-manager: created the Manager token (shown once; `ocm-manager token"
-                f" rotate` makes a new one):\n{token}",
+                f"ocm-manager: created the Manager token (shown once; `{rotate}` makes a new"
+                f" one):\n{token}",
                 flush=True,
             )
         else:
             logging.getLogger("manager").warning(
-                "no token yet and stdout is not a terminal, so none is printed; run"
-                " `ocm-manager token rotate` to make one (requests get 401 until then)"
+                "no token yet and stdout is not a terminal, so none is printed; run `%s` to"
+                " make one (requests get 401 until then)",
+                _command("token rotate", settings.data_dir),
             )
     from manager.opencode import upstream_for
 
@@ -251,7 +265,7 @@ def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
         print(json.dumps([repo.as_workspace() | {"error": repo.error} for repo in repos], indent=2))
         return 0
     if not repos:
-        print("no repos yet; add one with `ocm-manager repo add <git-url-or-path>`")
+        print(f"no repos yet; add one with `{_command('repo add', data_dir)} <git-url-or-path>`")
     for repo in repos:
         extra = f"  ({repo.error})" if repo.error else ""
         print(

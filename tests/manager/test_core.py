@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
 import re
+import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -205,8 +208,15 @@ def test_first_start_without_a_terminal_prints_no_token(tmp_path):
         rest, _ = process.communicate(timeout=20)
     output = "".join(lines) + rest
     assert "ocm_" not in output
-    assert "ocm-manager token rotate" in output
     assert "token rotate" in (data_dir / "logs" / "manager.log").read_text()
+    # The command it names, typed as shown, makes the token of THIS data dir (not the
+    # default one: the Manager was started with --data-dir).
+    advice = re.search(r"run `ocm-manager (token rotate[^`]*)`", output)
+    assert advice, output
+    run_manager_cli(*shlex.split(advice.group(1)))
+    with contextlib.closing(sqlite3.connect(data_dir / "manager.db")) as db:
+        made = db.execute("SELECT value FROM meta WHERE key = 'token_sha256'").fetchone()
+    assert made is not None
 
 
 def test_data_dir_from_environment(tmp_path, monkeypatch):
