@@ -24,7 +24,15 @@ from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import pack, wire
-from ocm.mirror.errors import Busy, IncompletePack, MirrorError, NotARepo, Refused, Unfinished
+from ocm.mirror.errors import (
+    Busy,
+    IncompletePack,
+    MirrorError,
+    NotARepo,
+    Refused,
+    TooLarge,
+    Unfinished,
+)
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
 from ocm.mirror.receive import (
@@ -71,9 +79,12 @@ def pull_limits() -> Limits:
         if not raw:
             return default
         try:
-            return max(0, int(raw))
+            value = int(raw)
         except ValueError:
-            raise OcmError(f"{name}={raw!r} is not a number", f"set {name} to a count") from None
+            value = -1
+        if value < 0:
+            raise OcmError(f"{name}={raw!r} is not a count", f"set {name} to a count") from None
+        return value
 
     return Limits(
         max_bytes=number(PULL_MAX_BYTES_ENV, defaults.max_bytes),
@@ -734,6 +745,12 @@ def pull(*, force: bool) -> int:
                 ws, (result, received, busy) = _pull_from(
                     client, login, root, checkout, ws, looked, tips, marker, force=force
                 )
+        except TooLarge as exc:  # this checkout's own limits: say which to raise
+            raise OcmError(
+                exc.what,
+                f"if that is expected, raise {PULL_MAX_BYTES_ENV} (bytes) or "
+                f"{PULL_MAX_OBJECTS_ENV} (objects) and run `ocm pull` again",
+            ) from None
         except MirrorError as exc:
             raise _error(exc) from None
         except ConflictError as exc:

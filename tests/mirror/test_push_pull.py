@@ -95,6 +95,28 @@ def test_push_create_then_pull_into_second_clone(
     assert "own stash" in git(other, "stash", "list")
 
 
+def test_a_pull_over_this_checkouts_limits_names_the_setting_to_raise(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    other = _second_clone(pushed("proj"), tmp_path / "other")
+
+    def pull(limit: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ocm_command("pull", "--force"),
+            cwd=other,
+            env={**ocm.env(), "OCM_PULL_MAX_BYTES": limit},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    line = _one_error_line(pull("10").stderr)
+    assert "more than the receiver accepts (10)" in line
+    assert "raise OCM_PULL_MAX_BYTES (bytes) or OCM_PULL_MAX_OBJECTS (objects)" in line
+    line = _one_error_line(pull("-5").stderr)
+    assert line == "ocm: OCM_PULL_MAX_BYTES='-5' is not a count; set OCM_PULL_MAX_BYTES to a count"
+
+
 def test_create_needs_a_tty_or_yes(ocm: Cli, tmp_path: Path) -> None:
     from tests.mirror.helpers import rich_repo
 
