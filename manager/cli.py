@@ -52,9 +52,7 @@ def _command(words: str, data_dir: Path) -> str:
     """``ocm-manager <words>`` as the operator must type it to reach ``data_dir``: with
     ``--data-dir`` unless that is the default (an environment variable may be set only in a
     service's unit file, not in the shell that types the command)."""
-    import platformdirs
-
-    if data_dir == Path(platformdirs.user_data_dir("ocm-manager", appauthor=False)):
+    if data_dir == config.platform_data_dir():
         return f"ocm-manager {words}"
     return f"ocm-manager {words} --data-dir {shlex.quote(str(data_dir))}"
 

@@ -46,10 +46,15 @@ class DataDirError(Exception):
 
 
 def default_data_dir() -> Path:
-    """``$OCM_MANAGER_DATA_DIR``, else platformdirs' user data dir for ``ocm-manager``."""
+    """``$OCM_MANAGER_DATA_DIR``, else :func:`platform_data_dir`."""
     override = os.environ.get("OCM_MANAGER_DATA_DIR")
     if override:
         return Path(override).expanduser()
+    return platform_data_dir()
+
+
+def platform_data_dir() -> Path:
+    """platformdirs' user data dir for ``ocm-manager``: the data dir when nothing names one."""
     import platformdirs
 
     return Path(platformdirs.user_data_dir("ocm-manager", appauthor=False))

@@ -9,6 +9,7 @@ and its exit code; anything else is a bug, shown as a traceback only with ``OCM_
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # A write that failed for want of space: what it wrote (the output, most often) is lost.
-_DISK_FULL = (28, 122, 27)  # ENOSPC, EDQUOT (Linux), EFBIG: errno stays unimported
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _disk_full(exc: OSError) -> str:
