@@ -6,11 +6,13 @@ Parsing ends here: each adapter turns its Namespace into plain arguments.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -167,14 +169,24 @@ def _serve_locked(settings: Settings) -> int:
             upstream.start()  # in the background: the Manager answers while OpenCode boots
         serve(app, settings, on_stop=on_stop)
     except OSError as exc:
-        where = exc.filename or f"{settings.host}:{settings.port} (--port)"
-        raise CliError(
-            f"cannot listen on {where}: {exc.strerror}; pick another port or stop what uses it"
-        ) from None
+        raise CliError(_cannot_listen(exc, settings)) from None
     finally:
         if upstream is not None:
             upstream.stop()
     return 0
+
+
+def _cannot_listen(exc: OSError, settings: Settings) -> str:
+    """Why binding failed, blaming the option at fault: the port is the usual one, but an
+    address this machine does not have (or cannot resolve) is --host's."""
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return (
+            f"cannot listen on {settings.host} (--host): {exc.strerror}; give a name or"
+            " address of this machine (127.0.0.1: this machine only; 0.0.0.0: all of its"
+            " interfaces)"
+        )
+    where = exc.filename or f"{settings.host}:{settings.port} (--port)"
+    return f"cannot listen on {where}: {exc.strerror}; pick another port or stop what uses it"
 
 
 def _serve_settings(args: argparse.Namespace) -> Settings:

@@ -242,6 +242,29 @@ def test_port_in_use_is_one_clear_line(manager, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_an_address_this_machine_lacks_blames_host(tmp_path):
+    # 192.0.2.1 is reserved for documentation: no machine has it, and binding sends nothing.
+    result = subprocess.run(
+        manager_command(
+            "serve",
+            "--host",
+            "192.0.2.1",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-opencode",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "cannot listen on 192.0.2.1 (--host): " in result.stderr
+    assert "127.0.0.1: this machine only" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_without_the_manager_extra_says_how_to_install_it(tmp_path):
     # A laptop install has the ocm-manager script but not Flask: hide Flask from the import
     # system, as such an install would.
