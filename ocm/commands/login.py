@@ -9,6 +9,7 @@ from ocm import credentials
 from ocm import state as state_mod
 from ocm.commands.common import URL_ENV, manager_url, normalise_manager_url, note
 from ocm.errors import AuthError, OcmError, UsageError
+from ocm.prompt import ask
 
 
 def _read_token(given: str | None) -> str:
@@ -16,9 +17,7 @@ def _read_token(given: str | None) -> str:
     if given is not None:
         token = given
     elif sys.stdin is not None and sys.stdin.isatty():
-        import getpass  # noqa: PLC0415
-
-        token = getpass.getpass("Manager token (input hidden): ")
+        token = ask("Manager token (input hidden): ", hidden=True)
     elif sys.stdin is not None:
         token = sys.stdin.readline()
     else:

@@ -53,6 +53,7 @@ from ocm.mirror.state import (
     repo_state,
     write_marker,
 )
+from ocm.prompt import ask
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -227,9 +228,7 @@ def _confirm_create(name: str, yes: bool) -> None:
             f"no Manager repo matches this checkout, and creating {name!r} needs a confirmation",
             "run `ocm push --create --yes` to create it",
         )
-    sys.stderr.write(f"Create the Manager repo {name!r} from this checkout? [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
+    answer = ask(f"Create the Manager repo {name!r} from this checkout? [y/N] ").strip().lower()
     if answer not in {"y", "yes"}:
         raise OcmError("nothing pushed", "answer y to create the repo, or pass --yes")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -249,3 +250,35 @@ def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
     assert "logged in to" in text
     saved = json.loads((config(tmp_path) / "credentials.json").read_text())
     assert saved["tokens"] == {manager.url: manager.token}
+
+
+@pytest.mark.parametrize(
+    ("cut", "code", "said"),
+    [("ctrl-c", 130, "ocm: interrupted"), ("ctrl-d", 2, "ocm: no token given")],
+)
+def test_a_token_prompt_cut_short_ends_its_line(
+    manager: RunningManager, tmp_path: Path, cut: str, code: int, said: str
+) -> None:
+    controller, terminal = os.openpty()
+    proc = subprocess.Popen(
+        ocm_command("login", manager.url),
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    os.close(terminal)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"input hidden" not in seen and time.monotonic() < deadline:
+        seen += os.read(controller, 1024)
+    if cut == "ctrl-c":
+        proc.send_signal(signal.SIGINT)  # what the terminal sends for Ctrl-C
+    else:
+        os.write(controller, b"\x04")  # Ctrl-D: the input ends
+    assert proc.wait(timeout=30) == code
+    lines = (seen + read_until_closed(controller)).decode(errors="replace").splitlines()
+    assert any(line.startswith(said) for line in lines)  # a line of its own, not the prompt's
+    assert not any("unexpected" in line for line in lines)
+    assert not (config(tmp_path) / "credentials.json").exists()
