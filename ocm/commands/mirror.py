@@ -378,8 +378,19 @@ def _send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _undo_interrupted_pull(root: Path) -> None:
+    """Undo a pull that was killed mid-switch, as the next pull would: a push must not send
+    (nor call uncommitted work) a work tree left half old, half new."""
+    try:
+        with repo_lock(root):
+            clean_leftovers(root / ".git" / STAGING_NAME)
+    except MirrorError as exc:
+        raise _error(exc) from None
+
+
 def push(*, force: bool, create: bool, yes: bool) -> int:
     root, checkout = _checkout()
+    _undo_interrupted_pull(root)
     # This checkout's snapshot needs nothing from the Manager: git builds it while the
     # repo list and /head make their round trips, which then cost no wall time.
     with Task(prepare, root) as prepared:

@@ -1,0 +1,70 @@
+"""A transfer cut short on the laptop (the process killed, another git at work): the next
+command finds every repo as it was, and says in one line what to do."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ocm.mirror import receive, swap
+from ocm.mirror.pack import Limits
+from ocm.mirror.select import STAGING_NAME
+from tests.mirror.conftest import Pushed
+from tests.mirror.helpers import pack_bytes, tree_listing
+from tests.support.git import git
+from tests.support.processes import Cli
+
+
+class _Killed(BaseException):
+    """The process dies: nothing after it runs, no undo either."""
+
+
+def _pull_killed_mid_switch(source: Path, laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``ocm pull`` leaves in ``laptop`` when killed halfway through switching its work
+    tree to ``source``'s: half the files new, the plan to undo it in ``.git/ocm-staging``."""
+    data, outgoing = pack_bytes(source, [git(laptop, "rev-parse", "HEAD")])
+    real_apply = swap.apply
+
+    def half(work: Path, root: Path, plan: swap.Plan) -> None:
+        real_apply(work, root, swap.Plan(ops=plan.ops[: len(plan.ops) // 2 + 1]))
+        raise _Killed
+
+    monkeypatch.setattr(swap, "apply", half)
+    monkeypatch.setattr(receive, "_undo", lambda *a: (_ for _ in ()).throw(_Killed()))
+    with pytest.raises(_Killed), receive.repo_lock(laptop):
+        receive.receive(
+            laptop,
+            io.BytesIO(data),
+            snapshot_commit=outgoing.snapshot.commit,
+            branch=outgoing.snapshot.branch,
+            staging_dir=laptop / ".git" / STAGING_NAME,
+            limits=Limits(),
+            force=False,
+        )
+    monkeypatch.undo()
+
+
+def test_a_push_after_a_pull_killed_mid_switch_sends_the_tree_as_it_was(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push first undoes the half switch, as the next pull would: else it sends a tree
+    half old, half new, and the Manager takes it for this checkout's work."""
+    p = pushed("proj")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(p.laptop), str(other))
+    for name in ("README.md", "src/app.py", "empty.txt"):
+        (other / name).write_text(f"{name} from elsewhere\n")
+    git(other, "commit", "-q", "-am", "elsewhere")
+    before = tree_listing(p.laptop)
+    _pull_killed_mid_switch(other, p.laptop, monkeypatch)
+    assert tree_listing(p.laptop) != before  # half switched
+
+    done = ocm(p.laptop, "push")
+
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(p.laptop) == before
+    assert tree_listing(p.directory) == before
+    assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
