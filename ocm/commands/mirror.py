@@ -106,6 +106,9 @@ CONFLICT_TODOS: dict[str, str | None] = {
     "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
     "`ocm push --create` again, or, if that repo is this project, give this checkout its "
     "origin (`ocm list --json` shows it) and run `ocm push`",
+    # The Manager's copy was deleted or moved behind its back: --force cannot help.
+    "repo_missing": "put the Manager's copy back there, or forget that repo on the Manager "
+    "(`ocm-manager repo remove` and its name) and run `ocm push --create`",
 }
 
 
@@ -301,6 +304,8 @@ def _head(client: ManagerClient, repo_id: int, branch: str | None = None) -> dic
         head = client.get_json(
             f"{MIRROR_PATH}/{repo_id}/head", params={"branch": branch} if branch else None
         )
+    except ConflictError as exc:
+        raise _retitled(exc) from None
     except ManagerError as exc:
         if repo_id == 0 and exc.status == 404:  # a Manager from before format 2
             head = {}

@@ -1,4 +1,4 @@
-"""A transfer cut short on the laptop (the process killed, another git at work): the next
+"""A transfer cut short (the process killed, another git at work) or a copy gone: the next
 command finds every repo as it was, and says in one line what to do."""
 
 from __future__ import annotations
@@ -68,3 +68,23 @@ def test_a_push_after_a_pull_killed_mid_switch_sends_the_tree_as_it_was(
     assert tree_listing(p.laptop) == before
     assert tree_listing(p.directory) == before
     assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
+
+
+def test_a_manager_copy_moved_away_is_not_met_with_force(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """--force cannot bring back a copy deleted or moved behind the Manager's back: the
+    advice is to put it back, or to start the repo afresh."""
+    p = pushed("proj")
+    moved = tmp_path / "moved-away"
+    p.directory.rename(moved)
+    (p.laptop / "README.md").write_text("more\n")
+    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+        done = ocm(p.laptop, *command)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.count("\n") == 1 and "no git checkout" in done.stderr
+        assert "--force" not in done.stderr and "ocm push --create" in done.stderr, done.stderr
+    moved.rename(p.directory)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "README.md").read_text() == "more\n"
