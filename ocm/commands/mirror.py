@@ -26,6 +26,7 @@ from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import pack, wire
 from ocm.mirror.errors import (
     Busy,
+    GitBusy,
     IncompletePack,
     MirrorError,
     NotARepo,
@@ -103,6 +104,7 @@ THIS_CHECKOUT = "This checkout"  # the receiving side of a pull, in messages
 CONFLICT_TODOS: dict[str, str | None] = {
     "busy": BUSY_TODO,
     Unfinished.code: None,
+    GitBusy.code: None,
     "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
     "`ocm push --create` again, or, if that repo is this project, give this checkout its "
     "origin (`ocm list --json` shows it) and run `ocm push`",

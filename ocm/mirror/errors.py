@@ -75,6 +75,14 @@ class Unfinished(MirrorError):
     code = "unfinished_operation"
 
 
+class GitBusy(MirrorError):
+    """Raised when another git command holds the receiving repo's index (``index.lock``):
+    switching the work tree under it would leave an index git then writes over."""
+
+    status = 409
+    code = "git_busy"
+
+
 class Busy(MirrorError):
     """Raised when another transfer holds the repo's lock."""
 

@@ -22,7 +22,7 @@ from typing import IO, Any, NamedTuple
 
 from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
-from ocm.mirror.errors import Busy, MirrorError, Refused, Unfinished
+from ocm.mirror.errors import Busy, GitBusy, MirrorError, Refused, Unfinished
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
@@ -241,35 +241,52 @@ def receive(
         risks += extra_risks() if extra_risks else []
         if risks and not force:
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
-        saved = (
-            _save(root, current, state, plan, branch_old, detached_old, known_set, incoming, marker)
-            if force
-            else []
-        )
-        result = Received(
-            incoming.branch, incoming.head, plan.changed, plan.deleted, found.total, saved
-        )
-
-        refs = {
-            "head_ref": f"refs/heads/{state.branch}" if state.branch else None,
-            "head": state.head,
-            "branch": incoming.branch,
-            "branch_old": tip,
-        }
-        if (root / ".git" / "index").exists():
-            shutil.copyfile(root / ".git" / "index", work / "index.old")
-        swap.write_plan(work, root, plan, refs)
+        # Before anything is saved or switched: a stash, too, is refused under another
+        # git's lock.
+        index_lock = lock_index(root, side)
         try:
-            swap.apply(work, root, plan)
-            history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
-            refresh = refresh_below is None or plan.changed < refresh_below
-            history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
-        except BaseException:
-            _undo(work, root, plan.ops, refs)
-            undone = True
-            raise
-        (work / swap.COMMITTED).touch()
-        committed = True
+            saved = (
+                _save(
+                    root,
+                    current,
+                    state,
+                    plan,
+                    branch_old,
+                    detached_old,
+                    known_set,
+                    incoming,
+                    marker,
+                )
+                if force
+                else []
+            )
+            result = Received(
+                incoming.branch, incoming.head, plan.changed, plan.deleted, found.total, saved
+            )
+
+            refs = {
+                "head_ref": f"refs/heads/{state.branch}" if state.branch else None,
+                "head": state.head,
+                "branch": incoming.branch,
+                "branch_old": tip,
+                "index_lock": index_lock,  # a crash leaves it: the undo removes it
+            }
+            if (root / ".git" / "index").exists():
+                shutil.copyfile(root / ".git" / "index", work / "index.old")
+            swap.write_plan(work, root, plan, refs)
+            try:
+                swap.apply(work, root, plan)
+                history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
+                refresh = refresh_below is None or plan.changed < refresh_below
+                history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
+            except BaseException:
+                _undo(work, root, plan.ops, refs)
+                undone = True
+                raise
+            (work / swap.COMMITTED).touch()
+            committed = True
+        finally:
+            unlock_index(root, index_lock)
         # The switch is done; what follows is bookkeeping that must not turn it into an
         # error (a missing marker only makes the next safety check more careful).
         with contextlib.suppress(Exception):
@@ -289,6 +306,38 @@ def receive(
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+INDEX_LOCK = "index.lock"
+
+
+def lock_index(root: Path, side: str) -> str:
+    """Take git's own lock on the index for the switch, as every git command that writes
+    the index does: a git at work there (a commit, an editor's ``git add``) would else
+    rename its index over the one the switch builds. Returns what tells this lock apart
+    from one a git took later (device and inode), for :func:`unlock_index`."""
+    try:
+        fd = os.open(root / ".git" / INDEX_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise GitBusy(
+            f"{side} is in use by another git command (its .git/{INDEX_LOCK} exists)",
+            f"wait for that command to end (if no git is running, delete .git/{INDEX_LOCK}), "
+            "then run this one again",
+        ) from None
+    try:
+        found = os.fstat(fd)
+    finally:
+        os.close(fd)
+    return f"{found.st_dev}:{found.st_ino}"
+
+
+def unlock_index(root: Path, taken: str | None) -> None:
+    """Remove the index lock :func:`lock_index` took (``taken``), never another's."""
+    path = root / ".git" / INDEX_LOCK
+    with contextlib.suppress(OSError):
+        found = os.lstat(path)
+        if taken == f"{found.st_dev}:{found.st_ino}":
+            path.unlink()
 
 
 def _branch_tip(root: Path, state: RepoState, branch: str | None) -> str | None:
@@ -411,6 +460,7 @@ def clean_leftovers(staging_dir: Path) -> int:
             loaded = swap.load_plan(work)
             if loaded is not None and (loaded[0] / ".git").is_dir():
                 _undo(work, loaded[0], loaded[1], loaded[2])
+                unlock_index(loaded[0], loaded[2].get("index_lock"))
         if work.is_dir() and not work.is_symlink():
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -13,7 +13,7 @@ from ocm.mirror import receive, swap
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
 from tests.mirror.conftest import Pushed
-from tests.mirror.helpers import pack_bytes, tree_listing
+from tests.mirror.helpers import pack_bytes, repo_listing, tree_listing
 from tests.support.git import git
 from tests.support.processes import Cli
 
@@ -88,3 +88,35 @@ def test_a_manager_copy_moved_away_is_not_met_with_force(
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert (p.directory / "README.md").read_text() == "more\n"
+
+
+def test_a_git_at_work_in_either_repo_holds_off_the_switch(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Another git holding the index (``index.lock``) would rename its index over the one a
+    switch builds. The transfer is refused in one line naming the lock, and changes nothing."""
+    p = pushed("proj")
+    (p.directory / "agent.txt").write_text("the agent's file\n")
+    lock = p.laptop / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    before = repo_listing(p.laptop)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and ".git/index.lock exists" in done.stderr, done.stderr
+    assert repo_listing(p.laptop) == before
+    lock.unlink()
+    assert ocm(p.laptop, "pull").returncode == 0
+    assert (p.laptop / "agent.txt").exists()
+
+    (p.laptop / "README.md").write_text("from the laptop\n")
+    lock = p.directory / ".git" / "index.lock"
+    lock.write_bytes(b"")
+    before = repo_listing(p.directory)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and ".git/index.lock exists" in done.stderr, done.stderr
+    assert repo_listing(p.directory) == before
+    lock.unlink()
+    assert ocm(p.laptop, "push").returncode == 0
+    assert (p.directory / "README.md").read_text() == "from the laptop\n"
+    assert not lock.exists()
