@@ -328,6 +328,17 @@ def _wire_error(exc: ManagerError, url: str) -> OcmError:
     return exc
 
 
+def _broke_off(exc: ManagerError, label: str, sent: int) -> OcmError:
+    """The connection failed once the pack was on its way: the Manager was reached, and it
+    switches its copy only once the whole pack is in and checked, or not at all."""
+    reason = exc.what.rpartition(" (")[2].rstrip(")")  # the transport's few words
+    return OcmError(
+        f"the push to {label} broke off after {human(sent)} ({reason}); the Manager's copy "
+        "has all of it or none of it",
+        "run `ocm push` again",
+    )
+
+
 def _send(
     client: ManagerClient,
     repo_id: int,
@@ -372,6 +383,8 @@ def _send(
                     if exc.code == IncompletePack.code and n + 1 < len(attempts):
                         sent += stream.sent
                         continue
+                    if exc.status is None and stream.sent:
+                        raise _broke_off(exc, label, stream.sent) from None
                     raise _wire_error(exc, client.url) from None
             sent += stream.sent
         try:

@@ -4,6 +4,8 @@ command finds every repo as it was, and says in one line what to do."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,8 @@ from ocm.mirror.select import STAGING_NAME
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import pack_bytes, repo_listing, tree_listing
 from tests.support.git import git
-from tests.support.processes import Cli
+from tests.support.processes import Cli, ocm_command
+from tests.support.tap import Tap
 
 
 class _Killed(BaseException):
@@ -120,3 +123,28 @@ def test_a_git_at_work_in_either_repo_holds_off_the_switch(
     assert ocm(p.laptop, "push").returncode == 0
     assert (p.directory / "README.md").read_text() == "from the laptop\n"
     assert not lock.exists()
+
+
+def test_a_push_cut_off_mid_upload_says_so_and_the_next_one_goes_through(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Not "cannot reach the Manager; check the URL": it was reached, and the push broke off."""
+    p = pushed("proj")
+    before = repo_listing(p.directory)
+    (p.laptop / "big.bin").write_bytes(os.urandom(400_000))
+    host, port = ocm.manager.url.removeprefix("http://").split(":")
+    tap = Tap((host, int(port)), cut_after=200_000)
+    try:
+        env = ocm.env() | {"OPENCODE_MANAGER_URL": tap.url}
+        done = subprocess.run(
+            ocm_command("push"), cwd=p.laptop, env=env, capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+    finally:
+        tap.close()
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "the push to proj broke off" in done.stderr and "run `ocm push` again" in done.stderr
+    assert repo_listing(p.directory) == before
+    assert ocm(p.laptop, "push").returncode == 0
+    assert (p.directory / "big.bin").read_bytes() == (p.laptop / "big.bin").read_bytes()

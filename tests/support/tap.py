@@ -7,10 +7,12 @@ import threading
 
 
 class Tap:
-    """Relays each connection to ``target`` and records what clients sent, in ``sent``."""
+    """Relays each connection to ``target`` and records what clients sent, in ``sent``;
+    with ``cut_after``, cuts every connection once clients have sent that many bytes."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int], cut_after: int | None = None) -> None:
         self.target = target
+        self.cut_after = cut_after
         self.sent = bytearray()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -33,6 +35,10 @@ class Tap:
                 if record:
                     with self._lock:
                         self.sent += data
+                    if self.cut_after is not None and len(self.sent) >= self.cut_after:
+                        for end in (src, dst):
+                            end.shutdown(socket.SHUT_RDWR)
+                        return
                 dst.sendall(data)
             dst.shutdown(socket.SHUT_WR)
         except OSError:
