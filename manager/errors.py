@@ -36,7 +36,7 @@ def wsgi_error(start_response: Any, exc: ApiError) -> list[bytes]:
     return [body]
 
 
-def _code_for(exc: HTTPException) -> str:
+def code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
@@ -48,7 +48,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
-        return error_response(status, _code_for(exc), exc.description or exc.name)
+        return error_response(status, code_for(exc), exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

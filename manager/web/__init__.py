@@ -21,6 +21,7 @@ def register_console(app: Flask) -> None:
     from flask import Blueprint
 
     from manager.web.views import health, repos, settings, signin
+    from manager.web.views.errors import register_error_pages
 
     # The pages' templates and static files, shared by every console blueprint.
     static = Blueprint(
@@ -33,3 +34,4 @@ def register_console(app: Flask) -> None:
     app.register_blueprint(static)
     for module in (signin, repos, settings, health):
         app.register_blueprint(module.bp)
+    register_error_pages(app)

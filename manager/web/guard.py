@@ -29,9 +29,9 @@ PUBLIC_ACTIONS = frozenset({"web_signin.signin", "web_signin.signout"})
 
 
 def forbidden_origin() -> Any:
-    from manager.errors import error_response
+    from manager.errors import ApiError
 
-    return error_response(
+    return ApiError(
         403,
         "cross_origin",
         "This request did not come from the Manager's own pages; reload the page and retry.",
@@ -39,9 +39,9 @@ def forbidden_origin() -> Any:
 
 
 def foreign_host(names: frozenset[str]) -> Any:
-    from manager.errors import error_response
+    from manager.errors import ApiError
 
-    return error_response(
+    return ApiError(
         403,
         "foreign_host",
         "This Manager listens on this machine only and takes forms only from its pages opened"
@@ -73,9 +73,10 @@ def addressed_locally(environ: dict[str, Any], names: frozenset[str]) -> bool:
 
 
 def guard_request() -> Any:
-    """None to let the request through, else the answer to give instead."""
+    """None to let the request through, else the answer to give instead; a refusal is
+    raised, so that a browser gets it as a page (``manager.web.views.errors``)."""
     if not origin_ok(request.environ):
-        return forbidden_origin()
+        raise forbidden_origin()
     services = current_app.extensions["ocm"]
     names = local_names(services.settings)
     if (
@@ -83,7 +84,7 @@ def guard_request() -> Any:
         and request.method not in SAFE_METHODS
         and not addressed_locally(request.environ, names)
     ):
-        return foreign_host(names)
+        raise foreign_host(names)
     endpoint = request.endpoint or ""
     if endpoint in PUBLIC_ENDPOINTS or endpoint in PUBLIC_ACTIONS:
         return None

@@ -1,0 +1,79 @@
+"""A form the Manager refuses, met in a browser: a console page with the message and a way
+on, never the API's bare JSON; the JSON twin keeps the API's shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import RunningManager
+from tests.web.test_console import json_twin, row
+
+
+def refusal_page(page: Any) -> str:
+    assert page.locator("link[rel=stylesheet]").count() == 1, page.content()
+    return str(page.text_content("[role=alert]"))
+
+
+def test_removing_a_repo_removed_meanwhile_in_another_tab(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    page.fill("input[name=source]", str(git_repo("app")))
+    page.click("text=Add repo")
+    row(page, "app").locator(".state-ready").wait_for()
+    row(page, "app").locator("text=Remove…").click()
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.click("button.danger")
+    other.wait_for_url(manager.url + "/repos")
+
+    page.click("button.danger")
+    assert "There is no repo" in refusal_page(page)
+    page.click("text=Back to the repos")
+    page.wait_for_url(manager.url + "/repos")
+    assert page.is_visible("text=No repos yet")
+    twin = page.request.get(manager.url + "/repos/1/remove?format=json")
+    assert twin.status == 404 and twin.json()["error"] == "not_found"
+
+
+def test_reloading_the_new_token_page_explains_itself(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, page = console
+    page.goto(manager.url + "/settings")
+    page.check("input[name=confirm]")
+    page.click("button.danger")
+    assert page.text_content("h1") == "New Manager token"
+    page.reload()  # sends the form again
+    assert "This form was sent before" in refusal_page(page)
+    page.click("nav >> text=Settings")  # still signed in, the console's way on is there
+    page.wait_for_url(manager.url + "/settings")
+
+
+def test_a_form_sent_after_the_token_was_rotated_elsewhere_asks_to_sign_in_again(
+    console: tuple[RunningManager, Any],
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., Any],
+) -> None:
+    manager, page = console
+    page.goto(manager.url + "/settings")
+    page.check("input[name=confirm]")
+    elsewhere = new_page()
+    sign_in(elsewhere, manager)
+    elsewhere.goto(manager.url + "/settings")
+    elsewhere.check("input[name=confirm]")
+    elsewhere.click("button.danger")
+    token = elsewhere.input_value("#new-token")
+
+    page.click("button.danger")
+    assert "Sign in again" in refusal_page(page)
+    assert token not in page.content()
+    assert page.locator("nav").count() == 0  # signed out: no Repos or Sign out to offer
+    page.get_by_role("link", name="Sign in").click()
+    page.wait_for_url(manager.url + "/signin")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(manager.url + "/repos")
+    assert json_twin(page, "/repos?format=json")["repos"] == []
