@@ -77,3 +77,21 @@ def test_a_form_sent_after_the_token_was_rotated_elsewhere_asks_to_sign_in_again
     page.click("button[type=submit]")
     page.wait_for_url(manager.url + "/repos")
     assert json_twin(page, "/repos?format=json")["repos"] == []
+
+
+def test_a_page_whose_sign_in_ended_says_why_on_the_sign_in_page(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, page = console
+    token = manager.cli("token", "rotate").stdout.strip()
+    page.goto(manager.url + "/health")
+    page.wait_for_url(manager.url + "/signin")
+    assert "token was rotated" in refusal_page(page)
+    assert token not in page.content()
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(manager.url + "/repos")
+    # Signed out on purpose, the sign-in page has nothing to explain.
+    page.click("text=Sign out")
+    page.wait_for_url(manager.url + "/signin")
+    assert page.locator("[role=alert]").count() == 0

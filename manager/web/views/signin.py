@@ -15,6 +15,7 @@ from manager.web.signin import (
     SESSION_SECONDS,
     end_session,
     is_https,
+    session_cookie,
     signed_in,
     start_session,
 )
@@ -48,6 +49,15 @@ def root() -> Any:
 def signin_page() -> Any:
     if signed_in(request.environ, services()):
         return redirect(url_for("web_repos.repos"), code=303)
+    if session_cookie(request.environ):
+        # Sent here from a page whose sign-in is over: say why, or it looks like a glitch.
+        return page(
+            "signin.html",
+            {"signedIn": False, "error": "signin_ended"},
+            message_kind="error",
+            message="Your sign-in has ended: the Manager token was rotated, or 12 hours"
+            " passed. Sign in with the current token.",
+        )
     return page("signin.html", {"signedIn": False})
 
 
