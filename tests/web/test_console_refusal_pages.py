@@ -95,3 +95,19 @@ def test_a_page_whose_sign_in_ended_says_why_on_the_sign_in_page(
     page.click("text=Sign out")
     page.wait_for_url(manager.url + "/signin")
     assert page.locator("[role=alert]").count() == 0
+
+
+def test_a_refusal_naming_a_long_path_fits_a_phone(
+    manager: RunningManager,
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    page = new_page(viewport={"width": 390, "height": 780}, is_mobile=True)
+    sign_in(page, manager)
+    folder = tmp_path / ("unbroken-folder-name" * 8)
+    folder.mkdir()
+    page.fill("input[name=source]", str(folder))
+    page.click("text=Add repo")
+    assert "not a git repository" in refusal_page(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
