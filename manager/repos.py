@@ -16,7 +16,9 @@ from ocm.mirror.state import current_branch
 from ocm.origin import hide_credentials, without_credentials
 
 # Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+MAX_NAME = 100
+NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class RepoError(Exception):
@@ -40,6 +42,9 @@ def default_name(source: str) -> str:
 
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot be a repo name ("<what>; <what to do>"), or None when it can be."""
+    if len(name) > MAX_NAME and NAME_CHARACTERS.fullmatch(name):
+        # Only the length is wrong (every character is allowed): say so, not "use letters".
+        return f"repo name {name[:20]!r}… is {len(name)} characters long; use {MAX_NAME} at most"
     if NAME_PATTERN.fullmatch(name) is None:  # the first character also rules out ``..``
         return f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'"
     if name.isdigit():

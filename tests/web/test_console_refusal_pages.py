@@ -111,3 +111,14 @@ def test_a_refusal_naming_a_long_path_fits_a_phone(
     page.click("text=Add repo")
     assert "not a git repository" in refusal_page(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_name_too_long_is_refused_for_its_length(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    _, page = console
+    page.fill("input[name=source]", str(git_repo("app")))
+    page.fill("input[name=name]", "n" * 150)
+    page.click("text=Add repo")
+    assert "is 150 characters long; use 100 at most" in refusal_page(page)
+    assert page.input_value("input[name=name]") == "n" * 150
