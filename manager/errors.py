@@ -1,4 +1,7 @@
-"""JSON errors for every failure: no HTML error page ever reaches a client (SPEC §4)."""
+"""JSON errors for every failure: no HTML error page ever reaches an API client (SPEC §4).
+
+A console page met in a browser gets its refusals as pages instead (``manager.web.views.errors``).
+"""
 
 from __future__ import annotations
 
