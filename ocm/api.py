@@ -156,6 +156,14 @@ class ManagerClient:
                 read_timeout=read_timeout,
             )
         except Unreachable as exc:
+            if exc.proxy:
+                where, variable = exc.proxy
+                raise ManagerError(
+                    f"cannot reach the Manager at {self.url} through the proxy {where} that "
+                    f"{variable} names ({exc.reason})",
+                    f"fix {variable}, or add {self.transport.host} to no_proxy to reach the "
+                    "Manager directly",
+                ) from None
             todo = "check the URL and that the Manager is running"
             if exc.plain_http:
                 todo = f"use {_plain_http_url(self.url)} instead, or check the URL"

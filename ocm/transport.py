@@ -29,13 +29,23 @@ Body = bytes | Iterable[bytes] | None
 class Unreachable(Exception):
     """The Manager could not be reached or stopped answering; ``reason`` says how. ``tls``:
     the TLS handshake failed (its certificate, most often); ``plain_http``: the server took
-    the connection but did not answer TLS, as a plain-HTTP server given an https URL does."""
+    the connection but did not answer TLS, as a plain-HTTP server given an https URL does.
+    ``proxy``: the proxy the environment names failed (not the Manager), as ``(host:port,
+    variable)``."""
 
-    def __init__(self, reason: str, *, tls: bool = False, plain_http: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        tls: bool = False,
+        plain_http: bool = False,
+        proxy: tuple[str, str] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.tls = tls
         self.plain_http = plain_http
+        self.proxy = proxy
 
 
 class Response:
@@ -201,7 +211,11 @@ class Transport:
             http.client.HTTPConnection.connect(conn)
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise Unreachable(_connect_reason(exc, self.connect_timeout)) from None
+            reason = _connect_reason(exc, self.connect_timeout)
+            if self._proxy:  # the proxy is what could not be reached, or would not tunnel
+                proxy = (f"{host}:{port}", self._proxy[3])
+                raise Unreachable(_tunnel_reason(exc) or reason, proxy=proxy) from None
+            raise Unreachable(reason) from None
         if self.https:
             try:
                 conn.sock = context.wrap_socket(conn.sock, server_hostname=self.host)
@@ -267,8 +281,9 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes] | None:
-    """(host, port, user:password) of the proxy the environment names for ``scheme``."""
+def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes, str] | None:
+    """(host, port, user:password, variable) of the proxy the environment names for
+    ``scheme``; the variable is the one it came from, to name when the proxy fails."""
     if not any(key.lower() in (f"{scheme}_proxy", "all_proxy") for key in os.environ):
         return None
     import urllib.request  # noqa: PLC0415 - its proxy rules, only when a proxy is set
@@ -283,7 +298,26 @@ def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes] | None:
     credentials = b""
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return parts.hostname or "", parts.port or 80, credentials
+    return parts.hostname or "", parts.port or 80, credentials, _proxy_variable(scheme, url)
+
+
+def _proxy_variable(scheme: str, url: str) -> str:
+    """Which variable set ``url``: urllib prefers the lower-case spelling, and the scheme's
+    own variable to ``all_proxy``."""
+    for name in (f"{scheme}_proxy", "all_proxy"):
+        for spelling in (name, name.upper()):
+            if os.environ.get(spelling) == url:
+                return spelling
+    return f"{scheme}_proxy"
+
+
+def _tunnel_reason(exc: BaseException) -> str | None:
+    """The proxy's answer when it took the connection but refused the CONNECT tunnel
+    (``http.client`` says "Tunnel connection failed: 403 Forbidden")."""
+    text = str(exc)
+    if isinstance(exc, OSError) and text.startswith("Tunnel connection failed: "):
+        return f"it refused to connect to the Manager: {text.split(': ', 1)[1]}"
+    return None
 
 
 def _connect_reason(exc: BaseException, timeout: float) -> str:

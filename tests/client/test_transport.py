@@ -339,6 +339,50 @@ def test_proxy_credentials_in_the_url_go_to_the_proxy_only() -> None:
     assert target.requests[0]["headers"]["Authorization"] == f"Bearer {TOKEN}"
 
 
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_a_proxy_that_cannot_be_reached_is_named_with_its_variable() -> None:
+    """Not "check the URL and that the Manager is running": the Manager is fine, the proxy
+    is not; and the advice given works when followed."""
+    with standin.serve() as target:
+        target.json_route(WORKSPACES, {"workspaces": [LISTED.to_json()]})
+        proxy = f"127.0.0.1:{closed_port()}"
+        env = {"OPENCODE_MANAGER_URL": target.url, "OCM_TOKEN": TOKEN, "HTTP_PROXY": proxy}
+        result = run_ocm("list", env=env)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr == (
+            f"ocm: cannot reach the Manager at {target.url} through the proxy {proxy} that "
+            "HTTP_PROXY names (connection refused); fix HTTP_PROXY, or add 127.0.0.1 to "
+            "no_proxy to reach the Manager directly\n"
+        )
+        assert "through-proxy" in run_ocm("list", env={**env, "no_proxy": "127.0.0.1"}).stdout
+
+
+def refuse_the_tunnel(conn: socket.socket, reader: BinaryIO, server: Scripted) -> None:
+    server.read(reader)
+    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_a_proxy_that_refuses_the_tunnel_is_named_with_its_answer() -> None:
+    with scripted(refuse_the_tunnel) as proxy:
+        url = "https://manager.example:5003"
+        env = {"OPENCODE_MANAGER_URL": url, "OCM_TOKEN": TOKEN, "https_proxy": proxy.url}
+        result = run_ocm("list", env=env)
+    where = proxy.url.removeprefix("http://")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"ocm: cannot reach the Manager at {url} through the proxy {where} that https_proxy "
+        "names (it refused to connect to the Manager: 403 Forbidden); fix https_proxy, or add "
+        "manager.example to no_proxy to reach the Manager directly\n"
+    )
+
+
 # ------------------------------------------------------------------ bodies both ways
 
 
