@@ -21,6 +21,29 @@ def config_dir() -> Path:
     return base / APP_NAME
 
 
+def config_dir_flaw() -> tuple[str, str] | None:
+    """(what, what to do) when the config dir cannot hold files because it, or a folder
+    above it, is a file (``OCM_CONFIG_DIR=/dev/null``); None otherwise.
+
+    Advice to remove ``state.json`` inside a file could never work: name the variable."""
+    where = config_dir()
+    found = where
+    try:
+        while not found.exists() and found != found.parent:
+            found = found.parent
+        if found.is_dir():
+            return None
+    except OSError:
+        return None
+    variable = next((v for v in ("OCM_CONFIG_DIR", "XDG_CONFIG_HOME") if os.environ.get(v)), None)
+    what = f"the config dir {where} is not a directory"
+    if found != where:
+        what = f"the config dir {where} cannot be made: {found} is not a directory"
+    if variable:
+        return f"{what} (set by {variable})", f"set {variable} to a folder, or unset it"
+    return what, f"move {found} aside, or set OCM_CONFIG_DIR to a folder"
+
+
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/opencode-manager``, else ``~/.cache/opencode-manager``: only things
     ocm can work out again (e.g. the version of an ``opencode`` binary)."""

@@ -30,6 +30,7 @@ class State:
         "last_repo_branch",
         "updated_at",
         "problem",
+        "problem_todo",
     )
 
     def __init__(
@@ -42,6 +43,7 @@ class State:
         last_repo_branch: str | None = None,
         updated_at: str | None = None,
         problem: str | None = None,
+        problem_todo: str | None = None,
     ) -> None:
         self.manager_url = manager_url
         self.last_repo_id = last_repo_id
@@ -51,6 +53,7 @@ class State:
         self.updated_at = updated_at
         # Why the file could not be used (shown by ``ocm status``); None if fine or absent.
         self.problem = problem
+        self.problem_todo = problem_todo  # what to do about it, when not removing the file
 
     def replace(self, **changes: Any) -> State:
         values = {name: getattr(self, name) for name in self.__slots__}
@@ -111,6 +114,11 @@ def load() -> State:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return State()
+    except NotADirectoryError:
+        flaw = paths.config_dir_flaw()
+        if flaw:
+            return State(problem=flaw[0], problem_todo=flaw[1])
+        return State(problem=f"{path} is unreadable (not a directory)")
     except IsADirectoryError:
         return State(problem=f"{path} is a directory, not ocm's state file")
     except PermissionError:
@@ -142,7 +150,9 @@ def save(state: State) -> State:
     from ocm.fsutil import atomic_write_text  # noqa: PLC0415 - tempfile only when writing
 
     stamped = state.replace(
-        problem=None, updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        problem=None,
+        problem_todo=None,
+        updated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     path = paths.state_file()
     try:
@@ -154,12 +164,18 @@ def save(state: State) -> State:
 
 def check_writable() -> None:
     """Raise before anything else is saved when state.json could not be written anyway."""
+    flaw = paths.config_dir_flaw()
+    if flaw:
+        raise OcmError(*flaw)
     path = paths.state_file()
     if path.is_dir():
         raise _unwritable(path, IsADirectoryError(21, "Is a directory"))
 
 
 def _unwritable(path: Path, exc: OSError) -> OcmError:
+    flaw = paths.config_dir_flaw()
+    if flaw:
+        return OcmError(*flaw)
     if path.is_dir():
         return OcmError(
             f"cannot write {path}: it is a directory, not ocm's state file",

@@ -94,7 +94,8 @@ def require_login(state: state_mod.State) -> Login:
     if where is None and state.problem:
         raise OcmError(
             f"not logged in: {state.problem}",
-            f"remove it (`rm -r {paths.state_file()}`) and run `ocm login <url>`",
+            state.problem_todo
+            or f"remove it (`rm -r {paths.state_file()}`) and run `ocm login <url>`",
         )
     if where is None:
         raise OcmError(

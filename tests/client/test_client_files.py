@@ -156,6 +156,34 @@ def test_a_state_json_that_is_a_directory_is_named_everywhere(
     assert f"warning:   {state} is a directory, not ocm's state file" in status.stdout
 
 
+@pytest.mark.parametrize("variable", ["OCM_CONFIG_DIR", "XDG_CONFIG_HOME"])
+def test_a_config_dir_that_is_a_file_names_its_variable(
+    variable: str, manager: RunningManager, tmp_path: Path
+) -> None:
+    """Not "remove it (`rm -r /dev/null/state.json`)", which cannot work: the variable that
+    points at a file is what to change, and changing it as told works."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    where = a_file if variable == "OCM_CONFIG_DIR" else a_file / "opencode-manager"
+    what = f"the config dir {where} is not a directory"
+    if where != a_file:
+        what = f"the config dir {where} cannot be made: {a_file} is not a directory"
+    todo = f"set {variable} to a folder, or unset it"
+    env = {variable: str(a_file)}
+    login = run_ocm("login", manager.url, input=manager.token + "\n", env=env)
+    assert assert_one_error(login, 1) == f"ocm: {what} (set by {variable}); {todo}"
+    listed = run_ocm("list", env=env)
+    assert assert_one_error(listed, 1) == f"ocm: not logged in: {what} (set by {variable}); {todo}"
+    assert assert_one_error(run_ocm("logout", env=env), 1) == login.stderr.strip()
+    status = run_ocm("status", env=env)
+    assert status.returncode == 0
+    assert f"warning:   {what} (set by {variable})\n" in status.stdout
+    assert "rm -r" not in login.stderr + listed.stderr + status.stdout
+    env[variable] = str(tmp_path / "folder")
+    assert run_ocm("login", manager.url, input=manager.token + "\n", env=env).returncode == 0
+    assert run_ocm("list", env=env).returncode == 0
+
+
 def test_an_unreadable_state_json_is_named(manager: RunningManager, tmp_path: Path) -> None:
     if os.geteuid() == 0:
         # root reads any file: stand in with a file that is not UTF-8 text instead.
