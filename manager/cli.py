@@ -50,6 +50,28 @@ def _data_dir(value: str | None) -> Path:
     return Path(value).expanduser() if value else config.default_data_dir()
 
 
+def _existing_data_dir(value: str | None) -> Path:
+    """The data dir for a command that only reads it (or removes from it): one that does not
+    exist is a typo or a Manager not set up yet, never a wish to make it."""
+    data_dir = _data_dir(value)
+    nearest = data_dir
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if nearest == data_dir or not nearest.is_dir():
+        return data_dir  # there, or under a file: the usual checks say what is wrong
+    if value:
+        source = " (--data-dir)"
+    elif os.environ.get("OCM_MANAGER_DATA_DIR"):
+        source = " ($OCM_MANAGER_DATA_DIR)"
+    else:
+        source = " (the default)"
+    raise CliError(
+        f"the data dir {data_dir}{source} does not exist; check the path, or make it with"
+        f" `{_command('serve', data_dir)}` or `{_command('repo add', data_dir)}"
+        " <git-url-or-path>`"
+    )
+
+
 def _command(words: str, data_dir: Path) -> str:
     """``ocm-manager <words>`` as the operator must type it to reach ``data_dir``: with
     ``--data-dir`` unless that is the default (an environment variable may be set only in a
@@ -433,11 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(run=lambda a: cmd_repo_add(_data_dir(a.data_dir), a.source, a.name, a.branch))
     listing = repo_commands.add_parser("list", parents=[data_dir], help="list repos")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(run=lambda a: cmd_repo_list(_data_dir(a.data_dir), a.json))
+    listing.set_defaults(run=lambda a: cmd_repo_list(_existing_data_dir(a.data_dir), a.json))
     remove = repo_commands.add_parser("remove", parents=[data_dir], help="forget a repo")
     remove.add_argument("ref", metavar="id|name")
     remove.add_argument("--delete-files", action="store_true", help="also delete its working tree")
-    remove.set_defaults(run=lambda a: cmd_repo_remove(_data_dir(a.data_dir), a.ref, a.delete_files))
+    remove.set_defaults(
+        run=lambda a: cmd_repo_remove(_existing_data_dir(a.data_dir), a.ref, a.delete_files)
+    )
     for sub in (parser, token, repo):
         sub.set_defaults(help_parser=sub)
     for command in (serve, rotate, add, listing, remove):

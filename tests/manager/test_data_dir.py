@@ -131,7 +131,7 @@ def test_a_file_as_data_dir_is_one_line(tmp_path):
 def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path):
     # /proc takes no new folders, not even from root.
     where = Path("/proc/self/ocm-data")
-    result = run_manager_cli("repo", "list", "--data-dir", str(where), check=False)
+    result = run_manager_cli("token", "rotate", "--data-dir", str(where), check=False)
     assert result.returncode == 1
     [line] = result.stderr.splitlines()
     assert line.startswith(f"ocm-manager: cannot use the data dir {where}: ")
@@ -146,3 +146,32 @@ def test_serve_on_a_foreign_folder_starts_nothing(tmp_path):
     assert result.returncode == 1
     assert "listening" not in result.stderr
     assert sorted(os.listdir(foreign)) == ["README"]
+
+
+@pytest.mark.parametrize("command", [("repo", "list"), ("repo", "remove", "1")])
+def test_a_missing_data_dir_is_not_made_by_a_command_that_only_reads_it(tmp_path, command):
+    """`repo list --data-dir /typo` made /typo and said "no repos yet": a typo looked like
+    an empty Manager. The advice given works when followed."""
+    typo = tmp_path / "typo" / "data"
+
+    result = run_manager_cli(*command, "--data-dir", str(typo), check=False)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"ocm-manager: the data dir {typo} (--data-dir) does not exist; check the path, or make"
+        f" it with `ocm-manager serve --data-dir {typo}` or `ocm-manager repo add --data-dir"
+        f" {typo} <git-url-or-path>`"
+    ]
+    assert not (tmp_path / "typo").exists()
+    source = tmp_path / "src"
+    subprocess.run(["git", "init", "-q", str(source)], check=True, timeout=60)
+    subprocess.run(
+        ["git", "-C", str(source), "commit", "-q", "--allow-empty", "-m", "x"],
+        check=True,
+        timeout=60,
+        env={**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b",
+             "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"},
+    )  # fmt: skip
+    run_manager_cli("repo", "add", "--data-dir", str(typo), str(source))
+    assert run_manager_cli(*command, "--data-dir", str(typo)).returncode == 0
