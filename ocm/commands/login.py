@@ -51,7 +51,9 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
             except AuthError:
                 raise AuthError(
                     f"token rejected by {normalised}, nothing was saved",
-                    "check the token (`ocm-manager token rotate` on the Manager prints a new one)",
+                    "check the token you were given, or ask the Manager's admin for the current"
+                    " one (`ocm-manager token rotate` makes a new one, but signs out every other"
+                    " user and browser)",
                 ) from None
             except OcmError as exc:
                 raise OcmError(f"{exc.what}, nothing was saved", exc.todo or "try again") from None

@@ -29,8 +29,10 @@ def closed_port_url() -> str:
 
 def test_wrong_token_at_login_saves_nothing(manager: RunningManager, tmp_path: Path) -> None:
     result = run_ocm("login", manager.url, input="wrong-token\n")
-    assert_one_error(
-        result, 1, f"token rejected by {manager.url}, nothing was saved", "token rotate"
+    assert assert_one_error(result, 1) == (
+        f"ocm: token rejected by {manager.url}, nothing was saved; check the token you were"
+        " given, or ask the Manager's admin for the current one (`ocm-manager token rotate`"
+        " makes a new one, but signs out every other user and browser)"
     )
     assert "wrong-token" not in result.stderr
     assert not config(tmp_path).exists()
