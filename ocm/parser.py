@@ -17,7 +17,7 @@ from ocm.errors import UsageError
 TYPE_CHECKING = False  # typing costs a few ms at run time; only the checker needs it
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from _typeshed import SupportsWrite
 
@@ -25,8 +25,36 @@ if TYPE_CHECKING:
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line as one ``ocm:`` line (exit 2)."""
 
+    _args: Sequence[str] = ()
+
+    def parse_known_args(  # type: ignore[override] # one signature for its overloads
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> Any:
+        self._args = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
+        # argparse checks for missing positionals before it reports unknown options: for
+        # `ocm login --bogus`, "required: url" would hide the option that was mistyped.
+        unknown = unknown_options(self, self._args)
+        if unknown and message.startswith("the following arguments are required"):
+            message = f"unrecognized arguments: {' '.join(unknown)}"
         raise UsageError(message, f"see `{self.prog} --help`")
+
+
+def unknown_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> list[str]:
+    """The words in ``args`` that look like options ``parser`` does not take (up to ``--``)."""
+    unknown = []
+    for arg in args:
+        if arg == "--":
+            break
+        if parser._negative_number_matcher.match(arg):
+            continue  # a positional, for a parser with no options that look like numbers
+        if arg.startswith("-") and arg != "-":
+            name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
+            if name not in parser._option_string_actions:
+                unknown.append(arg)
+    return unknown
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse drops a failed write silently; ocm.cli reports a full disk instead.

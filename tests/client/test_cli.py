@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -115,3 +116,32 @@ def test_the_fast_path_pushes_and_pulls_like_argparse(
     parsed = parse([command])
     assert parsed.handler(parsed) == 0
     assert len(calls) == 2 and calls[0] == calls[1], calls
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    """Every command line under ``parser`` that runs something: ``login``, ``repo add``…"""
+    found = [prefix] if prefix else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, f"{prefix} {name}".strip())
+    return found
+
+
+def test_an_unknown_option_is_named_before_a_missing_argument(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`ocm login --bogus` said "the following arguments are required: url": argparse checks
+    positionals first, hiding the option that was mistyped. Every command names it."""
+    from ocm.cli import main
+    from ocm.parser import build_parser
+
+    commands = _commands(build_parser(), "")
+    assert {"login", "use", "push", "list"} <= set(commands)
+    for command in commands:
+        for bogus in ("--bogus", "-z", "--bogus=1"):
+            assert main([*command.split(), bogus]) == 2, command
+            err = capsys.readouterr().err
+            assert err == f"ocm: unrecognized arguments: {bogus}; see `ocm {command} --help`\n"
+    assert main(["login"]) == 2  # a missing argument alone is still named
+    assert "the following arguments are required: url" in capsys.readouterr().err

@@ -3,6 +3,7 @@ where the Manager listens is said in a URL that works. Real ``ocm-manager`` proc
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 from pathlib import Path
@@ -141,3 +142,28 @@ def test_serving_beyond_loopback_warns_that_the_token_travels_in_clear(tmp_path)
         assert "unless a TLS proxy fronts the Manager" in warning
     finally:
         assert running.stop() == 0
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    """Every command line under ``parser``: ``serve``, ``repo add``…"""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, f"{prefix} {name}".strip()) or [f"{prefix} {name}".strip()]
+    return found
+
+
+def test_an_unknown_option_is_named_before_a_missing_argument(capsys):
+    """`repo add --bogus` said "the following arguments are required: source"."""
+    from manager.cli import build_parser, main
+
+    commands = _commands(build_parser(), "")
+    assert {"serve", "token rotate", "repo add", "repo list", "repo remove"} <= set(commands)
+    for command in commands:
+        with pytest.raises(SystemExit) as stopped:
+            main([*command.split(), "--bogus"])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err == (
+            f"ocm-manager: unrecognized arguments: --bogus; see `ocm-manager {command} --help`\n"
+        )
