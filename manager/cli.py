@@ -463,11 +463,23 @@ def build_parser() -> argparse.ArgumentParser:
     repo_commands = repo.add_subparsers(dest="repo_command", metavar="<command>")
     add = repo_commands.add_parser("add", parents=[data_dir], help="clone a repo")
     add.add_argument("source", help="git URL or local path")
-    add.add_argument("--name")
-    add.add_argument("--branch")
+    add.add_argument(
+        "--name",
+        help="the repo's name on the Manager and its folder under repos/ (default: the last"
+        " part of the source, without .git); up to 100 letters, digits, '.', '_', '-', not"
+        " digits alone",
+    )
+    add.add_argument(
+        "--branch", help="the branch to check out (default: the source's default branch)"
+    )
     add.set_defaults(run=lambda a: cmd_repo_add(_data_dir(a.data_dir), a.source, a.name, a.branch))
     listing = repo_commands.add_parser("list", parents=[data_dir], help="list repos")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON: each repo as the repo list clients get (repoId, name, branch,"
+        " cloneStatus, directory, originUrl), plus its error",
+    )
     listing.set_defaults(run=lambda a: cmd_repo_list(_existing_data_dir(a.data_dir), a.json))
     remove = repo_commands.add_parser("remove", parents=[data_dir], help="forget a repo")
     remove.add_argument("ref", metavar="id|name")

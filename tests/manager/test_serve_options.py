@@ -167,3 +167,19 @@ def test_an_unknown_option_is_named_before_a_missing_argument(capsys):
         assert capsys.readouterr().err == (
             f"ocm-manager: unrecognized arguments: --bogus; see `ocm-manager {command} --help`\n"
         )
+
+
+def test_every_option_says_what_it_does():
+    from manager.cli import build_parser
+
+    def undocumented(parser: argparse.ArgumentParser, prog: str) -> list[str]:
+        missing = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    missing += undocumented(sub, f"{prog} {name}")
+            elif action.option_strings and not action.help:
+                missing.append(f"{prog} {action.option_strings[-1]}")
+        return missing
+
+    assert undocumented(build_parser(), "ocm-manager") == []
