@@ -41,6 +41,11 @@ class _Parser(argparse.ArgumentParser):
             message = f"unrecognized arguments: {' '.join(unknown)}"
         raise UsageError(message, f"see `{self.prog} --help`")
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops a failed write silently; ocm.cli reports a full disk instead.
+        if message:
+            (file or sys.stderr).write(message)
+
 
 def unknown_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> list[str]:
     """The words in ``args`` that look like options ``parser`` does not take (up to ``--``)."""
@@ -55,11 +60,6 @@ def unknown_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> lis
             if name not in parser._option_string_actions:
                 unknown.append(arg)
     return unknown
-
-    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
-        # argparse drops a failed write silently; ocm.cli reports a full disk instead.
-        if message:
-            (file or sys.stderr).write(message)
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
