@@ -7,8 +7,11 @@ sends no token (``/api/health`` needs none), so nothing secret can leak through 
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+
+from ocm.proxies import proxy_for
 
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
@@ -18,7 +21,7 @@ MAX_ANSWER = 65536
 class Health:
     """The outcome of one probe: reachable or not, and what the Manager said."""
 
-    __slots__ = ("reachable", "reason", "opencode_state", "version")
+    __slots__ = ("reachable", "reason", "opencode_state", "version", "proxy")
 
     def __init__(
         self,
@@ -31,6 +34,7 @@ class Health:
         self.reason = reason  # why not reachable, in a few words
         self.opencode_state = opencode_state
         self.version = version
+        self.proxy: tuple[str, str] | None = None  # (host:port, variable) it went through
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -38,6 +42,7 @@ class Health:
             "reason": self.reason,
             "opencode": self.opencode_state,
             "version": self.version,
+            "proxy": f"{self.proxy[0]} (from {self.proxy[1]})" if self.proxy else None,
         }
 
 
@@ -55,6 +60,24 @@ def _split(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port, "/" + path if path else ""
 
 
+def _complete(answer: bytes) -> bool:
+    """Whether ``answer`` holds a whole response by its Content-Length: a proxy may keep the
+    connection open after it."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(body) >= int(value)
+    return False
+
+
+def host_of(url: str) -> str:
+    """The host of a Manager URL, as ``no_proxy`` would name it."""
+    return _split(url)[1]
+
+
 def _reason(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -66,17 +89,46 @@ def _reason(exc: OSError) -> str:
 
 
 def check(url: str) -> Health:
-    """Probe ``<url>/api/health``; never raises."""
+    """Probe ``<url>/api/health``, through the proxy the environment names as every other
+    command would; never raises."""
     try:
         scheme, host, port, prefix = _split(url)
     except ValueError:
         return Health(False, "the URL has an invalid port")
+    proxy = proxy_for(scheme, host)
+    health = _check(scheme, host, port, prefix, proxy)
+    if proxy:
+        health.proxy = (f"{proxy[0]}:{proxy[1]}", proxy[3])
+    return health
+
+
+def _check(
+    scheme: str, host: str, port: int, prefix: str, proxy: tuple[str, int, bytes, str] | None
+) -> Health:
+    login = b""
+    if proxy and proxy[2]:
+        login = b"Proxy-Authorization: Basic " + base64.b64encode(proxy[2]) + b"\r\n"
     try:
-        raw = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        raw = socket.create_connection(proxy[:2] if proxy else (host, port), CONNECT_TIMEOUT)
     except OSError as exc:
         return Health(False, _reason(exc))
     try:
         sock = raw
+        if proxy and scheme == "https":
+            raw.settimeout(READ_TIMEOUT)
+            raw.sendall(f"CONNECT {host}:{port} HTTP/1.0\r\n".encode() + login + b"\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < MAX_ANSWER:
+                chunk = raw.recv(1)  # byte by byte: what follows the head is the tunnel's
+                if not chunk:
+                    break
+                head += chunk
+            words = head.split(b"\r\n", 1)[0].split(None, 1)
+            if len(words) < 2 or not words[1].startswith(b"200"):
+                said = words[1].decode("ascii", "replace") if len(words) > 1 else "nothing"
+                return Health(False, f"it refused to connect to the Manager: {said}")
+        elif proxy:
+            prefix = f"http://{host}:{port}{prefix}"  # a plain proxy takes the whole URL
         if scheme == "https":
             import ssl  # noqa: PLC0415 - only for https Managers
 
@@ -92,11 +144,11 @@ def check(url: str) -> Health:
         sock.settimeout(READ_TIMEOUT)
         request = (
             f"GET {prefix}/api/health HTTP/1.0\r\nHost: {host}\r\n"
-            "Accept: application/json\r\nUser-Agent: ocm-status\r\n\r\n"
+            "Accept: application/json\r\nUser-Agent: ocm-status\r\nConnection: close\r\n"
         )
-        sock.sendall(request.encode("ascii"))
+        sock.sendall(request.encode("ascii") + (login if scheme == "http" else b"") + b"\r\n")
         answer = b""
-        while len(answer) < MAX_ANSWER:
+        while len(answer) < MAX_ANSWER and not _complete(answer):
             chunk = sock.recv(MAX_ANSWER)
             if not chunk:
                 break

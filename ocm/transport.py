@@ -15,13 +15,14 @@ import base64
 import errno
 import http.client
 import json
-import os
 import select
 import socket
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
+
+from ocm.proxies import proxy_for
 
 Body = bytes | Iterable[bytes] | None
 
@@ -103,7 +104,7 @@ class Transport:
         self.prefix = parts.path.rstrip("/")
         self.connect_timeout = connect_timeout
         self.user_agent = user_agent
-        self._proxy = _proxy_for(parts.scheme, self.host)
+        self._proxy = proxy_for(parts.scheme, self.host)
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._opening: threading.Thread | None = None
@@ -279,36 +280,6 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     except (OSError, ValueError):
         return True
     return bool(readable)
-
-
-def _proxy_for(scheme: str, host: str) -> tuple[str, int, bytes, str] | None:
-    """(host, port, user:password, variable) of the proxy the environment names for
-    ``scheme``; the variable is the one it came from, to name when the proxy fails."""
-    if not any(key.lower() in (f"{scheme}_proxy", "all_proxy") for key in os.environ):
-        return None
-    import urllib.request  # noqa: PLC0415 - its proxy rules, only when a proxy is set
-
-    if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]
-        return None
-    proxies = urllib.request.getproxies_environment()
-    url = proxies.get(scheme) or proxies.get("all")
-    if not url:
-        return None
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    credentials = b""
-    if parts.username is not None:
-        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return parts.hostname or "", parts.port or 80, credentials, _proxy_variable(scheme, url)
-
-
-def _proxy_variable(scheme: str, url: str) -> str:
-    """Which variable set ``url``: urllib prefers the lower-case spelling, and the scheme's
-    own variable to ``all_proxy``."""
-    for name in (f"{scheme}_proxy", "all_proxy"):
-        for spelling in (name, name.upper()):
-            if os.environ.get(spelling) == url:
-                return spelling
-    return f"{scheme}_proxy"
 
 
 def _tunnel_reason(exc: BaseException) -> str | None:

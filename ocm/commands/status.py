@@ -30,13 +30,20 @@ def _install_info() -> dict[str, Any] | None:
         return None
 
 
-def _health_text(health: probe.Health) -> str:
+def _health_text(health: probe.Health, host: str) -> str:
+    if not health.reachable and health.proxy:
+        where, variable = health.proxy
+        return (
+            f"NO, not through the proxy {where} that {variable} names ({health.reason}); fix"
+            f" {variable}, or add {host} to no_proxy to reach the Manager directly"
+        )
     if not health.reachable:
         return (
             f"NO, the Manager is not reachable ({health.reason}); an open TUI cannot work "
             'until it is back (OpenCode says "Creating a session failed")'
         )
-    return f"yes, OpenCode on the Manager is {health.opencode_state or 'unknown'}"
+    via = f" (through the proxy {health.proxy[0]} from {health.proxy[1]})" if health.proxy else ""
+    return f"yes{via}, OpenCode on the Manager is {health.opencode_state or 'unknown'}"
 
 
 def _align(line: str) -> str:
@@ -102,7 +109,7 @@ def status(*, as_json: bool) -> int:
     lines = [f"ocm {__version__}"]
     if where and health:
         lines.append(f"manager:   {where.url} (from {where.source})")
-        lines.append(f"reachable: {_health_text(health)}")
+        lines.append(f"reachable: {_health_text(health, probe.host_of(where.url))}")
     else:
         lines.append("manager:   not logged in; run `ocm login <url>`")
     if token:

@@ -363,6 +363,30 @@ def test_a_proxy_that_cannot_be_reached_is_named_with_its_variable() -> None:
         assert "through-proxy" in run_ocm("list", env={**env, "no_proxy": "127.0.0.1"}).stdout
 
 
+@pytest.mark.usefixtures("no_proxy_env")
+def test_status_probes_the_manager_through_the_proxy_every_command_uses() -> None:
+    """`ocm status` said "reachable: yes" past a proxy that every other command failed at."""
+    seen: list[Forwarded] = []
+    with standin.serve() as target, scripted(forwarding_proxy(seen)) as proxy:
+        target.json_route("/api/health", {"opencode": {"state": "ready"}})
+        env = {"OPENCODE_MANAGER_URL": target.url, "http_proxy": proxy.url}
+        through = run_ocm("status", env=env)
+        broken = f"127.0.0.1:{closed_port()}"
+        refused = run_ocm("status", env={**env, "http_proxy": broken})
+    where = proxy.url.removeprefix("http://")
+    assert (
+        f"reachable: yes (through the proxy {where} from http_proxy), OpenCode on the Manager"
+        " is ready\n" in through.stdout
+    )
+    assert [f.request.line for f in seen] == [f"GET {target.url}/api/health HTTP/1.0"]
+    assert refused.returncode == 0
+    assert (
+        f"reachable: NO, not through the proxy {broken} that http_proxy names (connection"
+        " refused); fix http_proxy, or add 127.0.0.1 to no_proxy to reach the Manager"
+        " directly\n" in refused.stdout
+    )
+
+
 def refuse_the_tunnel(conn: socket.socket, reader: BinaryIO, server: Scripted) -> None:
     server.read(reader)
     conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -636,4 +660,40 @@ def test_a_certificate_the_client_does_not_trust_is_still_a_certificate_problem(
     assert str(raised.value) == (
         f"cannot reach the Manager at {url} (TLS handshake failed); "
         "check the Manager's certificate, or use its http:// URL on a trusted network"
+    )
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_status_probes_an_https_manager_through_the_proxys_tunnel(tmp_path: Path) -> None:
+    to_proxy: list[Request] = []
+    to_manager: list[Request] = []
+    with tls_manager(tmp_path, to_manager) as url, scripted(tunnelling_proxy(to_proxy)) as proxy:
+        env = {
+            "OPENCODE_MANAGER_URL": url,
+            "https_proxy": proxy.url.replace("http://", "http://alice:pw@"),
+            "SSL_CERT_FILE": str(tmp_path / "cert.pem"),
+        }
+        status = run_ocm("status", env=env)
+    where = proxy.url.removeprefix("http://")
+    assert f"reachable: yes (through the proxy {where} from https_proxy)" in status.stdout
+    assert [r.line for r in to_proxy] == [f"CONNECT {url.removeprefix('https://')} HTTP/1.0"]
+    assert (
+        to_proxy[0].header("Proxy-Authorization")
+        == "Basic " + base64.b64encode(b"alice:pw").decode()
+    )
+    assert [r.target for r in to_manager] == ["/api/health"]
+    assert to_manager[0].header("Proxy-Authorization") is None
+
+
+@pytest.mark.usefixtures("no_proxy_env")
+def test_status_names_a_proxy_that_refuses_the_tunnel() -> None:
+    with scripted(refuse_the_tunnel) as proxy:
+        env = {"OPENCODE_MANAGER_URL": "https://manager.example:5003", "HTTPS_PROXY": proxy.url}
+        status = run_ocm("status", env=env)
+    where = proxy.url.removeprefix("http://")
+    assert status.returncode == 0
+    assert (
+        f"reachable: NO, not through the proxy {where} that HTTPS_PROXY names (it refused to"
+        " connect to the Manager: 403 Forbidden); fix HTTPS_PROXY, or add manager.example to"
+        " no_proxy to reach the Manager directly\n" in status.stdout
     )
