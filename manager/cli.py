@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from manager import config, options
 from manager.config import DataDirError, Settings
 from ocm import __version__
-from ocm.parser import unknown_options
+from ocm.parser import OptionsFirstParser
 
 # A laptop install (no `manager` extra) has the ocm-manager script but not these.
 MANAGER_EXTRA_MODULES = frozenset({"flask", "waitress", "werkzeug"})
@@ -32,7 +32,7 @@ class CliError(Exception):
     """Raised for a failure the operator can fix; printed as one ``ocm-manager:`` line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class _Parser(OptionsFirstParser):
     """argparse that reports a bad command line as one ``ocm-manager:`` line (exit 2), not
     a usage block: the line is what a script's log or a systemd journal shows. No
     abbreviated options: `--del` must not quietly mean `--delete-files`."""
@@ -41,19 +41,8 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    _args: Sequence[str] = ()
-
-    def parse_known_args(  # type: ignore[override] # one signature for its overloads
-        self, args: Sequence[str] | None = None, namespace: Any = None
-    ) -> Any:
-        self._args = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
-
     def error(self, message: str) -> NoReturn:
-        # A mistyped option, not the positional argparse checks for first, is the news.
-        unknown = unknown_options(self, self._args)
-        if unknown and message.startswith("the following arguments are required"):
-            message = f"unrecognized arguments: {' '.join(unknown)}"
+        message = self.reworded(message)
         # Option types (manager.options) say what to do themselves; argparse's own do not.
         todo = "" if "; " in message else f"; see `{self.prog} --help`"
         self.exit(2, f"ocm-manager: {message}{todo}\n")

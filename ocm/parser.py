@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one ``ocm:`` line (exit 2)."""
+class OptionsFirstParser(argparse.ArgumentParser):
+    """argparse whose error names a mistyped option before a missing argument: argparse
+    checks for missing positionals first, so for `ocm login --bogus` "required: url" would
+    hide the option that was mistyped. Both CLIs' parsers build on it."""
 
     _args: Sequence[str] = ()
 
@@ -33,13 +35,19 @@ class _Parser(argparse.ArgumentParser):
         self._args = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
-    def error(self, message: str) -> NoReturn:
-        # argparse checks for missing positionals before it reports unknown options: for
-        # `ocm login --bogus`, "required: url" would hide the option that was mistyped.
-        unknown = unknown_options(self, self._args)
+    def reworded(self, message: str) -> str:
+        """argparse's ``message``, or the unknown options when it names a missing argument."""
+        unknown = _unknown_options(self, self._args)
         if unknown and message.startswith("the following arguments are required"):
-            message = f"unrecognized arguments: {' '.join(unknown)}"
-        raise UsageError(message, f"see `{self.prog} --help`")
+            return f"unrecognized arguments: {' '.join(unknown)}"
+        return message
+
+
+class _Parser(OptionsFirstParser):
+    """argparse that reports a bad command line as one ``ocm:`` line (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.reworded(message), f"see `{self.prog} --help`")
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse drops a failed write silently; ocm.cli reports a full disk instead.
@@ -47,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
             (file or sys.stderr).write(message)
 
 
-def unknown_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> list[str]:
+def _unknown_options(parser: argparse.ArgumentParser, args: Sequence[str]) -> list[str]:
     """The words in ``args`` that look like options ``parser`` does not take (up to ``--``)."""
     unknown = []
     for arg in args:
