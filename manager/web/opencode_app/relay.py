@@ -9,19 +9,24 @@ the ``StreamTracker`` like the TUI's, so it counts towards ``--max-streams``. An
 also ends once its sign-in does. OpenCode's terminal needs a WebSocket, which WSGI cannot
 carry: starting one (``POST /pty``) and connecting to one get a 501 JSON that says so, no
 shell is left running on the Manager for a terminal that could never connect, and the app's
-page carries a small script of ours that shows that message when it happens.
+page carries a small script of ours that shows that message when it happens. A page load
+while OpenCode is starting, restarting or down does not wait for it as the app's calls do:
+it gets at once a page that says so and loads the app by itself once OpenCode answers.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from manager.errors import ApiError, wsgi_error
+from manager.opencode import EXTERNAL, RUNNING
 from manager.proxy.wsgi import (
     PREFIX,
     Proxy,
@@ -64,6 +69,9 @@ EVERY_ANSWER = [("X-Frame-Options", "SAMEORIGIN"), ("X-Content-Type-Options", "n
 # would take it for its own.
 INERT = ("Content-Security-Policy", "sandbox")
 WORKERS = frozenset({"worker", "sharedworker", "serviceworker"})
+# The page shown while OpenCode does not answer loads the app again this often (a meta
+# refresh: no script, so the strictest policy holds).
+RETRY_SECONDS = 5
 
 
 def _is_get(environ: dict[str, Any]) -> bool:
@@ -119,6 +127,58 @@ def _signin_page(start_response: Any) -> list[bytes]:
         ],
     )
     return [body]
+
+
+def _unavailable_page(
+    environ: dict[str, Any], services: Any, start_response: Any, exc: ApiError
+) -> list[bytes]:
+    """A page load that OpenCode cannot answer: what is happening and what to do, in place of
+    the JSON the app's own calls get; it tries again by itself while OpenCode may come back."""
+    retry = exc.status in (502, 504)
+    console = console_url(environ, services)
+    health = (
+        f'<a href="{html.escape(console)}/health">the Manager\'s Health page</a>'
+        if console
+        else "the Manager's Health page"
+    )
+    parts = [
+        "<!doctype html><html lang=en><meta charset=utf-8>",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta http-equiv="refresh" content="{RETRY_SECONDS}">' if retry else "",
+        "<title>OpenCode is not available · ocm Manager</title>",
+        "<main><h1>OpenCode is not available</h1>",
+        f"<p role=status>{html.escape(exc.message)}</p>",
+        f"<p>This page tries again every {RETRY_SECONDS} seconds and opens OpenCode's web app"
+        " once it answers."
+        if retry
+        else "",
+        f"<p>OpenCode's state and its log are on {health}.</p></main>",
+    ]
+    body = "".join(parts).encode()
+    headers = [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'self'; base-uri 'none'"),
+        *EVERY_ANSWER,
+    ]
+    if retry:
+        headers.append(("Retry-After", str(RETRY_SECONDS)))
+    start_response(f"{exc.status} {HTTPStatus(exc.status).phrase}", headers)
+    return [body]
+
+
+def _not_answering(services: Any) -> ApiError | None:
+    """Why OpenCode cannot answer a page load now, if it is starting or restarting: the app's
+    calls wait for it (``READY_WAIT``), but a person would watch a blank tab meanwhile."""
+    upstream = services.opencode
+    if upstream is None or not upstream.configured or upstream.state in (RUNNING, EXTERNAL):
+        return None
+    return ApiError(
+        502,
+        "opencode_unavailable",
+        f"OpenCode is {upstream.state} on the Manager (it takes a few seconds to start).",
+    )
 
 
 def not_signed_in() -> ApiError:
@@ -246,6 +306,8 @@ class OpencodeWebApp:
         try:
             return self._serve(environ, start_response)
         except ApiError as exc:
+            if _wants_page(environ) and exc.status in (502, 503, 504):
+                return _unavailable_page(environ, self.services, start_response, exc)
             return wsgi_error(start_response, exc)
         except Exception:
             log.exception("unhandled error serving OpenCode's web app")
@@ -275,6 +337,9 @@ class OpencodeWebApp:
             raise websocket_unsupported()
         if environ.get("PATH_INFO") == NOTICE_PATH:
             return _script(start_response)
+        not_answering = _not_answering(services) if _wants_page(environ) else None
+        if not_answering is not None:
+            raise not_answering
         endpoint = self.proxy._endpoint()
         forwarded = _rebased(environ)
         # Event streams go to OpenCode under their canonical path, as the proxy sends them.

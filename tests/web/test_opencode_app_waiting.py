@@ -1,0 +1,71 @@
+"""OpenCode's web app opened while OpenCode is still starting: a page that says so, then the app.
+
+The real OpenCode, held back by a wrapper until the test lets it start, so the Manager is seen
+in its 'starting' state for as long as the test needs.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support.env import isolated_environ
+from tests.support.processes import start_manager
+
+WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_app_opened_while_opencode_starts_says_so_then_opens_by_itself(
+    tmp_path: Path,
+    opencode_bin: str,
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., dict[str, Any]],
+) -> None:
+    go = tmp_path / "go"
+    held = tmp_path / "opencode-held"
+    held.write_text(
+        "#!/bin/sh\n"
+        f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.2; done\n"
+        f'exec {shlex.quote(opencode_bin)} "$@"\n'
+    )
+    held.chmod(0o755)
+    manager = start_manager(
+        tmp_path / "data",
+        tmp_path / "manager.log",
+        "--opencode-bin",
+        str(held),
+        env=isolated_environ(tmp_path / "home"),
+    )
+    try:
+        match = WEB_APP_LINE.search(manager.log())
+        assert match, manager.log()
+        app_url = match.group(1)
+        page = new_page()
+        sign_in(page, manager)
+        assert manager.opencode_state() == "starting"
+
+        answer = page.goto(app_url + "/")
+        assert answer is not None and answer.status == 502
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        expect(page.get_by_role("heading", level=1)).to_have_text("OpenCode is not available")
+        expect(page.get_by_role("status")).to_contain_text("OpenCode is starting on the Manager")
+        health = page.get_by_role("link", name="the Manager's Health page")
+        expect(health).to_have_attribute("href", manager.url + "/health")
+
+        go.touch()
+        manager.wait_for_opencode()
+        # The page tries again by itself: OpenCode's app replaces it, with no click.
+        expect(page.get_by_text("OpenCode is not available")).to_have_count(0, timeout=60_000)
+        expect(page.locator('script[src="/__ocm/terminal-notice.js"]')).to_have_count(1)
+    finally:
+        go.touch()
+        manager.stop()
