@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.support.auth import bearer
 from tests.support.http_server import StandInServer
@@ -113,6 +114,29 @@ def test_a_cookie_from_before_token_rotate_no_longer_works(
     )
     page.goto(manager.url + "/health")
     assert page.url == manager.url + "/signin"
+
+
+def test_a_rotation_elsewhere_sends_the_live_list_to_sign_in_unless_a_form_holds_input(
+    manager: RunningManager, new_page: Callable[..., Any], sign_in: Callable[..., Any]
+) -> None:
+    idle, typing = new_page(), new_page()
+    sign_in(idle, manager)
+    sign_in(typing, manager)
+    typing.fill("input[name=source]", "git@example.invalid:team/app.git")
+    typing.fill("input[name=branch]", "release")
+
+    manager.cli("token", "rotate")
+
+    # Nothing typed: the live list goes to the sign-in page, as any page load would.
+    idle.wait_for_url(manager.url + "/signin")
+    # Something typed: leaving would lose it; the page says so and keeps it.
+    banner = typing.locator("#signed-out[role=alert]")
+    expect(banner).to_contain_text("What you typed below is still here and was not sent")
+    assert typing.url == manager.url + "/repos"
+    assert typing.input_value("input[name=source]") == "git@example.invalid:team/app.git"
+    assert typing.input_value("input[name=branch]") == "release"
+    banner.get_by_role("link", name="sign in again").click()
+    typing.wait_for_url(manager.url + "/signin")
 
 
 @pytest.fixture

@@ -4,11 +4,37 @@
 // Live regions ([data-live] with an id): every 2 s ask the page's JSON twin for the version
 // of its data; when it differs from the one the page was drawn from, fetch the page again
 // and swap those regions in place (forms elsewhere keep what was typed). Signed out
-// meanwhile (the token was rotated): go to the sign-in page.
+// meanwhile (the token was rotated): go to the sign-in page, unless a form holds something
+// typed and not sent, which leaving would lose: then say so on the page and stop asking.
 (function live() {
   const main = document.querySelector("main[data-version]");
   if (!main || !document.querySelector("[data-live]")) return;
   let busy = false;
+  let timer = 0;
+
+  function unsentInput() {
+    return Array.from(document.querySelectorAll("form input, form textarea")).some((field) =>
+      ["text", "url", "search", "textarea"].includes(field.type) && !field.readOnly
+        && field.value.trim() !== "");
+  }
+
+  function signedOut() {
+    if (!unsentInput()) { location.assign("/signin"); return; }
+    clearInterval(timer);
+    const banner = document.createElement("p");
+    banner.className = "message error";
+    banner.id = "signed-out";
+    banner.setAttribute("role", "alert");
+    banner.append(
+      "You are not signed in any more: the Manager token was rotated, or this browser signed"
+      + " out. What you typed below is still here and was not sent: copy it, then ",
+    );
+    const link = document.createElement("a");
+    link.href = "/signin";
+    link.textContent = "sign in again";
+    banner.append(link, ".");
+    main.prepend(banner);
+  }
 
   async function refresh() {
     const response = await fetch(location.pathname, {
@@ -30,7 +56,7 @@
       const response = await fetch(location.pathname + "?format=json", {
         headers: { Accept: "application/json" }, cache: "no-store",
       });
-      if (response.status === 401) { location.assign("/signin"); return; }
+      if (response.status === 401) { signedOut(); return; }
       if (!response.ok) return;
       if (response.headers.get("X-Ocm-Data-Version") !== main.dataset.version) await refresh();
     } catch (error) {
@@ -40,7 +66,7 @@
     }
   }
 
-  setInterval(poll, 2000);
+  timer = setInterval(poll, 2000);
 })();
 
 // Copy buttons: [data-copy] names the input whose value to copy.
