@@ -265,3 +265,22 @@ def test_last_push_and_pull_show_when_and_from_where(
     last_push = json_twin(page, "/repos?format=json")["repos"][0]["lastPush"]
     assert last_push["from"] == f"{label} (127.0.0.1)"
     assert last_push["at"].endswith("Z")
+
+
+def test_a_live_update_keeps_the_keyboard_focus_on_its_control(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    manager, page = console
+    manager.cli("repo", "add", str(git_repo("app")), "--name", "app")
+    page.reload()
+    remove = row(page, "app").locator("a.danger-link")
+    remove.focus()
+    href = remove.get_attribute("href")
+
+    # Another repo arrives (from the command line): the list is redrawn under the focus.
+    manager.cli("repo", "add", str(git_repo("lib")), "--name", "lib")
+    row(page, "lib").wait_for()
+
+    assert page.evaluate("document.activeElement.getAttribute('href')") == href
+    page.keyboard.press("Enter")
+    page.wait_for_url(manager.url + href)

@@ -3,9 +3,10 @@
 
 // Live regions ([data-live] with an id): every 2 s ask the page's JSON twin for the version
 // of its data; when it differs from the one the page was drawn from, fetch the page again
-// and swap those regions in place (forms elsewhere keep what was typed). Signed out
-// meanwhile (the token was rotated): go to the sign-in page, unless a form holds something
-// typed and not sent, which leaving would lose: then say so on the page and stop asking.
+// and swap those regions in place (forms elsewhere keep what was typed; focus stays on its
+// control). Signed out meanwhile (the token was rotated): go to the sign-in page, unless a
+// form holds something typed and not sent, which leaving would lose: then say so on the page
+// and stop asking.
 (function live() {
   const main = document.querySelector("main[data-version]");
   if (!main || !document.querySelector("[data-live]")) return;
@@ -36,6 +37,11 @@
     main.prepend(banner);
   }
 
+  function focusKey(control) {
+    return [control.tagName, control.getAttribute("href"), control.getAttribute("name"),
+      control.textContent.trim()].join("\n");
+  }
+
   async function refresh() {
     const response = await fetch(location.pathname, {
       headers: { Accept: "text/html" }, cache: "no-store",
@@ -44,7 +50,18 @@
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     for (const region of document.querySelectorAll("[data-live]")) {
       const replacement = fresh.getElementById(region.id);
-      if (replacement) region.replaceWith(document.importNode(replacement, true));
+      if (!replacement) continue;
+      // Focus inside the region (a keyboard user on a row's link) moves to the same control
+      // in the new one; otherwise it would fall back to the page's start at every update.
+      const active = document.activeElement;
+      const focused = region.contains(active) ? focusKey(active) : null;
+      const node = document.importNode(replacement, true);
+      region.replaceWith(node);
+      if (focused) {
+        const same = Array.from(node.querySelectorAll("a, button, input, select, textarea"))
+          .find((control) => focusKey(control) === focused);
+        if (same) same.focus({ preventScroll: true });
+      }
     }
     main.dataset.version = response.headers.get("X-Ocm-Data-Version") || "";
   }
