@@ -67,7 +67,7 @@ def test_add_a_repo_from_a_path_see_it_ready_then_remove_it(
     write_files(directory, {"notes.txt": "draft\n", "README.md": "# changed\n"})
     app.locator("[data-label=Uncommitted]", has_text="2 files").wait_for()
 
-    app.locator("text=Remove…").click()
+    app.get_by_role("link", name="Remove app…").click()
     assert page.text_content("h1") == "Remove app?"
     page.click("button.danger")
     page.wait_for_url(manager.url + "/repos")
@@ -85,7 +85,7 @@ def test_remove_can_delete_the_files(
     row(page, "gone").locator(".state-ready").wait_for()
     directory = manager.data_dir / "repos" / "gone"
     assert directory.is_dir()
-    row(page, "gone").locator("text=Remove…").click()
+    row(page, "gone").get_by_role("link", name="Remove gone…").click()
     page.check("input[name=delete_files]")
     page.click("button.danger")
     page.wait_for_url(manager.url + "/repos")

@@ -115,7 +115,7 @@ def test_remove_after_a_crash_mid_clone_deletes_the_partial_clone(
     sign_in(page, manager)
     big = row(page, "big3")
     assert "clone interrupted; remove the repo and add it again" in big.inner_text()
-    big.locator("text=Remove…").click()
+    big.locator("a.danger-link").click()
     assert "the partial clone in" in str(page.text_content("main"))
     assert page.locator("input[name=delete_files]").count() == 0
     page.click("button.danger")

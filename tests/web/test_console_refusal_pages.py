@@ -23,7 +23,7 @@ def test_removing_a_repo_removed_meanwhile_in_another_tab(
     page.fill("input[name=source]", str(git_repo("app")))
     page.click("text=Add repo")
     row(page, "app").locator(".state-ready").wait_for()
-    row(page, "app").locator("text=Remove…").click()
+    row(page, "app").get_by_role("link", name="Remove app…").click()
     other = page.context.new_page()
     other.goto(page.url)
     other.click("button.danger")
