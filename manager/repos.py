@@ -191,12 +191,14 @@ def run_clone(
     branch: str | None = None,
     keep_failed: bool = False,
     progress: Callable[[str], None] | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> Repo:
     """Clone ``source`` into a reserved repo's directory; ready when done.
 
     On failure the directory goes; the row goes too, or with ``keep_failed`` stays with
     status 'error' and git's last line, for the console to show. ``progress`` gets git's
-    progress lines ("Receiving objects:  45% ...") as they come.
+    progress lines ("Receiving objects:  45% ...") as they come, and ``started`` git's pid,
+    which leads a process group of its own (to stop it with what it started).
     """
     local = Path(source).expanduser()
     clone_source = str(local.resolve()) if local.exists() else source
@@ -212,7 +214,9 @@ def run_clone(
         def hidden(line: str) -> None:  # git's lines may name the URL, and the page shows them
             report(hide_credentials(line))
 
-        returncode, stderr = _git_with_progress(["clone", "--progress", *options, *where], hidden)
+        returncode, stderr = _git_with_progress(
+            ["clone", "--progress", *options, *where], hidden, started
+        )
     if returncode != 0:
         shutil.rmtree(repo.directory, ignore_errors=True)
         message = (
@@ -232,8 +236,13 @@ def run_clone(
     return updated
 
 
-def _git_with_progress(args: list[str], progress: Callable[[str], None]) -> tuple[int, str]:
-    """Run git, handing each progress line of its stderr (split at CR or LF) to ``progress``."""
+def _git_with_progress(
+    args: list[str],
+    progress: Callable[[str], None],
+    started: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
+    """Run git, handing each progress line of its stderr (split at CR or LF) to ``progress``
+    (and its pid to ``started``)."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     process = subprocess.Popen(
         ["git", *args],
@@ -246,6 +255,8 @@ def _git_with_progress(args: list[str], progress: Callable[[str], None]) -> tupl
         start_new_session=True,
     )
     assert process.stderr is not None
+    if started is not None:
+        started(process.pid)
     seen: list[str] = []
     pending = b""
     while chunk := os.read(process.stderr.fileno(), 4096):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,39 @@ def test_a_clone_that_fails_shows_gits_error_and_a_bad_name_is_refused(
     page.click("text=Add repo")
     assert "invalid repo name" in page.text_content("[role=alert]")
     assert page.input_value("input[name=source]") == str(missing)  # nothing typed is lost
+
+
+def test_a_clone_from_a_server_that_never_answers_can_be_stopped_from_the_page(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, page = console
+    # A git server that takes the connection and says nothing: git waits for ever.
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = silent.getsockname()[1]
+        page.fill("input[name=source]", f"http://127.0.0.1:{port}/silent.git")
+        page.click("text=Add repo")
+        silent.settimeout(30)
+        held, _ = silent.accept()  # git is at the door
+        stuck = row(page, "silent")
+        assert stuck.locator(".state-cloning").count() == 1
+        stuck.get_by_role("link", name="Remove silent…").click()
+        page.get_by_role("button", name="Stop the clone and remove silent").click()
+        assert page.url == manager.url + "/repos"
+        assert row(page, "silent").count() == 0
+        held.settimeout(10)
+        assert held.recv(65536) is not None  # git's request, or the end of it
+        while held.recv(65536):  # git is gone: its end of the connection closes
+            pass
+        held.close()
+    finally:
+        silent.close()
+    assert json_twin(page, "/repos?format=json")["repos"] == []
+    assert not (manager.data_dir / "repos" / "silent").exists()
+    # The name is free again: adding it anew is not refused as taken.
+    page.fill("input[name=source]", f"http://127.0.0.1:{port}/silent.git")
+    page.click("text=Add repo")
+    row(page, "silent").locator(".state-error").wait_for()
 
 
 def run_ocm(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:

@@ -90,6 +90,8 @@ def confirm_remove(repo_id: int) -> Any:
             "hasFiles": repo.directory.exists(),
             # Its partial clone goes with it (manager.repos.remove_repo).
             "unfinished": repo.status != READY,
+            # A clone this Manager runs: removing it stops git first.
+            "cloning": bool(console_state().clones.progress(repo.id)),
         },
         "tuisAttached": services().streams.attached(str(repo.directory)),
     }
@@ -102,7 +104,13 @@ def remove(repo_id: int) -> Any:
     if request.form.get("confirm") != "yes":
         raise ApiError(400, "not_confirmed", "Confirm the removal on the repo's remove page.")
     if repo.status == CLONING:
-        raise ApiError(409, "still_cloning", f"{repo.name} is still cloning; wait for it.")
+        # A clone started here can be stopped (git never gives up on a silent server); a
+        # repo being made by `ocm push --create`, or cloned by the CLI, cannot.
+        if not console_state().clones.stop(repo.id):
+            raise ApiError(409, "still_cloning", f"{repo.name} is still being made; wait for it.")
+        if wants_json():
+            return jsonify(id=repo.id, removed=True, filesDeleted=True)
+        return redirect(url_for("web_repos.repos"), code=303)
     delete_files = request.form.get("delete_files") == "yes"
     try:
         removed = remove_repo(services().registry, str(repo.id), delete_files=delete_files)
