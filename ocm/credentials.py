@@ -213,6 +213,7 @@ def _read_file(*, trusted_only: bool = False) -> dict[str, str]:
     Writers skip the check, since writing it (``ocm login``) makes it private again.
     """
     path = paths.credentials_file()
+    _refuse_a_directory(path)
     if trusted_only:
         problem = exposure(path)
         if problem:
@@ -225,6 +226,16 @@ def _read_file(*, trusted_only: bool = False) -> dict[str, str]:
     if not isinstance(tokens, dict):
         return {}
     return {url: tok for url, tok in tokens.items() if isinstance(tok, str) and tok}
+
+
+def _refuse_a_directory(path: Path) -> None:
+    """A directory named credentials.json can be neither read nor replaced (``os.replace``
+    onto it fails): say so, rather than "no token" and a login that cannot save one."""
+    if os.path.isdir(path):
+        raise OcmError(
+            f"{path} is a directory, not ocm's credentials file",
+            f"remove it (`rm -r {path}`) and run `ocm login <url>`",
+        )
 
 
 def _write_file(tokens: dict[str, str]) -> None:

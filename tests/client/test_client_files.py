@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -182,6 +183,32 @@ def test_a_config_dir_that_is_a_file_names_its_variable(
     env[variable] = str(tmp_path / "folder")
     assert run_ocm("login", manager.url, input=manager.token + "\n", env=env).returncode == 0
     assert run_ocm("list", env=env).returncode == 0
+
+
+def test_a_credentials_json_that_is_a_directory_is_named_and_login_recovers(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    credentials = config(tmp_path) / "credentials.json"
+    assert run_ocm("login", manager.url, input=manager.token + "\n").returncode == 0
+    credentials.unlink()
+    credentials.mkdir()  # mode 0755: the folder's mode is not what is wrong with it
+    (credentials / "something").write_text("x")
+    advice = f"remove it (`rm -r {credentials}`)"
+    for command in ("list", "logout"):
+        assert_one_error(run_ocm(command), 1, f"{credentials} is a directory", advice)
+    assert_one_error(
+        run_ocm("login", manager.url, input=manager.token + "\n"),
+        1,
+        f"{credentials} is a directory",
+        advice,
+    )
+    status = run_ocm("status")
+    assert status.returncode == 0
+    assert f"{credentials} is a directory" in status.stdout
+    # The advice, followed literally, works.
+    subprocess.run(["rm", "-r", str(credentials)], check=True)
+    assert run_ocm("login", manager.url, input=manager.token + "\n").returncode == 0
+    assert run_ocm("list").returncode == 0
 
 
 def test_an_unreadable_state_json_is_named(manager: RunningManager, tmp_path: Path) -> None:
