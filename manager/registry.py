@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from manager.config import DataDirError
+
 READY, CLONING, ERROR = "ready", "cloning", "error"
 # SQLite integers are signed 64-bit; ids outside this range (from a URL) cannot exist.
 SQLITE_MIN_INT, SQLITE_MAX_INT = -(1 << 63), (1 << 63) - 1
@@ -93,8 +95,17 @@ class Registry:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(SCHEMA)
+        try:
+            with self._connect() as conn:
+                conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # garbage, truncated, a directory: not ours to fix
+            raise DataDirError(
+                f"{path} is not a usable SQLite database ({exc}); restore it from a backup, "
+                f"or start an empty registry (`mv {path} {path}.broken && touch {path}`, "
+                "then `ocm-manager token rotate`): the folders in "
+                f"{path.parent / 'repos'} stay, and `ocm-manager repo add --name <new name> "
+                "<folder>` adds each back"
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.git import make_repo
 from tests.support.processes import manager_command, run_manager_cli
 
 
@@ -175,3 +176,39 @@ def test_a_missing_data_dir_is_not_made_by_a_command_that_only_reads_it(tmp_path
     )  # fmt: skip
     run_manager_cli("repo", "add", "--data-dir", str(typo), str(source))
     assert run_manager_cli(*command, "--data-dir", str(typo)).returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+def test_a_broken_database_is_named_with_a_way_back_that_works(tmp_path, damage):
+    data = tmp_path / "data"
+    source = make_repo(tmp_path / "src")
+    run_manager_cli("repo", "add", "--data-dir", str(data), "--name", "proj", str(source))
+    database = data / "manager.db"
+    if damage == "garbage":
+        database.write_bytes(os.urandom(8192))
+    elif damage == "truncated":
+        database.write_bytes(database.read_bytes()[:3000])
+    else:
+        database.unlink()
+        database.mkdir()
+    for leftover in data.glob("manager.db-*"):
+        leftover.unlink()
+
+    for result in (
+        _serve(data),
+        run_manager_cli("repo", "list", "--data-dir", str(data), check=False),
+    ):
+        assert result.returncode == 1, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"ocm-manager: {database} is not a usable SQLite database ("), line
+        assert "listening" not in result.stderr
+    assert (data / "repos" / "proj" / ".git").is_dir()
+
+    # The way back, followed literally.
+    subprocess.run(f"mv {database} {database}.broken && touch {database}", shell=True, check=True)
+    run_manager_cli("token", "rotate", "--data-dir", str(data))
+    run_manager_cli(
+        "repo", "add", "--data-dir", str(data), "--name", "proj2", str(data / "repos" / "proj")
+    )
+    listing = run_manager_cli("repo", "list", "--data-dir", str(data))
+    assert "proj2" in listing.stdout
