@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import threading
 import time
@@ -58,6 +59,17 @@ def _repo(repo_id: int) -> Repo:
     if not (repo.directory / ".git").is_dir():
         raise ApiError(
             409, "repo_missing", f"Repo {repo.name} has no git checkout at {repo.directory}."
+        )
+    found = gitcmd.run(repo.directory, "rev-parse", "--git-dir", check=False)
+    if found.returncode != 0:  # e.g. a garbage .git/HEAD: git does not see a repo there
+        said = os.fsdecode(found.stderr).strip().splitlines()
+        why = said[0].removeprefix("fatal: ").rstrip(".") if said else "git does not say why"
+        log.warning("repo %s at %s is broken: %s", repo.name, repo.directory, why)
+        raise ApiError(
+            409,
+            "repo_broken",
+            f"The Manager's copy of {repo.name} at {repo.directory} is not a usable git "
+            f"repository (git: {why}).",
         )
     return repo
 

@@ -111,6 +111,10 @@ CONFLICT_TODOS: dict[str, str | None] = {
     # The Manager's copy was deleted or moved behind its back: --force cannot help.
     "repo_missing": "put the Manager's copy back there, or forget that repo on the Manager "
     "(`ocm-manager repo remove` and its name) and run `ocm push --create`",
+    # Its .git is damaged (a garbage HEAD, say): a matter for whoever runs the Manager.
+    "repo_broken": "repair it on the Manager (`git status` in that folder shows what git finds "
+    "wrong), or move that folder away, forget the repo (`ocm-manager repo remove` and its "
+    "name) and run `ocm push --create`",
 }
 
 

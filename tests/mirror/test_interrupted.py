@@ -93,6 +93,33 @@ def test_a_manager_copy_moved_away_is_not_met_with_force(
     assert (p.directory / "README.md").read_text() == "more\n"
 
 
+def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """A Manager copy whose ``.git/HEAD`` is garbage: git sees no repo there. Each transfer
+    says so in one line (not a pack "refused" by the client's own command), other repos go
+    on working, and once it is repaired the next push works."""
+    p, other = pushed("proj"), pushed("other")
+    head = p.directory / ".git" / "HEAD"
+    good = head.read_bytes()
+    head.write_bytes(b"garbage\n")
+    (p.laptop / "README.md").write_text("more\n")
+    before = repo_listing(p.laptop)
+    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+        done = ocm(p.laptop, *command)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert "is not a usable git repository" in done.stderr, done.stderr
+        assert "repair it on the Manager" in done.stderr and "--force" not in done.stderr
+    assert repo_listing(p.laptop) == before
+    assert ocm(other.laptop, "push").returncode == 0
+    assert ocm(other.laptop, "pull").returncode == 0
+    head.write_bytes(good)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "README.md").read_text() == "more\n"
+
+
 def test_a_git_at_work_in_either_repo_holds_off_the_switch(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
