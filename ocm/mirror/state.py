@@ -45,7 +45,8 @@ class RepoState(NamedTuple):
 @contextlib.contextmanager
 def temp_index(root: Path, *, copy_real: bool) -> Iterator[dict[str, str]]:
     """An env pointing ``GIT_INDEX_FILE`` at a private index file inside ``.git``."""
-    fd, name = tempfile.mkstemp(prefix="ocm-index-", dir=root / ".git")
+    _sweep_temp_indexes(root / ".git")
+    fd, name = tempfile.mkstemp(prefix=f"{_TEMP_INDEX}{os.getpid()}-", dir=root / ".git")
     os.close(fd)
     os.unlink(name)  # git refuses an empty index file; "absent" means "empty index"
     try:
@@ -57,6 +58,42 @@ def temp_index(root: Path, *, copy_real: bool) -> Iterator[dict[str, str]]:
             os.unlink(name)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name + ".lock")
+
+
+_TEMP_INDEX = "ocm-index-"
+# A temp index whose name carries no process id (or one that cannot be read) is judged by
+# its age: no look takes this long.
+_STALE_AFTER = 3600.0
+
+
+def _sweep_temp_indexes(git_dir: Path) -> None:
+    """Delete the temp indexes (and their ``.lock``) of processes that died (SIGKILL, power
+    loss) before their cleanup ran: each killed push or pull left one, never deleted."""
+    try:
+        names = [n for n in os.listdir(git_dir) if n.startswith(_TEMP_INDEX)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_TEMP_INDEX) :].split("-", 1)[0]
+        if pid.isdigit() and "-" in name[len(_TEMP_INDEX) :]:
+            if _alive(int(pid)):
+                continue
+        else:
+            with contextlib.suppress(OSError):
+                if time.time() - os.lstat(git_dir / name).st_mtime < _STALE_AFTER:
+                    continue
+        with contextlib.suppress(OSError):
+            os.unlink(git_dir / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
 
 
 def tree_of(

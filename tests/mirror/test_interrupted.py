@@ -120,6 +120,30 @@ def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
     assert (p.directory / "README.md").read_text() == "more\n"
 
 
+def test_temp_indexes_of_killed_transfers_are_swept_by_the_next(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """A push or pull SIGKILLed while git hashes the work tree leaves its temp index (and
+    git's lock on it) in ``.git``; one more on every kill, never deleted. The next transfer
+    sweeps those of dead processes and leaves a live one's alone."""
+    p = pushed("proj")
+    git_dir = p.laptop / ".git"
+    dead = subprocess.Popen(["sleep", "60"])
+    dead.kill()
+    dead.wait()
+    leftovers = [f"ocm-index-{dead.pid}-k1ll3d", f"ocm-index-{dead.pid}-k1ll3d.lock"]
+    live = f"ocm-index-{os.getpid()}-running"
+    for name in [*leftovers, live]:
+        (git_dir / name).write_bytes(b"DIRC" + os.urandom(64))
+    old_style = git_dir / "ocm-index-b2p0b9pg"  # no process id: judged by its age
+    old_style.write_bytes(b"DIRC")
+    os.utime(old_style, (1, 1))
+    (p.laptop / "README.md").write_text("more\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert sorted(n.name for n in git_dir.glob("ocm-index-*")) == [live]
+
+
 def test_a_git_at_work_in_either_repo_holds_off_the_switch(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
