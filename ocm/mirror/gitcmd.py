@@ -120,7 +120,7 @@ def popen(
     env: Mapping[str, str] | None = None,
     stdin: int | None = None,
     stdout: int | IO[bytes] | None = None,
-    stderr: IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``git <args>`` for streaming (packs in and out); the caller waits for it."""
     argv = ["git", *_FIXED_CONFIG, *args]

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, NamedTuple, cast
 
+from ocm.background import Task
 from ocm.mirror import gitcmd, wire
 from ocm.mirror.errors import BadPack, IncompletePack, MirrorError, NoSpace, TooLarge
 
@@ -207,7 +208,8 @@ def index_pack(
             f"the pack holds {count} objects, more than the receiver accepts ({limits.max_objects})"
         )
     (quarantine / "pack").mkdir(parents=True, exist_ok=True)
-    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, also on failure
+    # git's complaint comes through a pipe, not a temp file: on a full disk (TMPDIR often is
+    # on the same one) a temp file would lose the very "No space left" that explains it.
     proc = gitcmd.popen(
         root,
         "index-pack",
@@ -217,9 +219,10 @@ def index_pack(
         env=quarantine_env(root, quarantine),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
-        stderr=errors,
+        stderr=subprocess.PIPE,
     )
-    assert proc.stdin is not None
+    assert proc.stdin is not None and proc.stderr is not None
+    said = Task(_tail, proc.stderr)
     try:
         try:
             proc.stdin.write(header)
@@ -234,13 +237,21 @@ def index_pack(
     except BaseException:
         proc.kill()
         proc.wait()
+        said.wait()
         raise
-    errors.seek(0)
-    stderr = errors.read()
-    errors.close()
+    stderr = said.result()
     if code != 0:
         raise _pack_error(code, stderr)
     return count
+
+
+def _tail(pipe: IO[bytes], keep: int = 64 * 1024) -> bytes:
+    """What git writes to ``pipe`` until it exits (its last ``keep`` bytes)."""
+    data = b""
+    with pipe:
+        while chunk := pipe.read(8192):
+            data = (data + chunk)[-keep:]
+    return data
 
 
 def _pack_error(code: int, stderr: bytes) -> MirrorError:

@@ -472,3 +472,39 @@ def test_a_refresh_due_for_a_repo_that_is_gone_does_nothing(
     monkeypatch.setattr(gitcmd, "run", vanished)
     receive_mod.settle_index(repo, attempts=1)
     assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounts a tmpfs")
+def test_a_disk_that_fills_up_under_git_is_named_even_when_tmp_is_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full disk that also holds TMPDIR, as on a one-disk server: git's "No space
+    left on device" must still reach the message, not be lost with the disk it was written
+    to ("refused by git index-pack: no output")."""
+    from ocm.mirror import pack
+    from ocm.mirror.errors import NoSpace
+
+    source = rich_repo(tmp_path / "src")
+    (source / "big.bin").write_bytes(os.urandom(12 << 20))
+    git(source, "add", "-A")
+    git(source, "commit", "-q", "-m", "big")
+    body = subprocess.run(
+        ["git", "pack-objects", "--stdout", "--revs", "-q"],
+        cwd=source,
+        input=b"HEAD\n",
+        capture_output=True,
+        check=True,
+    ).stdout
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
+    try:
+        receiver = disk / "repo"
+        git(tmp_path, "init", "-q", str(receiver))
+        (disk / "tmp").mkdir()
+        monkeypatch.setenv("TMPDIR", str(disk / "tmp"))
+        monkeypatch.setattr("tempfile.tempdir", None)
+        with pytest.raises(NoSpace, match="disk is full"):
+            pack.index_pack(receiver, io.BytesIO(body), disk / "q" / "objects", Limits())
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
