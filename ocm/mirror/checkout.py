@@ -14,6 +14,7 @@ from pathlib import Path
 from ocm.mirror import gitcmd
 from ocm.mirror.checks import Entry, sizes
 from ocm.mirror.errors import NoSpace
+from ocm.mirror.progress import human
 
 # Room left on the disk after writing, for git's own bookkeeping and everything else.
 SPARE_BYTES = 64 * 1024**2
@@ -38,7 +39,8 @@ def write(
     free = shutil.disk_usage(dest).free
     if needed + SPARE_BYTES > free:
         raise NoSpace(
-            f"writing the incoming files needs {needed} bytes and the disk has {free} free",
+            f"writing the incoming files needs {human(needed)}, plus {human(SPARE_BYTES)} "
+            f"kept free for git, and the disk has {human(free)} free",
             "free some space and try again",
         )
     env = {"GIT_INDEX_FILE": str(index_file)}
