@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -60,6 +61,8 @@ def _repo(repo_id: int) -> Repo:
         raise ApiError(
             409, "repo_missing", f"Repo {repo.name} has no git checkout at {repo.directory}."
         )
+    if _looks_like_a_repo(repo.directory / ".git"):
+        return repo
     found = gitcmd.run(repo.directory, "rev-parse", "--git-dir", check=False)
     if found.returncode != 0:  # e.g. a garbage .git/HEAD: git does not see a repo there
         said = os.fsdecode(found.stderr).strip().splitlines()
@@ -72,6 +75,21 @@ def _repo(repo_id: int) -> Repo:
             f"repository (git: {why}).",
         )
     return repo
+
+
+_HEAD = re.compile(rb"ref: refs/\S+\n?|[0-9a-f]{40}(?:[0-9a-f]{24})?\n?")
+
+
+def _looks_like_a_repo(git_dir: Path) -> bool:
+    """What git checks before it takes a folder for a repository (a valid HEAD, objects/,
+    refs/), without starting git on every transfer: git is asked why only when it fails."""
+    try:
+        head = (git_dir / "HEAD").read_bytes()[:4096]
+    except OSError:
+        return False
+    return bool(
+        _HEAD.fullmatch(head) and (git_dir / "objects").is_dir() and (git_dir / "refs").is_dir()
+    )
 
 
 def _api_error(exc: MirrorError) -> ApiError:
