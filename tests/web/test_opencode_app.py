@@ -482,3 +482,18 @@ def test_a_signed_out_page_load_goes_to_the_console_or_asks_for_a_sign_in() -> N
     assert b"Sign in on the Manager's console" in body
     status, _, body = _call(app, page_load | {"HTTP_ACCEPT": "application/json"})
     assert status.startswith("401") and json.loads(body)["error"] == "not_signed_in"
+
+
+def test_the_remove_page_counts_the_repos_opencode_sessions(
+    live: Live, new_page: Callable[..., Any], sign_in: Callable[..., dict[str, Any]]
+) -> None:
+    listed = json.loads(live.manager.cli("repo", "list", "--json").stdout)
+    repo_id = next(ws["repoId"] for ws in listed if ws["name"] == "project")
+    sessions = len(_proxy(live, "GET", "/session").json())
+    _proxy(live, "POST", "/session", json={})
+    page = new_page()
+    sign_in(page, live.manager)
+    page.goto(f"{live.manager.url}/repos/{repo_id}/remove")
+    shown = page.text_content("main") or ""
+    assert f"{sessions + 1} OpenCode session" in shown
+    assert "neither ocm nor the console reaches" in " ".join(shown.split())

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, jsonify, redirect, request, url_for
 
+from manager.ask_opencode import session_count
 from manager.errors import ApiError
 from manager.registry import CLONING, READY
 from manager.repos import RepoError, remove_repo
@@ -94,6 +95,10 @@ def confirm_remove(repo_id: int) -> Any:
             "cloning": bool(console_state().clones.progress(repo.id)),
         },
         "tuisAttached": services().streams.attached(str(repo.directory)),
+        # OpenCode keeps them, but nothing of the Manager's reaches them once it is gone.
+        "opencodeSessions": session_count(services(), str(repo.directory))
+        if repo.status == READY
+        else None,
     }
     return page("remove.html", data)
 
