@@ -167,7 +167,7 @@ def test_rotate_the_token_from_the_page_then_ocm_login_with_what_it_showed(
     login_line = page.input_value("#login-line")
     assert login_line == f"ocm login {manager.url}"
     assert token.startswith("ocm_") and token != manager.token
-    assert page.is_visible("button[data-copy='#new-token']")
+    page.locator("button[data-copy='#new-token']").wait_for(state="visible")  # shown by script
 
     # The old token is dead at once, on the API too; this browser stays signed in.
     old = requests.get(
