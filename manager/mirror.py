@@ -248,7 +248,7 @@ def up(repo_id: int) -> Any:
         return _tui_risk(repo)
 
     try:
-        with repo_lock(repo.directory, "another push"):
+        with repo_lock(repo.directory):
             result = receive(
                 repo.directory,
                 request.stream,
@@ -312,7 +312,7 @@ def down(repo_id: int) -> Any:
     busy = Task(busy_sessions, _services(), str(repo.directory))
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(repo_lock(repo.directory, "a push"))
+        stack.enter_context(repo_lock(repo.directory))
         outgoing = prepare(repo.directory, count_bytes=False)  # the laptop checks its own limit
         stream = stack.enter_context(outgoing.open_pack(request.args.getlist("have")))
         # What this repo last sent: the next push from that laptop may assume it.

@@ -269,6 +269,8 @@ def test_a_stalled_download_releases_the_repo_when_closed(
     head_url = f"{ocm.manager.url}/api/internal/repo-mirror/{p.repo_id}/up"
     busy = requests.post(head_url, params={"v": "2"}, data=b"", headers=auth, timeout=30)
     assert busy.status_code == 409 and busy.json()["error"] == "busy", busy.text
+    # Held by a pull, not a push: the message names neither wrongly.
+    assert busy.json()["message"].startswith("another transfer to or from this repo"), busy.text
     response.close()  # the laptop goes away
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
