@@ -222,9 +222,9 @@ def test_logout_of_another_manager_named_by_the_environment_keeps_the_login(
     assert listed.returncode == 0, listed.stderr
 
 
-def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
-    manager: RunningManager, tmp_path: Path
-) -> None:
+def _login_at_a_prompt(manager: RunningManager) -> tuple[subprocess.Popen[bytes], int, bytes]:
+    """``ocm login <url>`` on a pseudo-terminal, once it shows the token prompt: the process,
+    the terminal's controller, and what it showed so far."""
     controller, terminal = os.openpty()
     # A new session has no controlling terminal, so getpass uses the pty on stdin, not the
     # terminal this test may run in.
@@ -241,6 +241,13 @@ def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
     deadline = time.monotonic() + 30
     while b"input hidden" not in seen and time.monotonic() < deadline:
         seen += os.read(controller, 1024)
+    return proc, controller, seen
+
+
+def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    proc, controller, seen = _login_at_a_prompt(manager)
     os.write(controller, manager.token.encode() + b"\n")
     assert proc.wait(timeout=30) == 0
     seen += read_until_closed(controller)
@@ -259,20 +266,7 @@ def test_login_asks_for_the_token_with_a_hidden_prompt_on_a_terminal(
 def test_a_token_prompt_cut_short_ends_its_line(
     manager: RunningManager, tmp_path: Path, cut: str, code: int, said: str
 ) -> None:
-    controller, terminal = os.openpty()
-    proc = subprocess.Popen(
-        ocm_command("login", manager.url),
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    os.close(terminal)
-    seen = b""
-    deadline = time.monotonic() + 30
-    while b"input hidden" not in seen and time.monotonic() < deadline:
-        seen += os.read(controller, 1024)
+    proc, controller, seen = _login_at_a_prompt(manager)
     if cut == "ctrl-c":
         proc.send_signal(signal.SIGINT)  # what the terminal sends for Ctrl-C
     else:
