@@ -12,6 +12,11 @@ What "atomic" means here, precisely:
   file that is replaced or deleted is first kept there (a hard link, or a rename). If the
   pass fails, it is undone at once; if the process dies during it, the next start undoes it
   from the plan (:func:`rollback`). So the tree ends as entirely old or entirely new.
+* That undo destroys no file it did not put there: between the crash and the next start an
+  editor may have saved over a file the switch wrote, or created one where it deleted one
+  (git's index stays locked, an editor's save does not). Those are the user's: the plan
+  records what each renamed file was (inode, mtime, size: a rename keeps all three, a save
+  changes at least one), and one that differs is moved under ``.git/ocm-kept/``.
 * The repo root directory itself is never renamed: shells and agent sessions with their
   working directory inside it keep working. Files the receiver ignores or excludes (a
   ``node_modules``, a ``.venv``, build output) are simply not part of the plan.
@@ -24,12 +29,20 @@ import filecmp
 import json
 import os
 import stat
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from ocm.mirror.errors import Refused
 
 PLAN = "plan.json"
 COMMITTED = "committed"
+# Under ``.git``: files an undo found changed by the user since the switch put them there.
+KEPT = "ocm-kept"
+
+# What a staged file is, kept across its rename into place: (inode, mtime in ns, size).
+Identity = tuple[int, int, int]
 
 
 class Plan:
@@ -41,6 +54,12 @@ class Plan:
         self.clobbered_ignored: list[str] = []
         self.changed = 0
         self.deleted = 0
+        # The staged file each "new" and "rep" renames into place, as :func:`identity` says.
+        self.ids: dict[str, Identity] = {}
+
+
+def identity(st: os.stat_result) -> Identity:
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _kind(path: str | Path) -> str | None:
@@ -53,9 +72,10 @@ def _kind(path: str | Path) -> str | None:
     return "link" if stat.S_ISLNK(mode) else "file"
 
 
-def same(old: str | Path, new: str | Path) -> bool:
-    """Whether ``old`` already is what ``new`` is (type, target, exec bit and content)."""
-    old_st, new_st = os.lstat(old), os.lstat(new)
+def same(old: str | Path, new: str | Path, new_st: os.stat_result | None = None) -> bool:
+    """Whether ``old`` already is what ``new`` is (type, target, exec bit and content);
+    ``new_st``: ``new``'s lstat, when known."""
+    old_st, new_st = os.lstat(old), new_st or os.lstat(new)
     if stat.S_IFMT(old_st.st_mode) != stat.S_IFMT(new_st.st_mode):
         return False
     if stat.S_ISLNK(old_st.st_mode):
@@ -116,8 +136,9 @@ def make_plan(
                 break
             plan.ops.append(("mkdir", parent))
             made.add(parent)
-        target = f"{top}/{name}"
+        target, source = f"{top}/{name}", f"{staged}/{name}"
         kind = _kind(target)
+        staged_st = os.lstat(source)  # the one lstat of it: same() takes it too
         if kind is None or name in made:
             plan.ops.append(("new", name))
         elif kind == "dir":
@@ -127,12 +148,13 @@ def make_plan(
             plan.ops.append(("rmdirs", name))
             removed_dirs.add(name)
             plan.ops.append(("new", name))
-        elif not same(target, f"{staged}/{name}"):
+        elif not same(target, source, staged_st):
             if name not in current_set:
                 plan.clobbered_ignored.append(name)
             plan.ops.append(("rep", name))
         else:
             continue
+        plan.ids[name] = identity(staged_st)
         plan.changed += 1
     if blocked:
         raise Refused(
@@ -153,7 +175,8 @@ def write_plan(work: Path, root: Path, plan: Plan, refs: dict[str, str | None]) 
     """Record the ops and the refs to restore before anything is touched (fsynced)."""
     path = work / PLAN
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps({"root": str(root), "ops": plan.ops, "refs": refs}))
+        record = {"root": str(root), "ops": plan.ops, "refs": refs, "ids": plan.ids}
+        handle.write(json.dumps(record))
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -188,7 +211,7 @@ def apply(work: Path, root: Path, plan: Plan) -> None:
             elif kind == "new":
                 os.replace(f"{new}/{name}", f"{top}/{name}")
     except BaseException:
-        rollback(work, root, plan.ops)
+        rollback(work, root, plan.ops, plan.ids)
         raise
 
 
@@ -197,25 +220,80 @@ def _remove_empty_tree(directory: Path) -> None:
         os.rmdir(dirpath)
 
 
-def rollback(work: Path, root: Path, ops: list[tuple[str, str]]) -> None:
-    """Undo the ops that happened, newest first, judging each by what is on disk."""
+def rollback(
+    work: Path, root: Path, ops: list[tuple[str, str]], ids: Mapping[str, Identity] | None = None
+) -> Path | None:
+    """Undo the ops that happened, newest first, judging each by what is on disk.
+
+    ``ids``: what each "new" and "rep" renamed into place (a plan written before they were
+    recorded has none: its files are taken as the switch left them). A file there that is
+    not that one, or one where a "del" deleted one, the user made since: it is moved into a
+    fresh folder under ``.git/ocm-kept``, returned (None: nothing was moved).
+    """
     new, old = work / "new", work / "old"
+    aside = _Aside(root)
     for kind, name in reversed(ops):
         with contextlib.suppress(OSError):
+            target = root / name
             if kind == "new":
-                if not os.path.lexists(new / name) and os.path.lexists(root / name):
-                    if _kind(root / name) == "dir":
-                        os.rmdir(root / name)
+                if not os.path.lexists(new / name) and os.path.lexists(target):
+                    if ids is not None and not _is(target, ids.get(name)):
+                        aside.move(name)
+                    elif _kind(target) == "dir":
+                        os.rmdir(target)
                     else:
-                        os.unlink(root / name)
+                        os.unlink(target)
             elif kind in ("rep", "del"):
                 if os.path.lexists(old / name):
-                    os.replace(old / name, root / name)
+                    if os.path.lexists(target) and _made_since(kind, root, old, name, ids):
+                        aside.move(name)
+                    os.replace(old / name, target)
             elif kind == "mkdir":
                 if _kind(root / name) == "dir" and not os.listdir(root / name):
                     os.rmdir(root / name)
             elif kind == "rmdirs":
                 (root / name).mkdir(parents=True, exist_ok=True)
+    return aside.folder
+
+
+def _is(path: Path, recorded: Identity | None) -> bool:
+    return recorded is not None and identity(os.lstat(path)) == recorded
+
+
+def _made_since(
+    kind: str, root: Path, old: Path, name: str, ids: Mapping[str, Identity] | None
+) -> bool:
+    """Whether ``root/name``, where a "rep" or "del" ran, is a file the user made since."""
+    target = root / name
+    a, b = os.lstat(target), os.lstat(old / name)
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        return False  # the old file, hard-linked: the process died before the rename
+    # A "del" left nothing there; a "rep" the file it recorded.
+    return kind == "del" or (ids is not None and not _is(target, ids.get(name)))
+
+
+class _Aside:
+    """A folder for the user's files that an undo would else destroy, made at first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder: Path | None = None
+
+    def move(self, name: str) -> None:
+        if self.folder is None:
+            base = self.root / ".git" / KEPT
+            base.mkdir(exist_ok=True)
+            when = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            for n in range(1, 1000):  # two undos in one second each get their own folder
+                folder = base / (when if n == 1 else f"{when}-{n}")
+                with contextlib.suppress(FileExistsError):
+                    folder.mkdir()
+                    self.folder = folder
+                    break
+            else:
+                raise FileExistsError(base)
+        (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.root / name, self.folder / name)
 
 
 def prune_empty_dirs(root: Path, deleted: list[str]) -> None:
@@ -231,10 +309,22 @@ def prune_empty_dirs(root: Path, deleted: list[str]) -> None:
             os.rmdir(root / name)  # fails (and is skipped) when not empty
 
 
-def load_plan(work: Path) -> tuple[Path, list[tuple[str, str]], dict[str, str | None]] | None:
+class Written(NamedTuple):
+    """A plan as :func:`write_plan` left it; ``ids`` is None in one written before them."""
+
+    root: Path
+    ops: list[tuple[str, str]]
+    refs: dict[str, str | None]
+    ids: dict[str, Identity] | None
+
+
+def load_plan(work: Path) -> Written | None:
     try:
         data = json.loads((work / PLAN).read_text(encoding="utf-8"))
         ops = [(str(kind), str(name)) for kind, name in data["ops"]]
-        return Path(data["root"]), ops, dict(data.get("refs") or {})
-    except (OSError, ValueError, KeyError, TypeError):
+        ids = data.get("ids")
+        if ids is not None:
+            ids = {str(name): (int(a), int(b), int(c)) for name, (a, b, c) in ids.items()}
+        return Written(Path(data["root"]), ops, dict(data.get("refs") or {}), ids)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -206,6 +207,7 @@ def test_failure_during_switch_is_undone(tmp_path: Path, monkeypatch: pytest.Mon
     assert _refs(receiver) == refs_before
     assert (receiver / ".git/index").read_bytes() == index_before
     assert not list((tmp_path / "staging").iterdir())
+    assert not (receiver / ".git" / swap.KEPT).exists()  # its own files, nothing set aside
 
 
 def test_crash_mid_switch_is_undone_on_next_start(
@@ -239,6 +241,48 @@ def test_crash_mid_switch_is_undone_on_next_start(
     assert tree_listing(receiver) == before
     assert _refs(receiver) == refs_before
     assert not list((tmp_path / "staging").iterdir())
+
+
+def test_rollback_sets_aside_what_changed_since_the_switch(tmp_path: Path) -> None:
+    """An undo from the plan, after a crash: files the switch put there and the user has
+    since changed (or made where it deleted one) are moved to ``.git/ocm-kept``; those it
+    left as they were are undone as ever. A plan written without identities is as before."""
+    root, work = tmp_path / "root", tmp_path / "work"
+    (root / ".git").mkdir(parents=True)
+    for name in ("edited.txt", "untouched.txt", "deleted.txt", "recreated.txt"):
+        (root / name).write_text(f"old {name}\n")
+    incoming = ["edited.txt", "untouched.txt", "created.txt", "created-edited.txt"]
+    for name in incoming:
+        (work / "new").mkdir(parents=True, exist_ok=True)
+        (work / "new" / name).write_text(f"new {name}\n")
+    doomed = ["deleted.txt", "recreated.txt"]
+    plan = swap.make_plan(root, work / "new", incoming, doomed, [*incoming, *doomed])
+    swap.write_plan(work, root, plan, {})
+    swap.apply(work, root, plan)
+    (root / "edited.txt").write_text("the user's edit\n")
+    (root / "created-edited.txt").write_text("the user's edit too\n")
+    (root / "recreated.txt").write_text("the user's new file\n")
+
+    written = swap.load_plan(work)
+    assert written is not None and written.ids is not None
+    kept = swap.rollback(work, root, written.ops, written.ids)
+
+    assert kept is not None and kept.parent == root / ".git" / swap.KEPT
+    assert {name: (kept / name).read_text() for name in swap.walk_files(kept)} == {
+        "edited.txt": "the user's edit\n",
+        "created-edited.txt": "the user's edit too\n",
+        "recreated.txt": "the user's new file\n",
+    }
+    assert {name: (root / name).read_text() for name in swap.walk_files(root)} == {
+        name: f"old {name}\n"
+        for name in ("edited.txt", "untouched.txt", "deleted.txt", "recreated.txt")
+    }
+
+    plan_file = work / swap.PLAN  # as a plan from before identities were recorded
+    record = json.loads(plan_file.read_text())
+    del record["ids"]
+    plan_file.write_text(json.dumps(record))
+    assert swap.load_plan(work) == (written.root, written.ops, {}, None)
 
 
 def test_one_transfer_at_a_time(tmp_path: Path) -> None:
