@@ -354,8 +354,10 @@ def clean_staging(staging_dir: Path, repo_dirs: list[Path]) -> None:
     from ocm.mirror.receive import clean_leftovers
     from ocm.mirror.select import STAGING_NAME
 
-    count = clean_leftovers(staging_dir)
-    for directory in repo_dirs:
-        count += clean_leftovers(directory / ".git" / STAGING_NAME)
+    found = [clean_leftovers(staging_dir)]
+    found += [clean_leftovers(directory / ".git" / STAGING_NAME) for directory in repo_dirs]
+    count = sum(one.undone for one in found)
+    for line in (line for one in found for line in one.saved):
+        log.warning("kept: %s", line)
     if count:
         log.warning("cleaned %d interrupted transfer(s) from %s", count, staging_dir)

@@ -407,9 +407,10 @@ def _undo_interrupted_pull(root: Path) -> None:
     (nor call uncommitted work) a work tree left half old, half new."""
     try:
         with repo_lock(root):
-            clean_leftovers(root / ".git" / STAGING_NAME)
+            undone = clean_leftovers(root / ".git" / STAGING_NAME)
     except MirrorError as exc:
         raise _error(exc) from None
+    _saved_lines("here", undone.saved)
 
 
 def push(*, force: bool, create: bool, yes: bool) -> int:
@@ -755,9 +756,10 @@ def pull(*, force: bool) -> int:
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(repo_lock(root, "another ocm pull"))
-            clean_leftovers(staging)  # undo a pull that was killed mid-switch
+            undone = clean_leftovers(staging)  # undo a pull that was killed mid-switch
         except MirrorError as exc:
             raise _error(exc) from None
+        _saved_lines("here", undone.saved)
         # As push does: git looks at this checkout while the requests make their round trips.
         looked = stack.enter_context(Task(look, root))
         tips = stack.enter_context(Task(pack.tips, root))

@@ -280,7 +280,7 @@ def receive(
                 refresh = refresh_below is None or plan.changed < refresh_below
                 history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
             except BaseException:
-                _undo(work, root, plan.ops, refs)
+                _undo(work, root, plan.ops, refs, plan.ids)
                 undone = True
                 raise
             (work / swap.COMMITTED).touch()
@@ -423,13 +423,20 @@ def _save(
     return saved
 
 
-def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, str | None]) -> None:
-    """Put files, refs and index back as they were before the switch.
+def _undo(
+    work: Path,
+    root: Path,
+    ops: list[tuple[str, str]],
+    refs: dict[str, str | None],
+    ids: Mapping[str, swap.Identity] | None,
+) -> Path | None:
+    """Put files, refs and index back as they were before the switch; returns the folder
+    where files changed since were moved (see :func:`swap.rollback`), if any.
 
     Refs are only written where they moved, so an undo of a switch that never reached the
     refs leaves no trace in the reflog.
     """
-    swap.rollback(work, root, ops)
+    kept = swap.rollback(work, root, ops, ids)
     branch, branch_old = refs.get("branch"), refs.get("branch_old")
     if branch and history.branch_tip(root, branch) != branch_old:
         moved = (
@@ -443,27 +450,46 @@ def _undo(work: Path, root: Path, ops: list[tuple[str, str]], refs: dict[str, st
         gitcmd.run(root, "update-ref", "--no-deref", "-m", "ocm: undo", "HEAD", head, check=False)
     if (work / "index.old").exists():
         os.replace(work / "index.old", root / ".git" / "index")
+    return kept
 
 
-def clean_leftovers(staging_dir: Path) -> int:
-    """Undo interrupted switches and delete everything in ``staging_dir``; returns a count.
+class Leftovers(NamedTuple):
+    undone: int  # folders found in staging
+    # One line per folder of files changed after a crash that the undo moved aside.
+    saved: list[str]
+
+
+def clean_leftovers(staging_dir: Path) -> Leftovers:
+    """Undo interrupted switches and delete everything in ``staging_dir``.
 
     Call it when nothing can be receiving into ``staging_dir`` (the Manager at start-up;
     the laptop under the repo lock).
     """
+    found = Leftovers(0, [])
     if not staging_dir.is_dir():
-        return 0
+        return found
     count = 0
     for work in sorted(staging_dir.iterdir()):
         count += 1
         if work.is_dir() and not (work / swap.COMMITTED).exists():
-            loaded = swap.load_plan(work)
-            if loaded is not None and (loaded[0] / ".git").is_dir():
-                _undo(work, loaded[0], loaded[1], loaded[2])
-                unlock_index(loaded[0], loaded[2].get("index_lock"))
+            plan = swap.load_plan(work)
+            if plan is not None and (plan.root / ".git").is_dir():
+                kept = _undo(work, plan.root, plan.ops, plan.refs, plan.ids)
+                unlock_index(plan.root, plan.refs.get("index_lock"))
+                if kept is not None:
+                    found.saved.append(_kept_line(kept))
         if work.is_dir() and not work.is_symlink():
             shutil.rmtree(work, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
                 work.unlink()
-    return count
+    return found._replace(undone=count)
+
+
+def _kept_line(folder: Path) -> str:
+    count = len(swap.walk_files(folder))
+    files = f"{count} file{'' if count == 1 else 's'}"
+    return (
+        f"{files} changed after an interrupted transfer, which was undone: "
+        f"moved to {folder} (copy back what you want to keep)"
+    )

@@ -25,14 +25,18 @@ class _Killed(BaseException):
     """The process dies: nothing after it runs, no undo either."""
 
 
-def _pull_killed_mid_switch(source: Path, laptop: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pull_killed_mid_switch(
+    source: Path, laptop: Path, monkeypatch: pytest.MonkeyPatch, *, whole: bool = False
+) -> None:
     """What ``ocm pull`` leaves in ``laptop`` when killed halfway through switching its work
-    tree to ``source``'s: half the files new, the plan to undo it in ``.git/ocm-staging``."""
+    tree to ``source``'s: half the files new, the plan to undo it in ``.git/ocm-staging``.
+    ``whole``: killed right after the pass, before the refs moved: every file new."""
     data, outgoing = pack_bytes(source, [git(laptop, "rev-parse", "HEAD")])
     real_apply = swap.apply
 
     def half(work: Path, root: Path, plan: swap.Plan) -> None:
-        real_apply(work, root, swap.Plan(ops=plan.ops[: len(plan.ops) // 2 + 1]))
+        done = plan.ops if whole else plan.ops[: len(plan.ops) // 2 + 1]
+        real_apply(work, root, swap.Plan(ops=done))
         raise _Killed
 
     monkeypatch.setattr(swap, "apply", half)
@@ -70,6 +74,51 @@ def test_a_push_after_a_pull_killed_mid_switch_sends_the_tree_as_it_was(
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.laptop) == before
     assert tree_listing(p.directory) == before
+    assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
+
+
+@pytest.mark.parametrize("command", ["pull", "push"])
+def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
+    command: str,
+    ocm: Cli,
+    pushed: Callable[..., Pushed],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """git's index stays locked after the kill, an editor's save does not: a file the switch
+    had replaced or created and the user has since edited, and one the user made where the
+    switch had deleted one, are moved under ``.git/ocm-kept`` by the undo (not overwritten or
+    deleted), and the command names the folder. The rest is put back, then transferred."""
+    p = pushed("proj")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(p.laptop), str(other))
+    for name in ("README.md", "src/app.py", "extra.txt"):
+        (other / name).write_text(f"{name} from elsewhere\n")
+    (other / "empty.txt").unlink()
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "elsewhere")
+    before = tree_listing(p.laptop)
+    _pull_killed_mid_switch(other, p.laptop, monkeypatch, whole=True)
+    assert (p.laptop / "extra.txt").exists() and not (p.laptop / "empty.txt").exists()
+    edits = {
+        "README.md": "the user's edit of the incoming README\n",  # replaced by the switch
+        "extra.txt": "the user's edit of a file the switch created\n",
+        "empty.txt": "the user's new file where the switch deleted one\n",
+    }
+    for name, text in edits.items():
+        (p.laptop / name).write_text(text)
+
+    done = ocm(p.laptop, command)
+
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(p.laptop) == before
+    assert tree_listing(p.directory) == before
+    kept = [line for line in done.stdout.splitlines() if "kept here:" in line]
+    assert len(kept) == 1 and "3 files changed after an interrupted transfer" in kept[0], kept
+    folder = Path(kept[0].split("moved to ")[1].split(" (")[0])
+    assert folder.parent == p.laptop / ".git" / "ocm-kept"
+    assert {name: (folder / name).read_text() for name in edits} == edits
+    assert sorted(swap.walk_files(folder)) == sorted(edits)  # src/app.py was not edited
     assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
 
 

@@ -237,7 +237,7 @@ def test_crash_mid_switch_is_undone_on_next_start(
         transfer(sender, receiver, tmp_path)
     monkeypatch.undo()
     assert tree_listing(receiver) != before  # half switched
-    assert receive_mod.clean_leftovers(tmp_path / "staging") == 1
+    assert receive_mod.clean_leftovers(tmp_path / "staging").undone == 1
     assert tree_listing(receiver) == before
     assert _refs(receiver) == refs_before
     assert not list((tmp_path / "staging").iterdir())
