@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
+import threading
 from typing import Any
 
 from flask import current_app, redirect, request, url_for
@@ -20,7 +22,9 @@ from flask import current_app, redirect, request, url_for
 from manager.config import Settings
 from manager.server import is_loopback
 from manager.web.render import wants_json
-from manager.web.signin import SAFE_METHODS, origin_ok, signed_in
+from manager.web.signin import SAFE_METHODS, origin_ok, sent_origin, signed_in
+
+log = logging.getLogger("manager.web")
 
 # Reachable signed out: the sign-in page itself and the stylesheet/script it uses.
 PUBLIC_ENDPOINTS = frozenset({"web_signin.root", "web_signin.signin_page", "web_static.static"})
@@ -28,14 +32,56 @@ PUBLIC_ENDPOINTS = frozenset({"web_signin.root", "web_signin.signin_page", "web_
 PUBLIC_ACTIONS = frozenset({"web_signin.signin", "web_signin.signout"})
 
 
-def forbidden_origin() -> Any:
+def forbidden_origin(environ: dict[str, Any]) -> Any:
     from manager.errors import ApiError
 
+    if behind_unseen_tls(environ):
+        return ApiError(
+            403,
+            "untrusted_proxy",
+            f"Your browser is on {sent_origin(environ)}, but the Manager was reached over plain"
+            " HTTP: it does not believe the TLS proxy in front of it. Whoever runs the Manager"
+            " must start it with --trusted-proxy <the proxy's address> (its log names it) and"
+            " have the proxy send X-Forwarded-Proto; reloading will not help until then.",
+        )
     return ApiError(
         403,
         "cross_origin",
         "This request did not come from the Manager's own pages; reload the page and retry.",
     )
+
+
+def behind_unseen_tls(environ: dict[str, Any]) -> bool:
+    """The sending page is this very host on https while the Manager sees plain HTTP: a TLS
+    proxy in front that it was not told to believe (no ``--trusted-proxy``, or the proxy sends
+    no ``X-Forwarded-Proto``). The first refusal from each address says so in the log, with
+    the option that fixes it."""
+    if environ.get("wsgi.url_scheme", "http") != "http":
+        return False
+    host = (environ.get("HTTP_HOST") or "").lower()
+    for default_port in (":80", ":443"):
+        host = host.removesuffix(default_port)
+    if not host or sent_origin(environ) != f"https://{host}":
+        return False
+    peer = str(environ.get("REMOTE_ADDR", ""))
+    with _warned_lock:
+        first = peer not in _warned_peers and len(_warned_peers) < 100
+        if first:
+            _warned_peers.add(peer)
+    if first:
+        log.warning(
+            "console: a page on https://%s reached the Manager over plain HTTP from %s; if that"
+            " is your TLS proxy, start the Manager with --trusted-proxy %s and have the proxy"
+            " send X-Forwarded-Proto (README: Web console, Behind TLS)",
+            host,
+            peer,
+            peer,
+        )
+    return True
+
+
+_warned_lock = threading.Lock()
+_warned_peers: set[str] = set()
 
 
 def foreign_host(names: frozenset[str]) -> Any:
@@ -76,7 +122,7 @@ def guard_request() -> Any:
     """None to let the request through, else the answer to give instead; a refusal is
     raised, so that a browser gets it as a page (``manager.web.views.errors``)."""
     if not origin_ok(request.environ):
-        raise forbidden_origin()
+        raise forbidden_origin(request.environ)
     services = current_app.extensions["ocm"]
     names = local_names(services.settings)
     if (

@@ -117,14 +117,21 @@ def origin_ok(environ: dict[str, Any], also_allowed: Iterable[str] = ()) -> bool
     is refused: every browser that could carry our cookie sends one of them."""
     if environ.get("REQUEST_METHOD", "GET").upper() in SAFE_METHODS:
         return True
+    origin = sent_origin(environ)
+    if origin is None:
+        return False
+    allowed = {own_origin(environ), *(o.lower().rstrip("/") for o in also_allowed)}
+    return origin in allowed
+
+
+def sent_origin(environ: dict[str, Any]) -> str | None:
+    """The origin of the page that sent the request: ``Origin``, else ``Referer``'s (a
+    browser that sends ``Origin: null`` has no origin to fall back on)."""
     sent = environ.get("HTTP_ORIGIN")
     origin = sent.lower() if sent and sent != "null" else None
     if origin is None and not sent:
         origin = _origin_of(environ.get("HTTP_REFERER", ""))
-    if origin is None:
-        return False
-    allowed = {own_origin(environ), *(o.lower().rstrip("/") for o in also_allowed)}
-    return origin.rstrip("/") in allowed
+    return origin.rstrip("/") if origin is not None else None
 
 
 class SignInThrottle:

@@ -320,3 +320,31 @@ def test_cookie_is_secure_behind_the_trusted_proxy_only(
     )
     assert refused.status_code == 403
     assert "; Secure" not in sign_in_over(direct, "http")
+
+
+def test_a_tls_proxy_the_manager_does_not_believe_is_named_not_retried(
+    manager_factory: Callable[..., RunningManager],
+) -> None:
+    # A TLS proxy in front, as on a VM, but the Manager started without --trusted-proxy: the
+    # browser is on https://<name>, the Manager sees http://<name>. "Reload and retry" would
+    # loop for good; the page says what the Manager needs, and the log names the proxy.
+    manager = manager_factory("--no-opencode")
+
+    def sign_in(origin: str) -> requests.Response:
+        return requests.post(
+            manager.url + "/signin",
+            params={"format": "json"},
+            data={"token": manager.token},
+            headers={"Host": "127.0.0.1", "Origin": origin, "X-Forwarded-Proto": "https"},
+            allow_redirects=False,
+            timeout=10,
+        )
+
+    refused = sign_in("https://127.0.0.1")
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "untrusted_proxy"
+    assert "--trusted-proxy" in refused.json()["message"]
+    assert "--trusted-proxy 127.0.0.1" in manager.log()
+    # A page of another site is still just a cross-site request.
+    elsewhere = sign_in("https://elsewhere.example")
+    assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "cross_origin"
