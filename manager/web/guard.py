@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
-import threading
 from typing import Any
 
 from flask import current_app, redirect, request, url_for
@@ -22,9 +20,7 @@ from flask import current_app, redirect, request, url_for
 from manager.config import Settings
 from manager.server import is_loopback
 from manager.web.render import wants_json
-from manager.web.signin import SAFE_METHODS, origin_ok, sent_origin, signed_in
-
-log = logging.getLogger("manager.web")
+from manager.web.signin import SAFE_METHODS, origin_ok, signed_in
 
 # Reachable signed out: the sign-in page itself and the stylesheet/script it uses.
 PUBLIC_ENDPOINTS = frozenset({"web_signin.root", "web_signin.signin_page", "web_static.static"})
@@ -34,54 +30,13 @@ PUBLIC_ACTIONS = frozenset({"web_signin.signin", "web_signin.signout"})
 
 def forbidden_origin(environ: dict[str, Any]) -> Any:
     from manager.errors import ApiError
+    from manager.web.proxy_faults import proxy_fault
 
-    if behind_unseen_tls(environ):
-        return ApiError(
-            403,
-            "untrusted_proxy",
-            f"Your browser is on {sent_origin(environ)}, but the Manager was reached over plain"
-            " HTTP: it does not believe the TLS proxy in front of it. Whoever runs the Manager"
-            " must start it with --trusted-proxy <the proxy's address> (its log names it) and"
-            " have the proxy send X-Forwarded-Proto; reloading will not help until then.",
-        )
-    return ApiError(
+    return proxy_fault(environ) or ApiError(
         403,
         "cross_origin",
         "This request did not come from the Manager's own pages; reload the page and retry.",
     )
-
-
-def behind_unseen_tls(environ: dict[str, Any]) -> bool:
-    """The sending page is this very host on https while the Manager sees plain HTTP: a TLS
-    proxy in front that it was not told to believe (no ``--trusted-proxy``, or the proxy sends
-    no ``X-Forwarded-Proto``). The first refusal from each address says so in the log, with
-    the option that fixes it."""
-    if environ.get("wsgi.url_scheme", "http") != "http":
-        return False
-    host = (environ.get("HTTP_HOST") or "").lower()
-    for default_port in (":80", ":443"):
-        host = host.removesuffix(default_port)
-    if not host or sent_origin(environ) != f"https://{host}":
-        return False
-    peer = str(environ.get("REMOTE_ADDR", ""))
-    with _warned_lock:
-        first = peer not in _warned_peers and len(_warned_peers) < 100
-        if first:
-            _warned_peers.add(peer)
-    if first:
-        log.warning(
-            "console: a page on https://%s reached the Manager over plain HTTP from %s; if that"
-            " is your TLS proxy, start the Manager with --trusted-proxy %s and have the proxy"
-            " send X-Forwarded-Proto (README: Web console, Behind TLS)",
-            host,
-            peer,
-            peer,
-        )
-    return True
-
-
-_warned_lock = threading.Lock()
-_warned_peers: set[str] = set()
 
 
 def foreign_host(names: frozenset[str]) -> Any:

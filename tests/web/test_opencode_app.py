@@ -213,6 +213,16 @@ def test_signed_in_requests_follow_the_proxy_rules(
         timeout=10,
     )
     assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "cross_origin"
+    # A proxy in front that passes Host without the port the browser used (nginx's $host):
+    # the app's own page looks foreign, and the refusal says why rather than "reload".
+    portless = requests.post(
+        live.app_url + "/session",
+        params=query,
+        json={},
+        headers=cookie | origin | {"Host": "127.0.0.1"},
+        timeout=10,
+    )
+    assert portless.status_code == 403 and portless.json()["error"] == "host_without_port"
     no_origin = requests.post(
         live.app_url + "/session", params=query, json={}, headers=cookie, timeout=10
     )

@@ -348,3 +348,27 @@ def test_a_tls_proxy_the_manager_does_not_believe_is_named_not_retried(
     # A page of another site is still just a cross-site request.
     elsewhere = sign_in("https://elsewhere.example")
     assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "cross_origin"
+
+
+def test_a_proxy_that_drops_the_port_from_host_is_named_not_retried(
+    manager_factory: Callable[..., RunningManager],
+) -> None:
+    # nginx's `proxy_set_header Host $host` passes the host without the port the browser
+    # used: a page on https://<name>:8443 then looks foreign to the Manager behind it.
+    manager = manager_factory("--no-opencode", "--trusted-proxy", "127.0.0.1")
+    refused = requests.post(
+        manager.url + "/signin",
+        params={"format": "json"},
+        data={"token": manager.token},
+        headers={
+            "Host": "ocm.example.com",
+            "Origin": "https://ocm.example.com:8443",
+            "X-Forwarded-Proto": "https",
+        },
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "host_without_port"
+    assert "$http_host" in refused.json()["message"]
+    assert "proxy_set_header Host $http_host" in manager.log()

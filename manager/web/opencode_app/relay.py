@@ -39,6 +39,7 @@ from manager.proxy.wsgi import (
     status_line,
 )
 from manager.web.opencode_app.links import console_url
+from manager.web.proxy_faults import proxy_fault
 from manager.web.signin import origin_ok, signed_in
 
 log = logging.getLogger("manager.web.opencode_app")
@@ -332,7 +333,7 @@ class OpencodeWebApp:
                 return _signin_page(start_response)
             raise not_signed_in()
         if not origin_ok(environ):
-            raise cross_origin()
+            raise proxy_fault(environ) or cross_origin()
         if environ.get("HTTP_UPGRADE") or _opens_terminal(environ):
             raise websocket_unsupported()
         if environ.get("PATH_INFO") == NOTICE_PATH:
