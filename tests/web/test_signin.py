@@ -267,23 +267,28 @@ def test_a_site_whose_name_points_here_cannot_spend_the_sign_in_limit(
         assert sign_in_as(host, manager.token).json() == {"signedIn": True}, host
 
 
+def _through_tls_proxy(
+    manager: RunningManager, host: str, origin: str, **params: str
+) -> requests.Response:
+    """A sign-in with the token as a TLS proxy in front passes it on: the browser's Host and
+    Origin, and ``X-Forwarded-Proto: https``."""
+    return requests.post(
+        manager.url + "/signin",
+        params=params,
+        data={"token": manager.token},
+        headers={"Host": host, "Origin": origin, "X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+
 def test_behind_the_trusted_proxy_the_public_name_signs_in(
     manager_factory: Callable[..., RunningManager],
 ) -> None:
     # The documented set-up: a TLS proxy on the same machine passes the public Host on, and
     # the Manager, listening on 127.0.0.1, cannot know that name: any goes.
     manager = manager_factory("--no-opencode", "--trusted-proxy", "127.0.0.1")
-    answer = requests.post(
-        manager.url + "/signin",
-        data={"token": manager.token},
-        headers={
-            "Host": "ocm.example.com",
-            "Origin": "https://ocm.example.com",
-            "X-Forwarded-Proto": "https",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
+    answer = _through_tls_proxy(manager, "ocm.example.com", "https://ocm.example.com")
     assert answer.status_code == 303, answer.text
     assert "; Secure" in answer.headers["Set-Cookie"]
 
@@ -329,24 +334,13 @@ def test_a_tls_proxy_the_manager_does_not_believe_is_named_not_retried(
     # browser is on https://<name>, the Manager sees http://<name>. "Reload and retry" would
     # loop for good; the page says what the Manager needs, and the log names the proxy.
     manager = manager_factory("--no-opencode")
-
-    def sign_in(origin: str) -> requests.Response:
-        return requests.post(
-            manager.url + "/signin",
-            params={"format": "json"},
-            data={"token": manager.token},
-            headers={"Host": "127.0.0.1", "Origin": origin, "X-Forwarded-Proto": "https"},
-            allow_redirects=False,
-            timeout=10,
-        )
-
-    refused = sign_in("https://127.0.0.1")
+    refused = _through_tls_proxy(manager, "127.0.0.1", "https://127.0.0.1", format="json")
     assert refused.status_code == 403
     assert refused.json()["error"] == "untrusted_proxy"
     assert "--trusted-proxy" in refused.json()["message"]
     assert "--trusted-proxy 127.0.0.1" in manager.log()
     # A page of another site is still just a cross-site request.
-    elsewhere = sign_in("https://elsewhere.example")
+    elsewhere = _through_tls_proxy(manager, "127.0.0.1", "https://elsewhere.example", format="json")
     assert elsewhere.status_code == 403 and elsewhere.json()["error"] == "cross_origin"
 
 
@@ -356,17 +350,8 @@ def test_a_proxy_that_drops_the_port_from_host_is_named_not_retried(
     # nginx's `proxy_set_header Host $host` passes the host without the port the browser
     # used: a page on https://<name>:8443 then looks foreign to the Manager behind it.
     manager = manager_factory("--no-opencode", "--trusted-proxy", "127.0.0.1")
-    refused = requests.post(
-        manager.url + "/signin",
-        params={"format": "json"},
-        data={"token": manager.token},
-        headers={
-            "Host": "ocm.example.com",
-            "Origin": "https://ocm.example.com:8443",
-            "X-Forwarded-Proto": "https",
-        },
-        allow_redirects=False,
-        timeout=10,
+    refused = _through_tls_proxy(
+        manager, "ocm.example.com", "https://ocm.example.com:8443", format="json"
     )
     assert refused.status_code == 403
     assert refused.json()["error"] == "host_without_port"
