@@ -200,28 +200,26 @@ def test_a_git_at_work_in_either_repo_holds_off_the_switch(
     switch builds. The transfer is refused in one line naming the lock, and changes nothing."""
     p = pushed("proj")
     (p.directory / "agent.txt").write_text("the agent's file\n")
-    lock = p.laptop / ".git" / "index.lock"
-    lock.write_bytes(b"")
-    before = repo_listing(p.laptop)
-    done = ocm(p.laptop, "pull")
-    assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and ".git/index.lock exists" in done.stderr, done.stderr
-    assert repo_listing(p.laptop) == before
-    lock.unlink()
-    assert ocm(p.laptop, "pull").returncode == 0
+    _held_off_then_through(ocm, p.laptop, "pull", receiver=p.laptop)
     assert (p.laptop / "agent.txt").exists()
 
     (p.laptop / "README.md").write_text("from the laptop\n")
-    lock = p.directory / ".git" / "index.lock"
+    _held_off_then_through(ocm, p.laptop, "push", receiver=p.directory)
+    assert (p.directory / "README.md").read_text() == "from the laptop\n"
+
+
+def _held_off_then_through(ocm: Cli, laptop: Path, command: str, *, receiver: Path) -> None:
+    """``command`` from ``laptop`` while a git holds ``receiver``'s index: one line naming
+    the lock, nothing changed; once that git is done, it goes through."""
+    lock = receiver / ".git" / "index.lock"
     lock.write_bytes(b"")
-    before = repo_listing(p.directory)
-    done = ocm(p.laptop, "push")
+    before = repo_listing(receiver)
+    done = ocm(laptop, command)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and ".git/index.lock exists" in done.stderr, done.stderr
-    assert repo_listing(p.directory) == before
+    assert repo_listing(receiver) == before
     lock.unlink()
-    assert ocm(p.laptop, "push").returncode == 0
-    assert (p.directory / "README.md").read_text() == "from the laptop\n"
+    assert ocm(laptop, command).returncode == 0
     assert not lock.exists()
 
 
