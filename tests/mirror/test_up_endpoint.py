@@ -200,8 +200,10 @@ def test_two_pushes_at_once_one_wins_one_409(
     winner = next(n for n in range(2) if results[n].returncode == 0)  # type: ignore[attr-defined]
     loser = results[1 - winner]
     # Refused while the winner's push runs, or after it, because the Manager then has
-    # commits the loser lacks: either way with a way forward, never a half-merged repo.
-    refusals = ("in progress", "lacks", "has new commits")
+    # commits the loser lacks (and, since the Manager counts only the state a pusher says it
+    # shares, the winner's files as changes of its own: "both sides changed"): either way
+    # with a way forward, never a half-merged repo.
+    refusals = ("in progress", "lacks", "has new commits", "both sides changed")
     assert any(word in loser.stderr for word in refusals), loser.stderr  # type: ignore[attr-defined]
     assert tree_listing(p.directory) == tree_listing(laptops[winner])
     assert git(p.directory, "rev-parse", "HEAD") == git(laptops[winner], "rev-parse", "HEAD")
