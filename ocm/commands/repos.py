@@ -12,6 +12,7 @@ from ocm import launch, opencode, resolve
 from ocm import state as state_mod
 from ocm.api import ManagerClient, Workspace
 from ocm.commands.common import Login, connect, last_repo_state, note, remember
+from ocm.errors import OcmError
 
 
 def list_repos(*, as_json: bool) -> int:
@@ -46,7 +47,19 @@ def use(*, repo: str) -> int:
     client, login = connect(current)
     with client:
         ws = resolve.find_repo(client.workspaces(), repo)
-        return _attach(client, login, current, ws, reason="ocm use")
+        # Remembered even when no TUI can attach: push and pull take the last used repo
+        # among several with one origin, and their advice is this command (a laptop
+        # installed with --no-opencode has no other way to pick).
+        remember(current, login, ws)
+        try:
+            binary = opencode.require().path
+        except OcmError as missing:
+            raise OcmError(
+                f"{missing.what} (#{ws.repo_id} {ws.name} is remembered as the last used repo, "
+                "for `ocm push` and `ocm pull`)",
+                missing.todo,
+            ) from None
+        return _attach(client, login, binary, ws, reason="ocm use")
 
 
 def attach_default() -> int:
@@ -58,7 +71,10 @@ def attach_default() -> int:
         workspaces = client.workspaces()
         checkout = probe.result()
         target = resolve.resolve_target(checkout, workspaces, last_repo_state(current, login))
-        return _attach(client, login, current, target.workspace, reason=target.reason)
+        # Before anything is saved: a missing or unusable TUI changes nothing.
+        binary = opencode.require().path
+        remember(current, login, target.workspace)
+        return _attach(client, login, binary, target.workspace, reason=target.reason)
 
 
 # As long as the Manager itself waits for its OpenCode to start (a first start installs).
@@ -76,12 +92,7 @@ def _wait_for_opencode(client: ManagerClient) -> None:
         time.sleep(0.5)
 
 
-def _attach(
-    client: ManagerClient, login: Login, current: state_mod.State, ws: Workspace, *, reason: str
-) -> int:
-    # Before anything is saved: a missing or unusable TUI changes nothing.
-    binary = opencode.require().path
-    remember(current, login, ws)
+def _attach(client: ManagerClient, login: Login, binary: str, ws: Workspace, *, reason: str) -> int:
     note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch_label}) on {login.url} [{reason}]")
     if not client.warm_up(ws.directory):
         _wait_for_opencode(client)

@@ -69,20 +69,42 @@ def test_use_unknown_name_or_id_fails_without_exec_or_state_change(
     assert state_file.read_bytes() == before
 
 
-def test_opencode_missing_fails_with_the_install_hint_and_saves_nothing(
-    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+def test_opencode_missing_fails_with_the_install_hint_and_only_ocm_use_remembers(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
-    add_repo("widget")
+    """``ocm use`` is the advice push and pull give among several repos of one origin, so
+    it remembers its pick even where no TUI can attach; bare ``ocm`` then saves nothing."""
+    widget = add_repo("widget")
+    add_repo("other", origin="https://example.invalid/acme/other.git")
+    checkout = git_repo("laptop", origin="https://example.invalid/acme/other.git")
     empty_bin = tmp_path / "empty-bin"
     empty_bin.mkdir()
     git_dir = Path(shutil.which("git") or "/usr/bin/git").parent
+    no_opencode = {"PATH": f"{empty_bin}:{git_dir}"}
     state_file = tmp_path / "home/.config/opencode-manager/state.json"
+
+    result = run_ocm("use", "widget", env=no_opencode)
+    assert_one_error(
+        result,
+        1,
+        "cannot find `opencode`",
+        f"(#{widget.repo_id} widget is remembered as the last used repo, for `ocm push` and "
+        "`ocm pull`)",
+        "npm i -g opencode-ai",
+    )
+    assert json.loads(state_file.read_text())["lastRepoId"] == widget.repo_id
+
     before = state_file.read_bytes()
-    result = run_ocm("use", "widget", env={"PATH": f"{empty_bin}:{git_dir}"})
+    result = run_ocm(cwd=checkout, env=no_opencode)
     assert_one_error(result, 1, "cannot find `opencode`", "npm i -g opencode-ai")
+    assert "remembered" not in result.stderr
     assert state_file.read_bytes() == before
-    bad = run_ocm("use", "widget", env={"OCM_OPENCODE_BIN": str(tmp_path / "nope")})
+    bad = run_ocm(cwd=checkout, env={"OCM_OPENCODE_BIN": str(tmp_path / "nope")})
     assert_one_error(bad, 1, "OCM_OPENCODE_BIN", "unset it")
+    assert state_file.read_bytes() == before
 
 
 def test_ocm_opencode_bin_overrides_path(
