@@ -58,8 +58,9 @@ NOTICE_SCRIPT = (Path(__file__).with_name("terminal-notice.js")).read_bytes()
 NOTICE_TAG = f'<script src="{NOTICE_PATH}"></script>'.encode()
 # The app's page is a few KB; anything larger is passed on untouched.
 MAX_PAGE = 256 * 1024
-# On every answer: no page of another origin frames this one (a signed-in app under a
-# decoy), and no answer is read as another type than the one it says.
+# On every answer, OpenCode's and the Manager's own (a redirect, a refusal, a page): no page
+# of another origin frames this one (a signed-in app under a decoy), and no answer is read as
+# another type than the one it says. Added in one place, ``OpencodeWebApp.__call__``.
 EVERY_ANSWER = [("X-Frame-Options", "SAMEORIGIN"), ("X-Content-Type-Options", "nosniff")]
 # OpenCode gives its app's page a policy of its own, and nothing else: the rest is data, and
 # some of it is whatever a repo holds (``GET /api/fs/read/<path>`` answers any file, typed by
@@ -73,6 +74,11 @@ WORKERS = frozenset({"worker", "sharedworker", "serviceworker"})
 # The page shown while OpenCode does not answer loads the app again this often (a meta
 # refresh: no script, so the strictest policy holds).
 RETRY_SECONDS = 5
+# The Manager's own pages on this origin: plain text and links, nothing to load or run.
+OWN_PAGE_POLICY = (
+    "Content-Security-Policy",
+    "default-src 'none'; frame-ancestors 'self'; base-uri 'none'",
+)
 
 
 def _is_get(environ: dict[str, Any]) -> bool:
@@ -125,6 +131,7 @@ def _signin_page(start_response: Any) -> list[bytes]:
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
+            OWN_PAGE_POLICY,
         ],
     )
     return [body]
@@ -160,8 +167,7 @@ def _unavailable_page(
         ("Content-Type", "text/html; charset=utf-8"),
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
-        ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'self'; base-uri 'none'"),
-        *EVERY_ANSWER,
+        OWN_PAGE_POLICY,
     ]
     if retry:
         headers.append(("Retry-After", str(RETRY_SECONDS)))
@@ -213,16 +219,18 @@ def _header(headers: list[tuple[str, str]], name: str) -> str:
     return next((value for key, value in headers if key.lower() == name), "")
 
 
-def _guarded(environ: dict[str, Any], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """OpenCode's headers, with what this origin adds to every answer (``EVERY_ANSWER``,
-    ``INERT``)."""
-    added = list(EVERY_ANSWER)
-    if not _header(headers, "content-security-policy") and (
-        environ.get("HTTP_SEC_FETCH_DEST") not in WORKERS
-    ):
-        added.append(INERT)
+def _with(headers: list[tuple[str, str]], added: list[tuple[str, str]]) -> list[tuple[str, str]]:
     names = {name.lower() for name, _ in added}
     return [(k, v) for k, v in headers if k.lower() not in names] + added
+
+
+def _guarded(environ: dict[str, Any], headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """OpenCode's headers, made inert (``INERT``) when they carry no policy of their own."""
+    if _header(headers, "content-security-policy") or (
+        environ.get("HTTP_SEC_FETCH_DEST") in WORKERS
+    ):
+        return headers
+    return _with(headers, [INERT])
 
 
 def _is_app_page(environ: dict[str, Any], status: int, headers: list[tuple[str, str]]) -> bool:
@@ -304,6 +312,12 @@ class OpencodeWebApp:
         self.proxy = proxy
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            return start_response(status, _with(headers, EVERY_ANSWER), *exc_info)
+
+        return self._answer(environ, start)
+
+    def _answer(self, environ: dict[str, Any], start_response: Any) -> Any:
         try:
             return self._serve(environ, start_response)
         except ApiError as exc:
