@@ -19,6 +19,9 @@ from ocm.origin import hide_credentials, without_credentials
 MAX_NAME = 100
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Git's own lines are short, but the server's (``remote: ...``) may be megabytes on one line:
+# kept whole, each read would re-scan all of it (minutes of CPU), and the page would carry it.
+MAX_LINE = 4096
 
 
 class RepoError(Exception):
@@ -258,19 +261,27 @@ def _git_with_progress(
     if started is not None:
         started(process.pid)
     seen: list[str] = []
-    pending = b""
+    pending = b""  # the start of a line not ended yet, at most MAX_LINE bytes of it
     while chunk := os.read(process.stderr.fileno(), 4096):
-        pending += chunk
-        *lines, pending = re.split(rb"[\r\n]", pending)
+        # Only the new bytes are split: a line's start is never scanned again.
+        *lines, rest = re.split(rb"[\r\n]", chunk)
+        if lines:
+            lines[0] = pending + lines[0]
+            pending = b""
+        pending = (pending + rest)[:MAX_LINE]
         for raw in lines:
-            line = raw.decode("utf-8", "replace").strip()
+            line = _shown_line(raw)
             if line:
                 seen.append(line)
                 progress(line)
         del seen[:-20]
-    if pending.strip():
-        seen.append(pending.decode("utf-8", "replace").strip())
+    if line := _shown_line(pending):
+        seen.append(line)
     return process.wait(), "\n".join(seen)
+
+
+def _shown_line(raw: bytes) -> str:
+    return raw[:MAX_LINE].decode("utf-8", "replace").strip()
 
 
 def register_existing(

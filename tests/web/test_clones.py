@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+import pytest
+
 from manager.registry import ERROR, READY, Registry
-from manager.repos import RepoError, reserve_repo, run_clone
+from manager.repos import MAX_LINE, RepoError, reserve_repo, run_clone
 from manager.web.clones import CloneJobs
+from tests.support.http_server import serving
 
 
 def test_progress_lines_come_from_git_as_it_works(
@@ -52,3 +56,35 @@ def test_a_source_that_looks_like_an_option_is_a_source(tmp_path: Path) -> None:
         raise AssertionError("a clone of an option succeeded")
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
     assert registry.get_repo(repo.id) is None
+
+
+class _Endless(BaseHTTPRequestHandler):
+    """A git server that answers with a 2 MB message on one line, which git shows as
+    ``remote: ...`` on its stderr."""
+
+    def do_GET(self) -> None:
+        body = b"<b>spam</b>" * 200_000
+        self.send_response(500)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_servers_endless_line_reaches_the_page_cut_short(tmp_path: Path) -> None:
+    # Read whole, such a line made every 4 KB git wrote re-scan all of it so far (minutes of
+    # the Manager's CPU for some MB), and the page and its JSON twin carried all of it.
+    registry = Registry(tmp_path / "manager.db")
+    lines: list[str] = []
+    with serving(_Endless) as url:
+        repo = reserve_repo(registry, tmp_path / "repos", url + "/app.git", name=None)
+        with pytest.raises(RepoError):
+            run_clone(registry, repo, url + "/app.git", keep_failed=True, progress=lines.append)
+    assert any(line.startswith("remote: <b>spam</b>") for line in lines), lines
+    assert max(len(line) for line in lines) <= MAX_LINE
+    failed = registry.get_repo(repo.id)
+    assert failed is not None and failed.status == ERROR
+    assert failed.error.startswith("git clone failed: ") and len(failed.error) <= 2 * MAX_LINE
