@@ -14,13 +14,19 @@ from ocm.origin import hide_credentials
 # Subjects by commit: a commit never changes, and the list is asked for every 2 s per tab.
 _subjects: dict[str, str] = {}
 SUBJECTS_KEPT = 1000
+# A subject is one short line by habit only: a commit from upstream may make it megabytes,
+# which the page and its JSON twin (asked for every 2 s by each open tab) would carry whole.
+SUBJECT_CHARS = 200
 
 
 def _subject(repo: Repo, commit: str) -> str:
     if commit not in _subjects:
         if len(_subjects) >= SUBJECTS_KEPT:
             _subjects.clear()
-        _subjects[commit] = gitcmd.maybe(repo.directory, "log", "-1", "--format=%s", commit) or ""
+        subject = gitcmd.maybe(repo.directory, "log", "-1", "--format=%s", commit) or ""
+        if len(subject) > SUBJECT_CHARS:
+            subject = subject[: SUBJECT_CHARS - 1] + "…"
+        _subjects[commit] = subject
     return _subjects[commit]
 
 

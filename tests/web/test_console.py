@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from manager.web.repo_status import SUBJECT_CHARS
 from tests.support.auth import bearer
 from tests.support.git import git, write_files
 from tests.support.processes import RunningManager, ocm_command
@@ -318,3 +319,23 @@ def test_a_live_update_keeps_the_keyboard_focus_on_its_control(
     assert page.evaluate("document.activeElement.getAttribute('href')") == href
     page.keyboard.press("Enter")
     page.wait_for_url(manager.url + href)
+
+
+def test_a_commit_subject_of_megabytes_is_shown_cut_short(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path], tmp_path: Path
+) -> None:
+    # Whole, a subject that an upstream made huge travelled in the page and in its JSON twin,
+    # which every open Repos tab asks for every 2 s.
+    manager, page = console
+    source = git_repo("spam")
+    message = tmp_path / "message"
+    message.write_text("<b>spam</b> " * 100_000 + "\n")
+    git(source, "commit", "-q", "--allow-empty", "-F", str(message))
+    manager.cli("repo", "add", str(source), "--name", "spam")
+
+    subject = row(page, "spam").locator("[data-label=Head] small")
+    shown = subject.inner_text()  # waits for the live list to show the repo
+    assert shown.startswith("<b>spam</b> <b>spam</b>") and shown.endswith("…"), shown[:100]
+    assert len(shown) <= SUBJECT_CHARS
+    listed = json_twin(page, "/repos?format=json")["repos"]
+    assert listed[0]["head"]["subject"] == shown
