@@ -52,6 +52,13 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 # A run this long counts as healthy: the next crash starts the backoff from the beginning.
 STABLE_AFTER = 60.0
+# A running OpenCode that stops answering (stopped, deadlocked, its event loop stuck) keeps
+# every TUI's request waiting and never exits, so nothing restarts it: it is asked for its
+# (cheap) health this often, each time allowing WATCH_TIMEOUT, and ended, and so started
+# again, after this many misses in a row: no answer for more than half a minute.
+WATCH_EVERY = 15.0
+WATCH_TIMEOUT = 5.0
+WATCH_MISSES = 3
 LOG_ROTATE_BYTES = 20 * 1024**2
 # In OpenCode's environment (and so in that of everything it starts): the mark of the
 # process group recorded in ``GROUP_FILE``, which the next Manager ends if it is left.
@@ -372,8 +379,7 @@ class Supervisor(Upstream):
                         break
                     self._set_state(RUNNING, endpoint)
                 log.info("opencode is running at %s (pid %d)", endpoint.url, process.pid)
-                while process.poll() is None and not self._stopping.wait(0.5):
-                    pass
+                self._watch(process, endpoint)
             if self._stopping.is_set():
                 break
             self._terminate(process)  # also takes down whatever it left in its group
@@ -395,6 +401,24 @@ class Supervisor(Upstream):
                 self._set_state(RESTARTING)
             self.restarts += 1
             self._stopping.wait(delay)
+
+    def _watch(self, process: subprocess.Popen[bytes], endpoint: Endpoint) -> None:
+        """Until OpenCode exits, the Manager stops, or OpenCode stops answering."""
+        misses, next_ask = 0, time.monotonic() + WATCH_EVERY
+        while process.poll() is None and not self._stopping.wait(0.5):
+            if time.monotonic() < next_ask:
+                continue
+            misses = 0 if check_health(endpoint, WATCH_TIMEOUT) else misses + 1
+            next_ask = time.monotonic() + WATCH_EVERY
+            if misses >= WATCH_MISSES and process.poll() is None:
+                log.warning(
+                    "opencode (pid %d) has not answered its health check %d times in a row, "
+                    "%.0f s apart; ending it to start it again",
+                    process.pid,
+                    misses,
+                    WATCH_EVERY,
+                )
+                return
 
     def _spawn(self, setup: Callable[[], None] | None) -> subprocess.Popen[bytes] | None:
         if not port_is_free(self._port):

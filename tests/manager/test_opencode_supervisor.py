@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import textwrap
@@ -252,3 +253,30 @@ def test_stop_takes_down_a_child_that_ignores_sigterm_and_everything_it_started(
     supervisor.stop()  # SIGTERM is ignored: SIGKILL follows after the grace period
     assert not proctree.alive(pid)
     assert proctree.wait_until(lambda: not proctree.alive(grandchild), timeout=10)
+
+
+@pytest.mark.slow
+def test_an_opencode_that_stops_answering_is_ended_and_started_again(
+    opencode_bin, isolated_env, tmp_path, monkeypatch, caplog
+):
+    """A stopped (or deadlocked) OpenCode never exits: without a watch, every TUI's request
+    would wait on it until someone restarts the Manager."""
+    monkeypatch.setattr(opencode, "WATCH_EVERY", 0.5)
+    monkeypatch.setattr(opencode, "WATCH_TIMEOUT", 1.0)
+    monkeypatch.setattr(opencode, "WATCH_MISSES", 2)
+    caplog.set_level("WARNING", logger="manager.opencode")
+    supervisor = opencode.Supervisor(opencode_bin, logs_dir=tmp_path, workdir=tmp_path)
+    supervisor.start()
+    try:
+        assert supervisor.wait_ready(120) is not None
+        hung = supervisor.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        assert proctree.wait_until(lambda: supervisor.restarts >= 1, timeout=60)
+        endpoint = supervisor.wait_ready(120)
+        assert endpoint is not None and opencode.check_health(endpoint)
+        assert supervisor.pid not in (None, hung)
+        assert not proctree.alive(hung)
+        assert "has not answered its health check 2 times in a row" in caplog.text
+    finally:
+        supervisor.stop()
