@@ -343,6 +343,21 @@ def _broke_off(exc: ManagerError, label: str, sent: int) -> OcmError:
     )
 
 
+def _shallow(root: Path) -> bool:
+    """Whether ``root`` is a shallow clone (``git clone --depth``): git's list of the commits
+    whose parents it cut off."""
+    return (root / ".git" / "shallow").exists()
+
+
+def _shallow_error(root: Path) -> OcmError:
+    """A pack even assuming nothing lacked objects: a shallow clone's commits name parents
+    it never fetched, which a Manager repo that lacks them cannot take."""
+    return OcmError(
+        f"{root} is a shallow clone, and the Manager's copy lacks the history it cut off",
+        "fetch that history first (`git fetch --unshallow`), then run the command again",
+    )
+
+
 def _send(
     client: ManagerClient,
     repo_id: int,
@@ -363,7 +378,11 @@ def _send(
     sent = 0  # every attempt's bytes: the closing line says what went over the wire
     for n, attempt in enumerate(attempts):
         head = attempt()
-        with outgoing.open_pack([str(oid) for oid in head.get("tips") or []]) as stream:
+        try:  # git may refuse before a byte is sent (a partial clone's missing objects)
+            stream = outgoing.open_pack([str(oid) for oid in head.get("tips") or []])
+        except MirrorError as exc:
+            raise _error(exc) from None
+        with stream:
             _check_limits(outgoing, stream.objects, head.get("limits") or {})
             with Progress(f"sending to {label}") as progress:
                 try:
@@ -387,6 +406,8 @@ def _send(
                     if exc.code == IncompletePack.code and n + 1 < len(attempts):
                         sent += stream.sent
                         continue
+                    if exc.code == IncompletePack.code and _shallow(outgoing.root):
+                        raise _shallow_error(outgoing.root) from None
                     if exc.status is None and stream.sent:
                         raise _broke_off(exc, label, stream.sent) from None
                     raise _wire_error(exc, client.url) from None

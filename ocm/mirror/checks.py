@@ -70,6 +70,7 @@ class Incoming(NamedTuple):
     gone: list[str]  # the receiver's travelling files it does not hold
     total: int  # bytes all its files take
     sizes: dict[str, int]  # the size of blobs, where already asked
+    gitlinks: list[str]  # its submodule links that the receiver lacks or has otherwise
 
 
 def _ls_tree(root: Path, env: dict[str, str], tree: str) -> list[Entry]:
@@ -231,11 +232,12 @@ def check(
         current = set(own.files)
         gone = [c.path for c in found if c.new_mode in (ABSENT, GITLINK) and c.path in current]
     _check_paths([entry.path for entry in came], "the snapshot")
-    _check_gitlinks(root, env, snap.tree, [entry for entry in came if entry.mode == GITLINK])
+    gitlinks = [entry for entry in came if entry.mode == GITLINK]
+    _check_gitlinks(root, env, snap.tree, gitlinks)
     files = [entry for entry in came if entry.mode != GITLINK]
     changed = {c.path for c in found} if found is not None else None
     _check_links(root, env, snap.tree, files, own.links, changed)
-    return Incoming(files, gone, weighed.total, weighed.sizes)
+    return Incoming(files, gone, weighed.total, weighed.sizes, [entry.path for entry in gitlinks])
 
 
 def _check_gitlinks(root: Path, env: dict[str, str], tree: str, gitlinks: list[Entry]) -> None:

@@ -50,7 +50,10 @@ def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith("GIT_") or key in _KEEP_ENV
     }
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    # GIT_NO_LAZY_FETCH: in a partial clone, an object missing here is not fetched from its
+    # promisor remote behind the user's back (a network call per object, or a hang); the
+    # command fails instead and says which object (pack.PackStream turns that into advice).
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", GIT_NO_LAZY_FETCH="1", LC_ALL="C")
     if extra:
         env.update(extra)
     return env

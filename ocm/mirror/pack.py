@@ -96,6 +96,24 @@ def set_snapshot_ref(root: Path, commit: str) -> None:
 # ------------------------------------------------------------------------------ sending
 
 
+# What git says when an object of a partial clone is only on its promisor remote, which
+# the mirror never fetches from (gitcmd's GIT_NO_LAZY_FETCH).
+PROMISOR_MISSING = "from promisor remote"
+
+
+def _partial_clone(root: Path) -> MirrorError:
+    """The refusal of a pack that needs objects a partial clone left on its remote: a first
+    push carries the whole history, whose old files such a clone never fetched."""
+    remote = gitcmd.run(root, "config", "extensions.partialClone", check=False)
+    name = os.fsdecode(remote.stdout).strip() or "origin"
+    return MirrorError(
+        f"{root} is a partial clone, and the other side needs files of its history that "
+        f"were never fetched (they are on its remote {name})",
+        f"fetch them first (`git config --unset remote.{name}.partialclonefilter`, then "
+        f"`git fetch --refetch {name}`), then run the command again",
+    )
+
+
 class PackStream:
     """``git pack-objects`` of ``want`` minus what ``haves`` reach, as chunks of bytes.
 
@@ -106,6 +124,7 @@ class PackStream:
 
     def __init__(self, root: Path, want: str, haves: list[str]) -> None:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self._error = ""  # git's last line on stderr, once close() has closed the file
         args = ["pack-objects", "--revs", "--stdout", "-q", "--delta-base-offset"]
         # Against tips the receiver has: a thin pack, deltas searched for the few objects
         # that changed. Everything (a first push, a fresh pull): the deltas already on disk
@@ -135,11 +154,16 @@ class PackStream:
         self.header = self._proc.stdout.read(HEADER_SIZE)
         if len(self.header) != HEADER_SIZE or not self.header.startswith(b"PACK"):
             self.close()
-            raise gitcmd.GitError(f"git pack-objects failed in {root}: {self._last_error()}")
+            error = self._last_error()
+            if PROMISOR_MISSING in error:
+                raise _partial_clone(root)
+            raise gitcmd.GitError(f"git pack-objects failed in {root}: {error}")
         self.objects = int.from_bytes(self.header[8:12], "big")
         self.sent = 0
 
     def _last_error(self) -> str:
+        if self._errors.closed:  # close() kept it
+            return self._error
         self._errors.seek(0)
         return gitcmd.last_line(self._errors.read())
 
@@ -162,7 +186,9 @@ class PackStream:
             if self._proc.stdout is not None:
                 self._proc.stdout.close()
         self._proc.wait()
-        self._errors.close()
+        if not self._errors.closed:
+            self._error = self._last_error()
+            self._errors.close()
 
     def __enter__(self) -> PackStream:
         return self

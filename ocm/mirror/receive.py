@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -223,6 +224,7 @@ def receive(
         # Checked against this side's own tree: only what differs is looked at and written.
         current, state = looked.result()
         refuse_unfinished(root, current, side)
+        refuse_branch_elsewhere(root, incoming.branch, side)
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         if count:
             pack.migrate(quarantine, root)
@@ -294,6 +296,7 @@ def receive(
             if state.kept is not None:  # the look's index: the next look re-hashes less
                 state.kept.save(root)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
+            swap.make_submodule_dirs(root, found.gitlinks)
             # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
             # in no snapshot it computes either); its bytes size the next transfer's check.
             # The commit lets the next push assume what this transfer left on both sides.
@@ -374,6 +377,32 @@ def refuse_unfinished(root: Path, current: Selection, side: str) -> None:
             f"{side} has unresolved conflicts ({first}{more})",
             "resolve them (edit, then `git add` each file), then run the command again",
         )
+
+
+def refuse_branch_elsewhere(root: Path, branch: str | None, side: str) -> None:
+    """Raise Unfinished when ``branch`` is checked out in another worktree of ``root``'s
+    repository (``git worktree add``). Moving it would move that worktree's HEAD under its
+    files, which would then read as undoing the incoming commits; git's own checkout
+    refuses it too. ``--force`` does not help."""
+    if branch is None or not (root / ".git" / "worktrees").is_dir():  # the usual case: a stat
+        return
+    listed = gitcmd.split_z(gitcmd.run(root, "worktree", "list", "--porcelain", "-z").stdout)
+    here, path = root.resolve(), None
+    for line in listed:
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree ") :])
+        # One whose folder is gone is git's to prune, not in the way.
+        elif (
+            line == f"branch refs/heads/{branch}"
+            and path
+            and path.resolve() != here
+            and path.is_dir()
+        ):
+            raise Unfinished(
+                f"{side} has the incoming branch {branch} checked out in another worktree ({path})",
+                f"detach that worktree (`git -C {shlex.quote(str(path))} switch --detach`)"
+                ", then run the command again",
+            )
 
 
 def look(root: Path) -> tuple[Selection, RepoState]:

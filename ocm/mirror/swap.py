@@ -309,6 +309,21 @@ def prune_empty_dirs(root: Path, deleted: list[str]) -> None:
             os.rmdir(root / name)  # fails (and is skipped) when not empty
 
 
+def make_submodule_dirs(root: Path, gitlinks: list[str]) -> None:
+    """An empty folder for each submodule link that has none, as ``git checkout`` leaves for
+    a submodule it does not check out: without it git reads the submodule as deleted (an
+    agent's ``git commit -a`` would commit that), and so would the next transfer. Never
+    through a symlink or over a file."""
+    for name in gitlinks:
+        path = root
+        for part in name.split("/"):
+            path = path / part
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            if not stat.S_ISDIR(os.lstat(path).st_mode):  # a symlink or a file: leave it
+                break
+
+
 class Written(NamedTuple):
     """A plan as :func:`write_plan` left it; ``ids`` is None in one written before them."""
 

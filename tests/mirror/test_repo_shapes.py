@@ -1,0 +1,125 @@
+"""Push and pull from the shapes real checkouts have: linked worktrees, submodules, partial
+and shallow clones. The real CLI, a real Manager, real git."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.mirror.helpers import repo_listing, tree_listing
+from tests.mirror.test_refusals import follow, refusal
+from tests.support.git import git, make_repo
+from tests.support.processes import Cli
+
+
+def _missing(repo: Path) -> int:
+    """How many objects a partial clone's history lacks (its promisor remote has them)."""
+    listed = git(repo, "rev-list", "--objects", "--all", "--missing=print")
+    return sum(line.startswith("?") for line in listed.splitlines())
+
+
+def _server(path: Path) -> Path:
+    """A repo with three commits, each changing a file: history a clone may leave behind."""
+    make_repo(path, files={"f.txt": "v0\n"})
+    for n in (1, 2):
+        (path / "f.txt").write_text(f"v{n}\n")
+        git(path, "commit", "-q", "-am", f"v{n}")
+    git(path, "config", "uploadpack.allowFilter", "true")
+    return path
+
+
+def test_a_partial_clone_is_refused_without_fetching_and_pushes_once_fetched(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    server = _server(tmp_path / "server")
+    laptop = tmp_path / "laptop"
+    git(tmp_path, "clone", "-q", "--filter=blob:none", f"file://{server}", str(laptop))
+    missing = _missing(laptop)
+    assert missing
+    (laptop / "f.txt").write_text("edited\n")
+
+    what, todo = refusal(ocm(laptop, "push", "--create", "--yes"))
+    assert "partial clone" in what
+    assert _missing(laptop) == missing  # git fetched nothing from the promisor remote
+    assert ocm.repos(laptop) == []
+
+    follow(ocm, laptop, todo[0])
+    done = ocm(laptop, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    assert (manager_copy / "f.txt").read_text() == "edited\n"
+
+
+def test_a_shallow_clone_says_to_fetch_the_history_the_manager_lacks(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    server = _server(tmp_path / "server")
+    laptop = tmp_path / "laptop"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{server}", str(laptop))
+    (laptop / "f.txt").write_text("edited\n")
+
+    what, todo = refusal(ocm(laptop, "push", "--create", "--yes"))
+    assert "shallow" in what
+    assert ocm.repos(laptop) == []
+
+    follow(ocm, laptop, todo[0])
+    done = ocm(laptop, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    assert git(manager_copy, "rev-list", "--count", "HEAD") == "3"
+
+
+def test_a_pull_never_moves_a_branch_another_worktree_has_checked_out(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    laptop = make_repo(tmp_path / "laptop", origin="https://example.invalid/o/wt.git")
+    linked = tmp_path / "linked tree"
+    git(laptop, "worktree", "add", "-q", "-b", "feat", str(linked))
+    done = ocm(laptop, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    git(manager_copy, "switch", "-q", "-c", "feat")
+    (manager_copy / "agent.txt").write_text("an agent's commit on feat\n")
+    git(manager_copy, "add", "agent.txt")
+    git(manager_copy, "commit", "-q", "-m", "agent")
+    before = repo_listing(laptop), tree_listing(linked)
+
+    for force in ((), ("--force",)):
+        what, todo = refusal(ocm(laptop, "pull", *force))
+        assert "feat" in what and str(linked) in what
+        assert (repo_listing(laptop), tree_listing(linked)) == before
+    assert git(linked, "status", "--porcelain") == ""
+
+    follow(ocm, laptop, todo[0])
+    done = ocm(laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (laptop / "agent.txt").exists()
+    assert git(linked, "status", "--porcelain") == ""  # detached where it was
+
+
+def test_a_submodule_arrives_as_git_checks_one_out_and_pushes_again_unchanged(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    library = make_repo(tmp_path / "library", files={"lib.txt": "lib\n"})
+    laptop = make_repo(tmp_path / "laptop", origin="https://example.invalid/o/sup.git")
+    subprocess.run(
+        ["git", "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(library), "lib"],
+        cwd=laptop,
+        check=True,
+        capture_output=True,
+    )
+    git(laptop, "commit", "-q", "-m", "a submodule")
+    done = ocm(laptop, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    # An empty folder, as `git clone` without --recurse-submodules leaves: git sees the
+    # submodule as not checked out, not as deleted, and so does the next push.
+    assert (manager_copy / "lib").is_dir()
+    assert git(manager_copy, "status", "--porcelain") == ""
+
+    (laptop / "README.md").write_text("edited\n")
+    done = ocm(laptop, "push")
+    assert done.returncode == 0, done.stderr
+    done = ocm(laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (laptop / "lib/lib.txt").read_text() == "lib\n"
