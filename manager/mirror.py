@@ -92,6 +92,20 @@ def _looks_like_a_repo(git_dir: Path) -> bool:
     )
 
 
+def _lock(repo: Repo, stack: contextlib.ExitStack) -> None:
+    """Take the repo's transfer lock into ``stack``, on a repo still registered: a removal
+    takes that lock too, and may have come between the look-up and now."""
+    removed = ApiError(
+        404, "unknown_repo", f"Repo {repo.name} was removed from this Manager meanwhile."
+    )
+    try:
+        stack.enter_context(repo_lock(repo.directory))
+    except FileNotFoundError:  # its files went with it
+        raise removed from None
+    if get_registry().get_repo(repo.id) is None:
+        raise removed
+
+
 def _api_error(exc: MirrorError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
 
@@ -248,7 +262,8 @@ def up(repo_id: int) -> Any:
         return _tui_risk(repo)
 
     try:
-        with repo_lock(repo.directory):
+        with contextlib.ExitStack() as locked:
+            _lock(repo, locked)
             result = receive(
                 repo.directory,
                 request.stream,
@@ -312,7 +327,7 @@ def down(repo_id: int) -> Any:
     busy = Task(busy_sessions, _services(), str(repo.directory))
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(repo_lock(repo.directory))
+        _lock(repo, stack)
         outgoing = prepare(repo.directory, count_bytes=False)  # the laptop checks its own limit
         stream = stack.enter_context(outgoing.open_pack(request.args.getlist("have")))
         # What this repo last sent: the next push from that laptop may assume it.

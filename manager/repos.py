@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
+from ocm.mirror.errors import Busy
+from ocm.mirror.receive import repo_lock
 from ocm.mirror.state import current_branch
 from ocm.origin import hide_credentials, without_credentials
 
@@ -26,6 +28,10 @@ MAX_LINE = 4096
 
 class RepoError(Exception):
     """Raised when a repo cannot be added or removed; the message is for a person."""
+
+
+class RepoBusy(RepoError):
+    """Raised when a repo cannot be removed because a push or pull of it is running."""
 
 
 def _git(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -313,6 +319,20 @@ def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Removed:
     repo = registry.find_repo(ref)
     if repo is None:
         raise RepoError(f"no repo {ref!r}; see `ocm-manager repo list`")
+    if not (repo.directory / ".git").is_dir():
+        return _remove(registry, repo, delete_files=delete_files)
+    # Under the transfers' own lock: deleting the tree a push is switching left half a tree
+    # and a 500, and a push that lands after the row is gone reports success to no repo.
+    try:
+        with repo_lock(repo.directory, "a push or pull"):
+            return _remove(registry, repo, delete_files=delete_files)
+    except Busy:
+        raise RepoBusy(
+            f"a push or pull of {repo.name} is in progress; remove it once that has finished"
+        ) from None
+
+
+def _remove(registry: Registry, repo: Repo, *, delete_files: bool) -> Removed:
     registry.remove_repo(repo.id)
     if not repo.directory.exists():
         return Removed(repo, "none")

@@ -339,3 +339,21 @@ def test_a_commit_subject_of_megabytes_is_shown_cut_short(
     assert len(shown) <= SUBJECT_CHARS
     listed = json_twin(page, "/repos?format=json")["repos"]
     assert listed[0]["head"]["subject"] == shown
+
+
+def test_remove_waits_for_a_push_or_pull_of_the_repo(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    from ocm.mirror.receive import repo_lock
+
+    manager, page = console
+    manager.cli("repo", "add", str(git_repo("busy")))
+    directory = manager.data_dir / "repos" / "busy"
+    page.reload()
+    row(page, "busy").get_by_role("link", name="Remove busy…").click()
+    page.check("input[name=delete_files]")
+    with repo_lock(directory):  # as a push switching its tree, or a pull streaming it
+        page.click("button.danger")
+        assert "A push or pull of busy is in progress" in page.text_content("body")
+    assert (directory / ".git").is_dir()
+    assert [r["name"] for r in json_twin(page, "/repos?format=json")["repos"]] == ["busy"]

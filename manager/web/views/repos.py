@@ -9,7 +9,7 @@ from flask import Blueprint, abort, jsonify, redirect, request, url_for
 from manager.ask_opencode import session_count
 from manager.errors import ApiError
 from manager.registry import CLONING, READY
-from manager.repos import RepoError, remove_repo
+from manager.repos import RepoBusy, RepoError, remove_repo
 from manager.web.render import page, wants_json
 from manager.web.repo_status import repo_rows
 from manager.web.state import console_state, services
@@ -119,6 +119,12 @@ def remove(repo_id: int) -> Any:
     delete_files = request.form.get("delete_files") == "yes"
     try:
         removed = remove_repo(services().registry, str(repo.id), delete_files=delete_files)
+    except RepoBusy:
+        raise ApiError(
+            409,
+            "repo_busy",
+            f"A push or pull of {repo.name} is in progress; remove it once that has finished.",
+        ) from None
     except RepoError as exc:
         raise ApiError(404, "unknown_repo", f"{exc}.") from None
     if wants_json():
