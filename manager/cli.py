@@ -153,6 +153,12 @@ def _serve_locked(settings: Settings) -> int:
     app = create_app(settings)
     services = app.services
     registry = services.registry
+    from manager.mirror import forget_interrupted_creates
+
+    for name in forget_interrupted_creates(registry):
+        logging.getLogger("manager").warning(
+            "forgot %s: the `ocm push --create` making it was cut off; it can run again", name
+        )
     registry.mark_interrupted_clones()
     if registry.token_hash() is None:
         # Shown once, and only to a person at a terminal: under systemd or a redirect,

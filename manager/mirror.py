@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from manager.ask_opencode import busy_sessions
 from manager.errors import ApiError
-from manager.registry import CLONING, READY, NameTaken, Repo, get_registry
+from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_registry
 from manager.repos import name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
@@ -40,6 +40,8 @@ mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror"
 # settling takes the index's lock for a moment that an agent's own git might want.
 SETTLE_AFTER_FILES = 100
 SETTLE_DELAY = 1.1
+# In the .git of a repo a ``push --create`` is making, until that push has landed.
+CREATING = "ocm-creating"
 log = logging.getLogger("manager.mirror")
 
 
@@ -215,6 +217,7 @@ def _create_repo() -> Repo:
     try:
         directory.mkdir(parents=True)
         gitcmd.run(directory, "init", "-q", "-b", branch)
+        (directory / ".git" / CREATING).touch()
         if repo.origin_url:  # as a clone would have it, so agents can fetch and push
             gitcmd.run(directory, "remote", "add", "origin", repo.origin_url)
     except (OSError, MirrorError) as exc:
@@ -292,6 +295,7 @@ def up(repo_id: int) -> Any:
     if result.changed >= SETTLE_AFTER_FILES:
         threading.Thread(target=_settle, args=(repo.directory,), daemon=True).start()
     threading.Thread(target=repack_when_due, args=(repo.directory,), daemon=True).start()
+    (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
     get_registry().record_transfer(repo.id, "push", _sender())
     log.info(
@@ -358,6 +362,20 @@ def down(repo_id: int) -> Any:
     response.headers[wire.BUSY_HEADER] = str(busy.result() or 0)
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
     return response
+
+
+def forget_interrupted_creates(registry: Registry) -> list[str]:
+    """Forget the repos a ``push --create`` was making when the Manager stopped (call once
+    at start-up); their names. Such a repo holds nothing the laptop lacks, and left behind
+    (as an interrupted clone) its name and folder would refuse the ``push --create`` that
+    makes it again."""
+    names = []
+    for repo in registry.list_repos():
+        if repo.status == CLONING and (repo.directory / ".git" / CREATING).exists():
+            registry.remove_repo(repo.id)
+            shutil.rmtree(repo.directory, ignore_errors=True)
+            names.append(repo.name)
+    return names
 
 
 def clean_staging(staging_dir: Path, repo_dirs: list[Path]) -> None:

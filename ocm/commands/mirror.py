@@ -332,14 +332,14 @@ def _wire_error(exc: ManagerError, url: str) -> OcmError:
     return exc
 
 
-def _broke_off(exc: ManagerError, label: str, sent: int) -> OcmError:
+def _broke_off(exc: ManagerError, label: str, sent: int, again: str) -> OcmError:
     """The connection failed once the pack was on its way: the Manager was reached, and it
     switches its copy only once the whole pack is in and checked, or not at all."""
     reason = exc.what.rpartition(" (")[2].rstrip(")")  # the transport's few words
     return OcmError(
         f"the push to {label} broke off after {human(sent)} ({reason}); the Manager's copy "
         "has all of it or none of it",
-        "run `ocm push` again",
+        f"run `{again}` again",
     )
 
 
@@ -409,7 +409,10 @@ def _send(
                     if exc.code == IncompletePack.code and _shallow(outgoing.root):
                         raise _shallow_error(outgoing.root) from None
                     if exc.status is None and stream.sent:
-                        raise _broke_off(exc, label, stream.sent) from None
+                        # A repo being created is made again: a Manager that stopped
+                        # meanwhile forgets it at its next start.
+                        again = "ocm push --create" if params.get("create") else "ocm push"
+                        raise _broke_off(exc, label, stream.sent, again) from None
                     raise _wire_error(exc, client.url) from None
             sent += stream.sent
         try:
