@@ -140,7 +140,8 @@ def _checkout() -> tuple[Path, resolve.Checkout]:
             raise NotARepo(f"{cwd} is not inside a git repository")
         return whole_repo(checkout.root), checkout
     except MirrorError as exc:
-        raise OcmError(exc.message, "run it inside the checkout you want to mirror") from None
+        todo = exc.todo or "run it inside the checkout you want to mirror"
+        raise OcmError(exc.what, todo) from None
 
 
 def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Workspace | None:

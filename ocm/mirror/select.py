@@ -11,6 +11,7 @@ untracked ``node_modules``.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 from pathlib import Path
 
@@ -62,13 +63,47 @@ class Selection:
 
 def whole_repo(root: Path) -> Path:
     """``root``, the top of a work tree, when it can be mirrored: its ``.git`` must be a
-    directory of its own."""
-    if not (root / ".git").is_dir():
+    directory of its own (the mirror keeps its journal, lock and marker there)."""
+    dot_git = root / ".git"
+    if dot_git.is_dir():
+        return root
+    try:  # a linked worktree's, a submodule's or a separate git dir's "gitdir: <path>"
+        linked = dot_git.read_text(encoding="utf-8", errors="replace").partition("gitdir:")[2]
+    except OSError:
+        linked = ""
+    inside = "ocm mirrors a checkout whose .git folder is inside it"
+    if not linked.strip():  # core.worktree, or GIT_DIR set: the repository is elsewhere
         raise NotARepo(
-            f"{root} is a linked worktree or submodule (its .git is not a "
-            "directory), which cannot be mirrored"
+            f"{root} has no .git of its own (its repository is elsewhere)",
+            f"{inside}; run the command in such a clone",
         )
-    return root
+    git_dir = (root / linked.strip()).resolve()
+    holder = git_dir.parent.parent  # <main>/.git of <main>/.git/worktrees/<name>, and so on
+    if git_dir.parent.name == "worktrees" and holder.name == ".git":
+        raise NotARepo(
+            f"{root} is a linked worktree (`git worktree add`) of {holder.parent}",
+            f"run the command in {holder.parent}, the checkout that holds the repository",
+        )
+    if git_dir.parent.name == "worktrees":
+        raise NotARepo(
+            f"{root} is a linked worktree of the bare repository {holder}",
+            f"{inside}; make one with `git clone {shlex.quote(str(holder))}`",
+        )
+    parts = git_dir.parts
+    for i in range(len(parts) - 1):
+        if parts[i] == ".git" and parts[i + 1] == "modules":  # <top>/.git/modules/<name>
+            top = Path(*parts[:i])
+            raise NotARepo(
+                f"{root} is a submodule of {top}",
+                f"run the command in {top}: the submodule's link travels with it",
+            )
+    moved_back = f"rm {shlex.quote(str(dot_git))} && mv {shlex.quote(str(git_dir))} " + (
+        shlex.quote(str(dot_git))
+    )
+    raise NotARepo(
+        f"{root} keeps its repository in {git_dir} (`git init --separate-git-dir`)",
+        f"{inside}; move it back (`{moved_back}`), then run the command again",
+    )
 
 
 def link_stays_inside(name: str, target: str) -> bool:

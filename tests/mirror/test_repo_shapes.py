@@ -123,3 +123,36 @@ def test_a_submodule_arrives_as_git_checks_one_out_and_pushes_again_unchanged(
     done = ocm(laptop, "pull")
     assert done.returncode == 0, done.stderr
     assert (laptop / "lib/lib.txt").read_text() == "lib\n"
+
+
+def test_a_checkout_whose_git_lives_elsewhere_is_told_where_to_run_instead(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """A linked worktree, a submodule and a separate git dir are not mirrored (the journal,
+    lock and marker live in a .git of the checkout's own): each refusal names the place
+    that can be, or how to make one, and changes nothing."""
+    main = make_repo(tmp_path / "main").resolve()
+    linked = tmp_path / "linked"
+    git(main, "worktree", "add", "-q", "-b", "side", str(linked))
+    what, todo = refusal(ocm(linked, "push", "--create", "--yes"))
+    assert what == f"{linked.resolve()} is a linked worktree (`git worktree add`) of {main}"
+    assert todo == [f"run the command in {main}, the checkout that holds the repository"]
+
+    sub_source = make_repo(tmp_path / "sub-source")
+    git(main, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub_source), "sub")
+    what, todo = refusal(ocm(main / "sub", "push", "--create", "--yes"))
+    assert what == f"{main / 'sub'} is a submodule of {main}"
+    assert ocm.repos(main) == []
+
+    apart = tmp_path / "apart"
+    git(tmp_path, "init", "-q", "-b", "main", "--separate-git-dir", str(tmp_path / "kept"), "apart")
+    (apart / "f.txt").write_text("work\n")
+    git(apart, "add", "f.txt")
+    git(apart, "commit", "-q", "-m", "work")
+    what, todo = refusal(ocm(apart, "push", "--create", "--yes"))
+    assert what.startswith(f"{apart.resolve()} keeps its repository in ")
+    moved_back = todo[0].split("`")[1]
+    subprocess.run(moved_back, shell=True, check=True)
+    done = ocm(apart, "push", "--create", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert (ocm.manager.data_dir / "repos" / "apart" / "f.txt").read_text() == "work\n"
