@@ -144,10 +144,15 @@ def _name_problem(name: str) -> str | None:
     """Why one path component may not be written into a work tree, or None."""
     if name in ("", ".", ".."):
         return "a path with '..' or an empty name"
-    if "\0" in name or "\\" in name:
-        return "a path with a NUL or a backslash"
-    if name.lower().rstrip(". ") in _DOTGIT:
-        return "a nested .git"
+    if "\0" in name:
+        return "a path with a NUL"
+    # A backslash is a character of a file name here (git and POSIX allow it) and a folder
+    # separator on Windows: what would be a '..' or a .git there is refused as well.
+    for part in name.split("\\"):
+        if part in (".", ".."):
+            return "a path with '..' or an empty name"
+        if part.lower().rstrip(". ") in _DOTGIT:
+            return "a nested .git"
     return None
 
 

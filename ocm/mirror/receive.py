@@ -226,6 +226,7 @@ def receive(
         refuse_unfinished(root, current, side)
         refuse_branch_elsewhere(root, incoming.branch, side)
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
+        refuse_hidden_edits(root, current, [e.path for e in found.to_write] + found.gone, side)
         if count:
             pack.migrate(quarantine, root)
 
@@ -377,6 +378,44 @@ def refuse_unfinished(root: Path, current: Selection, side: str) -> None:
             f"{side} has unresolved conflicts ({first}{more})",
             "resolve them (edit, then `git add` each file), then run the command again",
         )
+
+
+def refuse_hidden_edits(root: Path, current: Selection, touched: list[str], side: str) -> None:
+    """Raise Unfinished when the switch would replace or delete a file git is told not to
+    look at (``--assume-unchanged``, ``--skip-worktree``) that differs from its index entry:
+    this side's snapshot holds the entry, so the edit is in no snapshot, stash or backup,
+    and would be lost without a word. Git's own checkout refuses it too. ``--force`` does
+    not help; un-hiding the file makes it an ordinary change, which is saved."""
+    hidden = [name for name in touched if name in current.hidden]
+    edited = [name for name in hidden if _differs_from_index(root, name, current.entries)]
+    if edited:
+        first = edited[0]
+        flag = "--no-skip-worktree" if _skip_worktree(root, first) else "--no-assume-unchanged"
+        more = f" and {len(edited) - 1} more" if len(edited) > 1 else ""
+        raise Unfinished(
+            f"{side} has changes to {first}{more}, which git is told to ignore "
+            "(`git update-index --assume-unchanged` or `--skip-worktree`), and this "
+            "transfer would overwrite them",
+            f"run `git update-index {flag} -- {shlex.quote(first)}` in it (and for each other "
+            "such file), then run the command again",
+        )
+
+
+def _differs_from_index(root: Path, name: str, entries: Mapping[str, str]) -> bool:
+    """Whether the file at ``name`` is not what its index entry holds (absent: it is not)."""
+    path = root / name
+    if not os.path.lexists(path):
+        return False  # a sparse checkout's skip-worktree files are not there
+    if not path.is_file() or path.is_symlink():
+        return True
+    # Hashed as `git add` would (its clean filters and line endings): only the few hidden
+    # files a transfer changes are read.
+    return gitcmd.out(root, "hash-object", "--", name) != entries.get(name, "").partition(" ")[2]
+
+
+def _skip_worktree(root: Path, name: str) -> bool:
+    listed = gitcmd.run(root, "ls-files", "-t", "-z", "--", f":(literal){name}").stdout
+    return listed.startswith(b"S ")
 
 
 def refuse_branch_elsewhere(root: Path, branch: str | None, side: str) -> None:

@@ -51,6 +51,9 @@ class Selection:
         self.links: set[str] = set()
         # Paths with unresolved conflicts (index entries of stages 1 to 3).
         self.unmerged: set[str] = unmerged if unmerged is not None else set()
+        # Tracked paths git is told not to look at (``update-index --assume-unchanged`` or
+        # ``--skip-worktree``): they travel as the index has them, whatever the file holds.
+        self.hidden: set[str] = set()
 
     @property
     def files(self) -> list[str]:
@@ -127,16 +130,20 @@ def _exclude_args() -> list[str]:
     return [f"--exclude={name}/" for name in EXCLUDED_DIRS]
 
 
-def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str], set[str]]:
-    """(tracked, untracked, settled, entries, unmerged) from one ``git ls-files``: tracked paths
-    as the index has them, untracked ones not ignored, the tracked paths that are still plain
-    files as the index last saw them (git's own stat pass answers for those: ``-t`` tags
-    each record, ``?`` untracked, ``C``/``R`` changed or removed since, any other a staged
-    entry, so only the rest, links, gitlinks, changed or untracked paths, are looked at
-    here), the index's stage-0 entries, and the paths with unresolved conflicts."""
+def _listing(
+    root: Path,
+) -> tuple[list[str], list[str], set[str], dict[str, str], set[str], set[str]]:
+    """(tracked, untracked, settled, entries, unmerged, hidden) from one ``git ls-files``:
+    tracked paths as the index has them, untracked ones not ignored, the tracked paths that
+    are still plain files as the index last saw them (git's own stat pass answers for those:
+    ``-v`` tags each record, ``?`` untracked, ``C``/``R`` changed or removed since, any other
+    a staged entry, so only the rest, links, gitlinks, changed or untracked paths, are looked
+    at here), the index's stage-0 entries, the paths with unresolved conflicts, and the
+    paths git does not look at (``-v`` tags them in lower case when assumed unchanged, ``S``
+    when skip-worktree)."""
     records = gitcmd.split_z(
         gitcmd.run(
-            root, "ls-files", "-t", "-s", "--cached", "--modified", "--deleted",
+            root, "ls-files", "-v", "-s", "--cached", "--modified", "--deleted",
             "--others", "--exclude-standard", *_exclude_args(), "-z",
         ).stdout
     )  # fmt: skip
@@ -146,6 +153,7 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
     entries: dict[str, str] = {}
     unsettled: set[str] = set()
     unmerged: set[str] = set()
+    hidden: set[str] = set()
     for record in records:
         tag, rest = record[0], record[2:]
         if tag == "?":
@@ -156,6 +164,8 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
             unsettled.add(name)
             continue
         tracked.append(name)
+        if tag.islower() or tag == "S":
+            hidden.add(name)
         mode, oid, stage = info.split(" ")
         plain[name] = mode in ("100644", "100755") and stage == "0" and plain.get(name, True)
         if stage == "0":
@@ -163,13 +173,14 @@ def _listing(root: Path) -> tuple[list[str], list[str], set[str], dict[str, str]
         else:
             unmerged.add(name)
     settled = {name for name, ok in plain.items() if ok and name not in unsettled}
-    return tracked, untracked, settled, entries, unmerged
+    return tracked, untracked, settled, entries, unmerged, hidden
 
 
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
-    tracked, untracked, settled, entries, unmerged = _listing(root)
+    tracked, untracked, settled, entries, unmerged, hidden = _listing(root)
     selection = Selection(root, settled=settled, entries=entries, unmerged=unmerged)
+    selection.hidden = hidden
     top = os.fspath(root)  # plain strings: a Path per file doubled this loop's time
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):

@@ -349,7 +349,7 @@ def test_size_from_the_last_snapshot_matches_a_full_count_and_still_limits(
 
 @pytest.mark.parametrize(
     ("name", "problem"),
-    [("..", "'..'"), ("git~1", "nested .git"), ("back\\slash", "backslash")],
+    [("..", "'..'"), ("git~1", "nested .git"), ("up\\..\\x", "'..'"), ("x\\.GIT", "nested .git")],
 )
 def test_a_bad_path_only_in_the_snapshots_index_is_refused(
     tmp_path: Path, name: str, problem: str

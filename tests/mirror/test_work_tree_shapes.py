@@ -1,0 +1,91 @@
+"""Push and pull of what a work tree and its index can hold: index bits, odd file names,
+attributes and filters, hooks, big files, many files, refs beside the branch. The real CLI,
+a real Manager, real git."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.mirror.helpers import repo_listing, tree_listing
+from tests.mirror.test_refusals import follow, refusal
+from tests.support.git import git, make_repo
+from tests.support.processes import Cli
+
+
+def test_a_pull_never_overwrites_edits_git_is_told_to_ignore(ocm: Cli, tmp_path: Path) -> None:
+    laptop = make_repo(
+        tmp_path / "laptop",
+        origin="https://example.invalid/o/bits.git",
+        files={"local.cfg": "shared\n", "sparse.cfg": "shared\n"},
+    )
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    # Local edits git's status does not show, as for a machine's own settings.
+    (laptop / "local.cfg").write_text("this laptop's password\n")
+    git(laptop, "update-index", "--assume-unchanged", "local.cfg")
+    (laptop / "sparse.cfg").write_text("this laptop's port\n")
+    git(laptop, "update-index", "--skip-worktree", "sparse.cfg")
+    # They travel as the index has them: the Manager's copy never gets them.
+    done = ocm(laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (manager_copy / "local.cfg").read_text() == "shared\n"
+    (manager_copy / "local.cfg").write_text("an agent's edit\n")
+    (manager_copy / "sparse.cfg").write_text("an agent's edit\n")
+    before = repo_listing(laptop)
+
+    hidden = (("local.cfg", "--no-assume-unchanged"), ("sparse.cfg", "--no-skip-worktree"))
+    for name, flag in hidden:
+        what, todo = refusal(ocm(laptop, "pull", "--force"))
+        assert name in what and "git is told to ignore" in what
+        assert f"git update-index {flag} -- {name}" in todo[0]
+        assert repo_listing(laptop) == before
+        follow(ocm, laptop, todo[0].split(" then ")[0])
+        before = repo_listing(laptop)
+
+    # Now ordinary uncommitted changes: a forced pull keeps them as a stash.
+    done = ocm(laptop, "pull", "--force")
+    assert done.returncode == 0, done.stderr
+    assert (laptop / "local.cfg").read_text() == "an agent's edit\n"
+    git(laptop, "checkout", "--", ".")
+    git(laptop, "stash", "pop")
+    assert (laptop / "local.cfg").read_text() == "this laptop's password\n"
+    assert (laptop / "sparse.cfg").read_text() == "this laptop's port\n"
+
+
+def test_any_file_name_travels_both_ways(ocm: Cli, tmp_path: Path) -> None:
+    laptop = make_repo(
+        tmp_path / "laptop", origin="https://example.invalid/o/names.git", files={"Readme": "r\n"}
+    )
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    names = [
+        "back\\slash.txt",  # an ordinary character here (a separator only on Windows)
+        "a b.txt",
+        "new\nline.txt",
+        "tab\there.txt",
+        "-dash.txt",
+        "--force",
+        "star*.txt",
+        "q?.txt",
+        "caf\u00e9.txt",  # NFC
+        "cafe\u0301-d.txt",  # NFD
+        os.fsdecode(b"latin-1 \xe9t\xe9.txt"),
+        "d" * 200 + "/" + "e" * 255,
+    ]
+    for name in names:
+        (laptop / name).parent.mkdir(exist_ok=True)
+        (laptop / name).write_bytes(os.fsencode(name) + b"\n")
+    git(laptop, "add", "back\\slash.txt")
+    git(laptop, "mv", "Readme", "README")  # a case-only rename
+    done = ocm(laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(manager_copy) == tree_listing(laptop)
+    assert git(manager_copy, "status", "--porcelain") == git(laptop, "status", "--porcelain")
+
+    (manager_copy / "back\\slash.txt").write_text("an agent's edit\n")
+    (manager_copy / "--force").unlink()
+    done = ocm(laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(laptop) == tree_listing(manager_copy)
+    assert (laptop / "back\\slash.txt").read_text() == "an agent's edit\n"
