@@ -27,7 +27,14 @@ from ocm.mirror.errors import Busy, GitBusy, MirrorError, Refused, Unfinished
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
-from ocm.mirror.state import RepoState, at_risk, read_marker, repo_state, write_marker
+from ocm.mirror.state import (
+    RepoState,
+    at_risk,
+    copy_index,
+    read_marker,
+    repo_state,
+    write_marker,
+)
 
 LOCK_NAME = "ocm.lock"
 # Present while :func:`settling` holds the lock: a transfer then waits for it (a refresh
@@ -275,7 +282,7 @@ def receive(
                 "index_lock": index_lock,  # a crash leaves it: the undo removes it
             }
             if (root / ".git" / "index").exists():
-                shutil.copyfile(root / ".git" / "index", work / "index.old")
+                copy_index(root / ".git" / "index", work / "index.old")
             swap.write_plan(work, root, plan, refs)
             try:
                 swap.apply(work, root, plan)

@@ -51,13 +51,24 @@ def temp_index(root: Path, *, copy_real: bool) -> Iterator[dict[str, str]]:
     os.unlink(name)  # git refuses an empty index file; "absent" means "empty index"
     try:
         if copy_real and (root / ".git" / "index").exists():
-            shutil.copyfile(root / ".git" / "index", name)
+            copy_index(root / ".git" / "index", Path(name))
         yield {"GIT_INDEX_FILE": name}
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name + ".lock")
+
+
+def copy_index(source: Path, target: Path) -> None:
+    """Copy an index file with its modification time. Git trusts an entry's stat data only
+    for a file last changed before the second the index was written, and tells that second
+    by the index file's own time: a copy dated now would vouch for a file rewritten in that
+    second with the same size, which ``git status`` shows changed and a snapshot would miss.
+    (Timed before the copy: an index replaced meanwhile only makes more entries racy.)"""
+    mtime = os.stat(source).st_mtime_ns
+    shutil.copyfile(source, target)
+    os.utime(target, ns=(mtime, mtime))
 
 
 _TEMP_INDEX = "ocm-index-"
@@ -162,7 +173,7 @@ def staged_and_snapshot(
         kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
         tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         if tree is None and kept:  # it named a blob gone since (pruned): hash it all again
-            shutil.copyfile(root / ".git" / "index", index_file)
+            copy_index(root / ".git" / "index", index_file)
             tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         taken = kept_index.taken(index_file, staged, paths) if tree is not None else None
         return staged, tree, taken

@@ -3,7 +3,9 @@ not on every push, and never at the cost of a wrong snapshot."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from ocm.mirror.kept_index import KEPT_NAME
 from tests.mirror.conftest import Pushed
@@ -177,3 +179,41 @@ def test_a_change_on_the_receiver_since_its_kept_look_is_seen(
     assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
     assert (p.directory / ".git" / KEPT_NAME).read_bytes() == kept
     assert (p.directory / "notes/0.txt").read_text() == "note 0, an agent's edit\n"
+
+
+def _racy_agent_edit(p: Pushed) -> Path:
+    """An agent rewrites README.md, same size, in the second the Manager's index was written
+    (that second set an hour back; ``core.trustctime`` off stands for its ctime being that
+    second too): git cannot trust the entry, and ``git ls-files --modified`` lists the file."""
+    git(p.directory, "config", "core.trustctime", "false")
+    readme = p.directory / "README.md"
+    age(p.directory, ["README.md"])
+    git(p.directory, "update-index", "-q", "--refresh")
+    then = readme.stat().st_mtime_ns
+    os.utime(p.directory / ".git" / "index", ns=(then, then))
+    rewrite_unseen(readme)
+    assert git(p.directory, "ls-files", "--modified") == "README.md"
+    return readme
+
+
+def test_an_edit_in_the_second_the_index_was_written_is_pulled(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The look starts from a copy of the index: dated now, that copy would vouch for the
+    stat data its original cannot, and the pull would bring nothing."""
+    p = pushed("proj")
+    _racy_agent_edit(p)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "README.md").read_text() == "note X\n"
+
+
+def test_a_push_refuses_over_an_edit_in_the_second_the_index_was_written(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    p = pushed("proj")
+    readme = _racy_agent_edit(p)
+    (p.laptop / "README.md").write_text("# proj, the laptop's\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
+    assert readme.read_text() == "note X\n"
