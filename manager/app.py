@@ -3,6 +3,7 @@ everything else, wired to the settings and the registry they share."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ class Services:
     # The in-memory view of the token and the live sign-ins (manager.token_watch), once
     # serving (manager.server); sign-ins and sign-outs refresh it at once.
     token_watch: Any = None
+    # Set once the Manager has been asked to stop: a transfer whose git the same stop ended
+    # then says so (manager.mirror).
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class ManagerApp:

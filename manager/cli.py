@@ -190,6 +190,8 @@ def _serve_locked(settings: Settings) -> int:
     services.opencode = upstream
 
     def on_stop() -> None:
+        services.stopping.set()
+        logging.getLogger("manager").info("stopping")
         app.proxy.end_streams()
         if upstream is not None:
             upstream.stop()

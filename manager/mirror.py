@@ -42,6 +42,11 @@ SETTLE_AFTER_FILES = 100
 SETTLE_DELAY = 1.1
 # In the .git of a repo a ``push --create`` is making, until that push has landed.
 CREATING = "ocm-creating"
+# The error code of a transfer the Manager's stop cut short (the client says to run it again).
+STOPPING = "manager_stopping"
+# How long a transfer whose git failed waits to learn whether the Manager is stopping: one
+# SIGTERM (systemd's, to the whole group) ends git and starts the stop at the same moment.
+STOP_NOTICED = 1.0
 log = logging.getLogger("manager.mirror")
 
 
@@ -110,6 +115,17 @@ def _lock(repo: Repo, stack: contextlib.ExitStack) -> None:
 
 def _api_error(exc: MirrorError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
+
+
+def _failed(exc: MirrorError, what: str) -> ApiError:
+    """The answer to a transfer that failed. A failure of the Manager's own (a 500: "git
+    pack-objects failed ...: no output") while it stops is the stop's doing: say that, and
+    log the others, since the client then says to read the log."""
+    if exc.status >= 500:
+        if _services().stopping.wait(STOP_NOTICED):
+            return ApiError(503, STOPPING, f"The Manager is stopping; {what} did not happen")
+        log.warning("%s failed: %s", what, exc.message)
+    return _api_error(exc)
 
 
 def _sender() -> str:
@@ -286,8 +302,9 @@ def up(repo_id: int) -> Any:
     except MirrorError as exc:
         if created:
             _forget(repo)
-        log.info("push to %s refused: %s", repo.name, exc.message)
-        raise _api_error(exc) from None
+        if exc.status < 500:
+            log.info("push to %s refused: %s", repo.name, exc.message)
+        raise _failed(exc, f"the push to {repo.name}") from None
     except BaseException:
         if created:
             _forget(repo)
@@ -338,7 +355,7 @@ def down(repo_id: int) -> Any:
         pack.set_snapshot_ref(repo.directory, outgoing.snapshot.commit)
     except MirrorError as exc:
         stack.close()
-        raise _api_error(exc) from None
+        raise _failed(exc, f"the pull of {repo.name}") from None
     except BaseException:
         stack.close()
         raise

@@ -23,6 +23,7 @@ WARM_UP_TIMEOUT = 5.0
 WORKSPACES_PATH = "/api/internal/opencode-workspaces"
 PROXY_PATH = "/api/opencode-proxy"
 ROUTE_NOT_FOUND = "not_found"  # the Manager's error code for a path it does not serve
+MANAGER_STOPPING = "manager_stopping"  # ... for a transfer its stop cut short
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -241,6 +242,8 @@ class ManagerClient:
                 code=code,
             )
         todo = "check the Manager's log" if status >= 500 else "check the command's arguments"
+        if code == MANAGER_STOPPING:
+            todo = "run the command again once the Manager is back"
         raise ManagerError(
             f"the Manager at {self.url} answered HTTP {status}: {message}",
             todo,
