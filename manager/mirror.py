@@ -179,6 +179,15 @@ def head(repo_id: int) -> Any:
         branch_head = gitcmd.maybe(
             repo.directory, "rev-parse", "--verify", "-q", f"refs/heads/{branch}^{{commit}}"
         )
+    # The client's own tip, when it lacks this side's commits to judge it by: a checkout that
+    # never transferred (a fresh clone) whose tip this history holds has no commits to lose.
+    ours, target = request.args.get("ours"), branch_head if branch else state.head
+    merged = bool(
+        ours
+        and target
+        and gitcmd.is_oid(ours)
+        and gitcmd.ok(repo.directory, "merge-base", "--is-ancestor", ours, target)
+    )
     return jsonify(
         **{wire.VERSION_FIELD: wire.VERSION},
         head=state.head,
@@ -189,6 +198,7 @@ def head(repo_id: int) -> Any:
         snapshot=state.snapshot,
         branchHead=branch_head,
         tips=tips,
+        mergedTip=ours if merged else None,
         repoId=repo.id,
         name=repo.name,
         limits=_limits(),

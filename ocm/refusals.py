@@ -77,14 +77,19 @@ def local_work(
     """This checkout's work that the Manager lacks: what ``ocm pull`` would refuse over.
 
     ``theirs`` is the Manager's commit for ``branch``. When this checkout does not have it,
-    its own commits are counted as new unless the Manager lists the tip among its own.
+    its own commits are counted as new unless the Manager lists the tip among its own, or
+    says its history holds it (``mergedTip``: a fresh clone behind the Manager's branch).
     """
     uncommitted = at_risk(state, {read_marker(root).get("snapshot")})
     ours, commits = (history.branch_tip(root, branch) if branch else None), 0
     if ours and theirs and ours != theirs:
         if _has_commit(root, theirs):
             commits = history.commits_lacking(root, ours, theirs)
-        elif ours not in (head.get("tips") or ()) and ours != read_marker(root).get("head"):
+        elif ours not in (
+            *(head.get("tips") or ()),
+            read_marker(root).get("head"),
+            head.get("mergedTip"),
+        ):
             commits = SOME
     return Work(uncommitted, commits)
 

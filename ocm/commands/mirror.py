@@ -23,7 +23,7 @@ from ocm import state as state_mod
 from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
-from ocm.mirror import pack, wire
+from ocm.mirror import history, pack, wire
 from ocm.mirror.errors import (
     Busy,
     GitBusy,
@@ -297,6 +297,15 @@ def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> N
         )
 
 
+def _head_for_push(
+    client: ManagerClient, root: Path, repo_id: int, existing: bool
+) -> dict[str, Any]:
+    """``/head`` for a push: of this checkout's branch, with its tip, when the repo exists."""
+    branch = current_branch(root) if existing else None
+    tip = history.branch_tip(root, branch) if branch else None
+    return _head(client, repo_id, branch, tip)
+
+
 def _upload_body(stream: pack.PackStream, progress: Progress) -> Iterator[bytes]:
     for chunk in stream:
         progress.add(len(chunk))
@@ -304,13 +313,15 @@ def _upload_body(stream: pack.PackStream, progress: Progress) -> Iterator[bytes]
     progress.finish(then="the Manager is checking the pack and switching the work tree ...")
 
 
-def _head(client: ManagerClient, repo_id: int, branch: str | None = None) -> dict[str, Any]:
+def _head(
+    client: ManagerClient, repo_id: int, branch: str | None = None, ours: str | None = None
+) -> dict[str, Any]:
     """``/head`` of a repo (0: the empty repo a ``--create`` starts from), after checking
-    that the Manager speaks this ocm's wire format."""
+    that the Manager speaks this ocm's wire format. ``ours``: this checkout's commit, which
+    the Manager says whether its history holds (``mergedTip``)."""
+    params = {key: value for key, value in (("branch", branch), ("ours", ours)) if value}
     try:
-        head = client.get_json(
-            f"{MIRROR_PATH}/{repo_id}/head", params={"branch": branch} if branch else None
-        )
+        head = client.get_json(f"{MIRROR_PATH}/{repo_id}/head", params=params or None)
     except ConflictError as exc:
         raise _retitled(exc) from None
     except ManagerError as exc:
@@ -489,7 +500,7 @@ def _push_to(
     # this repo, the pack assumes what that left there, and the Manager checks
     # everything at the swap anyway (a refusal then asks /head to say why).
     assumed = _assumed_head(root, login, ws, marker) if ws else None
-    head = assumed or _head(client, repo_id, current_branch(root) if ws else None)
+    head = assumed or _head_for_push(client, root, repo_id, ws is not None)
     try:
         # Shown only when git takes a while (large files to hash).
         with Progress(f"looking at {root.name}", counting=False):
@@ -569,13 +580,14 @@ def _push(
     if base:
         params["base"] = base
     try:
-        ask = None if asked else lambda: _head(client, repo_id, branch)
+        ours = outgoing.state.head
+        ask = None if asked else lambda: _head(client, repo_id, branch, ours)
         result, sent = _send(client, repo_id, params, outgoing, head, label, ask)
     except ConflictError as exc:
         if exc.code != refusals.CODE or ws is None:
             raise
         # Refused at the swap: something changed there since /head; say what, afresh.
-        fresh = _head(client, repo_id, branch)
+        fresh = _head(client, repo_id, branch, ours)
         raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
     # The push is done; bookkeeping failures must not report it as failed.
     with contextlib.suppress(Exception):
@@ -748,7 +760,7 @@ def _pull_from(
         early.close()
         early = None
     assumed = {"limits": limits} if safe else None  # the pull's own tips go as "have"
-    head = assumed or _head(client, ws.repo_id)
+    head = assumed or _head(client, ws.repo_id, ours=state.head)
     refusal = None if assumed else _pull_refusal(root, head, ws.name, state)
     if refusal and not force:
         raise refusal
@@ -768,7 +780,7 @@ def _pull_from(
         )
     except Refused:
         # The history that arrived shows what /head could not: say it afresh.
-        asked = _head(client, ws.repo_id) if assumed else head
+        asked = _head(client, ws.repo_id, ours=state.head) if assumed else head
         refusal = _pull_refusal(root, asked, ws.name)
         if refusal is None:
             raise

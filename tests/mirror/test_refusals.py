@@ -464,3 +464,34 @@ def test_a_push_into_a_manager_copy_in_the_middle_of_a_merge_is_refused(
         "(`git merge --abort`), then run the command again"
     )
     assert _git_state(p.directory) == before
+
+
+def test_a_fresh_clone_behind_the_managers_commits_pulls_them_and_one_ahead_is_refused(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """A checkout that never transferred lacks the Manager's new commits, so it cannot tell
+    alone whether its own tip is among them: the Manager says so (``mergedTip``). A second
+    laptop's fresh clone gets an agent's commit at once, not "both sides changed"."""
+    p = pushed("proj")
+    agent_tip = agent_commits(p)
+    origin = git(p.laptop, "remote", "get-url", "origin")
+    clones = {}
+    for name in ("behind", "ahead"):
+        clone = tmp_path / "second-laptop" / name / "proj"
+        git(tmp_path, "clone", "-q", str(p.laptop), str(clone))
+        git(clone, "remote", "set-url", "origin", origin)
+        clones[name] = clone
+    (clones["ahead"] / "mine.txt").write_text("a commit of this laptop's own\n")
+    git(clones["ahead"], "add", "mine.txt")
+    git(clones["ahead"], "commit", "-q", "-m", "mine")
+    ahead_tip = git(clones["ahead"], "rev-parse", "HEAD")
+
+    done = ocm(clones["behind"], "pull")
+    assert done.returncode == 0, done.stderr
+    assert git(clones["behind"], "rev-parse", "HEAD") == agent_tip
+    assert (clones["behind"] / "agent.txt").read_text() == "committed by an agent\n"
+
+    what, _ = refusal(ocm(clones["ahead"], "pull"))
+    assert what.startswith("both sides changed: this checkout has new commits on main")
+    assert git(clones["ahead"], "rev-parse", "HEAD") == ahead_tip
+    assert git(p.directory, "rev-parse", "HEAD") == agent_tip
