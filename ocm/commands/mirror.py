@@ -579,8 +579,8 @@ def _push(
     base = read_marker(root).get("snapshot")
     if base:
         params["base"] = base
+    ours = outgoing.state.head
     try:
-        ours = outgoing.state.head
         ask = None if asked else lambda: _head(client, repo_id, branch, ours)
         result, sent = _send(client, repo_id, params, outgoing, head, label, ask)
     except ConflictError as exc:
