@@ -17,11 +17,7 @@ def test_a_push_goes_to_the_repo_ocm_use_picked_not_the_one_it_last_pushed_to(
     recorder: Recorder,
     tmp_path: Path,
 ) -> None:
-    first = add_repo("first", origin="https://example.invalid/acme/widget.git")
-    second = add_repo("second", source=first.source)
-    laptop = tmp_path / "laptop"
-    git(tmp_path, "clone", "-q", str(first.source), str(laptop))
-    git(laptop, "remote", "set-url", "origin", "https://example.invalid/acme/widget.git")
+    first, second, laptop = _two_repos_of_one_origin(add_repo, tmp_path)
 
     assert run_ocm("use", "first").returncode == 0
     done = run_ocm("push", cwd=laptop)
@@ -41,11 +37,7 @@ def test_without_opencode_the_advice_to_ocm_use_still_picks_the_repo_to_push_to(
     login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
 ) -> None:
     """A laptop installed with --no-opencode only pushes and pulls: the pick must hold."""
-    first = add_repo("first", origin="https://example.invalid/acme/widget.git")
-    second = add_repo("second", source=first.source)
-    laptop = tmp_path / "laptop"
-    git(tmp_path, "clone", "-q", str(first.source), str(laptop))
-    git(laptop, "remote", "set-url", "origin", "https://example.invalid/acme/widget.git")
+    first, second, laptop = _two_repos_of_one_origin(add_repo, tmp_path)
     only_git = tmp_path / "only-git"
     only_git.mkdir()
     (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
@@ -67,3 +59,15 @@ def test_without_opencode_the_advice_to_ocm_use_still_picks_the_repo_to_push_to(
     assert f"second (#{second.repo_id})" in done.stdout
     assert (Path(second.directory) / "picked.txt").exists()
     assert not (Path(first.directory) / "picked.txt").exists()
+
+
+def _two_repos_of_one_origin(
+    add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> tuple[AddedRepo, AddedRepo, Path]:
+    """Two Manager repos of one origin, and a laptop's clone with that origin."""
+    first = add_repo("first", origin="https://example.invalid/acme/widget.git")
+    second = add_repo("second", source=first.source)
+    laptop = tmp_path / "laptop"
+    git(tmp_path, "clone", "-q", str(first.source), str(laptop))
+    git(laptop, "remote", "set-url", "origin", "https://example.invalid/acme/widget.git")
+    return first, second, laptop

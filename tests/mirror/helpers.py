@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -138,3 +139,28 @@ def post_up(
         timeout=60,
         headers={"Authorization": f"Bearer {manager.token}"},
     )
+
+
+# The Manager's git, stopped for good (SIGSTOP) once it runs ``command``, after touching
+# ``flag``: the transfer is then in the middle of it, and stays there until the test acts.
+# With ``arm``, only once that file exists (the transfers that set the scene go through).
+_HELD_GIT = """#!/bin/sh
+if [ -z "{arm}" ] || [ -e "{arm}" ]; then
+  for arg in "$@"; do
+    if [ "$arg" = {command} ]; then touch "{flag}"; kill -STOP $$; fi
+  done
+fi
+exec "{git}" "$@"
+"""
+
+
+def held_git(folder: Path, command: str, arm: Path | None = None) -> tuple[dict[str, str], Path]:
+    """(an environment whose ``git`` stops itself in ``command``, the file it touches then)."""
+    folder.mkdir()
+    flag = folder / f"{command}-started"
+    stand_in = folder / "git"
+    stand_in.write_text(
+        _HELD_GIT.format(arm=arm or "", command=command, flag=flag, git=shutil.which("git"))
+    )
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    return os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, flag

@@ -4,38 +4,21 @@ repo, and the same ``push --create`` makes it again."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.mirror.helpers import rich_repo, tree_listing
+from tests.mirror.helpers import held_git, rich_repo, tree_listing
 from tests.support.processes import Cli, RunningManager, ocm_command
 from tests.support.proctree import wait_until
-
-# The Manager's git, stopped for good once it checks an incoming pack: the push is then
-# in the middle of landing, and stays there until the test kills the Manager.
-HELD_GIT = """#!/bin/sh
-for arg in "$@"; do
-  if [ "$arg" = index-pack ]; then touch "{flag}"; kill -STOP $$; fi
-done
-exec "{git}" "$@"
-"""
 
 
 def test_a_push_create_cut_off_by_a_killed_manager_can_run_again(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
-    held = tmp_path / "held-bin"
-    held.mkdir()
-    flag = tmp_path / "index-pack-started"
-    stand_in = held / "git"
-    stand_in.write_text(HELD_GIT.format(flag=flag, git=shutil.which("git")))
-    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    env, flag = held_git(tmp_path / "held-bin", "index-pack")
     data_dir = tmp_path / "data"
-    env = os.environ | {"PATH": f"{held}{os.pathsep}{os.environ['PATH']}"}
     manager = manager_factory("--no-opencode", data_dir=data_dir, env=env)
     laptop = rich_repo(tmp_path / "laptop" / "proj")
     ocm = Cli(manager)

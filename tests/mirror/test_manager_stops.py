@@ -5,42 +5,24 @@ and the next pull, once the Manager is back, brings everything."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.mirror.conftest import agent_commits, push_new
-from tests.mirror.helpers import tree_listing
+from tests.mirror.helpers import held_git, tree_listing
 from tests.support.git import git
 from tests.support.processes import Cli, RunningManager, ocm_command
 from tests.support.proctree import wait_until
-
-# The Manager's git, stopped once it starts packing what a pull asked for (armed by a file,
-# so the push that sets the scene goes through): the pull is then in the middle of it.
-HELD_GIT = """#!/bin/sh
-if [ -e "{arm}" ]; then
-  for arg in "$@"; do
-    if [ "$arg" = pack-objects ]; then touch "{flag}"; kill -STOP $$; fi
-  done
-fi
-exec "{git}" "$@"
-"""
 
 
 def test_a_pull_cut_off_by_a_stopping_manager_says_so_and_can_run_again(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
-    held = tmp_path / "held-bin"
-    held.mkdir()
-    arm, flag = tmp_path / "arm", tmp_path / "pack-objects-started"
-    stand_in = held / "git"
-    stand_in.write_text(HELD_GIT.format(arm=arm, flag=flag, git=shutil.which("git")))
-    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    arm = tmp_path / "arm"  # the push that sets the scene goes through
+    env, flag = held_git(tmp_path / "held-bin", "pack-objects", arm)
     data_dir = tmp_path / "data"
-    env = os.environ | {"PATH": f"{held}{os.pathsep}{os.environ['PATH']}"}
     manager = manager_factory("--no-opencode", data_dir=data_dir, env=env)
     ocm = Cli(manager)
     p = push_new(ocm, tmp_path / "laptop" / "proj")
