@@ -202,8 +202,9 @@ def check_health(endpoint: Endpoint, timeout: float = HEALTH_ATTEMPT_TIMEOUT) ->
         conn.close()
 
 
-def _death_signal_setup() -> Callable[[], None] | None:
-    """A preexec_fn that makes Linux SIGKILL the child when the Manager dies, even by SIGKILL.
+def death_signal_setup(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn that makes Linux send ``sig`` to the child when the Manager dies, even by
+    SIGKILL.
 
     SIGKILL, not SIGTERM: measured in the quick start, an OpenCode that a TUI had attached to
     caught the SIGTERM and was still running 30 s after its Manager was killed (FIELD-NOTES:
@@ -223,7 +224,7 @@ def _death_signal_setup() -> Callable[[], None] | None:
     pr_set_pdeathsig = 1
 
     def setup() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        prctl(pr_set_pdeathsig, sig, 0, 0, 0)
         if os.getppid() != parent:  # the Manager died before prctl took effect
             os._exit(1)
 
@@ -363,7 +364,7 @@ class Supervisor(Upstream):
 
     def _run(self) -> None:
         reap_leftover_group(self.group_file)
-        setup = _death_signal_setup()
+        setup = death_signal_setup()
         backoff = BACKOFF_FIRST
         while not self._stopping.is_set():
             started = time.monotonic()

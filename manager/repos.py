@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,6 +253,8 @@ def _git_with_progress(
 ) -> tuple[int, str]:
     """Run git, handing each progress line of its stderr (split at CR or LF) to ``progress``
     (and its pid to ``started``)."""
+    from manager.opencode import death_signal_setup
+
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     process = subprocess.Popen(
         ["git", *args],
@@ -262,6 +265,12 @@ def _git_with_progress(
         # No controlling terminal: ssh must fail (into git's message on the page) rather
         # than ask the Manager's terminal about an unknown host key or a passphrase.
         start_new_session=True,
+        # A Manager killed mid-clone must not leave git at work in repos/<name>: while the
+        # server kept quiet it lived on past the restart that calls the clone interrupted,
+        # and past the removal and new add that follow. SIGTERM lets git remove its partial
+        # folder, as on Ctrl-C. This thread waits for git, so it outlives it, as
+        # PR_SET_PDEATHSIG needs.
+        preexec_fn=death_signal_setup(signal.SIGTERM),
     )
     assert process.stderr is not None
     if started is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from manager.web.repo_status import SUBJECT_CHARS
 from tests.support.auth import bearer
 from tests.support.git import git, write_files
 from tests.support.processes import RunningManager, ocm_command
+from tests.support.proctree import alive, children, cmdline, kill_group_quietly, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,6 +147,32 @@ def test_a_clone_from_a_server_that_never_answers_can_be_stopped_from_the_page(
     page.fill("input[name=source]", f"http://127.0.0.1:{port}/silent.git")
     page.click("text=Add repo")
     row(page, "silent").locator(".state-error").wait_for()
+
+
+def test_a_manager_killed_mid_clone_leaves_no_git_at_work(
+    console: tuple[RunningManager, Any],
+) -> None:
+    # Killed, the Manager left git waiting on a quiet server, alive in repos/quiet past the
+    # restart that calls the clone interrupted and the removal and new add that follow.
+    manager, page = console
+    silent = socket.create_server(("127.0.0.1", 0))
+    clone = 0
+    try:
+        page.fill("input[name=source]", f"http://127.0.0.1:{silent.getsockname()[1]}/quiet.git")
+        page.click("text=Add repo")
+        silent.settimeout(30)
+        held, _ = silent.accept()  # git is at the door
+        (clone,) = [
+            pid for pid in children(manager.process.pid) if cmdline(pid)[:2] == ["git", "clone"]
+        ]
+        manager.stop(signal.SIGKILL)
+        assert wait_until(lambda: not alive(clone)), "git clone outlived its Manager"
+        assert not (manager.data_dir / "repos" / "quiet").exists()
+        held.close()
+    finally:
+        silent.close()
+        if clone:
+            kill_group_quietly(clone)  # git leads its group; its helper may still wait
 
 
 def run_ocm(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
