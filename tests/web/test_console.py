@@ -175,6 +175,17 @@ def test_a_manager_killed_mid_clone_leaves_no_git_at_work(
             kill_group_quietly(clone)  # git leads its group; its helper may still wait
 
 
+def test_a_manager_that_stops_answering_is_said_on_the_open_page(
+    console: tuple[RunningManager, Any],
+) -> None:
+    # The list froze as it was: a clone the Manager was running showed 'cloning' for as long
+    # as the Manager was away, killed or restarting, with nothing saying so.
+    manager, page = console
+    manager.stop(signal.SIGKILL)
+    page.locator("#unreachable").wait_for()
+    assert "The Manager is not answering" in page.inner_text("#unreachable")
+
+
 def run_ocm(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(

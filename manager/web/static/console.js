@@ -6,7 +6,7 @@
 // and swap those regions in place (forms elsewhere keep what was typed; focus stays on its
 // control). Signed out meanwhile (the token was rotated): go to the sign-in page, unless a
 // form holds something typed and not sent, which leaving would lose: then say so on the page
-// and stop asking.
+// and stop asking. A Manager that does not answer is said on the page until it does again.
 (function live() {
   const main = document.querySelector("main[data-version]");
   if (!main || !document.querySelector("[data-live]")) return;
@@ -34,6 +34,19 @@
     link.href = "/signin";
     link.textContent = "sign in again";
     banner.append(link, ".");
+    main.prepend(banner);
+  }
+
+  function unreachable(away) {
+    const shown = document.getElementById("unreachable");
+    if (!away) { if (shown) shown.remove(); return; }
+    if (shown) return;
+    const banner = document.createElement("p");
+    banner.className = "message error";
+    banner.id = "unreachable";
+    banner.setAttribute("role", "alert");
+    banner.textContent = "The Manager is not answering (stopped or restarting), so this page"
+      + " may be out of date; it updates by itself once the Manager is back.";
     main.prepend(banner);
   }
 
@@ -76,8 +89,11 @@
       if (response.status === 401) { signedOut(); return; }
       if (!response.ok) return;
       if (response.headers.get("X-Ocm-Data-Version") !== main.dataset.version) await refresh();
+      unreachable(false);
     } catch (error) {
-      // The Manager restarting: try again at the next tick.
+      // The Manager stopped or restarting: try again at the next tick, and say so meanwhile,
+      // or a clone it was running would show as 'cloning' for as long as it is away.
+      unreachable(true);
     } finally {
       busy = false;
     }
