@@ -397,14 +397,13 @@ def refuse_hidden_edits(root: Path, current: Selection, touched: list[str], side
     edited = [name for name in hidden if _differs_from_index(root, name, current.entries)]
     if edited:
         first = edited[0]
-        flag = "--no-skip-worktree" if _skip_worktree(root, first) else "--no-assume-unchanged"
         more = f" and {len(edited) - 1} more" if len(edited) > 1 else ""
         raise Unfinished(
             f"{side} has changes to {first}{more}, which git is told to ignore "
             "(`git update-index --assume-unchanged` or `--skip-worktree`), and this "
             "transfer would overwrite them",
-            f"run `git update-index {flag} -- {shlex.quote(first)}` in it (and for each other "
-            "such file), then run the command again",
+            f"run `git update-index {current.hidden[first]} -- {shlex.quote(first)}` in it "
+            "(and for each other such file), then run the command again",
         )
 
 
@@ -418,11 +417,6 @@ def _differs_from_index(root: Path, name: str, entries: Mapping[str, str]) -> bo
     # Hashed as `git add` would (its clean filters and line endings): only the few hidden
     # files a transfer changes are read.
     return gitcmd.out(root, "hash-object", "--", name) != entries.get(name, "").partition(" ")[2]
-
-
-def _skip_worktree(root: Path, name: str) -> bool:
-    listed = gitcmd.run(root, "ls-files", "-t", "-z", "--", f":(literal){name}").stdout
-    return listed.startswith(b"S ")
 
 
 def refuse_branch_elsewhere(root: Path, branch: str | None, side: str) -> None:

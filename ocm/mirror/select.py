@@ -33,6 +33,7 @@ class Selection:
         settled: set[str] | None = None,
         entries: dict[str, str] | None = None,
         unmerged: set[str] | None = None,
+        hidden: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.tracked: list[str] = []
@@ -51,9 +52,9 @@ class Selection:
         self.links: set[str] = set()
         # Paths with unresolved conflicts (index entries of stages 1 to 3).
         self.unmerged: set[str] = unmerged if unmerged is not None else set()
-        # Tracked paths git is told not to look at (``update-index --assume-unchanged`` or
-        # ``--skip-worktree``): they travel as the index has them, whatever the file holds.
-        self.hidden: set[str] = set()
+        # Tracked paths git is told not to look at: they travel as the index has them,
+        # whatever the file holds. By path, the ``update-index`` options that undo that.
+        self.hidden: dict[str, str] = hidden if hidden is not None else {}
 
     @property
     def files(self) -> list[str]:
@@ -132,15 +133,14 @@ def _exclude_args() -> list[str]:
 
 def _listing(
     root: Path,
-) -> tuple[list[str], list[str], set[str], dict[str, str], set[str], set[str]]:
+) -> tuple[list[str], list[str], set[str], dict[str, str], set[str], dict[str, str]]:
     """(tracked, untracked, settled, entries, unmerged, hidden) from one ``git ls-files``:
     tracked paths as the index has them, untracked ones not ignored, the tracked paths that
     are still plain files as the index last saw them (git's own stat pass answers for those:
     ``-v`` tags each record, ``?`` untracked, ``C``/``R`` changed or removed since, any other
     a staged entry, so only the rest, links, gitlinks, changed or untracked paths, are looked
     at here), the index's stage-0 entries, the paths with unresolved conflicts, and the
-    paths git does not look at (``-v`` tags them in lower case when assumed unchanged, ``S``
-    when skip-worktree)."""
+    paths git does not look at, with the ``update-index`` options that undo that."""
     records = gitcmd.split_z(
         gitcmd.run(
             root, "ls-files", "-v", "-s", "--cached", "--modified", "--deleted",
@@ -153,7 +153,7 @@ def _listing(
     entries: dict[str, str] = {}
     unsettled: set[str] = set()
     unmerged: set[str] = set()
-    hidden: set[str] = set()
+    hidden: dict[str, str] = {}
     for record in records:
         tag, rest = record[0], record[2:]
         if tag == "?":
@@ -164,8 +164,11 @@ def _listing(
             unsettled.add(name)
             continue
         tracked.append(name)
-        if tag.islower() or tag == "S":
-            hidden.add(name)
+        # -v: skip-worktree is S (s when also assumed unchanged), assumed unchanged lower case.
+        undo = ["--no-skip-worktree"] if tag in "Ss" else []
+        undo += ["--no-assume-unchanged"] if tag.islower() else []
+        if undo:
+            hidden[name] = " ".join(undo)
         mode, oid, stage = info.split(" ")
         plain[name] = mode in ("100644", "100755") and stage == "0" and plain.get(name, True)
         if stage == "0":
@@ -179,8 +182,7 @@ def _listing(
 def select(root: Path) -> Selection:
     """List what travels from the work tree at ``root`` (existing files and symlinks only)."""
     tracked, untracked, settled, entries, unmerged, hidden = _listing(root)
-    selection = Selection(root, settled=settled, entries=entries, unmerged=unmerged)
-    selection.hidden = hidden
+    selection = Selection(root, settled=settled, entries=entries, unmerged=unmerged, hidden=hidden)
     top = os.fspath(root)  # plain strings: a Path per file doubled this loop's time
     seen: set[str] = set()
     for bucket, names in ((selection.tracked, tracked), (selection.untracked, untracked)):
