@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import socket
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ from tests.support.processes import RunningManager
 from tests.support.upstream import RecordingUpstream
 
 AUTHORISED_GET = "/api/internal/opencode-workspaces"
-WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
 KIB = 1024
 MIB = 1024**2
 # Small enough that a few hundred sockets reach the connection limit, which the Manager
@@ -48,12 +46,6 @@ def web_manager(
         return manager_factory("--opencode-url", upstream.url, *extra, env=env, **kwargs)
 
     return start
-
-
-def app_url(manager: RunningManager) -> str:
-    match = WEB_APP_LINE.search(manager.log())
-    assert match, manager.log()
-    return match.group(1)
 
 
 def sign_in(manager: RunningManager) -> str:
@@ -84,7 +76,7 @@ def upload_head(url: str, length: int, cookie: str | None = None) -> bytes:
 
 def test_a_large_body_without_a_sign_in_is_refused_before_it_is_read(web_manager, upstream):
     manager = web_manager()
-    url = app_url(manager)
+    url = manager.web_app_url()
     with rawhttp.connect(url) as sock:
         sock.sendall(upload_head(url, 1024 * MIB))
         answer, sent = rawhttp.upload_until_answered(sock, 1024 * MIB)
@@ -117,7 +109,7 @@ def test_a_large_body_without_a_sign_in_is_refused_before_it_is_read(web_manager
 @pytest.mark.slow
 def test_a_silent_connection_is_closed_but_a_signed_in_one_stays(web_manager):
     manager = web_manager("--head-timeout", "1")
-    url = app_url(manager)
+    url = manager.web_app_url()
     cookie = sign_in(manager)
     request = b"GET /session HTTP/1.1\r\nHost: a\r\nCookie: %s\r\n\r\n" % cookie.encode()
     with rawhttp.connect(url) as silent, rawhttp.connect(url) as signed_in:
@@ -148,7 +140,7 @@ def test_a_flood_of_idle_connections_does_not_lock_a_signed_in_browser_out(
     manager = web_manager(
         "--threads", "4", "--max-streams", "4", "--head-timeout", "120", preexec_fn=few_descriptors
     )
-    url = app_url(manager)
+    url = manager.web_app_url()
     cookie = sign_in(manager)
     flood: list[socket.socket] = []
     try:
@@ -177,7 +169,7 @@ def test_a_flood_of_idle_connections_does_not_lock_a_signed_in_browser_out(
 @pytest.mark.slow
 def test_an_answer_the_browser_stopped_reading_is_cut(web_manager):
     manager = web_manager("--stall-timeout", "2")
-    url = app_url(manager)
+    url = manager.web_app_url()
     cookie = sign_in(manager)
     sleeper = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sleeper.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -131,15 +131,24 @@ def test_a_manager_copy_moved_away_is_not_met_with_force(
     moved = tmp_path / "moved-away"
     p.directory.rename(moved)
     (p.laptop / "README.md").write_text("more\n")
-    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
-        done = ocm(p.laptop, *command)
-        assert done.returncode == 1, (command, done.stderr)
-        assert done.stderr.count("\n") == 1 and "no git checkout" in done.stderr
-        assert "--force" not in done.stderr and "ocm push --create" in done.stderr, done.stderr
+    for said in _every_transfer_refused(ocm, p.laptop):
+        assert "no git checkout" in said and "ocm push --create" in said, said
     moved.rename(p.directory)
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert (p.directory / "README.md").read_text() == "more\n"
+
+
+def _every_transfer_refused(ocm: Cli, laptop: Path) -> list[str]:
+    """What push and pull, forced or not, each said: one line, and no advice to --force
+    (which fails the same way)."""
+    said = []
+    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+        done = ocm(laptop, *command)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.count("\n") == 1 and "--force" not in done.stderr, done.stderr
+        said.append(done.stderr)
+    return said
 
 
 def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
@@ -154,12 +163,8 @@ def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
     head.write_bytes(b"garbage\n")
     (p.laptop / "README.md").write_text("more\n")
     before = repo_listing(p.laptop)
-    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
-        done = ocm(p.laptop, *command)
-        assert done.returncode == 1, (command, done.stderr)
-        assert done.stderr.count("\n") == 1, done.stderr
-        assert "is not a usable git repository" in done.stderr, done.stderr
-        assert "repair it on the Manager" in done.stderr and "--force" not in done.stderr
+    for said in _every_transfer_refused(ocm, p.laptop):
+        assert "is not a usable git repository" in said and "repair it on the Manager" in said
     assert repo_listing(p.laptop) == before
     assert ocm(other.laptop, "push").returncode == 0
     assert ocm(other.laptop, "pull").returncode == 0

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,21 @@ def run_manager_cli(
     )
 
 
+WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
+
+
+def held_opencode(path: Path, opencode_bin: str, go: Path) -> Path:
+    """An ``opencode`` at ``path`` that starts the real one only once ``go`` exists: the
+    Manager's OpenCode stays ``starting`` until then."""
+    path.write_text(
+        "#!/bin/sh\n"
+        f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.2; done\n"
+        f'exec {shlex.quote(opencode_bin)} "$@"\n'
+    )
+    path.chmod(0o755)
+    return path
+
+
 @dataclass
 class RunningManager:
     """A Manager process started by a test; ``stop()`` is idempotent."""
@@ -62,6 +78,12 @@ class RunningManager:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``ocm-manager <args> --data-dir <this manager's data dir>``."""
         return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check)
+
+    def web_app_url(self) -> str:
+        """Where the Manager says OpenCode's web app listens (its start-up line)."""
+        match = WEB_APP_LINE.search(self.log())
+        assert match, self.log()
+        return match.group(1)
 
     def opencode_state(self) -> str:
         """OpenCode's state as ``/api/health`` reports it (``running``, ``starting``, ...)."""

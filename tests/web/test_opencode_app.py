@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import time
@@ -32,7 +31,6 @@ from tests.support.llm import ScriptedLLM, Turn
 from tests.support.processes import RunningManager, start_manager
 from tests.support.upstream import GZIP_BODY, RecordingUpstream
 
-WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "opencode-app.png"
 # As tests/web/test_screenshots.py: every run takes the README's picture in a temporary
 # directory; OCM_UPDATE_SCREENSHOTS=1 (read at import, before isolated_env clears OCM_*)
@@ -69,10 +67,9 @@ def live(tmp_path_factory: pytest.TempPathFactory, opencode_bin: str) -> Iterato
         manager.cli("repo", "add", str(source), "--name", "project")
         listed = json.loads(manager.cli("repo", "list", "--json").stdout)
         directory = Path(listed[0]["directory"])
-        match = WEB_APP_LINE.search(manager.log())
-        assert match, manager.log()
+        app_url = manager.web_app_url()
         manager.wait_for_opencode()
-        yield Live(manager, match.group(1), directory, llm)
+        yield Live(manager, app_url, directory, llm)
     finally:
         manager.stop()
         llm.stop()
@@ -427,9 +424,7 @@ def test_what_reaches_opencode_from_the_browser_and_what_comes_back(
             tmp_path / "data", tmp_path / "manager.log", "--opencode-url", upstream.url, env=env
         )
         try:
-            match = WEB_APP_LINE.search(manager.log())
-            assert match, manager.log()
-            app_url = match.group(1)
+            app_url = manager.web_app_url()
             cookie = _cookie_header(sign_in(new_page(), manager))
             answer = requests.post(
                 app_url + "/session/a%2Fb?directory=%2Fsrv%2Frepo&x=1",

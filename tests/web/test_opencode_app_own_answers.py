@@ -8,8 +8,6 @@ needs it, and the listener is up all the same.
 
 from __future__ import annotations
 
-import re
-import shlex
 from pathlib import Path
 
 import pytest
@@ -17,18 +15,14 @@ import requests
 
 from manager.web.opencode_app.relay import EVERY_ANSWER, NOTICE_PATH
 from tests.support.env import isolated_environ
-from tests.support.processes import start_manager
-
-WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
+from tests.support.processes import held_opencode, start_manager
 
 
 @pytest.mark.e2e
 def test_the_managers_own_answers_on_the_app_listener_forbid_framing_and_sniffing(
     tmp_path: Path, opencode_bin: str
 ) -> None:
-    held = tmp_path / "opencode-held"
-    held.write_text(f"#!/bin/sh\nwhile :; do sleep 0.2; done\nexec {shlex.quote(opencode_bin)}\n")
-    held.chmod(0o755)
+    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go=tmp_path / "never")
     # Behind --web-app-url a signed-out page load gets the Manager's own sign-in page.
     manager = start_manager(
         tmp_path / "data",
@@ -42,9 +36,7 @@ def test_the_managers_own_answers_on_the_app_listener_forbid_framing_and_sniffin
         env=isolated_environ(tmp_path / "home"),
     )
     try:
-        match = WEB_APP_LINE.search(manager.log())
-        assert match, manager.log()
-        app = match.group(1)
+        app = manager.web_app_url()
         browser = requests.Session()
         page = {"Accept": "text/html"}
         answers = {"signed-out page": browser.get(app + "/", headers=page, timeout=10)}

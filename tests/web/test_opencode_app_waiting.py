@@ -6,8 +6,6 @@ in its 'starting' state for as long as the test needs.
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.env import isolated_environ
-from tests.support.processes import start_manager
-
-WEB_APP_LINE = re.compile(r"OpenCode's web app .*? on (http://127\.0\.0\.1:\d+)")
+from tests.support.processes import held_opencode, start_manager
 
 
 @pytest.mark.e2e
@@ -30,13 +26,7 @@ def test_the_app_opened_while_opencode_starts_says_so_then_opens_by_itself(
     sign_in: Callable[..., dict[str, Any]],
 ) -> None:
     go = tmp_path / "go"
-    held = tmp_path / "opencode-held"
-    held.write_text(
-        "#!/bin/sh\n"
-        f"while [ ! -e {shlex.quote(str(go))} ]; do sleep 0.2; done\n"
-        f'exec {shlex.quote(opencode_bin)} "$@"\n'
-    )
-    held.chmod(0o755)
+    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go)
     manager = start_manager(
         tmp_path / "data",
         tmp_path / "manager.log",
@@ -45,9 +35,7 @@ def test_the_app_opened_while_opencode_starts_says_so_then_opens_by_itself(
         env=isolated_environ(tmp_path / "home"),
     )
     try:
-        match = WEB_APP_LINE.search(manager.log())
-        assert match, manager.log()
-        app_url = match.group(1)
+        app_url = manager.web_app_url()
         page = new_page()
         sign_in(page, manager)
         assert manager.opencode_state() == "starting"
