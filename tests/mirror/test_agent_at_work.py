@@ -38,6 +38,11 @@ def manager(tmp_path: Path, opencode_bin: str) -> Iterator[tuple[RunningManager,
         llm.stop()
 
 
+def _busy(manager: RunningManager, directory: Path) -> bool:
+    statuses = _proxy(manager, directory, "GET", "/session/status").json()
+    return any(status.get("type") != "idle" for status in statuses.values())
+
+
 def _proxy(
     manager: RunningManager, directory: Path, method: str, path: str, **kwargs: Any
 ) -> requests.Response:
@@ -76,6 +81,9 @@ def test_a_pull_during_an_agents_turn_says_more_is_coming(
     turn.start()
     try:
         assert wait_until(written.exists, timeout=120)
+        # OpenCode says the turn is running (the Manager asks it for 0.5 s at most while git
+        # packs; on a loaded machine its first answer about this turn came later).
+        assert wait_until(lambda: _busy(running, p.directory), timeout=60)
         pulled = ocm(p.laptop, "pull")
         assert pulled.returncode == 0, pulled.stderr
         assert (p.laptop / "plan.md").read_text() == "step 1\n"
