@@ -51,7 +51,12 @@ def write(
         for entry in entries
     )
     gitcmd.run(root, "update-index", "-z", "--index-info", input=records, env=env)
-    done = gitcmd.run(root, "checkout-index", "-a", "-f", f"--prefix={dest}/", env=env, check=False)
+    # checkout.workers=0: one worker per core (git's parallel checkout, only from 100 files
+    # on); a first transfer writes every file, and inflating them one by one was ~1 s of it.
+    done = gitcmd.run(
+        root, "-c", "checkout.workers=0", "checkout-index", "-a", "-f", f"--prefix={dest}/",
+        env=env, check=False,
+    )  # fmt: skip
     if done.returncode != 0:
         message = gitcmd.last_line(done.stderr)
         if gitcmd.out_of_space(done.returncode, done.stderr):

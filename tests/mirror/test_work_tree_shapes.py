@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.mirror.helpers import repo_listing, tree_listing
+from tests.mirror.helpers import repo_listing, rich_repo, tree_listing
 from tests.mirror.test_refusals import follow, refusal
 from tests.support.git import git, make_repo
 from tests.support.processes import Cli
@@ -89,3 +89,35 @@ def test_any_file_name_travels_both_ways(ocm: Cli, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert tree_listing(laptop) == tree_listing(manager_copy)
     assert (laptop / "back\\slash.txt").read_text() == "an agent's edit\n"
+
+
+def test_a_whole_tree_written_in_parallel_arrives_exact_both_ways(ocm: Cli, tmp_path: Path) -> None:
+    """From 100 files on, git writes them with one worker per core (``checkout.workers``):
+    a first push and a pull into a fresh clone of 300 files, links and exec bits among
+    them, leave each side a copy of the other, index included."""
+    origin = "https://example.invalid/o/many.git"
+    laptop = rich_repo(tmp_path / "laptop", origin=origin)
+    for n in range(300):
+        path = laptop / f"d{n % 7}" / f"sub{n % 3}" / f"f{n}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"file {n}\n" * (n % 50))
+        if n % 5 == 0:
+            path.chmod(0o755)
+        if n % 11 == 0:
+            os.symlink(f"f{n}.txt", path.with_name(f"link{n}"))
+    git(laptop, "add", "d0", "d1", "d2")  # some staged, the rest untracked
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    assert tree_listing(manager_copy) == tree_listing(laptop)
+    assert git(manager_copy, "ls-files", "-s") == git(laptop, "ls-files", "-s")
+    assert git(manager_copy, "status", "--porcelain") == git(laptop, "status", "--porcelain")
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q")
+    git(fresh, "remote", "add", "origin", origin)
+    done = ocm(fresh, "pull")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(fresh) == tree_listing(manager_copy)
+    assert git(fresh, "ls-files", "-s") == git(manager_copy, "ls-files", "-s")
+    assert git(fresh, "status", "--porcelain") == git(manager_copy, "status", "--porcelain")
