@@ -20,8 +20,11 @@ WEB_BLUEPRINTS = frozenset({"web_signin", "web_repos", "web_settings", "web_heal
 def register_console(app: Flask) -> None:
     from flask import Blueprint
 
+    from manager.web.render import shown_plainly
     from manager.web.views import health, repos, settings, signin
     from manager.web.views.errors import register_error_pages
+
+    app.jinja_env.finalize = shown_plainly
 
     # The pages' templates and static files, shared by every console blueprint.
     static = Blueprint(

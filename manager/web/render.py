@@ -13,6 +13,21 @@ from flask import jsonify, render_template, request
 VERSION_HEADER = "X-Ocm-Data-Version"
 
 
+# Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a branch name, a
+# commit subject or a git message from a remote, one could show text reversed and reorder
+# the Manager's own words after it in the same cell. Pages show them as their code points.
+_DIRECTION_CONTROLS = {c: f"[U+{c:04X}]" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def shown_plainly(value: Any) -> Any:
+    """Jinja's ``finalize``: every value a page prints, with direction controls made
+    visible (an ASCII stand-in, so it is as safe in HTML as the text it replaces)."""
+    if isinstance(value, str) and not value.isascii():
+        plain = str(value).translate(_DIRECTION_CONTROLS)
+        return type(value)(plain) if plain != value else value
+    return value
+
+
 def data_version(data: dict[str, Any]) -> str:
     encoded = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]

@@ -380,6 +380,26 @@ def test_a_commit_subject_of_megabytes_is_shown_cut_short(
     assert listed[0]["head"]["subject"] == shown
 
 
+def test_direction_controls_from_a_remote_are_shown_as_code_points(
+    console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
+) -> None:
+    # A right-to-left override in a branch name or a subject showed the text after it
+    # reversed ("main" + U+202E + "txt.exe" read "mainexe.txt"), and could reorder the
+    # Manager's own words after it in a cell.
+    manager, page = console
+    source = git_repo("bidi")
+    git(source, "switch", "-q", "-c", "main\u202etxt.exe")
+    git(source, "commit", "-q", "--allow-empty", "-m", "fix \u2067evil\u2069 and \u202aok\u202c")
+    manager.cli("repo", "add", str(source), "--name", "bidi")
+
+    branch = row(page, "bidi").locator("[data-label=Branch]").inner_text()
+    assert branch == "main[U+202E]txt.exe"
+    subject = row(page, "bidi").locator("[data-label=Head] small").inner_text()
+    assert subject == "fix [U+2067]evil[U+2069] and [U+202A]ok[U+202C]"
+    listed = json_twin(page, "/repos?format=json")["repos"]  # data stays as git has it
+    assert listed[0]["branch"] == "main\u202etxt.exe"
+
+
 def test_remove_waits_for_a_push_or_pull_of_the_repo(
     console: tuple[RunningManager, Any], git_repo: Callable[..., Path]
 ) -> None:
