@@ -21,7 +21,7 @@ from ocm import credentials
 from ocm.cli import main
 from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, config, run_ocm
 from tests.client.keyrings import BrokenKeyring, MemoryKeyring
-from tests.support.processes import RunningManager, ocm_command
+from tests.support.processes import RunningManager, as_from_a_terminal, ocm_command
 from tests.support.terminal import read_until_closed
 
 SERVICE = "opencode-manager"
@@ -234,6 +234,7 @@ def _login_at_a_prompt(manager: RunningManager) -> tuple[subprocess.Popen[bytes]
         stdout=terminal,
         stderr=terminal,
         start_new_session=True,
+        preexec_fn=as_from_a_terminal,  # Ctrl-C at its default, whatever this run inherited
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     os.close(terminal)
