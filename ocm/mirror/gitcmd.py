@@ -201,13 +201,19 @@ def is_oid(text: object) -> bool:
     return isinstance(text, str) and _OID.fullmatch(text) is not None
 
 
+# How git reports a parallel checkout's worker killed by a file size limit.
+_WORKER_OUT_OF_ROOM = f"died of signal {int(signal.SIGXFSZ)}"
+
+
 def out_of_space(returncode: int, stderr: bytes) -> bool:
     """Whether a git command failed for want of disk (or hit a file size limit: git then
-    dies of SIGXFSZ, since Python's children get the default disposition back)."""
+    dies of SIGXFSZ, since Python's children get the default disposition back, and so do
+    the workers of a parallel checkout, which git reports as "died of signal N")."""
     if returncode == -signal.SIGXFSZ:
         return True
     text = os.fsdecode(stderr).lower()
-    return any(sign in text for sign in ("no space left", "file too large", "quota exceeded"))
+    signs = ("no space left", "file too large", "quota exceeded", _WORKER_OUT_OF_ROOM)
+    return any(sign in text for sign in signs)
 
 
 def split_z(data: bytes) -> list[str]:
