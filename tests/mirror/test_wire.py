@@ -223,16 +223,18 @@ def test_pull_applies_its_own_limits(
     assert (p.laptop / "huge.bin").stat().st_size == 3 << 20
 
 
-@pytest.mark.parametrize("small_files", [0, 150], ids=["one file", "git's parallel checkout"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["one by one", "git's parallel checkout"])
 def test_a_pull_that_would_fill_the_disk_stops_and_changes_nothing(
-    ocm: Cli, pushed: Callable[..., Pushed], small_files: int
+    ocm: Cli, pushed: Callable[..., Pushed], parallel: bool
 ) -> None:
     """RLIMIT_FSIZE on ``ocm pull``: writing a file past 1 MB fails as on a full disk. From
-    100 files on, git writes them in worker processes, and says that one died."""
+    100 files and 8 MB on, git writes them in worker processes, and says that one died."""
     p = pushed("proj")
     (p.directory / "big.bin").write_bytes(b"\0" * (4 << 20))  # a small pack, a 4 MB file
-    for n in range(small_files):
-        (p.directory / f"small{n}.txt").write_text(f"{n}\n")
+    if parallel:
+        (p.directory / "big2.bin").write_bytes(b"\1" * (5 << 20))
+        for n in range(150):
+            (p.directory / f"small{n}.txt").write_text(f"{n}\n")
     before = repo_listing(p.laptop)
 
     def small_files() -> None:

@@ -92,11 +92,14 @@ def test_any_file_name_travels_both_ways(ocm: Cli, tmp_path: Path) -> None:
 
 
 def test_a_whole_tree_written_in_parallel_arrives_exact_both_ways(ocm: Cli, tmp_path: Path) -> None:
-    """From 100 files on, git writes them with one worker per core (``checkout.workers``):
-    a first push and a pull into a fresh clone of 300 files, links and exec bits among
-    them, leave each side a copy of the other, index included."""
+    """From 100 files and 8 MB on, git writes them with one worker per core (its parallel
+    checkout): a first push and a pull into a fresh clone of 300 files, links and exec bits
+    among them, leave each side a copy of the other, index included."""
     origin = "https://example.invalid/o/many.git"
     laptop = rich_repo(tmp_path / "laptop", origin=origin)
+    (laptop / "assets").mkdir()
+    for k in range(2):
+        (laptop / "assets" / f"blob{k}.bin").write_bytes(os.urandom(5 << 20))
     for n in range(300):
         path = laptop / f"d{n % 7}" / f"sub{n % 3}" / f"f{n}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
