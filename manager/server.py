@@ -202,14 +202,10 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     if tokens is not None:
         tokens.start()
     try:
-        # Before the line below, which tells tests and scripts that start-up is over.
+        # All before the "listening on" line, which tells tests and scripts that start-up
+        # is over: a page asked for right after it links the web app already.
         warn_unless_loopback(settings.host)
         port = getattr(server, "effective_port", settings.port)
-        print(
-            f"ocm-manager: listening on {http_url(settings.host, port)}",
-            file=sys.stderr,
-            flush=True,
-        )
         ports = getattr(getattr(app, "services", None), "ports", {})
         ports["console"] = port
         if web_app_server is not None:
@@ -220,6 +216,11 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
                 file=sys.stderr,
                 flush=True,
             )
+        print(
+            f"ocm-manager: listening on {http_url(settings.host, port)}",
+            file=sys.stderr,
+            flush=True,
+        )
         # server.run(), except that on_stop runs before waitress waits for its workers.
         server.asyncore.loop(
             timeout=server.adj.asyncore_loop_timeout,

@@ -57,3 +57,26 @@ def test_the_app_opened_while_opencode_starts_says_so_then_opens_by_itself(
     finally:
         go.touch()
         manager.stop()
+
+
+def test_start_up_ends_with_the_listening_line_after_the_web_app_is_known(
+    tmp_path: Path, opencode_bin: str
+) -> None:
+    # "listening on" tells scripts and tests that start-up is over; the web app's line and
+    # its port (which console pages link to) came after it, so a page or a test looking
+    # right then could miss them.
+    go = tmp_path / "go"  # never made: OpenCode stays held back
+    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go)
+    manager = start_manager(
+        tmp_path / "data",
+        tmp_path / "manager.log",
+        "--opencode-bin",
+        str(held),
+        env=isolated_environ(tmp_path / "home"),
+    )
+    try:
+        log = manager.log()  # as start_manager returned: the listening line is in
+        assert "OpenCode's web app" in log, log
+        assert log.index("OpenCode's web app") < log.index("listening on")
+    finally:
+        manager.stop()
