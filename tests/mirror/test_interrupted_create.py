@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.mirror.helpers import held_git, rich_repo, tree_listing
-from tests.support.processes import Cli, RunningManager, ocm_command
+from tests.support.processes import Cli, RunningManager
 from tests.support.proctree import wait_until
 
 
@@ -23,10 +22,7 @@ def test_a_push_create_cut_off_by_a_killed_manager_can_run_again(
     laptop = rich_repo(tmp_path / "laptop" / "proj")
     ocm = Cli(manager)
 
-    pushing = subprocess.Popen(
-        ocm_command("push", "--create", "--yes"), cwd=laptop, env=ocm.env(),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    pushing = ocm.start(laptop, "push", "--create", "--yes")
     try:
         assert wait_until(flag.exists, timeout=60), manager.log()
         os.killpg(manager.process.pid, signal.SIGKILL)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.mirror.conftest import agent_commits, push_new
 from tests.mirror.helpers import held_git, tree_listing
 from tests.support.git import git
-from tests.support.processes import Cli, RunningManager, ocm_command
+from tests.support.processes import Cli, RunningManager
 from tests.support.proctree import wait_until
 
 
@@ -30,10 +29,7 @@ def test_a_pull_cut_off_by_a_stopping_manager_says_so_and_can_run_again(
     before = tree_listing(p.laptop)
 
     arm.touch()
-    pulling = subprocess.Popen(
-        ocm_command("pull"), cwd=p.laptop, env=ocm.env(),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    pulling = ocm.start(p.laptop, "pull")
     try:
         assert wait_until(flag.exists, timeout=60), manager.log()
         os.killpg(manager.process.pid, signal.SIGTERM)  # git's SIGTERM waits for its SIGCONT

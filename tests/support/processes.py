@@ -123,6 +123,19 @@ class Cli:
             timeout=120,
         )
 
+    def start(self, cwd: Path, *args: str) -> subprocess.Popen[str]:
+        """``ocm <args>`` in ``cwd`` without waiting for it; ``communicate()`` gives its
+        output."""
+        return subprocess.Popen(
+            ocm_command(*args),
+            cwd=cwd,
+            env=self.env(),
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
     def repos(self, cwd: Path) -> list[dict]:
         done = self(cwd, "list", "--json")
         assert done.returncode == 0, done.stderr

@@ -14,7 +14,21 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.env import isolated_environ
-from tests.support.processes import held_opencode, start_manager
+from tests.support.processes import RunningManager, held_opencode, start_manager
+
+
+def _manager_with_opencode_held(tmp_path: Path, opencode_bin: str) -> tuple[RunningManager, Path]:
+    """A Manager whose OpenCode waits to start until the returned file exists."""
+    go = tmp_path / "go"
+    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go)
+    manager = start_manager(
+        tmp_path / "data",
+        tmp_path / "manager.log",
+        "--opencode-bin",
+        str(held),
+        env=isolated_environ(tmp_path / "home"),
+    )
+    return manager, go
 
 
 @pytest.mark.e2e
@@ -25,15 +39,7 @@ def test_the_app_opened_while_opencode_starts_says_so_then_opens_by_itself(
     new_page: Callable[..., Any],
     sign_in: Callable[..., dict[str, Any]],
 ) -> None:
-    go = tmp_path / "go"
-    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go)
-    manager = start_manager(
-        tmp_path / "data",
-        tmp_path / "manager.log",
-        "--opencode-bin",
-        str(held),
-        env=isolated_environ(tmp_path / "home"),
-    )
+    manager, go = _manager_with_opencode_held(tmp_path, opencode_bin)
     try:
         app_url = manager.web_app_url()
         page = new_page()
@@ -65,15 +71,7 @@ def test_start_up_ends_with_the_listening_line_after_the_web_app_is_known(
     # "listening on" tells scripts and tests that start-up is over; the web app's line and
     # its port (which console pages link to) came after it, so a page or a test looking
     # right then could miss them.
-    go = tmp_path / "go"  # never made: OpenCode stays held back
-    held = held_opencode(tmp_path / "opencode-held", opencode_bin, go)
-    manager = start_manager(
-        tmp_path / "data",
-        tmp_path / "manager.log",
-        "--opencode-bin",
-        str(held),
-        env=isolated_environ(tmp_path / "home"),
-    )
+    manager, _ = _manager_with_opencode_held(tmp_path, opencode_bin)  # never let go
     try:
         log = manager.log()  # as start_manager returned: the listening line is in
         assert "OpenCode's web app" in log, log
