@@ -80,16 +80,13 @@ def local_work(
     its own commits are counted as new unless the Manager lists the tip among its own, or
     says its history holds it (``mergedTip``: a fresh clone behind the Manager's branch).
     """
-    uncommitted = at_risk(state, {read_marker(root).get("snapshot")})
+    marker = read_marker(root)
+    uncommitted = at_risk(state, {marker.get("snapshot")})
     ours, commits = (history.branch_tip(root, branch) if branch else None), 0
     if ours and theirs and ours != theirs:
         if _has_commit(root, theirs):
             commits = history.commits_lacking(root, ours, theirs)
-        elif ours not in (
-            *(head.get("tips") or ()),
-            read_marker(root).get("head"),
-            head.get("mergedTip"),
-        ):
+        elif ours not in (*(head.get("tips") or ()), marker.get("head"), head.get("mergedTip")):
             commits = SOME
     return Work(uncommitted, commits)
 
