@@ -310,7 +310,7 @@ def _upload_body(stream: pack.PackStream, progress: Progress) -> Iterator[bytes]
     for chunk in stream:
         progress.add(len(chunk))
         yield chunk
-    progress.finish(then="the Manager is checking the pack and switching the work tree ...")
+    progress.finish(then="the Manager is checking the pack and switching the work tree")
 
 
 def _head(
@@ -645,7 +645,7 @@ class _ResponseReader(io.RawIOBase):
             self._buffer = next(self._chunks, b"")
             self._progress.add(len(self._buffer))
             if not self._buffer:  # all in: git checks it, then the work tree is switched
-                self._progress.finish(then="checking the pack and switching the work tree ...")
+                self._progress.finish(then="checking the pack and switching the work tree")
         count = min(len(target), len(self._buffer))
         target[:count] = self._buffer[:count]
         self._buffer = self._buffer[count:]

@@ -35,9 +35,18 @@ class Progress:
         self._drawn = 0.0
         self._lock = threading.Lock()
         self._over = threading.Event()
+        self._next: Progress | None = None  # the phase ``finish(then=...)`` began
 
     def __enter__(self) -> Progress:
+        return self.start()
+
+    def start(self, *, at_once: bool = False) -> Progress:
+        """Count the seconds from now; ``at_once``: draw the line now, not at the first tick."""
+        self.started = time.monotonic()
         if self.enabled:
+            if at_once:
+                with self._lock:
+                    self._draw()
             threading.Thread(target=self._tick, name="progress", daemon=True).start()
         return self
 
@@ -51,8 +60,12 @@ class Progress:
                     self._draw()
 
     def finish(self, then: str | None = None) -> None:
-        """Draw the final count and end the line (once); ``then`` names the next phase."""
+        """Draw the final count and end the line (once). ``then`` names the next phase,
+        which shows its seconds from now until this one is finished again (its block
+        ends): what the other side does with the bytes can take longer than moving them."""
         if self._over.is_set():
+            if self._next is not None:
+                self._next.finish()
             return
         self._over.set()
         with self._lock:
@@ -60,9 +73,9 @@ class Progress:
                 self._draw()
                 self.stream.write("\n")
                 self._drawn = 0.0
-            if then:
-                self.note(then)
             self.stream.flush()
+        if then:
+            self._next = Progress(then, self.stream, counting=False).start(at_once=True)
 
     def add(self, count: int) -> None:
         self.total += count
@@ -81,9 +94,3 @@ class Progress:
         )
         self.stream.write(f"\r{self.phase}{counts} {elapsed:.0f} s   ")
         self.stream.flush()
-
-    def note(self, text: str) -> None:
-        """A phase without byte counts ("switching the work tree")."""
-        if self.enabled:
-            self.stream.write(f"{text}\n")
-            self.stream.flush()

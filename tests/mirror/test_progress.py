@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 from ocm.mirror.progress import Progress
 from tests.support.proctree import wait_until
@@ -39,14 +40,31 @@ def test_a_wait_with_no_bytes_is_redrawn_with_its_seconds() -> None:
     assert "receiving proj: 1.0 KB, " in shown and shown.endswith(" s   \n")
 
 
-def test_a_phase_without_bytes_shows_only_its_time_and_says_the_next_one_once() -> None:
+def test_a_phase_without_bytes_shows_only_its_time() -> None:
     terminal = Terminal()
-    with Progress("looking at proj", terminal, counting=False) as progress:
+    with Progress("looking at proj", terminal, counting=False):
         assert wait_until(lambda: "\r" in terminal.shown(), timeout=30)
-        progress.finish(then="sending")
     shown = terminal.shown()
-    assert "\rlooking at proj ... " in shown and "B/s" not in shown
-    assert shown.count("sending\n") == 1  # leaving the block finishes nothing twice
+    assert shown.startswith("\rlooking at proj ... ") and shown.endswith(" s   \n")
+    assert "B/s" not in shown
+
+
+def test_the_phase_after_the_bytes_is_shown_at_once_and_counts_its_seconds_to_the_end() -> None:
+    # The other side's checks of a large push take longer than its upload: a line that
+    # stood still for them read as a hang.
+    terminal = Terminal()
+    with Progress("sending to proj", terminal) as progress:
+        progress.add(2048)
+        progress.finish(then="the Manager is checking")
+        assert terminal.shown().endswith("\rthe Manager is checking ... 0 s   ")
+        assert wait_until(lambda: terminal.shown().count("checking ... ") >= 3, timeout=30)
+        before = terminal.shown()
+    after = terminal.shown()
+    assert before.startswith("\rsending to proj: 2.0 KB, ")
+    # Leaving the block ends the checking line, once: nothing is drawn after it.
+    assert after.startswith(before) and after.endswith(" s   \n") and after.count("\n") == 2
+    time.sleep(Progress.TICK * 2)
+    assert terminal.shown() == after
 
 
 def test_nothing_is_drawn_when_stderr_is_not_a_terminal() -> None:
