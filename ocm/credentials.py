@@ -5,6 +5,9 @@ not fail, null, plaintext, or a chainer with nothing real in it), ``credentials.
 in a 0700 dir, atomic). ``ocm login`` keeps a token in exactly one store and removes it from
 the other, so the file is read before the keyring is consulted: the answer is the same, and
 the ~200 ms that importing ``keyring`` costs is only paid when the token really is there.
+``ocm login`` remembers which keyring backend took the token (``state.json``, the user's own
+file, naming a class as keyring's own ``keyringrc.cfg`` does), and later commands load that
+one first, skipping keyring's import and ranking of every backend (60-100 ms).
 
 Any exception from a keyring backend degrades to the file; a broken keyring never stops
 ``ocm``. Every :class:`TokenSource` carries a label naming its store for messages.
@@ -21,6 +24,7 @@ from ocm.errors import OcmError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
     from typing import Any
 
@@ -31,6 +35,7 @@ STORE_ENV = "env"
 STORE_KEYRING = "keyring"
 STORE_FILE = "file"
 
+_CHAINER = "keyring.backends.chainer.ChainerBackend"
 # Backends that exist but do not keep a secret safely (or at all).
 _NOT_REAL = {
     "keyring.backends.fail.Keyring",
@@ -117,7 +122,7 @@ def _is_real(backend: Any) -> bool:
     name = _class_name(backend)
     if name in _NOT_REAL or "plaintext" in name.lower():
         return False
-    if name == "keyring.backends.chainer.ChainerBackend":
+    if name == _CHAINER:
         return any(_is_real(member) for member in backend.backends)
     try:
         return float(backend.priority) > 0
@@ -136,34 +141,59 @@ def real_keyring() -> Any | None:
         return None
 
 
+def _pinned_keyring(name: str) -> Any | None:
+    """The backend ``ocm login`` saved the token in, loaded by its class name without
+    keyring's discovery; None when ``PYTHON_KEYRING_BACKEND`` chooses (keyring's own
+    override wins) or it no longer loads."""
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return None
+    try:
+        import keyring.core  # noqa: PLC0415 - as in real_keyring
+
+        backend = keyring.core.load_keyring(name)
+        return backend if _is_real(backend) else None
+    except Exception:
+        return None
+
+
+def _keyrings(pinned: str | None) -> Iterator[Any]:
+    """The pinned backend, then keyring's own choice when that is another one (only looked
+    for when the caller goes on: a token found in the pinned one ends the search)."""
+    first = _pinned_keyring(pinned) if pinned else None
+    if first is not None:
+        yield first
+    chosen = real_keyring()
+    if chosen is not None and (first is None or _class_name(chosen) != _class_name(first)):
+        yield chosen
+
+
 def keyring_label(backend: Any) -> str:
     name = getattr(backend, "name", None) or type(backend).__name__
     return f"the OS keyring ({name})"
 
 
-def _keyring_get(url: str) -> TokenSource | None:
-    backend = real_keyring()
-    if backend is None:
-        return None
-    try:
-        token = backend.get_password(SERVICE, url)
-    except Exception:
-        return None
-    return TokenSource(token, STORE_KEYRING, keyring_label(backend)) if token else None
+def _keyring_get(url: str, pinned: str | None) -> TokenSource | None:
+    for backend in _keyrings(pinned):
+        try:
+            token = backend.get_password(SERVICE, url)
+        except Exception:
+            continue
+        if token:
+            return TokenSource(token, STORE_KEYRING, keyring_label(backend))
+    return None
 
 
-def _keyring_delete(url: str) -> str | None:
+def _keyring_delete(url: str, pinned: str | None) -> str | None:
     """Remove the keyring entry; the store's label when something was removed."""
-    backend = real_keyring()
-    if backend is None:
-        return None
-    try:
-        if not backend.get_password(SERVICE, url):
-            return None
-        backend.delete_password(SERVICE, url)
-    except Exception:
-        return None
-    return keyring_label(backend)
+    for backend in _keyrings(pinned):
+        try:
+            if not backend.get_password(SERVICE, url):
+                continue
+            backend.delete_password(SERVICE, url)
+        except Exception:
+            continue
+        return keyring_label(backend)
+    return None
 
 
 # ---------------------------------------------------------------- file
@@ -257,8 +287,9 @@ def _write_file(tokens: dict[str, str]) -> None:
 # ---------------------------------------------------------------- public API
 
 
-def find_token(url: str | None) -> TokenSource | None:
-    """The token for ``url``: ``OCM_TOKEN``, else credentials.json, else the OS keyring."""
+def find_token(url: str | None, pinned: str | None = None) -> TokenSource | None:
+    """The token for ``url``: ``OCM_TOKEN``, else credentials.json, else the OS keyring
+    (``pinned``, the backend class ``ocm login`` saved it with, is asked first)."""
     env = os.environ.get(ENV_TOKEN, "").strip()
     if env:
         return TokenSource(env, STORE_ENV, env_label())
@@ -267,17 +298,22 @@ def find_token(url: str | None) -> TokenSource | None:
     stored = _read_file(trusted_only=True).get(url)
     if stored:
         return TokenSource(stored, STORE_FILE, file_label())
-    return _keyring_get(url)
+    return _keyring_get(url, pinned)
 
 
 class SaveResult:
-    """Where :func:`save_token` put the token, and why the file if it was the file."""
+    """Where :func:`save_token` put the token, and why the file if it was the file; with a
+    keyring, the backend's class name for :func:`find_token` to load directly (None for a
+    chainer: loading one is a discovery anyway)."""
 
-    __slots__ = ("source", "file_reason")
+    __slots__ = ("source", "file_reason", "pinned")
 
-    def __init__(self, source: TokenSource, file_reason: str | None = None) -> None:
+    def __init__(
+        self, source: TokenSource, file_reason: str | None = None, pinned: str | None = None
+    ) -> None:
         self.source = source
         self.file_reason = file_reason
+        self.pinned = pinned
 
 
 def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveResult:
@@ -302,22 +338,26 @@ def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveR
                 tokens = _read_file()
                 if tokens.pop(url, None) is not None:
                     _write_file(tokens)
-                return SaveResult(TokenSource(token, STORE_KEYRING, keyring_label(backend)))
+                name = _class_name(backend)
+                return SaveResult(
+                    TokenSource(token, STORE_KEYRING, keyring_label(backend)),
+                    pinned=None if name == _CHAINER else name,
+                )
     tokens = _read_file()
     tokens[url] = token
     _write_file(tokens)
-    _keyring_delete(url)
+    _keyring_delete(url, None)
     return SaveResult(TokenSource(token, STORE_FILE, file_label()), reason)
 
 
-def delete_token(url: str) -> list[str]:
+def delete_token(url: str, pinned: str | None = None) -> list[str]:
     """Remove the token for ``url`` from every store ocm writes; labels of those that had it."""
     removed: list[str] = []
     tokens = _read_file()
     if tokens.pop(url, None) is not None:
         _write_file(tokens)
         removed.append(file_label())
-    label = _keyring_delete(url)
+    label = _keyring_delete(url, pinned)
     if label:
         removed.append(label)
     return removed

@@ -28,6 +28,7 @@ class State:
         "last_repo_name",
         "last_repo_dir",
         "last_repo_branch",
+        "keyring_backend",
         "updated_at",
         "problem",
         "problem_todo",
@@ -41,6 +42,7 @@ class State:
         last_repo_name: str | None = None,
         last_repo_dir: str | None = None,
         last_repo_branch: str | None = None,
+        keyring_backend: str | None = None,
         updated_at: str | None = None,
         problem: str | None = None,
         problem_todo: str | None = None,
@@ -50,6 +52,8 @@ class State:
         self.last_repo_name = last_repo_name
         self.last_repo_dir = last_repo_dir
         self.last_repo_branch = last_repo_branch
+        # The keyring backend class that ``ocm login`` saved manager_url's token in.
+        self.keyring_backend = keyring_backend
         self.updated_at = updated_at
         # Why the file could not be used (shown by ``ocm status``); None if fine or absent.
         self.problem = problem
@@ -67,6 +71,10 @@ class State:
 
     def __repr__(self) -> str:
         return "State(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+
+    def keyring_for(self, url: str) -> str | None:
+        """The keyring backend that holds the token for ``url``, when login recorded it."""
+        return self.keyring_backend if url == self.manager_url else None
 
     @property
     def has_last_repo(self) -> bool:
@@ -92,6 +100,7 @@ class State:
             "lastRepoName": self.last_repo_name,
             "lastRepoDir": self.last_repo_dir,
             "lastRepoBranch": self.last_repo_branch,
+            "keyringBackend": self.keyring_backend,
             "updatedAt": self.updated_at,
         }
 
@@ -141,6 +150,7 @@ def load() -> State:
         last_repo_name=_text(data, "lastRepoName"),
         last_repo_dir=_text(data, "lastRepoDir"),
         last_repo_branch=_text(data, "lastRepoBranch"),
+        keyring_backend=_text(data, "keyringBackend"),
         updated_at=_text(data, "updatedAt"),
     )
 

@@ -102,7 +102,7 @@ def require_login(state: state_mod.State) -> Login:
             "not logged in to a Manager",
             f"run `ocm login <url>` (or set {URL_ENV} and {credentials.ENV_TOKEN})",
         )
-    token = credentials.find_token(where.url)
+    token = credentials.find_token(where.url, state.keyring_for(where.url))
     if token is None:
         raise OcmError(
             f"no token for {where.url} in {credentials.file_label()} or the OS "

@@ -64,7 +64,7 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
         if previous.manager_url == normalised
         else (previous.without_last_repo().replace(manager_url=normalised))
     )
-    state_mod.save(fresh)
+    state_mod.save(fresh.replace(keyring_backend=saved.pinned))
     summary = f"logged in to {normalised}; token saved in {saved.source.label}"
     if saved.file_reason:
         summary += f" (mode 0600; {saved.file_reason})"
@@ -87,7 +87,7 @@ def logout() -> int:
         state_mod.clear()
         note("not logged in; nothing to remove")
     else:
-        removed = credentials.delete_token(where.url)
+        removed = credentials.delete_token(where.url, current.keyring_for(where.url))
         # OPENCODE_MANAGER_URL may name another Manager than the one logged in to: that
         # login (its URL, its last repo) is not this logout's to end.
         other = current.manager_url not in (None, where.url)

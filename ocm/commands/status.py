@@ -60,7 +60,7 @@ def status(*, as_json: bool) -> int:
         where, url_problem = None, exc.message
     problems = [p for p in (current.problem, url_problem) if p]
     try:
-        token = credentials.find_token(where.url if where else None)
+        token = credentials.find_token(where.url, current.keyring_for(where.url)) if where else None
     except OcmError as exc:  # e.g. credentials.json readable by others: refused, reported
         token, problems = None, [*problems, exc.message]
     try:

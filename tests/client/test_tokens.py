@@ -153,6 +153,53 @@ def test_keyring_backend_in_a_subprocess(manager: RunningManager, file_keyring: 
     assert run_ocm("list").returncode == 0
 
 
+def test_later_commands_load_the_backend_login_used_without_keyrings_discovery(
+    manager: RunningManager,
+    file_keyring: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    state = json.loads((config(tmp_path) / "state.json").read_text())
+    assert state["keyringBackend"] == "tests.client.keyrings.FileKeyring"
+    # Without keyring's override its discovery would import every backend (and find no
+    # real one on a test machine): the token is read from the backend login named, alone.
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    discoveries: list[str] = []
+    monkeypatch.setattr(keyring.core, "init_backend", lambda *a: discoveries.append("init"))
+    monkeypatch.setattr(keyring.backend, "get_all_keyring", lambda: discoveries.append("all"))
+    assert main(["list"]) == 0
+    assert status_json(capsys)["token"] == {
+        "present": True,
+        "store": "keyring",
+        "location": "the OS keyring (keyrings FileKeyring)",
+    }
+    assert main(["logout"]) == 0
+    assert "token removed from the OS keyring (keyrings FileKeyring)" in capsys.readouterr().err
+    assert json.loads(file_keyring.read_text()) == {}
+    assert discoveries == []
+
+
+def test_a_token_the_pinned_backend_lost_is_looked_for_in_keyrings_choice(
+    manager: RunningManager, file_keyring: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    state_file = config(tmp_path) / "state.json"
+    state = json.loads(state_file.read_text())
+    state["keyringBackend"] = "tests.client.keyrings.MemoryKeyring"  # empty in every process
+    state_file.write_text(json.dumps(state))
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    # keyring's own choice, through its config file here: the store login really used.
+    keyring_config = tmp_path / "home" / ".config" / "python_keyring"
+    keyring_config.mkdir(parents=True)
+    (keyring_config / "keyringrc.cfg").write_text(
+        "[backend]\ndefault-keyring = tests.client.keyrings.FileKeyring\n"
+    )
+    assert "from the OS keyring (keyrings FileKeyring)" in run_ocm("status").stdout
+    assert run_ocm("list").returncode == 0
+
+
 def test_ocm_token_overrides_the_stores_and_names_itself(
     manager: RunningManager, tmp_path: Path
 ) -> None:
