@@ -167,6 +167,17 @@ def _keyrings(pinned: str | None) -> Iterator[Any]:
         yield chosen
 
 
+def _holder(backend: Any, url: str, token: str) -> str | None:
+    """The class of the backend that keeps ``token``: a chainer's member that took it."""
+    if _class_name(backend) != _CHAINER:
+        return _class_name(backend)
+    for member in backend.backends:
+        with contextlib.suppress(Exception):
+            if member.get_password(SERVICE, url) == token:
+                return _class_name(member)
+    return None
+
+
 def keyring_label(backend: Any) -> str:
     name = getattr(backend, "name", None) or type(backend).__name__
     return f"the OS keyring ({name})"
@@ -303,8 +314,8 @@ def find_token(url: str | None, pinned: str | None = None) -> TokenSource | None
 
 class SaveResult:
     """Where :func:`save_token` put the token, and why the file if it was the file; with a
-    keyring, the backend's class name for :func:`find_token` to load directly (None for a
-    chainer: loading one is a discovery anyway)."""
+    keyring, the class name of the backend that keeps it, for :func:`find_token` to load
+    directly (a chainer's member: loading a chainer would be a discovery again)."""
 
     __slots__ = ("source", "file_reason", "pinned")
 
@@ -338,10 +349,9 @@ def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveR
                 tokens = _read_file()
                 if tokens.pop(url, None) is not None:
                     _write_file(tokens)
-                name = _class_name(backend)
                 return SaveResult(
                     TokenSource(token, STORE_KEYRING, keyring_label(backend)),
-                    pinned=None if name == _CHAINER else name,
+                    pinned=_holder(backend, url, token),
                 )
     tokens = _read_file()
     tokens[url] = token

@@ -20,7 +20,7 @@ from keyring.backends import chainer, fail, null
 from ocm import credentials
 from ocm.cli import main
 from tests.client.conftest import REPO_ROOT, AddedRepo, Recorder, assert_one_error, config, run_ocm
-from tests.client.keyrings import BrokenKeyring, MemoryKeyring
+from tests.client.keyrings import BrokenKeyring, FileKeyring, MemoryKeyring
 from tests.support.processes import RunningManager, as_from_a_terminal, ocm_command
 from tests.support.terminal import read_until_closed
 
@@ -179,6 +179,22 @@ def test_later_commands_load_the_backend_login_used_without_keyrings_discovery(
     assert "token removed from the OS keyring (keyrings FileKeyring)" in capsys.readouterr().err
     assert json.loads(file_keyring.read_text()) == {}
     assert discoveries == []
+
+
+def test_behind_a_chainer_login_records_the_member_that_took_the_token(
+    manager: RunningManager,
+    file_keyring: Path,
+    use_keyring: Callable[[object], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # keyring chains its backends when more than one is viable (Secret Service and KWallet).
+    monkeypatch.setattr(chainer.ChainerBackend, "backends", [FileKeyring(), MemoryKeyring()])
+    use_keyring(chainer.ChainerBackend())
+    assert main(["login", manager.url, manager.token]) == 0
+    state = json.loads((config(tmp_path) / "state.json").read_text())
+    assert state["keyringBackend"] == "tests.client.keyrings.FileKeyring"
+    assert json.loads(file_keyring.read_text()) == {f"{SERVICE}|{manager.url}": manager.token}
 
 
 def test_a_token_the_pinned_backend_lost_is_looked_for_in_keyrings_choice(
