@@ -167,6 +167,7 @@ def test_later_commands_load_the_backend_login_used_without_keyrings_discovery(
     # real one on a test machine): the token is read from the backend login named, alone.
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
     discoveries: list[str] = []
+    monkeypatch.setattr(keyring.core, "_keyring_backend", None)  # nothing chosen yet
     monkeypatch.setattr(keyring.core, "init_backend", lambda *a: discoveries.append("init"))
     monkeypatch.setattr(keyring.backend, "get_all_keyring", lambda: discoveries.append("all"))
     assert main(["list"]) == 0
