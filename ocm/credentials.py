@@ -47,12 +47,14 @@ _NOT_REAL = {
 class TokenSource:
     """A token and the store it came from (or went to)."""
 
-    __slots__ = ("token", "store", "label")
+    __slots__ = ("token", "store", "label", "keeper")
 
-    def __init__(self, token: str, store: str, label: str) -> None:
+    def __init__(self, token: str, store: str, label: str, keeper: str | None = None) -> None:
         self.token = token
         self.store = store  # STORE_ENV, STORE_KEYRING or STORE_FILE
         self.label = label  # names the store in messages
+        # In the keyring: the class of the backend that keeps it, for state.json to record.
+        self.keeper = keeper
 
     def __repr__(self) -> str:  # never print the token by accident
         return f"TokenSource(store={self.store!r}, label={self.label!r})"
@@ -168,7 +170,8 @@ def _keyrings(pinned: str | None) -> Iterator[Any]:
 
 
 def _holder(backend: Any, url: str, token: str) -> str | None:
-    """The class of the backend that keeps ``token``: a chainer's member that took it."""
+    """The class of the backend that keeps ``token``, to be loaded directly next time: behind
+    a chainer, the member that has it (loading a chainer would be a discovery again)."""
     if _class_name(backend) != _CHAINER:
         return _class_name(backend)
     for member in backend.backends:
@@ -190,7 +193,8 @@ def _keyring_get(url: str, pinned: str | None) -> TokenSource | None:
         except Exception:
             continue
         if token:
-            return TokenSource(token, STORE_KEYRING, keyring_label(backend))
+            keeper = _holder(backend, url, token)
+            return TokenSource(token, STORE_KEYRING, keyring_label(backend), keeper)
     return None
 
 
@@ -313,18 +317,13 @@ def find_token(url: str | None, pinned: str | None = None) -> TokenSource | None
 
 
 class SaveResult:
-    """Where :func:`save_token` put the token, and why the file if it was the file; with a
-    keyring, the class name of the backend that keeps it, for :func:`find_token` to load
-    directly (a chainer's member: loading a chainer would be a discovery again)."""
+    """Where :func:`save_token` put the token, and why the file if it was the file."""
 
-    __slots__ = ("source", "file_reason", "pinned")
+    __slots__ = ("source", "file_reason")
 
-    def __init__(
-        self, source: TokenSource, file_reason: str | None = None, pinned: str | None = None
-    ) -> None:
+    def __init__(self, source: TokenSource, file_reason: str | None = None) -> None:
         self.source = source
         self.file_reason = file_reason
-        self.pinned = pinned
 
 
 def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveResult:
@@ -349,10 +348,8 @@ def save_token(url: str, token: str, *, insecure_storage: bool = False) -> SaveR
                 tokens = _read_file()
                 if tokens.pop(url, None) is not None:
                     _write_file(tokens)
-                return SaveResult(
-                    TokenSource(token, STORE_KEYRING, keyring_label(backend)),
-                    pinned=_holder(backend, url, token),
-                )
+                keeper = _holder(backend, url, token)
+                return SaveResult(TokenSource(token, STORE_KEYRING, keyring_label(backend), keeper))
     tokens = _read_file()
     tokens[url] = token
     _write_file(tokens)

@@ -127,7 +127,8 @@ def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]
 
 
 def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.State:
-    """Save ``ws`` as the last used repo of ``login.url``.
+    """Save ``ws`` as the last used repo of ``login.url``, and the keyring backend the token
+    was found in (a login from before that was recorded, or a token moved since).
 
     When ``OPENCODE_MANAGER_URL`` names another Manager than the one logged in to, state.json
     is left alone: a last repo only means something next to its own Manager URL.
@@ -135,7 +136,7 @@ def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.S
     if state.manager_url not in (None, login.url):
         return state
     updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch).replace(
-        manager_url=login.url
+        manager_url=login.url, keyring_backend=login.token.keeper or state.keyring_backend
     )
     if updated == state and paths.state_file().exists():
         return state  # already remembered: spare the write (and its fsync)

@@ -64,7 +64,7 @@ def login(*, url: str, token: str | None, insecure_storage: bool, verify: bool) 
         if previous.manager_url == normalised
         else (previous.without_last_repo().replace(manager_url=normalised))
     )
-    state_mod.save(fresh.replace(keyring_backend=saved.pinned))
+    state_mod.save(fresh.replace(keyring_backend=saved.source.keeper))
     summary = f"logged in to {normalised}; token saved in {saved.source.label}"
     if saved.file_reason:
         summary += f" (mode 0600; {saved.file_reason})"

@@ -198,23 +198,57 @@ def test_behind_a_chainer_login_records_the_member_that_took_the_token(
     assert json.loads(file_keyring.read_text()) == {f"{SERVICE}|{manager.url}": manager.token}
 
 
-def test_a_token_the_pinned_backend_lost_is_looked_for_in_keyrings_choice(
-    manager: RunningManager, file_keyring: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
-    state_file = config(tmp_path) / "state.json"
-    state = json.loads(state_file.read_text())
-    state["keyringBackend"] = "tests.client.keyrings.MemoryKeyring"  # empty in every process
-    state_file.write_text(json.dumps(state))
+def _keyrings_choice_is_the_file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """keyring left to itself (no override in the environment) picks FileKeyring, through its
+    own config file: the store ``ocm login`` really used, as when a user configured it."""
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
-    # keyring's own choice, through its config file here: the store login really used.
     keyring_config = tmp_path / "home" / ".config" / "python_keyring"
     keyring_config.mkdir(parents=True)
     (keyring_config / "keyringrc.cfg").write_text(
         "[backend]\ndefault-keyring = tests.client.keyrings.FileKeyring\n"
     )
+
+
+def _edit_state(tmp_path: Path, **changes: object) -> Path:
+    state_file = config(tmp_path) / "state.json"
+    state = json.loads(state_file.read_text())
+    for key, value in changes.items():
+        if value is None:
+            del state[key]
+        else:
+            state[key] = value
+    state_file.write_text(json.dumps(state))
+    return state_file
+
+
+def test_a_token_the_pinned_backend_lost_is_looked_for_in_keyrings_choice(
+    manager: RunningManager, file_keyring: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    # A backend that is empty in every process.
+    _edit_state(tmp_path, keyringBackend="tests.client.keyrings.MemoryKeyring")
+    _keyrings_choice_is_the_file_keyring(tmp_path, monkeypatch)
     assert "from the OS keyring (keyrings FileKeyring)" in run_ocm("status").stdout
     assert run_ocm("list").returncode == 0
+
+
+def test_a_login_from_before_the_record_gets_it_when_a_repo_is_next_remembered(
+    manager: RunningManager,
+    file_keyring: Path,
+    add_repo: Callable[..., AddedRepo],
+    recorder: Recorder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_repo("app")
+    assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    state_file = _edit_state(tmp_path, keyringBackend=None)  # as an older ocm wrote it
+    _keyrings_choice_is_the_file_keyring(tmp_path, monkeypatch)
+    used = run_ocm("use", "app")
+    assert used.returncode == 0, used.stderr
+    state = json.loads(state_file.read_text())
+    assert state["lastRepoName"] == "app"
+    assert state["keyringBackend"] == "tests.client.keyrings.FileKeyring"
 
 
 def test_ocm_token_overrides_the_stores_and_names_itself(
