@@ -128,7 +128,7 @@ def connect(state: state_mod.State | None = None) -> tuple[ManagerClient, Login]
 
 def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.State:
     """Save ``ws`` as the last used repo of ``login.url``, and the keyring backend the token
-    was found in (a login from before that was recorded, or a token moved since).
+    was found in (a login older than that record, or a token moved since, gets it here).
 
     When ``OPENCODE_MANAGER_URL`` names another Manager than the one logged in to, state.json
     is left alone: a last repo only means something next to its own Manager URL.
