@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -35,10 +35,13 @@ def test_a_failed_console_clone_keeps_its_row_with_gits_message(tmp_path: Path) 
     repo_id = jobs.start(
         registry, tmp_path / "repos", str(tmp_path / "nowhere"), name="nowhere", branch=None
     )
-    deadline = time.monotonic() + 30
-    while (repo := registry.get_repo(repo_id)) and repo.status == "cloning":
-        assert time.monotonic() < deadline, "the clone never finished"
-        time.sleep(0.05)
+    # The row turns 'error' before the clone's thread lets go of its progress line: wait
+    # for the thread (started by start(), unless it has already ended), then look at both.
+    for thread in threading.enumerate():
+        if thread.name == "clone-nowhere":
+            thread.join(30)
+            assert not thread.is_alive(), "the clone never finished"
+    repo = registry.get_repo(repo_id)
     assert repo is not None and repo.status == ERROR
     assert repo.error.startswith("git clone failed: ") and "nowhere" in repo.error
     assert not (tmp_path / "repos" / "nowhere").exists()
