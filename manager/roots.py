@@ -10,11 +10,13 @@ starting git. Nothing is stored in the registry: the repo on disk is the truth.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import threading
 from pathlib import Path
 
 HeadKey = tuple[object, ...]
+log = logging.getLogger("manager.roots")
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -44,11 +46,10 @@ def head_key(directory: Path) -> HeadKey | None:
     return (head, _stat_key(git_dir / ref), _stat_key(git_dir / "packed-refs"))
 
 
-def compute_root_commits(directory: Path) -> list[str]:
-    """The root commits of ``directory``'s HEAD, sorted; [] when it has no commit yet."""
+def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
     try:
-        done = subprocess.run(
-            ["git", "rev-list", "--max-parents=0", "HEAD"],
+        return subprocess.run(
+            ["git", *args],
             cwd=directory,
             capture_output=True,
             text=True,
@@ -56,10 +57,26 @@ def compute_root_commits(directory: Path) -> list[str]:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.SubprocessError):
-        return []
-    if done.returncode != 0:
-        return []
-    return sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
+        return None
+
+
+def compute_root_commits(directory: Path) -> list[str] | None:
+    """The root commits of ``directory``'s HEAD, sorted; [] when it has no commit yet; None
+    when git cannot say (objects missing, a timeout): not an answer to keep."""
+    done = _git(directory, "rev-list", "--max-parents=0", "HEAD")
+    if done is not None and done.returncode == 0:
+        return sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
+    unborn = _git(directory, "rev-parse", "-q", "--verify", "HEAD")
+    if unborn is not None and unborn.returncode == 1 and not unborn.stdout.strip():
+        return []  # HEAD names a branch with no commit yet
+    said = done.stderr.strip().splitlines() if done is not None else []
+    log.warning(
+        "cannot list the root commits of %s (%s); a checkout without origin will not find "
+        "this repo until git can read its history",
+        directory,
+        said[-1] if said else "git did not finish",
+    )
+    return None
 
 
 class RootCommits:
@@ -77,6 +94,8 @@ class RootCommits:
             if cached is not None and cached[0] == key:
                 return list(cached[1])
         roots = compute_root_commits(directory)
+        if roots is None:  # asked again next time: the repo may be mended by then
+            return []
         if key is not None and head_key(directory) == key:  # HEAD did not move meanwhile
             with self._lock:
                 self._known[directory] = (key, roots)

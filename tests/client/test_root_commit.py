@@ -57,6 +57,31 @@ def test_the_manager_reports_each_repos_root_commits_and_follows_head(
     assert root_of(directory) != root_of(plain.source)
 
 
+def test_a_history_git_cannot_read_is_logged_and_asked_again_once_mended(
+    login: RunningManager, add_repo: Callable[..., AddedRepo]
+) -> None:
+    """Objects lost on the Manager (a restore, a disk fault) make git's walk fail: that is
+    no answer to keep until HEAD moves, or the repo stays unfound after it is mended."""
+    added = add_repo("proj")
+    objects = Path(added.directory) / ".git" / "objects"
+    aside = objects.with_name("objects-aside")
+    objects.rename(aside)
+    objects.mkdir()
+    assert workspaces(login)["proj"]["rootCommits"] == []
+    assert "cannot list the root commits of" in login.log()
+    assert "bad object HEAD" in login.log()
+    unfound = run_ocm("push", cwd=added.source)
+    assert_one_error(unfound, 1, "no Manager repo matches root commit")
+
+    objects.rmdir()
+    aside.rename(objects)
+    assert workspaces(login)["proj"]["rootCommits"] == [root_of(added.source)]
+    (added.source / "README.md").write_text("pushed once git can read the history\n")
+    pushed = run_ocm("push", cwd=added.source)
+    assert pushed.returncode == 0, pushed.stderr
+    assert (Path(added.directory) / "README.md").read_text().startswith("pushed once")
+
+
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
     login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
 ) -> None:
