@@ -117,15 +117,39 @@ def _api_error(exc: MirrorError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message)
 
 
-def _failed(exc: MirrorError, what: str) -> ApiError:
+def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
     """The answer to a transfer that failed. A failure of the Manager's own (a 500: "git
-    pack-objects failed ...: no output") while it stops is the stop's doing: say that, and
-    log the others, since the client then says to read the log."""
+    pack-objects failed ...: no output") while it stops is the stop's doing: say that; in
+    a copy that lost objects, say that; log the others, since the client then says to read
+    the log."""
     if exc.status >= 500:
         if _services().stopping.wait(STOP_NOTICED):
             return ApiError(503, STOPPING, f"The Manager is stopping; {what} did not happen")
+        damage = _lost_objects(repo.directory)
+        if damage:
+            log.warning("%s failed: %s is missing objects (git fsck: %s)", what, repo.name, damage)
+            return ApiError(
+                409,
+                "repo_broken",
+                f"The Manager's copy of {repo.name} at {repo.directory} is missing objects "
+                f"its history needs (git fsck: {damage}).",
+            )
         log.warning("%s failed: %s", what, exc.message)
     return _api_error(exc)
+
+
+def _lost_objects(directory: Path) -> str | None:
+    """git fsck's first complaint when the repo's refs reach objects it does not have (a
+    restore or a disk fault took them), else None. Asked only after git failed: it walks
+    the whole history (about 0.3 s on 53,000 objects here)."""
+    try:
+        done = gitcmd.run(directory, "fsck", "--connectivity-only", "--no-dangling", check=False)
+    except MirrorError:  # no git, or the folder went (a failed ``push --create``'s)
+        return None
+    if done.returncode == 0:
+        return None
+    said = [line for line in os.fsdecode(done.stdout + done.stderr).splitlines() if line.strip()]
+    return said[0].removeprefix("error: ") if said else None
 
 
 def _sender() -> str:
@@ -172,7 +196,7 @@ def head(repo_id: int) -> Any:
         state = repo_state(repo.directory)
         tips = pack.tips(repo.directory)
     except MirrorError as exc:
-        raise _api_error(exc) from None
+        raise _failed(exc, f"the look at {repo.name}", repo) from None
     branch = request.args.get("branch")
     branch_head = None
     if branch:
@@ -314,7 +338,7 @@ def up(repo_id: int) -> Any:
             _forget(repo)
         if exc.status < 500:
             log.info("push to %s refused: %s", repo.name, exc.message)
-        raise _failed(exc, f"the push to {repo.name}") from None
+        raise _failed(exc, f"the push to {repo.name}", repo) from None
     except BaseException:
         if created:
             _forget(repo)
@@ -365,7 +389,7 @@ def down(repo_id: int) -> Any:
         pack.set_snapshot_ref(repo.directory, outgoing.snapshot.commit)
     except MirrorError as exc:
         stack.close()
-        raise _failed(exc, f"the pull of {repo.name}") from None
+        raise _failed(exc, f"the pull of {repo.name}", repo) from None
     except BaseException:
         stack.close()
         raise

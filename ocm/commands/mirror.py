@@ -112,7 +112,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     "repo_missing": "put the Manager's copy back there, or forget that repo on the Manager "
     "(`ocm-manager repo remove` and its name) and run `ocm push --create`",
     # Its .git is damaged (a garbage HEAD, say): a matter for whoever runs the Manager.
-    "repo_broken": "repair it on the Manager (`git status` in that folder shows what git finds "
+    "repo_broken": "repair it on the Manager (`git fsck` in that folder shows what git finds "
     "wrong), or move that folder away, forget the repo (`ocm-manager repo remove` and its "
     "name) and run `ocm push --create`",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from ocm.mirror.select import STAGING_NAME
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import pack_bytes, repo_listing, tree_listing
 from tests.support.git import git
-from tests.support.processes import Cli, ocm_command
+from tests.support.processes import Cli, RunningManager, ocm_command
 from tests.support.tap import Tap
 
 
@@ -169,6 +170,32 @@ def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
     assert ocm(other.laptop, "push").returncode == 0
     assert ocm(other.laptop, "pull").returncode == 0
     head.write_bytes(good)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "README.md").read_text() == "more\n"
+
+
+def test_a_manager_copy_that_lost_its_objects_is_named_as_such(
+    ocm: Cli, pushed: Callable[..., Pushed], manager: RunningManager
+) -> None:
+    """A Manager copy whose objects are gone (a restore or a disk fault took them) while
+    its refs still name them: each transfer says so in one line with what to do, not git's
+    "missing object" from some command, nor "no commit yet" for a copy that has one; both
+    work trees stay as they were, and once the objects are back the next push works."""
+    p = pushed("proj")
+    objects = p.directory / ".git" / "objects"
+    aside = objects.with_name("objects-aside")
+    objects.rename(aside)
+    objects.mkdir()
+    (p.laptop / "README.md").write_text("more\n")
+    laptop_before, manager_before = repo_listing(p.laptop), repo_listing(p.directory)
+    for said in _every_transfer_refused(ocm, p.laptop):
+        assert "The Manager's copy of proj" in said and "is missing objects" in said, said
+        assert "repair it on the Manager" in said and "(git fsck: missing " in said, said
+    assert repo_listing(p.laptop) == laptop_before
+    assert repo_listing(p.directory) == manager_before
+    assert "proj is missing objects (git fsck:" in manager.log()
+    shutil.copytree(aside, objects, dirs_exist_ok=True)
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert (p.directory / "README.md").read_text() == "more\n"
