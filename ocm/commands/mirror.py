@@ -33,6 +33,7 @@ from ocm.mirror.errors import (
     Refused,
     TooLarge,
     Unfinished,
+    Unreadable,
 )
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
@@ -105,6 +106,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     "busy": BUSY_TODO,
     Unfinished.code: None,
     GitBusy.code: None,
+    Unreadable.code: None,
     "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
     "`ocm push --create` again, or, if that repo is this project, give this checkout its "
     "origin (`ocm list --json` shows it) and run `ocm push`",

@@ -83,6 +83,14 @@ class GitBusy(MirrorError):
     code = "git_busy"
 
 
+class Unreadable(MirrorError):
+    """Raised when git cannot read a file that would travel (its permissions deny it, say):
+    a snapshot without it would have the other side delete its copy."""
+
+    status = 409
+    code = "unreadable_file"
+
+
 class Busy(MirrorError):
     """Raised when another transfer holds the repo's lock."""
 

@@ -262,6 +262,15 @@ def raw_diff(root: Path, env: Mapping[str, str], command: str, *args: str) -> li
     ]
 
 
+def first_error(stderr: bytes) -> str:
+    """git's first ``error:`` line, which names the file or object (the ``fatal:`` after it
+    only says that the command gave up); else its last line."""
+    for line in os.fsdecode(stderr).splitlines():
+        if line.startswith("error: "):
+            return line.removeprefix("error: ").strip()
+    return last_line(stderr)
+
+
 def last_line(stderr: bytes) -> str:
     lines = [line.strip() for line in os.fsdecode(stderr).splitlines() if line.strip()]
     return lines[-1] if lines else "no output"

@@ -14,7 +14,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.errors import MirrorError
 from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import Snapshot, commit
 from ocm.mirror.state import index_tree, snapshot, temp_index
@@ -96,8 +95,6 @@ def save_worktree(
     """
     on = f"{branch or '(no branch)'}: {head[:12] if head else 'unborn'}"
     full = snapshot(root, selection)
-    if full is None:
-        raise MirrorError("could not save the uncommitted changes (is a merge in progress?)")
     if head is None:
         return backup_ref(root, "worktree", commit(root, full, [], f"ocm: {reason}"), stamp())
     base = shared if shared and _first_parent(root, shared) == head else head

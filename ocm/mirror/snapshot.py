@@ -49,15 +49,10 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
     assert head.commit is not None
     staged, tree, kept = staged_and_snapshot(root, selection)
-    if staged is None:
+    if staged is None or tree is None:  # a snapshot is written only of a resolved index
         raise MirrorError(
             f"the index of {root} has unresolved conflicts",
             "resolve them (edit, then `git add` each file), then run the command again",
-        )
-    if tree is None:
-        raise MirrorError(
-            f"git could not describe the work tree of {root} (is a merge or rebase in progress?)",
-            "finish or abort it, then run the command again",
         )
     on = head.branch or "detached HEAD"
     index_commit = commit(root, staged, [head.commit], f"ocm: index on {on}", head.date)

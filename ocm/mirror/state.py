@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ocm.mirror import gitcmd, kept_index
+from ocm.mirror.errors import MirrorError, NoSpace, Unreadable
 from ocm.mirror.select import MARKER_NAME, Selection, select
 
 
@@ -33,7 +34,7 @@ class RepoState(NamedTuple):
     head: str | None  # commit id, None on an unborn branch
     branch: str | None  # None when HEAD is detached
     head_tree: str | None
-    snapshot: str | None  # None when it cannot be computed (e.g. a merge in progress)
+    snapshot: str | None  # None when it cannot be computed
     # The index the look was built in: a receiver keeps it once its transfer has succeeded.
     kept: kept_index.Kept | None = None
 
@@ -114,8 +115,9 @@ def tree_of(
     base_index: bool,
     write_blobs: bool,
     remove: list[str] | None = None,
-) -> str | None:
-    """The tree id of ``paths`` as they are in the work tree (None if git cannot say).
+) -> str:
+    """The tree id of ``paths`` as they are in the work tree (raises as
+    :func:`_updated_tree` does).
 
     ``base_index``: start from the real index (tracked entries not listed keep their index
     state); otherwise start empty. ``remove`` lists paths to drop from the tree.
@@ -124,10 +126,10 @@ def tree_of(
         return _updated_tree(root, env, paths + (remove or []), write_blobs=write_blobs)
 
 
-def _updated_tree(
-    root: Path, env: dict[str, str], paths: list[str], *, write_blobs: bool
-) -> str | None:
-    """The tree of the index ``env`` names once ``paths`` are as in the work tree."""
+def _updated_tree(root: Path, env: dict[str, str], paths: list[str], *, write_blobs: bool) -> str:
+    """The tree of the index ``env`` names once ``paths`` are as in the work tree. Raises
+    Unreadable (or NoSpace) when git cannot hash a file, GitError when it cannot write the
+    tree (an object the index names is missing)."""
     if paths:  # a clean work tree spares a git command
         flags = ["--add", "--remove"] + ([] if write_blobs else ["--info-only"])
         done = gitcmd.run(
@@ -135,14 +137,32 @@ def _updated_tree(
             check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            return None
+            raise _unhashed(root, done.returncode, done.stderr)
     missing_ok = [] if write_blobs else ["--missing-ok"]
-    return gitcmd.maybe(root, "write-tree", *missing_ok, env=env)
+    done = gitcmd.run(root, "write-tree", *missing_ok, env=env, check=False)
+    if done.returncode != 0:
+        raise gitcmd.GitError(
+            f"git write-tree failed in {root}: {gitcmd.first_error(done.stderr)}",
+            "`git fsck` there shows what is missing or broken",
+        )
+    return os.fsdecode(done.stdout).strip()
 
 
-def snapshot(root: Path, selection: Selection) -> str | None:
-    """The tree of every file that travels, as it is now, its blobs written (None if git
-    cannot say)."""
+def _unhashed(root: Path, returncode: int, stderr: bytes) -> MirrorError:
+    """Why git could not hash the work tree's files: a file it may not read (a folder a
+    container left owned by root, say) or a full disk."""
+    said = gitcmd.first_error(stderr)
+    if gitcmd.out_of_space(returncode, stderr):
+        return NoSpace(f"the disk of {root} is full ({said})", "free some space and try again")
+    return Unreadable(
+        f"git cannot read a file in {root} ({said})",
+        "make it readable, or have git ignore it (.gitignore or .git/info/exclude), then run "
+        "the command again",
+    )
+
+
+def snapshot(root: Path, selection: Selection) -> str:
+    """The tree of every file that travels, as it is now, its blobs written."""
     return tree_of(
         root,
         selection.unsettled(selection.files),
@@ -171,12 +191,15 @@ def staged_and_snapshot(
             return staged, staged, None
         index_file = Path(env["GIT_INDEX_FILE"])
         kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
-        tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
-        if tree is None and kept:  # it named a blob gone since (pruned): hash it all again
+        try:
+            tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
+        except gitcmd.GitError:
+            if not kept:
+                raise
+            # It named a blob gone since (pruned): hash it all again.
             copy_index(root / ".git" / "index", index_file)
             tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
-        taken = kept_index.taken(index_file, staged, paths) if tree is not None else None
-        return staged, tree, taken
+        return staged, tree, kept_index.taken(index_file, staged, paths)
 
 
 def index_tree(root: Path) -> str | None:

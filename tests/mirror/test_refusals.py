@@ -23,7 +23,7 @@ from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_ch
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
-from tests.support.processes import Cli
+from tests.support.processes import Cli, ocm_command
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -447,6 +447,47 @@ def test_a_pull_over_unresolved_conflicts_is_refused(
     assert what.endswith("has unresolved conflicts") and "`git add`" in ways[0], ways
     assert "abort" not in ways[0]
     assert _git_state(p.laptop) == before
+
+
+def _bound_by_file_modes(ocm: Cli, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ocm <args>`` as a user whom file modes bind: as root, without the capabilities that
+    read past them (what a developer's own account is)."""
+    unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    return subprocess.run(
+        [*(unprivileged if os.geteuid() == 0 else []), *ocm_command(*args)],
+        cwd=cwd,
+        env=ocm.env(),
+        text=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def test_a_file_git_may_not_read_is_named_and_nothing_changes(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """A file this user may not read (one a container left owned by root, say) cannot be in
+    a snapshot, and left out, the other side would delete its copy. Push and pull, forced or
+    not, name it (they said "is a merge or rebase in progress?", or that the checkout had
+    changes to push) and change nothing; made readable, the push sends it."""
+    p = pushed("proj")
+    locked = p.laptop / "from-a-container.txt"
+    locked.write_text("written by a container\n")
+    locked.chmod(0)
+    laptop_before, manager_before = _git_state(p.laptop), _git_state(p.directory)
+    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+        what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, *command))
+        assert what.startswith("git cannot read a file in "), (command, what)
+        assert what.endswith('(open("from-a-container.txt"): Permission denied)'), what
+        assert ways[0].startswith("make it readable") and ".gitignore" in ways[-1], ways
+    assert _git_state(p.laptop) == laptop_before
+    assert _git_state(p.directory) == manager_before
+
+    locked.chmod(0o644)
+    done = _bound_by_file_modes(ocm, p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "from-a-container.txt").read_text() == "written by a container\n"
 
 
 def test_a_push_into_a_manager_copy_in_the_middle_of_a_merge_is_refused(
