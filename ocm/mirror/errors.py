@@ -84,11 +84,18 @@ class GitBusy(MirrorError):
 
 
 class Unreadable(MirrorError):
-    """Raised when git cannot read a file that would travel (its permissions deny it, say):
-    a snapshot without it would have the other side delete its copy."""
+    """Raised when a file or folder that would travel may not be read (a container left it
+    owned by root, say): a snapshot without it would have the other side delete its copy."""
 
     status = 409
     code = "unreadable_file"
+
+    def __init__(self, root: object, detail: str) -> None:
+        super().__init__(
+            f"cannot read part of {root} ({detail})",
+            "make it readable, or have git ignore it (.gitignore or .git/info/exclude), then "
+            "run the command again",
+        )
 
 
 class Busy(MirrorError):

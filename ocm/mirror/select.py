@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from ocm.mirror import gitcmd
-from ocm.mirror.errors import NotARepo
+from ocm.mirror.errors import NotARepo, Unreadable
 
 EXCLUDED_DIRS = ("node_modules", "dist", ".next", ".venv", "__pycache__", ".turbo")
 # Inside .git: our own receiving area (a pull's staging) and the last transfer's record.
@@ -141,12 +141,16 @@ def _listing(
     a staged entry, so only the rest, links, gitlinks, changed or untracked paths, are looked
     at here), the index's stage-0 entries, the paths with unresolved conflicts, and the
     paths git does not look at, with the ``update-index`` options that undo that."""
-    records = gitcmd.split_z(
-        gitcmd.run(
-            root, "ls-files", "-v", "-s", "--cached", "--modified", "--deleted",
-            "--others", "--exclude-standard", *_exclude_args(), "-z",
-        ).stdout
+    listed = gitcmd.run(
+        root, "ls-files", "-v", "-s", "--cached", "--modified", "--deleted",
+        "--others", "--exclude-standard", *_exclude_args(), "-z",
     )  # fmt: skip
+    # git only warns of a folder it may not open, and lists none of its files: the other
+    # side would delete its copies of them.
+    for line in os.fsdecode(listed.stderr).splitlines():
+        if line.startswith("warning: could not open directory"):
+            raise Unreadable(root, line.removeprefix("warning: "))
+    records = gitcmd.split_z(listed.stdout)
     tracked: list[str] = []
     untracked: list[str] = []
     plain: dict[str, bool] = {}
@@ -203,6 +207,8 @@ def select(root: Path) -> Selection:
                 if bucket is selection.tracked:
                     selection.deleted.append(name)
                 continue
+            except PermissionError as exc:  # in a folder this user may not search
+                raise Unreadable(root, f"{name}: {exc.strerror}") from None
             link = stat.S_ISLNK(mode)
             if link:
                 selection.links.add(name)

@@ -154,11 +154,7 @@ def _unhashed(root: Path, returncode: int, stderr: bytes) -> MirrorError:
     said = gitcmd.first_error(stderr)
     if gitcmd.out_of_space(returncode, stderr):
         return NoSpace(f"the disk of {root} is full ({said})", "free some space and try again")
-    return Unreadable(
-        f"git cannot read a file in {root} ({said})",
-        "make it readable, or have git ignore it (.gitignore or .git/info/exclude), then run "
-        "the command again",
-    )
+    return Unreadable(root, said)
 
 
 def snapshot(root: Path, selection: Selection) -> str:

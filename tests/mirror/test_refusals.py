@@ -464,30 +464,52 @@ def _bound_by_file_modes(ocm: Cli, cwd: Path, *args: str) -> subprocess.Complete
     )
 
 
-def test_a_file_git_may_not_read_is_named_and_nothing_changes(
-    ocm: Cli, pushed: Callable[..., Pushed]
+# What a container's output can look like to the developer's account: the path to lock,
+# the mode that locks it, and the reason the refusal gives.
+UNREADABLE = {
+    "a file": ("from-a-container.txt", 0, 'open("from-a-container.txt"): Permission denied'),
+    "a folder": ("pgdata", 0, "could not open directory 'pgdata/': Permission denied"),
+    "a folder it may list, not enter": ("pgdata", 0o644, "pgdata/PG_VERSION: Permission denied"),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+def test_what_this_user_may_not_read_is_named_and_nothing_changes(
+    ocm: Cli, pushed: Callable[..., Pushed], kind: str
 ) -> None:
-    """A file this user may not read (one a container left owned by root, say) cannot be in
-    a snapshot, and left out, the other side would delete its copy. Push and pull, forced or
-    not, name it (they said "is a merge or rebase in progress?", or that the checkout had
-    changes to push) and change nothing; made readable, the push sends it."""
+    """What this user may not read (a container's output, owned by root) cannot be in a
+    snapshot, and left out, the other side would delete its copy (a folder's files were
+    deleted on the Manager; a file made push say "is a merge or rebase in progress?"; a
+    folder it may list but not enter ended in "unexpected error (PermissionError)"). Push
+    and pull, forced or not, name it and change nothing; made readable, the push works."""
     p = pushed("proj")
-    locked = p.laptop / "from-a-container.txt"
-    locked.write_text("written by a container\n")
-    locked.chmod(0)
+    name, mode, reason = UNREADABLE[kind]
+    locked = p.laptop / name
+    if name == "pgdata":
+        locked.mkdir()
+        (locked / "PG_VERSION").write_text("16\n")
+        if mode:  # tracked: git lists it from the index, ocm then looks at it
+            git(p.laptop, "add", "pgdata")
+            git(p.laptop, "commit", "-q", "-m", "pgdata")
+        assert ocm(p.laptop, "push").returncode == 0
+    else:
+        locked.write_text("written by a container\n")
     laptop_before, manager_before = _git_state(p.laptop), _git_state(p.directory)
-    for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
-        what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, *command))
-        assert what.startswith("git cannot read a file in "), (command, what)
-        assert what.endswith('(open("from-a-container.txt"): Permission denied)'), what
-        assert ways[0].startswith("make it readable") and ".gitignore" in ways[-1], ways
+    locked.chmod(mode)
+    try:
+        for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+            what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, *command))
+            assert what == f"cannot read part of {p.laptop} ({reason})", (command, what)
+            assert ways[0].startswith("make it readable") and ".gitignore" in ways[-1], ways
+    finally:
+        locked.chmod(0o755 if locked.is_dir() else 0o644)
     assert _git_state(p.laptop) == laptop_before
     assert _git_state(p.directory) == manager_before
 
-    locked.chmod(0o644)
+    (p.laptop / "README.md").write_text("sent once all is readable\n")
     done = _bound_by_file_modes(ocm, p.laptop, "push")
     assert done.returncode == 0, done.stderr
-    assert (p.directory / "from-a-container.txt").read_text() == "written by a container\n"
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
 
 
 def test_a_push_into_a_manager_copy_in_the_middle_of_a_merge_is_refused(
