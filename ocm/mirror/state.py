@@ -149,12 +149,15 @@ def _updated_tree(root: Path, env: dict[str, str], paths: list[str], *, write_bl
 
 
 def _unhashed(root: Path, returncode: int, stderr: bytes) -> MirrorError:
-    """Why git could not hash the work tree's files: a file it may not read (a folder a
-    container left owned by root, say) or a full disk."""
+    """Why git could not hash the work tree's files: a full disk, a file it may not read (a
+    container's output owned by root, say), or another of git's errors (an object folder
+    it may not write)."""
     said = gitcmd.first_error(stderr)
     if gitcmd.out_of_space(returncode, stderr):
         return NoSpace(f"the disk of {root} is full ({said})", "free some space and try again")
-    return Unreadable(root, said)
+    if said.startswith('open("'):
+        return Unreadable(root, said)
+    return gitcmd.GitError(f"git update-index failed in {root}: {said}")
 
 
 def snapshot(root: Path, selection: Selection) -> str:

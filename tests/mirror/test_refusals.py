@@ -512,6 +512,31 @@ def test_what_this_user_may_not_read_is_named_and_nothing_changes(
     assert tree_listing(p.directory) == tree_listing(p.laptop)
 
 
+def test_an_object_store_this_user_may_not_write_gets_gits_own_reason(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """Object folders left owned by root (a `sudo git ...` once): git's well-known line,
+    not "cannot read" (the files are readable) nor "is a merge in progress?"."""
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("a change to hash\n")
+    folders = [p.laptop / ".git/objects", *(p.laptop / ".git/objects").iterdir()]
+    before = _git_state(p.laptop)
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        done = _bound_by_file_modes(ocm, p.laptop, "push")
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    what, ways = refusal(done)
+    assert what == (
+        f"git update-index failed in {p.laptop}: insufficient permission for adding an "
+        "object to repository database .git/objects"
+    )
+    assert ways == ["fix that and run the command again"]
+    assert _git_state(p.laptop) == before
+
+
 def test_a_push_into_a_manager_copy_in_the_middle_of_a_merge_is_refused(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
