@@ -34,6 +34,7 @@ from ocm.mirror.errors import (
     TooLarge,
     Unfinished,
     Unreadable,
+    Unwritable,
 )
 from ocm.mirror.pack import CHUNK, Limits
 from ocm.mirror.progress import Progress, human
@@ -107,6 +108,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     Unfinished.code: None,
     GitBusy.code: None,
     Unreadable.code: None,
+    Unwritable.code: None,
     "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
     "`ocm push --create` again, or, if that repo is this project, give this checkout its "
     "origin (`ocm list --json` shows it) and run `ocm push`",
@@ -830,8 +832,13 @@ def pull(*, force: bool) -> int:
             raise _error(exc) from None
         except ConflictError as exc:
             raise _retitled(exc) from None
-        except OSError as exc:  # the download broke off (ocm.transport says why)
-            raise OcmError(
+        except OSError as exc:
+            if exc.filename:  # a file of this checkout's (a switch undoes what it did)
+                raise OcmError(
+                    f"{exc.filename}: {exc.strerror}; this checkout is unchanged",
+                    "fix that and run `ocm pull` again",
+                ) from None
+            raise OcmError(  # the download broke off (ocm.transport says why)
                 f"the transfer from {login.url} broke off ({exc}); this checkout is unchanged",
                 "run `ocm pull` again",
             ) from None

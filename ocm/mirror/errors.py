@@ -98,6 +98,14 @@ class Unreadable(MirrorError):
         )
 
 
+class Unwritable(MirrorError):
+    """Raised when the switch may not write a file or folder of the receiving work tree (a
+    folder a container left owned by root, say); what it had done is undone."""
+
+    status = 409
+    code = "unwritable_file"
+
+
 class Busy(MirrorError):
     """Raised when another transfer holds the repo's lock."""
 

@@ -11,6 +11,7 @@ and a crash is undone by :func:`clean_leftovers` on the next start.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import secrets
@@ -23,7 +24,7 @@ from typing import IO, Any, NamedTuple
 
 from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
-from ocm.mirror.errors import Busy, GitBusy, MirrorError, Refused, Unfinished
+from ocm.mirror.errors import Busy, GitBusy, MirrorError, Refused, Unfinished, Unwritable
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
@@ -289,9 +290,11 @@ def receive(
                 history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
                 refresh = refresh_below is None or plan.changed < refresh_below
                 history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
-            except BaseException:
+            except BaseException as exc:
                 _undo(work, root, plan.ops, refs, plan.ids)
                 undone = True
+                if isinstance(exc, OSError) and exc.errno in _NOT_ALLOWED:
+                    raise _unwritable(side, root, exc) from None
                 raise
             (work / swap.COMMITTED).touch()
             committed = True
@@ -317,6 +320,19 @@ def receive(
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+# What the OS says of a file the switch may not write: its mode, a read-only mount.
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _unwritable(side: str, root: Path, exc: OSError) -> Unwritable:
+    where = exc.filename2 or exc.filename  # a rename names its target second
+    shown = os.path.relpath(where, root) if where else "a file"
+    return Unwritable(
+        f"{side} may not be written at {shown} ({exc.strerror}); nothing was changed",
+        "make it writable, then run the command again",
+    )
 
 
 INDEX_LOCK = "index.lock"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ocm.mirror.select import STAGING_NAME
 from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
 from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change
 from tests.mirror.helpers import rich_repo, tree_listing
@@ -510,6 +511,57 @@ def test_what_this_user_may_not_read_is_named_and_nothing_changes(
     done = _bound_by_file_modes(ocm, p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
+def test_a_pull_into_a_folder_this_user_may_not_write_is_undone_and_named(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The switch meets a folder it may not write halfway: what it did is undone, and the
+    line names the file (it said "the transfer ... broke off ... run `ocm pull` again",
+    which failed the same way)."""
+    p = pushed("proj")
+    (p.laptop / "pgdata").mkdir()
+    (p.laptop / "pgdata/PG_VERSION").write_text("15\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    (p.directory / "README.md").write_text("the agent's edit\n")  # written before the folder
+    (p.directory / "pgdata/PG_VERSION").write_text("16\n")
+    before = _git_state(p.laptop)
+    (p.laptop / "pgdata").chmod(0o555)
+    try:
+        what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, "pull"))
+    finally:
+        (p.laptop / "pgdata").chmod(0o755)
+    named = "This checkout may not be written at pgdata/PG_VERSION (Permission denied)"
+    assert what == named, what
+    assert ways == ["nothing was changed; make it writable, then run the command again"]
+    assert _git_state(p.laptop) == before
+    assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
+
+    done = _bound_by_file_modes(ocm, p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "pgdata/PG_VERSION").read_text() == "16\n"
+    assert (p.laptop / "README.md").read_text() == "the agent's edit\n"
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_git_folder_this_user_may_not_write_is_named(
+    ocm: Cli, pushed: Callable[..., Pushed], command: str
+) -> None:
+    """``.git`` left read-only (or owned by root): one line naming the file ocm could not
+    make there, not "unexpected error (PermissionError)" nor "the transfer broke off"."""
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("a change\n")
+    (p.directory / "agent.txt").write_text("the agent's file\n")
+    before = _git_state(p.laptop)
+    (p.laptop / ".git").chmod(0o555)
+    try:
+        done = _bound_by_file_modes(ocm, p.laptop, command)
+    finally:
+        (p.laptop / ".git").chmod(0o755)
+    what, ways = refusal(done)
+    assert what.startswith(f"{p.laptop}/.git/") and what.endswith(": Permission denied"), what
+    assert ways[-1].endswith("then run it again" if command == "push" else "`ocm pull` again")
+    assert _git_state(p.laptop) == before
 
 
 def test_an_object_store_this_user_may_not_write_gets_gits_own_reason(
