@@ -90,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno in _DISK_FULL:
             _say(_disk_full(exc))
             return ExitCode.FAILURE
-        if exc.errno in _NOT_ALLOWED and exc.filename:  # a file of the user's, not a bug
+        from ocm.mirror.errors import NOT_ALLOWED  # noqa: PLC0415 - only when failing
+
+        if exc.errno in NOT_ALLOWED and exc.filename:  # a file of the user's, not a bug
             _say(f"{exc.filename}: {exc.strerror}; fix the permissions there, then run it again")
             return ExitCode.FAILURE
         return _unexpected(exc)
@@ -100,8 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # A write that failed for want of space: what it wrote (the output, most often) is lost.
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-# A file the user's own account may not use (its mode, its owner, a read-only mount).
-_NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def _disk_full(exc: OSError) -> str:

@@ -7,6 +7,12 @@ one ``ocm: ...`` line.
 
 from __future__ import annotations
 
+import errno
+
+# What the OS says of a file this account may not use: its mode, its owner, a read-only
+# mount. The user's to fix, never a bug.
+NOT_ALLOWED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
 
 class MirrorError(Exception):
     """Raised when a transfer cannot go ahead. ``what`` says what happened and ``todo``, when

@@ -11,7 +11,6 @@ and a crash is undone by :func:`clean_leftovers` on the next start.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import secrets
@@ -24,7 +23,15 @@ from typing import IO, Any, NamedTuple
 
 from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
-from ocm.mirror.errors import Busy, GitBusy, MirrorError, Refused, Unfinished, Unwritable
+from ocm.mirror.errors import (
+    NOT_ALLOWED,
+    Busy,
+    GitBusy,
+    MirrorError,
+    Refused,
+    Unfinished,
+    Unwritable,
+)
 from ocm.mirror.pack import Limits, Progress
 from ocm.mirror.select import STAGING_NAME, Selection, select
 from ocm.mirror.snapshot import Snapshot, read_snapshot
@@ -293,7 +300,7 @@ def receive(
             except BaseException as exc:
                 _undo(work, root, plan.ops, refs, plan.ids)
                 undone = True
-                if isinstance(exc, OSError) and exc.errno in _NOT_ALLOWED:
+                if isinstance(exc, OSError) and exc.errno in NOT_ALLOWED:
                     raise _unwritable(side, root, exc) from None
                 raise
             (work / swap.COMMITTED).touch()
@@ -320,10 +327,6 @@ def receive(
         # Kept only when the process is dying mid-switch: the next start undoes it.
         if committed or undone or not (work / swap.PLAN).exists():
             shutil.rmtree(work, ignore_errors=True)
-
-
-# What the OS says of a file the switch may not write: its mode, a read-only mount.
-_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def _unwritable(side: str, root: Path, exc: OSError) -> Unwritable:
