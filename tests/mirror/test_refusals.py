@@ -24,7 +24,7 @@ from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_ch
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
-from tests.support.processes import Cli, ocm_command
+from tests.support.processes import Cli
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -450,21 +450,6 @@ def test_a_pull_over_unresolved_conflicts_is_refused(
     assert _git_state(p.laptop) == before
 
 
-def _bound_by_file_modes(ocm: Cli, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``ocm <args>`` as a user whom file modes bind: as root, without the capabilities that
-    read past them (what a developer's own account is)."""
-    unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-    return subprocess.run(
-        [*(unprivileged if os.geteuid() == 0 else []), *ocm_command(*args)],
-        cwd=cwd,
-        env=ocm.env(),
-        text=True,
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-    )
-
-
 # What a container's output can look like to the developer's account: the path to lock,
 # the mode that locks it, and the reason the refusal gives.
 UNREADABLE = {
@@ -499,7 +484,7 @@ def test_what_this_user_may_not_read_is_named_and_nothing_changes(
     locked.chmod(mode)
     try:
         for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
-            what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, *command))
+            what, ways = refusal(ocm.bound_by_file_modes(p.laptop, *command))
             assert what == f"cannot read part of {p.laptop} ({reason})", (command, what)
             assert ways[0].startswith("make it readable") and ".gitignore" in ways[-1], ways
     finally:
@@ -508,7 +493,7 @@ def test_what_this_user_may_not_read_is_named_and_nothing_changes(
     assert _git_state(p.directory) == manager_before
 
     (p.laptop / "README.md").write_text("sent once all is readable\n")
-    done = _bound_by_file_modes(ocm, p.laptop, "push")
+    done = ocm.bound_by_file_modes(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.directory) == tree_listing(p.laptop)
 
@@ -528,7 +513,7 @@ def test_a_pull_into_a_folder_this_user_may_not_write_is_undone_and_named(
     before = _git_state(p.laptop)
     (p.laptop / "pgdata").chmod(0o555)
     try:
-        what, ways = refusal(_bound_by_file_modes(ocm, p.laptop, "pull"))
+        what, ways = refusal(ocm.bound_by_file_modes(p.laptop, "pull"))
     finally:
         (p.laptop / "pgdata").chmod(0o755)
     named = "This checkout may not be written at pgdata/PG_VERSION (Permission denied)"
@@ -537,7 +522,7 @@ def test_a_pull_into_a_folder_this_user_may_not_write_is_undone_and_named(
     assert _git_state(p.laptop) == before
     assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
 
-    done = _bound_by_file_modes(ocm, p.laptop, "pull")
+    done = ocm.bound_by_file_modes(p.laptop, "pull")
     assert done.returncode == 0, done.stderr
     assert (p.laptop / "pgdata/PG_VERSION").read_text() == "16\n"
     assert (p.laptop / "README.md").read_text() == "the agent's edit\n"
@@ -555,7 +540,7 @@ def test_a_git_folder_this_user_may_not_write_is_named(
     before = _git_state(p.laptop)
     (p.laptop / ".git").chmod(0o555)
     try:
-        done = _bound_by_file_modes(ocm, p.laptop, command)
+        done = ocm.bound_by_file_modes(p.laptop, command)
     finally:
         (p.laptop / ".git").chmod(0o755)
     what, ways = refusal(done)
@@ -576,7 +561,7 @@ def test_an_object_store_this_user_may_not_write_gets_gits_own_reason(
     for folder in folders:
         folder.chmod(0o555)
     try:
-        done = _bound_by_file_modes(ocm, p.laptop, "push")
+        done = ocm.bound_by_file_modes(p.laptop, "push")
     finally:
         for folder in folders:
             folder.chmod(0o755)

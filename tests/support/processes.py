@@ -113,8 +113,17 @@ class Cli:
         }
 
     def __call__(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return self._run(ocm_command(*args), cwd)
+
+    def bound_by_file_modes(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ocm <args>`` as a user whom file modes bind: as root, without the capabilities
+        that read and write past them (what a developer's own account is)."""
+        unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        return self._run([*(unprivileged if os.geteuid() == 0 else []), *ocm_command(*args)], cwd)
+
+    def _run(self, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ocm_command(*args),
+            argv,
             cwd=cwd,
             env=self.env(),
             text=True,
