@@ -49,7 +49,7 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     """Write the snapshot commit of the checkout at ``root`` (objects only, no ref)."""
     assert head.commit is not None
     staged, tree, kept = staged_and_snapshot(root, selection)
-    if staged is None or tree is None:  # a snapshot is written only of a resolved index
+    if staged is None:  # a snapshot is written only of a resolved index
         raise MirrorError(
             f"the index of {root} has unresolved conflicts",
             "resolve them (edit, then `git add` each file), then run the command again",

@@ -34,13 +34,13 @@ class RepoState(NamedTuple):
     head: str | None  # commit id, None on an unborn branch
     branch: str | None  # None when HEAD is detached
     head_tree: str | None
-    snapshot: str | None  # None when it cannot be computed
+    snapshot: str  # the tree of the work tree as it is (what would travel)
     # The index the look was built in: a receiver keeps it once its transfer has succeeded.
     kept: kept_index.Kept | None = None
 
     @property
     def dirty(self) -> bool:
-        return self.snapshot is None or self.snapshot != self.head_tree
+        return self.snapshot != self.head_tree
 
 
 @contextlib.contextmanager
@@ -173,19 +173,18 @@ def snapshot(root: Path, selection: Selection) -> str:
 
 def staged_and_snapshot(
     root: Path, selection: Selection, *, write_blobs: bool = True
-) -> tuple[str | None, str | None, kept_index.Kept | None]:
+) -> tuple[str | None, str, kept_index.Kept | None]:
     """(the tree of what is staged, :func:`snapshot`, the index to keep for the next
     snapshot) from one throw-away index: the first ``write-tree`` leaves a cache of trees
     the second reuses, and the last snapshot's index (:mod:`ocm.mirror.kept_index`) spares
     re-hashing what it already hashed. The staged tree is None when the index has
-    unresolved conflicts; then only a look (``write_blobs`` false) gets a snapshot, of the
-    work tree as it is, and nothing is kept."""
+    unresolved conflicts; then the snapshot is of the work tree as it is, its blobs not
+    written (no snapshot commit is made of it), and nothing is kept."""
     with temp_index(root, copy_real=True) as env:
         staged = gitcmd.maybe(root, "write-tree", env=env)
         paths = selection.unsettled(selection.files) + selection.deleted
         if staged is None:
-            as_is = None if write_blobs else _updated_tree(root, env, paths, write_blobs=False)
-            return None, as_is, None
+            return None, _updated_tree(root, env, paths, write_blobs=False), None
         if not paths:  # the work tree is as staged
             return staged, staged, None
         index_file = Path(env["GIT_INDEX_FILE"])
@@ -264,4 +263,4 @@ def at_risk(state: RepoState, known: set[str | None]) -> bool:
     """Whether the work tree holds changes that exist nowhere else (see the module doc)."""
     if not state.dirty:
         return False
-    return state.snapshot is None or state.snapshot not in known
+    return state.snapshot not in known
