@@ -331,6 +331,8 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
         "kept": f"its files stay in {repo.directory}",
         "none": "it had no files",
     }[removed.files]
+    if removed.advice():
+        raise CliError(f"removed repo {repo.id} {repo.name}, but {removed.advice()}")
     print(f"ocm-manager: removed repo {repo.id} {repo.name}; {files}")
     return 0
 

@@ -7,10 +7,11 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from manager.registry import CLONING, ERROR, READY, NameTaken, Registry, Repo
 from ocm.mirror.errors import Busy
@@ -318,10 +319,22 @@ def register_existing(
 @dataclass(frozen=True)
 class Removed:
     """A removed repo and what became of its files: ``deleted`` (asked for), ``partial``
-    (an unfinished clone, deleted), ``kept``, or ``none`` (there were none)."""
+    (an unfinished clone, deleted), ``kept``, or ``none`` (there were none). ``left`` says
+    why some of the files to delete are still there (``<path>: Permission denied``)."""
 
     repo: Repo
     files: Literal["deleted", "partial", "kept", "none"]
+    left: str | None = None
+
+    def advice(self) -> str | None:
+        """What the person who removed it must still do, when files were left behind."""
+        if self.left is None:
+            return None
+        return (
+            f"could not delete all of its files ({self.left}); delete {self.repo.directory} as"
+            f" a user allowed to (its owner, or root) before a repo named {self.repo.name} is"
+            " added again"
+        )
 
 
 def remove_repo(registry: Registry, ref: str, *, delete_files: bool) -> Removed:
@@ -346,11 +359,26 @@ def _remove(registry: Registry, repo: Repo, *, delete_files: bool) -> Removed:
     if not repo.directory.exists():
         return Removed(repo, "none")
     if delete_files:
-        shutil.rmtree(repo.directory, ignore_errors=True)
-        return Removed(repo, "deleted")
+        return Removed(repo, "deleted", _delete_tree(repo.directory))
     if repo.status != READY:
         # A clone that never finished holds no one's work, and its folder would make adding
         # the repo again under its name fail: "remove the repo and add it again" must work.
-        shutil.rmtree(repo.directory, ignore_errors=True)
-        return Removed(repo, "partial")
+        return Removed(repo, "partial", _delete_tree(repo.directory))
     return Removed(repo, "kept")
+
+
+def _delete_tree(directory: Path) -> str | None:
+    """Delete ``directory``: None once it is gone, else the first thing that stopped it
+    (``pgdata/PG_VERSION: Permission denied``: a file an agent's container left owned by
+    root, say), for the person to fix. The rest is deleted all the same."""
+    failures: list[str] = []
+
+    def failed(_function: object, path: str, error: Any) -> None:
+        exc = error[1] if isinstance(error, tuple) else error  # onerror's, or onexc's (3.12)
+        if not isinstance(exc, FileNotFoundError):
+            where = os.path.relpath(path, directory) if path != str(directory) else path
+            failures.append(f"{where}: {getattr(exc, 'strerror', None) or exc}")
+
+    handler: dict[str, Any] = {"onexc" if sys.version_info >= (3, 12) else "onerror": failed}
+    shutil.rmtree(directory, **handler)
+    return failures[0] if failures else None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.git import dumb_http, git, make_repo, write_files
+from tests.support.git import dumb_http, git, make_repo, undeletable_file, write_files
 from tests.support.processes import Cli, RunningManager, as_from_a_terminal, manager_command
 from tests.support.proctree import kill_group_quietly, wait_until
 
@@ -205,6 +205,25 @@ def test_remove_never_points_at_files_that_are_not_there(
     shutil.rmtree(manager.data_dir / "repos" / "gone")
     removed = manager.cli("repo", "remove", "gone")
     assert removed.stdout.endswith("; it had no files\n"), removed.stdout
+
+
+def test_remove_says_which_files_it_could_not_delete(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    manager.cli("repo", "add", str(make_repo(tmp_path / "stuck")))
+    directory = manager.data_dir / "repos" / "stuck"
+    with undeletable_file(directory) as locked:
+        removed = manager.cli("repo", "remove", "stuck", "--delete-files", check=False, bound=True)
+        assert one_line(removed) == (
+            "ocm-manager: removed repo 1 stuck, but could not delete all of its files"
+            f" (pgdata/PG_VERSION: Permission denied); delete {directory} as a user allowed to"
+            " (its owner, or root) before a repo named stuck is added again"
+        )
+        assert listed(manager) == []
+        assert locked.exists()
+    shutil.rmtree(directory)  # as it says: then the name is free again
+    manager.cli("repo", "add", str(tmp_path / "stuck"))
+    assert [r["name"] for r in listed(manager)] == ["stuck"]
 
 
 def test_a_password_in_the_url_is_used_for_the_clone_and_then_forgotten(

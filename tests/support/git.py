@@ -41,6 +41,21 @@ def write_files(root: Path, files: dict[str, str]) -> None:
         target.write_text(content)
 
 
+@contextlib.contextmanager
+def undeletable_file(directory: Path) -> Iterator[Path]:
+    """``pgdata/PG_VERSION`` in ``directory``, which only a user past file modes may delete
+    (what an agent's container leaves behind, owned by root): its folder may not be
+    written, until the block ends."""
+    locked = directory / "pgdata" / "PG_VERSION"
+    locked.parent.mkdir()
+    locked.write_text("16\n")
+    locked.parent.chmod(0o555)
+    try:
+        yield locked
+    finally:
+        locked.parent.chmod(0o755)
+
+
 def make_repo(
     path: Path,
     *,

@@ -28,11 +28,26 @@ def ocm_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ocm", *args]
 
 
+def bound_by_file_modes(argv: list[str]) -> list[str]:
+    """``argv`` run as a user whom file modes bind: as root, without the capabilities that
+    read and write past them (what a developer's or a service's own account is)."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *argv]
+
+
 def run_manager_cli(
-    *args: str, env: dict[str, str] | None = None, check: bool = True
+    *args: str, env: dict[str, str] | None = None, check: bool = True, bound: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """``ocm-manager <args>``; ``bound``: as :func:`bound_by_file_modes` runs it."""
+    argv = manager_command(*args)
     return subprocess.run(
-        manager_command(*args), capture_output=True, text=True, env=env, check=check, timeout=120
+        bound_by_file_modes(argv) if bound else argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+        timeout=120,
     )
 
 
@@ -75,9 +90,11 @@ class RunningManager:
                 self.process.wait(timeout=10)
         return self.process.returncode
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, bound: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``ocm-manager <args> --data-dir <this manager's data dir>``."""
-        return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check)
+        return run_manager_cli(*args, "--data-dir", str(self.data_dir), check=check, bound=bound)
 
     def web_app_url(self) -> str:
         """Where the Manager says OpenCode's web app listens (its start-up line)."""
@@ -116,10 +133,8 @@ class Cli:
         return self._run(ocm_command(*args), cwd)
 
     def bound_by_file_modes(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        """``ocm <args>`` as a user whom file modes bind: as root, without the capabilities
-        that read and write past them (what a developer's own account is)."""
-        unprivileged = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-        return self._run([*(unprivileged if os.geteuid() == 0 else []), *ocm_command(*args)], cwd)
+        """``ocm <args>`` as :func:`bound_by_file_modes` runs it."""
+        return self._run(bound_by_file_modes(ocm_command(*args)), cwd)
 
     def _run(self, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -168,8 +183,10 @@ def start_manager(
     env: dict[str, str] | None = None,
     timeout: float = 60,
     preexec_fn: Callable[[], object] | None = None,
+    bound: bool = False,
 ) -> RunningManager:
-    """Start ``ocm-manager serve`` on port 0 and wait until it says where it listens.
+    """Start ``ocm-manager serve`` on port 0 and wait until it says where it listens
+    (``bound``: as :func:`bound_by_file_modes` runs it).
 
     The token is made beforehand with ``token rotate`` (which prints it alone on stdout), so
     the test never needs to scrape it from the server's output.
@@ -181,8 +198,9 @@ def start_manager(
         ).stdout.strip()
     args = ["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir), *extra]
     log_file = log_path.open("wb")
+    argv = manager_command(*args)
     process = subprocess.Popen(
-        manager_command(*args),
+        bound_by_file_modes(argv) if bound else argv,
         stdout=log_file,
         stderr=subprocess.STDOUT,
         env=env,

@@ -15,7 +15,7 @@ import requests
 
 from manager.web.repo_status import SUBJECT_CHARS
 from tests.support.auth import bearer
-from tests.support.git import git, write_files
+from tests.support.git import git, undeletable_file, write_files
 from tests.support.processes import RunningManager, ocm_command
 from tests.support.proctree import alive, children, cmdline, kill_group_quietly, wait_until
 
@@ -95,6 +95,55 @@ def test_remove_can_delete_the_files(
     page.wait_for_url(manager.url + "/repos")
     assert not directory.exists()
     assert json_twin(page, "/repos?format=json")["repos"] == []
+
+
+def test_remove_says_which_files_it_could_not_delete(
+    manager_factory: Callable[..., RunningManager],
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., Any],
+    git_repo: Callable[..., Path],
+) -> None:
+    manager = manager_factory("--no-opencode", bound=True)  # as the service's own account
+    page = new_page()
+    sign_in(page, manager)
+    page.fill("input[name=source]", str(git_repo("stuck")))
+    page.click("text=Add repo")
+    row(page, "stuck").locator(".state-ready").wait_for()
+    directory = manager.data_dir / "repos" / "stuck"
+    with undeletable_file(directory) as locked:
+        row(page, "stuck").get_by_role("link", name="Remove stuck…").click()
+        page.check("input[name=delete_files]")
+        page.click("button.danger")
+        said = page.get_by_role("alert")
+        assert said.inner_text() == (
+            "Removed stuck, but could not delete all of its files (pgdata/PG_VERSION:"
+            f" Permission denied); delete {directory} as a user allowed to (its owner, or"
+            " root) before a repo named stuck is added again."
+        )
+        assert page.is_visible("text=No repos yet")
+        assert locked.exists()
+    assert json_twin(page, "/repos?format=json")["repos"] == []
+
+    page.fill("input[name=source]", str(git_repo("twin")))  # and the page's JSON twin
+    page.click("text=Add repo")
+    row(page, "twin").locator(".state-ready").wait_for()
+    [repo] = json_twin(page, "/repos?format=json")["repos"]
+    directory = manager.data_dir / "repos" / "twin"
+    with undeletable_file(directory):
+        answer = page.request.post(
+            f"{manager.url}/repos/{repo['id']}/remove?format=json",
+            form={"confirm": "yes", "delete_files": "yes"},
+            headers={"Origin": manager.url},
+        )
+        assert answer.ok, answer.text()
+        assert answer.json() == {
+            "id": repo["id"],
+            "removed": True,
+            "filesDeleted": False,
+            "filesLeft": "could not delete all of its files (pgdata/PG_VERSION: Permission"
+            f" denied); delete {directory} as a user allowed to (its owner, or root) before"
+            " a repo named twin is added again",
+        }
 
 
 def test_a_clone_that_fails_shows_gits_error_and_a_bad_name_is_refused(

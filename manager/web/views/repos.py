@@ -127,7 +127,10 @@ def remove(repo_id: int) -> Any:
         ) from None
     except RepoError as exc:
         raise ApiError(404, "unknown_repo", f"{exc}.") from None
+    left = removed.advice()
     if wants_json():
-        deleted = removed.files in ("deleted", "partial")
-        return jsonify(id=repo.id, removed=True, filesDeleted=deleted)
+        deleted = removed.files in ("deleted", "partial") and left is None
+        return jsonify(id=repo.id, removed=True, filesDeleted=deleted, filesLeft=left)
+    if left is not None:
+        return _listing(message_kind="error", message=f"Removed {repo.name}, but {left}.")
     return redirect(url_for("web_repos.repos"), code=303)
