@@ -97,6 +97,7 @@ class Unreadable(MirrorError):
     code = "unreadable_file"
 
     def __init__(self, root: object, detail: str) -> None:
+        self.detail = detail  # git's or the OS's words: what may not be read, and why
         super().__init__(
             f"cannot read part of {root} ({detail})",
             "make it readable, or have git ignore it (.gitignore or .git/info/exclude), then "

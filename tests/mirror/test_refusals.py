@@ -20,11 +20,11 @@ import pytest
 
 from ocm.mirror.select import STAGING_NAME
 from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
-from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change
+from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change, push_new
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
-from tests.support.processes import Cli
+from tests.support.processes import Cli, RunningManager
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -496,6 +496,48 @@ def test_what_this_user_may_not_read_is_named_and_nothing_changes(
     done = ocm.bound_by_file_modes(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
+def test_what_the_manager_may_not_read_in_its_copy_says_whose_it_is_to_fix(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """A folder an agent's container left in the Manager's copy, owned by root: the refusal
+    names the Manager's copy (it named a path on the Manager as if it were this checkout,
+    with advice only whoever runs the Manager can follow), and nothing changes; once git
+    ignores it there, the pull works and the folder stays on the Manager."""
+    ocm = Cli(manager_factory("--no-opencode", bound=True))  # as the service's own account
+    p = push_new(ocm, tmp_path / "laptop" / "proj")
+    locked = p.directory / "pgdata"
+    locked.mkdir()
+    (locked / "PG_VERSION").write_text("16\n")
+    (p.directory / "README.md").write_text("the agent's edit\n")
+    laptop_before, manager_before = _git_state(p.laptop), _git_state(p.directory)
+    locked.chmod(0)
+    try:
+        for command in (["push"], ["push", "--force"], ["pull"], ["pull", "--force"]):
+            what, ways = refusal(ocm(p.laptop, *command))
+            assert what == (
+                f"The Manager's copy of proj at {p.directory} has a part the Manager may not"
+                " read (could not open directory 'pgdata/': Permission denied)"
+            ), (command, what)
+            assert ways[0].startswith("whoever runs the Manager makes it readable"), ways
+            assert ".git/info/exclude" in ways[-1], ways
+    finally:
+        locked.chmod(0o700)
+    assert _git_state(p.laptop) == laptop_before
+    assert _git_state(p.directory) == manager_before
+
+    with (p.directory / ".git/info/exclude").open("a") as exclude:
+        exclude.write("pgdata/\n")
+    locked.chmod(0)
+    try:
+        done = ocm(p.laptop, "pull")
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "README.md").read_text() == "the agent's edit\n"
+    assert not (p.laptop / "pgdata").exists()
+    assert (locked / "PG_VERSION").read_text() == "16\n"
 
 
 def test_a_pull_into_a_folder_this_user_may_not_write_is_undone_and_named(
