@@ -27,7 +27,7 @@ from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_regi
 from manager.repos import name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
-from ocm.mirror.errors import MirrorError, Unreadable
+from ocm.mirror.errors import MirrorError, Unreadable, Unwritable
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
@@ -118,8 +118,8 @@ def _api_error(exc: MirrorError) -> ApiError:
 
 
 def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
-    """The answer to a transfer that failed. What the Manager may not read is for whoever
-    runs it to fix, not the laptop's user: say whose. A failure of the Manager's own (a 500:
+    """The answer to a transfer that failed. What the Manager may not read or write is for
+    whoever runs it to fix, not the laptop's user: say whose. A failure of the Manager's own (a 500:
     "git pack-objects failed ...: no output") while it stops is the stop's doing: say that;
     in a copy that lost objects, say that; log the others, since the client then says to
     read the log."""
@@ -131,6 +131,9 @@ def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
             f" not read ({exc.detail}); whoever runs the Manager makes it readable, or has git"
             " ignore it there (.gitignore or .git/info/exclude), then run the command again",
         )
+    if isinstance(exc, Unwritable):  # "The Manager's copy of x may not be written at ..."
+        todo = "whoever runs the Manager makes it writable there, then run the command again"
+        return ApiError(exc.status, exc.code, f"{exc.what}; {todo}")
     if exc.status >= 500:
         if _services().stopping.wait(STOP_NOTICED):
             return ApiError(503, STOPPING, f"The Manager is stopping; {what} did not happen")

@@ -540,6 +540,37 @@ def test_what_the_manager_may_not_read_in_its_copy_says_whose_it_is_to_fix(
     assert (locked / "PG_VERSION").read_text() == "16\n"
 
 
+def test_a_push_into_a_manager_folder_it_may_not_write_is_undone_and_says_whose(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The Manager's switch meets a folder of its copy it may not write: undone, and the
+    advice is for whoever runs the Manager (it said "make it writable" to the laptop)."""
+    ocm = Cli(manager_factory("--no-opencode", bound=True))  # as the service's own account
+    p = push_new(ocm, tmp_path / "laptop" / "proj")
+    (p.laptop / "pgdata").mkdir()
+    (p.laptop / "pgdata/PG_VERSION").write_text("15\n")
+    assert ocm(p.laptop, "push").returncode == 0
+    (p.laptop / "pgdata/PG_VERSION").write_text("16\n")
+    manager_before = _git_state(p.directory)
+    (p.directory / "pgdata").chmod(0o555)
+    try:
+        what, ways = refusal(ocm(p.laptop, "push"))
+    finally:
+        (p.directory / "pgdata").chmod(0o755)
+    named = "The Manager's copy of proj may not be written at pgdata/PG_VERSION (Permission denied)"
+    assert what == named, what
+    assert ways == [
+        "nothing was changed; whoever runs the Manager makes it writable there, then run the"
+        " command again"
+    ]
+    assert _git_state(p.directory) == manager_before
+    assert (p.directory / "pgdata/PG_VERSION").read_text() == "15\n"
+
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "pgdata/PG_VERSION").read_text() == "16\n"
+
+
 def test_a_pull_into_a_folder_this_user_may_not_write_is_undone_and_named(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
