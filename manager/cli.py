@@ -331,8 +331,9 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
         "kept": f"its files stay in {repo.directory}",
         "none": "it had no files",
     }[removed.files]
-    if removed.advice():
-        raise CliError(f"removed repo {repo.id} {repo.name}, but {removed.advice()}")
+    left = removed.advice()
+    if left:
+        raise CliError(f"removed repo {repo.id} {repo.name}, but {left}")
     print(f"ocm-manager: removed repo {repo.id} {repo.name}; {files}")
     return 0
 
