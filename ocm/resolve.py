@@ -258,6 +258,8 @@ def resolve_target(
         where = f"no Manager repo has the {checkout.describe()} of {checkout.root} (no origin)"
     else:
         where = f"no Manager repo has origin {checkout.origin}"
-    raise OcmError(
-        f"{where} and no repo was used before", "run `ocm list`, then `ocm use <repoId>`"
-    )
+    todo = "run `ocm list`, then `ocm use <repoId>`"
+    if checkout is not None and (checkout.origin or checkout.roots):
+        # The first hour: the project is not on the Manager yet, which may hold no repo.
+        todo = f"put this checkout on the Manager with `ocm push --create`, or {todo}"
+    raise OcmError(f"{where} and no repo was used before", todo)

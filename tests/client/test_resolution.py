@@ -138,7 +138,13 @@ def test_rule4_no_match_and_no_last_repo_fails(
     add_repo("lonely", origin="https://github.com/acme/lonely")
     cwd = unmatched_cwd(where, tmp_path, git_repo)
     result = run_ocm(cwd=cwd)
-    assert_one_error(result, 1, "no repo was used before", "`ocm list`, then `ocm use <repoId>`")
+    line = assert_one_error(
+        result, 1, "no repo was used before", "`ocm list`, then `ocm use <repoId>`"
+    )
+    # Standing in a project the Manager lacks, the first way on is to put it there.
+    assert ("put this checkout on the Manager with `ocm push --create`, or" in line) == (
+        where != "outside"
+    ), line
     assert not recorder.called()
 
 
