@@ -82,21 +82,27 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git <args>`` in ``root``; bytes in, bytes out. Raise GitError on failure."""
+    """Run ``git <args>`` in ``root``; bytes in, bytes out. Raise GitError on failure, and
+    when ``timeout`` seconds pass first (git is killed then)."""
     argv = ["git", *_FIXED_CONFIG, *args]
     try:
-        done = subprocess.run(argv, cwd=root, input=input, capture_output=True, env=git_env(env))
+        done = subprocess.run(
+            argv, cwd=root, input=input, capture_output=True, env=git_env(env), timeout=timeout
+        )
         if done.returncode != 0 and _LOST_OBJECT_FOLDER in done.stderr:
             # git writes a loose object in objects/xx/, makes that folder when it is missing
             # and tries once more; a concurrent `git gc` (prune-packed) can remove the empty
             # folder again in between. Once more here: an object's name is its content, so
             # writing it twice is harmless (a full disk fails the same way again).
             done = subprocess.run(
-                argv, cwd=root, input=input, capture_output=True, env=git_env(env)
+                argv, cwd=root, input=input, capture_output=True, env=git_env(env), timeout=timeout
             )
     except OSError as exc:
         raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} did not finish within {timeout:g} s in {root}") from None
     if done.returncode == -signal.SIGINT:
         # Ctrl-C reached git too (its process group): no fallback or second try may run
         # after it, on a thread the interrupted command then waits for.

@@ -17,7 +17,8 @@ from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import pack_bytes, repo_listing, tree_listing
-from tests.support.git import git
+from tests.support import proctree
+from tests.support.git import git, make_repo
 from tests.support.processes import Cli, RunningManager, ocm_command
 from tests.support.tap import Tap
 
@@ -173,6 +174,35 @@ def test_a_manager_copy_with_a_broken_git_is_named_and_spares_the_others(
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
     assert (p.directory / "README.md").read_text() == "more\n"
+
+
+def test_the_look_for_lost_objects_gives_up_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Manager's ``git fsck`` after a failed transfer walks the whole history: on a huge
+    one it is stopped at its time limit (git killed), said in the log, and the failure is
+    answered as it would have been, instead of holding a thread and the client for minutes.
+    A ``git`` on PATH whose fsck never ends stands in for that history."""
+    from manager import mirror as manager_mirror
+
+    repo = make_repo(tmp_path / "proj")
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    pid_file = tmp_path / "fsck.pid"
+    (slow / "git").write_text(
+        "#!/bin/sh\n"
+        f'for a; do [ "$a" = fsck ] && echo $$ > {pid_file} && exec sleep 600; done\n'
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    (slow / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{slow}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(manager_mirror, "FSCK_SECONDS", 0.5)
+    caplog.set_level("WARNING", logger="manager.mirror")
+    assert manager_mirror._lost_objects(repo) is None
+    assert f"cannot tell whether {repo} lost objects: git fsck did not finish within 0.5 s" in (
+        caplog.text
+    )
+    assert not proctree.alive(int(pid_file.read_text()))
 
 
 def test_a_manager_copy_that_lost_its_objects_is_named_as_such(
