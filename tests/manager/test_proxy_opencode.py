@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,25 @@ def test_many_streams_at_once_and_all_released_after(live, repo_dir):
     again = EventStream(live.url, "/api/opencode-proxy/event", bearer(live.token))
     assert again.status() == 200
     again.close()
+
+
+def test_a_provider_key_given_through_the_proxy_stays_with_the_managers_opencode(
+    live: RunningManager,
+) -> None:
+    """What `/connect` in an attached TUI sends (README, "Models and provider keys"): the key
+    reaches the Manager's OpenCode, which keeps it in the Manager account's data dir
+    (``~/.local/share/opencode/auth.json``, mode 0600) for every TUI, and forgets it when
+    asked. A made-up provider id, so that no other test's model choice changes."""
+    key = "sk-ocm-test-" + "k" * 24
+    url = f"{live.url}/api/opencode-proxy/auth/ocm-test-provider"
+    stored = live.data_dir.parent / "home" / ".local" / "share" / "opencode" / "auth.json"
+    given = requests.put(
+        url, json={"type": "api", "key": key}, headers=bearer(live.token), timeout=30
+    )
+    assert given.status_code == 200 and given.json() is True, given.text
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert json.loads(stored.read_text())["ocm-test-provider"] == {"type": "api", "key": key}
+    assert key not in live.log()
+    forgotten = requests.delete(url, headers=bearer(live.token), timeout=30)
+    assert forgotten.status_code == 200, forgotten.text
+    assert "ocm-test-provider" not in json.loads(stored.read_text())
