@@ -11,9 +11,12 @@ starting git. Nothing is stored in the registry: the repo on disk is the truth.
 from __future__ import annotations
 
 import logging
-import subprocess
+import os
 import threading
 from pathlib import Path
+
+from ocm.mirror import gitcmd
+from ocm.mirror.errors import MirrorError
 
 HeadKey = tuple[object, ...]
 log = logging.getLogger("manager.roots")
@@ -46,35 +49,30 @@ def head_key(directory: Path) -> HeadKey | None:
     return (head, _stat_key(git_dir / ref), _stat_key(git_dir / "packed-refs"))
 
 
-def _git(directory: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(
-            ["git", *args],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
+# A walk of a long history takes a while; one that takes longer than this is not waited for.
+WALK_SECONDS = 120.0
 
 
 def compute_root_commits(directory: Path) -> list[str] | None:
     """The root commits of ``directory``'s HEAD, sorted; [] when it has no commit yet; None
     when git cannot say (objects missing, a timeout): not an answer to keep."""
-    done = _git(directory, "rev-list", "--max-parents=0", "HEAD")
-    if done is not None and done.returncode == 0:
-        return sorted(line.strip() for line in done.stdout.splitlines() if line.strip())
-    unborn = _git(directory, "rev-parse", "-q", "--verify", "HEAD")
-    if unborn is not None and unborn.returncode == 1 and not unborn.stdout.strip():
-        return []  # HEAD names a branch with no commit yet
-    said = done.stderr.strip().splitlines() if done is not None else []
+    try:
+        done = gitcmd.run(
+            directory, "rev-list", "--max-parents=0", "HEAD", check=False, timeout=WALK_SECONDS
+        )
+        if done.returncode == 0:
+            return sorted(os.fsdecode(done.stdout).split())
+        unborn = gitcmd.run(directory, "rev-parse", "-q", "--verify", "HEAD", check=False)
+        if unborn.returncode == 1 and not unborn.stdout.strip():
+            return []  # HEAD names a branch with no commit yet
+        reason = gitcmd.last_line(done.stderr)
+    except MirrorError as exc:  # no git, or the walk ran out of time
+        reason = exc.message
     log.warning(
         "cannot list the root commits of %s (%s); a checkout without origin will not find "
         "this repo until git can read its history",
         directory,
-        said[-1] if said else "git did not finish",
+        reason,
     )
     return None
 
