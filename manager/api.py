@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
+from manager.auth import presented_token, token_matches
 from manager.registry import get_registry
 from manager.roots import RootCommits
 from ocm import __version__
@@ -15,9 +16,16 @@ api_bp = Blueprint("api", __name__, url_prefix="/api")
 
 @api_bp.get("/health")
 def health() -> Any:
+    """Open to all. A request that carries a token (``ocm status``) also learns whether it
+    is the current one, so that a rotated token is named where the user looks first."""
     upstream = current_app.extensions["ocm"].opencode
     state = upstream.state if upstream is not None else "disabled"
-    return jsonify(status="ok", version=__version__, opencode={"state": state})
+    answer: dict[str, Any] = {"status": "ok", "version": __version__, "opencode": {"state": state}}
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        good = token_matches(get_registry(), presented_token(authorization))
+        answer["token"] = "accepted" if good else "rejected"
+    return jsonify(answer)
 
 
 def _root_commits() -> RootCommits:

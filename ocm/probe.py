@@ -1,8 +1,10 @@
 """``ocm status``'s one network call: is the Manager answering ``GET /api/health`` right now?
 
 Kept apart from :mod:`ocm.api` on purpose: ``ocm status`` must start fast, and one HTTP/1.0
-request needs no ``http.client``. This is a plain request over a socket with short timeouts; it
-sends no token (``/api/health`` needs none), so nothing secret can leak through it.
+request needs no ``http.client``. This is a plain request over a socket with short timeouts.
+``/api/health`` needs no token; given one, it also says whether that token is the current one
+(as ``gh auth status`` checks its token): the token goes where every other command sends it,
+in the ``Authorization`` header, and over TLS only once the handshake has verified the Manager.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ MAX_ANSWER = 65536
 class Health:
     """The outcome of one probe: reachable or not, and what the Manager said."""
 
-    __slots__ = ("reachable", "reason", "opencode_state", "version", "proxy")
+    __slots__ = ("reachable", "reason", "opencode_state", "version", "proxy", "token")
 
     def __init__(
         self,
@@ -35,6 +37,7 @@ class Health:
         self.opencode_state = opencode_state
         self.version = version
         self.proxy: tuple[str, str] | None = None  # (host:port, variable) it went through
+        self.token: str | None = None  # "accepted", "rejected", or None: not asked or not said
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +46,7 @@ class Health:
             "opencode": self.opencode_state,
             "version": self.version,
             "proxy": f"{self.proxy[0]} (from {self.proxy[1]})" if self.proxy else None,
+            "token": self.token,
         }
 
 
@@ -88,22 +92,28 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def check(url: str) -> Health:
+def check(url: str, token: str | None = None) -> Health:
     """Probe ``<url>/api/health``, through the proxy the environment names as every other
-    command would; never raises."""
+    command would, with ``token`` (one that passed ``TokenSource.checked``: nothing in it
+    can end a header line) when given; never raises."""
     try:
         scheme, host, port, prefix = _split(url)
     except ValueError:
         return Health(False, "the URL has an invalid port")
     proxy = proxy_for(scheme, host)
-    health = _check(scheme, host, port, prefix, proxy)
+    health = _check(scheme, host, port, prefix, proxy, token)
     if proxy:
         health.proxy = (f"{proxy[0]}:{proxy[1]}", proxy[3])
     return health
 
 
 def _check(
-    scheme: str, host: str, port: int, prefix: str, proxy: tuple[str, int, bytes, str] | None
+    scheme: str,
+    host: str,
+    port: int,
+    prefix: str,
+    proxy: tuple[str, int, bytes, str] | None,
+    token: str | None,
 ) -> Health:
     login = b""
     if proxy and proxy[2]:
@@ -146,6 +156,8 @@ def _check(
             f"GET {prefix}/api/health HTTP/1.0\r\nHost: {host}\r\n"
             "Accept: application/json\r\nUser-Agent: ocm-status\r\nConnection: close\r\n"
         )
+        if token:
+            request += f"Authorization: Bearer {token}\r\n"
         sock.sendall(request.encode("ascii") + (login if scheme == "http" else b"") + b"\r\n")
         answer = b""
         while len(answer) < MAX_ANSWER and not _complete(answer):
@@ -171,8 +183,11 @@ def _check(
     opencode = data.get("opencode")
     state = opencode.get("state") if isinstance(opencode, dict) else None
     version = data.get("version")
-    return Health(
+    health = Health(
         True,
         opencode_state=state if isinstance(state, str) else None,
         version=version if isinstance(version, str) else None,
     )
+    verdict = data.get("token")  # a Manager from before this answer says nothing of the token
+    health.token = verdict if token and verdict in ("accepted", "rejected") else None
+    return health

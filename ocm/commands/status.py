@@ -1,8 +1,9 @@
 """``ocm status``: what ocm would use right now, and whether the Manager answers.
 
-Local facts first (URL, token store, last repo, ``opencode``, install), then one quick,
-token-free ``GET /api/health`` (:mod:`ocm.probe`): a Manager that is down is reported, never
-fatal. No HTTP client library, and no keyring unless the token may be there.
+Local facts first (URL, token store, last repo, ``opencode``, install), then one quick
+``GET /api/health`` (:mod:`ocm.probe`) with the token, which says whether the Manager answers
+and whether it takes that token: a Manager that is down is reported, never fatal. No HTTP
+client library, and no keyring unless the token may be there.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def status(*, as_json: bool) -> int:
             problems.append(f"no `opencode` found; {opencode.install_hint()}")
     if tui is not None and tui.problem():
         problems.append(f"{tui.problem()}; install {opencode.pinned_spec()}")
-    health = probe.check(where.url) if where else None
+    sendable = token if token is not None and token.problem() is None else None
+    health = probe.check(where.url, sendable.token if sendable else None) if where else None
     last: dict[str, Any] | None = None
     if current.has_last_repo and (where is None or current.manager_url in (None, where.url)):
         last = {
@@ -94,6 +96,10 @@ def status(*, as_json: bool) -> int:
             "present": token is not None,
             "store": token.store if token else None,
             "location": token.label if token else None,
+            # True/False: the Manager said; None: not asked (unreachable, malformed) or not said
+            "accepted": {"accepted": True, "rejected": False}.get(health.token or "")
+            if health
+            else None,
         },
         "lastRepo": last,
         "managerHealth": health.to_json() if health else None,
@@ -112,8 +118,14 @@ def status(*, as_json: bool) -> int:
         lines.append(f"reachable: {_health_text(health, probe.host_of(where.url))}")
     else:
         lines.append("manager:   not logged in; run `ocm login <url>`")
-    if token:
-        lines.append(f"token:     present, from {token.label}")
+    if token and where and health and health.token == "rejected":
+        lines.append(
+            f"token:     present, from {token.label}, but {where.url} rejects it (rotated, or "
+            f"another Manager's); {token.renewal(where.url)}"
+        )
+    elif token:
+        accepted = "; the Manager accepts it" if health and health.token == "accepted" else ""
+        lines.append(f"token:     present, from {token.label}{accepted}")
     elif where:
         lines.append(f"token:     none for this URL; run `ocm login {where.url}`")
     else:

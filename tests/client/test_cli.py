@@ -31,19 +31,40 @@ def test_version_and_help_everywhere_without_a_manager(tmp_path: Path) -> None:
     assert not (tmp_path / "home" / ".config").exists()
 
 
-def test_status_only_asks_for_health_and_never_sends_the_token(tmp_path: Path) -> None:
+def test_status_only_asks_for_health_with_the_token_in_its_header(tmp_path: Path) -> None:
     with standin.serve() as server:
-        server.json_route("/api/health", {"status": "ok", "opencode": {"state": "running"}})
-        assert run_ocm("login", "--no-verify", server.url, "tok").returncode == 0
+        server.json_route(
+            "/api/health", {"status": "ok", "opencode": {"state": "running"}, "token": "accepted"}
+        )
+        assert run_ocm("login", "--no-verify", server.url, "tok-123").returncode == 0
         text = run_ocm("status")
         data = run_ocm("status", "--json")
-    assert [(r["method"], r["path"]) for r in server.requests] == [("GET", "/api/health")] * 2
-    assert not any("tok" in str(r["headers"]) for r in server.requests)
+        # A token that cannot be a header value is named, and never sent.
+        malformed = run_ocm("status", env={"OCM_TOKEN": "tok 123"})
+    assert [(r["method"], r["path"]) for r in server.requests] == [("GET", "/api/health")] * 3
+    sent = [r["headers"].get("Authorization") for r in server.requests]
+    assert sent == ["Bearer tok-123", "Bearer tok-123", None]
     assert f"manager:   {server.url} (from state.json)" in text.stdout
     assert "reachable: yes, OpenCode on the Manager is running" in text.stdout
+    assert "token:     present, from " in text.stdout
+    assert "credentials.json; the Manager accepts it\n" in text.stdout
     report = json.loads(data.stdout)
     assert report["managerUrl"] == server.url and report["loggedIn"] is True
     assert report["token"]["store"] == "file" and report["version"] == __version__
+    assert report["token"]["accepted"] is True
+    assert "the token from the OCM_TOKEN environment variable is malformed" in malformed.stdout
+    assert "accepts it" not in malformed.stdout and "rejects it" not in malformed.stdout
+
+
+def test_status_says_nothing_of_the_token_when_the_manager_does_not(tmp_path: Path) -> None:
+    """A Manager from before the token check answers health without a word on the token."""
+    with standin.serve() as server:
+        server.json_route("/api/health", {"status": "ok", "opencode": {"state": "running"}})
+        assert run_ocm("login", "--no-verify", server.url, "tok-123").returncode == 0
+        text = run_ocm("status")
+        data = run_ocm("status", "--json")
+    assert "credentials.json\n" in text.stdout
+    assert json.loads(data.stdout)["token"]["accepted"] is None
 
 
 PROBE = """\

@@ -63,6 +63,7 @@ def test_real_keyring_holds_the_token_and_no_file_is_written(
         "present": True,
         "store": "keyring",
         "location": "the OS keyring (keyrings MemoryKeyring)",
+        "accepted": True,
     }
     assert main(["list"]) == 0
     assert main(["logout"]) == 0
@@ -175,6 +176,7 @@ def test_later_commands_load_the_backend_login_used_without_keyrings_discovery(
         "present": True,
         "store": "keyring",
         "location": "the OS keyring (keyrings FileKeyring)",
+        "accepted": True,
     }
     assert main(["logout"]) == 0
     assert "token removed from the OS keyring (keyrings FileKeyring)" in capsys.readouterr().err
@@ -256,7 +258,13 @@ def test_ocm_token_overrides_the_stores_and_names_itself(
 ) -> None:
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
     env = {"OCM_TOKEN": "not-the-token"}
-    assert "present, from the OCM_TOKEN environment variable" in run_ocm("status", env=env).stdout
+    status = run_ocm("status", env=env)
+    assert status.returncode == 0
+    assert (
+        f"token:     present, from the OCM_TOKEN environment variable, but {manager.url} rejects "
+        "it (rotated, or another Manager's); set OCM_TOKEN to the Manager's current token, or "
+        "unset it to use the one `ocm login` saved\n"
+    ) in status.stdout
     line = assert_one_error(
         run_ocm("list", env=env),
         1,
@@ -285,17 +293,32 @@ def test_env_url_and_token_work_with_nothing_on_disk(
     assert recorder.read()["argv"][4] == repo.directory
 
 
-def test_rotated_token_is_rejected_naming_the_store(
+def test_a_rotated_token_is_named_by_status_and_rejected_naming_the_store(
     manager: RunningManager, tmp_path: Path
 ) -> None:
+    """After `token rotate` (the quick start's, say) a laptop's TUI fails with OpenCode's
+    "Creating a session failed"; `ocm status`, where the README's troubleshooting sends the
+    user, said "reachable: yes" and "token: present" as if all were well."""
     assert run_ocm("login", manager.url, input=manager.token).returncode == 0
+    stored = config(tmp_path) / "credentials.json"
+    before = run_ocm("status")
+    assert f"token:     present, from {stored}; the Manager accepts it\n" in before.stdout
+    assert json.loads(run_ocm("status", "--json").stdout)["token"]["accepted"] is True
     manager.cli("token", "rotate")
+    after = run_ocm("status")
+    assert after.returncode == 0
+    assert (
+        f"token:     present, from {stored}, but {manager.url} rejects it (rotated, or another "
+        f"Manager's); run `ocm login {manager.url}` with a current token\n"
+    ) in after.stdout
+    assert json.loads(run_ocm("status", "--json").stdout)["token"]["accepted"] is False
     assert_one_error(
         run_ocm("list"),
         1,
-        f"token from {config(tmp_path) / 'credentials.json'} rejected by {manager.url}",
+        f"token from {stored} rejected by {manager.url}",
         f"run `ocm login {manager.url}`",
     )
+    assert manager.token not in manager.log()  # the token status showed it, now rejected
 
 
 def test_logout_says_when_nothing_was_stored(tmp_path: Path) -> None:

@@ -30,6 +30,25 @@ def test_health_needs_no_token(manager):
     assert body["version"]
 
 
+def test_health_shown_a_token_says_whether_it_is_the_current_one(manager):
+    """`ocm status` sends its token here: a rotated one is named, not just "present"."""
+    health = f"{manager.url}/api/health"
+    for headers, said in (
+        (bearer(manager.token), "accepted"),
+        (basic(manager.token), "accepted"),
+        (bearer("wrong"), "rejected"),
+        ({"Authorization": "Token " + manager.token}, "rejected"),
+    ):
+        response = requests.get(health, headers=headers, timeout=10)
+        assert response.status_code == 200  # health stays open: a wrong token is no error here
+        assert response.json()["token"] == said, headers
+    assert "token" not in requests.get(health, timeout=10).json()
+    manager.cli("token", "rotate")
+    assert requests.get(health, headers=bearer(manager.token), timeout=10).json()["token"] == (
+        "rejected"
+    )
+
+
 def test_every_other_route_needs_the_token(manager):
     workspaces = f"{manager.url}/api/internal/opencode-workspaces"
     for headers in (
