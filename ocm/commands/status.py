@@ -97,9 +97,7 @@ def status(*, as_json: bool) -> int:
             "store": token.store if token else None,
             "location": token.label if token else None,
             # True/False: the Manager said; None: not asked (unreachable, malformed) or not said
-            "accepted": {"accepted": True, "rejected": False}.get(health.token or "")
-            if health
-            else None,
+            "accepted": health.token == "accepted" if health and health.token else None,
         },
         "lastRepo": last,
         "managerHealth": health.to_json() if health else None,
