@@ -1,8 +1,9 @@
 """Start-up time of ``ocm`` next to the bare interpreter and a bare ``requests`` call.
 
-Starts a real Manager (``--no-opencode``) on 127.0.0.1 with a temp data dir and one repo, logs
-in a temp config dir, puts a do-nothing ``opencode`` first on PATH (bare ``ocm`` is timed up to
-its exec), then runs each command N times, interleaved with its baseline, and prints medians:
+Starts a real Manager on 127.0.0.1 with a temp data dir and one repo, in front of a stand-in
+OpenCode (``--opencode-url``: bare ``ocm`` warms it up, as it would the real one), logs in a
+temp config dir, puts a do-nothing ``opencode`` first on PATH (bare ``ocm`` is timed up to its
+exec), then runs each command N times, interleaved with its baseline, and prints medians:
 
     python bench/startup.py [--runs N] [--plain-install]
 
@@ -25,6 +26,7 @@ user gets (pip from the package index).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
 
 from tests.support.processes import start_manager  # noqa: E402
+from tests.support.upstream import RecordingUpstream  # noqa: E402
 
 PY = sys.executable
 
@@ -175,7 +178,12 @@ def main() -> int:
         GIT_COMMITTER_NAME="b",
         GIT_COMMITTER_EMAIL="b@example.invalid",
     )
-    manager = start_manager(tmp / "manager-data", tmp / "manager.log", "--no-opencode", env=env)
+    stand_in = contextlib.ExitStack()
+    upstream = stand_in.enter_context(RecordingUpstream())
+    manager_env = {**env, "OCM_OPENCODE_PASSWORD": "stand-in-opencode-password"}
+    manager = start_manager(
+        tmp / "manager-data", tmp / "manager.log", "--opencode-url", upstream.url, env=manager_env
+    )
     url, token = manager.url, manager.token
     try:
         source = tmp / "source"
@@ -252,6 +260,7 @@ def main() -> int:
             print(f"{label:<16}{o:>9.1f}  {base_label:<20}{b:>8.1f}{o / b:>7.2f}  {verdict}")
     finally:
         manager.stop()
+        stand_in.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -22,6 +22,9 @@ READ_TIMEOUT = 60.0
 WARM_UP_TIMEOUT = 5.0
 WORKSPACES_PATH = "/api/internal/opencode-workspaces"
 PROXY_PATH = "/api/opencode-proxy"
+# The proxy's answer (503) when the Manager has no OpenCode at all (--no-opencode, or none
+# installed): no TUI can work there.
+NO_OPENCODE = "opencode_not_configured"
 ROUTE_NOT_FOUND = "not_found"  # the Manager's error code for a path it does not serve
 MANAGER_STOPPING = "manager_stopping"  # ... for a transfer its stop cut short
 
@@ -85,6 +88,20 @@ def _error_message(response: Response) -> str | None:
         if isinstance(message, str) and message.strip():
             return message.strip().rstrip(".")
     return None
+
+
+def _no_opencode(response: Response) -> str | None:
+    """The Manager's reason when its answer says it has no OpenCode at all, else None."""
+    if response.status_code != 503:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("error") != NO_OPENCODE:
+        return None
+    said = str(body.get("message") or "").strip().rstrip(".")
+    return said.removeprefix("No OpenCode server is available: ") or "it says so"
 
 
 def _plain_http_url(url: str) -> str:
@@ -284,7 +301,9 @@ class ManagerClient:
 
     def warm_up(self, directory: str) -> bool:
         """Best effort: let OpenCode load ``directory`` before the TUI asks for it. Whether
-        OpenCode answered (below 500, in time); the TUI reports its own problems."""
+        OpenCode answered (below 500, in time); the TUI reports its own problems, but for a
+        Manager with no OpenCode at all (ManagerError): the TUI would only print the
+        Manager's sentence after its terminal set-up, with a stack trace."""
         try:
             response = self.transport.request(
                 "GET",
@@ -293,9 +312,20 @@ class ManagerClient:
                 headers={"Authorization": f"Bearer {self._token}"},
                 read_timeout=WARM_UP_TIMEOUT,
             )
-            response.close()
+            try:
+                absent = _no_opencode(response)
+            finally:
+                response.close()
         except (Unreachable, OSError):
             return False
+        if absent is not None:
+            raise ManagerError(
+                f"no TUI can attach: the Manager at {self.url} has no OpenCode ({absent})",
+                "whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
+                "without --no-opencode), then run the command again",
+                status=response.status_code,
+                code=NO_OPENCODE,
+            )
         return response.status_code < 500
 
     def opencode_state(self) -> str | None:

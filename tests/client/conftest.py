@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,9 @@ import pytest
 
 from ocm.opencode import PINNED_VERSION
 from tests.client.keyrings import FILE_ENV
+from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, ocm_command
+from tests.support.upstream import RecordingUpstream
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORDED_ENV = (
@@ -121,6 +123,18 @@ def file_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.client.keyrings.FileKeyring")
     monkeypatch.setenv(FILE_ENV, str(store))
     return store
+
+
+@pytest.fixture
+def manager(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> Iterator[RunningManager]:
+    """A Manager whose OpenCode is the recording stand-in (``--opencode-url``): a TUI can
+    attach there (the recording ``opencode`` on PATH does), without waiting for a real one."""
+    with RecordingUpstream() as upstream:
+        env = isolated_environ(tmp_path / "manager-home")
+        env["OCM_OPENCODE_PASSWORD"] = "stand-in-opencode-password"
+        yield manager_factory("--opencode-url", upstream.url, env=env)
 
 
 @pytest.fixture

@@ -244,7 +244,7 @@ def test_when_the_manager_stops_status_and_list_say_it_plainly(
     add_repo("widget")
     assert run_ocm("use", "widget").returncode == 0
     up = run_ocm("status")
-    assert "reachable: yes, OpenCode on the Manager is disabled" in up.stdout
+    assert "reachable: yes, OpenCode on the Manager is external" in up.stdout
     login.stop()
     status = run_ocm("status")
     assert status.returncode == 0

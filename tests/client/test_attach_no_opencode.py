@@ -1,0 +1,50 @@
+"""Bare ``ocm`` and ``ocm use`` against a Manager with no OpenCode at all: one line naming
+it, instead of a TUI that prints the Manager's sentence after its terminal set-up, with a
+stack trace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.client.conftest import AddedRepo, Recorder, run_ocm
+from tests.support.processes import RunningManager
+
+
+@pytest.fixture(params=["disabled", "not installed"])
+def manager(
+    request: pytest.FixtureRequest, manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> RunningManager:
+    if request.param == "disabled":
+        return manager_factory("--no-opencode")
+    return manager_factory("--opencode-bin", str(tmp_path / "nowhere" / "opencode"))
+
+
+def test_no_tui_is_started_on_a_manager_without_opencode(
+    login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder
+) -> None:
+    repo = add_repo("widget", origin="git@github.com:acme/widget.git")
+    for args in (("use", "widget"), ()):
+        result = run_ocm(*args, cwd=repo.source)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith(f"ocm: attaching to #{repo.repo_id} widget"), lines
+        assert len(lines) == 2 and "Traceback" not in result.stderr, result.stderr
+        assert lines[1].startswith(
+            f"ocm: no TUI can attach: the Manager at {login.url} has no OpenCode ("
+        ), lines[1]
+        assert lines[1].endswith(
+            "; whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
+            "without --no-opencode), then run the command again"
+        ), lines[1]
+        assert not recorder.called()
+    # Still the last used repo: push and pull take it among several with one origin.
+    assert json.loads(run_ocm("status", "--json").stdout)["lastRepo"]["repoId"] == repo.repo_id
+    # The Manager's own reason: which one, and for a missing one, how to install it.
+    if "--no-opencode" in login.args:
+        assert "(the Manager runs without OpenCode (--no-opencode))" in lines[1]
+    else:
+        assert "(OpenCode is not installed on the Manager; install it (" in lines[1]
