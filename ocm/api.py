@@ -101,7 +101,7 @@ def _no_opencode(response: Response) -> str | None:
     if not isinstance(body, dict) or body.get("error") != NO_OPENCODE:
         return None
     said = str(body.get("message") or "").strip().rstrip(".")
-    return said.removeprefix("No OpenCode server is available: ") or "it says so"
+    return said.removeprefix("No OpenCode server is available: ") or NO_OPENCODE
 
 
 def _plain_http_url(url: str) -> str:
