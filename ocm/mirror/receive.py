@@ -60,14 +60,18 @@ def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
     handle = open(root / ".git" / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the block
     try:
         deadline = time.monotonic() + SETTLING
+        # A settling that ends removes its mark a moment before it lets go of the lock:
+        # one more look past a mark seen go, or a transfer meeting that moment is refused.
+        was_settling = False
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 settling = (root / ".git" / SETTLING_NAME).exists()
-                if not settling or time.monotonic() >= deadline:
+                if not (settling or was_settling) or time.monotonic() >= deadline:
                     raise Busy(f"{what} to or from this repo is in progress") from None
+                was_settling = settling
                 time.sleep(0.05)
         yield
     finally:

@@ -419,6 +419,34 @@ def test_a_transfer_waits_out_the_managers_moment_of_index_refresh(
     assert "in progress" in _one_error_line(done[-1].stderr)
 
 
+def test_a_transfer_meeting_the_end_of_a_settling_waits_for_it(tmp_path: Path) -> None:
+    """A settling removes its mark a moment before it lets go of the lock; a transfer that
+    looked in that moment (lock held, no mark) was refused as "in progress" (seen once in a
+    full run, above). Here the moment is drawn out to half the waiter's 50 ms between looks,
+    at a different point of them each time: the old lock refused about every other time."""
+    (tmp_path / ".git").mkdir()
+    mark = tmp_path / ".git" / receive.SETTLING_NAME
+
+    def settle(held: threading.Event, seconds: float) -> None:
+        with receive.repo_lock(tmp_path):
+            mark.touch()
+            held.set()
+            time.sleep(seconds)
+            mark.unlink()
+            time.sleep(0.025)
+
+    for attempt in range(10):
+        held = threading.Event()
+        settler = threading.Thread(target=settle, args=(held, 0.1 + attempt * 0.005))
+        settler.start()
+        assert held.wait(5)
+        try:
+            with receive.repo_lock(tmp_path):
+                assert not mark.exists()
+        finally:
+            settler.join()
+
+
 def _sized(p: Pushed) -> dict[str, object]:
     """The Manager's record of the tree it last sent, once it has written it."""
     marker = p.directory / ".git" / "ocm-mirror.json"
