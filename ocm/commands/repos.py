@@ -53,13 +53,13 @@ def use(*, repo: str) -> int:
         remember(current, login, ws)
         try:
             binary = opencode.require().path
-        except OcmError as missing:
+            return _attach(client, login, binary, ws, reason="ocm use")
+        except OcmError as missing:  # no TUI here, or no OpenCode on the Manager
             raise OcmError(
                 f"{missing.what} (#{ws.repo_id} {ws.name} is remembered as the last used repo, "
                 "for `ocm push` and `ocm pull`)",
                 missing.todo,
             ) from None
-        return _attach(client, login, binary, ws, reason="ocm use")
 
 
 def attach_default() -> int:

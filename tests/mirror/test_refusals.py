@@ -23,8 +23,10 @@ from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
 from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change, push_new
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
+from tests.support.env import isolated_environ
 from tests.support.git import git
 from tests.support.processes import Cli, RunningManager
+from tests.support.upstream import RecordingUpstream
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -296,28 +298,31 @@ def test_pull_over_local_work_says_push_when_the_manager_has_nothing_newer(
 
 
 def test_several_repos_match_push_follows_ocm_use(
-    ocm: Cli,
-    pushed: Callable[..., Pushed],
+    manager_factory: Callable[..., RunningManager],
     tmp_path: Path,
     isolated_env: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    p = pushed("proj")
-    ocm.manager.cli("repo", "add", str(p.laptop), "--name", "proj-copy")  # the same origin
-    copy = next(r for r in ocm.repos(p.laptop) if r["name"] == "proj-copy")
-    (isolated_env / ".config/opencode-manager/state.json").unlink()  # no repo used yet
-    # `ocm use` attaches: a stand-in `opencode` that leaves at once.
-    stand_in = tmp_path / "opencode"
-    stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo 1.18.33\nexit 0\n')
-    stand_in.chmod(0o755)
-    monkeypatch.setenv("OCM_OPENCODE_BIN", str(stand_in))
-    (p.laptop / "README.md").write_text("for the copy\n")
+    # `ocm use` attaches only where the Manager has an OpenCode: the recording stand-in here.
+    env = {**isolated_environ(tmp_path / "manager-home"), "OCM_OPENCODE_PASSWORD": "stand-in"}
+    with RecordingUpstream() as upstream:
+        ocm = Cli(manager_factory("--opencode-url", upstream.url, env=env))
+        p = push_new(ocm, tmp_path / "laptop" / "proj")
+        ocm.manager.cli("repo", "add", str(p.laptop), "--name", "proj-copy")  # the same origin
+        copy = next(r for r in ocm.repos(p.laptop) if r["name"] == "proj-copy")
+        (isolated_env / ".config/opencode-manager/state.json").unlink()  # no repo used yet
+        # `ocm use` attaches: a stand-in `opencode` that leaves at once.
+        stand_in = tmp_path / "opencode"
+        stand_in.write_text('#!/bin/sh\n[ "$1" = --version ] && echo 1.18.33\nexit 0\n')
+        stand_in.chmod(0o755)
+        monkeypatch.setenv("OCM_OPENCODE_BIN", str(stand_in))
+        (p.laptop / "README.md").write_text("for the copy\n")
 
-    what, ways = refusal(ocm(p.laptop, "push"))
-    assert "matches 2 Manager repos" in what and f"#{copy['repoId']} proj-copy" in what
-    assert ways[0].startswith("pick one with `ocm use <repoId>`")
-    assert ways[0].endswith("then run the command again: it takes the last used of them")
-    follow(ocm, p.laptop, f"`ocm use {copy['repoId']}`, then `ocm push`")
+        what, ways = refusal(ocm(p.laptop, "push"))
+        assert "matches 2 Manager repos" in what and f"#{copy['repoId']} proj-copy" in what
+        assert ways[0].startswith("pick one with `ocm use <repoId>`")
+        assert ways[0].endswith("then run the command again: it takes the last used of them")
+        follow(ocm, p.laptop, f"`ocm use {copy['repoId']}`, then `ocm push`")
     copy_dir = ocm.manager.data_dir / "repos" / "proj-copy"
     assert (copy_dir / "README.md").read_text() == "for the copy\n"
     assert (p.directory / "README.md").read_text() != "for the copy\n"
