@@ -15,6 +15,9 @@ EXTENSION = "ocm_web"
 class ConsoleState:
     throttle: SignInThrottle = field(default_factory=SignInThrottle)
     clones: CloneJobs = field(default_factory=CloneJobs)
+    # What a removal could not do, by repo id: shown once on the Repos page it redirects to,
+    # so that a reload of that page does not post the removal again.
+    removal_notices: dict[int, str] = field(default_factory=dict)
 
 
 def console_state() -> ConsoleState:

@@ -42,6 +42,10 @@ def _opencode_state() -> str:
 
 @bp.get("/repos")
 def repos() -> Any:
+    removed = request.args.get("removed", type=int)
+    notice = console_state().removal_notices.pop(removed, None) if removed is not None else None
+    if notice is not None:
+        return _listing(message_kind="error", message=notice)
     return _listing()
 
 
@@ -132,5 +136,6 @@ def remove(repo_id: int) -> Any:
         deleted = removed.files in ("deleted", "partial") and left is None
         return jsonify(id=repo.id, removed=True, filesDeleted=deleted, filesLeft=left)
     if left is not None:
-        return _listing(message_kind="error", message=f"Removed {repo.name}, but {left}.")
+        console_state().removal_notices[repo.id] = f"Removed {repo.name}, but {left}."
+        return redirect(url_for("web_repos.repos", removed=repo.id), code=303)
     return redirect(url_for("web_repos.repos"), code=303)
