@@ -52,6 +52,33 @@ def test_wrong_token_is_refused_right_one_opens_the_console_and_sign_out_ends_it
     assert old.status_code == 401
 
 
+def test_signing_in_again_ends_the_browsers_earlier_sign_in(manager: RunningManager) -> None:
+    url, origin = manager.url + "/signin", {"Origin": manager.url}
+
+    def sign_in(jar: dict[str, str]) -> str:
+        answer = requests.post(
+            url,
+            data={"token": manager.token},
+            headers=origin,
+            cookies=jar,
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code == 303, answer.text
+        return str(answer.cookies[COOKIE_NAME])
+
+    def repos(cookie: str) -> int:
+        jar = {COOKIE_NAME: cookie}
+        return requests.get(manager.url + "/repos?format=json", cookies=jar, timeout=10).status_code
+
+    first = sign_in({})
+    again = sign_in({COOKIE_NAME: first})
+    assert again != first
+    assert (repos(again), repos(first)) == (200, 401)
+    other = sign_in({})  # another browser's sign-in is its own
+    assert (repos(other), repos(again)) == (200, 200)
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_no_page_loads_signed_out(manager: RunningManager, path: str) -> None:
     page = requests.get(manager.url + path, timeout=10)

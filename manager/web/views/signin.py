@@ -87,6 +87,9 @@ def signin() -> Any:
             message="That is not this Manager's token. Ask its operator for the current one.",
         )
     log.info("console sign-in from %s", address)
+    # A browser that signs in again leaves no sign-in of its own behind, still good for a
+    # copy of its old cookie until it expires.
+    end_session(request.environ, services())
     value = start_session(services())
     response: Any
     if wants_json():
