@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
 
 from tests.support.processes import start_manager  # noqa: E402
-from tests.support.upstream import RecordingUpstream  # noqa: E402
+from tests.support.upstream import PASSWORD, RecordingUpstream  # noqa: E402
 
 PY = sys.executable
 
@@ -180,7 +180,7 @@ def main() -> int:
     )
     stand_in = contextlib.ExitStack()
     upstream = stand_in.enter_context(RecordingUpstream())
-    manager_env = {**env, "OCM_OPENCODE_PASSWORD": "stand-in-opencode-password"}
+    manager_env = {**env, "OCM_OPENCODE_PASSWORD": PASSWORD}
     manager = start_manager(
         tmp / "manager-data", tmp / "manager.log", "--opencode-url", upstream.url, env=manager_env
     )

@@ -64,9 +64,10 @@ def status(*, as_json: bool) -> int:
         token = credentials.find_token(where.url, current.keyring_for(where.url)) if where else None
     except OcmError as exc:  # e.g. credentials.json readable by others: refused, reported
         token, problems = None, [*problems, exc.message]
+    sendable = None  # the token, when it can go in a header: the health check asks about it
     try:
-        token = token.checked() if token else None
-    except OcmError as exc:  # malformed: shown as present, with what to do
+        sendable = token.checked() if token else None
+    except OcmError as exc:  # malformed: shown as present, with what to do, and never sent
         problems.append(exc.message)
     try:
         tui = opencode.locate()
@@ -77,7 +78,6 @@ def status(*, as_json: bool) -> int:
             problems.append(f"no `opencode` found; {opencode.install_hint()}")
     if tui is not None and tui.problem():
         problems.append(f"{tui.problem()}; install {opencode.pinned_spec()}")
-    sendable = token if token is not None and token.problem() is None else None
     health = probe.check(where.url, sendable.token if sendable else None) if where else None
     last: dict[str, Any] | None = None
     if current.has_last_repo and (where is None or current.manager_url in (None, where.url)):

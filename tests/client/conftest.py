@@ -16,9 +16,8 @@ import pytest
 
 from ocm.opencode import PINNED_VERSION
 from tests.client.keyrings import FILE_ENV
-from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, ocm_command
-from tests.support.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream, stand_in_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECORDED_ENV = (
@@ -132,8 +131,7 @@ def manager(
     """A Manager whose OpenCode is the recording stand-in (``--opencode-url``): a TUI can
     attach there (the recording ``opencode`` on PATH does), without waiting for a real one."""
     with RecordingUpstream() as upstream:
-        env = isolated_environ(tmp_path / "manager-home")
-        env["OCM_OPENCODE_PASSWORD"] = "stand-in-opencode-password"
+        env = stand_in_env(tmp_path / "manager-home")
         yield manager_factory("--opencode-url", upstream.url, env=env)
 
 

@@ -9,20 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.env import isolated_environ
 from tests.support.processes import RunningManager, opencode_manager, start_manager
-from tests.support.upstream import RecordingUpstream
-
-# The password the Manager sends the recording upstream as OpenCode's.
-PASSWORD = "upstream-secret-" + "x" * 24
+from tests.support.upstream import RecordingUpstream, stand_in_env
 
 
 def start_proxied(root: Path, upstream_url: str, *extra: str) -> RunningManager:
     """A Manager whose OpenCode is ``upstream_url`` (``--opencode-url``), with ``PASSWORD``."""
-    env = isolated_environ(root / "home")
-    env["OCM_OPENCODE_PASSWORD"] = PASSWORD
     return start_manager(
-        root / "data", root / "manager.log", "--opencode-url", upstream_url, *extra, env=env
+        root / "data",
+        root / "manager.log",
+        "--opencode-url",
+        upstream_url,
+        *extra,
+        env=stand_in_env(root / "home"),
     )
 
 

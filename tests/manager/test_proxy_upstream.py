@@ -15,11 +15,18 @@ from http import HTTPStatus
 import pytest
 import requests
 
-from tests.manager.conftest import PASSWORD, proxy_url, start_proxied
+from tests.manager.conftest import proxy_url, start_proxied
 from tests.support.auth import basic, bearer
 from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
-from tests.support.upstream import BIG_BODY, CHUNKS, GZIP_BODY, GZIP_PLAIN, UNTIL_CLOSE_BODY
+from tests.support.upstream import (
+    BIG_BODY,
+    CHUNKS,
+    GZIP_BODY,
+    GZIP_PLAIN,
+    PASSWORD,
+    UNTIL_CLOSE_BODY,
+)
 
 UPSTREAM_AUTH = basic(PASSWORD)["Authorization"]
 

@@ -23,10 +23,9 @@ from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
 from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change, push_new
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
-from tests.support.env import isolated_environ
 from tests.support.git import git
 from tests.support.processes import Cli, RunningManager
-from tests.support.upstream import RecordingUpstream
+from tests.support.upstream import RecordingUpstream, stand_in_env
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
 
@@ -304,8 +303,8 @@ def test_several_repos_match_push_follows_ocm_use(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # `ocm use` attaches only where the Manager has an OpenCode: the recording stand-in here.
-    env = {**isolated_environ(tmp_path / "manager-home"), "OCM_OPENCODE_PASSWORD": "stand-in"}
     with RecordingUpstream() as upstream:
+        env = stand_in_env(tmp_path / "manager-home")
         ocm = Cli(manager_factory("--opencode-url", upstream.url, env=env))
         p = push_new(ocm, tmp_path / "laptop" / "proj")
         ocm.manager.cli("repo", "add", str(p.laptop), "--name", "proj-copy")  # the same origin

@@ -28,7 +28,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
+from tests.support.env import isolated_environ
 from tests.support.http_server import StandInServer
 
 GZIP_PLAIN = b"".join(f'{{"n": {i}, "text": "hello proxy"}}\n'.encode() for i in range(20000))
@@ -36,6 +38,14 @@ GZIP_BODY = gzip.compress(GZIP_PLAIN, mtime=0)
 CHUNKS = [b'{"part": 1}\n', b"x" * 70_000, b'{"part": 3}\n']
 UNTIL_CLOSE_BODY = b"no length, ends with the connection\n" * 1000
 BIG_BODY = hashlib.sha256(b"seed").digest() * (24 * 1024 * 1024 // 32)
+# The password a Manager in front of the stand-in (``--opencode-url``) sends it as OpenCode's.
+PASSWORD = "upstream-secret-" + "x" * 24
+
+
+def stand_in_env(home: Path) -> dict[str, str]:
+    """The environment of a Manager in front of the stand-in: isolated under ``home``, with
+    ``PASSWORD`` as OpenCode's."""
+    return {**isolated_environ(home), "OCM_OPENCODE_PASSWORD": PASSWORD}
 
 
 @dataclass
