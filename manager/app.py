@@ -12,6 +12,7 @@ from flask import Flask
 from manager.auth import install_auth
 from manager.config import Settings
 from manager.errors import register_error_handlers
+from manager.inputs import install_input_checks
 from manager.proxy import Proxy, is_proxy_path
 from manager.registry import Registry
 from manager.streams import StreamTracker
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Manag
     app.extensions["ocm"] = services
     register_error_handlers(app)
     install_auth(app)
+    install_input_checks(app)
 
     from manager.api import api_bp
     from manager.mirror import clean_staging, mirror_bp

