@@ -31,6 +31,7 @@ from ocm.mirror.errors import MirrorError, Unreadable, Unwritable
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
+from ocm.mirror.snapshot import valid_branch
 from ocm.mirror.state import repo_state
 from ocm.origin import without_credentials
 
@@ -176,6 +177,9 @@ def _lost_objects(directory: Path) -> str | None:
 # The client's label of itself ("host:/path/to/checkout"): shown on the console and written
 # into the receiving repo's reflog, so a longer one is cut there.
 FROM_CHARS = 300
+# A push --create's origin goes into the new repo's .git/config and the registry: no remote
+# needs more, and one argument over 128 KiB cannot even be passed to git.
+MAX_ORIGIN_CHARS = 2048
 
 
 def _from_label() -> str:
@@ -277,6 +281,13 @@ def _create_repo() -> Repo:
     if problem:
         raise ApiError(400, "bad_name", f"{problem}.")
     branch = request.args.get("branch", "") or "main"
+    if not valid_branch(settings.repos_dir, branch):
+        raise ApiError(400, "bad_branch", f"{branch[:80]!r} is not a valid git branch name.")
+    origin_url = without_credentials(request.args.get("originUrl", ""))
+    if len(origin_url) > MAX_ORIGIN_CHARS:
+        raise ApiError(
+            400, "bad_origin", f"The origin URL is longer than {MAX_ORIGIN_CHARS} characters."
+        )
     directory = settings.repos_dir / name
     if directory.exists():
         raise ApiError(409, "repo_exists", f"The Manager already has a directory for {name}.")
@@ -286,7 +297,7 @@ def _create_repo() -> Repo:
             directory=directory,
             branch=branch,
             # The laptop's origin may carry its owner's password; pages and logs show this one.
-            origin_url=without_credentials(request.args.get("originUrl", "")),
+            origin_url=origin_url,
             status=CLONING,
         )
     except NameTaken:
@@ -300,7 +311,7 @@ def _create_repo() -> Repo:
         gitcmd.run(directory, "init", "-q", "-b", branch)
         (directory / ".git" / CREATING).touch()
         if repo.origin_url:  # as a clone would have it, so agents can fetch and push
-            gitcmd.run(directory, "remote", "add", "origin", repo.origin_url)
+            gitcmd.run(directory, "remote", "add", "--", "origin", repo.origin_url)
     except (OSError, MirrorError) as exc:
         _forget(repo)
         raise ApiError(

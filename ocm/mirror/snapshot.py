@@ -71,18 +71,20 @@ def _fields(content: bytes) -> tuple[str, list[str]]:
 _PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 
 
-def _valid_branch(root: Path, branch: str) -> bool:
-    return gitcmd.ok(root, "check-ref-format", f"refs/heads/{branch}")
+def valid_branch(root: Path, branch: str) -> bool:
+    """Whether git takes ``branch`` as a branch name (asked in ``root``, any folder)."""
+    if branch.startswith("-"):
+        return False
+    return bool(_PLAIN_BRANCH.fullmatch(branch)) or gitcmd.ok(
+        root, "check-ref-format", f"refs/heads/{branch}"
+    )
 
 
 def read_snapshot(root: Path, env: dict[str, str], commit: str, branch: str | None) -> Snapshot:
     """The snapshot commit ``commit`` as it arrived (``env`` sees the quarantine)."""
     if not gitcmd.is_oid(commit):
         raise BadPack(f"the snapshot id {commit[:80]!r} is not an object id")
-    if branch is not None and (
-        branch.startswith("-")
-        or not (_PLAIN_BRANCH.fullmatch(branch) or _valid_branch(root, branch))
-    ):
+    if branch is not None and not valid_branch(root, branch):
         raise BadPack(f"the branch name {branch[:80]!r} is not a valid git branch name")
     # The commit and its two parents in one look (``^1``/``^2``: any revision syntax works).
     found = gitcmd.read_objects(root, [commit, f"{commit}^1", f"{commit}^2"], env=env)

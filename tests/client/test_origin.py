@@ -8,7 +8,7 @@ import pytest
 
 from ocm.api import Workspace
 from ocm.errors import OcmError
-from ocm.origin import normalise_origin, same_origin
+from ocm.origin import hide_credentials, normalise_origin, same_origin, without_credentials
 from ocm.resolve import Checkout, find_repo, resolve_target
 from ocm.state import State
 
@@ -35,6 +35,7 @@ from ocm.state import State
             "https://github.com/acme/widget.git?access_token=s3cret",
             "https://github.com/acme/widget",
         ),
+        ("git+ssh://git:s3cret@github.com/acme/widget", "git+ssh://git@github.com/acme/widget"),
     ],
 )
 def test_normalise_origin(raw: str, expected: str) -> None:
@@ -106,3 +107,31 @@ def test_a_ready_repo_without_a_branch_shows_a_detached_head() -> None:
     assert detached.branch_label == "detached HEAD"
     assert detached._replace(branch="main").branch_label == "main"
     assert detached._replace(status="cloning").branch_label == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("url=https://alice:s3cret@h.test/x", "url=https://alice:***@h.test/x"),
+        # A scheme starts at a letter: what comes before it in the same run stays.
+        ("1https://tok@h.test/x", "1https://***@h.test/x"),
+        ("+.-git+ssh://git:s3cret@h.test/x", "+.-git+ssh://git:***@h.test/x"),
+        ("a https://h.test/x?token=s3cret#top b", "a https://h.test/x?***#top b"),
+        ("https://h.test/a#https://h.test/b?token=s3cret", "https://h.test/a#https://h.test/b?***"),
+        (
+            "see https://h.test/x and http://h.test/y?k=v",
+            "see https://h.test/x and http://h.test/y?***",
+        ),
+    ],
+)
+def test_hide_credentials_wherever_a_url_starts(text: str, hidden: str) -> None:
+    assert hide_credentials(text) == hidden
+
+
+@pytest.mark.parametrize(
+    "text", ["x" * 200_000, "https://" * 25_000, "a://" * 50_000, "1" * 100_000 + "a"]
+)
+def test_a_long_text_without_credentials_comes_back_as_it_was(text: str) -> None:
+    # Each of these took minutes when every letter was a place to try the URL patterns.
+    assert hide_credentials(text) == text
+    assert without_credentials(text) == text

@@ -1,8 +1,9 @@
-"""A NUL character in a request's query or console form, against the real Manager.
+"""A hostile client's query values (and console forms), against the real Manager.
 
-No git argument can hold one: ``subprocess`` raised ``ValueError`` before git ran, which
-answered 500, and a ``push --create`` whose branch or origin held one left the new repo's
-folder behind, blocking the name. Each is a 400 now, and nothing is made.
+A NUL character: no git argument can hold one, and ``subprocess`` raised ``ValueError``
+before git ran, which answered 500; a ``push --create`` whose branch or origin held one
+left the new repo's folder behind, blocking the name. A 200,000-character origin URL kept
+the Manager busy for minutes, answering no one. Each is a 400 now, and nothing is made.
 """
 
 from __future__ import annotations
@@ -104,4 +105,46 @@ def test_the_console_refuses_a_form_with_a_nul_and_adds_nothing(manager: Running
         timeout=10,
     )
     assert page.status_code == 400 and "NUL character" in page.text, page.text
+    _nothing_made(manager)
+
+
+@pytest.mark.parametrize(
+    ("field", "code"),
+    [
+        ({"branch": "a..b"}, "bad_branch"),
+        ({"branch": "-b"}, "bad_branch"),
+        ({"originUrl": "-x"}, "bad_pack"),
+    ],
+)
+def test_push_create_with_a_bad_branch_or_an_option_for_origin_makes_nothing(
+    manager: RunningManager, field: dict[str, str], code: str
+) -> None:
+    # They were 500 "could not create the repo directory" (git init's or git remote's
+    # refusal); an origin of "-x" reached git remote as an option. It is a URL now (which
+    # the empty pack here never gets to use).
+    response = requests.post(
+        f"{manager.url}{MIRROR}/0/up",
+        params={**CREATE, **field},
+        data=b"",
+        headers=bearer(manager.token),
+        timeout=30,
+    )
+    assert (response.status_code, response.json()["error"]) == (400, code), response.text
+    _nothing_made(manager)
+
+
+def test_a_huge_origin_url_is_refused_and_the_manager_keeps_answering(
+    manager: RunningManager,
+) -> None:
+    # Taking the credentials out of it tried a regular expression at each of its letters,
+    # each try scanning to its end: minutes of CPU under the lock every request needs.
+    response = requests.post(
+        f"{manager.url}{MIRROR}/0/up",
+        params={**CREATE, "originUrl": "https://" + "x" * 200_000},
+        data=b"",
+        headers=bearer(manager.token),
+        timeout=30,
+    )
+    assert (response.status_code, response.json()["error"]) == (400, "bad_origin")
+    assert requests.get(f"{manager.url}/api/health", timeout=30).status_code == 200
     _nothing_made(manager)
