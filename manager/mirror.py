@@ -24,7 +24,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from manager.ask_opencode import busy_sessions
 from manager.errors import ApiError
 from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_registry
-from manager.repos import name_problem
+from manager.repos import MAX_URL_CHARS, name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import MirrorError, Unreadable, Unwritable
@@ -177,9 +177,6 @@ def _lost_objects(directory: Path) -> str | None:
 # The client's label of itself ("host:/path/to/checkout"): shown on the console and written
 # into the receiving repo's reflog, so a longer one is cut there.
 FROM_CHARS = 300
-# A push --create's origin goes into the new repo's .git/config and the registry: no remote
-# needs more, and one argument over 128 KiB cannot even be passed to git.
-MAX_ORIGIN_CHARS = 2048
 
 
 def _from_label() -> str:
@@ -284,9 +281,9 @@ def _create_repo() -> Repo:
     if not valid_branch(settings.repos_dir, branch):
         raise ApiError(400, "bad_branch", f"{branch[:80]!r} is not a valid git branch name.")
     origin_url = without_credentials(request.args.get("originUrl", ""))
-    if len(origin_url) > MAX_ORIGIN_CHARS:
+    if len(origin_url) > MAX_URL_CHARS:
         raise ApiError(
-            400, "bad_origin", f"The origin URL is longer than {MAX_ORIGIN_CHARS} characters."
+            400, "bad_origin", f"The origin URL is longer than {MAX_URL_CHARS} characters."
         )
     directory = settings.repos_dir / name
     if directory.exists():

@@ -23,6 +23,9 @@ from ocm.origin import hide_credentials, without_credentials
 MAX_NAME = 100
 NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A repo's source or origin URL (or path): no remote needs more, and git cannot even be
+# started with one argument over 128 KiB ("Argument list too long").
+MAX_URL_CHARS = 4096
 # Git's own lines are short, but the server's (``remote: ...``) may be megabytes on one line:
 # kept whole, each read would re-scan all of it (minutes of CPU), and the page would carry it.
 MAX_LINE = 4096
@@ -92,6 +95,10 @@ def check_source(source: str, branch: str | None = None) -> None:
     and a line break or other control character, which would forge lines in the log."""
     if not source.strip():
         raise RepoError("the source is empty; give a git URL or a path on the Manager to clone")
+    if len(source) > MAX_URL_CHARS:
+        raise RepoError(
+            f"the source is longer than {MAX_URL_CHARS} characters; give its URL or path"
+        )
     if _has_control_character(source):
         raise RepoError(
             "the source holds a line break or another control character; give it on one line"

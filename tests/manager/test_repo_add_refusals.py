@@ -37,6 +37,13 @@ def nothing_added(manager: RunningManager) -> None:
     assert not repos.exists() or list(repos.iterdir()) == []
 
 
+def test_a_source_too_long_for_any_remote_is_refused(manager: RunningManager) -> None:
+    # git could not even be started with it past 128 KiB ("install git", said the Manager).
+    line = one_line(manager.cli("repo", "add", "https://h.test/" + "x" * 5000, check=False))
+    assert line == ("ocm-manager: the source is longer than 4096 characters; give its URL or path")
+    nothing_added(manager)
+
+
 def test_a_file_is_not_a_repo(manager: RunningManager, tmp_path: Path) -> None:
     source = tmp_path / "notes.txt"
     source.write_text("hello\n")
