@@ -23,6 +23,17 @@ WIRE = {"v": "2"}
 CREATE = {**WIRE, "create": "1", "name": "proj", "branch": "main", "originUrl": ""}
 
 
+def _create(manager: RunningManager, **fields: str) -> requests.Response:
+    """A ``push --create`` of an empty body, with ``fields`` over the usual query."""
+    return requests.post(
+        f"{manager.url}{MIRROR}/0/up",
+        params={**CREATE, **fields},
+        data=b"",
+        headers=bearer(manager.token),
+        timeout=30,
+    )
+
+
 def _refused(response: requests.Response) -> None:
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "bad_request"
@@ -42,23 +53,11 @@ def _nothing_made(manager: RunningManager) -> None:
 def test_push_create_with_a_nul_in_its_query_makes_nothing(
     manager: RunningManager, field: dict[str, str]
 ) -> None:
-    response = requests.post(
-        f"{manager.url}{MIRROR}/0/up",
-        params={**CREATE, **field},
-        data=b"",
-        headers=bearer(manager.token),
-        timeout=30,
-    )
+    response = _create(manager, **field)
     _refused(response)
     _nothing_made(manager)
     # The name is free: a clean create of it gets as far as the (empty) pack.
-    clean = requests.post(
-        f"{manager.url}{MIRROR}/0/up",
-        params=CREATE,
-        data=b"",
-        headers=bearer(manager.token),
-        timeout=30,
-    )
+    clean = _create(manager)
     assert clean.json()["error"] != "repo_exists", clean.text
 
 
@@ -122,13 +121,7 @@ def test_push_create_with_a_bad_branch_or_an_option_for_origin_makes_nothing(
     # They were 500 "could not create the repo directory" (git init's or git remote's
     # refusal); an origin of "-x" reached git remote as an option. It is a URL now (which
     # the empty pack here never gets to use).
-    response = requests.post(
-        f"{manager.url}{MIRROR}/0/up",
-        params={**CREATE, **field},
-        data=b"",
-        headers=bearer(manager.token),
-        timeout=30,
-    )
+    response = _create(manager, **field)
     assert (response.status_code, response.json()["error"]) == (400, code), response.text
     _nothing_made(manager)
 
@@ -138,13 +131,7 @@ def test_a_huge_origin_url_is_refused_and_the_manager_keeps_answering(
 ) -> None:
     # Taking the credentials out of it tried a regular expression at each of its letters,
     # each try scanning to its end: minutes of CPU under the lock every request needs.
-    response = requests.post(
-        f"{manager.url}{MIRROR}/0/up",
-        params={**CREATE, "originUrl": "https://" + "x" * 200_000},
-        data=b"",
-        headers=bearer(manager.token),
-        timeout=30,
-    )
+    response = _create(manager, originUrl="https://" + "x" * 200_000)
     assert (response.status_code, response.json()["error"]) == (400, "bad_origin")
     assert requests.get(f"{manager.url}/api/health", timeout=30).status_code == 200
     _nothing_made(manager)

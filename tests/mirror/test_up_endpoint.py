@@ -165,26 +165,17 @@ def test_a_sender_label_is_checked_and_cut_short(ocm: Cli, pushed: Callable[...,
     git(p.laptop, "commit", "-qam", "move the branch")
     body, outgoing = pack_bytes(p.laptop, [git(p.directory, "rev-parse", "HEAD")])
     before = repo_listing(p.directory)
+
+    def push_from(label: str) -> requests.Response:
+        params = {"headBranch": "main", "from": label}
+        return post_up(ocm.manager, p.repo_id, body, outgoing.snapshot.commit, **params)
+
     # A NUL no git argument can hold: 500 after the switch had begun (and was undone).
-    response = post_up(
-        ocm.manager,
-        p.repo_id,
-        body,
-        outgoing.snapshot.commit,
-        headBranch="main",
-        **{"from": "a\0b"},
-    )
+    response = push_from("a\0b")
     assert (response.status_code, response.json()["error"]) == (400, "bad_request")
     assert repo_listing(p.directory) == before
     # A label of 100,000 characters went whole into the reflog, the record and the console.
-    response = post_up(
-        ocm.manager,
-        p.repo_id,
-        body,
-        outgoing.snapshot.commit,
-        headBranch="main",
-        **{"from": "x" * 100_000},
-    )
+    response = push_from("x" * 100_000)
     assert response.status_code == 200, response.text
     assert (
         git(p.directory, "reflog", "-1", "--format=%gs") == "ocm: mirrored from " + "x" * 299 + "…"
