@@ -66,7 +66,11 @@ def hide_credentials(text: str) -> str:
     "fatal: repository 'https://example.com/x?***' not found"
     """
     hidden = _USERINFO.sub(lambda match: _userinfo(match, hidden="***"), text)
-    return _QUERY.sub(lambda match: match.group("url") + ("?***" if match["query"] else ""), hidden)
+    return _QUERY.sub(_hidden_query, hidden)
+
+
+def _hidden_query(match: re.Match[str]) -> str:
+    return match.group("url") + ("?***" if match.group("query") else "")
 
 
 def normalise_origin(url: str) -> str:
