@@ -83,6 +83,9 @@ def test_a_page_whose_sign_in_ended_says_why_on_the_sign_in_page(
     console: tuple[RunningManager, Any],
 ) -> None:
     manager, page = console
+    # Off the repos page first: its poll, meeting the rotation, would go to the sign-in page
+    # itself, and cut the navigation below short.
+    page.goto("about:blank")
     token = manager.cli("token", "rotate").stdout.strip()
     page.goto(manager.url + "/health")
     page.wait_for_url(manager.url + "/signin")
