@@ -25,6 +25,9 @@ from urllib.parse import urlencode, urlsplit
 from ocm.proxies import proxy_for
 
 Body = bytes | Iterable[bytes] | None
+# The most of an answer read whole (JSON: a list of repos, an error): no Manager's comes near
+# it (10,000 repos are about 3 MB), and a server that is not a Manager may send without end.
+MAX_WHOLE_ANSWER = 32 * 1024**2
 
 
 class Unreachable(Exception):
@@ -60,17 +63,24 @@ class Response:
         self._content: bytes | None = None
 
     def read(self) -> bytes:
-        """The whole body (read once, kept for the next call)."""
+        """The whole body, or its first ``MAX_WHOLE_ANSWER`` bytes and one more (read once,
+        kept for the next call)."""
         if self._content is None:
             try:
-                self._content = self._raw.read()
+                self._content = self._raw.read(MAX_WHOLE_ANSWER + 1)
+                # read(amt) ends a short Content-Length body silently, as read1() does.
+                if len(self._content) <= MAX_WHOLE_ANSWER and self._raw.length:
+                    raise http.client.IncompleteRead(self._content)
             except (OSError, http.client.HTTPException) as exc:
                 raise ConnectionError(_reason(exc)) from None
         return self._content
 
     def json(self) -> Any:
-        """The body as JSON (``ValueError`` when it is not)."""
-        return json.loads(self.read())
+        """The body as JSON (``ValueError`` when it is not, or longer than any Manager's)."""
+        body = self.read()
+        if len(body) > MAX_WHOLE_ANSWER:
+            raise ValueError(f"an answer over {MAX_WHOLE_ANSWER} bytes")
+        return json.loads(body)
 
     def iter_content(self, size: int) -> Iterator[bytes]:
         """The body in pieces of at most ``size`` bytes; a broken transfer is an OSError."""

@@ -21,6 +21,9 @@ class Canned:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    # The body again and again until the client hangs up, under a Content-Length of a
+    # terabyte: a server that is not a Manager and never stops sending.
+    endless: bool = False
 
 
 @dataclass
@@ -28,6 +31,8 @@ class StandIn:
     url: str
     routes: dict[str, Canned]
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Body bytes written, endless ones included.
+    sent: int = 0
     default: Canned = field(default_factory=lambda: Canned(404, b"<html>nope</html>", "text/html"))
 
     def json_route(self, path: str, payload: Any, status: int = 200) -> None:
@@ -52,9 +57,13 @@ def serve(routes: dict[str, Canned] | None = None) -> Iterator[StandIn]:
             canned = state.routes.get(path, state.default)
             self.send_response(canned.status)
             self.send_header("Content-Type", canned.content_type)
-            self.send_header("Content-Length", str(len(canned.body)))
+            self.send_header("Content-Length", str(10**12 if canned.endless else len(canned.body)))
             self.end_headers()
-            self.wfile.write(canned.body)
+            while True:
+                self.wfile.write(canned.body)
+                state.sent += len(canned.body)
+                if not canned.endless:
+                    return
 
         do_GET = do_POST = do_PUT = do_DELETE = _answer
 

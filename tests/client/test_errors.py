@@ -145,6 +145,18 @@ def test_a_manager_answering_garbage(
     assert "tok" not in login.stderr.replace("token", "")
 
 
+def test_a_server_that_never_stops_answering(tmp_path: Path) -> None:
+    """Read whole, a terabyte announced and sent without end was a MemoryError ("unexpected
+    error ... report it"), or all of memory: ocm reads no more than a Manager could send."""
+    endless = standin.Canned(200, b" " * 1024**2, endless=True)
+    with standin.serve({"/api/internal/opencode-workspaces": endless}) as server:
+        login = run_ocm("login", server.url, "tok")
+        sent = server.sent
+    assert_one_error(login, 1, "did not answer with JSON", "nothing was saved", "an ocm Manager")
+    assert sent < 64 * 1024**2, sent  # what ocm read, and what the socket buffers held
+    assert not config(tmp_path).exists()
+
+
 def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     with standin.serve() as server:  # answers 404 HTML everywhere
         result = run_ocm("login", server.url, "tok")
