@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from manager.auth import presented_token, token_matches
 from manager.registry import get_registry
 from manager.roots import RootCommits
+from manager.tokens import presented_token, token_matches
 from ocm import __version__
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")

@@ -146,8 +146,8 @@ def _serve(settings: Settings) -> int:
 
 def _serve_locked(settings: Settings) -> int:
     from manager.app import create_app
-    from manager.auth import new_token
     from manager.server import serve
+    from manager.tokens import new_token
 
     _configure_logging(settings.logs_dir)
     app = create_app(settings)
@@ -269,7 +269,7 @@ def _web_app_port(value: int | str | None, port: int, opencode_mode: str) -> int
 
 
 def cmd_token_rotate(data_dir: Path) -> int:
-    from manager.auth import new_token
+    from manager.tokens import new_token
 
     token = new_token(_registry(data_dir))
     print("ocm-manager: new token made; the old one stops working now", file=sys.stderr)

@@ -50,9 +50,10 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.utilities import Error, RequestEntityTooLarge
 
-from manager.auth import presented_token, unauthorized
+from manager.auth import unauthorized
 from manager.errors import ApiError
 from manager.token_watch import TokenWatch
+from manager.tokens import presented_token
 from manager.web.signin import session_digest
 
 log = logging.getLogger("manager.server")

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from manager.auth import hash_token
+from manager.tokens import hash_token
 
 log = logging.getLogger("manager.auth")
 

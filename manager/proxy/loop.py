@@ -34,7 +34,6 @@ from waitress import wasyncore
 from waitress.channel import ClientDisconnected
 from waitress.task import WSGITask
 
-from manager.auth import presented_token, token_matches
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
 from manager.proxy.events import is_event_stream_type
@@ -60,6 +59,7 @@ from manager.proxy.wsgi import (
     unreachable,
     upstream_target,
 )
+from manager.tokens import presented_token, token_matches
 
 log = logging.getLogger("manager.proxy")
 

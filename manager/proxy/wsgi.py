@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from waitress.channel import ClientDisconnected
 
-from manager.auth import hash_token, presented_token, token_matches, unauthorized
+from manager.auth import unauthorized
 from manager.errors import ApiError, wsgi_error
 from manager.opencode import Endpoint
 from manager.proxy.events import canonical_event_path, is_event_stream_type
@@ -35,6 +35,7 @@ from manager.proxy.upstream import (
     client_gone_probe,
 )
 from manager.proxy.upstream import Response as UpstreamResponse
+from manager.tokens import hash_token, presented_token, token_matches
 
 log = logging.getLogger("manager.proxy")
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from manager.auth import new_token
 from manager.errors import ApiError
+from manager.tokens import new_token
 from manager.web.render import page
 from manager.web.signin import own_origin, start_session
 from manager.web.state import services

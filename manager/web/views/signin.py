@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, redirect, request, url_for
 
-from manager.auth import token_matches
+from manager.tokens import token_matches
 from manager.web.render import page, wants_json
 from manager.web.signin import (
     COOKIE_NAME,
