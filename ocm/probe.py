@@ -176,7 +176,7 @@ def _check(
         return Health(False, f"/api/health answered {code}, not an ocm Manager's 200")
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's stack
         return Health(False, "/api/health did not answer JSON")
     if not isinstance(data, dict):
         return Health(False, "/api/health did not answer a JSON object")

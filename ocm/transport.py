@@ -76,11 +76,15 @@ class Response:
         return self._content
 
     def json(self) -> Any:
-        """The body as JSON (``ValueError`` when it is not, or longer than any Manager's)."""
+        """The body as JSON (``ValueError`` when it is not, is longer than any Manager's, or
+        nests deeper than Python's stack)."""
         body = self.read()
         if len(body) > MAX_WHOLE_ANSWER:
             raise ValueError(f"an answer over {MAX_WHOLE_ANSWER} bytes")
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except RecursionError:
+            raise ValueError("JSON nested too deep") from None
 
     def iter_content(self, size: int) -> Iterator[bytes]:
         """The body in pieces of at most ``size`` bytes; a broken transfer is an OSError."""

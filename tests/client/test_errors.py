@@ -131,6 +131,10 @@ def test_login_with_no_token_on_stdin_is_a_usage_error(tmp_path: Path) -> None:
             ["answered an unexpected shape"],
         ),
         (standin.Canned(301, b"", "text/html"), ["redirects to"]),
+        (  # json.loads raises RecursionError, not ValueError, for this
+            standin.Canned(200, b"[" * 100_000),
+            ["/api/internal/opencode-workspaces did not answer with JSON", "an ocm Manager"],
+        ),
     ],
 )
 def test_a_manager_answering_garbage(
@@ -143,6 +147,16 @@ def test_a_manager_answering_garbage(
     assert not config(tmp_path).exists()
     assert_one_error(listed, 1, *needles)
     assert "tok" not in login.stderr.replace("token", "")
+
+
+def test_status_of_a_server_answering_json_nested_too_deep(tmp_path: Path) -> None:
+    nested = standin.Canned(200, b"[" * 100_000)
+    with standin.serve({"/api/health": nested}) as server:
+        status = run_ocm("status", env={"OPENCODE_MANAGER_URL": server.url})
+    assert status.returncode == 0 and not status.stderr, status.stderr
+    assert "reachable: NO, the Manager is not reachable (/api/health did not answer JSON)" in (
+        status.stdout
+    )
 
 
 def test_a_server_that_never_stops_answering(tmp_path: Path) -> None:
