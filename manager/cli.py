@@ -23,6 +23,7 @@ from manager import config, options
 from manager.config import DataDirError, Settings
 from ocm import __version__
 from ocm.parser import OptionsFirstParser
+from ocm.printable import printable
 
 # A laptop install (no `manager` extra) has the ocm-manager script but not these.
 MANAGER_EXTRA_MODULES = frozenset({"flask", "waitress", "werkzeug"})
@@ -295,8 +296,10 @@ def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | No
         print("ocm-manager: interrupted; nothing was added", file=sys.stderr)
         return 130
     print(
-        f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
-        f" at {repo.directory}"
+        printable(
+            f"ocm-manager: added repo {repo.id} {repo.name} ({repo.branch or 'detached'})"
+            f" at {repo.directory}"
+        )
     )
     return 0
 
@@ -310,9 +313,10 @@ def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
         print(f"no repos yet; add one with `{_command('repo add', data_dir)} <git-url-or-path>`")
     for repo in repos:
         extra = f"  ({repo.error})" if repo.error else ""
+        branch = printable(repo.branch or "-")  # a clone's branch is the source's choice
         print(
-            f"{repo.id:>4}  {repo.name:<24} {repo.branch or '-':<16} {repo.status:<8}"
-            f" {repo.directory}{extra}"
+            f"{repo.id:>4}  {repo.name:<24} {branch:<16} {repo.status:<8}"
+            f" {printable(f'{repo.directory}{extra}')}"
         )
     return 0
 
@@ -506,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except (CliError, DataDirError) as exc:
-        print(f"ocm-manager: {exc}", file=sys.stderr)
+        print(f"ocm-manager: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -526,8 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("OCM_DEBUG") == "1":
             raise
         print(
-            f"ocm-manager: unexpected error: {exc.__class__.__name__}: {exc}; rerun with"
-            " OCM_DEBUG=1 for details",
+            f"ocm-manager: unexpected error: {exc.__class__.__name__}: {printable(str(exc))};"
+            " rerun with OCM_DEBUG=1 for details",
             file=sys.stderr,
         )
         return 1

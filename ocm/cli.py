@@ -15,6 +15,7 @@ import sys
 
 from ocm import __version__
 from ocm.errors import ExitCode, OcmError
+from ocm.printable import printable
 
 TYPE_CHECKING = False  # typing costs a few ms at run time; only the checker needs it
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def _debug() -> bool:
 
 def _say(line: str) -> None:
     try:  # noqa: SIM105 - contextlib would be one more import on the fast path
-        print(f"ocm: {line}", file=sys.stderr, flush=True)
+        print(f"ocm: {printable(line)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed: nothing left to tell
         pass
 

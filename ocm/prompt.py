@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from ocm.printable import printable
+
 
 def ask(question: str, *, hidden: bool = False) -> str:
     """The answer typed after ``question`` on stderr (not echoed if ``hidden``); "" when the
@@ -17,7 +19,7 @@ def ask(question: str, *, hidden: bool = False) -> str:
             import getpass  # noqa: PLC0415
 
             return getpass.getpass(question)  # EOFError on Ctrl-D
-        sys.stderr.write(question)
+        sys.stderr.write(printable(question))
         sys.stderr.flush()
         answer = sys.stdin.readline()
         if not answer:

@@ -13,6 +13,7 @@ import sys
 from ocm import credentials, paths
 from ocm import state as state_mod
 from ocm.errors import OcmError, UsageError
+from ocm.printable import printable
 
 TYPE_CHECKING = False  # typing and dataclasses stay unimported: status must start fast
 if TYPE_CHECKING:
@@ -152,4 +153,4 @@ def last_repo_state(state: state_mod.State, login: Login) -> state_mod.State:
 
 def note(message: str) -> None:
     """A line for the person at the terminal (stderr, so stdout stays parseable)."""
-    print(f"ocm: {message}", file=sys.stderr, flush=True)
+    print(f"ocm: {printable(message)}", file=sys.stderr, flush=True)

@@ -56,6 +56,7 @@ from ocm.mirror.state import (
     repo_state,
     write_marker,
 )
+from ocm.printable import printable
 from ocm.prompt import ask
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def _counts(changed: int, deleted: int) -> str:
 
 
 def _say(line: str) -> None:
-    print(line, flush=True)
+    print(printable(line), flush=True)
 
 
 def _saved_lines(where: str, saved: list[str]) -> None:

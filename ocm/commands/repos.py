@@ -13,6 +13,7 @@ from ocm import state as state_mod
 from ocm.api import ManagerClient, Workspace
 from ocm.commands.common import Login, connect, last_repo_state, note, remember
 from ocm.errors import OcmError
+from ocm.printable import printable
 
 
 def list_repos(*, as_json: bool) -> int:
@@ -34,7 +35,8 @@ def list_repos(*, as_json: bool) -> int:
 
 def _print_table(repos: Sequence[Workspace]) -> None:
     rows = [("ID", "NAME", "BRANCH", "STATUS")] + [
-        (str(ws.repo_id), ws.name, ws.branch_label, ws.status) for ws in repos
+        (str(ws.repo_id), printable(ws.name), printable(ws.branch_label), printable(ws.status))
+        for ws in repos
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:

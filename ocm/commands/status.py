@@ -15,6 +15,7 @@ from ocm import __version__, credentials, opencode, paths, probe
 from ocm import state as state_mod
 from ocm.commands.common import manager_url
 from ocm.errors import OcmError
+from ocm.printable import printable
 
 TYPE_CHECKING = False  # no typing import at run time: status must start fast
 if TYPE_CHECKING:
@@ -145,5 +146,5 @@ def status(*, as_json: bool) -> int:
 
         lines.extend(_align(line) for line in summary_lines(report["install"]))
     lines.extend(f"warning:   {p}" for p in report["problems"])
-    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.write("".join(f"{printable(line)}\n" for line in lines))
     return 0

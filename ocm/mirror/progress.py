@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TextIO
 
+from ocm.printable import printable
+
 
 def human(count: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -26,7 +28,7 @@ class Progress:
     TICK = 0.5
 
     def __init__(self, phase: str, stream: TextIO | None = None, *, counting: bool = True) -> None:
-        self.phase = phase
+        self.phase = printable(phase)
         self.counting = counting  # False: a phase that moves no bytes, shown with its time
         self.stream = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())

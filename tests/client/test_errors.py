@@ -171,6 +171,34 @@ def test_a_server_that_never_stops_answering(tmp_path: Path) -> None:
     assert not config(tmp_path).exists()
 
 
+# What a hostile server could print: clear the screen, retitle the window, write the
+# clipboard (OSC 52), and an override that shows the rest of the line reversed.
+TERMINAL_TRICKS = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;ZWNobyBoaQ==\x07\u202e\x9b31m"
+TRICKS_SHOWN = "\\x1b[2J\\x1b]0;owned\\x07\\x1b]52;c;ZWNobyBoaQ==\\x07\\u202e\\x9b31m"
+
+
+def test_what_a_server_says_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    """A Manager's words reach the terminal with every control shown as its escape: in an
+    error line, in `ocm list`'s table and in `ocm status`."""
+    repo = {"repoId": 7, "name": f"n{TERMINAL_TRICKS}", "branch": f"b{TERMINAL_TRICKS}"}
+    env = {"OCM_TOKEN": "tok"}
+    with standin.serve() as server:
+        env["OPENCODE_MANAGER_URL"] = server.url
+        server.json_route("/api/internal/opencode-workspaces", {"workspaces": [repo]})
+        server.json_route("/api/health", {"opencode": {"state": TERMINAL_TRICKS}, "version": "1"})
+        listed = run_ocm("list", env=env)
+        status = run_ocm("status", env=env)
+        refusal = {"error": "x", "message": f"refused {TERMINAL_TRICKS}"}
+        server.json_route("/api/internal/opencode-workspaces", refusal, status=400)
+        failed = run_ocm("list", env=env)
+    assert listed.returncode == 0 and not listed.stderr, listed.stderr
+    assert f"n{TRICKS_SHOWN}  b{TRICKS_SHOWN}  ready" in listed.stdout
+    assert f"OpenCode on the Manager is {TRICKS_SHOWN}" in status.stdout
+    assert_one_error(failed, 1, f"answered HTTP 400: refused {TRICKS_SHOWN}")
+    for output in (listed.stdout, status.stdout, failed.stderr):
+        assert not any(c in output for c in "\x1b\x07\x9b\u202e"), repr(output)
+
+
 def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     with standin.serve() as server:  # answers 404 HTML everywhere
         result = run_ocm("login", server.url, "tok")

@@ -1,0 +1,31 @@
+"""Text from elsewhere, made safe to show on a terminal.
+
+What a Manager says (an error's sentence, a repo's name and branch, its version) and what a
+checkout holds (a folder's name) reach the user's terminal. A control character in them could
+move the cursor, clear the screen, retitle the window or write the clipboard (OSC 52), and a
+direction override could show the words around it reversed, so that a line reads other than
+it is. Each such character is shown as its escape instead (``\\x1b``, ``\\u202e``), the way git
+quotes an odd file name. Everything else, other scripts and emoji included, is left as it is.
+"""
+
+from __future__ import annotations
+
+_ESCAPED = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (
+        *range(0x20),  # C0 controls: ESC starts every terminal sequence
+        *range(0x7F, 0xA0),  # DEL and C1 controls (U+009B is a one-character CSI)
+        0x061C,  # Arabic letter mark, and the marks, embeddings, overrides and isolates
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+        0x2028,  # line and paragraph separators: a second line inside a one-line message
+        0x2029,
+    )
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with every terminal control and direction control shown as its escape."""
+    return text.translate(_ESCAPED)
