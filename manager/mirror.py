@@ -27,7 +27,7 @@ from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_regi
 from manager.repos import MAX_URL_CHARS, name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
-from ocm.mirror.errors import MirrorError, Unreadable, Unwritable
+from ocm.mirror.errors import MirrorError, Unreadable, Unwritable, WrongVersion
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
@@ -411,6 +411,19 @@ def up(repo_id: int) -> Any:
     )
 
 
+def _branch_header(branch: str) -> tuple[str, str]:
+    """The header that names /down's branch: quoted for a client that asks, as it is for
+    one from before, which a branch outside ASCII (HTTP's limit) is refused to."""
+    if request.args.get(wire.QUOTED_BRANCH_PARAM) == "1":
+        return wire.QUOTED_BRANCH_HEADER, wire.quote_branch(branch)
+    if not branch.isascii():
+        raise WrongVersion(
+            f"the branch {branch[:80]!r} needs an ocm that reads branch names outside ASCII:"
+            " upgrade ocm on the client machine"
+        )
+    return wire.BRANCH_HEADER, branch
+
+
 @mirror_bp.get("/<int:repo_id>/down")
 def down(repo_id: int) -> Any:
     """Stream a pack of the repo's snapshot minus what the client has (``have``).
@@ -426,6 +439,7 @@ def down(repo_id: int) -> Any:
     try:
         _lock(repo, stack)
         outgoing = prepare(repo.directory, count_bytes=False)  # the laptop checks its own limit
+        branch_header = _branch_header(outgoing.snapshot.branch or "")
         stream = stack.enter_context(outgoing.open_pack(request.args.getlist("have")))
         # What this repo last sent: the next push from that laptop may assume it.
         pack.set_snapshot_ref(repo.directory, outgoing.snapshot.commit)
@@ -451,7 +465,7 @@ def down(repo_id: int) -> Any:
 
     response = Response(body(), mimetype=wire.PACK_TYPE)
     response.headers[wire.SNAPSHOT_HEADER] = outgoing.snapshot.commit
-    response.headers[wire.BRANCH_HEADER] = outgoing.snapshot.branch or ""
+    response.headers.set(*branch_header)
     response.headers[wire.BUSY_HEADER] = str(busy.result() or 0)
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
     return response

@@ -663,6 +663,15 @@ def _busy(response: Any) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
+def _branch(response: Response) -> str | None:
+    """The branch the Manager's snapshot is on (None: a detached HEAD), quoted by a Manager
+    that knows how, as it is by one from before."""
+    quoted = response.headers.get(wire.QUOTED_BRANCH_HEADER)
+    if quoted is not None:
+        return wire.unquote_branch(quoted) or None
+    return response.headers.get(wire.BRANCH_HEADER) or None
+
+
 def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[str]) -> Response:
     """The Manager's answer to ``/down``: its headers read, the pack still to come."""
     try:
@@ -671,6 +680,7 @@ def _ask_for_pack(client: ManagerClient, root: Path, ws: Workspace, have: list[s
             f"{MIRROR_PATH}/{ws.repo_id}/down",
             params={
                 wire.VERSION_PARAM: str(wire.VERSION),
+                wire.QUOTED_BRANCH_PARAM: "1",
                 "have": have,
                 # For the console's "last pull": which laptop and checkout.
                 "from": f"{os.uname().nodename}:{root}",
@@ -706,7 +716,7 @@ def _download(
                     root,
                     io.BufferedReader(_ResponseReader(response, progress), CHUNK),
                     snapshot_commit=commit,
-                    branch=response.headers.get(wire.BRANCH_HEADER) or None,
+                    branch=_branch(response),
                     staging_dir=root / ".git" / STAGING_NAME,
                     limits=pull_limits(),
                     force=force,

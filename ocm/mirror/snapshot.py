@@ -73,7 +73,7 @@ _PLAIN_BRANCH = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 
 def valid_branch(root: Path, branch: str) -> bool:
     """Whether git takes ``branch`` as a branch name (asked in ``root``, any folder)."""
-    if branch.startswith("-"):
+    if branch.startswith("-") or "\0" in branch:  # no option; and no NUL for an argument
         return False
     return bool(_PLAIN_BRANCH.fullmatch(branch)) or gitcmd.ok(
         root, "check-ref-format", f"refs/heads/{branch}"

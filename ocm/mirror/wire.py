@@ -8,7 +8,9 @@ version marker, which is how it is recognised.
 
 from __future__ import annotations
 
-from ocm.mirror.errors import WrongVersion
+from urllib.parse import quote, unquote
+
+from ocm.mirror.errors import BadPack, WrongVersion
 
 VERSION = 2
 # Query parameter (on /up and /down) and /head's JSON field that carry the version.
@@ -16,7 +18,13 @@ VERSION_PARAM = "v"
 VERSION_FIELD = "mirrorVersion"
 # Response headers of /down (the pack is the body).
 SNAPSHOT_HEADER = "X-Ocm-Snapshot"
+# The branch as it is: HTTP carries only ASCII there, and git allows any UTF-8 ("фикс").
 BRANCH_HEADER = "X-Ocm-Branch"
+# The branch percent-encoded (UTF-8), sent instead when /down's query asks for it with
+# QUOTED_BRANCH_PARAM=1: every ocm since 2026-12-03 asks; an older one is refused a branch
+# the plain header cannot carry, and told to upgrade.
+QUOTED_BRANCH_HEADER = "X-Ocm-Branch-Quoted"
+QUOTED_BRANCH_PARAM = "quotedBranch"
 # How many of the repo's OpenCode sessions were running a turn as the pack was made: what
 # they write next comes with the next pull.
 BUSY_HEADER = "X-Ocm-Busy-Sessions"
@@ -56,3 +64,16 @@ def client_check(raw: object, url: str) -> tuple[str, str] | None:
         f"the Manager at {url} speaks mirror format {theirs} and this ocm format {VERSION}",
         f"upgrade {older} so that both speak the same",
     )
+
+
+def quote_branch(branch: str) -> str:
+    """``branch`` as QUOTED_BRANCH_HEADER carries it."""
+    return quote(branch, safe="/")
+
+
+def unquote_branch(quoted: str) -> str:
+    """The branch a QUOTED_BRANCH_HEADER names."""
+    try:
+        return unquote(quoted, errors="strict")
+    except UnicodeDecodeError:
+        raise BadPack(f"the branch name {quoted[:80]!r} is not UTF-8") from None

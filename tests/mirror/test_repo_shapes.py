@@ -6,8 +6,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import requests
+
+from ocm.mirror import wire
 from tests.mirror.helpers import repo_listing, tree_listing
 from tests.mirror.test_refusals import follow, refusal
+from tests.support.auth import bearer
 from tests.support.git import git, make_repo
 from tests.support.processes import Cli
 
@@ -156,3 +160,40 @@ def test_a_checkout_whose_git_lives_elsewhere_is_told_where_to_run_instead(
     done = ocm(apart, "push", "--create", "--yes")
     assert done.returncode == 0, done.stderr
     assert (ocm.manager.data_dir / "repos" / "apart" / "f.txt").read_text() == "work\n"
+
+
+def test_a_branch_outside_ascii_goes_both_ways_and_shows_as_it_safely_can(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """git takes any UTF-8 in a branch name; HTTP headers carry only ASCII, and a pull of
+    such a branch was a 500 (the Manager failed writing the answer's headers). It travels
+    quoted now, and an ocm from before is refused it with what to upgrade. A direction
+    override (U+202E), which would show the rest of a line reversed on the terminal of
+    whoever lists or pulls the repo, is shown as its code point on every line that names
+    the branch; the branch itself arrives as it is."""
+    branch = "фикс/\u202etxt.exe"
+    shown = "фикс/\\u202etxt.exe"
+    laptop = make_repo(tmp_path / "proj", files={"f.txt": "v0\n"})
+    git(laptop, "switch", "-q", "-c", branch)
+    pushed = ocm(laptop, "push", "--create", "--yes")
+    (ocm.manager.data_dir / "repos" / "proj" / "f.txt").write_text("v1\n")
+    older = requests.get(  # an ocm from before: it does not ask for the branch quoted
+        f"{ocm.manager.url}/api/internal/repo-mirror/1/down",
+        params={wire.VERSION_PARAM: str(wire.VERSION)},
+        headers=bearer(ocm.manager.token),
+        timeout=30,
+    )
+    pulled = ocm(laptop, "pull")
+    listed = ocm(laptop, "list")
+    admin = ocm.manager.cli("repo", "list")
+    assert older.status_code == 400 and older.json()["error"] == "mirror_version", older.text
+    assert older.json()["message"].endswith("upgrade ocm on the client machine")
+    for done in (pushed, pulled, listed, admin):
+        assert done.returncode == 0, done.stderr
+        assert "\u202e" not in done.stdout + done.stderr, done
+    assert f"ocm: created and pushed proj (#1): {shown} at " in pushed.stdout
+    assert f"ocm: pulled proj (#1): {shown} at " in pulled.stdout
+    assert f"proj  {shown}  ready" in listed.stdout
+    assert f" proj{' ' * 20} {shown} " in admin.stdout
+    assert git(laptop, "branch", "--show-current") == branch
+    assert (laptop / "f.txt").read_text() == "v1\n"

@@ -401,15 +401,19 @@ def test_a_hostile_managers_pack_is_refused_by_the_laptop(stand_in: str, tmp_pat
     cases = {}
     for name, tree in trees.items():
         commit = hostile.snapshot_commit(laptop, tree)
-        cases[name] = (hostile.pack_of(laptop, commit, f"^{head}"), commit)
+        cases[name] = (hostile.pack_of(laptop, commit, f"^{head}"), commit, "main")
     good = hostile.snapshot_commit(laptop, hostile.files_tree(laptop, {"a": b"a"}))
-    cases["truncated"] = (hostile.pack_of(laptop, good)[:-40], good)
-    cases["not a pack"] = (b"<html>a proxy's error page</html>", good)
+    good_pack = hostile.pack_of(laptop, good)
+    cases["truncated"] = (good_pack[:-40], good, "main")
+    cases["not a pack"] = (b"<html>a proxy's error page</html>", good, "main")
+    # A sound pack, named on a branch git refuses, or one that is not a name at all.
+    for branch in ("%FF%FE", "ma%00in", "..%2Fetc", "-f", "a..b"):
+        cases[f"branch {branch}"] = (good_pack, good, branch)
     git(laptop, "reset", "-q", "--hard")
     subprocess.run(["git", "prune", "--expire=now"], cwd=laptop, check=True)  # forget them
     before = repo_listing(laptop)
-    for name, (body, commit) in cases.items():
-        _StandIn.down = (body, {wire.SNAPSHOT_HEADER: commit, wire.BRANCH_HEADER: "main"})
+    for name, (body, commit, branch) in cases.items():
+        _StandIn.down = (body, {wire.SNAPSHOT_HEADER: commit, wire.QUOTED_BRANCH_HEADER: branch})
         done = _run_ocm(stand_in, laptop, "pull", "--force", OCM_PULL_MAX_BYTES=str(2 << 20))
         assert done.returncode == 1, (name, done.stdout, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
