@@ -338,7 +338,7 @@ def cmd_repo_remove(data_dir: Path, ref: str, delete_files: bool) -> int:
     left = removed.advice()
     if left:
         raise CliError(f"removed repo {repo.id} {repo.name}, but {left}")
-    print(f"ocm-manager: removed repo {repo.id} {repo.name}; {files}")
+    print(printable(f"ocm-manager: removed repo {repo.id} {repo.name}; {files}"))
     return 0
 
 
