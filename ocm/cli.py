@@ -52,7 +52,7 @@ def _fast_path(argv: Sequence[str]) -> int | None:
     if args == ["push"]:
         from ocm.commands.mirror import push
 
-        return push(force=False, create=False, yes=False)
+        return push(force=False, create=False, yes=False, name=None)
     if args == ["pull"]:
         from ocm.commands.mirror import pull
 

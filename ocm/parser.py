@@ -156,7 +156,9 @@ def _attach(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from ocm.commands import mirror
 
-    return mirror.push(force=args.force, create=args.create, yes=args.yes)
+    if args.name is not None and not args.create:
+        raise UsageError("--name names the repo --create makes", "add --create, or drop --name")
+    return mirror.push(force=args.force, create=args.create, yes=args.yes, name=args.name)
 
 
 def _pull(args: argparse.Namespace) -> int:
@@ -269,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="create the Manager repo when none matches this checkout (by origin, else root "
         "commit)",
+    )
+    cmd.add_argument(
+        "--name",
+        metavar="N",
+        help="with --create: the new repo's name (default: this checkout's folder name)",
     )
     cmd.add_argument("--yes", action="store_true", help="do not ask before creating")
 

@@ -110,9 +110,9 @@ CONFLICT_TODOS: dict[str, str | None] = {
     GitBusy.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
-    "repo_exists": "rename this checkout's folder (the new repo is named after it) and run "
-    "`ocm push --create` again, or, if that repo is this project, give this checkout its "
-    "origin (`ocm list --json` shows it) and run `ocm push`",
+    "repo_exists": "name the new one with `ocm push --create --name <another name>`, or, if "
+    "that repo is this project, give this checkout its origin (`ocm list --json` shows it) "
+    "and run `ocm push`",
     # The Manager's copy was deleted or moved behind its back: --force cannot help.
     "repo_missing": "put the Manager's copy back there, or forget that repo on the Manager "
     "(`ocm-manager repo remove` and its name) and run `ocm push --create`",
@@ -454,8 +454,10 @@ def _undo_interrupted_pull(root: Path) -> None:
     _saved_lines("here", undone.saved)
 
 
-def push(*, force: bool, create: bool, yes: bool) -> int:
+def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
+    """``name``: the repo ``--create`` makes, when it makes one (default: the folder's)."""
     root, checkout = _checkout()
+    new_name = (repo_name(root) if name is None else name) if create else None
     _undo_interrupted_pull(root)
     # This checkout's snapshot needs nothing from the Manager: git builds it while the
     # repo list and /head make their round trips, which then cost no wall time.
@@ -468,14 +470,14 @@ def push(*, force: bool, create: bool, yes: bool) -> int:
             target = known or _match(client, login, checkout)
             try:
                 _push_to(
-                    client, login, root, checkout, target, marker, prepared, force, create, yes
+                    client, login, root, checkout, target, marker, prepared, force, new_name, yes
                 )
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
                 target = _match(client, login, checkout)
                 _push_to(
-                    client, login, root, checkout, target, marker, prepared, force, create, yes
+                    client, login, root, checkout, target, marker, prepared, force, new_name, yes
                 )
     return 0
 
@@ -489,11 +491,11 @@ def _push_to(
     marker: dict[str, Any],
     prepared: Task[Outgoing],
     force: bool,
-    create: bool,
+    new_name: str | None,
     yes: bool,
 ) -> None:
-    """Push to ``ws`` (None: create a repo, if asked to)."""
-    if ws is None and not create:
+    """Push to ``ws`` (None: create the repo ``new_name``, if there is one to create)."""
+    if ws is None and new_name is None:
         raise _unmatched(
             checkout,
             f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
@@ -523,6 +525,7 @@ def _push_to(
         force=force,
         yes=yes,
         asked=assumed is None,
+        new_name=new_name,
     )
 
 
@@ -557,9 +560,11 @@ def _push(
     force: bool,
     yes: bool,
     asked: bool,
+    new_name: str | None,
 ) -> None:
     """The push once both sides have been looked at: refuse, confirm, send, record.
-    ``asked``: ``head`` is the Manager's answer, not what this checkout assumes of it."""
+    ``asked``: ``head`` is the Manager's answer, not what this checkout assumes of it;
+    ``new_name``: the repo to create when ``ws`` is None."""
     repo_id = ws.repo_id if ws else 0
     branch = outgoing.state.branch
     if outgoing.selection.skipped:
@@ -571,7 +576,8 @@ def _push(
         )
     params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
     if ws is None:
-        label = repo_name(root)
+        assert new_name is not None
+        label = new_name
         _confirm_create(label, yes)
         params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
     else:

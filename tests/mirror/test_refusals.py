@@ -8,7 +8,6 @@ both sides agree, and that nothing either side had is lost.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -327,7 +326,8 @@ def test_several_repos_match_push_follows_ocm_use(
     assert (p.directory / "README.md").read_text() != "for the copy\n"
 
 
-def test_create_with_a_taken_name_follow_rename(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+def test_create_with_a_taken_name_follow_name(ocm: Cli, pushed: Callable[..., Pushed]) -> None:
+    """Two projects in folders of one name: the second names its repo with --name."""
     pushed("proj")
     other = rich_repo(
         ocm.manager.data_dir.parent / "elsewhere" / "proj",
@@ -335,11 +335,19 @@ def test_create_with_a_taken_name_follow_rename(ocm: Cli, pushed: Callable[..., 
     )
     what, ways = refusal(ocm(other, "push", "--create", "--yes"))
     assert what.startswith("The Manager already has a ") and what.endswith(" proj")
-    assert ways[0].startswith("rename this checkout's folder")
-    renamed = other.with_name("proj-two")
-    os.rename(other, renamed)
-    follow(ocm, renamed, ways[0].replace("--create`", "--create --yes`"))
-    assert {r["name"] for r in ocm.repos(renamed)} == {"proj", "proj-two"}
+    assert ways[0] == "name the new one with `ocm push --create --name <another name>`"
+    bad = ocm(other, "push", "--create", "--yes", "--name", "no/slash")
+    assert bad.returncode == 1 and "invalid repo name 'no/slash'" in bad.stderr, bad.stderr
+    alone = ocm(other, "push", "--name", "proj-two")
+    assert alone.returncode == 2, alone.stderr
+    assert alone.stderr.startswith("ocm: --name names the repo --create makes; add --create")
+    assert {r["name"] for r in ocm.repos(other)} == {"proj"}
+    named = ways[0].replace("<another name>", "proj-two")
+    follow(ocm, other, named.replace("--create", "--create --yes"))
+    assert {r["name"] for r in ocm.repos(other)} == {"proj", "proj-two"}
+    assert (ocm.manager.data_dir / "repos" / "proj-two" / "README.md").exists()
+    done = ocm(other, "push")  # found again by its origin, whatever its name
+    assert done.returncode == 0 and "ocm: pushed proj-two (#2)" in done.stdout, done.stderr
 
 
 @pytest.mark.slow
