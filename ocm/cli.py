@@ -15,7 +15,6 @@ import sys
 
 from ocm import __version__
 from ocm.errors import ExitCode, OcmError
-from ocm.printable import printable
 
 TYPE_CHECKING = False  # typing costs a few ms at run time; only the checker needs it
 if TYPE_CHECKING:
@@ -27,6 +26,8 @@ def _debug() -> bool:
 
 
 def _say(line: str) -> None:
+    from ocm.printable import printable  # noqa: PLC0415 - only when failing: not on the fast path
+
     try:  # noqa: SIM105 - contextlib would be one more import on the fast path
         print(f"ocm: {printable(line)}", file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed: nothing left to tell

@@ -10,16 +10,19 @@ quotes an odd file name. Everything else, other scripts and emoji included, is l
 
 from __future__ import annotations
 
+# Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): what reorders the
+# text around it. The console shows them too, in its own way (manager/web/render.py).
+DIRECTION_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+
 _ESCAPED = {
     code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     for code in (
         *range(0x20),  # C0 controls: ESC starts every terminal sequence
         *range(0x7F, 0xA0),  # DEL and C1 controls (U+009B is a one-character CSI)
-        0x061C,  # Arabic letter mark, and the marks, embeddings, overrides and isolates
+        *DIRECTION_CONTROLS,
+        0x061C,  # the Arabic letter mark and the left-to-right and right-to-left marks
         0x200E,
         0x200F,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
         0x2028,  # line and paragraph separators: a second line inside a one-line message
         0x2029,
     )

@@ -8,6 +8,8 @@ from typing import Any
 
 from flask import jsonify, render_template, request
 
+from ocm.printable import DIRECTION_CONTROLS
+
 # Names the version of a page's data on both forms, so the script can tell when what it
 # shows went stale without comparing (or even parsing) the JSON.
 VERSION_HEADER = "X-Ocm-Data-Version"
@@ -16,7 +18,7 @@ VERSION_HEADER = "X-Ocm-Data-Version"
 # Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): in a branch name, a
 # commit subject or a git message from a remote, one could show text reversed and reorder
 # the Manager's own words after it in the same cell. Pages show them as their code points.
-_DIRECTION_CONTROLS = {c: f"[U+{c:04X}]" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_DIRECTION_CONTROLS = {c: f"[U+{c:04X}]" for c in DIRECTION_CONTROLS}
 
 
 def shown_plainly(value: Any) -> Any:
