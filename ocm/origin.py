@@ -99,6 +99,28 @@ def normalise_origin(url: str) -> str:
         text = trimmed
 
 
+# A normalised URL's scheme, user and port, which differ between the protocols one server
+# offers a repository by (``https://host/x``, ``ssh://git@host/x``, ``ssh://git@host:22/x``).
+_SCHEME_USER_PORT = re.compile(
+    r"^[a-z][a-z0-9+.-]*://(?:[^/@]*@)?(?P<host>\[[^\]/]*\]|[^/:]*)(?::\d*)?(?P<path>/.*)?$"
+)
+
+
+def repository_address(url: str) -> str:
+    """Host and path of ``url``: the same for each protocol a server offers one repository by.
+
+    >>> repository_address("git@GitHub.com:Acme/Widget.git")
+    'github.com/acme/widget'
+    >>> repository_address("https://github.com/acme/widget/")
+    'github.com/acme/widget'
+    >>> repository_address("file:///srv/git/widget.git")
+    '/srv/git/widget'
+    """
+    text = normalise_origin(url)
+    match = _SCHEME_USER_PORT.match(text)
+    return f"{match.group('host')}{match.group('path') or ''}" if match else text
+
+
 def same_origin(left: str | None, right: str | None) -> bool:
     """True when both are set and name the same remote after normalisation."""
     if not left or not right:

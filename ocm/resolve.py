@@ -11,6 +11,7 @@ rules of bare ``ocm``.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ocm.errors import OcmError
 from ocm.mirror.gitcmd import git_env
-from ocm.origin import normalise_origin
+from ocm.origin import normalise_origin, repository_address
 
 if TYPE_CHECKING:  # the real import would pull in http.client
     from ocm.api import Workspace
@@ -166,6 +167,36 @@ def repos_for_checkout(checkout: Checkout, workspaces: Sequence[Workspace]) -> l
     return repos_for_roots(checkout.roots, workspaces)
 
 
+class AnotherUrl(NamedTuple):
+    """Ready repos whose origin names a checkout's repository by another URL."""
+
+    repos: list[Workspace]
+    said: str  # which, for a message
+    command: str  # the git command that makes the first one's URL the checkout's origin
+
+
+def by_another_url(checkout: Checkout | None, workspaces: Sequence[Workspace]) -> AnotherUrl | None:
+    """For a checkout no repo matches: the repos whose origin names its repository by
+    another URL (``https://host/x`` for ``git@host:x``). SPEC §3 does not match them, but
+    they are most likely this very project, and the line that says nothing matches names
+    them rather than advise ``ocm push --create``, which would make a second copy."""
+    if checkout is None or not checkout.origin:
+        return None
+    address = repository_address(checkout.origin)
+    alike = [
+        ws
+        for ws in workspaces
+        if ws.status == "ready" and ws.origin_url and repository_address(ws.origin_url) == address
+    ]
+    if not alike:
+        return None
+    named = ", ".join(f"{describe(ws)} has origin {ws.origin_url}" for ws in alike)
+    said = f"{named}: the same repository by another URL, and origins match only as written"
+    # Quoted: the URL is the Manager's to choose, and the command is there to be pasted.
+    command = f"git remote set-url origin {shlex.quote(alike[0].origin_url or '')}"
+    return AnotherUrl(alike, said, command)
+
+
 def describe(ws: Workspace) -> str:
     return f"#{ws.repo_id} {ws.name} ({ws.branch})" if ws.branch else f"#{ws.repo_id} {ws.name}"
 
@@ -239,11 +270,14 @@ def resolve_target(
         return Target(matches[0], checkout.describe())
     if len(matches) > 1 and checkout:
         raise ambiguous_error(checkout, matches)
+    another = by_another_url(checkout, workspaces)
     if state.last_repo_id is not None:
         for ws in workspaces:
             if ws.repo_id == state.last_repo_id and ws.status == "ready":
                 # Said, since the TUI then works on another project than the one here.
                 why = f"; {checkout.root} matches no Manager repo" if checkout else ""
+                if another:
+                    why += f", though {another.said}"
                 return Target(ws, f"last used{why}")
         raise OcmError(
             f"the last used repo #{state.last_repo_id} {state.last_repo_name or ''}".rstrip()
@@ -259,7 +293,14 @@ def resolve_target(
     else:
         where = f"no Manager repo has origin {checkout.origin}"
     todo = "run `ocm list`, then `ocm use <repoId>`"
-    if checkout is not None and (checkout.origin or checkout.roots):
+    where += " and no repo was used before"
+    if another:
+        where += f", though {another.said}"
+        todo = (
+            f"attach to it with `ocm use {another.repos[0].repo_id}`, and for `ocm push` and "
+            f"`ocm pull` make its URL this checkout's origin: `{another.command}`"
+        )
+    elif checkout is not None and (checkout.origin or checkout.roots):
         # The first hour: the project is not on the Manager yet, which may hold no repo.
         todo = f"put this checkout on the Manager with `ocm push --create`, or {todo}"
-    raise OcmError(f"{where} and no repo was used before", todo)
+    raise OcmError(where, todo)

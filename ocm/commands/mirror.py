@@ -197,7 +197,9 @@ def _gone(exc: ManagerError, known: Workspace | None) -> bool:
     return known is not None and exc.code == GONE
 
 
-def _unmatched(checkout: resolve.Checkout, todo: str, unborn_todo: str) -> OcmError:
+def _unmatched(
+    client: ManagerClient, checkout: resolve.Checkout, todo: str, unborn_todo: str
+) -> OcmError:
     """No Manager repo matches ``checkout``: ``todo`` says what to do, ``unborn_todo`` when
     the checkout has nothing to be matched by (no origin, no commit)."""
     if not checkout.origin and not checkout.roots:
@@ -206,9 +208,16 @@ def _unmatched(checkout: resolve.Checkout, todo: str, unborn_todo: str) -> OcmEr
             unborn_todo,
         )
     where = checkout.describe()
+    if not checkout.origin:
+        return OcmError(f"no Manager repo matches {where} (no origin remote)", todo)
+    # Asked again on this one path rather than carried from the match on every other.
+    another = resolve.by_another_url(checkout, client.workspaces())
+    if another is None:
+        return OcmError(f"no Manager repo matches {where}", todo)
     return OcmError(
-        f"no Manager repo matches {where}" + ("" if checkout.origin else " (no origin remote)"),
-        todo,
+        f"no Manager repo matches {where}, though {another.said}",
+        f"to push and pull with it from here, make its URL this checkout's origin: "
+        f"`{another.command}`",
     )
 
 
@@ -497,6 +506,7 @@ def _push_to(
     """Push to ``ws`` (None: create the repo ``new_name``, if there is one to create)."""
     if ws is None and new_name is None:
         raise _unmatched(
+            client,
             checkout,
             f"run `ocm push --create` to create {repo_name(root)!r} from it, or "
             "`ocm list` to see the repos",
@@ -758,6 +768,7 @@ def _pull_from(
     which git is still working out."""
     if ws is None:
         raise _unmatched(
+            client,
             checkout,
             "run `ocm list` to see the repos, or `ocm push --create` first",
             "add the origin remote of a Manager repo (`ocm list --json` shows them), or "

@@ -8,7 +8,7 @@ import pytest
 
 from ocm.api import Workspace
 from ocm.errors import OcmError
-from ocm.origin import hide_credentials, normalise_origin, same_origin
+from ocm.origin import hide_credentials, normalise_origin, repository_address, same_origin
 from ocm.resolve import Checkout, find_repo, resolve_target
 from ocm.state import State
 
@@ -47,6 +47,26 @@ def test_same_origin_across_forms_but_not_across_hosts() -> None:
     assert not same_origin("git@github.com:acme/widget", "https://github.com/acme/widget")
     assert not same_origin("git@github.com:acme/widget", "git@gitlab.com:acme/widget")
     assert not same_origin(None, "https://github.com/acme/widget")
+
+
+@pytest.mark.parametrize(
+    ("one", "another", "same"),
+    [
+        ("git@GitHub.com:Acme/Widget.git", "https://github.com/acme/widget/", True),
+        ("ssh://git@github.com:22/acme/widget", "http://github.com/acme/widget", True),
+        ("https://token@github.com/acme/widget", "git://github.com/acme/widget.git", True),
+        ("ssh://git@[::1]:2222/srv/widget", "https://[::1]/srv/widget", True),
+        ("file:///srv/git/widget.git", "/srv/git/widget", True),
+        ("git@github.com:acme/widget", "https://gitlab.com/acme/widget", False),
+        ("git@github.com:acme/widget", "https://github.com/acme/widget-two", False),
+        ("git@github.com:acme/widget", "https://github.com/other/widget", False),
+        ("https://github.com/acme/widget", "/acme/widget", False),
+    ],
+)
+def test_repository_address_is_host_and_path_whatever_the_protocol(
+    one: str, another: str, same: bool
+) -> None:
+    assert (repository_address(one) == repository_address(another)) is same
 
 
 def ws(repo_id: int, name: str, origin: str | None = None) -> Workspace:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,6 +90,44 @@ def test_rule2_several_matches_fail_and_list_them(
     assert "unrelated" not in line
     assert not recorder.called()
     assert (tmp_path / "home/.config/opencode-manager/state.json").read_bytes() == state_before
+
+
+def test_an_origin_by_another_url_is_named_and_the_advice_works(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+) -> None:
+    """A clone over ssh of a repo the Manager has by https matches nothing (rule 4, then
+    rule 3), but each line names that repo, and following its advice leads to rule 1."""
+    widget = add_repo("widget", origin="https://github.com/acme/widget.git")
+    add_repo("gadget", origin="https://github.com/acme/gadget.git")
+    checkout = git_repo("widget", origin="git@github.com:Acme/widget")
+    named = f"#{widget.repo_id} widget (main) has origin https://github.com/acme/widget.git"
+    line = assert_one_error(
+        run_ocm(cwd=checkout),
+        1,
+        "no Manager repo has origin git@github.com:Acme/widget and no repo was used before, "
+        f"though {named}: the same repository by another URL",
+        f"; attach to it with `ocm use {widget.repo_id}`, and for `ocm push` and `ocm pull` "
+        "make its URL this checkout's origin: "
+        "`git remote set-url origin https://github.com/acme/widget.git`",
+    )
+    assert "gadget" not in line and "--create" not in line
+    assert not recorder.called()
+
+    used = run_ocm("use", str(widget.repo_id), cwd=checkout)
+    assert used.returncode == 0, used.stderr
+    again = run_ocm(cwd=checkout)
+    assert again.returncode == 0, again.stderr
+    assert f"[last used; {checkout} matches no Manager repo, though {named}" in again.stderr
+
+    set_url = line.rpartition("`git ")[2].rstrip("`").split()
+    subprocess.run(["git", *set_url], cwd=checkout, check=True)
+    matched = run_ocm(cwd=checkout)
+    assert matched.returncode == 0, matched.stderr
+    assert "[origin https://github.com/acme/widget.git]" in matched.stderr, matched.stderr
+    assert recorder.attached_dir() == widget.directory
 
 
 def unmatched_cwd(where: str, tmp_path: Path, git_repo: Callable[..., Path]) -> Path:

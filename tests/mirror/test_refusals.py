@@ -350,6 +350,38 @@ def test_create_with_a_taken_name_follow_name(ocm: Cli, pushed: Callable[..., Pu
     assert done.returncode == 0 and "ocm: pushed proj-two (#2)" in done.stdout, done.stderr
 
 
+def test_an_origin_by_another_url_is_named_follow_set_url(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """A teammate's clone over ssh of a repo the Manager has by https: not matched (SPEC §3
+    compares origins as written), but named, and its advice makes push and pull find it,
+    where `ocm push --create` would have made a second copy."""
+    p = pushed("proj")
+    teammate = p.laptop.parent.parent / "teammate" / "proj"
+    git(p.laptop.parent, "clone", "-q", str(p.laptop), str(teammate))
+    git(teammate, "remote", "set-url", "origin", "git@example.invalid:org/proj.git")
+    (teammate / "teammate.txt").write_text("the teammate's work\n")
+    before = tree_listing(p.directory)
+    for command in ("pull", "push"):
+        what, ways = refusal(ocm(teammate, command))
+        assert what == (
+            "no Manager repo matches origin git@example.invalid:org/proj.git, though "
+            f"#{p.repo_id} proj (main) has origin https://example.invalid/org/proj.git: the "
+            "same repository by another URL, and origins match only as written"
+        )
+        assert ways == [
+            "to push and pull with it from here, make its URL this checkout's origin: "
+            "`git remote set-url origin https://example.invalid/org/proj.git`"
+        ]
+        assert tree_listing(p.directory) == before
+    assert (teammate / "teammate.txt").read_text() == "the teammate's work\n"
+    follow(ocm, teammate, ways[0])
+    done = ocm(teammate, "push")
+    assert done.returncode == 0 and f"ocm: pushed proj (#{p.repo_id})" in done.stdout, done.stderr
+    assert (p.directory / "teammate.txt").read_text() == "the teammate's work\n"
+    assert [r["name"] for r in ocm.repos(teammate)] == ["proj"]
+
+
 @pytest.mark.slow
 def test_tui_attached_says_since_when_and_both_ways_forward_work(tui_scene: TuiScene) -> None:
     ocm, p = tui_scene.ocm, tui_scene.p
