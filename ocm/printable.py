@@ -10,6 +10,8 @@ quotes an odd file name. Everything else, other scripts and emoji included, is l
 
 from __future__ import annotations
 
+import unicodedata
+
 # Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): what reorders the
 # text around it. The console shows them too, in its own way (manager/web/render.py).
 DIRECTION_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
@@ -32,3 +34,16 @@ _ESCAPED = {
 def printable(text: str) -> str:
     """``text`` with every terminal control and direction control shown as its escape."""
     return text.translate(_ESCAPED)
+
+
+def cells(text: str) -> int:
+    """How many columns ``text`` takes on a terminal: two for a wide character (CJK, most
+    emoji), none for a combining mark or a format character, one for any other, so that
+    columns of names in other scripts line up."""
+    return sum(_cells(char) for char in text)
+
+
+def _cells(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in {"Mn", "Me", "Cf"}:
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in {"W", "F"} else 1

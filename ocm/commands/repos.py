@@ -13,7 +13,7 @@ from ocm import state as state_mod
 from ocm.api import ManagerClient, Workspace
 from ocm.commands.common import Login, connect, last_repo_state, note, remember
 from ocm.errors import OcmError
-from ocm.printable import printable
+from ocm.printable import cells, printable
 
 
 def list_repos(*, as_json: bool) -> int:
@@ -38,10 +38,16 @@ def _print_table(repos: Sequence[Workspace]) -> None:
         (str(ws.repo_id), printable(ws.name), printable(ws.branch_label), printable(ws.status))
         for ws in repos
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    # In terminal columns, not characters: a branch in CJK takes two a character. STATUS,
+    # the last, is not padded.
+    widths = [max(cells(row[i]) for row in rows) for i in range(3)] + [0]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)] + [row[3]]
-        sys.stdout.write("  ".join(cells) + "\n")
+        padded = [_pad(text, width) for text, width in zip(row, widths, strict=True)]
+        sys.stdout.write("  ".join(padded) + "\n")
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - cells(text))
 
 
 def use(*, repo: str) -> int:

@@ -199,6 +199,26 @@ def test_what_a_server_says_cannot_drive_the_terminal(tmp_path: Path) -> None:
         assert not any(c in output for c in "\x1b\x07\x9b\u202e"), repr(output)
 
 
+def test_list_lines_up_names_in_any_script_by_terminal_columns(tmp_path: Path) -> None:
+    """CJK and emoji take two columns, a combining accent none."""
+    repos = [
+        {"repoId": 1, "name": "api", "branch": "main"},
+        {"repoId": 2, "name": "日本", "branch": "機能/検索"},
+        {"repoId": 3, "name": "cafe\u0301", "branch": "😀"},
+    ]
+    with standin.serve() as server:
+        server.json_route("/api/internal/opencode-workspaces", {"workspaces": repos})
+        env = {"OCM_TOKEN": "tok", "OPENCODE_MANAGER_URL": server.url}
+        listed = run_ocm("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "ID  NAME  BRANCH     STATUS",
+        "1   api   main       ready",
+        "2   日本  機能/検索  ready",
+        "3   cafe\u0301  😀         ready",
+    ]
+
+
 def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     with standin.serve() as server:  # answers 404 HTML everywhere
         result = run_ocm("login", server.url, "tok")
