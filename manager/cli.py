@@ -109,16 +109,25 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGHUP, handler)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines with every control character shown as its escape: a line names what clients
+    chose (a branch, a path in a refused pack, a symlink's target), and the log is read on a
+    terminal (`tail -f`, or the Manager's own stderr), where ESC could clear the screen or
+    write the clipboard. A traceback, the Manager's own text, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable(super().formatMessage(record))
+
+
 def _configure_logging(logs_dir: Path) -> None:
+    formatter = _PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handlers: list[logging.Handler] = [
         logging.FileHandler(logs_dir / "manager.log"),
         logging.StreamHandler(sys.stderr),
     ]
-    logging.basicConfig(
-        level=logging.INFO,
-        handlers=handlers,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.INFO, handlers=handlers)
 
 
 def cmd_serve(settings: Settings) -> int:

@@ -31,6 +31,10 @@ def _push(
     return manager, push_new(Cli(manager), tmp_path / "laptop" / "proj")
 
 
+# OSC 52 (write the clipboard), clear the screen, read the rest reversed.
+ESCAPES = "/\x1b]52;c;cHduZWQ=\x07\x1b[2J\u202e"
+
+
 def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
     """name -> (pack, snapshot commit): each one a push the Manager must refuse whole."""
     r = laptop
@@ -47,6 +51,8 @@ def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
     add(".git as NTFS spells it", hostile.files_tree(r, {"git~1/config": b"x"}))
     add("absolute symlink", hostile.files_tree(r, {"a": b"a"}, {"etc-link": "/etc"}))
     add("symlink leaving", hostile.files_tree(r, {"a": b"a"}, {"src/up": "../../.."}))
+    # Its target is named in the refusal, and the refusal in the Manager's log.
+    add("symlink leaving for escapes", hostile.files_tree(r, {"a": b"a"}, {"up": ESCAPES}))
     add(
         "write through a symlink (case-folded)",
         hostile.files_tree(r, {"d/x": b"written through"}, {"D": "src"}),
@@ -130,6 +136,10 @@ def test_hostile_packs_get_400_and_change_nothing(
         assert repo_listing(p.directory) == before, name
         assert not list((manager.data_dir / "staging").iterdir()), name
     assert not Path("/tmp/ocm-hostile-hook").exists()
+    # The log is read on a terminal: what a client chose shows there as escapes.
+    log = manager.log()
+    assert "/\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\u202e" in log
+    assert not any(char in log for char in "\x1b\x07\u202e")
     good = hostile.snapshot_commit(p.laptop, hostile.files_tree(p.laptop, {"fine": b"x"}))
     for branch in ("../escape", "a..b", "-x", "with space", "x/", "a//b", "x.lock", "a@{1}"):
         response = post_up(
