@@ -42,9 +42,12 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
             "(give it to `ocm login` at the prompt or on stdin)",
         )
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
+        meant = _with_scheme(text)
         raise UsageError(
             f"{what} {text!r} needs a scheme and a host",
-            "write it like https://manager.example.com or http://127.0.0.1:5003",
+            f"write it with its scheme: {meant}"
+            if meant
+            else "write it like https://manager.example.com or http://127.0.0.1:5003",
         )
     try:
         parts.port  # noqa: B018 - parsing the port is the check
@@ -58,6 +61,24 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
             "give just the scheme, host, port and path prefix",
         )
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+
+def _with_scheme(text: str) -> str | None:
+    """``host[:port][/path]`` written without a scheme, with the one it most likely lacks:
+    http on this machine (as ``ocm-manager serve`` listens), https elsewhere (a team's
+    Manager is behind TLS). None when ``text`` is not such a host."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    if "://" in text or not text or any(char.isspace() for char in text):
+        return None
+    try:
+        host = urlsplit(f"//{text}").hostname
+    except ValueError:
+        return None
+    if not host or host.isdigit():  # a port alone
+        return None
+    here = host in {"localhost", "::1"} or host.startswith("127.")
+    return f"{'http' if here else 'https'}://{text}"
 
 
 class ManagerUrl:

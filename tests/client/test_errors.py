@@ -86,8 +86,9 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
 @pytest.mark.parametrize(
     ("url", "todo"),
     [
-        ("manager.example.com", "write it like https://"),
-        ("127.0.0.1:5003", "write it like"),
+        ("manager.example.com", "write it with its scheme: https://manager.example.com"),
+        ("127.0.0.1:5003", "write it with its scheme: http://127.0.0.1:5003"),
+        ("5003", "write it like https://"),
         ("ftp://host/x", "write it like"),
         ("https://", "write it like"),
         ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
@@ -280,7 +281,26 @@ def test_corrupt_credentials_mean_no_token(manager: RunningManager, tmp_path: Pa
 
 def test_a_bad_manager_url_in_the_environment(tmp_path: Path) -> None:
     result = run_ocm("list", env={"OPENCODE_MANAGER_URL": "manager:5003", "OCM_TOKEN": "t"})
-    assert_one_error(result, 2, "OPENCODE_MANAGER_URL 'manager:5003' needs a scheme")
+    assert_one_error(
+        result,
+        2,
+        "OPENCODE_MANAGER_URL 'manager:5003' needs a scheme",
+        "; write it with its scheme: https://manager:5003",
+    )
+
+
+def test_a_url_without_its_scheme_is_written_out_and_that_works(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    bare = manager.url.removeprefix("http://")
+    line = assert_one_error(
+        run_ocm("login", bare, input=manager.token + "\n"), 2, f"'{bare}' needs a scheme"
+    )
+    assert not config(tmp_path).exists()
+    meant = line.rpartition("write it with its scheme: ")[2]
+    assert meant == manager.url  # this machine's Manager listens on http
+    logged_in = run_ocm("login", meant, input=manager.token + "\n")
+    assert logged_in.returncode == 0, logged_in.stderr
 
 
 @pytest.mark.parametrize(
