@@ -23,7 +23,7 @@ from manager import config, options
 from manager.config import DataDirError, Settings
 from ocm import __version__
 from ocm.parser import OptionsFirstParser
-from ocm.printable import printable
+from ocm.printable import pad, printable
 
 # A laptop install (no `manager` extra) has the ocm-manager script but not these.
 MANAGER_EXTRA_MODULES = frozenset({"flask", "waitress", "werkzeug"})
@@ -324,7 +324,7 @@ def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
         extra = f"  ({repo.error})" if repo.error else ""
         branch = printable(repo.branch or "-")  # a clone's branch is the source's choice
         print(
-            f"{repo.id:>4}  {repo.name:<24} {branch:<16} {repo.status:<8}"
+            f"{repo.id:>4}  {repo.name:<24} {pad(branch, 16)} {repo.status:<8}"
             f" {printable(f'{repo.directory}{extra}')}"
         )
     return 0

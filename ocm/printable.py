@@ -43,6 +43,11 @@ def cells(text: str) -> int:
     return sum(_cells(char) for char in text)
 
 
+def pad(text: str, width: int) -> str:
+    """``text`` with spaces after it up to ``width`` terminal columns (:func:`cells`)."""
+    return text + " " * (width - cells(text))
+
+
 def _cells(char: str) -> int:
     if unicodedata.combining(char) or unicodedata.category(char) in {"Mn", "Me", "Cf"}:
         return 0

@@ -13,7 +13,7 @@ from ocm import state as state_mod
 from ocm.api import ManagerClient, Workspace
 from ocm.commands.common import Login, connect, last_repo_state, note, remember
 from ocm.errors import OcmError
-from ocm.printable import cells, printable
+from ocm.printable import cells, pad, printable
 
 
 def list_repos(*, as_json: bool) -> int:
@@ -42,12 +42,8 @@ def _print_table(repos: Sequence[Workspace]) -> None:
     # the last, is not padded.
     widths = [max(cells(row[i]) for row in rows) for i in range(3)] + [0]
     for row in rows:
-        padded = [_pad(text, width) for text, width in zip(row, widths, strict=True)]
+        padded = [pad(text, width) for text, width in zip(row, widths, strict=True)]
         sys.stdout.write("  ".join(padded) + "\n")
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - cells(text))
 
 
 def use(*, repo: str) -> int:

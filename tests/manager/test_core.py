@@ -138,6 +138,18 @@ def test_repo_add_with_branch_and_default_name(manager, tmp_path):
     assert repo["originUrl"] == str(upstream.resolve())
 
 
+def test_repo_list_lines_up_a_branch_in_any_script(manager, tmp_path):
+    """A CJK branch takes two terminal columns a character: the columns after it line up."""
+    for name, branch in (("latin", "main"), ("cjk", "機能")):
+        manager.cli("repo", "add", str(make_repo(tmp_path / name, branch=branch)))
+    lines = manager.cli("repo", "list").stdout.splitlines()
+    data = manager.data_dir / "repos"
+    assert lines == [
+        f"   1  latin{' ' * 19} main             ready    {data / 'latin'}",
+        f"   2  cjk{' ' * 21} 機能             ready    {data / 'cjk'}",
+    ]
+
+
 def test_repo_add_failures_leave_nothing_behind(manager, tmp_path):
     result = manager.cli("repo", "add", str(tmp_path / "missing"), "--name", "ghost", check=False)
     assert result.returncode == 1
