@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ocm.errors import OcmError
 from ocm.mirror.gitcmd import git_env
-from ocm.origin import normalise_origin, repository_address
+from ocm.origin import hide_credentials, normalise_origin, repository_address
 
 if TYPE_CHECKING:  # the real import would pull in http.client
     from ocm.api import Workspace
@@ -39,9 +39,10 @@ class Checkout(NamedTuple):
     roots: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        """How this checkout is matched, for messages: its origin or its root commit."""
+        """How this checkout is matched, for messages: its origin (a password or token in it
+        shown as ``***``: the line may end up in a CI log) or its root commit."""
         if self.origin:
-            return f"origin {self.origin}"
+            return f"origin {hide_credentials(self.origin)}"
         if self.roots:
             more = f" (and {len(self.roots) - 1} more)" if len(self.roots) > 1 else ""
             return f"root commit {self.roots[0][:12]}{more}"
@@ -291,7 +292,7 @@ def resolve_target(
     elif checkout.origin is None:
         where = f"no Manager repo has the {checkout.describe()} of {checkout.root} (no origin)"
     else:
-        where = f"no Manager repo has origin {checkout.origin}"
+        where = f"no Manager repo has {checkout.describe()}"
     todo = "run `ocm list`, then `ocm use <repoId>`"
     where += " and no repo was used before"
     if another:

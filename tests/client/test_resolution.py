@@ -130,6 +130,27 @@ def test_an_origin_by_another_url_is_named_and_the_advice_works(
     assert recorder.attached_dir() == widget.directory
 
 
+def test_a_token_in_the_checkouts_origin_is_never_shown(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    git_repo: Callable[..., Path],
+    recorder: Recorder,
+) -> None:
+    """An origin may carry a forge's token (`https://user:token@host/x`), and what ocm prints
+    may end up in a CI log: every line that names the origin shows it as ***."""
+    add_repo("widget", origin="https://github.com/acme/widget.git")
+    unmatched = git_repo("unmatched", origin="https://ghp_S3cret@github.com/acme/other.git")
+    for command in ([], ["push"], ["pull"]):  # bare ocm first: no repo was used before
+        line = assert_one_error(run_ocm(*command, cwd=unmatched), 1, "no Manager repo")
+        assert "origin https://***@github.com/acme/other.git" in line, line
+        assert "S3cret" not in line
+    matched = git_repo("matched", origin="https://bot:ghp_S3cret@github.com/acme/widget.git")
+    attached = run_ocm(cwd=matched)
+    assert attached.returncode == 0, attached.stderr
+    assert "[origin https://bot:***@github.com/acme/widget.git]" in attached.stderr
+    assert "S3cret" not in attached.stdout + attached.stderr
+
+
 def unmatched_cwd(where: str, tmp_path: Path, git_repo: Callable[..., Path]) -> Path:
     """A directory no registered repo matches: not a repo, a repo without origin, or one
     whose origin the Manager does not know."""
