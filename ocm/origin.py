@@ -115,10 +115,15 @@ def repository_address(url: str) -> str:
     'github.com/acme/widget'
     >>> repository_address("file:///srv/git/widget.git")
     '/srv/git/widget'
+    >>> repository_address("https://git.example.com/team/my%20app")
+    'git.example.com/team/my app'
     """
+    from urllib.parse import unquote  # noqa: PLC0415 - only when nothing matched
+
     text = normalise_origin(url)
     match = _SCHEME_USER_PORT.match(text)
-    return f"{match.group('host')}{match.group('path') or ''}" if match else text
+    # A URL may spell its path percent-encoded (``%20``, ``%D0%BA``), a path as it is.
+    return unquote(f"{match.group('host')}{match.group('path') or ''}" if match else text)
 
 
 def same_origin(left: str | None, right: str | None) -> bool:

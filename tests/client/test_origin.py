@@ -57,6 +57,8 @@ def test_same_origin_across_forms_but_not_across_hosts() -> None:
         ("https://token@github.com/acme/widget", "git://github.com/acme/widget.git", True),
         ("ssh://git@[::1]:2222/srv/widget", "https://[::1]/srv/widget", True),
         ("file:///srv/git/widget.git", "/srv/git/widget", True),
+        ("https://git.example.com/team/my%20app", "git@git.example.com:team/my app", True),
+        ("https://git.example.com/%D0%BA%D0%BE%D0%B4", "https://git.example.com/код", True),
         ("git@github.com:acme/widget", "https://gitlab.com/acme/widget", False),
         ("git@github.com:acme/widget", "https://github.com/acme/widget-two", False),
         ("git@github.com:acme/widget", "https://github.com/other/widget", False),
