@@ -209,6 +209,7 @@ class Relay:
 
     def _start(self, client: socket.socket, server: socket.socket, accepted: float) -> None:
         shape = self.shape
+        targets: list[tuple[Callable[..., None], tuple[object, ...]]]
         if shape is None:
             targets = [
                 (_splice_one_way, (client, server, self._count, True)),
