@@ -10,8 +10,6 @@ quotes an odd file name. Everything else, other scripts and emoji included, is l
 
 from __future__ import annotations
 
-import unicodedata
-
 # Embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): what reorders the
 # text around it. The console shows them too, in its own way (manager/web/render.py).
 DIRECTION_CONTROLS = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
@@ -40,15 +38,16 @@ def cells(text: str) -> int:
     """How many columns ``text`` takes on a terminal: two for a wide character (CJK, most
     emoji), none for a combining mark or a format character, one for any other, so that
     columns of names in other scripts line up."""
-    return sum(_cells(char) for char in text)
+    import unicodedata  # noqa: PLC0415 - for tables only: `ocm status` starts without it
+
+    total = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in {"Mn", "Me", "Cf"}:
+            continue
+        total += 2 if unicodedata.east_asian_width(char) in {"W", "F"} else 1
+    return total
 
 
 def pad(text: str, width: int) -> str:
     """``text`` with spaces after it up to ``width`` terminal columns (:func:`cells`)."""
     return text + " " * (width - cells(text))
-
-
-def _cells(char: str) -> int:
-    if unicodedata.combining(char) or unicodedata.category(char) in {"Mn", "Me", "Cf"}:
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in {"W", "F"} else 1
