@@ -124,10 +124,3 @@ def repository_address(url: str) -> str:
     match = _SCHEME_USER_PORT.match(text)
     # A URL may spell its path percent-encoded (``%20``, ``%D0%BA``), a path as it is.
     return unquote(f"{match.group('host')}{match.group('path') or ''}" if match else text)
-
-
-def same_origin(left: str | None, right: str | None) -> bool:
-    """True when both are set and name the same remote after normalisation."""
-    if not left or not right:
-        return False
-    return normalise_origin(left) == normalise_origin(right)

@@ -8,8 +8,8 @@ import pytest
 
 from ocm.api import Workspace
 from ocm.errors import OcmError
-from ocm.origin import hide_credentials, normalise_origin, repository_address, same_origin
-from ocm.resolve import Checkout, find_repo, resolve_target
+from ocm.origin import hide_credentials, normalise_origin, repository_address
+from ocm.resolve import Checkout, find_repo, repos_for_origin, resolve_target
 from ocm.state import State
 
 
@@ -42,11 +42,15 @@ def test_normalise_origin(raw: str, expected: str) -> None:
     assert normalise_origin(raw) == expected
 
 
+def same_origin(left: str, right: str) -> bool:
+    return normalise_origin(left) == normalise_origin(right)
+
+
 def test_same_origin_across_forms_but_not_across_hosts() -> None:
     assert same_origin("git@GitHub.com:Acme/Widget.git", "ssh://git@github.com/acme/widget/")
     assert not same_origin("git@github.com:acme/widget", "https://github.com/acme/widget")
     assert not same_origin("git@github.com:acme/widget", "git@gitlab.com:acme/widget")
-    assert not same_origin(None, "https://github.com/acme/widget")
+    assert repos_for_origin(None, [ws(1, "Widget", "https://github.com/acme/widget")]) == []
 
 
 @pytest.mark.parametrize(
