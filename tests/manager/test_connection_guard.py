@@ -74,9 +74,10 @@ def test_upload_bytes_in_flight_are_capped(manager_factory):
     # The budget is twice --max-upload-bytes: two announced bodies of 0.9 of it fit, a third
     # is refused at once, and it comes back when a connection goes.
     manager = manager_factory("--no-opencode", "--max-upload-bytes", str(MIB))
+    # Connection: close, so that reading the fourth answer ends with it, not at a timeout.
     head = (
         b"POST /api/internal/repo-mirror/0/up?create=1 HTTP/1.1\r\nHost: m\r\n"
-        b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+        b"Authorization: Bearer %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
         % (manager.token.encode(), 900 * 1024)
     )
     first, second = _connect(manager), _connect(manager)
