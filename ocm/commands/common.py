@@ -24,7 +24,7 @@ URL_ENV = "OPENCODE_MANAGER_URL"
 
 def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
     """Scheme and host required (http/https), lower-cased; trailing ``/`` dropped."""
-    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+    from urllib.parse import quote, urlsplit, urlunsplit  # noqa: PLC0415
 
     text = raw.strip()
     try:
@@ -41,7 +41,7 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
             "leave them out: the Manager token is the only credential ocm sends "
             "(give it to `ocm login` at the prompt or on stdin)",
         )
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or "://" not in text:
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "://" not in text:
         meant = _with_scheme(text)
         raise UsageError(
             f"{what} {text!r} needs a scheme and a host",
@@ -60,7 +60,40 @@ def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
             f"{what} {text!r} has a query or fragment",
             "give just the scheme, host, port and path prefix",
         )
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+    if any(char.isspace() or not char.isprintable() for char in text):
+        # Checked on the text as typed: parsing drops a tab or a newline without a word, and
+        # the HTTP client refuses the rest.
+        raise UsageError(
+            f"{what} {text!r} contains a space or a control character",
+            "write it like https://manager.example.com or http://127.0.0.1:5003",
+        )
+    if not _resolvable(parts.hostname or ""):
+        raise UsageError(
+            f"{what} {text!r} has a host name that cannot be looked up (an empty part, or a"
+            " part longer than 63 characters)",
+            "write it like https://manager.example.com or http://127.0.0.1:5003",
+        )
+    # A path prefix outside ASCII is sent percent-encoded, as a browser sends it (the
+    # request line is ASCII); everything else in it is kept as written.
+    path = quote(parts.path.rstrip("/"), safe=_PRINTABLE_ASCII)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
+_PRINTABLE_ASCII = "".join(map(chr, range(0x21, 0x7F)))
+
+
+def _resolvable(host: str) -> bool:
+    """Whether the resolver can be asked for ``host`` at all: a name IDNA cannot encode
+    (``a..b``, a part over 63 characters) fails before any lookup."""
+    if ":" in host:  # an IPv6 address: no labels to encode
+        return True
+    if host.isascii():  # the usual case, without importing the IDNA codec (5 ms)
+        return all(0 < len(label) < 64 for label in host.removesuffix(".").split("."))
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _with_scheme(text: str) -> str | None:
@@ -95,7 +128,11 @@ def manager_url(state: state_mod.State) -> ManagerUrl | None:
     if env:
         return ManagerUrl(normalise_manager_url(env, what=URL_ENV), URL_ENV)
     if state.manager_url:
-        return ManagerUrl(state.manager_url, "state.json")
+        try:
+            url = normalise_manager_url(state.manager_url, what=f"{paths.state_file()}'s URL")
+        except UsageError as exc:  # written by hand, or by something else than ocm
+            raise OcmError(f"not logged in: {exc.what}", "run `ocm login <url>`") from None
+        return ManagerUrl(url, "state.json")
     return None
 
 

@@ -94,6 +94,12 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
         ("http://host/?q=1", "give just the scheme, host, port and path prefix"),
         ("http://host:port", "write it like http://127.0.0.1:5003"),
         ("http://[::1", "is not a valid URL; write it like"),
+        ("http://:5003", "needs a scheme and a host"),
+        ("http://manager example.com", "contains a space or a control character"),
+        ("http://manager\texample.com", "contains a space or a control character"),
+        ("http://a..b", "a host name that cannot be looked up"),
+        (f"http://{'a' * 64}.example.com", "a host name that cannot be looked up"),
+        ("http://例え..jp", "a host name that cannot be looked up"),
     ],
 )
 def test_login_url_without_scheme_or_host_is_a_usage_error(
@@ -228,25 +234,37 @@ def test_a_url_that_is_not_a_manager(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(("path", "sent"), [("/api", "/api"), ("/präfix/", "/pr%C3%A4fix")])
 def test_a_manager_url_with_a_path_it_does_not_serve(
-    manager: RunningManager, tmp_path: Path
+    path: str, sent: str, manager: RunningManager, tmp_path: Path
 ) -> None:
     # The Manager's own 404 for an unknown path is not about a repo: no `ocm list` advice
-    # (that cannot work before a login) and none of its HTML-era wording.
-    result = run_ocm("login", f"{manager.url}/api", input=manager.token + "\n")
+    # (that cannot work before a login) and none of its HTML-era wording. A path outside
+    # ASCII is sent percent-encoded, as a browser sends it.
+    result = run_ocm("login", f"{manager.url}{path}", input=manager.token + "\n")
     line = assert_one_error(
         result,
         1,
-        f"{manager.url}/api has no /api/internal/opencode-workspaces",
+        f"{manager.url}{sent} has no /api/internal/opencode-workspaces",
         "nothing was saved",
-        f"without the path /api: {manager.url})",
+        f"without the path {sent}: {manager.url})",
     )
     assert "ocm list" not in line and "requested URL" not in line
     assert not config(tmp_path).exists()
 
 
 @pytest.mark.parametrize(
-    "content", ["", "   \n", "{not json", "[1, 2]", '{"managerUrl": 5}', "\x00\xff\xfe"]
+    "content",
+    [
+        "",
+        "   \n",
+        "{not json",
+        "[1, 2]",
+        '{"managerUrl": 5}',
+        "\x00\xff\xfe",
+        '{"managerUrl": "manager:5003"}',
+        '{"managerUrl": "http://a b"}',
+    ],
 )
 def test_corrupt_or_empty_state_means_not_logged_in(
     content: str, tmp_path: Path, recorder: Recorder
