@@ -89,13 +89,21 @@ def ip_address(value: str) -> str:
 
 
 def http_url(value: str) -> str:
-    """An ``http(s)://host[:port][/path]`` URL."""
+    """An ``http(s)://host[:port][/path]`` URL that a connection can be made to."""
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  # raises for a port out of range
+        # UnicodeError, a ValueError, for a host no lookup can take (a..b, a part over 63)
+        (parts.hostname or "").encode("idna")
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        # parsing drops a tab or a newline without a word; a space breaks the request line
+        or any(char.isspace() or not char.isprintable() for char in value)
+    ):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an http(s) URL; give one such as https://ocm.example.com"
         )

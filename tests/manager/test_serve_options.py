@@ -49,6 +49,10 @@ def _serve(data_dir: Path, *args: str, env: dict[str, str] | None = None):  # ty
         ("--web-app-url", "notaurl"),
         ("--web-app-url", "ftp://host"),
         ("--opencode-url", "notaurl"),
+        ("--opencode-url", "http://opencode host:4096"),
+        ("--opencode-url", "http://opencode..host:4096"),
+        ("--web-app-url", "https://ocm.example.com:8443/\tapp"),
+        ("--web-app-url", f"https://{'a' * 64}.example.com"),
         ("--web-app-port", "70000"),
     ],
 )
