@@ -290,10 +290,14 @@ def cmd_token_rotate(data_dir: Path) -> int:
 def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | None) -> int:
     from manager.repos import RepoError, clone_repo
 
+    # Not the defaults: an empty --name or --branch is more likely a script's unset variable.
     if name == "":
-        # Not the default name: an empty --name is more likely a script's unset variable.
         raise CliError(
             "--name is empty; give a name, or leave --name out to name it after the source"
+        )
+    if branch == "":
+        raise CliError(
+            "--branch is empty; give a branch, or leave --branch out for the source's default"
         )
     settings = Settings(data_dir=data_dir)
     try:

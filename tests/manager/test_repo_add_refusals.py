@@ -96,6 +96,11 @@ def test_an_empty_name_or_source_says_which(manager: RunningManager, tmp_path: P
     assert empty_name == (
         "ocm-manager: --name is empty; give a name, or leave --name out to name it after the source"
     )
+    empty_branch = one_line(manager.cli("repo", "add", str(source), "--branch", "", check=False))
+    assert empty_branch == (
+        "ocm-manager: --branch is empty; give a branch, or leave --branch out for the source's"
+        " default"
+    )
     empty_source = one_line(manager.cli("repo", "add", "", check=False))
     assert empty_source == (
         "ocm-manager: the source is empty; give a git URL or a path on the Manager to clone"
