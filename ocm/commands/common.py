@@ -23,7 +23,9 @@ URL_ENV = "OPENCODE_MANAGER_URL"
 
 
 def normalise_manager_url(raw: str, *, what: str = "the Manager URL") -> str:
-    """Scheme and host required (http/https), lower-cased; trailing ``/`` dropped."""
+    """Scheme and host required (http/https), lower-cased; trailing ``/`` dropped; a path
+    outside ASCII percent-encoded. Refused (UsageError): whatever no connection could be
+    made to."""
     from urllib.parse import quote, urlsplit, urlunsplit  # noqa: PLC0415
 
     text = raw.strip()
