@@ -244,15 +244,33 @@ def repo_name(root: Path) -> str:
     return f"repo-{name}"[:100] if name.isdigit() else name
 
 
-def _confirm_create(name: str, yes: bool) -> None:
+def _confirm_create(name: str, yes: bool, alike: resolve.AnotherUrl | None) -> None:
+    """``alike``: repos the Manager has of this checkout's repository by another URL. Most
+    likely this very project, so what --create makes is a second copy: said first."""
+    instead = f"make its URL this checkout's origin: `{alike.command}`" if alike else ""
     if yes:
+        if alike:
+            note(
+                f"{alike.said}; making {name!r} all the same, a second copy (to push to it, "
+                f"{instead})"
+            )
         return
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        if alike:
+            raise OcmError(
+                f"no Manager repo matches this checkout, though {alike.said}",
+                f"to push to it, {instead}; or, to create {name!r} all the same, a second "
+                "copy, run `ocm push --create --yes`",
+            )
         raise OcmError(
             f"no Manager repo matches this checkout, and creating {name!r} needs a confirmation",
             "run `ocm push --create --yes` to create it",
         )
-    answer = ask(f"Create the Manager repo {name!r} from this checkout? [y/N] ").strip().lower()
+    question = f"Create the Manager repo {name!r} from this checkout? [y/N] "
+    if alike:
+        note(f"{alike.said}; to push to it instead, {instead}")
+        question = f"Create {name!r} all the same, a second copy? [y/N] "
+    answer = ask(question).strip().lower()
     if answer not in {"y", "yes"}:
         raise OcmError("nothing pushed", "answer y to create the repo, or pass --yes")
 
@@ -513,6 +531,9 @@ def _push_to(
             "commit once, then run `ocm push --create`",
         )
     repo_id = ws.repo_id if ws else 0
+    # Creating: the list is asked again on this rare path for the look-alikes a second
+    # copy would duplicate, rather than carried from the match on every other.
+    alike = resolve.by_another_url(checkout, client.workspaces()) if ws is None else None
     # The everyday loop skips /head: when this checkout's last transfer was with
     # this repo, the pack assumes what that left there, and the Manager checks
     # everything at the swap anyway (a refusal then asks /head to say why).
@@ -536,6 +557,7 @@ def _push_to(
         yes=yes,
         asked=assumed is None,
         new_name=new_name,
+        alike=alike,
     )
 
 
@@ -571,10 +593,12 @@ def _push(
     yes: bool,
     asked: bool,
     new_name: str | None,
+    alike: resolve.AnotherUrl | None,
 ) -> None:
     """The push once both sides have been looked at: refuse, confirm, send, record.
     ``asked``: ``head`` is the Manager's answer, not what this checkout assumes of it;
-    ``new_name``: the repo to create when ``ws`` is None."""
+    ``new_name``: the repo to create when ``ws`` is None; ``alike``: the Manager's repos
+    of this checkout's repository by another URL, then."""
     repo_id = ws.repo_id if ws else 0
     branch = outgoing.state.branch
     if outgoing.selection.skipped:
@@ -588,7 +612,7 @@ def _push(
     if ws is None:
         assert new_name is not None
         label = new_name
-        _confirm_create(label, yes)
+        _confirm_create(label, yes, alike)
         params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
     else:
         label = ws.name

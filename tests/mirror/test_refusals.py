@@ -8,6 +8,7 @@ both sides agree, and that nothing either side had is lost.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -23,7 +24,8 @@ from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_ch
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
-from tests.support.processes import Cli, RunningManager
+from tests.support.processes import Cli, RunningManager, ocm_command
+from tests.support.terminal import read_until_closed
 from tests.support.upstream import RecordingUpstream, stand_in_env
 
 BACKUP_REF = re.compile(r"refs/ocm/backup/[^\s`]+")
@@ -380,6 +382,74 @@ def test_an_origin_by_another_url_is_named_follow_set_url(
     assert done.returncode == 0 and f"ocm: pushed proj (#{p.repo_id})" in done.stdout, done.stderr
     assert (p.directory / "teammate.txt").read_text() == "the teammate's work\n"
     assert [r["name"] for r in ocm.repos(teammate)] == ["proj"]
+
+
+def test_create_with_no_terminal_to_ask_on_needs_yes(ocm: Cli, tmp_path: Path) -> None:
+    laptop = rich_repo(tmp_path / "laptop" / "fresh", origin="https://example.invalid/o/fresh.git")
+    what, ways = refusal(ocm(laptop, "push", "--create"))
+    assert (
+        what == "no Manager repo matches this checkout, and creating 'fresh' needs a confirmation"
+    )
+    assert ways == ["run `ocm push --create --yes` to create it"]
+    assert ocm.repos(laptop) == []
+    follow(ocm, laptop, ways[0])
+    assert [r["name"] for r in ocm.repos(laptop)] == ["fresh"]
+
+
+def test_create_beside_the_same_repository_by_another_url_says_it_makes_a_second_copy(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """`ocm push --create` from a teammate's ssh clone in a folder of another name (so no
+    name is taken): the Manager has the project by https, and what --create would make is a
+    second copy of it, whose work would split from the first. Said before anything is made,
+    with the command that reaches the first; made only when asked for all the same."""
+    p = pushed("proj")
+    teammate = p.laptop.parent.parent / "teammate" / "proj-ssh"
+    git(p.laptop.parent, "clone", "-q", str(p.laptop), str(teammate))
+    git(teammate, "remote", "set-url", "origin", "git@example.invalid:org/proj.git")
+    alike = (
+        f"#{p.repo_id} proj (main) has origin https://example.invalid/org/proj.git: the same "
+        "repository by another URL, and origins match only as written"
+    )
+    set_url = "`git remote set-url origin https://example.invalid/org/proj.git`"
+
+    what, ways = refusal(ocm(teammate, "push", "--create"))  # no terminal to ask on
+    assert what == f"no Manager repo matches this checkout, though {alike}"
+    assert ways == [
+        f"to push to it, make its URL this checkout's origin: {set_url}",
+        "to create 'proj-ssh' all the same, a second copy, run `ocm push --create --yes`",
+    ]
+
+    # On a terminal, the question says what a yes makes; no makes nothing.
+    controller, terminal = os.openpty()
+    try:
+        asking = subprocess.Popen(
+            ocm_command("push", "--create"),
+            cwd=teammate,
+            env=ocm.env(),
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            text=True,
+        )
+    finally:
+        os.close(terminal)
+    os.write(controller, b"n\n")
+    shown = read_until_closed(controller).decode(errors="replace")
+    asking.communicate(timeout=120)
+    assert asking.returncode == 1, shown
+    assert f"ocm: {alike}; to push to it instead, make its URL this checkout's origin: " in shown
+    assert "Create 'proj-ssh' all the same, a second copy? [y/N]" in shown
+    assert "ocm: nothing pushed" in shown
+    assert [r["name"] for r in ocm.repos(teammate)] == ["proj"]
+
+    made = ocm(teammate, "push", "--create", "--yes")
+    assert made.returncode == 0, made.stderr
+    assert (
+        f"ocm: {alike}; making 'proj-ssh' all the same, a second copy (to push to it, make its "
+        f"URL this checkout's origin: {set_url})"
+    ) in made.stderr
+    assert sorted(r["name"] for r in ocm.repos(teammate)) == ["proj", "proj-ssh"]
 
 
 @pytest.mark.slow
