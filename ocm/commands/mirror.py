@@ -531,9 +531,11 @@ def _push_to(
             "commit once, then run `ocm push --create`",
         )
     repo_id = ws.repo_id if ws else 0
-    # Creating: the list is asked again on this rare path for the look-alikes a second
-    # copy would duplicate, rather than carried from the match on every other.
-    alike = resolve.by_another_url(checkout, client.workspaces()) if ws is None else None
+    # Creating from a checkout with an origin: the list is asked again on this rare path for
+    # the look-alikes a second copy would duplicate, rather than carried from every match.
+    alike = None
+    if ws is None and checkout.origin:
+        alike = resolve.by_another_url(checkout, client.workspaces())
     # The everyday loop skips /head: when this checkout's last transfer was with
     # this repo, the pack assumes what that left there, and the Manager checks
     # everything at the swap anyway (a refusal then asks /head to say why).
