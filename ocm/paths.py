@@ -16,17 +16,35 @@ def config_dir() -> Path:
     override = os.environ.get("OCM_CONFIG_DIR")
     if override:
         return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".config"
-    return base / APP_NAME
+    return _xdg("XDG_CONFIG_HOME", ".config") / APP_NAME
+
+
+def _xdg(variable: str, default: str) -> Path:
+    """``$variable``, else ``~/default``."""
+    return _from_xdg(variable) or Path.home() / default
+
+
+def _from_xdg(variable: str) -> Path | None:
+    """The folder ``$variable`` names; None when unset or relative (ignored, as the XDG
+    spec says)."""
+    value = Path(os.environ.get(variable) or "").expanduser()
+    return value if value.is_absolute() else None
 
 
 def config_dir_flaw() -> tuple[str, str] | None:
     """(what, what to do) when the config dir cannot hold files because it, or a folder
-    above it, is a file (``OCM_CONFIG_DIR=/dev/null``); None otherwise.
+    above it, is a file (``OCM_CONFIG_DIR=/dev/null``), or it is a relative
+    ``OCM_CONFIG_DIR``, which would be another folder in each folder ocm runs in; None
+    otherwise.
 
     Advice to remove ``state.json`` inside a file could never work: name the variable."""
     where = config_dir()
+    if os.environ.get("OCM_CONFIG_DIR") and not where.is_absolute():
+        return (
+            f"OCM_CONFIG_DIR ({where}) is a relative path, so ocm's token and state would be"
+            " kept in whichever folder a command runs in",
+            "set OCM_CONFIG_DIR to an absolute path, or unset it",
+        )
     found = where
     try:
         while not found.exists() and found != found.parent:
@@ -35,7 +53,13 @@ def config_dir_flaw() -> tuple[str, str] | None:
             return None
     except OSError:
         return None
-    variable = next((v for v in ("OCM_CONFIG_DIR", "XDG_CONFIG_HOME") if os.environ.get(v)), None)
+    variable = (
+        "OCM_CONFIG_DIR"
+        if os.environ.get("OCM_CONFIG_DIR")
+        else "XDG_CONFIG_HOME"
+        if _from_xdg("XDG_CONFIG_HOME")
+        else None
+    )
     what = f"the config dir {where} is not a directory"
     if found != where:
         what = f"the config dir {where} cannot be made: {found} is not a directory"
@@ -47,9 +71,7 @@ def config_dir_flaw() -> tuple[str, str] | None:
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/opencode-manager``, else ``~/.cache/opencode-manager``: only things
     ocm can work out again (e.g. the version of an ``opencode`` binary)."""
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / APP_NAME
+    return _xdg("XDG_CACHE_HOME", ".cache") / APP_NAME
 
 
 def state_file() -> Path:

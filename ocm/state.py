@@ -119,6 +119,9 @@ def _int(data: dict[str, Any], key: str) -> int | None:
 def load() -> State:
     """The saved state; an empty ``State`` (with ``problem`` set if unreadable) otherwise."""
     path = paths.state_file()
+    flaw = None if path.is_absolute() else paths.config_dir_flaw()
+    if flaw:  # a relative OCM_CONFIG_DIR: read nothing from the folder this runs in
+        return State(problem=flaw[0], problem_todo=flaw[1])
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -185,6 +185,32 @@ def test_a_config_dir_that_is_a_file_names_its_variable(
     assert run_ocm("list", env=env).returncode == 0
 
 
+def test_a_relative_config_dir_is_refused_and_a_relative_xdg_config_home_ignored(
+    manager: RunningManager, tmp_path: Path
+) -> None:
+    """OCM_CONFIG_DIR=rel would keep the token and state in whichever folder ocm runs in
+    (inside a checkout, where a push would send them): refused, nothing written. A relative
+    XDG_CONFIG_HOME is ignored, as the XDG spec says: ~/.config, as if unset."""
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {"OCM_CONFIG_DIR": "rel"}
+    what = "OCM_CONFIG_DIR (rel) is a relative path, so ocm's token and state would be kept"
+    todo = "; set OCM_CONFIG_DIR to an absolute path, or unset it"
+    login = run_ocm("login", manager.url, cwd=work, input=manager.token + "\n", env=env)
+    assert_one_error(login, 1, what, todo)
+    assert_one_error(run_ocm("list", cwd=work, env=env), 1, f"not logged in: {what}", todo)
+    status = run_ocm("status", cwd=work, env=env)
+    assert status.returncode == 0 and f"warning:   {what}" in status.stdout
+    assert list(work.iterdir()) == []
+
+    env = {"XDG_CONFIG_HOME": "relcfg"}
+    login = run_ocm("login", manager.url, cwd=work, input=manager.token + "\n", env=env)
+    assert login.returncode == 0, login.stderr
+    assert (tmp_path / "home" / ".config" / "opencode-manager" / "state.json").is_file()
+    assert list(work.iterdir()) == []
+    assert run_ocm("list", cwd=tmp_path, env=env).returncode == 0
+
+
 def test_a_credentials_json_that_is_a_directory_is_named_and_login_recovers(
     manager: RunningManager, tmp_path: Path
 ) -> None:
