@@ -320,7 +320,7 @@ class ManagerClient:
             return False
         if absent is not None:
             raise ManagerError(
-                f"no TUI can attach: the Manager at {self.url} has no OpenCode ({absent})",
+                f"no TUI can attach to the Manager at {self.url}: {absent}",
                 "whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
                 "without --no-opencode), then run the command again",
                 status=response.status_code,

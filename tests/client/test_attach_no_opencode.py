@@ -33,9 +33,9 @@ def test_no_tui_is_started_on_a_manager_without_opencode(
         lines = result.stderr.strip().splitlines()
         assert lines[0].startswith(f"ocm: attaching to #{repo.repo_id} widget"), lines
         assert len(lines) == 2 and "Traceback" not in result.stderr, result.stderr
-        assert lines[1].startswith(
-            f"ocm: no TUI can attach: the Manager at {login.url} has no OpenCode ("
-        ), lines[1]
+        assert lines[1].startswith(f"ocm: no TUI can attach to the Manager at {login.url}: "), (
+            lines[1]
+        )
         assert lines[1].endswith(
             "; whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
             "without --no-opencode), then run the command again"
@@ -45,6 +45,6 @@ def test_no_tui_is_started_on_a_manager_without_opencode(
     assert json.loads(run_ocm("status", "--json").stdout)["lastRepo"]["repoId"] == repo.repo_id
     # The Manager's own reason: which one, and for a missing one, how to install it.
     if "--no-opencode" in login.args:
-        assert "(the Manager runs without OpenCode (--no-opencode))" in lines[1]
+        assert f"{login.url}: the Manager runs without OpenCode (--no-opencode); " in lines[1]
     else:
-        assert "(OpenCode is not installed on the Manager; install it (" in lines[1]
+        assert f"{login.url}: OpenCode is not installed on the Manager; install it (" in lines[1]
