@@ -258,6 +258,8 @@ def _read_file(*, trusted_only: bool = False) -> dict[str, str]:
     Writers skip the check, since writing it (``ocm login``) makes it private again.
     """
     path = paths.credentials_file()
+    if not path.is_absolute():  # a relative OCM_CONFIG_DIR: nothing of this folder's is ours
+        return {}
     _refuse_a_directory(path)
     if trusted_only:
         problem = exposure(path)

@@ -203,6 +203,8 @@ def _unwritable(path: Path, exc: OSError) -> OcmError:
 def clear() -> bool:
     """Remove ``state.json``; True when there was one."""
     path = paths.state_file()
+    if not path.is_absolute():  # a relative OCM_CONFIG_DIR: that file is not ocm's
+        return False
     try:
         path.unlink()
     except FileNotFoundError:

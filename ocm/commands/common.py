@@ -164,6 +164,9 @@ def require_login(state: state_mod.State) -> Login:
             f"run `ocm login <url>` (or set {URL_ENV} and {credentials.ENV_TOKEN})",
         )
     token = credentials.find_token(where.url, state.keyring_for(where.url))
+    flaw = paths.config_dir_flaw() if token is None else None
+    if flaw:  # no credentials.json could be there: say why, not "no token in it"
+        raise OcmError(f"no token for {where.url}: {flaw[0]}", flaw[1])
     if token is None:
         raise OcmError(
             f"no token for {where.url} in {credentials.file_label()} or the OS "
@@ -194,8 +197,8 @@ def remember(state: state_mod.State, login: Login, ws: Workspace) -> state_mod.S
     When ``OPENCODE_MANAGER_URL`` names another Manager than the one logged in to, state.json
     is left alone: a last repo only means something next to its own Manager URL.
     """
-    if state.manager_url not in (None, login.url):
-        return state
+    if state.manager_url not in (None, login.url) or not paths.state_file().is_absolute():
+        return state  # (or OCM_CONFIG_DIR is relative: nothing is kept where ocm runs)
     updated = state.with_last_repo(ws.repo_id, ws.name, ws.directory, ws.branch).replace(
         manager_url=login.url, keyring_backend=login.token.keeper or state.keyring_backend
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -186,7 +187,10 @@ def test_a_config_dir_that_is_a_file_names_its_variable(
 
 
 def test_a_relative_config_dir_is_refused_and_a_relative_xdg_config_home_ignored(
-    manager: RunningManager, tmp_path: Path
+    manager: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    recorder: Recorder,
+    tmp_path: Path,
 ) -> None:
     """OCM_CONFIG_DIR=rel would keep the token and state in whichever folder ocm runs in
     (inside a checkout, where a push would send them): refused, nothing written. A relative
@@ -202,6 +206,28 @@ def test_a_relative_config_dir_is_refused_and_a_relative_xdg_config_home_ignored
     status = run_ocm("status", cwd=work, env=env)
     assert status.returncode == 0 and f"warning:   {what}" in status.stdout
     assert list(work.iterdir()) == []
+    # Nor is a credentials.json read there (one a checkout brought along, say) when the URL
+    # comes from the environment; the environment's own token still works, and neither
+    # remembering a repo nor logging out writes or removes anything there.
+    planted = work / "rel" / "credentials.json"
+    planted.parent.mkdir(mode=0o700)
+    planted.write_text(json.dumps({"version": 1, "tokens": {manager.url: manager.token}}))
+    planted.chmod(0o600)
+    (work / "rel" / "state.json").write_text(json.dumps({"managerUrl": manager.url}))
+    env["OPENCODE_MANAGER_URL"] = manager.url
+    listed = run_ocm("list", cwd=work, env=env)
+    assert_one_error(listed, 1, f"no token for {manager.url}: {what}", todo)
+    env["OCM_TOKEN"] = manager.token
+    add_repo("widget")
+    assert run_ocm("use", "widget", cwd=work, env=env).returncode == 0
+    assert recorder.called()
+    assert run_ocm("logout", cwd=work, env=env).returncode == 0
+    assert sorted(path.name for path in planted.parent.iterdir()) == [
+        "credentials.json",
+        "state.json",
+    ]
+    assert json.loads((work / "rel" / "state.json").read_text()) == {"managerUrl": manager.url}
+    shutil.rmtree(planted.parent)
 
     env = {"XDG_CONFIG_HOME": "relcfg"}
     login = run_ocm("login", manager.url, cwd=work, input=manager.token + "\n", env=env)
