@@ -305,7 +305,9 @@ def _create_repo() -> Repo:
         ) from None
     try:
         directory.mkdir(parents=True)
-        gitcmd.run(directory, "init", "-q", "-b", branch)
+        # Of the pushing checkout's kind (SHA-1 or SHA-256): git moves no objects between two.
+        kind = gitcmd.oid_format(request.args.get("snapshot", ""))
+        gitcmd.run(directory, "init", "-q", f"--object-format={kind}", "-b", branch)
         (directory / ".git" / CREATING).touch()
         if repo.origin_url:  # as a clone would have it, so agents can fetch and push
             gitcmd.run(directory, "remote", "add", "--", "origin", repo.origin_url)

@@ -23,13 +23,14 @@ from ocm import state as state_mod
 from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
-from ocm.mirror import history, pack, wire
+from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
     Busy,
     GitBusy,
     IncompletePack,
     MirrorError,
     NotARepo,
+    OtherKind,
     Refused,
     TooLarge,
     Unfinished,
@@ -110,6 +111,8 @@ CONFLICT_TODOS: dict[str, str | None] = {
     GitBusy.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
+    OtherKind.code: "push this checkout to a Manager repo of its kind: `ocm push --create "
+    "--name <another name>` makes one",
     "repo_exists": "name the new one with `ocm push --create --name <another name>`, or, if "
     "that repo is this project, give this checkout its origin (`ocm list --json` shows it) "
     "and run `ocm push`",
@@ -128,6 +131,12 @@ def _error(exc: MirrorError) -> OcmError:
         return ConflictError(exc.what, exc.todo or FORCE_TODO, status=409, code=exc.code)
     if isinstance(exc, Busy):
         return ConflictError(exc.message, BUSY_TODO, status=409, code=exc.code)
+    if isinstance(exc, OtherKind):  # a pull: a checkout of the Manager's kind can take it
+        return OcmError(
+            exc.what,
+            f"pull into a checkout of the Manager's kind: in a new folder, `git init "
+            f"--object-format={exc.theirs}`, give it this checkout's origin and run `ocm pull`",
+        )
     return OcmError(exc.what.rstrip("."), exc.todo or "fix that and run the command again")
 
 
@@ -284,6 +293,11 @@ def _push_refusal(
 ) -> ConflictError | None:
     """What ``/head`` says the push would overwrite, and the way forward (the Manager
     checks again at the swap)."""
+    kind = _other_kind(
+        head, f"The Manager's copy of {label}", "this checkout", outgoing.state.snapshot
+    )
+    if kind:
+        raise OcmError(kind.what, CONFLICT_TODOS[kind.code])
     state = outgoing.state
     return refusals.push_refused(
         label,
@@ -301,6 +315,9 @@ def _pull_refusal(
 ) -> ConflictError | None:
     """What the pull would overwrite here, and the way forward."""
     state, branch = state or repo_state(root), head.get("branch")
+    kind = _other_kind(head, THIS_CHECKOUT, "the Manager", state.snapshot, receiving=True)
+    if kind:
+        raise _error(kind)
     return refusals.pull_refused(
         label,
         branch,
@@ -308,6 +325,23 @@ def _pull_refusal(
         manager_changed=refusals.manager_changed(root, head, state.head),
         dirty=bool(head.get("dirty")),
         tui=bool(head.get("inUse")),
+    )
+
+
+def _other_kind(
+    head: dict[str, Any], side: str, sender: str, ours: str, *, receiving: bool = False
+) -> OtherKind | None:
+    """The refusal when ``/head`` shows a Manager's copy of the other hash function than
+    this checkout's ``ours`` (an object id here), before a pack is sent: ``side`` is the
+    receiving side, this checkout when ``receiving``."""
+    seen = head.get("head")
+    if not gitcmd.is_oid(seen):
+        return None
+    here, there = gitcmd.oid_format(ours), gitcmd.oid_format(str(seen))
+    if here == there:
+        return None
+    return (
+        OtherKind(side, here, sender, there) if receiving else OtherKind(side, there, sender, here)
     )
 
 

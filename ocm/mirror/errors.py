@@ -52,6 +52,25 @@ class TooLarge(BadPack):
     code = "too_large"
 
 
+class OtherKind(MirrorError):
+    """Raised when the two sides name their objects by different hash functions (SHA-1 and
+    SHA-256, ``git init --object-format``): git moves no object between such repositories.
+    ``theirs`` is the sending side's."""
+
+    status = 409
+    code = "object_format"
+
+    def __init__(self, side: str, ours: str, sender: str, theirs: str) -> None:
+        self.theirs = theirs
+        super().__init__(
+            f"{side} names its objects by {_HASH_NAMES.get(ours, ours)}, {sender} by "
+            f"{_HASH_NAMES.get(theirs, theirs)}, and git moves no objects between the two"
+        )
+
+
+_HASH_NAMES = {"sha1": "SHA-1", "sha256": "SHA-256"}
+
+
 class NoSpace(MirrorError):
     """Raised when the receiving disk is full (or a size limit of the OS is hit)."""
 

@@ -207,6 +207,16 @@ def is_oid(text: object) -> bool:
     return isinstance(text, str) and _OID.fullmatch(text) is not None
 
 
+def oid_format(oid: str) -> str:
+    """The hash function (``git init --object-format``) an object id of this length is of."""
+    return "sha256" if len(oid) == 64 else "sha1"
+
+
+def object_format(root: Path) -> str:
+    """The hash function the repository at ``root`` names its objects by."""
+    return out(root, "rev-parse", "--show-object-format")
+
+
 # How git reports a parallel checkout's worker killed by a file size limit.
 _WORKER_OUT_OF_ROOM = f"died of signal {int(signal.SIGXFSZ)}"
 

@@ -25,9 +25,11 @@ from ocm.background import Task
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
 from ocm.mirror.errors import (
     NOT_ALLOWED,
+    BadPack,
     Busy,
     GitBusy,
     MirrorError,
+    OtherKind,
     Refused,
     Unfinished,
     Unwritable,
@@ -190,6 +192,17 @@ def _risks(
     return risks, tip if lost else None, detached if orphaned else None
 
 
+def refuse_other_kind(root: Path, snapshot_commit: str, side: str, sender: str) -> None:
+    """Raise OtherKind when the refused pack came from a repository of the other hash
+    function: git's own words for it ("bogus commit object") would not say so. Asked only
+    once a pack is refused, so the everyday transfer pays nothing for it."""
+    if not gitcmd.is_oid(snapshot_commit):
+        return
+    ours, theirs = gitcmd.object_format(root), gitcmd.oid_format(snapshot_commit)
+    if ours != theirs:
+        raise OtherKind(side, ours, sender, theirs)
+
+
 def receive(
     root: Path,
     stream: IO[bytes],
@@ -235,9 +248,13 @@ def receive(
     looked = looked or Task(look, root)
     try:
         quarantine = work / "objects"
-        count = pack.index_pack(root, stream, quarantine, limits, progress)
-        env = pack.quarantine_env(root, quarantine)
-        incoming = read_snapshot(root, env, snapshot_commit, branch)
+        try:
+            count = pack.index_pack(root, stream, quarantine, limits, progress)
+            env = pack.quarantine_env(root, quarantine)
+            incoming = read_snapshot(root, env, snapshot_commit, branch)
+        except BadPack:
+            refuse_other_kind(root, snapshot_commit, side, lacking_label)
+            raise
         marker = read_marker(root)
         weighed = checks.weigh(root, env, incoming, limits, checks.base_of(marker))
         # Checked against this side's own tree: only what differs is looked at and written.

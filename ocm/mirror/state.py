@@ -217,12 +217,13 @@ def read_head(root: Path) -> Head:
     """HEAD's commit, branch, tree and date: two git commands, whatever is asked of them."""
     branch = current_branch(root)
     (found,) = gitcmd.read_objects(root, ["HEAD^{commit}"])
-    if found is None:
-        return Head(None, branch, _EMPTY_TREE, "0 +0000")
+    if found is None:  # unborn: it "has" the empty tree, whose id is SHA-1's or SHA-256's
+        empty = gitcmd.out(root, "hash-object", "-t", "tree", "--stdin", input=b"")
+        return Head(None, branch, empty, "0 +0000")
     headers = gitcmd.commit_headers(found.content)
     committer = headers.get("committer", ["0 +0000"])[0]
     date = committer.rsplit(" ", 2)[-2] + " +0000"
-    return Head(found.oid, branch, headers.get("tree", [_EMPTY_TREE])[0], date)
+    return Head(found.oid, branch, headers["tree"][0], date)
 
 
 def current_branch(root: Path) -> str | None:
@@ -237,10 +238,6 @@ def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
     head = read_head(root)
     _, tree, kept = staged_and_snapshot(root, selection, write_blobs=False)
     return RepoState(head.commit, head.branch, head.tree, tree, kept)
-
-
-# The empty tree: what an unborn branch "has" (the same id in every sha1 repository).
-_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 def read_marker(root: Path) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Push and pull from the shapes real checkouts have: linked worktrees, submodules, partial
-and shallow clones. The real CLI, a real Manager, real git."""
+and shallow clones, SHA-256 repositories. The real CLI, a real Manager, real git."""
 
 from __future__ import annotations
 
@@ -197,3 +197,88 @@ def test_a_branch_outside_ascii_goes_both_ways_and_shows_as_it_safely_can(
     assert f" proj{' ' * 20} {shown} " in admin.stdout
     assert git(laptop, "branch", "--show-current") == branch
     assert (laptop / "f.txt").read_text() == "v1\n"
+
+
+def test_a_sha256_repository_is_mirrored_into_one_of_its_kind(ocm: Cli, tmp_path: Path) -> None:
+    """``git init --object-format=sha256``: the Manager's copy is made of that kind too (it
+    was made SHA-1, and git refused the pack as "bogus commit object")."""
+    laptop = make_repo(tmp_path / "proj", files={"f.txt": "v0\n"}, object_format="sha256")
+    (laptop / "new.txt").write_text("untracked\n")
+    pushed = ocm(laptop, "push", "--create", "--yes")
+    assert pushed.returncode == 0, pushed.stderr
+    manager_copy = ocm.manager.data_dir / "repos" / "proj"
+    assert git(manager_copy, "rev-parse", "--show-object-format") == "sha256"
+    assert tree_listing(manager_copy) == tree_listing(laptop)
+
+    (manager_copy / "f.txt").write_text("agent\n")
+    pulled = ocm(laptop, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (laptop / "f.txt").read_text() == "agent\n"
+    (laptop / "f.txt").write_text("mine\n")
+    assert ocm(laptop, "push").returncode == 0
+    assert (manager_copy / "f.txt").read_text() == "mine\n"
+
+
+def test_repositories_of_two_hash_functions_say_so_and_change_nothing(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """A SHA-1 checkout of a project whose Manager copy is SHA-256: git moves no objects
+    between the two, and said only "bogus commit object", or that both sides had changed."""
+    origin = "https://example.com/acme/proj.git"
+    first = make_repo(tmp_path / "proj", origin=origin, object_format="sha256")
+    assert ocm(first, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "proj"
+    laptop = make_repo(tmp_path / "sha1", origin=origin, files={"f.txt": "work\n"})
+    before = repo_listing(manager_copy), repo_listing(laptop)
+
+    for force in ((), ("--force",)):
+        what, todo = refusal(ocm(laptop, "push", *force))
+        assert what == (
+            "The Manager's copy of proj names its objects by SHA-256, this checkout by SHA-1,"
+            " and git moves no objects between the two"
+        )
+        assert todo == [
+            "push this checkout to a Manager repo of its kind: `ocm push --create --name "
+            "<another name>` makes one"
+        ]
+        what, todo = refusal(ocm(laptop, "pull", *force))
+        assert what == (
+            "This checkout names its objects by SHA-1, the Manager by SHA-256, and git moves "
+            "no objects between the two"
+        )
+        assert todo == [
+            "pull into a checkout of the Manager's kind: in a new folder, `git init "
+            "--object-format=sha256`, give it this checkout's origin and run `ocm pull`"
+        ]
+    # A client that sends all the same (one from before) is refused by the Manager itself.
+    sha1_pack = subprocess.run(
+        ["git", "pack-objects", "--stdout", "--revs"],
+        cwd=laptop,
+        input=b"HEAD\n",
+        capture_output=True,
+        check=True,
+    ).stdout
+    sent = requests.post(
+        f"{ocm.manager.url}/api/internal/repo-mirror/1/up",
+        params={
+            wire.VERSION_PARAM: str(wire.VERSION),
+            "snapshot": git(laptop, "rev-parse", "HEAD"),
+        },
+        data=sha1_pack,
+        headers={**bearer(ocm.manager.token), "Content-Type": wire.PACK_TYPE},
+        timeout=30,
+    )
+    assert sent.status_code == 409 and sent.json()["error"] == "object_format", sent.text
+    assert sent.json()["message"].startswith(
+        "The Manager's copy of proj names its objects by SHA-256, the push by SHA-1"
+    )
+    assert (repo_listing(manager_copy), repo_listing(laptop)) == before
+
+    # The advice, followed: a SHA-256 checkout with that origin pulls.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q", "--object-format=sha256")
+    git(fresh, "remote", "add", "origin", origin)
+    pulled = ocm(fresh, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert tree_listing(fresh) == tree_listing(manager_copy)

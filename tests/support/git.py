@@ -62,10 +62,11 @@ def make_repo(
     origin: str | None = None,
     branch: str = "main",
     files: dict[str, str] | None = None,
+    object_format: str = "sha1",
 ) -> Path:
     """A repo with one commit (and ``origin`` set when given)."""
     path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", branch)
+    git(path, "init", "-q", f"--object-format={object_format}", "-b", branch)
     write_files(path, files or {"README.md": f"# {path.name}\n"})
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
