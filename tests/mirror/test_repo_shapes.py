@@ -282,3 +282,39 @@ def test_repositories_of_two_hash_functions_say_so_and_change_nothing(
     pulled = ocm(fresh, "pull")
     assert pulled.returncode == 0, pulled.stderr
     assert tree_listing(fresh) == tree_listing(manager_copy)
+
+
+def test_a_sparse_checkout_travels_whole(ocm: Cli, tmp_path: Path) -> None:
+    """The files outside the patterns travel as the index has them (the Manager's copy has
+    every file); a pull writes those that changed there, as git's own merges do, and
+    `git sparse-checkout reapply` takes them out again once committed (README, What
+    travels)."""
+    laptop = make_repo(tmp_path / "proj", files={"in/a.txt": "a\n", "out/b.txt": "b\n"})
+    git(laptop, "sparse-checkout", "set", "in")
+    assert not (laptop / "out").exists()
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "proj"
+    assert (manager_copy / "out" / "b.txt").read_text() == "b\n"
+    assert git(manager_copy, "status", "--porcelain") == ""
+
+    (manager_copy / "in" / "a.txt").write_text("agent\n")
+    (manager_copy / "out" / "c.txt").write_text("new\n")
+    (manager_copy / "out" / "b.txt").write_text("b2\n")
+    git(manager_copy, "commit", "-qam", "agent's b")
+    pulled = ocm(laptop, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert tree_listing(laptop) == tree_listing(manager_copy)
+    assert git(laptop, "ls-files", "-v", "out") == "H out/b.txt"
+    (manager_copy / "in" / "a.txt").write_text("again\n")
+    assert ocm(laptop, "pull").returncode == 0
+    assert git(laptop, "ls-files", "-v", "out") == "H out/b.txt"
+    git(laptop, "status")
+    git(laptop, "sparse-checkout", "reapply")
+    assert not (laptop / "out" / "b.txt").exists()
+    assert git(laptop, "ls-files", "-v", "out") == "S out/b.txt"
+    assert (laptop / "out" / "c.txt").read_text() == "new\n"  # untracked: git keeps it
+    # Still sparse, an edit inside the patterns goes up; out/b.txt stays as committed there.
+    (laptop / "in" / "a.txt").write_text("mine\n")
+    assert ocm(laptop, "push").returncode == 0
+    assert (manager_copy / "in" / "a.txt").read_text() == "mine\n"
+    assert (manager_copy / "out" / "b.txt").read_text() == "b2\n"
