@@ -306,8 +306,10 @@ def _create_repo() -> Repo:
     try:
         directory.mkdir(parents=True)
         # Of the pushing checkout's kind (SHA-1 or SHA-256): git moves no objects between two.
+        # (The option only where needed: a git before 2.29 has none.)
         kind = gitcmd.oid_format(request.args.get("snapshot", ""))
-        gitcmd.run(directory, "init", "-q", f"--object-format={kind}", "-b", branch)
+        sha256 = ["--object-format=sha256"] if kind == "sha256" else []
+        gitcmd.run(directory, "init", "-q", *sha256, "-b", branch)
         (directory / ".git" / CREATING).touch()
         if repo.origin_url:  # as a clone would have it, so agents can fetch and push
             gitcmd.run(directory, "remote", "add", "--", "origin", repo.origin_url)
