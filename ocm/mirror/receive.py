@@ -56,9 +56,10 @@ SETTLING = 10.0
 
 
 @contextlib.contextmanager
-def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
+def repo_lock(root: Path, what: str = "another transfer", *, waits: bool = True) -> Iterator[None]:
     """One transfer per repo at a time, across threads and processes; never waits for
-    another transfer (Busy), only for a moment of :func:`settle_index`."""
+    another transfer (Busy), only for a moment of :func:`settle_index` (unless not
+    ``waits``: a settling itself, whose own mark is up)."""
     handle = open(root / ".git" / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the block
     try:
         deadline = time.monotonic() + SETTLING
@@ -70,7 +71,7 @@ def repo_lock(root: Path, what: str = "another transfer") -> Iterator[None]:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                settling = (root / ".git" / SETTLING_NAME).exists()
+                settling = waits and (root / ".git" / SETTLING_NAME).exists()
                 if not (settling or was_settling) or time.monotonic() >= deadline:
                     raise Busy(f"{what} to or from this repo is in progress") from None
                 was_settling = settling
@@ -105,14 +106,21 @@ def new_workdir(staging_dir: Path, root: Path) -> Path:
 @contextlib.contextmanager
 def settling(root: Path) -> Iterator[None]:
     """The repo's lock for a moment of bookkeeping after a transfer: a transfer that comes
-    meanwhile waits for it. Raises Busy while a transfer holds the repo."""
+    meanwhile waits for it. Raises Busy while a transfer (or another settling) holds the
+    repo. The mark goes up before the lock is tried and comes down before it is let go: a
+    transfer never meets the lock held by a settling that has no mark yet (one, taking the
+    lock right after a push's answer, was refused as "in progress")."""
     mark = root / ".git" / SETTLING_NAME
-    with repo_lock(root):
-        mark.touch()
-        try:
-            yield
-        finally:
-            mark.unlink()
+    mark.touch()
+    try:
+        with repo_lock(root, waits=False):
+            try:
+                yield
+            finally:
+                mark.unlink(missing_ok=True)
+    except Busy:
+        mark.unlink(missing_ok=True)
+        raise
 
 
 def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:

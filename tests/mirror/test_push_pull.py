@@ -12,6 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from ocm.mirror import checks, receive
 from tests.mirror.conftest import Pushed, agent_commits, both_sides_change
@@ -445,6 +448,45 @@ def test_a_transfer_meeting_the_end_of_a_settling_waits_for_it(tmp_path: Path) -
                 assert not mark.exists()
         finally:
             settler.join()
+
+
+def test_a_transfer_meeting_the_start_of_a_settling_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settling took the lock and then put its mark up: a transfer in between met a lock
+    held with no mark, and was refused as "in progress" (seen in a full run: a test taking
+    the lock right after a push's answer). Here that moment is drawn out to 0.2 s: the
+    mark goes up first now, so the transfer finds the lock free, or the mark up."""
+    (tmp_path / ".git").mkdir()
+    touch = Path.touch
+    touching = threading.Event()
+    outcome: list[str] = []
+
+    def slow_touch(self: Path, *args: Any, **kwargs: Any) -> None:
+        touching.set()
+        time.sleep(0.2)
+        touch(self, *args, **kwargs)
+
+    def settle() -> None:
+        try:
+            with receive.settling(tmp_path):
+                time.sleep(0.1)
+            outcome.append("settled")
+        except receive.Busy:  # the transfer came first: a settling is tried again later
+            outcome.append("busy")
+
+    monkeypatch.setattr(Path, "touch", slow_touch)
+    settler = threading.Thread(target=settle)
+    settler.start()
+    try:
+        assert touching.wait(5)
+        time.sleep(0.1)
+        with receive.repo_lock(tmp_path):
+            pass
+    finally:
+        settler.join()
+    assert outcome in (["settled"], ["busy"])
+    assert not (tmp_path / ".git" / receive.SETTLING_NAME).exists()
 
 
 def _sized(p: Pushed) -> dict[str, object]:
