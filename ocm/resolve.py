@@ -27,6 +27,10 @@ if TYPE_CHECKING:  # the real import would pull in http.client
     from ocm.state import State
 
 
+class GitMissing(OcmError):
+    """Raised when ``git`` cannot be run to look at the checkout."""
+
+
 class Checkout(NamedTuple):
     """A local git repository: its top-level directory and ``origin`` URL (if any).
 
@@ -81,6 +85,7 @@ class CheckoutProbe:
 
     def __init__(self, cwd: Path) -> None:
         self._procs: list[subprocess.Popen[str]] = []
+        self._no_git = False
         try:
             for args in _PROBES:
                 self._procs.append(
@@ -97,10 +102,19 @@ class CheckoutProbe:
                         errors="surrogateescape",
                     )
                 )
-        except OSError:  # no git, or cwd vanished
+        except FileNotFoundError as exc:  # no git (or cwd vanished: then it is not git)
+            self._no_git = exc.filename == "git"
+        except OSError:
             pass
 
     def result(self) -> Checkout | None:
+        """The checkout, None outside one; raises GitMissing when git cannot be run, which
+        would otherwise read as "not inside a git repository"."""
+        if self._no_git:
+            raise GitMissing(
+                "cannot run git: it is not installed, or not on PATH",
+                "install git, then run the command again",
+            )
         if len(self._procs) != len(_PROBES):
             self._stop(self._procs)
             return None

@@ -73,7 +73,12 @@ def attach_default() -> int:
     with client:
         probe = resolve.CheckoutProbe(Path.cwd())
         workspaces = client.workspaces()
-        checkout = probe.result()
+        try:
+            checkout = probe.result()
+        except resolve.GitMissing as exc:
+            raise OcmError(
+                exc.what, "install git, or attach by name: `ocm use <name>` (`ocm list`)"
+            ) from None
         target = resolve.resolve_target(checkout, workspaces, last_repo_state(current, login))
         # Before anything is saved: a missing or unusable TUI changes nothing.
         binary = opencode.require().path

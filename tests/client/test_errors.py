@@ -83,6 +83,23 @@ def test_commands_against_an_unreachable_manager(tmp_path: Path, recorder: Recor
     assert not recorder.called()
 
 
+def test_without_git_a_checkout_is_not_called_no_repository(
+    login: RunningManager, recorder: Recorder, tmp_path: Path
+) -> None:
+    """With no ``git`` on PATH, push and pull said the checkout "is not inside a git
+    repository", and bare ``ocm`` took the last used repo, as outside a checkout."""
+    checkout = tmp_path / "proj"
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    no_git = {"PATH": str(recorder.bin_dir)}  # only the recording opencode
+    what = "cannot run git: it is not installed, or not on PATH"
+    for args in (["push"], ["pull"]):
+        assert_one_error(
+            run_ocm(*args, cwd=checkout, env=no_git), 1, what, "; install git, then run"
+        )
+    assert_one_error(run_ocm(cwd=checkout, env=no_git), 1, what, "or attach by name: `ocm use")
+    assert not recorder.called()
+
+
 @pytest.mark.parametrize(
     ("url", "todo"),
     [
