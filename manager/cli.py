@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -140,9 +141,20 @@ def cmd_serve(settings: Settings) -> int:
         return 0
 
 
+def _require_git() -> None:
+    """The Manager keeps every repo with git: without it, refuse before anything is made
+    (the first push would have been "unexpected error", or a 500)."""
+    if shutil.which("git") is None:
+        raise CliError(
+            "cannot run git: it is not installed, or not on the Manager's PATH; install git"
+            " (`sudo apt install git`), then run the command again"
+        )
+
+
 def _serve(settings: Settings) -> int:
     from manager.serve_lock import ServeLock
 
+    _require_git()
     settings.ensure_dirs()
     # Before anything else touches the data dir: start-up cleans staging, which would
     # delete the pushes in flight of a Manager already serving it.
@@ -299,6 +311,7 @@ def cmd_repo_add(data_dir: Path, source: str, name: str | None, branch: str | No
         raise CliError(
             "--branch is empty; give a branch, or leave --branch out for the source's default"
         )
+    _require_git()
     settings = Settings(data_dir=data_dir)
     try:
         repo = clone_repo(_registry(data_dir), settings.repos_dir, source, name=name, branch=branch)

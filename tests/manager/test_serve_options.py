@@ -66,6 +66,28 @@ def test_a_bad_value_is_one_usage_line(tmp_path, option, value):
     assert not (tmp_path / "data").exists()  # refused before anything was made
 
 
+def test_without_git_serve_and_repo_add_refuse_before_anything_is_made(tmp_path):
+    """The Manager keeps every repo with git: without it, serve started and every push
+    failed, and `repo add` was "unexpected error (FileNotFoundError)"."""
+    source = tmp_path / "source"
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    no_git = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path)}
+    add = subprocess.run(
+        manager_command("repo", "add", str(source), "--data-dir", str(tmp_path / "data")),
+        capture_output=True,
+        text=True,
+        env=no_git,
+        timeout=60,
+    )
+    for result in (_serve(tmp_path / "data", env=no_git), add):
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            "ocm-manager: cannot run git: it is not installed, or not on the Manager's PATH;"
+            " install git (`sudo apt install git`), then run the command again"
+        ]
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_bad_trusted_proxy_from_the_environment_is_refused_too(tmp_path, monkeypatch):
     monkeypatch.setenv("OCM_MANAGER_TRUSTED_PROXY", "notanip")
     result = _serve(tmp_path / "data")
