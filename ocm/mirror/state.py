@@ -214,7 +214,8 @@ class Head(NamedTuple):
 
 
 def read_head(root: Path) -> Head:
-    """HEAD's commit, branch, tree and date: two git commands, whatever is asked of them."""
+    """HEAD's commit, branch, tree and date: two git commands, whatever is asked of them
+    (a third on an unborn branch)."""
     branch = current_branch(root)
     (found,) = gitcmd.read_objects(root, ["HEAD^{commit}"])
     if found is None:  # unborn: it "has" the empty tree, whose id is SHA-1's or SHA-256's
