@@ -231,25 +231,23 @@ def test_repositories_of_two_hash_functions_say_so_and_change_nothing(
     laptop = make_repo(tmp_path / "sha1", origin=origin, files={"f.txt": "work\n"})
     before = repo_listing(manager_copy), repo_listing(laptop)
 
-    for force in ((), ("--force",)):
-        what, todo = refusal(ocm(laptop, "push", *force))
-        assert what == (
+    said = {
+        "push": (
             "The Manager's copy of proj names its objects by SHA-256, this checkout by SHA-1,"
-            " and git moves no objects between the two"
-        )
-        assert todo == [
+            " and git moves no objects between the two",
             "push this checkout to a Manager repo of its kind: `ocm push --create --name "
-            "<another name>` makes one"
-        ]
-        what, todo = refusal(ocm(laptop, "pull", *force))
-        assert what == (
+            "<another name>` makes one",
+        ),
+        "pull": (
             "This checkout names its objects by SHA-1, the Manager by SHA-256, and git moves "
-            "no objects between the two"
-        )
-        assert todo == [
+            "no objects between the two",
             "pull into a checkout of the Manager's kind: in a new folder, `git init "
-            "--object-format=sha256`, give it this checkout's origin and run `ocm pull`"
-        ]
+            "--object-format=sha256`, give it this checkout's origin and run `ocm pull`",
+        ),
+    }
+    for command, (what, todo) in said.items():
+        for force in ((), ("--force",)):
+            assert refusal(ocm(laptop, command, *force)) == (what, [todo])
     # A client that sends all the same (one from before) is refused by the Manager itself.
     sha1_pack = subprocess.run(
         ["git", "pack-objects", "--stdout", "--revs"],
