@@ -345,11 +345,19 @@ def _other_kind(
     )
 
 
-def _check_limits(outgoing: Outgoing, objects: int, limits: dict[str, Any]) -> None:
+def _limit(limits: object, key: str) -> int:
+    """One of the Manager's limits, as ``/head`` or the marker recording it gives it; 0
+    when there is none to go by (absent, or not a positive number: a marker edited by hand
+    is no reason to fail, the Manager checks again anyway)."""
+    value = limits.get(key) if isinstance(limits, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _check_limits(outgoing: Outgoing, objects: int, limits: object) -> None:
     """Refuse before sending what the Manager would refuse after receiving it all."""
     total = outgoing.total or 0
-    max_objects = int(limits.get("maxArchiveMembers") or 0)
-    max_bytes = int(limits.get("maxArchiveBytes") or 0) or 1 << 62
+    max_objects = _limit(limits, "maxArchiveMembers")
+    max_bytes = _limit(limits, "maxArchiveBytes") or 1 << 62
     if max_objects and objects > max_objects:
         raise OcmError(
             f"this push has {objects} git objects to send, more than the Manager "
@@ -461,7 +469,7 @@ def _send(
         except MirrorError as exc:
             raise _error(exc) from None
         with stream:
-            _check_limits(outgoing, stream.objects, head.get("limits") or {})
+            _check_limits(outgoing, stream.objects, head.get("limits"))
             with Progress(f"sending to {label}") as progress:
                 try:
                     response = client.request(

@@ -363,6 +363,26 @@ def test_a_push_that_skips_head_checks_the_limits_its_last_transfer_saw(
     assert repo_listing(p.directory) == before
 
 
+def test_limits_that_are_not_numbers_in_the_marker_are_not_gone_by(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """A marker edited by hand (or damaged) with limits that are not numbers ended the push
+    in "unexpected error (TypeError)"; such a limit is none to go by (the Manager checks
+    its own anyway), and limits that are no mapping at all make the push ask ``/head``."""
+    manager, p = _push(manager_factory, tmp_path)
+    marker_file = p.laptop / ".git" / MARKER_NAME
+    for n, limits in enumerate(
+        ({"maxArchiveMembers": [1], "maxArchiveBytes": "abc"}, {"maxArchiveBytes": True}, [1])
+    ):
+        marker = json.loads(marker_file.read_text())
+        marker["limits"] = limits
+        marker_file.write_text(json.dumps(marker))
+        (p.laptop / "README.md").write_text(f"# proj\nedit {n}\n")
+        done = Cli(manager)(p.laptop, "push")
+        assert done.returncode == 0, done.stderr
+        assert (p.directory / "README.md").read_text() == f"# proj\nedit {n}\n"
+
+
 def _blob_bytes(root: Path, tree: str) -> int:
     """The bytes the files of ``tree`` take, as ``git ls-tree -l`` gives them."""
     listing = git(root, "ls-tree", "-r", "-l", tree).splitlines()
