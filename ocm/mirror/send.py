@@ -37,7 +37,11 @@ def prepare(root: Path, *, count_bytes: bool = True) -> Outgoing:
     selection = select(root)
     head = read_head(root)
     if head.commit is None:
-        raise MirrorError(f"{root} has no commit yet", "commit once, then run the command again")
+        # On its branch: a `git checkout --orphan` one, in a repo that has commits, is why.
+        on = f" on its branch {head.branch}" if head.branch else ""
+        raise MirrorError(
+            f"{root} has no commit yet{on}", "commit once, then run the command again"
+        )
     snap = snapshot.build(root, selection, head)
     state = RepoState(head.commit, head.branch, head.tree, snap.tree)
     total = _total(root, snap.tree, selection.files) if count_bytes else None

@@ -202,7 +202,7 @@ def test_push_create_without_a_commit_says_to_commit_first(
     git(laptop, "init", "-q", "-b", "main")
     (laptop / "a.txt").write_text("not committed\n")
     result = run_ocm("push", "--create", "--yes", cwd=laptop)
-    line = assert_one_error(result, 1, "has no commit yet", "commit once")
+    line = assert_one_error(result, 1, "has no commit yet on its branch main", "commit once")
     assert line.count(";") == 1, line  # its own advice, not a second, generic one
     # Without --create: nothing to match it by, and the way forward that leads somewhere.
     assert_one_error(
@@ -216,5 +216,16 @@ def test_push_create_without_a_commit_says_to_commit_first(
         1,
         f"{laptop} has no commit and no origin remote, so no Manager repo matches it",
         "add the origin remote of a Manager repo",
+    )
+    assert workspaces(login) == {}
+    # A branch made with `git checkout --orphan` in a repo that has commits: named.
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-q", "-m", "first")
+    git(laptop, "checkout", "-q", "--orphan", "fresh")
+    assert_one_error(
+        run_ocm("push", "--create", "--yes", cwd=laptop),
+        1,
+        f"{laptop} has no commit yet on its branch fresh",
+        "commit once",
     )
     assert workspaces(login) == {}
