@@ -512,25 +512,23 @@ def _send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _undo_interrupted_pull(root: Path) -> None:
-    """Undo a pull that was killed mid-switch, as the next pull would: a push must not send
-    (nor call uncommitted work) a work tree left half old, half new."""
-    try:
-        with repo_lock(root):
-            undone = clean_leftovers(root / ".git" / STAGING_NAME)
-    except MirrorError as exc:
-        raise _error(exc) from None
-    _saved_lines("here", undone.saved)
+def _look_to_push(root: Path) -> tuple[list[str], Outgoing]:
+    """The snapshot a push sends, taken under this checkout's lock, which a pull holds
+    while it switches the work tree: a push must not send (nor call uncommitted work) a
+    tree half old, half new. A pull killed mid-switch is undone first, as the next pull
+    would. (What the undo kept aside, as lines to show; the snapshot.)"""
+    with repo_lock(root, "another ocm transfer"):
+        undone = clean_leftovers(root / ".git" / STAGING_NAME)
+        return undone.saved, prepare(root)
 
 
 def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
     """``name``: the repo ``--create`` makes, when it makes one (default: the folder's)."""
     root, checkout = _checkout()
     new_name = (repo_name(root) if name is None else name) if create else None
-    _undo_interrupted_pull(root)
     # This checkout's snapshot needs nothing from the Manager: git builds it while the
     # repo list and /head make their round trips, which then cost no wall time.
-    with Task(prepare, root) as prepared:
+    with Task(_look_to_push, root) as prepared:
         client, login = connect()
         client.open_early()  # the handshake, too, while git works
         with client:
@@ -558,7 +556,7 @@ def _push_to(
     checkout: resolve.Checkout,
     ws: Workspace | None,
     marker: dict[str, Any],
-    prepared: Task[Outgoing],
+    prepared: Task[tuple[list[str], Outgoing]],
     force: bool,
     new_name: str | None,
     yes: bool,
@@ -586,9 +584,10 @@ def _push_to(
     try:
         # Shown only when git takes a while (large files to hash).
         with Progress(f"looking at {root.name}", counting=False):
-            outgoing = prepared.result()
+            undone, outgoing = prepared.result()
     except MirrorError as exc:
         raise _error(exc) from None
+    _saved_lines("here", undone)
     _push(
         client,
         login,
@@ -892,7 +891,7 @@ def pull(*, force: bool) -> int:
     staging = root / ".git" / STAGING_NAME
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(repo_lock(root, "another ocm pull"))
+            stack.enter_context(repo_lock(root, "another ocm transfer"))
             undone = clean_leftovers(staging)  # undo a pull that was killed mid-switch
         except MirrorError as exc:
             raise _error(exc) from None

@@ -79,6 +79,38 @@ def test_a_push_after_a_pull_killed_mid_switch_sends_the_tree_as_it_was(
     assert not list((p.laptop / ".git" / STAGING_NAME).iterdir())
 
 
+def test_a_push_looks_at_the_checkout_under_the_lock_a_pull_switches_it_under(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull switches the work tree holding this checkout's lock. A push took that lock
+    only to undo a killed pull, then looked without it: a pull starting meanwhile could
+    switch files under the look, and the push sent a tree half old, half new. Here git is
+    held at the look's first command, where the lock must be the push's."""
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("# proj\nedited\n")
+    reached, go = tmp_path / "reached", tmp_path / "go"
+    wrapper = tmp_path / "held-git" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" ls-files "*) touch "{reached}"; '
+        f'while [ ! -e "{go}" ]; do sleep 0.05; done;; esac\n'
+        f'exec "{shutil.which("git")}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    push = ocm.start(p.laptop, "push")
+    try:
+        assert proctree.wait_until(reached.exists, 60)
+        with pytest.raises(receive.Busy), receive.repo_lock(p.laptop):
+            pass
+    finally:
+        go.touch()
+        _, err = push.communicate(timeout=120)
+    assert push.returncode == 0, err
+    assert (p.directory / "README.md").read_text() == "# proj\nedited\n"
+
+
 @pytest.mark.parametrize("command", ["pull", "push"])
 def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
     command: str,
