@@ -512,14 +512,14 @@ def _send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _look_to_push(root: Path) -> tuple[list[str], Outgoing]:
+def _look_to_push(root: Path) -> Outgoing:
     """The snapshot a push sends, taken under this checkout's lock, which a pull holds
     while it switches the work tree: a push must not send (nor call uncommitted work) a
     tree half old, half new. A pull killed mid-switch is undone first, as the next pull
-    would. (What the undo kept aside, as lines to show; the snapshot.)"""
+    would; what that kept aside is said at once, whatever becomes of the push."""
     with repo_lock(root, "another ocm transfer"):
-        undone = clean_leftovers(root / ".git" / STAGING_NAME)
-        return undone.saved, prepare(root)
+        _saved_lines("here", clean_leftovers(root / ".git" / STAGING_NAME).saved)
+        return prepare(root)
 
 
 def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
@@ -556,7 +556,7 @@ def _push_to(
     checkout: resolve.Checkout,
     ws: Workspace | None,
     marker: dict[str, Any],
-    prepared: Task[tuple[list[str], Outgoing]],
+    prepared: Task[Outgoing],
     force: bool,
     new_name: str | None,
     yes: bool,
@@ -584,10 +584,9 @@ def _push_to(
     try:
         # Shown only when git takes a while (large files to hash).
         with Progress(f"looking at {root.name}", counting=False):
-            undone, outgoing = prepared.result()
+            outgoing = prepared.result()
     except MirrorError as exc:
         raise _error(exc) from None
-    _saved_lines("here", undone)
     _push(
         client,
         login,

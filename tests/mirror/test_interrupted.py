@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +112,7 @@ def test_a_push_looks_at_the_checkout_under_the_lock_a_pull_switches_it_under(
     assert (p.directory / "README.md").read_text() == "# proj\nedited\n"
 
 
-@pytest.mark.parametrize("command", ["pull", "push"])
+@pytest.mark.parametrize("command", ["pull", "push", "push to a Manager that is down"])
 def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
     command: str,
     ocm: Cli,
@@ -122,7 +123,8 @@ def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
     """git's index stays locked after the kill, an editor's save does not: a file the switch
     had replaced or created and the user has since edited, and one the user made where the
     switch had deleted one, are moved under ``.git/ocm-kept`` by the undo (not overwritten or
-    deleted), and the command names the folder. The rest is put back, then transferred."""
+    deleted), and the command names the folder. The rest is put back, then transferred; a
+    push that then fails still names the folder."""
     p = pushed("proj")
     other = tmp_path / "other"
     git(tmp_path, "clone", "-q", str(p.laptop), str(other))
@@ -142,11 +144,25 @@ def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
     for name, text in edits.items():
         (p.laptop / name).write_text(text)
 
-    done = ocm(p.laptop, command)
-
-    assert done.returncode == 0, done.stderr
+    if command in ("pull", "push"):
+        done = ocm(p.laptop, command)
+        assert done.returncode == 0, done.stderr
+    else:
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        done = subprocess.run(
+            ocm_command("push"),
+            cwd=p.laptop,
+            env={**ocm.env(), "OPENCODE_MANAGER_URL": down},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and "cannot reach the Manager" in done.stderr, done.stderr
     assert tree_listing(p.laptop) == before
-    assert tree_listing(p.directory) == before
+    if command != "push to a Manager that is down":
+        assert tree_listing(p.directory) == before
     kept = [line for line in done.stdout.splitlines() if "kept here:" in line]
     assert len(kept) == 1 and "3 files changed after an interrupted transfer" in kept[0], kept
     folder = Path(kept[0].split("moved to ")[1].split(" (")[0])
