@@ -53,6 +53,18 @@ class Checkout(NamedTuple):
         return "no origin and no commit"
 
 
+def current_folder() -> Path:
+    """The folder the command runs in; an error saying so when it was deleted (or moved)
+    after the shell entered it, where ``Path.cwd`` fails."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise OcmError(
+            "the folder this shell is in no longer exists (deleted or moved since it was entered)",
+            "`cd` into the checkout again, then run the command again",
+        ) from None
+
+
 def _git(cwd: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30)

@@ -147,7 +147,7 @@ def _retitled(exc: ConflictError) -> ConflictError:
 
 
 def _checkout() -> tuple[Path, resolve.Checkout]:
-    cwd = Path.cwd()
+    cwd = resolve.current_folder()
     checkout = resolve.local_checkout(cwd)
     try:
         if checkout is None:

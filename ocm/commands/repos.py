@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from ocm import launch, opencode, resolve
 from ocm import state as state_mod
@@ -71,7 +70,7 @@ def attach_default() -> int:
     current = state_mod.load()
     client, login = connect(current)
     with client:
-        probe = resolve.CheckoutProbe(Path.cwd())
+        probe = resolve.CheckoutProbe(resolve.current_folder())
         workspaces = client.workspaces()
         try:
             checkout = probe.result()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import socket
 import subprocess
 from pathlib import Path
@@ -97,6 +98,31 @@ def test_without_git_a_checkout_is_not_called_no_repository(
             run_ocm(*args, cwd=checkout, env=no_git), 1, what, "; install git, then run"
         )
     assert_one_error(run_ocm(cwd=checkout, env=no_git), 1, what, "or attach by name: `ocm use")
+    assert not recorder.called()
+
+
+def test_in_a_folder_deleted_since_the_shell_entered_it(
+    login: RunningManager, recorder: Recorder, tmp_path: Path
+) -> None:
+    """A shell still in a checkout deleted (or cloned anew) in another terminal: push, pull
+    and bare ``ocm`` ended in "unexpected error (FileNotFoundError) … report it"."""
+    gone = tmp_path / "gone"
+    for args in (["push"], ["pull"], []):
+        gone.mkdir()
+        command = " ".join(shlex.quote(word) for word in ocm_command(*args))
+        result = subprocess.run(
+            ["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec {command}'],
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert_one_error(
+            result,
+            1,
+            "the folder this shell is in no longer exists (deleted or moved since it was",
+            "; `cd` into the checkout again, then run the command again",
+        )
     assert not recorder.called()
 
 
