@@ -26,6 +26,7 @@ from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
     Busy,
+    ChangedMeanwhile,
     GitBusy,
     IncompletePack,
     MirrorError,
@@ -109,6 +110,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     "busy": BUSY_TODO,
     Unfinished.code: None,
     GitBusy.code: None,
+    ChangedMeanwhile.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
     OtherKind.code: "push this checkout to a Manager repo of its kind: `ocm push --create "

@@ -92,6 +92,15 @@ class Refused(MirrorError):
     code = "would_lose_work"
 
 
+class ChangedMeanwhile(MirrorError):
+    """Raised when the receiving side changed where the switch would write (or moved its
+    HEAD) while the transfer was under way: the switch was weighed against what it was
+    before. ``--force`` does not help; run again, the transfer then weighs the change."""
+
+    status = 409
+    code = "changed_meanwhile"
+
+
 class Unfinished(MirrorError):
     """Raised when the receiving side is in the middle of a merge, rebase or the like: even
     forced, switching its work tree would leave git's state of it behind, or lose it."""

@@ -99,6 +99,8 @@ class Kept(NamedTuple):
         return f"Kept({len(self.data)} bytes, {len(self.paths)} paths, staged={self.staged})"
 
     def save(self, root: Path) -> None:
+        if not self.paths:  # a copy of the real index, which spares the next look as much
+            return
         git_dir = root / ".git"
         trial = git_dir / (KEPT_NAME + ".new")
         try:

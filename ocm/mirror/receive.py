@@ -27,6 +27,7 @@ from ocm.mirror.errors import (
     NOT_ALLOWED,
     BadPack,
     Busy,
+    ChangedMeanwhile,
     GitBusy,
     MirrorError,
     OtherKind,
@@ -40,7 +41,9 @@ from ocm.mirror.snapshot import Snapshot, read_snapshot
 from ocm.mirror.state import (
     RepoState,
     at_risk,
+    changed_since,
     copy_index,
+    head_now,
     read_marker,
     repo_state,
     write_marker,
@@ -292,6 +295,7 @@ def receive(
         # git's lock.
         index_lock = lock_index(root, side)
         try:
+            refuse_changed_meanwhile(root, state, plan, side)
             saved = (
                 _save(
                     root,
@@ -433,6 +437,28 @@ def refuse_unfinished(root: Path, current: Selection, side: str) -> None:
             f"{side} has unresolved conflicts ({first}{more})",
             "resolve them (edit, then `git add` each file), then run the command again",
         )
+
+
+def refuse_changed_meanwhile(root: Path, state: RepoState, plan: swap.Plan, side: str) -> None:
+    """Raise ChangedMeanwhile when a file the switch replaces or deletes is no longer what
+    the look saw, or HEAD moved since: what is at risk was weighed against that look, taken
+    while the pack was checked and its files staged (a pull's: before it downloaded), and
+    an agent or an editor may have written since, which nothing would keep. Asked under
+    git's index lock, right before the switch; ``--force`` does not help (its stash holds
+    what the look saw)."""
+    if head_now(root) != (state.head, state.branch):
+        detail = "its HEAD moved"
+    else:
+        touched = [name for kind, name in plan.ops if kind in ("rep", "del")]
+        changed = changed_since(root, state.kept, touched) if state.kept else []
+        if not changed:
+            return
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        detail = f"{changed[0]}{more} changed"
+    raise ChangedMeanwhile(
+        f"{side} changed while this transfer was under way ({detail}); nothing was changed",
+        "run the command again: it then weighs that change",
+    )
 
 
 def refuse_hidden_edits(root: Path, current: Selection, touched: list[str], side: str) -> None:

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +35,8 @@ class RepoState(NamedTuple):
     branch: str | None  # None when HEAD is detached
     head_tree: str | None
     snapshot: str  # the tree of the work tree as it is (what would travel)
-    # The index the look was built in: a receiver keeps it once its transfer has succeeded.
+    # The index the look was built in (its stat data are the look's): the receiver's switch
+    # checks that what it replaces is still as looked at, and keeps it once it succeeded.
     kept: kept_index.Kept | None = None
 
     @property
@@ -185,8 +186,8 @@ def staged_and_snapshot(
         paths = selection.unsettled(selection.files) + selection.deleted
         if staged is None:
             return None, _updated_tree(root, env, paths, write_blobs=False), None
-        if not paths:  # the work tree is as staged
-            return staged, staged, None
+        if not paths:  # the work tree is as staged: the copy of the index says what it is
+            return staged, staged, kept_index.taken(Path(env["GIT_INDEX_FILE"]), staged, [])
         index_file = Path(env["GIT_INDEX_FILE"])
         kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
         try:
@@ -198,6 +199,30 @@ def staged_and_snapshot(
             copy_index(root / ".git" / "index", index_file)
             tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         return staged, tree, kept_index.taken(index_file, staged, paths)
+
+
+# More paths than this are not named to git (a command line has its limits): it compares
+# every entry, and the answer is narrowed here.
+_NAMED_PATHS = 1000
+
+
+def changed_since(root: Path, looked: kept_index.Kept, paths: Collection[str]) -> list[str]:
+    """Which of ``paths`` are no longer what the look that built ``looked`` saw (edited,
+    deleted, replaced by another kind): git's ``diff-files`` against that index, whose stat
+    data are the look's, so only files changed since are read (racy ones by content)."""
+    if not paths:
+        return []
+    with temp_index(root, copy_real=False) as env:
+        index_file = Path(env["GIT_INDEX_FILE"])
+        index_file.write_bytes(looked.data)
+        os.utime(index_file, ns=(looked.mtime_ns, looked.mtime_ns))
+        named = ["--", *paths] if len(paths) <= _NAMED_PATHS else []
+        listed = gitcmd.run(
+            root, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *named,
+            env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+        )  # fmt: skip
+    wanted = set(paths)
+    return [name for name in gitcmd.split_z(listed.stdout) if name in wanted]
 
 
 def index_tree(root: Path) -> str | None:
@@ -225,6 +250,16 @@ def read_head(root: Path) -> Head:
     committer = headers.get("committer", ["0 +0000"])[0]
     date = committer.rsplit(" ", 2)[-2] + " +0000"
     return Head(found.oid, branch, headers["tree"][0], date)
+
+
+def head_now(root: Path) -> tuple[str | None, str | None]:
+    """HEAD's commit (None on an unborn branch) and branch (None when detached), as
+    :func:`read_head` has them, from one git command."""
+    done = gitcmd.run(root, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD", check=False)
+    if done.returncode != 0:  # an unborn branch has no commit to name
+        return None, current_branch(root)
+    commit, ref = os.fsdecode(done.stdout).split()
+    return commit, ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
 
 
 def current_branch(root: Path) -> str | None:

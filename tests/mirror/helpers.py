@@ -8,6 +8,7 @@ import shutil
 import stat
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -164,3 +165,37 @@ def held_git(folder: Path, command: str, arm: Path | None = None) -> tuple[dict[
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
     return os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, flag
+
+
+# A git that pauses once it runs ``command`` while ``go`` is absent: it touches ``reached``
+# and waits for ``go``. The transfer is then at that step, and goes on when the test says.
+_PAUSED_GIT = """#!/bin/sh
+if [ ! -e "{go}" ]; then
+  for arg in "$@"; do
+    if [ "$arg" = {command} ]; then
+      touch "{reached}"
+      while [ ! -e "{go}" ]; do sleep 0.05; done
+    fi
+  done
+fi
+exec "{git}" "$@"
+"""
+
+
+class Paused(NamedTuple):
+    env: dict[str, str]  # os.environ with the pausing git first on PATH
+    reached: Path  # touched when git has reached the command
+    go: Path  # made by the test to let it go on; absent: the next such command pauses
+
+
+def paused_git(folder: Path, command: str) -> Paused:
+    """A ``git`` that pauses in ``command``, armed (its ``go`` absent)."""
+    folder.mkdir()
+    reached, go = folder / f"{command}-reached", folder / f"{command}-go"
+    stand_in = folder / "git"
+    stand_in.write_text(
+        _PAUSED_GIT.format(command=command, reached=reached, go=go, git=shutil.which("git"))
+    )
+    stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
+    return Paused(os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, reached, go)
+

@@ -17,7 +17,7 @@ from ocm.mirror import receive, swap
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
 from tests.mirror.conftest import Pushed
-from tests.mirror.helpers import pack_bytes, repo_listing, tree_listing
+from tests.mirror.helpers import pack_bytes, paused_git, repo_listing, tree_listing
 from tests.support import proctree
 from tests.support.git import git, make_repo
 from tests.support.processes import Cli, RunningManager, ocm_command
@@ -89,24 +89,15 @@ def test_a_push_looks_at_the_checkout_under_the_lock_a_pull_switches_it_under(
     held at the look's first command, where the lock must be the push's."""
     p = pushed("proj")
     (p.laptop / "README.md").write_text("# proj\nedited\n")
-    reached, go = tmp_path / "reached", tmp_path / "go"
-    wrapper = tmp_path / "held-git" / "git"
-    wrapper.parent.mkdir()
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f'case " $* " in *" ls-files "*) touch "{reached}"; '
-        f'while [ ! -e "{go}" ]; do sleep 0.05; done;; esac\n'
-        f'exec "{shutil.which("git")}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    paused = paused_git(tmp_path / "paused-git", "ls-files")
+    monkeypatch.setenv("PATH", paused.env["PATH"])
     push = ocm.start(p.laptop, "push")
     try:
-        assert proctree.wait_until(reached.exists, 60)
+        assert proctree.wait_until(paused.reached.exists, 60)
         with pytest.raises(receive.Busy), receive.repo_lock(p.laptop):
             pass
     finally:
-        go.touch()
+        paused.go.touch()
         _, err = push.communicate(timeout=120)
     assert push.returncode == 0, err
     assert (p.directory / "README.md").read_text() == "# proj\nedited\n"
