@@ -218,6 +218,10 @@ def select(root: Path) -> Selection:
                 bucket.append(name)
             elif not stat.S_ISDIR(mode):  # submodule checkouts are directories: not sent
                 selection.skipped.append(name)
+            elif bucket is selection.tracked and not entries.get(name, "").startswith("160000"):
+                # A tracked file replaced by a folder, not staged yet: the file is gone, and
+                # what the folder holds is listed as untracked (as `git add -A` sees it).
+                selection.deleted.append(name)
             else:
                 selection.skipped.append(name + "/")
     return selection

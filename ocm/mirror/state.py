@@ -124,11 +124,13 @@ def tree_of(
     state); otherwise start empty. ``remove`` lists paths to drop from the tree.
     """
     with temp_index(root, copy_real=base_index) as env:
-        return _updated_tree(root, env, paths + (remove or []), write_blobs=write_blobs)
+        return _updated_tree(root, env, (remove or []) + paths, write_blobs=write_blobs)
 
 
 def _updated_tree(root: Path, env: dict[str, str], paths: list[str], *, write_blobs: bool) -> str:
-    """The tree of the index ``env`` names once ``paths`` are as in the work tree. Raises
+    """The tree of the index ``env`` names once ``paths`` are as in the work tree, the
+    deleted ones first (a file and a folder of one name, the folder's files added before the
+    file was removed, make git refuse them all as "both a file and a directory"). Raises
     Unreadable (or NoSpace) when git cannot hash a file, GitError when it cannot write the
     tree (an object the index names is missing)."""
     if paths:  # a clean work tree spares a git command
@@ -183,7 +185,7 @@ def staged_and_snapshot(
     written (no snapshot commit is made of it), and nothing is kept."""
     with temp_index(root, copy_real=True) as env:
         staged = gitcmd.maybe(root, "write-tree", env=env)
-        paths = selection.unsettled(selection.files) + selection.deleted
+        paths = selection.deleted + selection.unsettled(selection.files)
         if staged is None:
             return None, _updated_tree(root, env, paths, write_blobs=False), None
         if not paths:  # the work tree is as staged: the copy of the index says what it is

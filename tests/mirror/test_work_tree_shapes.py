@@ -124,3 +124,33 @@ def test_a_whole_tree_written_in_parallel_arrives_exact_both_ways(ocm: Cli, tmp_
     assert tree_listing(fresh) == tree_listing(manager_copy)
     assert git(fresh, "ls-files", "-s") == git(manager_copy, "ls-files", "-s")
     assert git(fresh, "status", "--porcelain") == git(manager_copy, "status", "--porcelain")
+
+
+def test_a_file_turned_into_a_folder_travels_before_it_is_staged(ocm: Cli, tmp_path: Path) -> None:
+    """An agent (or the user) replaces a tracked file by a folder of that name, or a tracked
+    folder by a file, without `git add`: each transfer failed, `--force` too, with git's
+    "appears as both a file and as a directory"."""
+    laptop = make_repo(
+        tmp_path / "laptop",
+        origin="https://example.invalid/o/shapes.git",
+        files={"notes": "a file\n", "build/out.txt": "in a folder\n"},
+    )
+    assert ocm(laptop, "push", "--create", "--yes").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "laptop"
+    (manager_copy / "notes").unlink()
+    (manager_copy / "notes").mkdir()
+    (manager_copy / "notes" / "inner.md").write_text("now a folder\n")
+
+    done = ocm(laptop, "pull")
+
+    assert done.returncode == 0, done.stderr
+    assert (laptop / "notes" / "inner.md").read_text() == "now a folder\n"
+    (laptop / "build" / "out.txt").unlink()
+    (laptop / "build").rmdir()
+    (laptop / "build").write_text("now a file\n")
+
+    done = ocm(laptop, "push")
+
+    assert done.returncode == 0, done.stderr
+    assert (manager_copy / "build").read_text() == "now a file\n"
+    assert tree_listing(manager_copy) == tree_listing(laptop)
