@@ -14,6 +14,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ocm.mirror import gitcmd
+from ocm.mirror.kept_index import Kept
 from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import Snapshot, commit
 from ocm.mirror.state import index_tree, snapshot, temp_index
@@ -181,6 +182,33 @@ def refresh_index(
             return
     # Exit code 1 only means "some files differ from the index": expected.
     gitcmd.run(root, "update-index", "-q", "--refresh", env=env, check=False)
+
+
+# More paths than this are not named to git (a command line has its limits): it compares
+# every entry, and the answer is narrowed here.
+_NAMED_PATHS = 1000
+
+
+def changed_since(root: Path, looked: Kept, paths: Collection[str]) -> list[str]:
+    """Which of ``paths`` are no longer what the look that built ``looked`` saw (edited,
+    deleted, replaced by another kind): git's ``diff-files`` against that index, whose stat
+    data are the look's, so only files changed since are read. Entries it holds without
+    stat data (taken from the real index after a commit: :mod:`ocm.mirror.kept_index`) get
+    theirs first where the content is still the look's."""
+    if not paths:
+        return []
+    with temp_index(root, copy_real=False) as env:
+        index_file = Path(env["GIT_INDEX_FILE"])
+        index_file.write_bytes(looked.data)
+        os.utime(index_file, ns=(looked.mtime_ns, looked.mtime_ns))
+        refresh_index(root, env, list(paths))
+        named = ["--", *paths] if len(paths) <= _NAMED_PATHS else []
+        listed = gitcmd.run(
+            root, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *named,
+            env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+        )  # fmt: skip
+    wanted = set(paths)
+    return [name for name in gitcmd.split_z(listed.stdout) if name in wanted]
 
 
 # An index file that holds only what a tree can say: no entry with extended flags

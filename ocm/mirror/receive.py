@@ -41,7 +41,6 @@ from ocm.mirror.snapshot import Snapshot, read_snapshot
 from ocm.mirror.state import (
     RepoState,
     at_risk,
-    changed_since,
     copy_index,
     head_now,
     read_marker,
@@ -450,7 +449,7 @@ def refuse_changed_meanwhile(root: Path, state: RepoState, plan: swap.Plan, side
         detail = "its HEAD moved"
     else:
         touched = [name for kind, name in plan.ops if kind in ("rep", "del")]
-        changed = changed_since(root, state.kept, touched) if state.kept else []
+        changed = history.changed_since(root, state.kept, touched) if state.kept else []
         if not changed:
             return
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -201,30 +201,6 @@ def staged_and_snapshot(
             copy_index(root / ".git" / "index", index_file)
             tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
         return staged, tree, kept_index.taken(index_file, staged, paths)
-
-
-# More paths than this are not named to git (a command line has its limits): it compares
-# every entry, and the answer is narrowed here.
-_NAMED_PATHS = 1000
-
-
-def changed_since(root: Path, looked: kept_index.Kept, paths: Collection[str]) -> list[str]:
-    """Which of ``paths`` are no longer what the look that built ``looked`` saw (edited,
-    deleted, replaced by another kind): git's ``diff-files`` against that index, whose stat
-    data are the look's, so only files changed since are read (racy ones by content)."""
-    if not paths:
-        return []
-    with temp_index(root, copy_real=False) as env:
-        index_file = Path(env["GIT_INDEX_FILE"])
-        index_file.write_bytes(looked.data)
-        os.utime(index_file, ns=(looked.mtime_ns, looked.mtime_ns))
-        named = ["--", *paths] if len(paths) <= _NAMED_PATHS else []
-        listed = gitcmd.run(
-            root, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *named,
-            env={**env, "GIT_LITERAL_PATHSPECS": "1"},
-        )  # fmt: skip
-    wanted = set(paths)
-    return [name for name in gitcmd.split_z(listed.stdout) if name in wanted]
 
 
 def index_tree(root: Path) -> str | None:

@@ -198,4 +198,3 @@ def paused_git(folder: Path, command: str) -> Paused:
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
     return Paused(os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, reached, go)
-

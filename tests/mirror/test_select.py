@@ -105,7 +105,8 @@ def test_deleted_tracked_files_are_reported(tmp_path: Path) -> None:
 
 def test_tracked_files_that_changed_kind_are_looked_at(tmp_path: Path) -> None:
     """git's stat pass answers for unchanged files; a tracked file that became a link
-    leaving the repo, or a directory, or vanished, is still judged on its own."""
+    leaving the repo, or a directory, or vanished, is still judged on its own: one that
+    became a directory is gone, and what it holds is untracked (as `git add -A` sees it)."""
     root = make_repo(
         tmp_path / "r", files={"keep.txt": "k\n", "link.txt": "l\n", "dir.txt": "d\n", "gone": "g"}
     )
@@ -118,5 +119,5 @@ def test_tracked_files_that_changed_kind_are_looked_at(tmp_path: Path) -> None:
     selection = select(root)
     assert "keep.txt" in selection.tracked
     assert "link.txt" in selection.skipped and "link.txt" not in selection.files
-    assert "dir.txt/" in selection.skipped
-    assert selection.deleted == ["gone"]
+    assert "dir.txt/inner" in selection.untracked
+    assert selection.deleted == ["dir.txt", "gone"]

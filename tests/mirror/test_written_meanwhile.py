@@ -61,7 +61,9 @@ def test_an_agent_writing_while_the_manager_checks_a_push_keeps_its_work(
 
     assert f"The Manager's copy of proj {CHANGED}" in said, said
     assert ("its HEAD moved" if agent == "commits" else "(README.md changed)") in said, said
-    assert said.rstrip().endswith("nothing was changed; run the command again: it then weighs that change"), said
+    assert said.rstrip().endswith(
+        "nothing was changed; run the command again: it then weighs that change"
+    ), said
     assert git(p.directory, "rev-parse", "HEAD") == head
     if agent == "commits":
         assert (p.directory / "agent.txt").is_file()
