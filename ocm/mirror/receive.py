@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import secrets
 import shlex
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from ocm.background import Task
+from ocm.fsutil import atomic_write_text
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
 from ocm.mirror.errors import (
     NOT_ALLOWED,
@@ -292,7 +294,7 @@ def receive(
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
         # Before anything is saved or switched: a stash, too, is refused under another
         # git's lock.
-        index_lock = lock_index(root, side)
+        index_lock = lock_index(root, side, work)
         try:
             refuse_changed_meanwhile(root, state, plan, side)
             saved = (
@@ -319,7 +321,6 @@ def receive(
                 "head": state.head,
                 "branch": incoming.branch,
                 "branch_old": tip,
-                "index_lock": index_lock,  # a crash leaves it: the undo removes it
             }
             if (root / ".git" / "index").exists():
                 copy_index(root / ".git" / "index", work / "index.old")
@@ -371,26 +372,53 @@ def _unwritable(side: str, root: Path, exc: OSError) -> Unwritable:
 
 
 INDEX_LOCK = "index.lock"
+# In a transfer's staging folder: the index lock it took, for the undo of a killed process.
+_LOCK_RECORD = "index-lock.json"
 
 
-def lock_index(root: Path, side: str) -> str:
+def lock_index(root: Path, side: str, work: Path) -> str:
     """Take git's own lock on the index for the switch, as every git command that writes
     the index does: a git at work there (a commit, an editor's ``git add``) would else
     rename its index over the one the switch builds. Returns what tells this lock apart
-    from one a git took later (device and inode), for :func:`unlock_index`."""
+    from one a git took later (device and inode), for :func:`unlock_index`.
+
+    The lock is made in ``work`` (on the repo's filesystem) and recorded there before it is
+    linked into place: a process killed at any moment after leaves a lock
+    :func:`clean_leftovers` knows for its own. (A killed transfer that took it before its
+    plan was written left a lock nothing removed: every later transfer, and the agent's
+    own ``git add``, was refused.)"""
+    lock = root / ".git" / INDEX_LOCK
+    taken = _made(work / INDEX_LOCK, root, work)
     try:
-        fd = os.open(root / ".git" / INDEX_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(work / INDEX_LOCK, lock)
     except FileExistsError:
-        raise GitBusy(
-            f"{side} is in use by another git command (its .git/{INDEX_LOCK} exists)",
-            f"wait for that command to end (if no git is running, delete .git/{INDEX_LOCK}), "
-            "then run this one again",
-        ) from None
+        raise _git_busy(side) from None
+    except OSError:  # no hard links on this filesystem: made in place, recorded just after
+        try:
+            taken = _made(lock, root, work)
+        except FileExistsError:
+            raise _git_busy(side) from None
+    return taken
+
+
+def _made(path: Path, root: Path, work: Path) -> str:
+    """Create ``path`` (not there yet) and record it in ``work`` as ``root``'s index lock."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         found = os.fstat(fd)
     finally:
         os.close(fd)
-    return f"{found.st_dev}:{found.st_ino}"
+    taken = f"{found.st_dev}:{found.st_ino}"
+    atomic_write_text(work / _LOCK_RECORD, json.dumps({"root": str(root), "lock": taken}))
+    return taken
+
+
+def _git_busy(side: str) -> GitBusy:
+    return GitBusy(
+        f"{side} is in use by another git command (its .git/{INDEX_LOCK} exists)",
+        f"wait for that command to end (if no git is running, delete .git/{INDEX_LOCK}), "
+        "then run this one again",
+    )
 
 
 def unlock_index(root: Path, taken: str | None) -> None:
@@ -400,6 +428,13 @@ def unlock_index(root: Path, taken: str | None) -> None:
         found = os.lstat(path)
         if taken == f"{found.st_dev}:{found.st_ino}":
             path.unlink()
+
+
+def _unlock_recorded(work: Path) -> None:
+    """Remove the index lock the transfer staged in ``work`` took, if it still holds it."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        record = json.loads((work / _LOCK_RECORD).read_text(encoding="utf-8"))
+        unlock_index(Path(record["root"]), str(record["lock"]))
 
 
 def _branch_tip(root: Path, state: RepoState, branch: str | None) -> str | None:
@@ -617,10 +652,10 @@ def clean_leftovers(staging_dir: Path) -> Leftovers:
             plan = swap.load_plan(work)
             if plan is not None and (plan.root / ".git").is_dir():
                 kept = _undo(work, plan.root, plan.ops, plan.refs, plan.ids)
-                unlock_index(plan.root, plan.refs.get("index_lock"))
                 if kept is not None:
                     found.saved.append(_kept_line(kept))
         if work.is_dir() and not work.is_symlink():
+            _unlock_recorded(work)  # killed before its plan, or once committed: still held
             shutil.rmtree(work, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):

@@ -103,6 +103,33 @@ def test_a_push_looks_at_the_checkout_under_the_lock_a_pull_switches_it_under(
     assert (p.directory / "README.md").read_text() == "# proj\nedited\n"
 
 
+def test_a_pull_killed_holding_the_index_lock_leaves_none_behind(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after it took git's index lock for the switch and before its plan was written
+    (here: checking once more the files it replaces), a pull left .git/index.lock, which
+    nothing removed: every later transfer was refused, and the user's own `git add`."""
+    p = pushed("proj")
+    (p.directory / "README.md").write_text("agent edit\n")
+    paused = paused_git(tmp_path / "paused-git", "diff-files")
+    monkeypatch.setenv("PATH", paused.env["PATH"])
+    pulling = ocm.start(p.laptop, "pull")
+    try:
+        assert proctree.wait_until(paused.reached.exists, 60)
+        assert (p.laptop / ".git" / "index.lock").exists()
+    finally:
+        pulling.kill()
+        pulling.communicate()
+        paused.go.touch()
+
+    done = ocm(p.laptop, "pull")
+
+    assert done.returncode == 0, done.stderr
+    assert not (p.laptop / ".git" / "index.lock").exists()
+    assert (p.laptop / "README.md").read_text() == "agent edit\n"
+    git(p.laptop, "add", "README.md")
+
+
 @pytest.mark.parametrize("command", ["pull", "push", "push to a Manager that is down"])
 def test_edits_made_after_a_pull_killed_mid_switch_are_kept_aside(
     command: str,
