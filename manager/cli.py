@@ -456,7 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="most git objects in a pushed pack (default 5000000)",
     )
     upstream = serve.add_mutually_exclusive_group()
-    upstream.add_argument("--opencode-bin", help="the opencode executable to start")
+    upstream.add_argument(
+        "--opencode-bin",
+        type=options.executable,
+        help="the opencode executable to start (default: opencode on PATH, else the installed"
+        " copy)",
+    )
     upstream.add_argument(
         "--opencode-url", type=options.http_url, help="use this running OpenCode server instead"
     )

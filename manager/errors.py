@@ -14,24 +14,31 @@ from werkzeug.exceptions import HTTPException
 
 
 class ApiError(Exception):
-    """Raised anywhere in a request to answer ``{"error": code, "message": message}``."""
+    """Raised anywhere in a request to answer ``{"error": code, "message": message}``;
+    ``details`` are more fields of that object, for a client to act on without parsing the
+    sentence."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, str | None] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or {}
 
 
-def error_response(status: int, code: str, message: str) -> Any:
-    response = jsonify(error=code, message=message)
+def error_response(
+    status: int, code: str, message: str, details: dict[str, str | None] | None = None
+) -> Any:
+    response = jsonify({**(details or {}), "error": code, "message": message})
     response.status_code = status
     return response
 
 
 def wsgi_error(start_response: Any, exc: ApiError) -> list[bytes]:
     """The same JSON error from a plain WSGI application (the proxy runs outside Flask)."""
-    body = json.dumps({"error": exc.code, "message": exc.message}).encode()
+    body = json.dumps({**exc.details, "error": exc.code, "message": exc.message}).encode()
     start_response(
         f"{exc.status} {HTTPStatus(exc.status).phrase}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
@@ -46,7 +53,7 @@ def code_for(exc: HTTPException) -> str:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

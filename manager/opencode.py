@@ -519,7 +519,8 @@ def upstream_for(
     found = find_binary(binary)
     if found is None:
         log.warning(
-            "no opencode executable found (%s); the proxy answers 503", binary or "not on PATH"
+            "no opencode executable found (%s); the proxy answers 503",
+            binary or "none on PATH, and no installed copy",
         )
         return Upstream(None, UNAVAILABLE)
     return Supervisor(found, logs_dir=logs_dir, workdir=workdir)

@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import os
+import shutil
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 MAX_PORT = 65535
@@ -108,6 +111,27 @@ def http_url(value: str) -> str:
             f"{value!r} is not an http(s) URL; give one such as https://ocm.example.com"
         )
     return value
+
+
+def executable(value: str) -> str:
+    """A program to start: a path to an executable file, or a name found on PATH. Refused
+    here rather than at start: a Manager started anyway would serve without OpenCode, and
+    say why only in its log."""
+    path = Path(value).expanduser()
+    if os.sep not in value and not value.startswith("~"):
+        found = shutil.which(value)
+        if found:
+            return found
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not on PATH; give the path of the opencode executable"
+        )
+    if path.is_file() and os.access(path, os.X_OK):
+        return str(path)
+    why = "is not an executable file" if path.exists() else "does not exist"
+    raise argparse.ArgumentTypeError(
+        f"{value!r} {why}; give the path of the opencode executable, or leave --opencode-bin"
+        " out to use `opencode` on PATH or the installed copy"
+    )
 
 
 def data_dir(value: str) -> str:

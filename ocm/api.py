@@ -90,8 +90,24 @@ def _error_message(response: Response) -> str | None:
     return None
 
 
-def _no_opencode(response: Response) -> str | None:
-    """The Manager's reason when its answer says it has no OpenCode at all, else None."""
+# Why a Manager has no OpenCode (the ``opencode`` field of its 503), and what to do: one
+# what-to-do that fits the reason, never the Manager's own advice beside a second one.
+_WITHOUT_OPENCODE = {
+    "disabled": (
+        "the Manager runs without OpenCode (--no-opencode)",
+        "whoever runs the Manager restarts `ocm-manager serve` without --no-opencode",
+    ),
+    "unavailable": (
+        "OpenCode is not installed on the Manager",
+        "whoever runs the Manager installs it there (`python3 -m install --manager` from the"
+        " ocm checkout) and restarts `ocm-manager serve`, or starts it with --opencode-bin or"
+        " --opencode-url",
+    ),
+}
+
+
+def _no_opencode(response: Response) -> tuple[str, str] | None:
+    """Why the Manager has no OpenCode at all and what to do, when its answer says so."""
     if response.status_code != 503:
         return None
     try:
@@ -100,8 +116,15 @@ def _no_opencode(response: Response) -> str | None:
         return None
     if not isinstance(body, dict) or body.get("error") != NO_OPENCODE:
         return None
+    known = _WITHOUT_OPENCODE.get(str(body.get("opencode")))
+    if known is not None:
+        return known
     said = str(body.get("message") or "").strip().rstrip(".")
-    return said.removeprefix("No OpenCode server is available: ") or NO_OPENCODE
+    # A Manager that does not say its state: its own sentence, which may advise already.
+    return (
+        said.removeprefix("No OpenCode server is available: ") or NO_OPENCODE,
+        "whoever runs the Manager gives it an OpenCode",
+    )
 
 
 def _plain_http_url(url: str) -> str:
@@ -319,10 +342,10 @@ class ManagerClient:
         except (Unreachable, OSError):
             return False
         if absent is not None:
+            why, todo = absent
             raise ManagerError(
-                f"no TUI can attach to the Manager at {self.url}: {absent}",
-                "whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
-                "without --no-opencode), then run the command again",
+                f"no TUI can attach to the Manager at {self.url}: {why}",
+                f"{todo}, then run the command again",
                 status=response.status_code,
                 code=NO_OPENCODE,
             )

@@ -23,7 +23,7 @@ from waitress.channel import ClientDisconnected
 
 from manager.auth import unauthorized
 from manager.errors import ApiError, wsgi_error
-from manager.opencode import Endpoint
+from manager.opencode import DISABLED, Endpoint
 from manager.proxy.events import canonical_event_path, is_event_stream_type
 from manager.proxy.upstream import (
     BLOCK,
@@ -438,8 +438,12 @@ class Proxy:
                 if upstream is not None
                 else ("the Manager runs without OpenCode (--no-opencode)")
             )
+            # Its state ("disabled", "unavailable") too: ocm says what to do for each.
             raise ApiError(
-                503, "opencode_not_configured", f"No OpenCode server is available: {message}."
+                503,
+                "opencode_not_configured",
+                f"No OpenCode server is available: {message}.",
+                {"opencode": upstream.state if upstream is not None else DISABLED},
             )
         endpoint: Endpoint | None = upstream.wait_ready(READY_WAIT)
         if endpoint is None:

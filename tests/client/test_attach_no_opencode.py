@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.client.conftest import AddedRepo, Recorder, run_ocm
+from tests.support.env import without_opencode
 from tests.support.processes import RunningManager
 
 
@@ -20,7 +21,7 @@ def manager(
 ) -> RunningManager:
     if request.param == "disabled":
         return manager_factory("--no-opencode")
-    return manager_factory("--opencode-bin", str(tmp_path / "nowhere" / "opencode"))
+    return manager_factory(env=without_opencode(tmp_path / "bin"))
 
 
 def test_no_tui_is_started_on_a_manager_without_opencode(
@@ -36,15 +37,21 @@ def test_no_tui_is_started_on_a_manager_without_opencode(
         assert lines[1].startswith(f"ocm: no TUI can attach to the Manager at {login.url}: "), (
             lines[1]
         )
-        assert lines[1].endswith(
-            "; whoever runs the Manager gives it one (installed, and `ocm-manager serve` "
-            "without --no-opencode), then run the command again"
-        ), lines[1]
+        # The reason, then one what-to-do that fits it (not a second one about
+        # --no-opencode for a Manager that never had it).
+        if "--no-opencode" in login.args:
+            why = "the Manager runs without OpenCode (--no-opencode)"
+            todo = "whoever runs the Manager restarts `ocm-manager serve` without --no-opencode"
+        else:
+            why = "OpenCode is not installed on the Manager"
+            todo = (
+                "whoever runs the Manager installs it there (`python3 -m install --manager`"
+                " from the ocm checkout) and restarts `ocm-manager serve`, or starts it with"
+                " --opencode-bin or --opencode-url"
+            )
+        assert f"{login.url}: {why}" in lines[1], lines[1]
+        assert lines[1].endswith(f"; {todo}, then run the command again"), lines[1]
+        assert lines[1].count(";") == 1, lines[1]
         assert not recorder.called()
     # Still the last used repo: push and pull take it among several with one origin.
     assert json.loads(run_ocm("status", "--json").stdout)["lastRepo"]["repoId"] == repo.repo_id
-    # The Manager's own reason: which one, and for a missing one, how to install it.
-    if "--no-opencode" in login.args:
-        assert f"{login.url}: the Manager runs without OpenCode (--no-opencode); " in lines[1]
-    else:
-        assert f"{login.url}: OpenCode is not installed on the Manager; install it (" in lines[1]

@@ -14,6 +14,7 @@ import requests
 from manager import opencode
 from tests.support import proctree
 from tests.support.auth import basic, bearer
+from tests.support.env import without_opencode
 from tests.support.processes import RunningManager
 
 
@@ -125,11 +126,12 @@ def test_no_opencode_outlives_the_manager(manager_factory, opencode_bin, tmp_pat
 
 
 def test_no_opencode_executable_means_503_and_says_how_to_fix_it(manager_factory, tmp_path):
-    manager = manager_factory("--opencode-bin", str(tmp_path / "missing" / "opencode"))
+    manager = manager_factory(env=without_opencode(tmp_path / "bin"))
     assert manager.opencode_state() == "unavailable"
     response = proxied_sessions(manager, tmp_path)
     assert response.status_code == 503
     assert response.json()["error"] == "opencode_not_configured"
+    assert response.json()["opencode"] == "unavailable"  # what ocm's advice goes by
     assert "npm i -g opencode-ai" in response.json()["message"]
 
 

@@ -66,6 +66,33 @@ def test_a_bad_value_is_one_usage_line(tmp_path, option, value):
     assert not (tmp_path / "data").exists()  # refused before anything was made
 
 
+def test_an_opencode_bin_that_cannot_run_is_one_usage_line(tmp_path):
+    """It started anyway, with only a warning in its log, and every TUI then met a Manager
+    without OpenCode."""
+    not_executable = tmp_path / "opencode.txt"
+    not_executable.write_text("not a program\n")
+    for value, why in [
+        (str(tmp_path / "nope" / "opencode"), "does not exist"),
+        (str(not_executable), "is not an executable file"),
+        ("no-such-opencode-here", "is not on PATH"),
+    ]:
+        result = subprocess.run(
+            manager_command(
+                "serve", "--port", "0", "--data-dir", str(tmp_path / "data"),
+                "--opencode-bin", value,
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"ocm-manager: argument --opencode-bin: {value!r} {why}; give "), (
+            line
+        )
+        assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
 def test_without_git_serve_and_repo_add_refuse_before_anything_is_made(tmp_path):
     """The Manager keeps every repo with git: without it, serve started and every push
     failed, and `repo add` was "unexpected error (FileNotFoundError)"."""

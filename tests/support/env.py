@@ -4,6 +4,7 @@ built the way the autouse ``isolated_env`` fixture builds it for a single test."
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -30,3 +31,13 @@ def isolated_environ(home: Path) -> dict[str, str]:
         }
     )
     return env
+
+
+def without_opencode(folder: Path) -> dict[str, str]:
+    """The test's environment with a PATH that has git and no ``opencode``: a Manager started
+    with it and without --opencode-bin finds none (the test environment has no installed copy)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    git = shutil.which("git")
+    assert git, "git is part of the test set-up"
+    (folder / "git").symlink_to(git)
+    return {**os.environ, "PATH": str(folder)}
