@@ -25,6 +25,9 @@ PROXY_PATH = "/api/opencode-proxy"
 # The proxy's answer (503) when the Manager has no OpenCode at all (--no-opencode, or none
 # installed): no TUI can work there.
 NO_OPENCODE = "opencode_not_configured"
+# The 401 of the listener that serves OpenCode's web app (``--port`` + 1), with its
+# ``managerUrl``: a browser's sign-in is missing there, and a token is no credential.
+WEB_APP_SIGN_IN = "not_signed_in"
 ROUTE_NOT_FOUND = "not_found"  # the Manager's error code for a path it does not serve
 MANAGER_STOPPING = "manager_stopping"  # ... for a transfer its stop cut short
 
@@ -127,6 +130,23 @@ def _no_opencode(response: Response) -> tuple[str, str] | None:
     )
 
 
+def _manager_url_todo(url: str, said: object) -> str:
+    """Where to log in instead of a Manager's web-app listener: the address it gave, else
+    the port below its own (``serve``'s default, ``--port`` + 1)."""
+    if isinstance(said, str) and said.startswith(("http://", "https://")):
+        return f"use the Manager's own URL: `ocm login {said.rstrip('/')}`"
+    parts = urlsplit(url)
+    if parts.port and parts.hostname:
+        guess = urlunsplit(
+            parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{parts.port - 1}")
+        )
+        return (
+            f"use the Manager's own URL, the one `ocm-manager serve` says it listens on (by"
+            f" default {guess}, the port below this one)"
+        )
+    return "use the Manager's own URL, the one `ocm-manager serve` says it listens on"
+
+
 def _plain_http_url(url: str) -> str:
     """``url`` (an https one) with http in its place, at the same port."""
     parts = urlsplit(url)
@@ -226,12 +246,20 @@ class ManagerClient:
     def _raise_for(self, response: Response, path: str, conflict_todo: str) -> None:
         status = response.status_code
         message = _error_message(response)
-        code: str | None = None
         try:
-            body = response.json()
-            code = body.get("error") if isinstance(body, dict) else None
+            said = response.json()
         except ValueError:
-            pass
+            said = None
+        body: dict[str, Any] = said if isinstance(said, dict) else {}
+        code = body.get("error") if isinstance(body.get("error"), str) else None
+        if status == 401 and code == WEB_APP_SIGN_IN and "managerUrl" in body:
+            raise ManagerError(
+                f"{self.url} is a Manager's OpenCode web app, not the Manager's API (the"
+                " token was not checked)",
+                _manager_url_todo(self.url, body.get("managerUrl")),
+                status=status,
+                code=code,
+            )
         if status == 401:
             raise AuthError(
                 f"token from {self.token_label} rejected by {self.url}",

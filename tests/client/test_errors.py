@@ -9,6 +9,7 @@ import os
 import shlex
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from ocm.cli import main
 from ocm.errors import ManagerError
 from tests.client import standin
 from tests.client.conftest import REPO_ROOT, Recorder, assert_one_error, config, run_ocm
+from tests.support.env import without_opencode
 from tests.support.processes import RunningManager, ocm_command
 
 
@@ -36,6 +38,25 @@ def test_wrong_token_at_login_saves_nothing(manager: RunningManager, tmp_path: P
         " makes a new one, but signs out every other user and browser)"
     )
     assert "wrong-token" not in result.stderr
+    assert not config(tmp_path).exists()
+
+
+def test_login_at_the_web_app_port_names_the_managers_url_and_rotates_nothing(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The port `serve` announces as OpenCode's web app answers 401 `not_signed_in` to any
+    token: taken for a rejected token, it led to advice that ends with a rotation."""
+    manager = manager_factory(env=without_opencode(tmp_path / "bin"))  # it has a web app
+    web_app = manager.web_app_url()
+    result = run_ocm("login", web_app, input=manager.token + "\n")
+    line = assert_one_error(
+        result,
+        1,
+        f"ocm: {web_app} is a Manager's OpenCode web app, not the Manager's API (the token was"
+        " not checked), nothing was saved;",
+        f"use the Manager's own URL: `ocm login {manager.url}`",
+    )
+    assert "rejected" not in line and "token rotate" not in line
     assert not config(tmp_path).exists()
 
 

@@ -188,12 +188,17 @@ def _not_answering(services: Any) -> ApiError | None:
     )
 
 
-def not_signed_in() -> ApiError:
+def not_signed_in(console: str | None = None) -> ApiError:
+    """``console``: the Manager's own address, when known. Given as ``managerUrl`` too (null
+    when unknown): that field tells ``ocm`` pointed here by mistake that this is the web
+    app's listener, and which URL it should have had."""
+    where = console or "its address in a browser"
     return ApiError(
         401,
         "not_signed_in",
-        "OpenCode's web app needs the Manager's sign-in: sign in on the Manager's console"
-        " (its address in a browser) with the Manager token, then reload.",
+        f"OpenCode's web app needs the Manager's sign-in: sign in on the Manager's console"
+        f" ({where}) with the Manager token, then reload.",
+        {"managerUrl": console},
     )
 
 
@@ -345,7 +350,7 @@ class OpencodeWebApp:
                     )
                     return [b""]
                 return _signin_page(start_response)
-            raise not_signed_in()
+            raise not_signed_in(console_url(environ, services))
         if not origin_ok(environ):
             raise proxy_fault(environ) or cross_origin()
         if environ.get("HTTP_UPGRADE") or _opens_terminal(environ):
