@@ -227,17 +227,17 @@ def exposure(path: Path | None = None) -> str | None:
         return None
     uid = os.getuid() if hasattr(os, "getuid") else None
     if uid is not None and info.st_uid != uid:
-        return f"{path} belongs to another user"
+        return "it belongs to another user"
     if info.st_mode & 0o077:
-        return f"{path} is accessible to other users (mode {info.st_mode & 0o777:04o})"
+        return f"it is open to other users (mode {info.st_mode & 0o777:04o})"
     try:
         parent = os.stat(path.parent)
     except OSError:
         return None
     if parent.st_mode & 0o022:
         return (
-            f"{path}, whose folder is writable by other users (mode "
-            f"{parent.st_mode & 0o777:04o}), so someone else could replace it"
+            f"its folder is writable by other users (mode {parent.st_mode & 0o777:04o}), so"
+            " someone else could replace it"
         )
     return None
 
@@ -264,7 +264,7 @@ def _read_file(*, trusted_only: bool = False) -> dict[str, str]:
     if trusted_only:
         problem = exposure(path)
         if problem:
-            raise OcmError(f"refusing to use the token in {problem}", exposure_todo(path))
+            raise OcmError(f"refusing to use the token in {path}: {problem}", exposure_todo(path))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):

@@ -61,10 +61,11 @@ def status(*, as_json: bool) -> int:
     except OcmError as exc:  # a malformed OPENCODE_MANAGER_URL is worth showing, not dying on
         where, url_problem = None, exc.message
     problems = [p for p in (current.problem, url_problem) if p]
+    refused = None  # why a stored token is not used, if it is refused
     try:
         token = credentials.find_token(where.url, current.keyring_for(where.url)) if where else None
     except OcmError as exc:  # e.g. credentials.json readable by others: refused, reported
-        token, problems = None, [*problems, exc.message]
+        token, refused, problems = None, exc.what, [*problems, exc.message]
     sendable = None  # the token, when it can go in a header: the health check asks about it
     try:
         sendable = token.checked() if token else None
@@ -125,6 +126,8 @@ def status(*, as_json: bool) -> int:
     elif token:
         accepted = "; the Manager accepts it" if health and health.token == "accepted" else ""
         lines.append(f"token:     present, from {token.label}{accepted}")
+    elif refused:  # not "none": one is there, and the warning says what to do about it
+        lines.append(f"token:     not used: {refused} (see the warning below)")
     elif where:
         lines.append(f"token:     none for this URL; run `ocm login {where.url}`")
     else:

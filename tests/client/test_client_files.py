@@ -44,9 +44,9 @@ def test_a_manager_url_from_the_environment_with_a_password_is_refused_too(
 @pytest.mark.parametrize(
     ("file_mode", "dir_mode", "needle"),
     [
-        (0o644, 0o700, "is accessible to other users (mode 0644)"),
-        (0o640, 0o700, "is accessible to other users (mode 0640)"),
-        (0o600, 0o777, "is writable by other users (mode 0777)"),
+        (0o644, 0o700, "credentials.json: it is open to other users (mode 0644)"),
+        (0o640, 0o700, "credentials.json: it is open to other users (mode 0640)"),
+        (0o600, 0o777, "credentials.json: its folder is writable by other users (mode 0777)"),
     ],
 )
 def test_credentials_others_can_read_or_replace_are_refused_like_ssh_does(
@@ -62,7 +62,12 @@ def test_credentials_others_can_read_or_replace_are_refused_like_ssh_does(
     # status still reports everything it knows, with the refusal as a warning (exit 0).
     status = run_ocm("status")
     assert status.returncode == 0
-    assert f"warning:   refusing to use the token in {credentials}" in status.stdout
+    assert f"warning:   refusing to use the token in {credentials}: " in status.stdout
+    # The token line says why the token is not used, not that there is none.
+    assert f"token:     not used: refusing to use the token in {credentials}: " in status.stdout, (
+        status.stdout
+    )
+    assert "none for this URL" not in status.stdout
     # Following the advice makes the token usable again.
     credentials.chmod(0o600)
     config(tmp_path).chmod(0o700)
