@@ -293,8 +293,12 @@ def _web_app_port(value: int | str | None, port: int, opencode_mode: str) -> int
 def cmd_token_rotate(data_dir: Path) -> int:
     from manager.tokens import new_token
 
-    token = new_token(_registry(data_dir))
-    print("ocm-manager: new token made; the old one stops working now", file=sys.stderr)
+    registry = _registry(data_dir)
+    replaced = registry.token_hash() is not None
+    token = new_token(registry)
+    # A first token (a fresh data dir, the quick start's first login) replaces nothing.
+    said = "new token made; the old one stops working now" if replaced else "token made"
+    print(f"ocm-manager: {said}", file=sys.stderr)
     print(token)
     return 0
 

@@ -257,6 +257,15 @@ def test_data_dir_from_environment(tmp_path, monkeypatch):
     assert (tmp_path / "from-env" / "manager.db").exists()
 
 
+def test_a_first_token_does_not_speak_of_an_old_one(tmp_path):
+    data_dir = str(tmp_path / "fresh")
+    first = run_manager_cli("token", "rotate", "--data-dir", data_dir)
+    assert first.stderr == "ocm-manager: token made\n"
+    second = run_manager_cli("token", "rotate", "--data-dir", data_dir)
+    assert second.stderr == "ocm-manager: new token made; the old one stops working now\n"
+    assert first.stdout != second.stdout
+
+
 def test_port_in_use_is_one_clear_line(manager, tmp_path):
     port = manager.url.rsplit(":", 1)[1]
     # A data dir of its own: on the running Manager's, serve would stop at its lock.
