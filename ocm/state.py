@@ -57,7 +57,7 @@ class State:
         self.updated_at = updated_at
         # Why the file could not be used (shown by ``ocm status``); None if fine or absent.
         self.problem = problem
-        self.problem_todo = problem_todo  # what to do about it, when not removing the file
+        self.problem_todo = problem_todo  # what to do about it, when not `ocm login` alone
 
     def replace(self, **changes: Any) -> State:
         values = {name: getattr(self, name) for name in self.__slots__}
@@ -132,7 +132,11 @@ def load() -> State:
             return State(problem=flaw[0], problem_todo=flaw[1])
         return State(problem=f"{path} is unreadable (not a directory)")
     except IsADirectoryError:
-        return State(problem=f"{path} is a directory, not ocm's state file")
+        # `ocm login` cannot replace a directory: it goes first.
+        return State(
+            problem=f"{path} is a directory, not ocm's state file",
+            problem_todo=f"remove it (`rm -r {path}`) and run `ocm login <url>`",
+        )
     except PermissionError:
         return State(problem=f"{path} is not readable (permission denied)")
     except OSError as exc:

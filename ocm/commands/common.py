@@ -155,8 +155,8 @@ def require_login(state: state_mod.State) -> Login:
     if where is None and state.problem:
         raise OcmError(
             f"not logged in: {state.problem}",
-            state.problem_todo
-            or f"remove it (`rm -r {paths.state_file()}`) and run `ocm login <url>`",
+            # A file, empty or corrupt: the login writes it anew.
+            state.problem_todo or "run `ocm login <url>`, which writes it anew",
         )
     if where is None:
         raise OcmError(
