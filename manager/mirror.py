@@ -270,6 +270,10 @@ def _limits() -> dict[str, int]:
     }
 
 
+def _name_taken(name: str) -> ApiError:
+    return ApiError(409, "repo_exists", f"The Manager already has a repo named {name}.")
+
+
 def _create_repo() -> Repo:
     """``push --create``: a new, empty repo registered as 'cloning' until the push lands."""
     settings = _services().settings
@@ -286,10 +290,21 @@ def _create_repo() -> Repo:
             400, "bad_origin", f"The origin URL is longer than {MAX_URL_CHARS} characters."
         )
     directory = settings.repos_dir / name
+    registry = get_registry()
+    known = registry.find_repo(name)
+    if known is not None and known.name == name:
+        raise _name_taken(name)
     if directory.exists():
-        raise ApiError(409, "repo_exists", f"The Manager already has a directory for {name}.")
+        # No repo of that name: a folder left by `repo remove` (files kept), or put there
+        # by hand. Not "a repo named …", which `ocm list` would not show.
+        raise ApiError(
+            409,
+            "folder_exists",
+            f"The Manager keeps a folder named {name} among its repos, though no repo of"
+            " that name is registered (one removed with its files kept, say).",
+        )
     try:
-        repo = get_registry().add_repo(
+        repo = registry.add_repo(
             name=name,
             directory=directory,
             branch=branch,
@@ -298,11 +313,7 @@ def _create_repo() -> Repo:
             status=CLONING,
         )
     except NameTaken:
-        raise ApiError(
-            409,
-            "repo_exists",
-            f"The Manager already has a repo named {name}.",
-        ) from None
+        raise _name_taken(name) from None
     try:
         directory.mkdir(parents=True)
         # Of the pushing checkout's kind (SHA-1 or SHA-256): git moves no objects between two.

@@ -118,6 +118,10 @@ CONFLICT_TODOS: dict[str, str | None] = {
     "repo_exists": "name the new one with `ocm push --create --name <another name>`, or, if "
     "that repo is this project, give this checkout its origin (`ocm list --json` shows it) "
     "and run `ocm push`",
+    # A folder with no repo: nothing a laptop can push to, and not ours to delete.
+    "folder_exists": "name the new one with `ocm push --create --name <another name>`, or "
+    "ask whoever runs the Manager to move that folder away (or register it again with "
+    "`ocm-manager repo add`)",
     # The Manager's copy was deleted or moved behind its back: --force cannot help.
     "repo_missing": "put the Manager's copy back there, or forget that repo on the Manager "
     "(`ocm-manager repo remove` and its name) and run `ocm push --create`",
