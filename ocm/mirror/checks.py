@@ -199,9 +199,11 @@ def weigh(
         known = sizes(root, env, (entry.oid for entry in files))
         weighed = Weighed(sum(known.get(entry.oid, 0) for entry in files), known, None, None)
     if weighed.total > limits.max_bytes:
+        # All of them, not only those that changed: the limit bounds what the work tree
+        # holds after the transfer, which a run of small transfers could not get past.
         raise TooLarge(
-            f"the snapshot's files take {weighed.total} bytes, more than the receiver "
-            f"accepts ({limits.max_bytes})"
+            f"the snapshot's files take {weighed.total} bytes in all (unchanged ones included),"
+            f" more than the receiver accepts ({limits.max_bytes})"
         )
     return weighed
 
