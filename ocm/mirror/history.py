@@ -193,20 +193,29 @@ def changed_since(root: Path, looked: Kept, paths: Collection[str]) -> list[str]
     """Which of ``paths`` are no longer what the look that built ``looked`` saw (edited,
     deleted, replaced by another kind): git's ``diff-files`` against that index, whose stat
     data are the look's, so only files changed since are read. Entries it holds without
-    stat data (taken from the real index after a commit: :mod:`ocm.mirror.kept_index`) get
-    theirs first where the content is still the look's."""
+    stat data (taken from the real index after a commit: :mod:`ocm.mirror.kept_index`) are
+    listed too: those get theirs where the content is still the look's, and are asked
+    again."""
     if not paths:
         return []
     with temp_index(root, copy_real=False) as env:
         index_file = Path(env["GIT_INDEX_FILE"])
         index_file.write_bytes(looked.data)
         os.utime(index_file, ns=(looked.mtime_ns, looked.mtime_ns))
-        refresh_index(root, env, list(paths))
-        named = ["--", *paths] if len(paths) <= _NAMED_PATHS else []
-        listed = gitcmd.run(
-            root, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *named,
-            env={**env, "GIT_LITERAL_PATHSPECS": "1"},
-        )  # fmt: skip
+        changed = _differing_files(root, env, paths)
+        if changed:
+            refresh_index(root, env, changed)
+            changed = _differing_files(root, env, changed)
+    return changed
+
+
+def _differing_files(root: Path, env: dict[str, str], paths: Collection[str]) -> list[str]:
+    """Those of ``paths`` whose file does not match its entry in the index ``env`` names."""
+    named = ["--", *paths] if len(paths) <= _NAMED_PATHS else []
+    listed = gitcmd.run(
+        root, "diff-files", "--name-only", "-z", "--ignore-submodules=all", *named,
+        env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+    )  # fmt: skip
     wanted = set(paths)
     return [name for name in gitcmd.split_z(listed.stdout) if name in wanted]
 
