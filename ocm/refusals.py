@@ -91,6 +91,14 @@ def local_work(
     return Work(uncommitted, commits)
 
 
+def rewritten_here(root: Path, head: Mapping[str, Any], ours: str | None) -> bool:
+    """Whether the Manager's branch is where this checkout's last transfer left it, and this
+    checkout has rewritten that history since (``commit --amend``, a rebase, a reset): the
+    commits the push lacks are then this checkout's own old ones, none of the Manager's."""
+    theirs = head.get("branchHead")
+    return bool(theirs) and theirs != ours and theirs == read_marker(root).get("head")
+
+
 def manager_changed(root: Path, head: Mapping[str, Any], ours: str | None) -> bool:
     """Whether the Manager has work this checkout lacks (so a push would be refused)."""
     if _manager_uncommitted(root, head):
@@ -170,15 +178,29 @@ def push_refused(
     tui: bool,
     tui_since: float | None = None,
     dirty: bool = False,
+    rewritten: bool = False,
 ) -> ConflictError | None:
     """Why ``ocm push`` to ``repo`` stops, and what to do; None when nothing is at risk.
 
     ``manager``: the Manager's work the push lacks; ``here``: this checkout's work the
     Manager lacks (what a pull would refuse over); ``tui``: a TUI is attached on the Manager;
-    ``dirty``: the Manager's work tree has uncommitted changes (its own or an earlier push's).
+    ``dirty``: the Manager's work tree has uncommitted changes (its own or an earlier push's);
+    ``rewritten``: the Manager's commits are this checkout's own, rewritten here since
+    (:func:`rewritten_here`): keeping both would bring the old ones back.
     """
     if not manager and not tui:
         return None
+    if rewritten and manager.commits and not manager.uncommitted:
+        tui_part = f", and {_tui(repo, tui_since)}" if tui else ""
+        return ConflictError(
+            f"the Manager's copy of {repo} has {branch or 'HEAD'} where this checkout's last"
+            f" transfer left it, and this checkout has rewritten those commits since (an"
+            f" amend, a rebase or a reset){tui_part}",
+            f"run `ocm push --force` to send the rewritten ones (the Manager keeps its old"
+            f" {branch or 'HEAD'} under refs/ocm/backup/)",
+            status=409,
+            code=CODE,
+        )
     if not manager:
         return ConflictError(
             _tui(repo, tui_since),

@@ -313,6 +313,7 @@ def _push_refusal(
         tui=bool(head.get("inUse")),
         tui_since=_since(head.get("inUseSince")),
         dirty=bool(head.get("dirty")),
+        rewritten=refusals.rewritten_here(root, head, state.head),
     )
 
 

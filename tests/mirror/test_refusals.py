@@ -254,6 +254,38 @@ def test_both_sides_editing_one_file_the_advised_sequence_keeps_both(
     both_sides_equal(p)
 
 
+@pytest.mark.parametrize("rewrite", ["amend", "reset"])
+def test_history_rewritten_since_the_last_push_is_sent_with_force(
+    ocm: Cli, pushed: Callable[..., Pushed], rewrite: str
+) -> None:
+    """After a push, the checkout amends (or resets away) the commit it sent. The push was
+    told "both sides changed", and keeping both merged the old commit back in; the
+    Manager's commits are this checkout's own, and `ocm push --force` is the way."""
+    p = pushed("proj")
+    (p.laptop / "more.txt").write_text("one more commit\n")
+    git(p.laptop, "add", "more.txt")
+    git(p.laptop, "commit", "-q", "-m", "one more")
+    assert ocm(p.laptop, "push").returncode == 0
+    sent = git(p.laptop, "rev-parse", "HEAD")
+    if rewrite == "amend":
+        git(p.laptop, "commit", "-q", "--amend", "-m", "the same work, said better")
+    else:
+        git(p.laptop, "reset", "-q", "--hard", "HEAD~1")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+
+    assert "this checkout has rewritten those commits since" in what, what
+    assert ways == [
+        "run `ocm push --force` to send the rewritten ones (the Manager keeps its old main"
+        " under refs/ocm/backup/)"
+    ]
+    follow(ocm, p.laptop, ways[0])
+    assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
+    kept = git(p.directory, "for-each-ref", "--format=%(objectname)", "refs/ocm/backup/")
+    assert kept == sent
+    both_sides_equal(p)
+
+
 def test_diverged_commits_and_changes_the_advised_sequence_keeps_everything(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
