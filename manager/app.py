@@ -3,6 +3,7 @@ everything else, wired to the settings and the registry they share."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from manager.proxy import Proxy, is_proxy_path
 from manager.registry import Registry
 from manager.streams import StreamTracker
 from manager.web.opencode_app import OpencodeWebApp
+
+log = logging.getLogger("manager")
 
 
 @dataclass
@@ -77,6 +80,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Manag
     app.register_blueprint(api_bp)
     app.register_blueprint(mirror_bp)
     register_console(app)
+    from manager.repos import anchor_relative_directories
+
+    for name, was in anchor_relative_directories(services.registry, settings.repos_dir):
+        log.warning("repo %s was registered at %s; now %s", name, was, settings.repos_dir / name)
     # A push cut off by a crash left its staging behind (and maybe a half switch): undo it.
     clean_staging(settings.staging_dir, [repo.directory for repo in services.registry.list_repos()])
     return ManagerApp(app, services)

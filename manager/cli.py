@@ -51,7 +51,11 @@ class _Parser(OptionsFirstParser):
 
 
 def _data_dir(value: str | None) -> Path:
-    return Path(value).expanduser() if value else config.default_data_dir()
+    """The data dir, absolute: a relative one names a folder where the command was typed,
+    and the registry keeps paths under it that must hold from anywhere (a Manager started
+    in another folder, OpenCode, which runs in the data dir)."""
+    chosen = Path(value).expanduser() if value else config.default_data_dir()
+    return Path(os.path.abspath(chosen))
 
 
 def _existing_data_dir(value: str | None) -> Path:
@@ -87,10 +91,13 @@ def _command(words: str, data_dir: Path) -> str:
 
 def _registry(data_dir: Path):  # type: ignore[no-untyped-def]
     from manager.registry import Registry
+    from manager.repos import anchor_relative_directories
 
     settings = Settings(data_dir=data_dir)
     settings.ensure_dirs()
-    return Registry(settings.database_path)
+    registry = Registry(settings.database_path)
+    anchor_relative_directories(registry, settings.repos_dir)
+    return registry
 
 
 # -- serve ----------------------------------------------------------------------------------

@@ -200,6 +200,12 @@ class Registry:
             (*changes.values(), time.time(), repo_id),
         )
 
+    def set_directory(self, repo_id: int, directory: Path) -> None:
+        self._connect().execute(
+            "UPDATE repos SET directory = ?, updated_at = ? WHERE id = ?",
+            (str(directory), time.time(), repo_id),
+        )
+
     def remove_repo(self, repo_id: int) -> None:
         conn = self._connect()
         conn.execute("DELETE FROM repos WHERE id = ?", (repo_id,))

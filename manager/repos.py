@@ -323,6 +323,19 @@ def register_existing(
         raise RepoError(f"a repo named {name!r} already exists") from None
 
 
+def anchor_relative_directories(registry: Registry, repos_dir: Path) -> list[tuple[str, Path]]:
+    """Give every repo registered with a relative folder its absolute one; the names and
+    the folders they had. Such a row comes from a Manager that kept a relative --data-dir
+    as typed, and it means the folder of another place for each process that reads it.
+    Every repo's folder is ``repos/<name>`` of its data dir, so that is the one meant."""
+    anchored = []
+    for repo in registry.list_repos():
+        if not repo.directory.is_absolute():
+            registry.set_directory(repo.id, repos_dir / repo.name)
+            anchored.append((repo.name, repo.directory))
+    return anchored
+
+
 @dataclass(frozen=True)
 class Removed:
     """A removed repo and what became of its files: ``deleted`` (asked for), ``partial``
