@@ -25,14 +25,14 @@ def unauthorized() -> ApiError:
 
 
 def install_auth(app: Flask) -> None:
-    from manager.web import WEB_BLUEPRINTS
+    from manager.web import is_console_request
     from manager.web.guard import guard_request
 
     @app.before_request
     def _require_token() -> Any:
         if request.path in PUBLIC_PATHS:
             return None
-        if request.blueprint in WEB_BLUEPRINTS:
+        if is_console_request():
             # The console's pages sign in with a cookie; the API below stays token-only.
             return guard_request()
         if not token_matches(get_registry(), presented_token(request.headers.get("Authorization"))):

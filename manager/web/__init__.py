@@ -17,6 +17,25 @@ from flask import Flask
 WEB_BLUEPRINTS = frozenset({"web_signin", "web_repos", "web_settings", "web_health", "web_static"})
 
 
+def is_console_request() -> bool:
+    """Whether the console answers this request (its guard, its pages) rather than the API.
+
+    A console blueprint's, and a browser's page load that no route takes (a form's address
+    typed in, ``/repos/``): routing failed, so it has no blueprint, but a person is looking
+    and needs a page with a way back, not the API's 401 about headers. Browsers name
+    ``text/html`` in ``Accept`` for a page; API clients (and ``curl``) do not, and nothing
+    under ``/api/`` is ever a page."""
+    from flask import request
+
+    if request.blueprint in WEB_BLUEPRINTS:
+        return True
+    return (
+        request.routing_exception is not None
+        and not request.path.startswith("/api/")
+        and "text/html" in request.accept_mimetypes.values()
+    )
+
+
 def register_console(app: Flask) -> None:
     from flask import Blueprint
 

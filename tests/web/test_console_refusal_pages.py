@@ -7,6 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import requests
+
+from tests.support.auth import bearer
 from tests.support.processes import RunningManager
 from tests.web.test_console import json_twin, row
 
@@ -125,3 +128,38 @@ def test_a_name_too_long_is_refused_for_its_length(
     page.click("text=Add repo")
     assert "is 150 characters long; use 100 at most" in refusal_page(page)
     assert page.input_value("input[name=name]") == "n" * 150
+
+
+# A page load the console has no page for: a form's address typed in, a stray slash, a typo.
+NO_SUCH_PAGE = {"/settings/token": 405, "/signout": 405, "/repos/": 404, "/nowhere": 404}
+
+
+def test_an_address_with_no_page_is_a_console_page_signed_in_or_not(
+    console: tuple[RunningManager, Any], new_page: Callable[..., Any]
+) -> None:
+    manager, page = console
+    signed_out = new_page()
+    for path, status in NO_SUCH_PAGE.items():
+        answer = page.goto(manager.url + path)
+        assert answer is not None and answer.status == status, path
+        assert "not_signed_in" not in page.content() and "unauthorized" not in page.content()
+        assert path in refusal_page(page)
+        page.click("text=Back to the repos")
+        page.wait_for_url(manager.url + "/repos")
+
+        signed_out.goto(manager.url + path)
+        assert signed_out.url.startswith(manager.url + "/signin"), path
+        assert signed_out.text_content("h1") == "Sign in"
+
+
+def test_an_api_client_still_gets_json_at_an_address_with_no_page(
+    console: tuple[RunningManager, Any],
+) -> None:
+    manager, _ = console
+    for path in NO_SUCH_PAGE:
+        without_token = requests.get(manager.url + path, timeout=10)
+        assert without_token.status_code == 401, path
+        assert without_token.json()["error"] == "unauthorized"
+        with_token = requests.get(manager.url + path, headers=bearer(manager.token), timeout=10)
+        assert with_token.status_code == NO_SUCH_PAGE[path], path
+        assert set(with_token.json()) == {"error", "message"}

@@ -36,18 +36,29 @@ def error_page(status: int, code: str, message: str) -> Any:
 def register_error_pages(app: Flask) -> None:
     """In front of the app's JSON handlers (``manager.errors``): errors raised by a console
     page's view, or by the guard before it, become pages; every other request's stay JSON."""
-    from manager.web import WEB_BLUEPRINTS
+    from manager.web import is_console_request
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
         if request.blueprint not in WEB_BLUEPRINTS:
             return error_response(exc.status, exc.code, exc.message, exc.details)
+        if not is_console_request():
+            return error_response(exc.status, exc.code, exc.message)
         return error_page(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         status = exc.code or 500
-        message = exc.description or exc.name
-        if request.blueprint not in WEB_BLUEPRINTS:
-            return error_response(status, code_for(exc), message)
-        return error_page(status, code_for(exc), message)
+        if not is_console_request():
+            return error_response(status, code_for(exc), exc.description or exc.name)
+        return error_page(status, code_for(exc), _in_a_browser(exc))
+
+
+def _in_a_browser(exc: HTTPException) -> str:
+    """The message of a console page's refusal; for an address no route takes, in the
+    console's words (Werkzeug's speak of "the server" and "the requested URL")."""
+    if exc is request.routing_exception and exc.code == 404:
+        return f"The console has no page at {request.path}."
+    if exc is request.routing_exception and exc.code == 405:
+        return f"{request.path} takes a form sent from the console's pages, not a page load."
+    return str(exc.description or exc.name)
