@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,6 +11,14 @@ from manager.registry import READY, Repo
 from manager.web.clones import CloneJobs
 from ocm.mirror import gitcmd
 from ocm.origin import hide_credentials
+
+log = logging.getLogger("manager.web")
+# Shown, never stored: the registry says ready, but the repo's checkout is not on disk (its
+# folder deleted by hand). "ready" with every value "—" would read as OpenCode not answering.
+MISSING = "missing"
+# The repos whose missing checkout the log has named, by id and folder: once each, not at
+# every tab's poll.
+_logged_missing: set[tuple[int, str]] = set()
 
 # Subjects by commit: a commit never changes, and the list is asked for every 2 s per tab.
 _subjects: dict[str, str] = {}
@@ -70,6 +79,21 @@ def _transfer(found: tuple[float, str] | None, now: float) -> dict[str, Any] | N
     return {"at": iso, "ago": ago(at, now), "from": address}
 
 
+def _missing_checkout(repo: Repo) -> str | None:
+    """What is wrong with a ready repo whose checkout is not there, and what to do; None
+    when it is there. Said in the log too, once."""
+    if repo.directory.is_dir() and (repo.directory / ".git").is_dir():
+        _logged_missing.discard((repo.id, str(repo.directory)))
+        return None
+    where = f"its folder {repo.directory}"
+    what = f"{where} is missing" if not repo.directory.is_dir() else f"{where} has no .git"
+    advice = f"{what}; put it back, or remove the repo here and add it again"
+    if (repo.id, str(repo.directory)) not in _logged_missing:
+        _logged_missing.add((repo.id, str(repo.directory)))
+        log.warning("repo %s: %s", repo.name, advice)
+    return advice
+
+
 def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
     registry = services.registry
     transfers = registry.transfers()
@@ -77,7 +101,8 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
     opencode_answers = True
     rows = []
     for repo in registry.list_repos():
-        ready = repo.status == READY and (repo.directory / ".git").is_dir()
+        missing = _missing_checkout(repo) if repo.status == READY else None
+        ready = repo.status == READY and missing is None
         sessions = None
         if ready and opencode_answers:
             sessions = session_count(services, str(repo.directory))
@@ -90,9 +115,9 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
                 "id": repo.id,
                 "name": repo.name,
                 "branch": repo.branch,
-                "status": repo.status,
+                "status": MISSING if missing else repo.status,
                 # Hidden again for rows stored before origins were stored without passwords.
-                "error": hide_credentials(repo.error),
+                "error": missing or hide_credentials(repo.error),
                 "progress": clones.progress(repo.id) if repo.status == "cloning" else "",
                 "directory": str(repo.directory),
                 "originUrl": hide_credentials(repo.origin_url),

@@ -100,7 +100,7 @@ def run(
                 argv, cwd=root, input=input, capture_output=True, env=git_env(env), timeout=timeout
             )
     except OSError as exc:
-        raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
+        raise _not_started(exc, root) from None
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} did not finish within {timeout:g} s in {root}") from None
     if done.returncode == -signal.SIGINT:
@@ -138,7 +138,16 @@ def popen(
             argv, cwd=root, stdin=stdin, stdout=stdout, stderr=stderr, env=git_env(env)
         )
     except OSError as exc:
-        raise GitError(f"cannot run git ({exc.strerror})", "install git") from None
+        raise _not_started(exc, root) from None
+
+
+def _not_started(exc: OSError, root: Path) -> GitError:
+    """Why git did not start. A missing folder to run it in raises the very error a missing
+    git does (FileNotFoundError), naming the folder instead of ``git``: blaming git then
+    would send someone to reinstall it while their folder is gone."""
+    if exc.filename is not None and os.fsdecode(exc.filename) == os.fsdecode(root):
+        return GitError(f"cannot run git in {root}: {exc.strerror}")
+    return GitError(f"cannot run git ({exc.strerror})", "install git")
 
 
 def out(
