@@ -18,6 +18,7 @@ from manager.proxy import Proxy, is_proxy_path
 from manager.registry import Registry
 from manager.streams import StreamTracker
 from manager.web.opencode_app import OpencodeWebApp
+from manager.web.signin import cookie_name
 
 log = logging.getLogger("manager")
 
@@ -37,6 +38,8 @@ class Services:
     # The in-memory view of the token and the live sign-ins (manager.token_watch), once
     # serving (manager.server); sign-ins and sign-outs refresh it at once.
     token_watch: Any = None
+    # The name of the console's sign-in cookie (manager.web.signin.cookie_name), set at start.
+    cookie_name: str = ""
     # Set once the Manager has been asked to stop: a transfer whose git the same stop ended
     # then says so (manager.mirror).
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -69,6 +72,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Manag
     app.config["MAX_CONTENT_LENGTH"] = None  # bodies are streamed; limits live in the mirror
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["ocm"] = services
+    services.cookie_name = cookie_name(services.registry.instance_id())
     register_error_handlers(app)
     install_auth(app)
     install_input_checks(app)

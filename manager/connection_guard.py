@@ -139,11 +139,12 @@ class SignInCookie:
     with the current token and has not expired or been signed out. The token itself is no
     credential there: the app is for browsers, and the application would refuse it anyway."""
 
-    def __init__(self, tokens: TokenWatch) -> None:
+    def __init__(self, tokens: TokenWatch, cookie_name: str) -> None:
         self.tokens = tokens
+        self.cookie_name = cookie_name
 
     def shown(self, headers: dict[str, str]) -> str | None:
-        digest = session_digest(headers.get("COOKIE"))
+        digest = session_digest(headers.get("COOKIE"), self.cookie_name)
         return digest if self.tokens.signed_in(digest) else None
 
     def still_good(self, key: str | None) -> bool:

@@ -3,6 +3,7 @@ The only module that speaks SQL."""
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import threading
 import time
@@ -131,6 +132,16 @@ class Registry:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (digest,),
         )
+
+    def instance_id(self) -> str:
+        """A random name of this Manager, made once and kept with its data dir: what tells
+        its sign-in cookie from another Manager's on the same host name."""
+        conn = self._connect()
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?)",
+            (secrets.token_hex(4),),
+        )
+        return str(conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()[0])
 
     # -- repos ------------------------------------------------------------------------------
 

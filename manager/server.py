@@ -161,15 +161,16 @@ def _watch_token(app: Any) -> TokenWatch | None:
     return watch
 
 
-def _guard(server: Any, web_app_server: Any, tokens: TokenWatch, settings: Settings) -> None:
+def _guard(
+    server: Any, web_app_server: Any, tokens: TokenWatch, settings: Settings, cookie_name: str
+) -> None:
     """Both listeners, each with its own credentials and one upload budget between them."""
     from manager import connection_guard
 
     guard = connection_guard.install(server, connection_guard.ManagerToken(tokens), settings)
     if guard is not None and web_app_server is not None:
-        connection_guard.install(
-            web_app_server, connection_guard.SignInCookie(tokens), settings, guard.budget
-        )
+        signed_in = connection_guard.SignInCookie(tokens, cookie_name)
+        connection_guard.install(web_app_server, signed_in, settings, guard.budget)
 
 
 def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = None) -> None:
@@ -191,7 +192,7 @@ def serve(app: Any, settings: Settings, on_stop: Callable[[], None] | None = Non
     web_app_server = web_app_listener(app, settings, server, options)
     tokens = _watch_token(app)
     if tokens is not None:
-        _guard(server, web_app_server, tokens, settings)
+        _guard(server, web_app_server, tokens, settings, app.services.cookie_name)
     proxy = getattr(app, "proxy", None)
     if proxy is not None:
         from manager.proxy.loop import install

@@ -3,13 +3,14 @@
 How to use it (the console and OpenCode's web app share it): a WSGI app or a Flask view
 calls ``signed_in(environ, services)`` with the request's WSGI environ and the Manager's
 ``Services`` (``app.extensions["ocm"]``); it is True only when the ``Cookie`` header
-carries ``COOKIE_NAME`` naming a sign-in that has not expired and was made with the token
-that is current now — ``ocm-manager token rotate`` or the Settings page replaces the token,
-which ends every sign-in at once. Before acting on a state-changing request (any method but
-GET, HEAD and OPTIONS) call ``origin_ok(environ)``: True when the browser's ``Origin`` (or,
-lacking it, ``Referer``) is this very origin — scheme, host and port as the request arrived
-(``wsgi.url_scheme`` is https behind the reverse proxy named by ``--trusted-proxy``, which
-waitress honours) — or one of ``also_allowed``; answer 403 otherwise. Sessions live in the
+carries ``services.cookie_name`` (see ``cookie_name``) naming a sign-in that has not
+expired and was made with the token that is current now — ``ocm-manager token rotate`` or
+the Settings page replaces the token, which ends every sign-in at once. Before acting on a
+state-changing request (any method but GET, HEAD and OPTIONS) call ``origin_ok(environ)``:
+True when the browser's ``Origin`` (or, lacking it, ``Referer``) is this very origin —
+scheme, host and port as the request arrived (``wsgi.url_scheme`` is https behind the
+reverse proxy named by ``--trusted-proxy``, which waitress honours) — or one of
+``also_allowed``; answer 403 otherwise. Sessions live in the
 registry, keyed by a hash of the cookie, so the database never holds a usable cookie.
 """
 
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.http import parse_cookie
 
-COOKIE_NAME = "ocm_session"
+COOKIE_PREFIX = "ocm_session_"
 SESSION_SECONDS = 12 * 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -36,14 +37,23 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
-def session_cookie(environ: dict[str, Any]) -> str | None:
-    return parse_cookie(environ).get(COOKIE_NAME) or None
+def cookie_name(instance_id: str) -> str:
+    """The sign-in cookie's name for the Manager of ``instance_id`` (``Registry.instance_id``).
+
+    Browsers keep cookies by host name, not port: two Managers on one host (two ports, or
+    two TLS sites on one name) would share one fixed name, and each sign-in would replace
+    the other's cookie, signing that browser out of the other Manager."""
+    return COOKIE_PREFIX + instance_id
 
 
-def session_digest(cookie_header: str | None) -> str | None:
+def session_cookie(environ: dict[str, Any], name: str) -> str | None:
+    return parse_cookie(environ).get(name) or None
+
+
+def session_digest(cookie_header: str | None, name: str) -> str | None:
     """What the registry (and the Manager's ``TokenWatch``) knows a sign-in by, from a raw
-    ``Cookie`` header; None when it names none."""
-    value = parse_cookie(cookie_header or "").get(COOKIE_NAME) if cookie_header else None
+    ``Cookie`` header and the cookie's ``name``; None when it names none."""
+    value = parse_cookie(cookie_header or "").get(name) if cookie_header else None
     return _digest(value) if value else None
 
 
@@ -58,7 +68,7 @@ def _tell_watch(services: Any) -> None:
 
 def signed_in(environ: dict[str, Any], services: Any) -> bool:
     """True when the request carries a live sign-in made with the current token."""
-    value = session_cookie(environ)
+    value = session_cookie(environ, services.cookie_name)
     if not value:
         return False
     registry = services.registry
@@ -80,7 +90,7 @@ def start_session(services: Any) -> str:
 
 
 def end_session(environ: dict[str, Any], services: Any) -> None:
-    value = session_cookie(environ)
+    value = session_cookie(environ, services.cookie_name)
     if value:
         services.registry.remove_web_session(_digest(value))
         _tell_watch(services)

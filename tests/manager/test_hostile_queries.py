@@ -16,7 +16,7 @@ import requests
 from tests.support.auth import bearer
 from tests.support.git import make_repo
 from tests.support.processes import RunningManager
-from tests.web.conftest import COOKIE_NAME
+from tests.web.conftest import cookie_name
 
 MIRROR = "/api/internal/repo-mirror"
 WIRE = {"v": "2"}
@@ -99,7 +99,7 @@ def test_the_console_add_form_refuses_a_nul_and_adds_nothing(
         manager.url + "/repos",
         data={"source": source, "name": "", "branch": "", **field},
         headers={**origin, "Accept": "application/json"},
-        cookies={COOKIE_NAME: str(signed_in.cookies[COOKIE_NAME])},
+        cookies={cookie_name(manager): str(signed_in.cookies[cookie_name(manager)])},
         timeout=10,
     )
     assert (added.status_code, added.json()["error"]) == (400, "bad_repo"), added.text

@@ -22,6 +22,7 @@ from tests.support import proctree, rawhttp
 from tests.support.auth import bearer
 from tests.support.processes import RunningManager
 from tests.support.upstream import RecordingUpstream
+from tests.web.conftest import cookie_name
 
 AUTHORISED_GET = "/api/internal/opencode-workspaces"
 KIB = 1024
@@ -58,7 +59,8 @@ def sign_in(manager: RunningManager) -> str:
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-    return f"ocm_session={answer.cookies['ocm_session']}"
+    name = cookie_name(manager)
+    return f"{name}={answer.cookies[name]}"
 
 
 def upload_head(url: str, length: int, cookie: str | None = None) -> bytes:

@@ -8,7 +8,9 @@ path), driven by Playwright's sync API — never a browser download. Missing is 
   end of the test; e.g. ``new_page(viewport={"width": 390, "height": 844})`` for a phone.
 - ``sign_in(page, manager, token=None)``: sign ``page`` in to a running Manager through its
   sign-in form (``manager.token`` unless ``token`` is given) and return the session cookie
-  as Playwright reports it (a dict with ``value``, ``httpOnly``, ``sameSite``, ``secure``).
+  as Playwright reports it (a dict with ``name``, ``value``, ``httpOnly``, ``sameSite``,
+  ``secure``).
+- ``cookie_name(manager)``: the name of that Manager's sign-in cookie (one per data dir).
 - ``console``: a Manager without OpenCode plus a page signed in to it, as ``(manager, page)``.
 - ``live``: a Manager running the real OpenCode, for one test.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from manager.web.signin import COOKIE_PREFIX
 from tests.support.processes import RunningManager, opencode_manager
 
 CHROMIUM_ARGS = [
@@ -32,7 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-COOKIE_NAME = "ocm_session"
 # Read at import: the autouse isolated_env fixture clears OCM_* before each test runs.
 CHROMIUM = os.environ.get("OCM_TEST_CHROMIUM") or "/usr/bin/chromium"
 
@@ -66,8 +68,18 @@ def new_page(chromium: Any) -> Iterator[Callable[..., Any]]:
         context.close()
 
 
-def session_cookie(page: Any) -> dict[str, Any] | None:
-    found = [c for c in page.context.cookies() if c["name"] == COOKIE_NAME]
+def cookie_name(manager: RunningManager) -> str:
+    from manager.registry import Registry
+    from manager.web.signin import cookie_name as named
+
+    return named(Registry(manager.data_dir / "manager.db").instance_id())
+
+
+def session_cookie(page: Any, manager: RunningManager | None = None) -> dict[str, Any] | None:
+    """``page``'s sign-in cookie for ``manager`` (for any Manager when None)."""
+    found = [c for c in page.context.cookies() if c["name"].startswith(COOKIE_PREFIX)]
+    if manager is not None:
+        found = [c for c in found if c["name"] == cookie_name(manager)]
     return found[0] if found else None
 
 
@@ -78,7 +90,7 @@ def sign_in() -> Callable[..., dict[str, Any]]:
         page.fill("#token", token or manager.token)
         page.click("button[type=submit]")
         page.wait_for_url(manager.url + "/repos")
-        cookie = session_cookie(page)
+        cookie = session_cookie(page, manager)
         assert cookie is not None, "signed in but no session cookie"
         return cookie
 

@@ -30,6 +30,7 @@ from tests.support.git import make_repo
 from tests.support.llm import ScriptedLLM, Turn
 from tests.support.processes import RunningManager, start_manager
 from tests.support.upstream import GZIP_BODY, RecordingUpstream
+from tests.web.conftest import cookie_name
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "opencode-app.png"
 # As tests/web/test_screenshots.py: every run takes the README's picture in a temporary
@@ -168,7 +169,7 @@ def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable
         assert answer.status_code == 401, path
         assert answer.json()["error"] == "not_signed_in"
     forged = requests.get(
-        live.app_url + "/session", headers={"Cookie": "ocm_session=forged"}, timeout=10
+        live.app_url + "/session", headers={"Cookie": f"{cookie_name(live.manager)}=forged"}, timeout=10
     )
     assert forged.status_code == 401
     # The Manager token as credentials does not open the app either: it signs in on the console.

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.support.auth import bearer
 from tests.support.http_server import StandInServer
 from tests.support.processes import RunningManager
-from tests.web.conftest import COOKIE_NAME, session_cookie
+from tests.web.conftest import cookie_name, session_cookie
 
 PAGES = ["/", "/repos", "/settings", "/health", "/repos/1/remove"]
 
@@ -47,7 +47,7 @@ def test_wrong_token_is_refused_right_one_opens_the_console_and_sign_out_ends_it
     assert session_cookie(page) is None
     # The session is over on the Manager too: the old cookie is no key any more.
     old = requests.get(
-        manager.url + "/repos?format=json", cookies={COOKIE_NAME: cookie["value"]}, timeout=10
+        manager.url + "/repos?format=json", cookies={cookie_name(manager): cookie["value"]}, timeout=10
     )
     assert old.status_code == 401
 
@@ -65,14 +65,14 @@ def test_signing_in_again_ends_the_browsers_earlier_sign_in(manager: RunningMana
             timeout=10,
         )
         assert answer.status_code == 303, answer.text
-        return str(answer.cookies[COOKIE_NAME])
+        return str(answer.cookies[cookie_name(manager)])
 
     def repos(cookie: str) -> int:
-        jar = {COOKIE_NAME: cookie}
+        jar = {cookie_name(manager): cookie}
         return requests.get(manager.url + "/repos?format=json", cookies=jar, timeout=10).status_code
 
     first = sign_in({})
-    again = sign_in({COOKIE_NAME: first})
+    again = sign_in({cookie_name(manager): first})
     assert again != first
     assert (repos(again), repos(first)) == (200, 401)
     other = sign_in({})  # another browser's sign-in is its own
@@ -114,11 +114,35 @@ def test_signed_out_browser_lands_on_the_sign_in_page(
         assert page.is_visible("#token")
 
 
+def test_two_managers_on_one_host_name_keep_their_own_sign_ins(
+    manager_factory: Callable[..., RunningManager],
+    new_page: Callable[..., Any],
+    sign_in: Callable[..., Any],
+) -> None:
+    """Cookies are kept per host name, not per port: one browser signed in to two Managers
+    on 127.0.0.1 holds a cookie for each, and neither sign-in ends the other."""
+    first, second = manager_factory("--no-opencode"), manager_factory("--no-opencode")
+    page = new_page()
+    sign_in(page, first)
+    sign_in(page, second)
+
+    names = {c["name"] for c in page.context.cookies()}
+    assert names == {cookie_name(first), cookie_name(second)}
+    for manager in (first, second, first):
+        page.goto(manager.url + "/repos")
+        assert page.url == manager.url + "/repos"
+        assert page.text_content("h1") == "Repos"
+    # Signing out of one leaves the other signed in.
+    page.click("text=Sign out")
+    page.goto(second.url + "/repos")
+    assert page.text_content("h1") == "Repos"
+
+
 def test_the_api_stays_token_only(console: tuple[RunningManager, Any]) -> None:
     manager, page = console
     cookie = session_cookie(page)
     assert cookie is not None
-    jar = {COOKIE_NAME: cookie["value"]}
+    jar = {cookie_name(manager): cookie["value"]}
     url = manager.url + "/api/internal/opencode-workspaces"
     assert requests.get(url, cookies=jar, timeout=10).status_code == 401
     assert requests.get(url, headers=bearer(manager.token), timeout=10).json() == {"workspaces": []}
@@ -130,7 +154,7 @@ def test_a_cookie_from_before_token_rotate_no_longer_works(
     manager, page = console
     cookie = session_cookie(page)
     assert cookie is not None
-    jar = {COOKIE_NAME: cookie["value"]}
+    jar = {cookie_name(manager): cookie["value"]}
     assert requests.get(manager.url + "/health?format=json", cookies=jar, timeout=10).ok
 
     manager.cli("token", "rotate")
@@ -235,7 +259,7 @@ def test_a_cross_site_post_is_refused(
     bare = requests.post(
         manager.url + "/repos",
         data={"source": str(source)},
-        cookies={COOKIE_NAME: cookie["value"]},
+        cookies={cookie_name(manager): cookie["value"]},
         timeout=10,
     )
     assert bare.status_code == 403
@@ -264,7 +288,7 @@ def test_wrong_tokens_are_slowed_down(manager: RunningManager) -> None:
     right = requests.post(
         url, data={"token": manager.token}, headers=origin, allow_redirects=False, timeout=10
     )
-    assert right.status_code == 303 and COOKIE_NAME in right.cookies
+    assert right.status_code == 303 and cookie_name(manager) in right.cookies
     assert "refused: too many attempts" in manager.log()
 
 

@@ -11,7 +11,6 @@ from flask import Blueprint, jsonify, redirect, request, url_for
 from manager.tokens import token_matches
 from manager.web.render import page, wants_json
 from manager.web.signin import (
-    COOKIE_NAME,
     SESSION_SECONDS,
     end_session,
     is_https,
@@ -27,7 +26,7 @@ log = logging.getLogger("manager.web")
 
 def set_session_cookie(response: Any, value: str) -> Any:
     response.set_cookie(
-        COOKIE_NAME,
+        services().cookie_name,
         value,
         max_age=SESSION_SECONDS,
         path="/",
@@ -49,7 +48,7 @@ def root() -> Any:
 def signin_page() -> Any:
     if signed_in(request.environ, services()):
         return redirect(url_for("web_repos.repos"), code=303)
-    if session_cookie(request.environ):
+    if session_cookie(request.environ, services().cookie_name):
         # Sent here from a page whose sign-in is over: say why, or it looks like a glitch.
         return page(
             "signin.html",
@@ -107,5 +106,5 @@ def signout() -> Any:
         response = jsonify(signedIn=False)
     else:
         response = redirect(url_for("web_signin.signin_page"), code=303)
-    response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict")
+    response.delete_cookie(services().cookie_name, path="/", httponly=True, samesite="Strict")
     return response
