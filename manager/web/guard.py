@@ -15,11 +15,12 @@ import functools
 import ipaddress
 from typing import Any
 
-from flask import current_app, redirect, request, url_for
+from flask import current_app, redirect, request
 
 from manager.config import Settings
 from manager.server import is_loopback
 from manager.web.render import wants_json
+from manager.web.return_to import signin_path
 from manager.web.signin import SAFE_METHODS, origin_ok, signed_in
 
 # Reachable signed out: the sign-in page itself and the stylesheet/script it uses.
@@ -93,7 +94,8 @@ def guard_request() -> Any:
         return None
     if wants_json() or request.method not in ("GET", "HEAD"):
         raise not_signed_in()
-    return redirect(url_for("web_signin.signin_page"), code=303)
+    # Back to this very page once signed in.
+    return redirect(signin_path(request.full_path.rstrip("?")), code=303)
 
 
 def not_signed_in() -> Any:

@@ -69,3 +69,13 @@ def current_response(html: str) -> Any:
     )
     response.headers["Referrer-Policy"] = "same-origin"
     return response
+
+
+def allow_forms_to(response: Any, origin: str) -> Any:
+    """Let the page's forms lead to ``origin`` too: ``form-action`` also covers where the
+    answer to a form redirects, and the sign-in's may return to OpenCode's web app."""
+    policy = response.headers.get("Content-Security-Policy")
+    if policy:
+        widened = policy.replace("form-action 'self'", f"form-action 'self' {origin}")
+        response.headers["Content-Security-Policy"] = widened
+    return response

@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from manager.web.return_to import signin_path
 from tests.support.auth import bearer
 from tests.support.processes import RunningManager
 from tests.web.test_console import json_twin, row
@@ -91,12 +92,12 @@ def test_a_page_whose_sign_in_ended_says_why_on_the_sign_in_page(
     page.goto("about:blank")
     token = manager.cli("token", "rotate").stdout.strip()
     page.goto(manager.url + "/health")
-    page.wait_for_url(manager.url + "/signin")
+    page.wait_for_url(manager.url + signin_path("/health"))
     assert "token was rotated" in refusal_page(page)
     assert token not in page.content()
     page.fill("#token", token)
     page.click("button[type=submit]")
-    page.wait_for_url(manager.url + "/repos")
+    page.wait_for_url(manager.url + "/health")
     # Signed out on purpose, the sign-in page has nothing to explain.
     page.click("text=Sign out")
     page.wait_for_url(manager.url + "/signin")

@@ -23,6 +23,7 @@ import requests
 from playwright.sync_api import expect
 
 from manager.web.opencode_app import app_url_for, encode_directory
+from manager.web.return_to import signin_path
 from tests.support import proctree
 from tests.support.auth import basic, bearer
 from tests.support.env import isolated_environ
@@ -160,7 +161,7 @@ def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable
     page = new_page()
     page.goto(live.app_url + "/")
     # Sent to the console's sign-in form; the app's page never arrived.
-    assert page.url == live.manager.url + "/signin"
+    assert page.url == live.manager.url + signin_path(live.app_url + "/")
     assert page.locator("#token").count() == 1
     encoded = encode_directory(str(live.directory))
     paths = ("/", f"/{encoded}/session", "/session", "/global/event", "/api/health")
@@ -169,7 +170,9 @@ def test_the_app_does_not_load_without_signing_in(live: Live, new_page: Callable
         assert answer.status_code == 401, path
         assert answer.json()["error"] == "not_signed_in"
     forged = requests.get(
-        live.app_url + "/session", headers={"Cookie": f"{cookie_name(live.manager)}=forged"}, timeout=10
+        live.app_url + "/session",
+        headers={"Cookie": f"{cookie_name(live.manager)}=forged"},
+        timeout=10,
     )
     assert forged.status_code == 401
     # The Manager token as credentials does not open the app either: it signs in on the console.
@@ -353,7 +356,9 @@ def _read_until(sock: socket.socket, marker: bytes, timeout: float = 30.0) -> by
 def _services(ports: dict[str, int], web_app_url: str | None = None) -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(ports=ports, settings=SimpleNamespace(web_app_url=web_app_url))
+    return SimpleNamespace(
+        ports=ports, settings=SimpleNamespace(web_app_url=web_app_url), cookie_name="ocm_session_t"
+    )
 
 
 def test_the_console_links_a_repo_to_its_sessions_on_the_host_the_browser_uses() -> None:
@@ -473,14 +478,19 @@ def test_a_signed_out_page_load_goes_to_the_console_or_asks_for_a_sign_in() -> N
 
     page_load = {
         "REQUEST_METHOD": "GET",
-        "PATH_INFO": "/",
+        "PATH_INFO": "/L3Nydg/session",
+        "REQUEST_URI": "/L3Nydg/session",
         "HTTP_HOST": "vm.example:5004",
         "HTTP_ACCEPT": "text/html,*/*",
         "wsgi.url_scheme": "http",
     }
     app = OpencodeWebApp(_services({"console": 5003, "opencode_app": 5004}), proxy=None)  # type: ignore[arg-type]
     status, headers, _ = _call(app, page_load)
-    assert status.startswith("303") and headers["Location"] == "http://vm.example:5003/signin"
+    # The console's sign-in, which comes back here once signed in.
+    assert status.startswith("303")
+    assert headers["Location"] == (
+        "http://vm.example:5003/signin?next=http%3A%2F%2Fvm.example%3A5004%2FL3Nydg%2Fsession"
+    )
     # Behind --web-app-url the console's public address is unknown: a page says what to do.
     behind_tls = OpencodeWebApp(_services({}, "https://code.example:8443"), proxy=None)  # type: ignore[arg-type]
     status, headers, body = _call(behind_tls, page_load)

@@ -12,6 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from manager.web.return_to import signin_path
 from tests.support.auth import bearer
 from tests.support.http_server import StandInServer
 from tests.support.processes import RunningManager
@@ -47,7 +48,9 @@ def test_wrong_token_is_refused_right_one_opens_the_console_and_sign_out_ends_it
     assert session_cookie(page) is None
     # The session is over on the Manager too: the old cookie is no key any more.
     old = requests.get(
-        manager.url + "/repos?format=json", cookies={cookie_name(manager): cookie["value"]}, timeout=10
+        manager.url + "/repos?format=json",
+        cookies={cookie_name(manager): cookie["value"]},
+        timeout=10,
     )
     assert old.status_code == 401
 
@@ -82,7 +85,8 @@ def test_signing_in_again_ends_the_browsers_earlier_sign_in(manager: RunningMana
 @pytest.mark.parametrize("path", PAGES)
 def test_no_page_loads_signed_out(manager: RunningManager, path: str) -> None:
     page = requests.get(manager.url + path, timeout=10)
-    assert page.status_code == 200 and page.url == manager.url + "/signin"
+    back_to = "/signin" if path == "/" else signin_path(path)  # the page asked for, after
+    assert page.status_code == 200 and page.url == manager.url + back_to
     assert 'name="token"' in page.text and "Repos" not in page.text
     twin = requests.get(manager.url + path, params={"format": "json"}, timeout=10)
     if path != "/":
@@ -110,7 +114,8 @@ def test_signed_out_browser_lands_on_the_sign_in_page(
     page = new_page()
     for path in PAGES:
         page.goto(manager.url + path)
-        assert page.url == manager.url + "/signin", path
+        back_to = "/signin" if path == "/" else signin_path(path)
+        assert page.url == manager.url + back_to, path
         assert page.is_visible("#token")
 
 
@@ -164,7 +169,7 @@ def test_a_cookie_from_before_token_rotate_no_longer_works(
         == 401
     )
     page.goto(manager.url + "/health")
-    assert page.url == manager.url + "/signin"
+    assert page.url == manager.url + signin_path("/health")
 
 
 def test_a_rotation_elsewhere_sends_the_live_list_to_sign_in_unless_a_form_holds_input(

@@ -38,8 +38,9 @@ from manager.proxy.wsgi import (
     response_headers,
     status_line,
 )
-from manager.web.opencode_app.links import console_url
+from manager.web.opencode_app.links import console_url, web_app_base
 from manager.web.proxy_faults import proxy_fault
+from manager.web.return_to import signin_path
 from manager.web.signin import origin_ok, signed_in
 
 log = logging.getLogger("manager.web.opencode_app")
@@ -114,6 +115,17 @@ def _wants_page(environ: dict[str, Any]) -> bool:
         environ.get("HTTP_SEC_FETCH_DEST") == "document"
         or "text/html" in environ.get("HTTP_ACCEPT", "")
     )
+
+
+def _signin_returning_here(environ: dict[str, Any], services: Any) -> str:
+    """The console's sign-in page, asked to come back to this page of the app afterwards
+    (a link into a repo's sessions, opened signed out)."""
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or ""
+    scheme = environ.get("wsgi.url_scheme", "http")
+    base = web_app_base(services, environ.get("HTTP_HOST", ""), scheme)
+    if base is None or not raw.startswith("/"):
+        return "/signin"
+    return signin_path(base + raw)
 
 
 def _signin_page(start_response: Any) -> list[bytes]:
@@ -344,10 +356,8 @@ class OpencodeWebApp:
             if _wants_page(environ):
                 console = console_url(environ, services)
                 if console is not None:
-                    start_response(
-                        "303 See Other",
-                        [("Location", console + "/signin"), ("Content-Length", "0")],
-                    )
+                    where = console + _signin_returning_here(environ, services)
+                    start_response("303 See Other", [("Location", where), ("Content-Length", "0")])
                     return [b""]
                 return _signin_page(start_response)
             raise not_signed_in(console_url(environ, services))

@@ -9,7 +9,8 @@ from typing import Any
 from flask import Blueprint, jsonify, redirect, request, url_for
 
 from manager.tokens import token_matches
-from manager.web.render import page, wants_json
+from manager.web.render import allow_forms_to, page, wants_json
+from manager.web.return_to import PARAMETER, app_base_for, safe_return
 from manager.web.signin import (
     SESSION_SECONDS,
     end_session,
@@ -44,20 +45,39 @@ def root() -> Any:
     return redirect(url_for("web_signin.signin_page"), code=303)
 
 
+def _return_to(asked_for: str | None) -> str | None:
+    """The page to go to once signed in, when the browser was sent here from one."""
+    return safe_return(asked_for, app_base_for(request, services()))
+
+
+def _signin_form(data: dict[str, Any], return_to: str | None, **view: Any) -> Any:
+    """The sign-in page, its form carrying where to go once signed in."""
+    response = page("signin.html", data, return_to=return_to, **view)
+    if return_to and not return_to.startswith("/"):  # a page of OpenCode's web app
+        allow_forms_to(response, "/".join(return_to.split("/", 3)[:3]))
+    return response
+
+
+def _after_signin(asked_for: str | None) -> Any:
+    return redirect(_return_to(asked_for) or url_for("web_repos.repos"), code=303)
+
+
 @bp.get("/signin")
 def signin_page() -> Any:
+    asked_for = request.args.get(PARAMETER)
     if signed_in(request.environ, services()):
-        return redirect(url_for("web_repos.repos"), code=303)
+        return _after_signin(asked_for)
+    return_to = _return_to(asked_for)
     if session_cookie(request.environ, services().cookie_name):
         # Sent here from a page whose sign-in is over: say why, or it looks like a glitch.
-        return page(
-            "signin.html",
+        return _signin_form(
             {"signedIn": False, "error": "signin_ended"},
+            return_to,
             message_kind="error",
             message="Your sign-in has ended: the Manager token was rotated, or 12 hours"
             " passed. Sign in with the current token.",
         )
-    return page("signin.html", {"signedIn": False})
+    return _signin_form({"signedIn": False}, return_to)
 
 
 @bp.post("/signin")
@@ -66,9 +86,9 @@ def signin() -> Any:
     wait = console_state().throttle.allow(address)
     if wait:
         log.warning("console sign-in from %s refused: too many attempts", address)
-        refused = page(
-            "signin.html",
+        refused = _signin_form(
             {"signedIn": False, "error": "too_many_attempts"},
+            _return_to(request.form.get(PARAMETER)),
             status=429,
             message_kind="error",
             message=f"Too many attempts; wait {math.ceil(wait)} s and try again.",
@@ -78,9 +98,9 @@ def signin() -> Any:
     token = request.form.get("token", "").strip()
     if not token_matches(services().registry, token or None):
         log.warning("console sign-in from %s refused: wrong token", address)
-        return page(
-            "signin.html",
+        return _signin_form(
             {"signedIn": False, "error": "wrong_token"},
+            _return_to(request.form.get(PARAMETER)),
             status=401,
             message_kind="error",
             message="That is not this Manager's token. Ask its operator for the current one.",
@@ -94,7 +114,7 @@ def signin() -> Any:
     if wants_json():
         response = jsonify(signedIn=True)
     else:
-        response = redirect(url_for("web_repos.repos"), code=303)
+        response = _after_signin(request.form.get(PARAMETER))
     return set_session_cookie(response, value)
 
 
