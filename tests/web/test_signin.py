@@ -55,6 +55,21 @@ def test_wrong_token_is_refused_right_one_opens_the_console_and_sign_out_ends_it
     assert old.status_code == 401
 
 
+def test_a_refused_sign_in_answers_json_in_the_apis_shape(manager: RunningManager) -> None:
+    answer = requests.post(
+        manager.url + "/signin",
+        data={"token": "ocm_not-the-token"},
+        headers={"Origin": manager.url, "Accept": "application/json"},
+        timeout=10,
+    )
+    assert answer.status_code == 401
+    assert answer.json() == {
+        "signedIn": False,
+        "error": "wrong_token",
+        "message": "That is not this Manager's token. Ask its operator for the current one.",
+    }
+
+
 def test_signing_in_again_ends_the_browsers_earlier_sign_in(manager: RunningManager) -> None:
     url, origin = manager.url + "/signin", {"Origin": manager.url}
 

@@ -58,6 +58,12 @@ def _signin_form(data: dict[str, Any], return_to: str | None, **view: Any) -> An
     return response
 
 
+def _refused(code: str, message: str) -> dict[str, Any]:
+    """A sign-in page's data when it says no: the API's ``{"error", "message"}`` in its
+    JSON twin too, with ``signedIn``."""
+    return {"signedIn": False, "error": code, "message": message}
+
+
 def _after_signin(asked_for: str | None) -> Any:
     return redirect(_return_to(asked_for) or url_for("web_repos.repos"), code=303)
 
@@ -71,11 +77,12 @@ def signin_page() -> Any:
     if session_cookie(request.environ, services().cookie_name):
         # Sent here from a page whose sign-in is over: say why, or it looks like a glitch.
         return _signin_form(
-            {"signedIn": False, "error": "signin_ended"},
+            _refused(
+                "signin_ended",
+                "Your sign-in has ended: the Manager token was rotated, or 12 hours passed."
+                " Sign in with the current token.",
+            ),
             return_to,
-            message_kind="error",
-            message="Your sign-in has ended: the Manager token was rotated, or 12 hours"
-            " passed. Sign in with the current token.",
         )
     return _signin_form({"signedIn": False}, return_to)
 
@@ -87,11 +94,11 @@ def signin() -> Any:
     if wait:
         log.warning("console sign-in from %s refused: too many attempts", address)
         refused = _signin_form(
-            {"signedIn": False, "error": "too_many_attempts"},
+            _refused(
+                "too_many_attempts", f"Too many attempts; wait {math.ceil(wait)} s and try again."
+            ),
             _return_to(request.form.get(PARAMETER)),
             status=429,
-            message_kind="error",
-            message=f"Too many attempts; wait {math.ceil(wait)} s and try again.",
         )
         refused.headers["Retry-After"] = str(math.ceil(wait))
         return refused
@@ -99,11 +106,12 @@ def signin() -> Any:
     if not token_matches(services().registry, token or None):
         log.warning("console sign-in from %s refused: wrong token", address)
         return _signin_form(
-            {"signedIn": False, "error": "wrong_token"},
+            _refused(
+                "wrong_token",
+                "That is not this Manager's token. Ask its operator for the current one.",
+            ),
             _return_to(request.form.get(PARAMETER)),
             status=401,
-            message_kind="error",
-            message="That is not this Manager's token. Ask its operator for the current one.",
         )
     log.info("console sign-in from %s", address)
     # A browser that signs in again leaves no sign-in of its own behind, still good for a
