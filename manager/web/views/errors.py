@@ -40,10 +40,8 @@ def register_error_pages(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:
-        if request.blueprint not in WEB_BLUEPRINTS:
-            return error_response(exc.status, exc.code, exc.message, exc.details)
         if not is_console_request():
-            return error_response(exc.status, exc.code, exc.message)
+            return error_response(exc.status, exc.code, exc.message, exc.details)
         return error_page(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
