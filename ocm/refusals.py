@@ -237,19 +237,23 @@ def pull_refused(
     manager_changed: bool,
     dirty: bool = False,
     tui: bool = False,
+    on: str | None = None,
 ) -> ConflictError | None:
     """Why ``ocm pull`` of ``repo`` stops, and what to do; None when nothing is at risk.
 
     ``here``: this checkout's work the Manager lacks; ``manager_changed``: the Manager has
     work this checkout lacks (so a push would be refused in turn); ``dirty``: the Manager's
     work tree has uncommitted changes; ``tui``: a TUI is attached, so the way forward's
-    push must wait for it to close.
+    push must wait for it to close; ``on``: the branch this checkout is on (a push sends
+    that one, so commits on the Manager's ``branch`` need a switch to it first).
     """
     if not here:
         return None
     ours = here.describe(branch)
     before_push = "close the TUI and run " if tui else ""
     if not manager_changed:
+        if here.commits and branch and on != branch:
+            before_push = f"run `git switch {branch}`, then {before_push}"
         return ConflictError(
             f"this checkout has {ours} that the Manager's copy of {repo} lacks, which the "
             "pull would overwrite",

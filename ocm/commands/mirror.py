@@ -332,6 +332,7 @@ def _pull_refusal(
         manager_changed=refusals.manager_changed(root, head, state.head),
         dirty=bool(head.get("dirty")),
         tui=bool(head.get("inUse")),
+        on=state.branch,
     )
 
 

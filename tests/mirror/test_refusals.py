@@ -254,6 +254,26 @@ def test_both_sides_editing_one_file_the_advised_sequence_keeps_both(
     both_sides_equal(p)
 
 
+def test_a_pull_on_another_branch_than_its_unsent_commits_names_the_switch(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The checkout has an unsent commit on main, the Manager's branch, but stands on
+    another: "run `ocm push`" sent that other branch, and the pull refused again."""
+    p = pushed("proj")
+    (p.laptop / "laptop.txt").write_text("committed on main\n")
+    git(p.laptop, "add", "laptop.txt")
+    git(p.laptop, "commit", "-q", "-m", "unsent")
+    git(p.laptop, "switch", "-q", "-c", "feature")
+
+    what, ways = refusal(ocm(p.laptop, "pull"))
+
+    assert what.startswith("this checkout has 1 commit on main"), what
+    assert ways[0].startswith("run `git switch main`, then `ocm push` to send them"), ways
+    follow(ocm, p.laptop, ways[0])
+    assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "main")
+    assert ocm(p.laptop, "pull").returncode == 0
+
+
 @pytest.mark.parametrize("rewrite", ["amend", "reset"])
 def test_history_rewritten_since_the_last_push_is_sent_with_force(
     ocm: Cli, pushed: Callable[..., Pushed], rewrite: str
