@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ocm.mirror import gitcmd
-from ocm.mirror.errors import BadPack, IncompletePack, MirrorError
+from ocm.mirror.errors import BadPack, IncompletePack, Unfinished
 from ocm.mirror.kept_index import Kept
 from ocm.mirror.select import Selection
 from ocm.mirror.state import Head, staged_and_snapshot
@@ -50,7 +50,7 @@ def build(root: Path, selection: Selection, head: Head) -> Snapshot:
     assert head.commit is not None
     staged, tree, kept = staged_and_snapshot(root, selection)
     if staged is None:  # a snapshot is written only of a resolved index
-        raise MirrorError(
+        raise Unfinished(
             f"the index of {root} has unresolved conflicts",
             "resolve them (edit, then `git add` each file), then run the command again",
         )

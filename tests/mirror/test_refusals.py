@@ -859,3 +859,27 @@ def test_a_fresh_clone_behind_the_managers_commits_pulls_them_and_one_ahead_is_r
     assert what.startswith("both sides changed: this checkout has new commits on main")
     assert git(clones["ahead"], "rev-parse", "HEAD") == ahead_tip
     assert git(p.directory, "rev-parse", "HEAD") == agent_tip
+
+
+def test_a_pull_from_a_manager_copy_with_unresolved_conflicts_says_so(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """An agent's merge stopped on a conflict in the Manager's copy: the pull was answered
+    with an HTTP 500 and "check the Manager's log"."""
+    p = pushed("proj")
+    git(p.directory, "switch", "-q", "-c", "side")
+    (p.directory / "README.md").write_text("on side\n")
+    git(p.directory, "commit", "-q", "-am", "side")
+    git(p.directory, "switch", "-q", "main")
+    (p.directory / "README.md").write_text("on main\n")
+    git(p.directory, "commit", "-q", "-am", "main")
+    merged = subprocess.run(["git", "merge", "side"], cwd=p.directory, capture_output=True)
+    assert merged.returncode != 0
+    before = tree_listing(p.laptop)
+
+    done = ocm(p.laptop, "pull")
+
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "has unresolved conflicts" in done.stderr and "HTTP 500" not in done.stderr
+    assert tree_listing(p.laptop) == before
