@@ -25,6 +25,7 @@ from ocm.commands.common import connect, last_repo_state, note, remember
 from ocm.errors import ConflictError, ManagerError, OcmError
 from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
+    Blocked,
     Busy,
     ChangedMeanwhile,
     GitBusy,
@@ -111,6 +112,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     Unfinished.code: None,
     GitBusy.code: None,
     ChangedMeanwhile.code: None,
+    Blocked.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
     OtherKind.code: "push this checkout to a Manager repo of its kind: `ocm push --create "

@@ -101,6 +101,15 @@ class ChangedMeanwhile(MirrorError):
     code = "changed_meanwhile"
 
 
+class Blocked(MirrorError):
+    """Raised when an incoming file would replace a folder holding files the receiving side
+    ignores (build output, say): no snapshot or stash holds those, so ``--force`` does not
+    help; moving them away does."""
+
+    status = 409
+    code = "blocked_by_ignored"
+
+
 class Unfinished(MirrorError):
     """Raised when the receiving side is in the middle of a merge, rebase or the like: even
     forced, switching its work tree would leave git's state of it behind, or lose it."""

@@ -280,7 +280,7 @@ def receive(
 
         checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
         incoming_names = [entry.path for entry in found.to_write]
-        plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files)
+        plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files, side)
         # Nothing is lost by overwriting a state with itself, or one the sender has.
         known_set = {*known, incoming.tree}
         if marker_is_senders:

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from ocm.mirror.errors import Refused
+from ocm.mirror.errors import Blocked
 
 PLAN = "plan.json"
 COMMITTED = "committed"
@@ -103,14 +103,14 @@ def walk_files(top: Path) -> list[str]:
 
 
 def make_plan(
-    root: Path, new: Path, incoming: list[str], doomed: list[str], current: list[str]
+    root: Path, new: Path, incoming: list[str], doomed: list[str], current: list[str], side: str
 ) -> Plan:
     """Decide every rename; refuse (409) when an incoming path is blocked by kept files.
 
     ``incoming`` are the files written under ``new`` (what the receiver lacks or has
     otherwise), ``doomed`` the receiver's files the sender's tree does not hold. ``current``
     is the receiver's own selection (what it would send): those are the files the sender's
-    tree replaces. Everything else on the receiver is kept.
+    tree replaces. Everything else on the receiver is kept. ``side`` names the receiver.
     """
     # Plain strings, not Paths: three Path joins per file were 0.4 s of a 21,000-file switch.
     top, staged = os.fspath(root), os.fspath(new)
@@ -157,10 +157,11 @@ def make_plan(
         plan.ids[name] = identity(staged_st)
         plan.changed += 1
     if blocked:
-        raise Refused(
-            f"incoming files would replace {blocked[0]}, which holds files the "
-            "receiving side ignores",
-            "move it away and try again",
+        raise Blocked(
+            f"{side} has files it ignores in {blocked[0]}, which an incoming file would "
+            "replace; nothing was changed",
+            f"move {blocked[0]} away there (`--force` does not help: no snapshot holds "
+            "ignored files), then run the command again",
         )
     return plan
 

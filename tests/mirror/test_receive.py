@@ -256,7 +256,7 @@ def test_rollback_sets_aside_what_changed_since_the_switch(tmp_path: Path) -> No
         (work / "new").mkdir(parents=True, exist_ok=True)
         (work / "new" / name).write_text(f"new {name}\n")
     doomed = ["deleted.txt", "recreated.txt"]
-    plan = swap.make_plan(root, work / "new", incoming, doomed, [*incoming, *doomed])
+    plan = swap.make_plan(root, work / "new", incoming, doomed, [*incoming, *doomed], "The repo")
     swap.write_plan(work, root, plan, {})
     swap.apply(work, root, plan)
     (root / "edited.txt").write_text("the user's edit\n")

@@ -883,3 +883,36 @@ def test_a_pull_from_a_manager_copy_with_unresolved_conflicts_says_so(
     assert done.stderr.count("\n") == 1, done.stderr
     assert "has unresolved conflicts" in done.stderr and "HTTP 500" not in done.stderr
     assert tree_listing(p.laptop) == before
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_push_over_a_folder_of_ignored_files_says_where_and_force_is_no_way(
+    ocm: Cli, tmp_path: Path, force: bool
+) -> None:
+    """The push turns folder d into a file; on the Manager, d holds a file it ignores. The
+    refusal said "re-run with --force to overwrite it", which refused the same way."""
+    laptop = push_new(ocm, tmp_path / "laptop" / "proj").laptop
+    (laptop / ".gitignore").write_text("*.log\n")
+    (laptop / "d").mkdir()
+    (laptop / "d" / "keep.txt").write_text("tracked\n")
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-q", "-m", "d, and ignored logs")
+    assert ocm(laptop, "push").returncode == 0
+    manager_copy = ocm.manager.data_dir / "repos" / "proj"
+    (manager_copy / "d" / "build.log").write_text("the agent's build output\n")
+    git(laptop, "rm", "-q", "-r", "d")
+    (laptop / "d").write_text("now a file\n")
+    git(laptop, "add", "d")
+    git(laptop, "commit", "-q", "-m", "d is a file")
+    before = tree_listing(manager_copy)
+
+    what, ways = refusal(ocm(laptop, "push", *(["--force"] if force else [])))
+
+    assert what == (
+        "The Manager's copy of proj has files it ignores in d, which an incoming file would replace"
+    ), what
+    assert ways[0].startswith("nothing was changed; move d away there"), ways
+    assert tree_listing(manager_copy) == before
+    (manager_copy / "d" / "build.log").unlink()
+    assert ocm(laptop, "push").returncode == 0
+    assert (manager_copy / "d").read_text() == "now a file\n"
