@@ -87,22 +87,17 @@ def test_help_and_an_unknown_option_are_answered_before_anything_runs(
 ) -> None:
     """`--help` was "--help is not inside a git repo", even inside one."""
     inside = git_repo("project")
-    shown = subprocess.run(
-        [str(CHECKOUT / "scripts" / "quickstart"), "--help"],
-        cwd=inside,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def quickstart(option: str) -> subprocess.CompletedProcess[str]:
+        script = str(CHECKOUT / "scripts" / "quickstart")
+        return subprocess.run(
+            [script, option], cwd=inside, capture_output=True, text=True, timeout=60
+        )
+
+    shown = quickstart("--help")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith("Usage: scripts/quickstart [path/to/a/git/repo]")
     assert "scripts/quickstart --stop" in shown.stdout and shown.stderr == ""
-    bogus = subprocess.run(
-        [str(CHECKOUT / "scripts" / "quickstart"), "--bogus"],
-        cwd=inside,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bogus = quickstart("--bogus")
     assert bogus.returncode == 1
     assert bogus.stderr == ("quickstart: unknown option --bogus; see `scripts/quickstart --help`\n")
