@@ -110,7 +110,7 @@ def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work)
         assert ("`git commit" in first) == (dirty and bool(here.commits))
         assert ("close the TUI" in first) == tui
     pulled = pull_refused(
-        "proj", "main", here=here, manager_changed=bool(manager), dirty=dirty, tui=tui
+        "proj", "main", here=here, manager_changed=bool(manager), dirty=dirty, tui=tui, on="main"
     )
     if not here:
         assert pulled is None
