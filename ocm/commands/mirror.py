@@ -556,6 +556,13 @@ def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
                 _push_to(
                     client, login, root, checkout, target, marker, prepared, force, new_name, yes
                 )
+    if create and target is not None:
+        # --create (and --name) make a repo only for a checkout none matches: said, since
+        # the push went to one the person may not have meant.
+        note(
+            f"{root} already was the Manager's repo {target.name} (#{target.repo_id}): pushed"
+            " there; --create makes a repo only for a checkout no repo matches"
+        )
     return 0
 
 

@@ -135,6 +135,25 @@ def test_create_needs_a_tty_or_yes(ocm: Cli, tmp_path: Path) -> None:
     assert not (ocm.manager.data_dir / "repos" / "fresh").exists()
 
 
+def test_create_where_a_repo_matches_says_it_pushes_there(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """`--create --name` in a checkout a repo already matches pushed there without a word:
+    the person meant a new repo, and got none."""
+    p = pushed("proj")
+    (p.laptop / "README.md").write_text("meant for a new repo\n")
+
+    done = ocm(p.laptop, "push", "--create", "--name", "proj-new", "--yes")
+
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"ocm: {p.laptop} already was the Manager's repo proj (#{p.repo_id}): pushed there;"
+        " --create makes a repo only for a checkout no repo matches"
+    ) in done.stderr
+    assert [r["name"] for r in ocm.repos(p.laptop)] == ["proj"]
+    assert (p.directory / "README.md").read_text() == "meant for a new repo\n"
+
+
 def test_push_refuses_over_manager_changes_until_forced(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
