@@ -32,7 +32,7 @@ from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
 from ocm.mirror.snapshot import valid_branch
-from ocm.mirror.state import repo_state
+from ocm.mirror.state import read_marker, repo_state
 from ocm.origin import without_credentials
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
@@ -255,6 +255,9 @@ def head(repo_id: int) -> Any:
         branchHead=branch_head,
         tips=tips,
         mergedTip=ours if merged else None,
+        # The snapshot commit of the last push received: a push whose answer was lost is
+        # found here by the checkout that sent it (ocm.mirror.state.PENDING_NAME).
+        received=read_marker(repo.directory).get("commit"),
         repoId=repo.id,
         name=repo.name,
         limits=_limits(),

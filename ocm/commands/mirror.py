@@ -55,7 +55,10 @@ from ocm.mirror.state import (
     RepoState,
     at_risk,
     current_branch,
+    drop_pending,
+    note_pending,
     read_marker,
+    read_pending,
     repo_state,
     write_marker,
 )
@@ -566,6 +569,25 @@ def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
     return 0
 
 
+def _settle_lost_push(
+    client: ManagerClient, root: Path, login: Any, ws: Workspace, marker: dict[str, Any]
+) -> dict[str, Any]:
+    """``marker``, or the record of this checkout's last push to ``ws`` if its answer never
+    came and the Manager's copy is that push (it received it last): recorded now as the
+    answer would have, so the next push and pull take that copy for this checkout's own.
+    One more round trip, only after a push that failed without an answer."""
+    pending = read_pending(root)
+    if not pending or pending.get("to") != f"{login.url} #{ws.repo_id}":
+        return marker
+    received = _head(client, ws.repo_id).get("received")
+    if received and received == pending.get("commit"):
+        write_marker(root, pending)
+        pack.set_snapshot_ref(root, received)
+        marker = read_marker(root)
+    drop_pending(root)
+    return marker
+
+
 def _push_to(
     client: ManagerClient,
     login: Any,
@@ -588,6 +610,8 @@ def _push_to(
             "commit once, then run `ocm push --create`",
         )
     repo_id = ws.repo_id if ws else 0
+    if ws is not None:
+        marker = _settle_lost_push(client, root, login, ws, marker)
     # Creating from a checkout with an origin: the list is asked again on this rare path for
     # the look-alikes a second copy would duplicate, rather than carried from every match.
     alike = None
@@ -684,10 +708,25 @@ def _push(
     if base:
         params["base"] = base
     ours = outgoing.state.head
+    # What the Manager will have is known here once it answers: the next push may overwrite
+    # it, and the next transfer either way may assume its objects.
+    record = {
+        "snapshot": outgoing.state.snapshot,
+        "bytes": outgoing.total,  # the next push is sized by what it changes
+        "head": outgoing.state.head,
+        "branch": branch,
+        "commit": outgoing.snapshot.commit,
+        "limits": head.get("limits"),
+        "to": f"{login.url} #{repo_id}",
+        "origin": origin,  # the next transfer may then skip the repo list
+    }
+    if ws is not None:  # a repo being created is forgotten unless its push is answered
+        note_pending(root, record)
     try:
         ask = None if asked else lambda: _head(client, repo_id, branch, ours)
         result, sent = _send(client, repo_id, params, outgoing, head, label, ask)
     except ConflictError as exc:
+        drop_pending(root)  # answered: nothing was switched
         if exc.code != refusals.CODE or ws is None:
             raise
         # Refused at the swap: something changed there since /head; say what, afresh.
@@ -695,21 +734,8 @@ def _push(
         raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
     # The push is done; bookkeeping failures must not report it as failed.
     with contextlib.suppress(Exception):
-        # What the Manager now has is known here: the next push may overwrite it, and
-        # the next transfer either way may assume its objects.
-        write_marker(
-            root,
-            {
-                "snapshot": outgoing.state.snapshot,
-                "bytes": outgoing.total,  # the next push is sized by what it changes
-                "head": outgoing.state.head,
-                "branch": branch,
-                "commit": outgoing.snapshot.commit,
-                "limits": head.get("limits"),
-                "to": f"{login.url} #{result.get('repoId')}",
-                "origin": origin,  # the next transfer may then skip the repo list
-            },
-        )
+        write_marker(root, {**record, "to": f"{login.url} #{result.get('repoId')}"})
+        drop_pending(root)
         pack.set_snapshot_ref(root, outgoing.snapshot.commit)
         outgoing.delivered()
     with contextlib.suppress(OcmError, OSError, KeyError, ValueError):
@@ -857,6 +883,7 @@ def _pull_from(
             "add the origin remote of a Manager repo (`ocm list --json` shows them), or "
             "commit once and run `ocm push --create`",
         )
+    marker = _settle_lost_push(client, root, login, ws, marker)
     # Like push, the everyday pull skips /head when nothing here is at risk: the
     # receive checks everything again under the lock, and a refusal asks /head. After a
     # transfer with this repo it asks for the pack at once, while git looks at this

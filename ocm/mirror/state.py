@@ -256,11 +256,38 @@ def repo_state(root: Path, selection: Selection | None = None) -> RepoState:
 
 def read_marker(root: Path) -> dict[str, Any]:
     """The last mirror's record in ``.git/ocm-mirror.json``; {} when missing or unreadable."""
+    return _read_record(root / ".git" / MARKER_NAME)
+
+
+def _read_record(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads((root / ".git" / MARKER_NAME).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+# A push's marker record, noted as its upload starts and dropped once its answer is in. When
+# the answer is lost (the link dropped, ``ocm`` killed) after the Manager switched, this
+# checkout's marker still says the state before: the Manager's copy, which is this push,
+# would read as work of the Manager's own ("both sides changed"). The next transfer asks the
+# Manager what it received last and, when that is this push, records it then.
+PENDING_NAME = "ocm-mirror-pending.json"
+
+
+def note_pending(root: Path, record: Mapping[str, Any]) -> None:
+    """Not synced to disk: a note lost to a crash only brings that refusal back."""
+    with contextlib.suppress(OSError):
+        (root / ".git" / PENDING_NAME).write_text(json.dumps(dict(record)), encoding="utf-8")
+
+
+def read_pending(root: Path) -> dict[str, Any]:
+    return _read_record(root / ".git" / PENDING_NAME)
+
+
+def drop_pending(root: Path) -> None:
+    with contextlib.suppress(OSError):
+        (root / ".git" / PENDING_NAME).unlink(missing_ok=True)
 
 
 def write_marker(root: Path, record: Mapping[str, Any]) -> None:

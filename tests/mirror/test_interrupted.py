@@ -8,7 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from ocm.mirror import receive, swap
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
+from ocm.mirror.state import PENDING_NAME
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import pack_bytes, paused_git, repo_listing, tree_listing
 from tests.support import proctree
@@ -374,3 +375,85 @@ def test_a_push_cut_off_mid_upload_says_so_and_the_next_one_goes_through(
     assert repo_listing(p.directory) == before
     assert ocm(p.laptop, "push").returncode == 0
     assert (p.directory / "big.bin").read_bytes() == (p.laptop / "big.bin").read_bytes()
+
+
+def _through(tap: Tap, ocm: Cli, laptop: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``ocm <args>`` in ``laptop``, logged in to the Manager at ``tap``'s address."""
+    env = ocm.env() | {"OPENCODE_MANAGER_URL": tap.url}
+    return subprocess.run(
+        ocm_command(*args), cwd=laptop, env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tap(ocm: Cli) -> Iterator[Tap]:
+    host, port = ocm.manager.url.removeprefix("http://").split(":")
+    relay = Tap((host, int(port)))
+    yield relay
+    relay.close()
+
+
+def _push_answer_lost(tap: Tap, ocm: Cli, laptop: Path) -> None:
+    """``ocm push`` whose upload reaches the Manager, which switches, while its answer is
+    lost on the way back (the link drops, or ``ocm`` is killed right then)."""
+    tap.mute = b"/up?"
+    lost = _through(tap, ocm, laptop, "push")
+    tap.mute = None
+    assert lost.returncode == 1, lost.stderr
+    assert "the push to proj broke off" in lost.stderr and "run `ocm push` again" in lost.stderr
+
+
+def test_a_push_whose_answer_was_lost_is_not_taken_for_the_managers_work(
+    ocm: Cli, pushed: Callable[..., Pushed], tap: Tap
+) -> None:
+    """The Manager holds this checkout's own last push, though this checkout never heard it
+    arrive: the next push goes through, not "both sides changed"."""
+    p = pushed("proj")
+    (p.laptop / "src/app.py").write_text("print('first')\n")
+    (p.laptop / "notes.md").write_text("first\n")
+    _push_answer_lost(tap, ocm, p.laptop)
+    assert (p.directory / "notes.md").read_text() == "first\n"  # the Manager did switch
+
+    (p.laptop / "src/app.py").write_text("print('second')\n")
+    done = _through(tap, ocm, p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert not (p.laptop / ".git" / PENDING_NAME).exists()
+    assert (p.directory / "src/app.py").read_text() == "print('second')\n"
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
+def test_a_pull_after_a_push_whose_answer_was_lost_goes_through(
+    ocm: Cli, pushed: Callable[..., Pushed], tap: Tap
+) -> None:
+    p = pushed("proj")
+    (p.laptop / "notes.md").write_text("first\n")
+    _push_answer_lost(tap, ocm, p.laptop)
+    (p.directory / "agent.md").write_text("an agent's file\n")
+
+    done = _through(tap, ocm, p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "agent.md").read_text() == "an agent's file\n"
+    assert tree_listing(p.directory) == tree_listing(p.laptop)
+
+
+def test_a_push_cut_off_before_the_manager_switched_still_guards_its_work(
+    ocm: Cli, pushed: Callable[..., Pushed], tap: Tap
+) -> None:
+    """The note of a push in flight counts only when the Manager received that very push:
+    one cut off mid-upload leaves an agent's later edit there refused, as ever."""
+    p = pushed("proj")
+    (p.laptop / "big.bin").write_bytes(os.urandom(400_000))
+    tap.cut_after = 200_000
+    assert _through(tap, ocm, p.laptop, "push").returncode == 1
+    tap.cut_after = None
+    assert not (p.directory / "big.bin").exists()
+    (p.directory / "README.md").write_text("an agent's edit\n")
+
+    refused = _through(tap, ocm, p.laptop, "push")
+    assert refused.returncode == 1
+    assert "the Manager's copy of proj has uncommitted changes" in refused.stderr
+    assert (p.directory / "README.md").read_text() == "an agent's edit\n"
+    assert not (p.laptop / ".git" / PENDING_NAME).exists()
+    assert _through(tap, ocm, p.laptop, "pull", "--force").returncode == 0
+    assert (p.laptop / "README.md").read_text() == "an agent's edit\n"

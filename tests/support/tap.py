@@ -8,11 +8,16 @@ import threading
 
 class Tap:
     """Relays each connection to ``target`` and records what clients sent, in ``sent``;
-    with ``cut_after``, cuts every connection once clients have sent that many bytes."""
+    with ``cut_after``, cuts every connection once clients have sent that many bytes; with
+    ``mute``, cuts a connection when the server starts to answer a request whose line holds
+    ``mute`` (the answer lost on the way back, the request carried out)."""
 
-    def __init__(self, target: tuple[str, int], cut_after: int | None = None) -> None:
+    def __init__(
+        self, target: tuple[str, int], cut_after: int | None = None, *, mute: bytes | None = None
+    ) -> None:
         self.target = target
         self.cut_after = cut_after
+        self.mute = mute  # may change between connections
         self.sent = bytearray()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -26,23 +31,39 @@ class Tap:
             except OSError:  # closed
                 return
             server = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+            asked = bytearray()  # what this connection's client sent
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(
+                    target=self._pipe, args=(src, dst, src is client, asked), daemon=True
+                ).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool, asked: bytearray) -> None:
         try:
             while data := src.recv(1 << 16):
                 if record:
                     with self._lock:
                         self.sent += data
+                        asked += data
                     if self.cut_after is not None and len(self.sent) >= self.cut_after:
-                        for end in (src, dst):
-                            end.shutdown(socket.SHUT_RDWR)
+                        self._cut(src, dst)
                         return
+                elif self.mute and self._last_request_holds(asked, self.mute):
+                    self._cut(src, dst)
+                    return
                 dst.sendall(data)
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+    @staticmethod
+    def _cut(*ends: socket.socket) -> None:
+        for end in ends:
+            end.shutdown(socket.SHUT_RDWR)
+
+    def _last_request_holds(self, asked: bytearray, part: bytes) -> bool:
+        with self._lock:
+            lines = [line for line in bytes(asked).split(b"\r\n") if b" HTTP/1." in line]
+        return bool(lines) and part in lines[-1]
 
     def requested(self, path: str) -> bool:
         """Whether any request line so far named ``path`` (with or without a query)."""
