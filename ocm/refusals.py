@@ -146,14 +146,31 @@ def _kept_here(here: Work) -> str:
     return " and ".join(kept)
 
 
-def _keep_both(here: Work, dirty: bool, before_push: str = "") -> str:
+def _keep_both(
+    here: Work,
+    dirty: bool,
+    before_push: str = "",
+    branch: str | None = None,
+    switches_to: str | None = None,
+) -> str:
     """The sequence that keeps this checkout's work and the Manager's, ending in a push.
     ``dirty``: the Manager's work tree has uncommitted changes, which the pull brings as such.
+    ``switches_to``: the Manager's branch, when the pull switches this checkout from
+    ``branch`` to it: the commits on ``branch`` then stay where they are, with no backup to
+    merge back (the push that ends the sequence sends ``switches_to``).
 
     ``git merge`` refuses to run over uncommitted changes, and ``git stash pop`` over
     unstaged ones to the files it touches: what the pull brought is committed before a
     merge, or staged before the stash is applied.
     """
+    if switches_to:
+        leaving = f", leaving your commits on {branch}," if here.commits else ""
+        here = here._replace(commits=0)
+        kept = f" and keeps {_kept_here(here)} here" if here.uncommitted else ""
+        pull = "`ocm pull --force`" if here.uncommitted else "`ocm pull`"
+        steps = [f"{pull} (it switches this checkout to {switches_to}{leaving}{kept})"]
+    else:
+        steps = [f"`ocm pull --force` (it keeps {_kept_here(here)} here)"]
     back = []
     if dirty and here.commits:
         back.append('`git add -A`, `git commit -m "work from the Manager"`')
@@ -163,10 +180,7 @@ def _keep_both(here: Work, dirty: bool, before_push: str = "") -> str:
         back.append("`git merge` the backup ref it prints")
     if here.uncommitted:
         back.append("`git stash pop`")
-    return (
-        f"to keep both, run `ocm pull --force` (it keeps {_kept_here(here)} here), "
-        f"then {', then '.join(back)}, then {before_push}`ocm push`"
-    )
+    return f"to keep both, run {', then '.join([*steps, *back])}, then {before_push}`ocm push`"
 
 
 def push_refused(
@@ -179,6 +193,7 @@ def push_refused(
     tui_since: float | None = None,
     dirty: bool = False,
     rewritten: bool = False,
+    manager_on: str | None = None,
 ) -> ConflictError | None:
     """Why ``ocm push`` to ``repo`` stops, and what to do; None when nothing is at risk.
 
@@ -186,7 +201,8 @@ def push_refused(
     Manager lacks (what a pull would refuse over); ``tui``: a TUI is attached on the Manager;
     ``dirty``: the Manager's work tree has uncommitted changes (its own or an earlier push's);
     ``rewritten``: the Manager's commits are this checkout's own, rewritten here since
-    (:func:`rewritten_here`): keeping both would bring the old ones back.
+    (:func:`rewritten_here`): keeping both would bring the old ones back; ``manager_on``:
+    the Manager's branch, when it is not ``branch`` (a pull switches this checkout to it).
     """
     if not manager and not tui:
         return None
@@ -223,7 +239,8 @@ def push_refused(
     return ConflictError(
         f"both sides changed: the Manager's copy of {repo} has {theirs}, and this checkout "
         f"has {here.describe(branch)}{tui_part}",
-        f"{_keep_both(here, dirty, 'close the TUI and run ' if tui else '')}; {force}",
+        f"{_keep_both(here, dirty, 'close the TUI and run ' if tui else '', branch, manager_on)}"
+        f"; {force}",
         status=409,
         code=CODE,
     )

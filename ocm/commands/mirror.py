@@ -319,7 +319,13 @@ def _push_refusal(
         tui_since=_since(head.get("inUseSince")),
         dirty=bool(head.get("dirty")),
         rewritten=refusals.rewritten_here(root, head, state.head),
+        manager_on=_elsewhere(head.get("branch"), state.branch),
     )
+
+
+def _elsewhere(theirs: Any, ours: str | None) -> str | None:
+    """The Manager's branch, when its HEAD is on another than this checkout's."""
+    return theirs if isinstance(theirs, str) and theirs and theirs != ours else None
 
 
 def _pull_refusal(

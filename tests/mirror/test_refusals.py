@@ -81,17 +81,28 @@ def assert_both_edits(root: Path) -> None:
 WORK = [Work(), Work(uncommitted=True), Work(commits=2), Work(True, SOME)]
 
 
+@pytest.mark.parametrize("manager_on", [None, "feature"])
 @pytest.mark.parametrize("tui", [False, True])
 @pytest.mark.parametrize("manager", WORK)
 @pytest.mark.parametrize("here", WORK)
-def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work) -> None:
+def test_no_advice_leads_back_to_a_refusal(
+    tui: bool, manager: Work, here: Work, manager_on: str | None
+) -> None:
     """The rules, for every combination: no step of the first way forward is refused.
 
-    Push is refused over the Manager's work or a TUI; pull over this checkout's work.
+    Push is refused over the Manager's work or a TUI; pull over this checkout's work. With
+    the Manager on another branch, the pull switches there and leaves this one's commits.
     """
     dirty = manager.uncommitted
     refused = push_refused(
-        "proj", "main", manager=manager, here=here, tui=tui, tui_since=None, dirty=dirty
+        "proj",
+        "main",
+        manager=manager,
+        here=here,
+        tui=tui,
+        tui_since=None,
+        dirty=dirty,
+        manager_on=manager_on,
     )
     if not manager and not tui:
         assert refused is None
@@ -100,8 +111,17 @@ def test_no_advice_leads_back_to_a_refusal(tui: bool, manager: Work, here: Work)
     first = re.split(r"[;,] or,? ", refused.todo)[0]
     steps = re.findall(r"`([^`]+)`", first)
     if "ocm pull" in steps:  # a plain pull: only when this checkout has nothing at risk
-        assert not here
-    if here and manager:  # both changed: forced pull, get yours back, push
+        assert not (here.uncommitted if manager_on else here)
+    if here and manager and manager_on:  # the pull leaves this branch's commits alone
+        forced = "ocm pull --force" if here.uncommitted else "ocm pull"
+        assert steps[0] == forced and steps[-1] == "ocm push"
+        assert f"switches this checkout to {manager_on}" in first
+        assert ("leaving your commits on main" in first) == bool(here.commits)
+        assert ("`git stash pop`" in first) == here.uncommitted
+        assert "`git merge`" not in first and "`git commit" not in first
+        assert ("`git add -A`" in first) == (dirty and here.uncommitted)
+        assert ("close the TUI" in first) == tui
+    elif here and manager:  # both changed: forced pull, get yours back, push
         assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push"
         assert ("`git stash pop`" in first) == here.uncommitted
         assert ("`git merge`" in first) == bool(here.commits)
@@ -272,6 +292,38 @@ def test_a_pull_on_another_branch_than_its_unsent_commits_names_the_switch(
     follow(ocm, p.laptop, ways[0])
     assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "main")
     assert ocm(p.laptop, "pull").returncode == 0
+
+
+@pytest.mark.parametrize("unsent_commit", [False, True])
+def test_a_push_over_an_agent_on_another_branch_the_advised_sequence_keeps_both(
+    ocm: Cli, pushed: Callable[..., Pushed], unsent_commit: bool
+) -> None:
+    """The agent switched the Manager's copy to a branch of its own and works there
+    uncommitted. The pull the advice starts with switches this checkout to that branch and
+    leaves main alone: "it keeps your commits under refs/ocm/backup/" and "`git merge` the
+    backup ref it prints" were words for a backup no pull makes, and the merge failed."""
+    p = pushed("proj")
+    git(p.directory, "switch", "-q", "-c", "feature")
+    (p.directory / "agent.txt").write_text("the agent's work on feature\n")
+    if unsent_commit:
+        (p.laptop / "laptop.txt").write_text("committed on main\n")
+        git(p.laptop, "add", "laptop.txt")
+        git(p.laptop, "commit", "-q", "-m", "unsent")
+    main = git(p.laptop, "rev-parse", "main")
+    (p.laptop / "README.md").write_text("laptop edit\n")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+
+    assert what.startswith("both sides changed: "), what
+    assert "it switches this checkout to feature" in ways[0], ways
+    assert ("leaving your commits on main" in ways[0]) == unsent_commit
+    follow(ocm, p.laptop, ways[0])
+    both_sides_equal(p)
+    assert git(p.directory, "branch", "--show-current") == "feature"
+    for side in (p.laptop, p.directory):
+        assert (side / "agent.txt").read_text() == "the agent's work on feature\n"
+        assert (side / "README.md").read_text() == "laptop edit\n"
+    assert git(p.laptop, "rev-parse", "main") == main  # its commits stay where they were
 
 
 @pytest.mark.parametrize("rewrite", ["amend", "reset"])
