@@ -350,14 +350,14 @@ def _check_version() -> None:
         raise _api_error(exc) from None
 
 
-def _settle(directory: Path) -> None:
+def _settle(directory: Path, staging_dir: Path) -> None:
     """Refresh the index a push left without stat data for the files it wrote: at once,
     since every look at the work tree re-reads them until then, and again once the second
     they were written in is over, for those git still cannot trust ("racily clean")."""
     started = time.monotonic()
-    settle_index(directory)
+    settle_index(directory, staging_dir)
     time.sleep(max(0.0, SETTLE_DELAY - (time.monotonic() - started)))
-    settle_index(directory)
+    settle_index(directory, staging_dir)
 
 
 @mirror_bp.post("/<int:repo_id>/up")
@@ -404,7 +404,9 @@ def up(repo_id: int) -> Any:
             _forget(repo)
         raise
     if result.changed >= SETTLE_AFTER_FILES:
-        threading.Thread(target=_settle, args=(repo.directory,), daemon=True).start()
+        threading.Thread(
+            target=_settle, args=(repo.directory, settings.staging_dir), daemon=True
+        ).start()
     threading.Thread(target=repack_when_due, args=(repo.directory,), daemon=True).start()
     (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
     get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")

@@ -127,21 +127,50 @@ def settling(root: Path) -> Iterator[None]:
         raise
 
 
-def settle_index(root: Path, attempts: int = 10, pause: float = 1.0) -> None:
+def settle_index(root: Path, staging_dir: Path, attempts: int = 10, pause: float = 1.0) -> None:
     """Refresh the index after a transfer that wrote many files: until then git re-reads
     each (without stat data, see ``refresh_below``, or "racily clean": written in the
     index's second) on every look at the work tree (after a first push of 2,000 files,
     0.28 s a look instead of 0.01 s). While a transfer holds the repo it tries again
-    ``pause`` seconds later: a pull leaves the index as it is."""
+    ``pause`` seconds later: a pull leaves the index as it is. ``staging_dir`` holds the
+    refresh's work folder, as a transfer's (:func:`new_workdir`)."""
+    root, staging_dir = root.absolute(), staging_dir.absolute()  # git gets paths to staging
     for _ in range(attempts):
         try:
             with settling(root):
-                history.refresh_index(root)
+                _refresh_under_lock(root, staging_dir)
             return
         except Busy:
             time.sleep(pause)
-        except (OSError, MirrorError):  # the repo is gone (deleted meanwhile): nothing to do
+        # The repo is gone (deleted meanwhile), or another git holds its index (GitBusy):
+        # given up, as `git update-index --refresh` gives up on a lock it meets. That git,
+        # if it writes the index, gives what it looks at stat data, and the Manager's
+        # second settling comes a second later; waiting would only hold off the next git.
+        except (OSError, MirrorError):
             return
+
+
+def _refresh_under_lock(root: Path, staging_dir: Path) -> None:
+    """Refresh a copy of the index and rename it over the index, under the lock the switch
+    takes (:func:`lock_index`). Git's own refresh of ``.git/index`` took ``index.lock``
+    itself: a Manager killed meanwhile (systemd's stop, about a second on a big repo) left
+    it, refusing every later transfer and the agent's own ``git add`` until deleted by
+    hand; this one :func:`clean_leftovers` removes. Killed at any moment, the index is the
+    old one or the refreshed one."""
+    work = new_workdir(staging_dir, root)
+    try:
+        taken = lock_index(root, "the repo", work)
+        try:
+            # Dated like the index: git judges "racily clean" entries by the index's time.
+            # Not named "index": git would lock it as "index.lock", the lock taken here.
+            copy = work / "index.refreshed"
+            copy_index(root / ".git" / "index", copy)
+            history.refresh_index(root, {"GIT_INDEX_FILE": str(copy)})
+            os.replace(copy, root / ".git" / "index")
+        finally:
+            unlock_index(root, taken)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def repack_when_due(root: Path) -> None:
@@ -377,10 +406,11 @@ _LOCK_RECORD = "index-lock.json"
 
 
 def lock_index(root: Path, side: str, work: Path) -> str:
-    """Take git's own lock on the index for the switch, as every git command that writes
-    the index does: a git at work there (a commit, an editor's ``git add``) would else
-    rename its index over the one the switch builds. Returns what tells this lock apart
-    from one a git took later (device and inode), for :func:`unlock_index`.
+    """Take git's own lock on the index for the switch (and for :func:`settle_index`), as
+    every git command that writes the index does: a git at work there (a commit, an
+    editor's ``git add``) would else rename its index over the one the switch builds.
+    Returns what tells this lock apart from one a git took later (device and inode), for
+    :func:`unlock_index`.
 
     The lock is made in ``work`` (on the repo's filesystem) and recorded there before it is
     linked into place: a process killed at any moment after leaves a lock
@@ -655,7 +685,8 @@ def clean_leftovers(staging_dir: Path) -> Leftovers:
                 if kept is not None:
                     found.saved.append(_kept_line(kept))
         if work.is_dir() and not work.is_symlink():
-            _unlock_recorded(work)  # killed before its plan, or once committed: still held
+            # Killed before its plan, once committed, or settling the index: still held.
+            _unlock_recorded(work)
             shutil.rmtree(work, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -506,16 +507,69 @@ def test_a_refresh_due_for_a_repo_that_is_gone_does_nothing(
     """The Manager refreshes a repo's index in the background after a big push; a repo
     removed meanwhile ends that quietly instead of with a thread's traceback: whether its
     lock file cannot be opened, or git cannot start in the folder (removed in between)."""
-    receive_mod.settle_index(tmp_path / "gone", attempts=1)
-    repo = tmp_path / "proj"
-    git(tmp_path, "init", "-q", str(repo))
+    staging = tmp_path / "staging"
+    receive_mod.settle_index(tmp_path / "gone", staging, attempts=1)
+    repo = rich_repo(tmp_path / "proj")
 
     def vanished(root: Path, *args: str, **kwargs: object) -> None:
         raise gitcmd.GitError("cannot run git (No such file or directory)", "install git")
 
     monkeypatch.setattr(gitcmd, "run", vanished)
-    receive_mod.settle_index(repo, attempts=1)
+    receive_mod.settle_index(repo, staging, attempts=1)
     assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
+    assert not (repo / ".git" / receive_mod.INDEX_LOCK).exists()
+    assert list(staging.iterdir()) == []
+
+
+def test_a_settling_refreshes_a_copy_dated_like_the_index(tmp_path: Path) -> None:
+    """The refresh after a big push works in a copy of the index, renamed over it under
+    the index lock. A copy dated now would vouch for a file rewritten with the same size
+    in the second the index was written ("racily clean"): `git status` would then no longer
+    show it changed."""
+    repo = rich_repo(tmp_path / "proj")
+    git(repo, "config", "core.trustctime", "false")
+    git(repo, "read-tree", "HEAD")  # no entry has stat data: the refresh has work to do
+    hour_ago = time.time_ns() - 3600 * 10**9  # the others are to be taken on trust
+    for name in git(repo, "ls-files", "-z").split("\0"):
+        if name:
+            os.utime(repo / name, ns=(hour_ago, hour_ago), follow_symlinks=False)
+    # Added, then rewritten, in the second the index was written: a minute ago.
+    note, written = repo / "note.txt", time.time_ns() - 60 * 10**9
+    note.write_text("note 1\n")
+    os.utime(note, ns=(written, written))
+    git(repo, "add", "note.txt")
+    os.utime(repo / ".git" / "index", ns=(written, written))
+    rewrite_unseen(note)
+    staging = tmp_path / "staging"
+
+    receive_mod.settle_index(repo, staging, attempts=1)
+
+    # diff-files trusts stat data and reads no file: entries without it would be listed.
+    assert git(repo, "diff-files", "--name-only") == "note.txt"
+    assert git(repo, "status", "--porcelain", "--", "note.txt") == "AM note.txt"
+    assert not (repo / ".git" / receive_mod.INDEX_LOCK).exists()
+    assert list(staging.iterdir()) == []
+
+
+def test_a_settling_leaves_another_gits_index_lock_and_the_index_alone(tmp_path: Path) -> None:
+    """The refresh after a big push takes the index lock as a switch does; one another git
+    holds (an agent's commit) is not its to remove or write under: it gives up, leaving
+    that lock and the index as they were."""
+    repo = rich_repo(tmp_path / "proj")
+    git(repo, "read-tree", "HEAD")  # no entry has stat data: a refresh would write
+    index = (repo / ".git" / "index").read_bytes()
+    lock = repo / ".git" / receive_mod.INDEX_LOCK
+    lock.write_bytes(b"another git's index\n")
+    held = lock.stat().st_ino
+    staging = tmp_path / "staging"
+
+    receive_mod.settle_index(repo, staging)
+
+    assert lock.stat().st_ino == held
+    assert lock.read_bytes() == b"another git's index\n"
+    assert (repo / ".git" / "index").read_bytes() == index
+    assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
+    assert list(staging.iterdir()) == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="mounts a tmpfs")
