@@ -198,3 +198,38 @@ def paused_git(folder: Path, command: str) -> Paused:
     )
     stand_in.chmod(stand_in.stat().st_mode | stat.S_IXUSR)
     return Paused(os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, reached, go)
+
+
+# A git whose ``command`` stays at work holding whatever lock it took: it gets a clean filter
+# that touches ``flag`` and never ends, which git runs on each file it hashes that the
+# repo's attributes give ``filter=stuck`` (see :func:`stuck_git`). For other commands the
+# filter has no driver, and git ignores the attribute.
+_STUCK_GIT = """#!/bin/sh
+for arg in "$@"; do
+  if [ "$arg" = {command} ]; then exec "{git}" -c filter.stuck.clean="{filter}" "$@"; fi
+done
+exec "{git}" "$@"
+"""
+_STUCK_FILTER = """#!/bin/sh
+touch "{flag}"
+exec sleep 3600
+"""
+STUCK_ATTRIBUTES = "* filter=stuck\n"
+
+
+def stuck_git(folder: Path, command: str) -> tuple[dict[str, str], Path]:
+    """(an environment whose ``git`` stays in ``command`` once it hashes a file of a repo
+    with :data:`STUCK_ATTRIBUTES` in its ``.git/info/attributes``, the file touched then).
+    Unlike :func:`held_git`, which stops before git starts, git itself is at work."""
+    folder.mkdir()
+    flag = folder / f"{command.lstrip('-')}-stuck"
+    for name, script in (
+        (
+            "git",
+            _STUCK_GIT.format(command=command, git=shutil.which("git"), filter=folder / "filter"),
+        ),
+        ("filter", _STUCK_FILTER.format(flag=flag)),
+    ):
+        (folder / name).write_text(script)
+        (folder / name).chmod(0o755)
+    return os.environ | {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}, flag
