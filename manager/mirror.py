@@ -428,6 +428,7 @@ def up(repo_id: int) -> Any:
         changed=result.changed,
         deleted=result.deleted,
         saved=result.saved,
+        wasBranch=None if created else result.was,
     )
 
 

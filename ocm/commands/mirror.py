@@ -750,9 +750,17 @@ def _push(
 
         remember(state_mod.load(), login, Workspace.from_json({**result, "originUrl": origin}))
     what = "created and pushed" if repo_id == 0 else "pushed"
+    # An agent may have switched the Manager's copy to a branch of its own: said, as a pull
+    # says its switch, or it finds itself on another branch unawares.
+    was = result.get("wasBranch", result.get("branch"))
+    switched = (
+        f" (the Manager's copy switched from {was or 'a detached HEAD'})"
+        if repo_id and was != result.get("branch")
+        else ""
+    )
     _say(
         f"ocm: {what} {result.get('name', label)} (#{result.get('repoId')}): "
-        f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}, "
+        f"{result.get('branch') or 'detached HEAD'} at {_short(result.get('head'))}{switched}, "
         f"{_counts(int(result.get('changed', 0)), int(result.get('deleted', 0)))}, "
         f"{human(sent)} sent"
     )

@@ -93,6 +93,7 @@ class Received(NamedTuple):
     total: int  # bytes the received snapshot's files take
     # One line per thing kept aside (stash, backup refs), saying how to get it back.
     saved: list[str]
+    was: str | None  # the branch HEAD was on before (None: detached)
 
 
 def new_workdir(staging_dir: Path, root: Path) -> Path:
@@ -342,7 +343,13 @@ def receive(
                 else []
             )
             result = Received(
-                incoming.branch, incoming.head, plan.changed, plan.deleted, found.total, saved
+                incoming.branch,
+                incoming.head,
+                plan.changed,
+                plan.deleted,
+                found.total,
+                saved,
+                state.branch,
             )
 
             refs = {

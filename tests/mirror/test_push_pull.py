@@ -154,6 +154,28 @@ def test_create_where_a_repo_matches_says_it_pushes_there(
     assert (p.directory / "README.md").read_text() == "meant for a new repo\n"
 
 
+def test_a_push_that_switches_the_managers_branch_says_so(
+    ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """An agent moved the Manager's copy to a branch of its own and committed there: the
+    push takes it back to this checkout's branch (nothing is lost, the commit stays on its
+    branch), and says so, as a pull says its own switch."""
+    p = pushed("proj")
+    git(p.directory, "switch", "-q", "-c", "feature")
+    feature = agent_commits(p)
+    (p.laptop / "README.md").write_text("laptop edit\n")
+
+    done = ocm(p.laptop, "push")
+
+    assert done.returncode == 0, done.stderr
+    assert "main at " in done.stdout
+    assert "(the Manager's copy switched from feature)" in done.stdout, done.stdout
+    assert git(p.directory, "branch", "--show-current") == "main"
+    assert git(p.directory, "rev-parse", "feature") == feature
+    again = ocm(p.laptop, "push")
+    assert again.returncode == 0 and "switched" not in again.stdout, again.stdout
+
+
 def test_push_refuses_over_manager_changes_until_forced(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
