@@ -101,7 +101,10 @@ def _wait_for_opencode(client: ManagerClient) -> None:
 
 
 def _attach(client: ManagerClient, login: Login, binary: str, ws: Workspace, *, reason: str) -> int:
+    # Asked first: a Manager with no OpenCode at all ends in one line, not "attaching" and
+    # then why not.
+    warm = client.warm_up(ws.directory)
     note(f"attaching to #{ws.repo_id} {ws.name} ({ws.branch_label}) on {login.url} [{reason}]")
-    if not client.warm_up(ws.directory):
+    if not warm:
         _wait_for_opencode(client)
     launch.exec_attach(binary, login.url, login.token.token, ws.directory, ws.name)
