@@ -348,6 +348,8 @@ def cmd_repo_list(data_dir: Path, as_json: bool) -> int:
         return 0
     if not repos:
         print(f"no repos yet; add one with `{_command('repo add', data_dir)} <git-url-or-path>`")
+    else:  # headed like `ocm list`
+        print(f"{'ID':>4}  {'NAME':<24} {pad('BRANCH', 16)} {'STATUS':<8} FOLDER")
     for repo in repos:
         extra = f"  ({repo.error})" if repo.error else ""
         branch = printable(repo.branch or "-")  # a clone's branch is the source's choice

@@ -145,6 +145,7 @@ def test_repo_list_lines_up_a_branch_in_any_script(manager, tmp_path):
     lines = manager.cli("repo", "list").stdout.splitlines()
     data = manager.data_dir / "repos"
     assert lines == [
+        f"  ID  NAME{' ' * 20} BRANCH           STATUS   FOLDER",
         f"   1  latin{' ' * 19} main             ready    {data / 'latin'}",
         f"   2  cjk{' ' * 21} 機能             ready    {data / 'cjk'}",
     ]

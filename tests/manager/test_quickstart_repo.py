@@ -34,7 +34,8 @@ def quickstart_registers(checkout: Path) -> tuple[str, str]:
 
 
 def registered() -> set[str]:
-    return {line.split()[1] for line in run_manager_cli("repo", "list").stdout.splitlines()}
+    listed = run_manager_cli("repo", "list").stdout.splitlines()[1:]  # under the header
+    return {line.split()[1] for line in listed}
 
 
 def test_two_checkouts_in_folders_of_one_name_are_two_repos(tmp_path: Path) -> None:
