@@ -488,6 +488,8 @@ def down(repo_id: int) -> Any:
     response.headers[wire.SNAPSHOT_HEADER] = outgoing.snapshot.commit
     response.headers.set(*branch_header)
     response.headers[wire.BUSY_HEADER] = str(busy.result() or 0)
+    if outgoing.selection.skipped:
+        response.headers[wire.NOT_SENT_HEADER] = wire.quote_names(outgoing.selection.skipped)
     response.call_on_close(stack.close)  # the body may never run (HEAD, early disconnect)
     return response
 

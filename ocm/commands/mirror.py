@@ -690,13 +690,8 @@ def _push(
     of this checkout's repository by another URL, then."""
     repo_id = ws.repo_id if ws else 0
     branch = outgoing.state.branch
-    if outgoing.selection.skipped:
-        shown = ", ".join(outgoing.selection.skipped[:5])
-        more = len(outgoing.selection.skipped) - 5
-        note(
-            f"not sent (nested repositories, symlinks leaving the repo, special files): "
-            f"{shown}{f' and {more} more' if more > 0 else ''}"
-        )
+    skipped = outgoing.selection.skipped
+    _note_left_out("not sent", len(skipped), skipped[: wire.NOT_SENT_SHOWN])
     params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
     if ws is None:
         assert new_name is not None
@@ -796,6 +791,16 @@ class _ResponseReader(io.RawIOBase):
         return count
 
 
+def _note_left_out(what: str, count: int, names: list[str]) -> None:
+    """Say which paths the snapshot left out, by the first few names."""
+    if count:
+        more = count - len(names)
+        note(
+            f"{what} (nested repositories, symlinks leaving the repo, special files): "
+            f"{', '.join(names)}{f' and {more} more' if more > 0 else ''}"
+        )
+
+
 def _busy(response: Any) -> int:
     """The Manager's count of the repo's sessions running a turn (0 if it did not say)."""
     raw = response.headers.get(wire.BUSY_HEADER, "")
@@ -865,6 +870,10 @@ def _download(
                     remember=remember,
                     looked=looked,
                 )
+            _note_left_out(
+                "not brought from the Manager's copy",
+                *wire.unquote_names(response.headers.get(wire.NOT_SENT_HEADER, "")),
+            )
             return result, progress.total, _busy(response)
         except IncompletePack:
             if n + 1 == len(attempts):

@@ -28,6 +28,10 @@ QUOTED_BRANCH_PARAM = "quotedBranch"
 # How many of the repo's OpenCode sessions were running a turn as the pack was made: what
 # they write next comes with the next pull.
 BUSY_HEADER = "X-Ocm-Busy-Sessions"
+# What the Manager's snapshot leaves out (nested repositories, symlinks leaving the repo,
+# special files): how many, then the first few, each percent-quoted (see quote_names).
+NOT_SENT_HEADER = "X-Ocm-Not-Sent"
+NOT_SENT_SHOWN = 5
 PACK_TYPE = "application/x-git-pack"
 # How many tips (newest first) a side offers as "a pack may assume these": enough for every
 # branch anyone works on, small enough for a URL.
@@ -64,6 +68,19 @@ def client_check(raw: object, url: str) -> tuple[str, str] | None:
         f"the Manager at {url} speaks mirror format {theirs} and this ocm format {VERSION}",
         f"upgrade {older} so that both speak the same",
     )
+
+
+def quote_names(names: list[str]) -> str:
+    """``names`` as NOT_SENT_HEADER carries them: ``<count>;<name>;…`` (the first few)."""
+    return ";".join([str(len(names)), *(quote(name, safe="/") for name in names[:NOT_SENT_SHOWN])])
+
+
+def unquote_names(raw: str) -> tuple[int, list[str]]:
+    """(how many, the first few) from a NOT_SENT_HEADER; (0, []) when it says nothing."""
+    count, *names = raw.split(";")
+    if not count.isdigit():
+        return 0, []
+    return int(count), [unquote(name) for name in names[:NOT_SENT_SHOWN]]
 
 
 def quote_branch(branch: str) -> str:

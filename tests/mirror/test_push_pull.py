@@ -176,6 +176,38 @@ def test_a_push_that_switches_the_managers_branch_says_so(
     assert again.returncode == 0 and "switched" not in again.stdout, again.stdout
 
 
+def test_what_a_snapshot_leaves_out_is_named_both_ways(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """Nested repositories and symlinks leaving the repo do not travel: a push named them,
+    a pull left the Manager's out without a word."""
+    p = pushed("proj")
+    (p.laptop / "laptop-link").symlink_to(tmp_path)
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "ocm: not sent (nested repositories, symlinks leaving the repo, special files):"
+        " laptop-link\n" in done.stderr
+    ), done.stderr
+    assert not (p.directory / "laptop-link").exists()
+
+    git(tmp_path, "init", "-q", str(p.directory / "agent-clone"))
+    for n in range(6):
+        (p.directory / f"manager-link-{n}").symlink_to(tmp_path)
+    done = ocm(p.laptop, "pull")
+
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stderr.splitlines() if "not brought" in line]
+    assert line.startswith(
+        "ocm: not brought from the Manager's copy (nested repositories, symlinks leaving the"
+        " repo, special files): "
+    ), line
+    assert line.endswith(" and 2 more"), line
+    assert "agent-clone/" in line and "manager-link-0" in line, line
+    assert not (p.laptop / "agent-clone").exists()
+    assert not (p.laptop / "manager-link-0").exists()
+
+
 def test_push_refuses_over_manager_changes_until_forced(
     ocm: Cli, pushed: Callable[..., Pushed]
 ) -> None:
