@@ -228,9 +228,7 @@ def _risks(
     if orphaned:
         risks.append(_lost(orphaned, "a detached HEAD", lacking_label))
     if plan.clobbered_ignored:
-        risks.append(
-            f"ignored files the incoming tree would overwrite ({plan.clobbered_ignored[0]})"
-        )
+        risks.append(f"ignored files where incoming files go ({plan.clobbered_ignored[0]})")
     return risks, tip if lost else None, detached if orphaned else None
 
 

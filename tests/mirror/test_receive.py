@@ -300,7 +300,10 @@ def test_ignored_file_the_sender_sends_is_refused_then_kept_aside(tmp_path: Path
     (receiver / ".git/info/exclude").write_text("settings.local\n")
     (receiver / "settings.local").write_text("receiver's private settings\n")
     (sender / "settings.local").write_text("sender's version\n")
-    with pytest.raises(Refused, match="ignored files the incoming tree would overwrite"):
+    with pytest.raises(
+        Refused,
+        match=r"ignored files where incoming files go \(.*\), which this transfer would overwrite",
+    ):
         transfer(sender, receiver, tmp_path)
     assert (receiver / "settings.local").read_text() == "receiver's private settings\n"
     result = transfer(sender, receiver, tmp_path, force=True)
