@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,9 +35,11 @@ class _Job:
 
 
 class CloneJobs:
-    def __init__(self) -> None:
+    def __init__(self, ended: Callable[[], None] = lambda: None) -> None:
+        """``ended`` is called when a clone's row has its final state (or is gone)."""
         self._lock = threading.Lock()
         self._jobs: dict[int, _Job] = {}
+        self._ended = ended
 
     def progress(self, repo_id: int) -> str:
         with self._lock:
@@ -98,6 +101,7 @@ class CloneJobs:
                         remove_repo(registry, str(repo.id), delete_files=True)
                 with self._lock:
                     self._jobs.pop(repo.id, None)
+                self._ended()
                 job.done.set()
 
         threading.Thread(target=clone, name=f"clone-{repo.name}", daemon=True).start()

@@ -8,7 +8,6 @@ from typing import Any
 
 from manager.ask_opencode import session_count
 from manager.registry import READY, Repo
-from manager.web.clones import CloneJobs
 from ocm.mirror import gitcmd
 from ocm.origin import hide_credentials
 
@@ -94,7 +93,9 @@ def _missing_checkout(repo: Repo) -> str | None:
     return advice
 
 
-def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
+def repo_rows(services: Any) -> list[dict[str, Any]]:
+    """Every repo's row but for what the view adds per request (a clone's progress, the
+    link to its sessions). Costly with many repos: the view shares them (shared_rows)."""
     registry = services.registry
     transfers = registry.transfers()
     now = time.time()
@@ -118,7 +119,6 @@ def repo_rows(services: Any, clones: CloneJobs) -> list[dict[str, Any]]:
                 "status": MISSING if missing else repo.status,
                 # Hidden again for rows stored before origins were stored without passwords.
                 "error": missing or hide_credentials(repo.error),
-                "progress": clones.progress(repo.id) if repo.status == "cloning" else "",
                 "directory": str(repo.directory),
                 "originUrl": hide_credentials(repo.origin_url),
                 "head": head,

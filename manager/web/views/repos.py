@@ -19,8 +19,12 @@ bp = Blueprint("web_repos", __name__)
 
 
 def _listing(**view: Any) -> Any:
-    rows = repo_rows(services(), console_state().clones)
+    state = console_state()
+    rows = state.rows.get(lambda: repo_rows(services()))
     for row in rows:
+        # In memory, so read at every request: a clone's progress moves on between two
+        # computations of the rows.
+        row["progress"] = state.clones.progress(row["id"]) if row["status"] == CLONING else ""
         row["sessionsUrl"] = _sessions_url(row)
     data = {"repos": rows, "opencode": _opencode_state()}
     return page("repos.html", data, status=view.pop("status", 200), **view)
@@ -70,6 +74,7 @@ def add() -> Any:
         return _listing(
             status=400, message_kind="error", message=f"Cannot add the repo: {exc}.", form=form
         )
+    console_state().rows.invalidate()
     if wants_json():
         response = jsonify(id=repo_id, status=CLONING)
         response.status_code = 202
@@ -117,6 +122,7 @@ def remove(repo_id: int) -> Any:
         # repo being made by `ocm push --create`, or cloned by the CLI, cannot.
         if not console_state().clones.stop(repo.id):
             raise ApiError(409, "still_cloning", f"{repo.name} is still being made; wait for it.")
+        console_state().rows.invalidate()
         if wants_json():
             return jsonify(id=repo.id, removed=True, filesDeleted=True)
         return redirect(url_for("web_repos.repos"), code=303)
@@ -131,6 +137,7 @@ def remove(repo_id: int) -> Any:
         ) from None
     except RepoError as exc:
         raise ApiError(404, "unknown_repo", f"{exc}.") from None
+    console_state().rows.invalidate()
     left = removed.advice()
     if wants_json():
         deleted = removed.files in ("deleted", "partial") and left is None
