@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections import Counter
 from typing import Any
 from urllib.parse import urlencode
 
 TIMEOUT = 2.0
+# OpenCode lists 100 sessions unless told otherwise, in either list: a repo with more showed
+# 100. The list across folders comes in pages, each naming the next (x-next-cursor).
+SESSIONS_LISTED = "100000"
+SESSIONS_PAGE = "1000"
 
 
 def get_json(
     services: Any, path: str, params: dict[str, str] | None = None, timeout: float = TIMEOUT
 ) -> Any:
+    answer = _get(services, path, params, timeout)
+    return answer[0] if answer is not None else None
+
+
+def _get(
+    services: Any, path: str, params: dict[str, str] | None, timeout: float
+) -> tuple[Any, http.client.HTTPMessage] | None:
+    """The decoded body and the headers of a 200, or None."""
     upstream = services.opencode
     endpoint = upstream.endpoint if upstream is not None else None
     if endpoint is None or upstream.state not in ("running", "external"):
@@ -37,7 +50,7 @@ def get_json(
         body = response.read()
         if response.status != 200:
             return None
-        return json.loads(body)
+        return json.loads(body), response.headers
     except (OSError, ValueError, http.client.HTTPException):
         return None
     finally:
@@ -50,8 +63,36 @@ def opencode_version(services: Any) -> str | None:
 
 
 def session_count(services: Any, directory: str) -> int | None:
-    sessions = get_json(services, "/session", {"directory": directory})
+    sessions = get_json(services, "/session", {"directory": directory, "limit": SESSIONS_LISTED})
     return len(sessions) if isinstance(sessions, list) else None
+
+
+def session_counts(services: Any) -> dict[str, int] | None:
+    """How many sessions each folder has, for every folder OpenCode has sessions in (keyed
+    by the folder's real path: OpenCode resolves symlinks), or None.
+
+    One list across all folders (``/experimental/session``, in OpenCode 1.18) in place of
+    one ``/session?directory=`` per repo: the same counts (archived sessions and those of
+    subagents included, a subfolder's not), for one request instead of hundreds, which
+    cost OpenCode seconds of CPU per poll of the console. None when that list is not
+    there (another OpenCode version) or OpenCode does not answer: ask per folder then.
+    """
+    counts: Counter[str] = Counter()
+    params = {"archived": "true", "limit": SESSIONS_PAGE}
+    while True:
+        answer = _get(services, "/experimental/session", params, TIMEOUT)
+        if answer is None or not isinstance(answer[0], list):
+            return None
+        sessions, headers = answer
+        counts.update(
+            s["directory"]
+            for s in sessions
+            if isinstance(s, dict) and isinstance(s.get("directory"), str)
+        )
+        cursor = headers.get("x-next-cursor")
+        if not cursor or not sessions or cursor == params.get("cursor"):
+            return dict(counts)
+        params["cursor"] = cursor
 
 
 def busy_sessions(services: Any, directory: str, timeout: float = 0.5) -> int | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
-from manager.ask_opencode import session_count
+from manager.ask_opencode import session_count, session_counts
 from manager.registry import READY, Repo
 from ocm.mirror import gitcmd
 from ocm.origin import hide_credentials
@@ -99,13 +100,20 @@ def repo_rows(services: Any) -> list[dict[str, Any]]:
     registry = services.registry
     transfers = registry.transfers()
     now = time.time()
+    by_folder: dict[str, int] | None = None
+    listed = False
     opencode_answers = True
     rows = []
     for repo in registry.list_repos():
         missing = _missing_checkout(repo) if repo.status == READY else None
         ready = repo.status == READY and missing is None
         sessions = None
-        if ready and opencode_answers:
+        if ready and not listed:
+            by_folder, listed = session_counts(services), True
+        if ready and by_folder is not None:
+            # Filed under the real path, as OpenCode files a session made through a symlink.
+            sessions = by_folder.get(os.path.realpath(repo.directory), 0)
+        elif ready and opencode_answers:
             sessions = session_count(services, str(repo.directory))
             # One silence is enough: do not wait a timeout per repo for a server that is down.
             opencode_answers = sessions is not None

@@ -14,6 +14,7 @@ from tests.support.auth import bearer
 from tests.support.processes import RunningManager
 from tests.support.sse import EventStream
 from tests.web.test_console import row
+from tests.web.test_console_rows import rows, signed_in
 
 pytestmark = pytest.mark.slow
 
@@ -79,3 +80,53 @@ def test_health_shows_opencode_running_with_its_version(
     facts = page.inner_text("dl.facts")
     assert "running" in facts and data["opencode"]["version"] in facts
     assert page.locator("h2", has_text="opencode.log").is_visible()
+
+
+def test_session_counts_are_what_opencode_lists_for_each_folder(
+    live: RunningManager, git_repo: Callable[..., Path]
+) -> None:
+    # One list of every session serves all rows (manager.ask_opencode.session_counts): each
+    # repo's count must still be what OpenCode lists for that folder, however many.
+    for name in ("many", "none"):
+        live.cli("repo", "add", str(git_repo(name, files={"src/app.py": "pass\n"})))
+    many = live.data_dir / "repos" / "many"
+    proxy, token = live.url + "/api/opencode-proxy", bearer(live.token)
+
+    def session(directory: Path, **body: Any) -> str:
+        made = requests.post(
+            f"{proxy}/session",
+            params={"directory": str(directory)},
+            json=body,
+            headers=token,
+            timeout=30,
+        )
+        assert made.status_code == 200, made.text
+        return str(made.json()["id"])
+
+    first = session(many)
+    for _ in range(100):  # OpenCode lists 100 unless asked for more
+        session(many)
+    session(many, parentID=first)  # a subagent's
+    archived = requests.patch(
+        f"{proxy}/session/{first}",
+        params={"directory": str(many)},
+        json={"time": {"archived": 1}},
+        headers=token,
+        timeout=30,
+    )
+    assert archived.status_code == 200, archived.text
+    session(many / "src")  # a subfolder's is not the repo's
+
+    listed = {row["name"]: row["opencodeSessions"] for row in rows(live, signed_in(live))}
+    own = {
+        name: len(
+            requests.get(
+                f"{proxy}/session",
+                params={"directory": str(live.data_dir / "repos" / name), "limit": "1000"},
+                headers=token,
+                timeout=30,
+            ).json()
+        )
+        for name in ("many", "none")
+    }
+    assert listed == own == {"many": 102, "none": 0}
