@@ -12,6 +12,9 @@ import errno
 # What the OS says of a file this account may not use: its mode, its owner, a read-only
 # mount. The user's to fix, never a bug.
 NOT_ALLOWED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+# What the OS says of a write the disk has no room for: full, over a quota, or past a file
+# size limit (RLIMIT_FSIZE). Freeing space is the remedy, never a bug.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class MirrorError(Exception):

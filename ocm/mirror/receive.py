@@ -26,12 +26,14 @@ from ocm.background import Task
 from ocm.fsutil import atomic_write_text
 from ocm.mirror import checkout, checks, gitcmd, history, pack, swap
 from ocm.mirror.errors import (
+    NO_ROOM,
     NOT_ALLOWED,
     BadPack,
     Busy,
     ChangedMeanwhile,
     GitBusy,
     MirrorError,
+    NoSpace,
     OtherKind,
     Refused,
     Unfinished,
@@ -272,7 +274,8 @@ def receive(
     Manager; false for the Manager, which many checkouts push to: the state one of them
     left is not work another has. ``extra_risks`` is asked right before the switch
     (the Manager: "a TUI is attached"). Raises Refused (409) listing what would be lost,
-    unless ``force``: then it is saved first and the ``saved`` lines say where.
+    unless ``force``: then it is saved first and the ``saved`` lines say where. Raises
+    NoSpace when the disk fills up on the way (what was switched is undone first).
     ``remember`` adds facts about the other side to this side's marker. ``looked``: a
     :func:`look` the caller started under its lock (else it starts here).
     ``refresh_below``: when this many files or more changed, the index's refresh is left
@@ -389,6 +392,16 @@ def receive(
             record.update(head=incoming.head, branch=incoming.branch, **(remember or {}))
             write_marker(root, {**record, "from": sender})
         return result
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        # Everything a transfer writes is on the receiving repo's disk (its staging too):
+        # the disk filled up after the checks for room (another program writing to it).
+        raise NoSpace(
+            "the receiving disk is full (or a file size limit was hit): it filled up during "
+            "the transfer",
+            "free some space and try again",
+        ) from None
     finally:
         looked.wait()  # a failed check waits for git's look to end, then cleans up
         # Kept only when the process is dying mid-switch: the next start undoes it.

@@ -15,7 +15,7 @@ import pytest
 
 from ocm.mirror import checks, gitcmd, history, swap
 from ocm.mirror import receive as receive_mod
-from ocm.mirror.errors import BadPack, Blocked, Busy, Refused, TooLarge
+from ocm.mirror.errors import BadPack, Blocked, Busy, NoSpace, Refused, TooLarge
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import read_snapshot
@@ -201,7 +201,7 @@ def test_failure_during_switch_is_undone(tmp_path: Path, monkeypatch: pytest.Mon
         real_replace(src, dst)  # type: ignore[arg-type]
 
     monkeypatch.setattr(swap.os, "replace", failing_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(NoSpace, match="disk is full"):
         transfer(sender, receiver, tmp_path)
     monkeypatch.undo()
     assert tree_listing(receiver) == before
@@ -583,7 +583,6 @@ def test_a_disk_that_fills_up_under_git_is_named_even_when_tmp_is_on_it(
     left on device" must still reach the message, not be lost with the disk it was written
     to ("refused by git index-pack: no output")."""
     from ocm.mirror import pack
-    from ocm.mirror.errors import NoSpace
 
     source = rich_repo(tmp_path / "src")
     (source / "big.bin").write_bytes(os.urandom(12 << 20))
