@@ -173,13 +173,19 @@ def _kept_inside(directory: Path, name: str, doomed: set[str]):  # type: ignore[
 
 
 def write_plan(work: Path, root: Path, plan: Plan, refs: dict[str, str | None]) -> None:
-    """Record the ops and the refs to restore before anything is touched (fsynced)."""
+    """Record the ops and the refs to restore before anything is touched (fsynced).
+
+    Written aside and renamed into place: a plan there is a whole one. One that could not be
+    written (a full disk) left a transfer that looked interrupted, whose staged files were
+    kept until the next start, on the disk that had no room."""
     path = work / PLAN
-    with open(path, "w", encoding="utf-8") as handle:
+    written = work / f"{PLAN}.new"
+    with open(written, "w", encoding="utf-8") as handle:
         record = {"root": str(root), "ops": plan.ops, "refs": refs, "ids": plan.ids}
         handle.write(json.dumps(record))
         handle.flush()
         os.fsync(handle.fileno())
+    os.replace(written, path)
 
 
 def _keep(top: str, old: str, name: str, *, link: bool) -> None:

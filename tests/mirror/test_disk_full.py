@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ocm.mirror import receive as receive_mod
+from ocm.mirror import swap
 from ocm.mirror.errors import NoSpace
 from tests.mirror.helpers import repo_listing, rich_repo, transfer
 from tests.support.disk import fill_up, needs_mount, small_disk
@@ -31,7 +32,12 @@ def _on_a_full_disk(disk: Path, step: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # The steps of the switch that write, once the incoming files are staged.
-SWITCH_STEPS = {"the old index's copy": (receive_mod, "copy_index")}
+SWITCH_STEPS = {
+    "the old index's copy": (receive_mod, "copy_index"),
+    # Half written, it was kept as a switch to undo, and its staged files with it: on the
+    # full disk, until the Manager's next start.
+    "the plan": (swap, "write_plan"),
+}
 
 
 @needs_mount
