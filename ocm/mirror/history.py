@@ -17,7 +17,7 @@ from ocm.mirror import gitcmd
 from ocm.mirror.kept_index import Kept
 from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import Snapshot, commit
-from ocm.mirror.state import index_tree, snapshot, temp_index
+from ocm.mirror.state import copy_index, index_tree, snapshot, temp_index
 
 
 def is_ancestor(root: Path, old: str, new: str) -> bool:
@@ -131,35 +131,38 @@ def rebuild_index(
     refresh: bool,
     written: Collection[str],
     indexed: Collection[str],
+    into: Path,
 ) -> None:
-    """Give the receiver the sender's index (staged changes stay staged), then refresh it.
+    """Build at ``into`` the receiver's new index: the sender's (staged changes stay staged),
+    refreshed. The caller renames it over ``.git/index``.
 
     Only the entries that differ are rewritten (:func:`_rewrite_differing`), so the others
     keep their stat data and the refresh re-reads just what changed: those entries, and
     those of the files the switch wrote (``written``) that the index already had
-    (``indexed``: the old index's paths). Built in a private file and renamed over
-    ``.git/index``, so a crash leaves the old one. Without ``refresh`` the entries that
-    changed have no stat data until a later refresh: git re-reads them meanwhile.
+    (``indexed``: the old index's paths). Built from a copy of ``.git/index``, so a crash
+    leaves the old one. Without ``refresh`` the entries that changed have no stat data until
+    a later refresh: git re-reads them meanwhile.
     """
-    with temp_index(root, copy_real=True) as env:
-        rewritten = _rewrite_differing(root, env, incoming.index_tree)
-        if rewritten is None:
-            # A one-tree ``read-tree -m`` also keeps the stat data of what did not change.
-            # ``-i``: the work tree is already the new one, which a plain ``-m`` refuses for
-            # every entry that changed ("not uptodate").
-            merged = gitcmd.run(
-                root, "read-tree", "-i", "-m", incoming.index_tree, env=env, check=False
-            )
-            if merged.returncode != 0:  # e.g. the old index had conflicts: start afresh
-                gitcmd.run(root, "read-tree", incoming.index_tree, env=env)
-        if refresh:
-            stale = None
-            if rewritten is not None:
-                removed = {change.path for change in rewritten if change.new_mode == gitcmd.ABSENT}
-                touched = {change.path for change in rewritten}
-                stale = sorted(touched.union(name for name in written if name in indexed) - removed)
-            refresh_index(root, env, stale)
-        os.replace(env["GIT_INDEX_FILE"], root / ".git" / "index")
+    if (root / ".git" / "index").exists():
+        copy_index(root / ".git" / "index", into)
+    env = {"GIT_INDEX_FILE": str(into)}
+    rewritten = _rewrite_differing(root, env, incoming.index_tree)
+    if rewritten is None:
+        # A one-tree ``read-tree -m`` also keeps the stat data of what did not change.
+        # ``-i``: the work tree is already the new one, which a plain ``-m`` refuses for
+        # every entry that changed ("not uptodate").
+        merged = gitcmd.run(
+            root, "read-tree", "-i", "-m", incoming.index_tree, env=env, check=False
+        )
+        if merged.returncode != 0:  # e.g. the old index had conflicts: start afresh
+            gitcmd.run(root, "read-tree", incoming.index_tree, env=env)
+    if refresh:
+        stale = None
+        if rewritten is not None:
+            removed = {change.path for change in rewritten if change.new_mode == gitcmd.ABSENT}
+            touched = {change.path for change in rewritten}
+            stale = sorted(touched.union(name for name in written if name in indexed) - removed)
+        refresh_index(root, env, stale)
 
 
 # Up to this many entries are refreshed by name; beyond, matching every entry against the

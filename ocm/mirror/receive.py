@@ -364,9 +364,16 @@ def receive(
             swap.write_plan(work, root, plan, refs)
             try:
                 swap.apply(work, root, plan)
-                history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
+                # The new index is built before HEAD moves: a disk that fills up meanwhile
+                # fails the switch while its refs are where they were, since the undo could
+                # not move them back (git writes a lock file to move a ref).
                 refresh = refresh_below is None or plan.changed < refresh_below
-                history.rebuild_index(root, incoming, refresh, incoming_names, current.entries)
+                index = work / "index.new"  # not "index": git's own lock is "index.lock"
+                history.rebuild_index(
+                    root, incoming, refresh, incoming_names, current.entries, index
+                )
+                history.move_head(root, incoming, f"ocm: mirrored from {sender}", state.branch)
+                os.replace(index, root / ".git" / "index")
             except BaseException as exc:
                 _undo(work, root, plan.ops, refs, plan.ids)
                 undone = True

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from ocm.mirror import history, swap
 from ocm.mirror import receive as receive_mod
-from ocm.mirror import swap
 from ocm.mirror.errors import NoSpace
 from tests.mirror.helpers import repo_listing, rich_repo, transfer
 from tests.support.disk import fill_up, needs_mount, small_disk
@@ -37,6 +37,9 @@ SWITCH_STEPS = {
     # Half written, it was kept as a switch to undo, and its staged files with it: on the
     # full disk, until the Manager's next start.
     "the plan": (swap, "write_plan"),
+    # Written once HEAD had moved, which the undo could then not move back: git writes a
+    # lock file to move a ref, and the disk had no room for it.
+    "the new index": (history, "rebuild_index"),
 }
 
 
