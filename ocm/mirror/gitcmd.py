@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from ocm.mirror.errors import MirrorError
+from ocm.mirror.errors import MirrorError, NoSpace
 
 # Never touch fsmonitor or run hooks on behalf of a transfer; keep output parseable.
 _FIXED_CONFIG = (
@@ -108,6 +108,11 @@ def run(
         # after it, on a thread the interrupted command then waits for.
         raise KeyboardInterrupt
     if check and done.returncode != 0:
+        if out_of_space(done.returncode, done.stderr):
+            raise NoSpace(
+                f"the disk of {root} is full (git {args[0]}: {last_line(done.stderr)})",
+                "free some space and try again",
+            )
         raise GitError(f"git {args[0]} failed in {root}: {last_line(done.stderr)}")
     return done
 
@@ -228,6 +233,10 @@ def object_format(root: Path) -> str:
 
 # How git reports a parallel checkout's worker killed by a file size limit.
 _WORKER_OUT_OF_ROOM = f"died of signal {int(signal.SIGXFSZ)}"
+# git's own words for a write the disk had no room for: an index's ("sha1 file
+# '.git/index.lock' write error. Out of diskspace") and a ref's lock file's ("couldn't write
+# '.git/refs/heads/main.lock'": the lock file was made, so only room can have been missing).
+_GIT_OUT_OF_ROOM = ("out of diskspace", "couldn't write '")
 
 
 def out_of_space(returncode: int, stderr: bytes) -> bool:
@@ -238,7 +247,7 @@ def out_of_space(returncode: int, stderr: bytes) -> bool:
         return True
     text = os.fsdecode(stderr).lower()
     signs = ("no space left", "file too large", "quota exceeded", _WORKER_OUT_OF_ROOM)
-    return any(sign in text for sign in signs)
+    return any(sign in text for sign in signs + _GIT_OUT_OF_ROOM)
 
 
 def split_z(data: bytes) -> list[str]:
