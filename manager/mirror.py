@@ -27,7 +27,7 @@ from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_regi
 from manager.repos import MAX_URL_CHARS, name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
-from ocm.mirror.errors import MirrorError, Unreadable, Unwritable, WrongVersion
+from ocm.mirror.errors import MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
@@ -121,8 +121,9 @@ def _api_error(exc: MirrorError) -> ApiError:
 
 
 def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
-    """The answer to a transfer that failed. What the Manager may not read or write is for
-    whoever runs it to fix, not the laptop's user: say whose. A failure of the Manager's
+    """The answer to a transfer that failed. What the Manager may not read or write, and
+    room on its disk, are for whoever runs it to fix, not the laptop's user: say whose. A
+    failure of the Manager's
     own (a 500: "git pack-objects failed ...: no output") while it stops is the stop's
     doing: say that; in a copy that lost objects, say that; log the others, since the
     client then says to read the log."""
@@ -137,6 +138,14 @@ def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
     if isinstance(exc, Unwritable):  # "The Manager's copy of x may not be written at ..."
         todo = "whoever runs the Manager makes it writable there, then run the command again"
         return ApiError(exc.status, exc.code, f"{exc.what}; {todo}")
+    if isinstance(exc, NoSpace):  # "the receiving disk" is not the laptop's
+        log.warning("%s failed: %s", what, exc.message)
+        return ApiError(
+            exc.status,
+            exc.code,
+            f"No room on the Manager's disk for {what}: {exc.what}; whoever runs the Manager"
+            f" frees some space on the disk of {repo.directory}, then run the command again",
+        )
     if exc.status >= 500:
         if _services().stopping.wait(STOP_NOTICED):
             return ApiError(503, STOPPING, f"The Manager is stopping; {what} did not happen")

@@ -30,6 +30,7 @@ NO_OPENCODE = "opencode_not_configured"
 WEB_APP_SIGN_IN = "not_signed_in"
 ROUTE_NOT_FOUND = "not_found"  # the Manager's error code for a path it does not serve
 MANAGER_STOPPING = "manager_stopping"  # ... for a transfer its stop cut short
+NO_SPACE = "no_space"  # ... for a transfer its full disk refused: the message says whose
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -309,6 +310,8 @@ class ManagerClient:
                 status=status,
                 code=code,
             )
+        if code == NO_SPACE and message:  # what to do is for whoever runs the Manager
+            raise ManagerError(message, status=status, code=code)
         todo = "check the Manager's log" if status >= 500 else "check the command's arguments"
         if code == MANAGER_STOPPING:
             todo = "run the command again once the Manager is back"

@@ -31,6 +31,7 @@ from ocm.mirror.errors import (
     GitBusy,
     IncompletePack,
     MirrorError,
+    NoSpace,
     NotARepo,
     OtherKind,
     Refused,
@@ -733,6 +734,10 @@ def _push(
         # Refused at the swap: something changed there since /head; say what, afresh.
         fresh = _head(client, repo_id, branch, ours)
         raise (_push_refusal(root, outgoing, fresh, label) or exc) from None
+    except ManagerError as exc:
+        if exc.code == NoSpace.code:  # answered: what it had switched was undone
+            drop_pending(root)
+        raise
     # The push is done; bookkeeping failures must not report it as failed.
     with contextlib.suppress(Exception):
         write_marker(root, {**record, "to": f"{login.url} #{result.get('repoId')}"})

@@ -3,6 +3,8 @@ disk is full and whose, and leaves every repo as it was."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ import pytest
 from ocm.mirror import history, swap
 from ocm.mirror import receive as receive_mod
 from ocm.mirror.errors import NoSpace
+from tests.mirror.conftest import push_new
 from tests.mirror.helpers import repo_listing, rich_repo, transfer
-from tests.support.disk import fill_up, needs_mount, small_disk
+from tests.support.disk import fill_up, free_up, needs_mount, small_disk
 from tests.support.git import git
+from tests.support.processes import Cli, RunningManager
 
 
 def _on_a_full_disk(disk: Path, step: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,3 +78,81 @@ def test_a_disk_that_fills_up_during_the_switch_is_named_and_changes_nothing(
 
         assert repo_listing(receiver) == before
         assert not list((disk / "staging").iterdir())
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The one ``ocm: what; what to do`` line of a failed command (exit 1, no traceback)."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done
+    assert lines[0].startswith("ocm: ") and "Traceback" not in done.stderr, done
+    return lines[0]
+
+
+def _commit_a_big_file(checkout: Path, size: int = 4 << 20) -> bytes:
+    data = os.urandom(size)  # random: git's compression leaves the pack as big
+    (checkout / "big.bin").write_bytes(data)
+    git(checkout, "add", "big.bin")
+    git(checkout, "commit", "-q", "-m", "big")
+    return data
+
+
+@needs_mount
+def test_a_push_to_a_manager_whose_disk_is_full_names_its_disk_and_the_next_one_lands(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The Manager's data dir (repos and staging) on a disk with 2 MB left, a push of 4 MB:
+    the laptop's user reads that the Manager's disk is full and that whoever runs it frees
+    space (it said "the receiving disk is full ...; free some space and try again; check
+    the Manager's log"), both copies are as they were, the Manager keeps running, and once
+    space is freed the same push lands."""
+    with small_disk(tmp_path / "data", "100m") as data:
+        manager = manager_factory("--no-opencode", data_dir=data)
+        ocm = Cli(manager)
+        p = push_new(ocm, tmp_path / "laptop" / "proj")
+        big = _commit_a_big_file(p.laptop)
+        laptop_before, manager_before = repo_listing(p.laptop), repo_listing(p.directory)
+        fill_up(data, leave=2 << 20)
+
+        line = _one_line(ocm(p.laptop, "push"))
+
+        assert line.startswith("ocm: No room on the Manager's disk for the push to proj: "), line
+        assert line.endswith(
+            f"; whoever runs the Manager frees some space on the disk of {p.directory}, then"
+            " run the command again"
+        ), line
+        assert "check the Manager's log" not in line and "HTTP 507" not in line
+        assert repo_listing(p.laptop) == laptop_before
+        assert repo_listing(p.directory) == manager_before
+        assert manager.process.poll() is None
+        free_up(data)
+        done = ocm(p.laptop, "push")
+        assert done.returncode == 0, done.stderr
+        assert (p.directory / "big.bin").read_bytes() == big
+        manager.stop()
+
+
+@needs_mount
+def test_a_create_bigger_than_the_managers_free_space_is_forgotten(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """``push --create`` of 4 MB to a Manager with 2 MB free: the same line, and the repo it
+    began is forgotten (no registry entry, no folder), so the same command works once space
+    is freed."""
+    with small_disk(tmp_path / "data", "100m") as data:
+        manager = manager_factory("--no-opencode", data_dir=data)
+        ocm = Cli(manager)
+        laptop = rich_repo(tmp_path / "laptop" / "proj")
+        _commit_a_big_file(laptop)
+        before = repo_listing(laptop)
+        fill_up(data, leave=2 << 20)
+
+        line = _one_line(ocm(laptop, "push", "--create", "--yes"))
+
+        assert line.startswith("ocm: No room on the Manager's disk for the push to proj: "), line
+        assert repo_listing(laptop) == before
+        assert ocm.repos(laptop) == []
+        assert not (data / "repos" / "proj").exists()
+        free_up(data)
+        done = ocm(laptop, "push", "--create", "--yes")
+        assert done.returncode == 0, done.stderr
+        manager.stop()
