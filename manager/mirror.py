@@ -23,7 +23,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from manager.ask_opencode import busy_sessions
 from manager.errors import ApiError
-from manager.registry import CLONING, READY, NameTaken, Registry, Repo, get_registry
+from manager.registry import (
+    CLONING,
+    READY,
+    NameTaken,
+    Registry,
+    RegistryFull,
+    Repo,
+    get_registry,
+)
 from manager.repos import MAX_URL_CHARS, name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
@@ -160,6 +168,17 @@ def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
             )
         log.warning("%s failed: %s", what, exc.message)
     return _api_error(exc)
+
+
+def _registry_full(exc: RegistryFull, what: str) -> ApiError:
+    """The answer to a transfer whose record the registry could not write (its disk full)."""
+    log.warning("%s failed: %s", what, exc)
+    return ApiError(
+        507,
+        NoSpace.code,
+        f"No room on the Manager's disk for {what}: {exc}; whoever runs the Manager frees some"
+        " space on that disk, then run the command again",
+    )
 
 
 def _lost_objects(directory: Path) -> str | None:
@@ -326,6 +345,8 @@ def _create_repo() -> Repo:
         )
     except NameTaken:
         raise _name_taken(name) from None
+    except RegistryFull as exc:
+        raise _registry_full(exc, f"the push to {name}") from None
     try:
         directory.mkdir(parents=True)
         # Of the pushing checkout's kind (SHA-1 or SHA-256): git moves no objects between two.
@@ -348,7 +369,12 @@ def _create_repo() -> Repo:
 
 
 def _forget(repo: Repo) -> None:
-    get_registry().remove_repo(repo.id)
+    try:
+        get_registry().remove_repo(repo.id)
+    except RegistryFull as exc:
+        # Its folder stays with its CREATING mark: the next start forgets both.
+        log.warning("the repo %s being created is forgotten at the next start: %s", repo.name, exc)
+        return
     shutil.rmtree(repo.directory, ignore_errors=True)
 
 
@@ -412,14 +438,22 @@ def up(repo_id: int) -> Any:
         if created:
             _forget(repo)
         raise
+    registry = get_registry()
+    try:
+        registry.update_repo(repo.id, status=READY, branch=result.branch or "")
+    except RegistryFull as exc:
+        if created:  # a repo the registry cannot make ready is no repo: forgotten
+            _forget(repo)
+            raise _registry_full(exc, f"the push to {repo.name}") from None
+        # The push is done: the list shows the branch before until the next one.
+        log.warning("the push to %s is done, but %s", repo.name, exc)
+    (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
+    _note_transfer(registry, repo, "push")
     if result.changed >= SETTLE_AFTER_FILES:
         threading.Thread(
             target=_settle, args=(repo.directory, settings.staging_dir), daemon=True
         ).start()
     threading.Thread(target=repack_when_due, args=(repo.directory,), daemon=True).start()
-    (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
-    get_registry().update_repo(repo.id, status=READY, branch=result.branch or "")
-    get_registry().record_transfer(repo.id, "push", _sender())
     log.info(
         "push to %s: %s at %s, %d changed, %d deleted",
         repo.name,
@@ -439,6 +473,15 @@ def up(repo_id: int) -> Any:
         saved=result.saved,
         wasBranch=None if created else result.was,
     )
+
+
+def _note_transfer(registry: Registry, repo: Repo, kind: str, sender: str | None = None) -> None:
+    """Record a transfer that is done for the console. A note: a registry that cannot be
+    written (its disk full) must not make it a failure (a pull's answer was cut off)."""
+    try:
+        registry.record_transfer(repo.id, kind, sender or _sender())
+    except RegistryFull as exc:
+        log.warning("the %s of %s is done, but %s", kind, repo.name, exc)
 
 
 def _branch_header(branch: str) -> tuple[str, str]:
@@ -486,7 +529,7 @@ def down(repo_id: int) -> Any:
         with stack:
             yield from stream
             outgoing.delivered()
-        registry.record_transfer(repo.id, "pull", sender)
+        _note_transfer(registry, repo, "pull", sender)
         # Once the lock is free: while the laptop writes the files, not before its answer.
         sizing = threading.Thread(
             target=size_sent, args=(repo.directory, outgoing.snapshot.tree), daemon=True

@@ -3,10 +3,12 @@ The only module that speaks SQL."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +73,22 @@ class Repo:
 
 class NameTaken(Exception):
     """Raised when a repo with that name is already registered."""
+
+
+class RegistryFull(Exception):
+    """Raised when SQLite may not write the registry for want of disk; nothing was written.
+    The message says which file, and SQLite's words."""
+
+
+@contextlib.contextmanager
+def _room(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        # SQLITE_FULL, "database or disk is full" (its code is named from Python 3.11 on).
+        if "disk is full" not in str(exc):
+            raise
+        raise RegistryFull(f"its registry {path} could not be written ({exc})") from None
 
 
 def _row_to_repo(row: sqlite3.Row) -> Repo:
@@ -181,11 +199,12 @@ class Registry:
     ) -> Repo:
         now = time.time()
         try:
-            cursor = self._connect().execute(
-                "INSERT INTO repos (name, branch, status, directory, origin_url, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (name, branch, status, str(directory), origin_url, now, now),
-            )
+            with _room(self.path):
+                cursor = self._connect().execute(
+                    "INSERT INTO repos (name, branch, status, directory, origin_url, created_at,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, branch, status, str(directory), origin_url, now, now),
+                )
         except sqlite3.IntegrityError as exc:
             raise NameTaken(name) from exc
         repo = self.get_repo(int(cursor.lastrowid or 0))
@@ -206,10 +225,11 @@ class Registry:
         if not changes:
             return
         assignments = ", ".join(f"{column} = ?" for column in changes)
-        self._connect().execute(
-            f"UPDATE repos SET {assignments}, updated_at = ? WHERE id = ?",
-            (*changes.values(), time.time(), repo_id),
-        )
+        with _room(self.path):
+            self._connect().execute(
+                f"UPDATE repos SET {assignments}, updated_at = ? WHERE id = ?",
+                (*changes.values(), time.time(), repo_id),
+            )
 
     def set_directory(self, repo_id: int, directory: Path) -> None:
         self._connect().execute(
@@ -219,8 +239,9 @@ class Registry:
 
     def remove_repo(self, repo_id: int) -> None:
         conn = self._connect()
-        conn.execute("DELETE FROM repos WHERE id = ?", (repo_id,))
-        conn.execute("DELETE FROM transfers WHERE repo_id = ?", (repo_id,))
+        with _room(self.path):
+            conn.execute("DELETE FROM repos WHERE id = ?", (repo_id,))
+            conn.execute("DELETE FROM transfers WHERE repo_id = ?", (repo_id,))
 
     def mark_interrupted_clones(self) -> int:
         """Clones still 'cloning' at start-up were cut off by a crash: say so."""
@@ -273,12 +294,13 @@ class Registry:
 
     def record_transfer(self, repo_id: int, kind: str, address: str) -> None:
         """Note that a ``kind`` ("push" or "pull") of ``repo_id`` from ``address`` finished."""
-        self._connect().execute(
-            "INSERT INTO transfers (repo_id, kind, at, address) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(repo_id, kind) DO UPDATE SET at = excluded.at,"
-            " address = excluded.address",
-            (repo_id, kind, time.time(), address),
-        )
+        with _room(self.path):
+            self._connect().execute(
+                "INSERT INTO transfers (repo_id, kind, at, address) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(repo_id, kind) DO UPDATE SET at = excluded.at,"
+                " address = excluded.address",
+                (repo_id, kind, time.time(), address),
+            )
 
     def transfers(self) -> dict[int, dict[str, tuple[float, str]]]:
         """``{repo_id: {kind: (when, address)}}`` for every repo with a recorded transfer."""

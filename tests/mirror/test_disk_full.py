@@ -156,3 +156,44 @@ def test_a_create_bigger_than_the_managers_free_space_is_forgotten(
         done = ocm(laptop, "push", "--create", "--yes")
         assert done.returncode == 0, done.stderr
         manager.stop()
+
+
+@needs_mount
+def test_a_manager_whose_registry_cannot_be_written_still_pushes_and_pulls(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The data dir, and the registry in it, on a full disk of its own; the repos on another
+    with room. A push and a pull land, and say so: what the registry notes of them (the
+    console's last push and pull, the list's branch) waits for another transfer; the push
+    was answered 500 "unexpected error" once its switch was done, and the pull broke off
+    after its last byte. A ``push --create``, which the registry must record, is refused
+    with the line that says so, and leaves nothing behind."""
+    data = tmp_path / "data"
+    with small_disk(data, "8m"), small_disk(data / "repos", "100m"):
+        manager = manager_factory("--no-opencode", data_dir=data)
+        ocm = Cli(manager)
+        p = push_new(ocm, tmp_path / "laptop" / "proj")
+        fill_up(data)
+
+        (p.laptop / "src/app.py").write_text("print('pushed')\n")
+        git(p.laptop, "commit", "-q", "-am", "laptop")
+        pushed = ocm(p.laptop, "push")
+        assert pushed.returncode == 0, pushed.stderr
+        assert (p.directory / "src/app.py").read_text() == "print('pushed')\n"
+        assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "HEAD")
+        (p.directory / "agent.txt").write_text("an agent's\n")
+        pulled = ocm(p.laptop, "pull")
+        assert pulled.returncode == 0, pulled.stderr
+        assert (p.laptop / "agent.txt").read_text() == "an agent's\n"
+
+        other = rich_repo(tmp_path / "laptop" / "other", origin="https://example.invalid/o.git")
+        line = _one_line(ocm(other, "push", "--create", "--yes"))
+        assert line.startswith("ocm: No room on the Manager's disk for the push to other: "), line
+        assert "whoever runs the Manager frees some space" in line
+        assert [repo["name"] for repo in ocm.repos(other)] == ["proj"]
+        assert not (data / "repos" / "other").exists()
+        assert manager.process.poll() is None
+        free_up(data)
+        created = ocm(other, "push", "--create", "--yes")
+        assert created.returncode == 0, created.stderr
+        manager.stop()
