@@ -293,12 +293,17 @@ def _write_file(tokens: dict[str, str]) -> None:
         return
     from ocm.fsutil import atomic_write_text  # noqa: PLC0415 - tempfile only when writing
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The directory is ours: tighten it so a file name is not even listable by others.
-    os.chmod(path.parent, 0o700)
-    atomic_write_text(
-        path, json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n", mode=0o600
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The directory is ours: tighten it so a file name is not even listable by others.
+        os.chmod(path.parent, 0o700)
+        atomic_write_text(
+            path, json.dumps({"version": 1, "tokens": tokens}, indent=2) + "\n", mode=0o600
+        )
+    except OSError as exc:  # a full disk's write said "cannot write the output" in main
+        from ocm.state import cannot_write  # noqa: PLC0415 - only when failing
+
+        raise cannot_write(path, exc) from None
 
 
 # ---------------------------------------------------------------- public API

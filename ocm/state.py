@@ -198,10 +198,22 @@ def _unwritable(path: Path, exc: OSError) -> OcmError:
             f"cannot write {path}: it is a directory, not ocm's state file",
             f"remove it (`rm -r {path}`) and try again",
         )
-    return OcmError(
-        f"cannot write {path} ({exc.strerror or exc.__class__.__name__})",
-        f"check the permissions of {path.parent}, or set OCM_CONFIG_DIR to another folder",
-    )
+    return cannot_write(path, exc)
+
+
+def cannot_write(path: Path, exc: OSError) -> OcmError:
+    """The line for a file of ocm's config folder (``path``) that could not be written: a
+    full disk is for freeing space on it, anything else for the folder's permissions."""
+    from ocm.mirror.errors import NO_ROOM  # noqa: PLC0415 - only when failing
+
+    if exc.errno in NO_ROOM:
+        todo = (
+            f"free some space on the disk of {path.parent}, or set OCM_CONFIG_DIR to a folder "
+            "on another disk"
+        )
+    else:
+        todo = f"check the permissions of {path.parent}, or set OCM_CONFIG_DIR to another folder"
+    return OcmError(f"cannot write {path} ({exc.strerror or exc.__class__.__name__})", todo)
 
 
 def clear() -> bool:

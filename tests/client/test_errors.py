@@ -18,7 +18,15 @@ from ocm import api
 from ocm.cli import main
 from ocm.errors import ManagerError
 from tests.client import standin
-from tests.client.conftest import REPO_ROOT, Recorder, assert_one_error, config, run_ocm
+from tests.client.conftest import (
+    REPO_ROOT,
+    AddedRepo,
+    Recorder,
+    assert_one_error,
+    config,
+    run_ocm,
+)
+from tests.support.disk import fill_up, needs_mount, small_disk
 from tests.support.env import without_opencode
 from tests.support.processes import RunningManager, ocm_command
 
@@ -360,6 +368,36 @@ def test_corrupt_credentials_mean_no_token(manager: RunningManager, tmp_path: Pa
     assert_one_error(
         run_ocm("list"), 1, f"no token for {manager.url}", f"run `ocm login {manager.url}`"
     )
+
+
+@needs_mount
+def test_a_full_config_disk_is_one_line_and_keeps_the_saved_login(
+    manager: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> None:
+    """ocm's config folder on a disk with no room left: `ocm login` said it could not write
+    "the output" (it was the token's file), and `ocm use` to check the folder's permissions.
+    Each names the file and says to free space, and the saved login is as it was."""
+    add_repo("proj")
+    folder = config(tmp_path)
+    with small_disk(folder, "1m"):
+        assert run_ocm("login", manager.url, input=manager.token + "\n").returncode == 0
+        saved = {path.name: path.read_bytes() for path in folder.iterdir()}
+        fill_up(folder)
+
+        login = run_ocm("login", manager.url, input=manager.token + "\n")
+        use = run_ocm("use", "proj")
+
+        for done, name in ((login, "credentials.json"), (use, "state.json")):
+            line = assert_one_error(
+                done,
+                1,
+                f"ocm: cannot write {folder / name} (No space left on device); free some space"
+                f" on the disk of {folder}, or set OCM_CONFIG_DIR to a folder on another disk",
+            )
+            assert "permissions" not in line
+        kept = {path.name: path.read_bytes() for path in folder.iterdir()}
+        assert {name: kept[name] for name in saved} == saved
+        assert sorted(kept) == sorted([*saved, ".filler-0"])
 
 
 def test_a_bad_manager_url_in_the_environment(tmp_path: Path) -> None:
