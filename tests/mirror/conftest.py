@@ -62,6 +62,14 @@ def agent_commits(p: Pushed) -> str:
     return git(p.directory, "rev-parse", "HEAD")
 
 
+def commit_on_laptop(p: Pushed, text: str = "committed on the laptop\n") -> str:
+    """The laptop commits ``text`` as laptop.txt, not pushed; the commit it made."""
+    (p.laptop / "laptop.txt").write_text(text)
+    git(p.laptop, "add", "laptop.txt")
+    git(p.laptop, "commit", "-q", "-m", "laptop commit")
+    return git(p.laptop, "rev-parse", "HEAD")
+
+
 def both_sides_change(p: Pushed) -> None:
     """Uncommitted work on both sides, a changed file and a new one each: an agent's on the
     Manager's copy, and the laptop's."""

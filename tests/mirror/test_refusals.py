@@ -20,7 +20,14 @@ import pytest
 
 from ocm.mirror.select import STAGING_NAME
 from ocm.refusals import SOME, Work, pull_refused, push_refused, since_text
-from tests.mirror.conftest import Pushed, TuiScene, agent_commits, both_sides_change, push_new
+from tests.mirror.conftest import (
+    Pushed,
+    TuiScene,
+    agent_commits,
+    both_sides_change,
+    commit_on_laptop,
+    push_new,
+)
 from tests.mirror.helpers import rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git
@@ -259,9 +266,7 @@ def test_both_sides_editing_one_file_the_advised_sequence_keeps_both(
     assert ocm(p.laptop, "push").returncode == 0
     _edit_line(p.directory / "shared.txt", 0, "the agent's first line")
     if laptop_commits:
-        (p.laptop / "laptop.txt").write_text("committed on the laptop\n")
-        git(p.laptop, "add", "laptop.txt")
-        git(p.laptop, "commit", "-q", "-m", "laptop commit")
+        commit_on_laptop(p)
     _edit_line(p.laptop / "shared.txt", 6, "the laptop's last line")
 
     what, ways = refusal(ocm(p.laptop, first))
@@ -280,9 +285,7 @@ def test_a_pull_on_another_branch_than_its_unsent_commits_names_the_switch(
     """The checkout has an unsent commit on main, the Manager's branch, but stands on
     another: "run `ocm push`" sent that other branch, and the pull refused again."""
     p = pushed("proj")
-    (p.laptop / "laptop.txt").write_text("committed on main\n")
-    git(p.laptop, "add", "laptop.txt")
-    git(p.laptop, "commit", "-q", "-m", "unsent")
+    commit_on_laptop(p, "committed on main\n")
     git(p.laptop, "switch", "-q", "-c", "feature")
 
     what, ways = refusal(ocm(p.laptop, "pull"))
@@ -306,9 +309,7 @@ def test_a_push_over_an_agent_on_another_branch_the_advised_sequence_keeps_both(
     git(p.directory, "switch", "-q", "-c", "feature")
     (p.directory / "agent.txt").write_text("the agent's work on feature\n")
     if unsent_commit:
-        (p.laptop / "laptop.txt").write_text("committed on main\n")
-        git(p.laptop, "add", "laptop.txt")
-        git(p.laptop, "commit", "-q", "-m", "unsent")
+        commit_on_laptop(p, "committed on main\n")
     main = git(p.laptop, "rev-parse", "main")
     (p.laptop / "README.md").write_text("laptop edit\n")
 
@@ -363,10 +364,7 @@ def test_diverged_commits_and_changes_the_advised_sequence_keeps_everything(
 ) -> None:
     p = pushed("proj")
     agent_tip = agent_commits(p)
-    (p.laptop / "laptop.txt").write_text("committed on the laptop\n")
-    git(p.laptop, "add", "laptop.txt")
-    git(p.laptop, "commit", "-q", "-m", "laptop commit")
-    laptop_tip = git(p.laptop, "rev-parse", "HEAD")
+    laptop_tip = commit_on_laptop(p)
     (p.laptop / "README.md").write_text("laptop edit, not committed\n")
 
     what, ways = refusal(ocm(p.laptop, "push"))
