@@ -131,10 +131,9 @@ def _api_error(exc: MirrorError) -> ApiError:
 def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
     """The answer to a transfer that failed. What the Manager may not read or write, and
     room on its disk, are for whoever runs it to fix, not the laptop's user: say whose. A
-    failure of the Manager's
-    own (a 500: "git pack-objects failed ...: no output") while it stops is the stop's
-    doing: say that; in a copy that lost objects, say that; log the others, since the
-    client then says to read the log."""
+    failure of the Manager's own (a 500: "git pack-objects failed ...: no output") while it
+    stops is the stop's doing: say that; in a copy that lost objects, say that; log the
+    others, since the client then says to read the log."""
     if isinstance(exc, Unreadable):
         return ApiError(
             exc.status,

@@ -78,7 +78,7 @@ def quote_names(names: list[str]) -> str:
 def unquote_names(raw: str) -> tuple[int, list[str]]:
     """(how many, the first few) from a NOT_SENT_HEADER; (0, []) when it says nothing."""
     count, *names = raw.split(";")
-    if not count.isdigit():
+    if not (count.isascii() and count.isdigit()) or len(count) > 9:  # a count, not a bomb
         return 0, []
     return int(count), [unquote(name) for name in names[:NOT_SENT_SHOWN]]
 

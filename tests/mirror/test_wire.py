@@ -483,3 +483,10 @@ def test_a_push_of_many_files_leaves_the_managers_index_settled(
     # diff-files trusts stat data and reads no file: an entry without it would be listed.
     assert git(p.directory, "diff-files", "--name-only") == ""
     assert git(p.directory, "status", "--porcelain") == git(p.laptop, "status", "--porcelain")
+
+
+def test_the_names_a_snapshot_leaves_out_cross_the_wire_as_they_are() -> None:
+    names = ["nested/", "odd;name", "ünï link", *(f"link-{n}" for n in range(4))]
+    assert wire.unquote_names(wire.quote_names(names)) == (7, names[:5])
+    for garbage in ("", "x;a", "٣;a", "9" * 5000 + ";a"):
+        assert wire.unquote_names(garbage) == (0, [])
