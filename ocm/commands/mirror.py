@@ -579,16 +579,19 @@ def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
 def _settle_lost_push(
     client: ManagerClient, root: Path, login: Any, ws: Workspace, marker: dict[str, Any]
 ) -> dict[str, Any]:
-    """``marker``, or the record of this checkout's last push to ``ws`` if its answer never
-    came and the Manager's copy is that push (it received it last): recorded now as the
-    answer would have, so the next push and pull take that copy for this checkout's own.
-    One more round trip, only after a push that failed without an answer."""
+    """``marker``, or the record of this checkout's last push to ``ws`` (or the one that
+    created it) if its answer never came and the Manager's copy is that push (it received
+    it last): recorded now as the answer would have, so the next push and pull take that
+    copy for this checkout's own. One more round trip, only after a push that failed
+    without an answer."""
     pending = read_pending(root)
-    if not pending or pending.get("to") != f"{login.url} #{ws.repo_id}":
+    created = pending.get("to") == f"{login.url} #0" and pending.get("name") == ws.name
+    if not pending or not (created or pending.get("to") == f"{login.url} #{ws.repo_id}"):
         return marker
     received = _head(client, ws.repo_id).get("received")
     if received and received == pending.get("commit"):
-        write_marker(root, pending)
+        pending.pop("name", None)
+        write_marker(root, {**pending, "to": f"{login.url} #{ws.repo_id}"})
         pack.set_snapshot_ref(root, received)
         marker = read_marker(root)
     drop_pending(root)
@@ -722,8 +725,8 @@ def _push(
         "to": f"{login.url} #{repo_id}",
         "origin": origin,  # the next transfer may then skip the repo list
     }
-    if ws is not None:  # a repo being created is forgotten unless its push is answered
-        note_pending(root, record)
+    # A repo being created has no id yet: its note names it, as the next push finds it.
+    note_pending(root, record if ws else {**record, "name": label})
     try:
         ask = None if asked else lambda: _head(client, repo_id, branch, ours)
         result, sent = _send(client, repo_id, params, outgoing, head, label, ask)

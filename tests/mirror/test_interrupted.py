@@ -18,7 +18,7 @@ from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
 from ocm.mirror.state import PENDING_NAME
 from tests.mirror.conftest import Pushed
-from tests.mirror.helpers import pack_bytes, paused_git, repo_listing, tree_listing
+from tests.mirror.helpers import pack_bytes, paused_git, repo_listing, rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git, make_repo
 from tests.support.processes import Cli, RunningManager, ocm_command
@@ -457,3 +457,23 @@ def test_a_push_cut_off_before_the_manager_switched_still_guards_its_work(
     assert not (p.laptop / ".git" / PENDING_NAME).exists()
     assert _through(tap, ocm, p.laptop, "pull", "--force").returncode == 0
     assert (p.laptop / "README.md").read_text() == "an agent's edit\n"
+
+
+def test_a_push_create_whose_answer_was_lost_is_settled_by_the_next_push(
+    ocm: Cli, tap: Tap, tmp_path: Path
+) -> None:
+    """The repo was made and holds this checkout's state; the next push finds it by origin
+    and takes it for this checkout's own, as after any push whose answer was lost."""
+    laptop = rich_repo(tmp_path / "laptop" / "proj")
+    (laptop / "notes.md").write_text("uncommitted\n")
+    tap.mute = b"/up?"
+    lost = _through(tap, ocm, laptop, "push", "--create", "--yes")
+    tap.mute = None
+    assert lost.returncode == 1 and "broke off" in lost.stderr, lost.stderr
+    directory = ocm.manager.data_dir / "repos" / "proj"
+    assert (directory / "notes.md").read_text() == "uncommitted\n"  # made, and switched
+
+    (laptop / "notes.md").write_text("edited since\n")
+    done = _through(tap, ocm, laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(directory) == tree_listing(laptop)
