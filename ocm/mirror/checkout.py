@@ -64,9 +64,5 @@ def write(
     if done.returncode != 0:
         message = gitcmd.last_line(done.stderr)
         if gitcmd.out_of_space(done.returncode, done.stderr):
-            raise NoSpace(
-                "the receiving disk is full (or a file size limit was hit) while writing the "
-                "incoming files",
-                "free some space and try again",
-            )
+            raise NoSpace.receiving(" while writing the incoming files")
         raise gitcmd.GitError(f"git checkout-index failed in {root}: {message}")

@@ -80,6 +80,14 @@ class NoSpace(MirrorError):
     status = 507
     code = "no_space"
 
+    @classmethod
+    def receiving(cls, when: str) -> NoSpace:
+        """The receiving side's disk had no room ``when`` (e.g. "while storing the pack")."""
+        return cls(
+            f"the receiving disk is full (or a file size limit was hit){when}",
+            "free some space and try again",
+        )
+
 
 class WrongVersion(MirrorError):
     """Raised when the two sides speak different versions of the mirror's wire format."""

@@ -284,10 +284,7 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
     text = os.fsdecode(stderr)
     lowered = text.lower()
     if gitcmd.out_of_space(code, stderr):
-        return NoSpace(
-            "the receiving disk is full (or a file size limit was hit) while storing the pack",
-            "free some space and try again",
-        )
+        return NoSpace.receiving(" while storing the pack")
     # A delta base or a linked object (a parent, a tree) that neither the pack brings nor
     # the repo has: the sender assumed what this side lacks, or the pack is hostile.
     signs = ("unresolved delta", "did not receive expected", "are reachable")

@@ -404,11 +404,7 @@ def receive(
             raise
         # Everything a transfer writes is on the receiving repo's disk (its staging too):
         # the disk filled up after the checks for room (another program writing to it).
-        raise NoSpace(
-            "the receiving disk is full (or a file size limit was hit): it filled up during "
-            "the transfer",
-            "free some space and try again",
-        ) from None
+        raise NoSpace.receiving(": it filled up during the transfer") from None
     finally:
         looked.wait()  # a failed check waits for git's look to end, then cleans up
         # Kept only when the process is dying mid-switch: the next start undoes it.
