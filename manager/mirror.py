@@ -35,7 +35,7 @@ from manager.registry import (
 from manager.repos import MAX_URL_CHARS, name_problem
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
-from ocm.mirror.errors import MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
+from ocm.mirror.errors import NO_ROOM, MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
@@ -147,11 +147,13 @@ def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
         return ApiError(exc.status, exc.code, f"{exc.what}; {todo}")
     if isinstance(exc, NoSpace):  # "the receiving disk" is not the laptop's
         log.warning("%s failed: %s", what, exc.message)
+        # The repo's folder, or the folder of repos once a failed ``--create`` removed it.
+        where = next(p for p in (repo.directory, *repo.directory.parents) if p.is_dir())
         return ApiError(
             exc.status,
             exc.code,
             f"No room on the Manager's disk for {what}: {exc.what}; whoever runs the Manager"
-            f" frees some space on the disk of {repo.directory}, then run the command again",
+            f" frees some space on the disk of {where}, then run the command again",
         )
     if exc.status >= 500:
         if _services().stopping.wait(STOP_NOTICED):
@@ -358,6 +360,9 @@ def _create_repo() -> Repo:
             gitcmd.run(directory, "remote", "add", "--", "origin", repo.origin_url)
     except (OSError, MirrorError) as exc:
         _forget(repo)
+        if isinstance(exc, NoSpace) or (isinstance(exc, OSError) and exc.errno in NO_ROOM):
+            full = NoSpace.receiving(" while making the repo")
+            raise _failed(full, f"the push to {name}", repo) from None
         raise ApiError(
             500, "create_failed", f"Could not create the repo directory: {exc}"
         ) from None

@@ -149,12 +149,46 @@ def test_a_create_bigger_than_the_managers_free_space_is_forgotten(
         line = _one_line(ocm(laptop, "push", "--create", "--yes"))
 
         assert line.startswith("ocm: No room on the Manager's disk for the push to proj: "), line
+        # Not the repo's own folder, which the failed create removed.
+        assert line.endswith(f"frees some space on the disk of {data / 'repos'}, then run the"
+                             " command again"), line  # fmt: skip
         assert repo_listing(laptop) == before
         assert ocm.repos(laptop) == []
         assert not (data / "repos" / "proj").exists()
         free_up(data)
         done = ocm(laptop, "push", "--create", "--yes")
         assert done.returncode == 0, done.stderr
+        manager.stop()
+
+
+@needs_mount
+def test_a_create_on_a_manager_whose_repos_disk_is_full_is_refused_as_such(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """The Manager's repos on a disk with no room left at all (the registry on another):
+    ``push --create`` cannot even make the repo (git init fails). It answered 500
+    "Could not create the repo directory"; now the full-disk line, nothing left behind."""
+    data = tmp_path / "data"
+    with small_disk(data, "8m"), small_disk(data / "repos", "100m") as repos:
+        manager = manager_factory("--no-opencode", data_dir=data)
+        ocm = Cli(manager)
+        laptop = rich_repo(tmp_path / "laptop" / "proj")
+        before = repo_listing(laptop)
+        fill_up(repos)
+
+        line = _one_line(ocm(laptop, "push", "--create", "--yes"))
+
+        assert line == (
+            "ocm: No room on the Manager's disk for the push to proj: the receiving disk is"
+            " full (or a file size limit was hit) while making the repo; whoever runs the"
+            f" Manager frees some space on the disk of {repos}, then run the command again"
+        ), line
+        assert repo_listing(laptop) == before
+        assert ocm.repos(laptop) == []
+        assert not (repos / "proj").exists()
+        free_up(repos)
+        created = ocm(laptop, "push", "--create", "--yes")
+        assert created.returncode == 0, created.stderr
         manager.stop()
 
 
