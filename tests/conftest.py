@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -13,6 +14,19 @@ from tests.support.git import IDENTITY, make_repo
 from tests.support.processes import RunningManager, start_manager
 
 PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "OCM_TEST_OPENCODE", "TERM")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of end-to-end tests first, then the others by their number of tests: with
+    one file per worker at a time (``--dist loadfile --no-loadscope-reorder``), a file of a
+    single two-minute test (the quick start) taken last would run on alone at the end."""
+
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    tests = collections.Counter(file_of(item) for item in items)
+    end_to_end = {file_of(item) for item in items if item.get_closest_marker("e2e")}
+    items.sort(key=lambda item: (file_of(item) not in end_to_end, -tests[file_of(item)]))
 
 
 @pytest.fixture(autouse=True)

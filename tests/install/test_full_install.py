@@ -38,6 +38,7 @@ def _shell(command: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_install_from_checkout_then_upgrade_in_place_then_unlink(
     isolated_env: Path, local_bin: Path, tmp_path: Path
 ) -> None:
