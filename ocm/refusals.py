@@ -31,9 +31,10 @@ class Work(NamedTuple):
 
     uncommitted: bool = False
     commits: int = 0  # commits on the branch that the other side lacks (SOME: not counted)
+    detached: int = 0  # commits only this checkout's detached HEAD holds (a pull leaves them)
 
     def __bool__(self) -> bool:
-        return self.uncommitted or self.commits != 0
+        return self.uncommitted or self.commits != 0 or self.detached != 0
 
     def describe(self, branch: str | None) -> str:
         parts = ["uncommitted changes"] if self.uncommitted else []
@@ -41,8 +42,14 @@ class Work(NamedTuple):
         if self.commits == SOME:
             parts.append(f"new commits{on}")
         elif self.commits:
-            parts.append(f"{self.commits} commit{'s' if self.commits > 1 else ''}{on}")
+            parts.append(_commits(self.commits) + on)
+        if self.detached:
+            parts.append(f"{_commits(self.detached)} on a detached HEAD")
         return " and ".join(parts)
+
+
+def _commits(count: int) -> str:
+    return f"{count} commit{'s' if count > 1 else ''}"
 
 
 # ----------------------------------------------------------------------------- the facts
@@ -88,7 +95,16 @@ def local_work(
             commits = history.commits_lacking(root, ours, theirs)
         elif ours not in (*(head.get("tips") or ()), marker.get("head"), head.get("mergedTip")):
             commits = SOME
-    return Work(uncommitted, commits)
+    return Work(uncommitted, commits, _detached_only(root, state, head.get("head")))
+
+
+def _detached_only(root: Path, state: RepoState, theirs: Any) -> int:
+    """The commits only this checkout's detached HEAD holds, which a pull of the Manager's
+    HEAD ``theirs`` would leave behind (its receiving side refuses over them unforced)."""
+    if state.branch is not None or not state.head or state.head == theirs:
+        return 0
+    known = theirs if gitcmd.is_oid(theirs) and _has_commit(root, theirs) else None
+    return history.orphaned_by_move(root, state.head, known)
 
 
 def rewritten_here(root: Path, head: Mapping[str, Any], ours: str | None) -> bool:
@@ -141,6 +157,8 @@ def _tui(repo: str, since: float | None) -> str:
 
 def _kept_here(here: Work) -> str:
     kept = ["your commits under refs/ocm/backup/"] if here.commits else []
+    if here.detached:
+        kept.append("your detached HEAD's commits under refs/ocm/backup/")
     if here.uncommitted:
         kept.append("your uncommitted changes as a stash")
     return " and ".join(kept)
@@ -157,13 +175,14 @@ def _keep_both(
     ``dirty``: the Manager's work tree has uncommitted changes, which the pull brings as such.
     ``switches_to``: the Manager's branch, when the pull switches this checkout from
     ``branch`` to it: the commits on ``branch`` then stay where they are, with no backup to
-    merge back (the push that ends the sequence sends ``switches_to``).
+    merge back (the push that ends the sequence sends ``switches_to``). A detached HEAD's
+    own commits have no branch to stay on: the forced pull keeps them as a backup ref.
 
     ``git merge`` refuses to run over uncommitted changes, and ``git stash pop`` over
     unstaged ones to the files it touches: what the pull brought is committed before a
     merge, or staged before the stash is applied.
     """
-    if switches_to:
+    if switches_to and branch:
         leaving = f", leaving your commits on {branch}," if here.commits else ""
         here = here._replace(commits=0)
         kept = f" and keeps {_kept_here(here)} here" if here.uncommitted else ""
@@ -172,11 +191,12 @@ def _keep_both(
     else:
         steps = [f"`ocm pull --force` (it keeps {_kept_here(here)} here)"]
     back = []
-    if dirty and here.commits:
+    commits = here.commits or here.detached
+    if dirty and commits:
         back.append('`git add -A`, `git commit -m "work from the Manager"`')
     elif dirty and here.uncommitted:
         back.append("`git add -A`")
-    if here.commits:
+    if commits:
         back.append("`git merge` the backup ref it prints")
     if here.uncommitted:
         back.append("`git stash pop`")

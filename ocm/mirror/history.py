@@ -31,8 +31,10 @@ def commits_lacking(root: Path, tip: str, incoming: str) -> int:
     return int(gitcmd.out(root, "rev-list", "--count", tip, "--not", incoming) or 0)
 
 
-def orphaned_by_move(root: Path, detached_at: str, incoming: str) -> int:
-    """Commits only a detached HEAD holds, which moving HEAD would leave to the reflog."""
+def orphaned_by_move(root: Path, detached_at: str, incoming: str | None) -> int:
+    """Commits only a detached HEAD holds, which moving HEAD to ``incoming`` would leave to
+    the reflog (``incoming`` None: a commit this repository does not have)."""
+    beside = [incoming] if incoming else []
     return int(
         gitcmd.out(
             root,
@@ -40,11 +42,11 @@ def orphaned_by_move(root: Path, detached_at: str, incoming: str) -> int:
             "--count",
             detached_at,
             "--not",
-            incoming,
+            *beside,
             "--branches",
             "--tags",
             "--remotes",
-        )
+        )  # fmt: skip
         or 0
     )
 

@@ -153,6 +153,34 @@ def test_no_advice_leads_back_to_a_refusal(
         assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push"
 
 
+@pytest.mark.parametrize("tui", [False, True])
+@pytest.mark.parametrize("manager", WORK[1:])
+@pytest.mark.parametrize("uncommitted", [False, True])
+def test_a_detached_heads_own_commits_are_kept_by_the_advice(
+    tui: bool, manager: Work, uncommitted: bool
+) -> None:
+    """A checkout on a detached HEAD with commits of its own: the pull that moves HEAD to
+    the Manager's branch leaves them (it refuses, unforced), so no advice may start with a
+    plain pull; the forced one keeps them as a backup ref to merge back."""
+    here = Work(uncommitted=uncommitted, detached=1)
+    refused = push_refused(
+        "proj", None, manager=manager, here=here, tui=tui, dirty=manager.uncommitted,
+        manager_on="main",
+    )  # fmt: skip
+    pulled = pull_refused(
+        "proj", "main", here=here, manager_changed=True, dirty=manager.uncommitted, tui=tui
+    )
+    for said in (refused, pulled):
+        assert said is not None and said.todo
+        assert "1 commit on a detached HEAD" in said.what
+        first = re.split(r"[;,] or,? ", said.todo)[0]
+        steps = re.findall(r"`([^`]+)`", first)
+        assert steps[0] == "ocm pull --force" and steps[-1] == "ocm push", first
+        assert "your detached HEAD's commits under refs/ocm/backup/" in first
+        assert "`git merge` the backup ref it prints" in first
+        assert ("`git stash pop`" in first) == uncommitted
+
+
 def test_since_reads_as_a_clock_and_an_age() -> None:
     now = time.mktime((2026, 11, 30, 14, 15, 0, 0, 0, -1))
     assert since_text(now - 20, now) == "14:14, just now"
@@ -295,6 +323,31 @@ def test_a_pull_on_another_branch_than_its_unsent_commits_names_the_switch(
     follow(ocm, p.laptop, ways[0])
     assert git(p.directory, "rev-parse", "HEAD") == git(p.laptop, "rev-parse", "main")
     assert ocm(p.laptop, "pull").returncode == 0
+
+
+@pytest.mark.parametrize("first", ["push", "pull"])
+def test_a_commit_on_a_detached_head_and_an_agents_work_the_advice_keeps_both(
+    ocm: Cli, pushed: Callable[..., Pushed], first: str
+) -> None:
+    """The checkout made a commit on a detached HEAD (a tag checked out, say); the agent
+    left a file uncommitted. The push said "run `ocm pull` (this checkout has nothing the
+    Manager lacks)", and that pull refused over the detached commit with only --force."""
+    p = pushed("proj")
+    git(p.laptop, "switch", "-q", "--detach", "HEAD")
+    (p.laptop / "tagged-fix.txt").write_text("a fix made on the tag\n")
+    git(p.laptop, "add", "tagged-fix.txt")
+    git(p.laptop, "commit", "-q", "-m", "a fix on the tag")
+    (p.directory / "agent.txt").write_text("the agent's work\n")
+
+    what, ways = refusal(ocm(p.laptop, first))
+
+    assert what.startswith("both sides changed: "), what
+    assert "1 commit on a detached HEAD" in what
+    follow(ocm, p.laptop, ways[0])
+    both_sides_equal(p)
+    for side in (p.laptop, p.directory):
+        assert (side / "agent.txt").read_text() == "the agent's work\n"
+        assert (side / "tagged-fix.txt").read_text() == "a fix made on the tag\n"
 
 
 @pytest.mark.parametrize("unsent_commit", [False, True])
