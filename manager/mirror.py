@@ -32,7 +32,7 @@ from manager.registry import (
     Repo,
     get_registry,
 )
-from manager.repos import MAX_URL_CHARS, name_problem
+from manager.repos import MAX_URL_CHARS
 from ocm.background import Task
 from ocm.mirror import gitcmd, pack, wire
 from ocm.mirror.errors import NO_ROOM, MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
@@ -42,6 +42,7 @@ from ocm.mirror.send import prepare
 from ocm.mirror.snapshot import valid_branch
 from ocm.mirror.state import read_marker, repo_state
 from ocm.origin import without_credentials
+from ocm.repo_names import name_problem
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
 # A push that wrote this many files has its index refreshed after its answer, not before

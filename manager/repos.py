@@ -18,11 +18,8 @@ from ocm.mirror.errors import Busy
 from ocm.mirror.receive import repo_lock
 from ocm.mirror.state import current_branch
 from ocm.origin import hide_credentials, without_credentials
+from ocm.repo_names import name_problem
 
-# Matched with fullmatch: ``$`` alone would also accept a name ending in a newline.
-MAX_NAME = 100
-NAME_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
-NAME_CHARACTERS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # A repo's source or origin URL (or path): no remote needs more, and git cannot even be
 # started with one argument over 128 KiB ("Argument list too long").
 MAX_URL_CHARS = 4096
@@ -52,20 +49,6 @@ def _last_line(text: str) -> str:
 def default_name(source: str) -> str:
     tail = without_credentials(source).rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     return tail[:-4] if tail.endswith(".git") else tail
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a repo name ("<what>; <what to do>"), or None when it can be."""
-    if len(name) > MAX_NAME and NAME_CHARACTERS.fullmatch(name):
-        # Only the length is wrong (every character is allowed): say so, not "use letters".
-        return f"repo name {name[:20]!r}… is {len(name)} characters long; use {MAX_NAME} at most"
-    if NAME_PATTERN.fullmatch(name) is None:  # the first character also rules out ``..``
-        return f"invalid repo name {name!r}; use letters, digits, '.', '_' and '-'"
-    if name.isdigit():
-        # `repo remove 2`, `ocm use 2` and the like read digits as an id first: such a name
-        # would let another repo be picked, or have its files deleted.
-        return f"repo name {name!r} is all digits, which reads as a repo id; add a letter"
-    return None
 
 
 def valid_name(name: str) -> bool:

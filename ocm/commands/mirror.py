@@ -22,7 +22,7 @@ from ocm import refusals, resolve
 from ocm import state as state_mod
 from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
-from ocm.errors import ConflictError, ManagerError, OcmError
+from ocm.errors import ConflictError, ManagerError, OcmError, UsageError
 from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
     Blocked,
@@ -65,6 +65,7 @@ from ocm.mirror.state import (
 )
 from ocm.printable import printable
 from ocm.prompt import ask
+from ocm.repo_names import MAX_NAME, name_problem
 
 if TYPE_CHECKING:
     from ocm.api import ManagerClient, Workspace
@@ -260,9 +261,9 @@ def _saved_lines(where: str, saved: list[str]) -> None:
 
 def repo_name(root: Path) -> str:
     """The new Manager repo's name: the folder's, with what the Manager refuses made '-'."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")[:100] or "repo"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")[:MAX_NAME] or "repo"
     # Digits alone would read as a repo id, so the Manager refuses them as a name.
-    return f"repo-{name}"[:100] if name.isdigit() else name
+    return f"repo-{name}"[:MAX_NAME] if name.isdigit() else name
 
 
 def _confirm_create(name: str, yes: bool, alike: resolve.AnotherUrl | None) -> None:
@@ -544,6 +545,9 @@ def _look_to_push(root: Path) -> Outgoing:
 
 def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
     """``name``: the repo ``--create`` makes, when it makes one (default: the folder's)."""
+    problem = name_problem(name) if create and name is not None else None
+    if problem:  # before anything is read or sent: the Manager would refuse it after the upload
+        raise UsageError(f"--name: {problem}")
     root, checkout = _checkout()
     new_name = (repo_name(root) if name is None else name) if create else None
     # This checkout's snapshot needs nothing from the Manager: git builds it while the

@@ -493,8 +493,23 @@ def test_create_with_a_taken_name_follow_name(ocm: Cli, pushed: Callable[..., Pu
     what, ways = refusal(ocm(other, "push", "--create", "--yes"))
     assert what.startswith("The Manager already has a ") and what.endswith(" proj")
     assert ways[0] == "name the new one with `ocm push --create --name <another name>`"
-    bad = ocm(other, "push", "--create", "--yes", "--name", "no/slash")
-    assert bad.returncode == 1 and "invalid repo name 'no/slash'" in bad.stderr, bad.stderr
+    # A name the Manager would refuse is refused before anything is sent (it came back as
+    # the Manager's HTTP 400 once the whole upload had gone).
+    for name, problem in [
+        ("no/slash", "invalid repo name 'no/slash'; use letters, digits, '.', '_' and '-'"),
+        ("0042", "repo name '0042' is all digits, which reads as a repo id; add a letter"),
+    ]:
+        bad = ocm(other, "push", "--create", "--yes", "--name", name)
+        assert (bad.returncode, bad.stderr) == (2, f"ocm: --name: {problem}\n")
+    unreachable = subprocess.run(
+        ocm_command("push", "--create", "--yes", "--name", "no/slash"),
+        cwd=other,
+        env={**ocm.env(), "OPENCODE_MANAGER_URL": "http://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unreachable.returncode == 2 and "--name: invalid" in unreachable.stderr
     alone = ocm(other, "push", "--name", "proj-two")
     assert alone.returncode == 2, alone.stderr
     assert alone.stderr.startswith("ocm: --name names the repo --create makes; add --create")
