@@ -47,6 +47,7 @@ from ocm.mirror.state import (
     at_risk,
     copy_index,
     head_now,
+    place_marker,
     read_marker,
     repo_state,
     write_marker,
@@ -323,6 +324,15 @@ def receive(
         risks += extra_risks() if extra_risks else []
         if risks and not force:
             raise Refused(f"{side} has {'; '.join(risks)}, which this transfer would overwrite")
+        # The record of the state this transfer leaves, written now: a disk that fills up
+        # fails the transfer here, before its switch, and not the record after it (the
+        # next transfer would weigh this one's files as work of this side's own). Its
+        # snapshot is the incoming tree (what the receiver ignores or keeps is in no
+        # snapshot it computes either); its bytes size the next transfer's check; its
+        # commit lets the next push assume what this transfer left on both sides.
+        record = {"snapshot": incoming.tree, "bytes": found.total, "commit": incoming.commit}
+        record.update(head=incoming.head, branch=incoming.branch, **(remember or {}))
+        staged_marker = write_marker(root, {**record, "from": sender}, staged_in=work)
         # Before anything is saved or switched: a stash, too, is refused under another
         # git's lock.
         index_lock = lock_index(root, side, work)
@@ -392,12 +402,7 @@ def receive(
                 state.kept.save(root)
             swap.prune_empty_dirs(root, [name for kind, name in plan.ops if kind == "del"])
             swap.make_submodule_dirs(root, found.gitlinks)
-            # The work tree now is the snapshot's tree (what the receiver ignores or keeps is
-            # in no snapshot it computes either); its bytes size the next transfer's check.
-            # The commit lets the next push assume what this transfer left on both sides.
-            record = {"snapshot": incoming.tree, "bytes": found.total, "commit": incoming.commit}
-            record.update(head=incoming.head, branch=incoming.branch, **(remember or {}))
-            write_marker(root, {**record, "from": sender})
+            place_marker(root, staged_marker)
         return result
     except OSError as exc:
         if exc.errno not in NO_ROOM:

@@ -290,11 +290,20 @@ def drop_pending(root: Path) -> None:
         (root / ".git" / PENDING_NAME).unlink(missing_ok=True)
 
 
-def write_marker(root: Path, record: Mapping[str, Any]) -> None:
+def write_marker(root: Path, record: Mapping[str, Any], *, staged_in: Path | None = None) -> Path:
+    """Write the record of the state a transfer left (or sent), and return its file.
+    ``staged_in``: into that folder on the repo's disk instead, for :func:`place_marker` to
+    rename into place once the transfer is done."""
     from ocm.fsutil import atomic_write_text
 
     data = {**record, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_text(root / ".git" / MARKER_NAME, json.dumps(data, indent=1) + "\n")
+    path = (staged_in or root / ".git") / MARKER_NAME
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    return path
+
+
+def place_marker(root: Path, staged: Path) -> None:
+    os.replace(staged, root / ".git" / MARKER_NAME)
 
 
 def at_risk(state: RepoState, known: set[str | None]) -> bool:

@@ -37,6 +37,9 @@ def _on_a_full_disk(disk: Path, step: Callable[..., Any]) -> Callable[..., Any]:
 
 # The steps of the switch that write, once the incoming files are staged.
 SWITCH_STEPS = {
+    # Written once the switch was done, its failure unsaid: the next transfer weighed the
+    # files this one wrote as the receiver's own work, and refused.
+    "the record of the state it leaves": (receive_mod, "write_marker"),
     "the old index's copy": (receive_mod, "copy_index"),
     # Half written, it was kept as a switch to undo, and its staged files with it: on the
     # full disk, until the Manager's next start.
