@@ -299,13 +299,14 @@ def _pack_error(code: int, stderr: bytes) -> MirrorError:
     return BadPack(f"the pack was refused by git index-pack: {shown}")
 
 
-def migrate(quarantine: Path, root: Path) -> None:
+def migrate(quarantine: Path, root: Path) -> list[Path]:
     """Move the checked pack into the repository; the index goes last, as git does, so no
-    reader sees a pack without its index."""
+    reader sees a pack without its index. Returns the files it moved, for :func:`unmigrate`."""
     source = quarantine / "pack"
     target = root / ".git" / "objects" / "pack"
     target.mkdir(parents=True, exist_ok=True)
     names = sorted(os.listdir(source), key=lambda name: name.endswith(".idx"))
+    moved = []
     for name in names:
         if name.startswith("tmp_"):
             continue
@@ -313,3 +314,13 @@ def migrate(quarantine: Path, root: Path) -> None:
             if (target / name).exists():
                 continue  # the repo already had this very pack
             shutil.move(str(source / name), str(target / name))
+            moved.append(target / name)
+    return moved
+
+
+def unmigrate(moved: list[Path]) -> None:
+    """Take back a pack :func:`migrate` moved in, before anything refers to it (the index
+    first, so no reader sees it without its pack)."""
+    for path in sorted(moved, key=lambda path: not path.name.endswith(".idx")):
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -307,10 +307,14 @@ def receive(
         refuse_branch_elsewhere(root, incoming.branch, side)
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         refuse_hidden_edits(root, current, [e.path for e in found.to_write] + found.gone, side)
-        if count:
-            pack.migrate(quarantine, root)
-
-        checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
+        migrated = pack.migrate(quarantine, root) if count else []
+        try:
+            checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
+        except NoSpace:
+            # No room for the files: the pack goes too, or it would stay on the full disk
+            # (unreferenced until git's gc) and come again with the next try.
+            pack.unmigrate(migrated)
+            raise
         incoming_names = [entry.path for entry in found.to_write]
         plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files, side)
         # Nothing is lost by overwriting a state with itself, or one the sender has.

@@ -135,6 +135,40 @@ def test_a_push_to_a_manager_whose_disk_is_full_names_its_disk_and_the_next_one_
 
 
 @needs_mount
+def test_a_push_whose_files_find_no_room_leaves_no_pack_behind(
+    manager_factory: Callable[..., RunningManager], tmp_path: Path
+) -> None:
+    """A pack that fits on the Manager's disk but whose files do not (24 MB of one line
+    repeated packs to a few KB): the full-disk line, and the pack is not left in the
+    Manager's object store, where it stayed on the full disk (each try adding a copy)."""
+    with small_disk(tmp_path / "data", "100m") as data:
+        manager = manager_factory("--no-opencode", data_dir=data)
+        ocm = Cli(manager)
+        p = push_new(ocm, tmp_path / "laptop" / "proj")
+        (p.laptop / "big.txt").write_bytes(b"one line, again and again\n" * (30 << 20 >> 5))
+        git(p.laptop, "add", "big.txt")
+        git(p.laptop, "commit", "-q", "-m", "big")
+        blob = git(p.laptop, "rev-parse", "HEAD:big.txt")
+        manager_before = repo_listing(p.directory)
+        fill_up(data, leave=40 << 20)
+
+        line = _one_line(ocm(p.laptop, "push"))
+
+        assert line.startswith(
+            "ocm: No room on the Manager's disk for the push to proj: writing the incoming"
+            " files needs 24.4 MB"
+        ), line
+        assert repo_listing(p.directory) == manager_before
+        kept = subprocess.run(["git", "cat-file", "-e", blob], cwd=p.directory, check=False)
+        assert kept.returncode != 0, "the pack of the refused push stayed"
+        free_up(data)
+        done = ocm(p.laptop, "push")
+        assert done.returncode == 0, done.stderr
+        assert git(p.directory, "rev-parse", "HEAD:big.txt") == blob
+        manager.stop()
+
+
+@needs_mount
 def test_a_create_bigger_than_the_managers_free_space_is_forgotten(
     manager_factory: Callable[..., RunningManager], tmp_path: Path
 ) -> None:
