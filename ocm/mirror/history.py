@@ -35,20 +35,8 @@ def orphaned_by_move(root: Path, detached_at: str, incoming: str | None) -> int:
     """Commits only a detached HEAD holds, which moving HEAD to ``incoming`` would leave to
     the reflog (``incoming`` None: a commit this repository does not have)."""
     beside = [incoming] if incoming else []
-    return int(
-        gitcmd.out(
-            root,
-            "rev-list",
-            "--count",
-            detached_at,
-            "--not",
-            *beside,
-            "--branches",
-            "--tags",
-            "--remotes",
-        )  # fmt: skip
-        or 0
-    )
+    rev_list = ["rev-list", "--count", detached_at, "--not", *beside]
+    return int(gitcmd.out(root, *rev_list, "--branches", "--tags", "--remotes") or 0)
 
 
 def head_commit(root: Path) -> str | None:

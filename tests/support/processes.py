@@ -58,10 +58,10 @@ def token_rotate_here(data_dir: Path) -> str:
     about 0.2 s of CPU. (Its tests run it as a command.)"""
     from manager.cli import main
 
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
+    printed, said = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(said):
         done = main(["token", "rotate", "--data-dir", str(data_dir)])
-    assert done == 0, f"token rotate failed for {data_dir}"
+    assert done == 0, said.getvalue()
     return printed.getvalue().strip()
 
 
