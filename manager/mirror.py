@@ -34,7 +34,7 @@ from manager.registry import (
 )
 from manager.repos import MAX_URL_CHARS
 from ocm.background import Task
-from ocm.mirror import gitcmd, pack, wire
+from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import NO_ROOM, MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
@@ -274,10 +274,20 @@ def head(repo_id: int) -> Any:
         and gitcmd.is_oid(ours)
         and gitcmd.ok(repo.directory, "merge-base", "--is-ancestor", ours, target)
     )
+    # On a detached HEAD, the commits only it holds (and the client's ``ours`` lacks): a push
+    # that moves HEAD would leave them (this side refuses unforced), so the client's advice
+    # counts them as the Manager's work.
+    detached_only = 0
+    if state.branch is None and state.head:
+        known = ours if gitcmd.is_oid(ours) else None
+        if known and not gitcmd.ok(repo.directory, "cat-file", "-e", known):
+            known = None
+        detached_only = history.orphaned_by_move(repo.directory, state.head, known)
     return jsonify(
         **{wire.VERSION_FIELD: wire.VERSION},
         head=state.head,
         branch=state.branch,
+        detachedOnly=detached_only,
         dirty=state.dirty,
         inUse=_in_use(repo),
         inUseSince=_in_use_since(repo),

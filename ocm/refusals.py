@@ -75,7 +75,18 @@ def manager_work(root: Path, head: Mapping[str, Any], ours: str | None) -> Work:
     if theirs and ours and theirs != ours:
         known = _has_commit(root, theirs)
         commits = history.commits_lacking(root, theirs, ours) if known else SOME
-    return Work(_manager_uncommitted(root, head), commits)
+    return Work(_manager_uncommitted(root, head), commits, _manager_detached(root, head, ours))
+
+
+def _manager_detached(root: Path, head: Mapping[str, Any], ours: str | None) -> int:
+    """The commits only the Manager's detached HEAD holds (``/head`` counts them), unless
+    the push of ``ours`` brings them: moving its HEAD would leave them, which it refuses."""
+    count, at = head.get("detachedOnly"), str(head.get("head"))
+    if not isinstance(count, int) or count <= 0 or at == ours or not gitcmd.is_oid(at):
+        return 0
+    if ours and _has_commit(root, at) and history.is_ancestor(root, at, ours):
+        return 0
+    return count
 
 
 def local_work(
@@ -95,13 +106,15 @@ def local_work(
             commits = history.commits_lacking(root, ours, theirs)
         elif ours not in (*(head.get("tips") or ()), marker.get("head"), head.get("mergedTip")):
             commits = SOME
-    return Work(uncommitted, commits, _detached_only(root, state, head.get("head")))
+    return Work(uncommitted, commits, _detached_only(root, state, head))
 
 
-def _detached_only(root: Path, state: RepoState, theirs: Any) -> int:
+def _detached_only(root: Path, state: RepoState, head: Mapping[str, Any]) -> int:
     """The commits only this checkout's detached HEAD holds, which a pull of the Manager's
-    HEAD ``theirs`` would leave behind (its receiving side refuses over them unforced)."""
-    if state.branch is not None or not state.head or state.head == theirs:
+    HEAD would leave behind (its receiving side refuses over them unforced); none when the
+    Manager says its HEAD holds them (``mergedTip``)."""
+    theirs = str(head.get("head"))
+    if state.branch is not None or not state.head or state.head in (theirs, head.get("mergedTip")):
         return 0
     known = theirs if gitcmd.is_oid(theirs) and _has_commit(root, theirs) else None
     return history.orphaned_by_move(root, state.head, known)
@@ -148,6 +161,8 @@ def _force(manager: Work, branch: str | None) -> str:
     kept = ["its uncommitted changes as a stash"] if manager.uncommitted else []
     if manager.commits:
         kept.append(f"its old {branch or 'HEAD'} under refs/ocm/backup/")
+    if manager.detached:
+        kept.append("its detached HEAD's commits under refs/ocm/backup/")
     return f"or run `ocm push --force` (the Manager keeps {' and '.join(kept)})"
 
 

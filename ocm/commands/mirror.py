@@ -321,12 +321,16 @@ def _push_refusal(
         tui_since=_since(head.get("inUseSince")),
         dirty=bool(head.get("dirty")),
         rewritten=refusals.rewritten_here(root, head, state.head),
-        manager_on=_elsewhere(head.get("branch"), state.branch),
+        manager_on=_elsewhere(head, state.branch),
     )
 
 
-def _elsewhere(theirs: Any, ours: str | None) -> str | None:
-    """The Manager's branch, when its HEAD is on another than this checkout's."""
+def _elsewhere(head: dict[str, Any], ours: str | None) -> str | None:
+    """The Manager's branch, when its HEAD is on another than this checkout's ("a detached
+    HEAD" when it is on none and this checkout is on a branch: a pull detaches it too)."""
+    theirs = head.get("branch")
+    if not theirs and ours and gitcmd.is_oid(head.get("head")):
+        return "a detached HEAD"
     return theirs if isinstance(theirs, str) and theirs and theirs != ours else None
 
 
@@ -395,9 +399,12 @@ def _check_limits(outgoing: Outgoing, objects: int, limits: object) -> None:
 def _head_for_push(
     client: ManagerClient, root: Path, repo_id: int, existing: bool
 ) -> dict[str, Any]:
-    """``/head`` for a push: of this checkout's branch, with its tip, when the repo exists."""
+    """``/head`` for a push: of this checkout's branch, with its tip, when the repo exists
+    (on a detached HEAD, its commit: whether the Manager's HEAD holds it)."""
     branch = current_branch(root) if existing else None
     tip = history.branch_tip(root, branch) if branch else None
+    if existing and not branch:
+        tip = history.head_commit(root)
     return _head(client, repo_id, branch, tip)
 
 

@@ -90,7 +90,7 @@ WORK = [Work(), Work(uncommitted=True), Work(commits=2), Work(True, SOME)]
 
 @pytest.mark.parametrize("manager_on", [None, "feature"])
 @pytest.mark.parametrize("tui", [False, True])
-@pytest.mark.parametrize("manager", WORK)
+@pytest.mark.parametrize("manager", [*WORK, Work(detached=1)])
 @pytest.mark.parametrize("here", WORK)
 def test_no_advice_leads_back_to_a_refusal(
     tui: bool, manager: Work, here: Work, manager_on: str | None
@@ -348,6 +348,56 @@ def test_a_commit_on_a_detached_head_and_an_agents_work_the_advice_keeps_both(
     for side in (p.laptop, p.directory):
         assert (side / "agent.txt").read_text() == "the agent's work\n"
         assert (side / "tagged-fix.txt").read_text() == "a fix made on the tag\n"
+
+
+def _agent_commits_detached(p: Pushed, name: str) -> str:
+    """The agent detaches the Manager's HEAD and commits ``name`` there; returns the commit."""
+    git(p.directory, "switch", "-q", "--detach")
+    (p.directory / name).write_text(f"the agent's {name}\n")
+    git(p.directory, "add", name)
+    git(p.directory, "commit", "-q", "-m", f"the agent's {name}")
+    return git(p.directory, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("laptop_edit", [False, True])
+def test_a_push_over_the_managers_detached_commit_names_it_and_the_advice_works(
+    ocm: Cli, pushed: Callable[..., Pushed], laptop_edit: bool
+) -> None:
+    """The agent committed on a detached HEAD in the Manager's copy. The push was refused
+    at the Manager ("re-run with --force to overwrite it"), the one way forward it named;
+    now it names the commit and a way that keeps it: a pull (a forced one, then the stash
+    back, when this checkout has work of its own). Then a second detached commit of the
+    agent's on top of the first, which the pull brought: a plain pull again (it said this
+    checkout's detached HEAD held a commit the Manager lacked, and its advice's merge
+    failed: the pull kept no backup)."""
+    p = pushed("proj")
+    agent = _agent_commits_detached(p, "agent.txt")
+    if laptop_edit:
+        (p.laptop / "README.md").write_text("laptop edit\n")
+
+    what, ways = refusal(ocm(p.laptop, "push"))
+
+    assert "the Manager's copy of proj has 1 commit on a detached HEAD" in what, what
+    assert "its detached HEAD's commits under refs/ocm/backup/" in ways[-1], ways
+    if laptop_edit:
+        assert what.startswith("both sides changed: "), what
+        assert "it switches this checkout to a detached HEAD" in ways[0], ways
+    else:
+        assert ways[0].startswith("run `ocm pull` to bring them here"), ways
+    follow(ocm, p.laptop, ways[0])
+    both_sides_equal(p)
+    assert git(p.laptop, "rev-parse", "HEAD") == agent
+    assert (p.laptop / "agent.txt").read_text() == "the agent's agent.txt\n"
+    if laptop_edit:
+        assert (p.directory / "README.md").read_text() == "laptop edit\n"
+
+    _agent_commits_detached(p, "more.txt")
+    what, ways = refusal(ocm(p.laptop, "push"))
+    assert "1 commit on a detached HEAD that this checkout lacks" in what, what
+    assert ways[0].startswith("run `ocm pull` to bring them here"), (what, ways)
+    follow(ocm, p.laptop, ways[0])
+    both_sides_equal(p)
+    assert (p.laptop / "more.txt").read_text() == "the agent's more.txt\n"
 
 
 @pytest.mark.parametrize("unsent_commit", [False, True])
