@@ -91,6 +91,20 @@ def _one_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+def _nothing_made_then_made(
+    ocm: Cli, laptop: Path, before: dict[str, tuple], repos: Path, disk: Path
+) -> None:
+    """After a refused ``push --create``: the checkout as it was, no repo registered and no
+    folder in ``repos``; once ``disk`` has room again, the same command makes the repo."""
+    assert repo_listing(laptop) == before
+    assert ocm.repos(laptop) == []
+    assert not (repos / laptop.name).exists()
+    free_up(disk)
+    created = ocm(laptop, "push", "--create", "--yes")
+    assert created.returncode == 0, created.stderr
+    assert (repos / laptop.name / ".git").is_dir()
+
+
 def _commit_a_big_file(checkout: Path, size: int = 4 << 20) -> bytes:
     data = os.urandom(size)  # random: git's compression leaves the pack as big
     (checkout / "big.bin").write_bytes(data)
@@ -189,12 +203,7 @@ def test_a_create_bigger_than_the_managers_free_space_is_forgotten(
         # Not the repo's own folder, which the failed create removed.
         assert line.endswith(f"frees some space on the disk of {data / 'repos'}, then run the"
                              " command again"), line  # fmt: skip
-        assert repo_listing(laptop) == before
-        assert ocm.repos(laptop) == []
-        assert not (data / "repos" / "proj").exists()
-        free_up(data)
-        done = ocm(laptop, "push", "--create", "--yes")
-        assert done.returncode == 0, done.stderr
+        _nothing_made_then_made(ocm, laptop, before, data / "repos", data)
         manager.stop()
 
 
@@ -220,12 +229,7 @@ def test_a_create_on_a_manager_whose_repos_disk_is_full_is_refused_as_such(
             " full (or a file size limit was hit) while making the repo; whoever runs the"
             f" Manager frees some space on the disk of {repos}, then run the command again"
         ), line
-        assert repo_listing(laptop) == before
-        assert ocm.repos(laptop) == []
-        assert not (repos / "proj").exists()
-        free_up(repos)
-        created = ocm(laptop, "push", "--create", "--yes")
-        assert created.returncode == 0, created.stderr
+        _nothing_made_then_made(ocm, laptop, before, repos, repos)
         manager.stop()
 
 
