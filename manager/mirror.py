@@ -582,14 +582,15 @@ def clean_staging(staging_dir: Path, repo_dirs: list[Path]) -> None:
     than the data dir, and the mark of an index refresh the Manager was killed in: left
     there, a transfer meeting another one waited 10 s for a refresh that was long gone.
     """
-    from ocm.mirror.receive import SETTLING_NAME, clean_leftovers
+    from ocm.mirror.receive import clean_leftovers, settling_marks
     from ocm.mirror.select import STAGING_NAME
 
     found = [clean_leftovers(staging_dir)]
     found += [clean_leftovers(directory / ".git" / STAGING_NAME) for directory in repo_dirs]
     for directory in repo_dirs:
         with contextlib.suppress(OSError):
-            (directory / ".git" / SETTLING_NAME).unlink(missing_ok=True)
+            for mark in settling_marks(directory):
+                mark.unlink(missing_ok=True)
     count = sum(one.undone for one in found)
     for line in (line for one in found for line in one.saved):
         log.warning("kept: %s", line)

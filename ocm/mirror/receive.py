@@ -54,12 +54,17 @@ from ocm.mirror.state import (
 )
 
 LOCK_NAME = "ocm.lock"
-# Present while :func:`settling` holds the lock: a transfer then waits for it (a refresh
-# of the index, which after a big push re-reads every file it wrote: 0.6 s on 21,000 files
-# here, more on a slow disk) up to SETTLING seconds, where another transfer holding the
-# lock is said at once.
+# A mark of this name (one per settling, `ocm.settling.<id>`) is up while :func:`settling`
+# holds the lock: a transfer then waits for it (a refresh of the index, which after a big
+# push re-reads every file it wrote: 0.6 s on 21,000 files here, more on a slow disk) up
+# to SETTLING seconds, where another transfer holding the lock is said at once.
 SETTLING_NAME = "ocm.settling"
 SETTLING = 10.0
+
+
+def settling_marks(root: Path) -> list[Path]:
+    """The marks of the settlings that hold the repo's lock or are about to."""
+    return sorted((root / ".git").glob(f"{SETTLING_NAME}*"))
 
 
 @contextlib.contextmanager
@@ -70,18 +75,15 @@ def repo_lock(root: Path, what: str = "another transfer", *, waits: bool = True)
     handle = open(root / ".git" / LOCK_NAME, "a+b")  # noqa: SIM115 - held for the block
     try:
         deadline = time.monotonic() + SETTLING
-        # A settling that ends removes its mark a moment before it lets go of the lock:
-        # one more look past a mark seen go, or a transfer meeting that moment is refused.
-        was_settling = False
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                settling = waits and (root / ".git" / SETTLING_NAME).exists()
-                if not (settling or was_settling) or time.monotonic() >= deadline:
+                # A lock held with no mark up is a transfer's (see :func:`settling`).
+                settling = waits and settling_marks(root)
+                if not settling or time.monotonic() >= deadline:
                     raise Busy(f"{what} to or from this repo is in progress") from None
-                was_settling = settling
                 time.sleep(0.05)
         yield
     finally:
@@ -115,20 +117,18 @@ def new_workdir(staging_dir: Path, root: Path) -> Path:
 def settling(root: Path) -> Iterator[None]:
     """The repo's lock for a moment of bookkeeping after a transfer: a transfer that comes
     meanwhile waits for it. Raises Busy while a transfer (or another settling) holds the
-    repo. The mark goes up before the lock is tried and comes down before it is let go: a
-    transfer never meets the lock held by a settling that has no mark yet (one, taking the
-    lock right after a push's answer, was refused as "in progress")."""
-    mark = root / ".git" / SETTLING_NAME
+    repo. Its own mark goes up before the lock is tried and comes down after it is let go,
+    so a transfer never meets a settling's lock with no mark up: one that did, at either
+    end, was refused as "in progress" (seen in full runs, a test taking the lock right
+    after a push's answer); so was one behind a settling whose mark another settling, one
+    mark for all, had taken down on its way out."""
+    mark = root / ".git" / f"{SETTLING_NAME}.{os.getpid()}-{secrets.token_hex(4)}"
     mark.touch()
     try:
         with repo_lock(root, waits=False):
-            try:
-                yield
-            finally:
-                mark.unlink(missing_ok=True)
-    except Busy:
+            yield
+    finally:
         mark.unlink(missing_ok=True)
-        raise
 
 
 def settle_index(root: Path, staging_dir: Path, attempts: int = 10, pause: float = 1.0) -> None:

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from ocm.mirror.receive import SETTLING_NAME
+from ocm.mirror.receive import settling_marks
 from tests.mirror.conftest import agent_commits, push_new
 from tests.mirror.helpers import STUCK_ATTRIBUTES, held_git, stuck_git, tree_listing
 from tests.support.git import git
@@ -77,7 +77,7 @@ def test_a_manager_killed_while_it_refreshes_an_index_leaves_no_lock(
     assert done.returncode == 0, done.stderr
     assert wait_until(stuck.exists, timeout=60), manager.log()
     assert (p.directory / ".git" / "index.lock").exists()  # taken, git at work under it
-    assert (p.directory / ".git" / SETTLING_NAME).exists()
+    assert settling_marks(p.directory)
 
     os.killpg(manager.process.pid, signal.SIGKILL)
     manager.process.wait(timeout=30)
@@ -85,7 +85,7 @@ def test_a_manager_killed_while_it_refreshes_an_index_leaves_no_lock(
     again = Cli(manager_factory("--no-opencode", data_dir=data_dir, token=manager.token))
 
     assert not (p.directory / ".git" / "index.lock").exists()
-    assert not (p.directory / ".git" / SETTLING_NAME).exists()  # no wait for a refresh gone
+    assert settling_marks(p.directory) == []  # no wait for a refresh gone
     assert tree_listing(p.directory) == tree_listing(p.laptop)
     assert git(p.directory, "status", "--porcelain") == git(p.laptop, "status", "--porcelain")
     (p.laptop / "README.md").write_text("# proj\npushed after the restart\n")

@@ -458,7 +458,7 @@ def test_a_transfer_waits_out_the_managers_moment_of_index_refresh(
     (``settle_index``); a push or pull that arrives meanwhile waits for it instead of
     failing as "in progress". A lock held by another transfer still refuses at once."""
     p = pushed("proj")
-    mark = p.directory / ".git" / receive.SETTLING_NAME
+    mark = p.directory / ".git" / f"{receive.SETTLING_NAME}.test"
     done: list[subprocess.CompletedProcess[str]] = []
 
     def hold_while(action: Callable[[], None], seconds: float, settling: bool) -> None:
@@ -496,32 +496,70 @@ def test_a_transfer_waits_out_the_managers_moment_of_index_refresh(
     assert "in progress" in _one_error_line(done[-1].stderr)
 
 
-def test_a_transfer_meeting_the_end_of_a_settling_waits_for_it(tmp_path: Path) -> None:
-    """A settling removes its mark a moment before it lets go of the lock; a transfer that
-    looked in that moment (lock held, no mark) was refused as "in progress" (seen once in a
-    full run, above). Here the moment is drawn out to half the waiter's 50 ms between looks,
-    at a different point of them each time: the old lock refused about every other time."""
+def _unlink_then(pause: float, done: threading.Event) -> Callable[..., None]:
+    """``Path.unlink`` that says when it has unlinked, then takes ``pause`` seconds."""
+    unlink = Path.unlink
+
+    def slow_unlink(self: Path, *args: Any, **kwargs: Any) -> None:
+        unlink(self, *args, **kwargs)
+        done.set()
+        time.sleep(pause)
+
+    return slow_unlink
+
+
+def test_a_transfer_meeting_the_end_of_a_settling_takes_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A settling took its mark down a moment before it let go of the lock: a transfer
+    whose first look fell in that moment met a lock held with no mark, and was refused as
+    "in progress" (seen in full runs: a test taking the lock right after a push's answer).
+    Here the moment after the mark goes is drawn out to 0.2 s: the lock is let go first
+    now, so the transfer finds it free."""
     (tmp_path / ".git").mkdir()
-    mark = tmp_path / ".git" / receive.SETTLING_NAME
+    unlinked = threading.Event()
 
-    def settle(held: threading.Event, seconds: float) -> None:
+    def settle() -> None:
+        with receive.settling(tmp_path):
+            monkeypatch.setattr(Path, "unlink", _unlink_then(0.2, unlinked))
+
+    settler = threading.Thread(target=settle)
+    settler.start()
+    try:
+        assert unlinked.wait(5)
         with receive.repo_lock(tmp_path):
-            mark.touch()
-            held.set()
-            time.sleep(seconds)
-            mark.unlink()
-            time.sleep(0.025)
+            pass
+    finally:
+        settler.join()
+    assert receive.settling_marks(tmp_path) == []
 
-    for attempt in range(10):
-        held = threading.Event()
-        settler = threading.Thread(target=settle, args=(held, 0.1 + attempt * 0.005))
-        settler.start()
+
+def test_a_settling_turned_away_leaves_the_mark_of_the_one_that_holds(tmp_path: Path) -> None:
+    """Two settlings at once (a push's refresh, a pull's sizing): the one turned away took
+    down the one mark they shared, and a transfer behind the other was refused as "in
+    progress" instead of waiting for it. Each has a mark of its own now."""
+    (tmp_path / ".git").mkdir()
+    held, go = threading.Event(), threading.Event()
+
+    def settle() -> None:
+        with receive.settling(tmp_path):
+            held.set()
+            go.wait(5)
+
+    settler = threading.Thread(target=settle)
+    settler.start()
+    try:
         assert held.wait(5)
-        try:
-            with receive.repo_lock(tmp_path):
-                assert not mark.exists()
-        finally:
-            settler.join()
+        with pytest.raises(receive.Busy), receive.settling(tmp_path):
+            pass
+        assert len(receive.settling_marks(tmp_path)) == 1
+        threading.Timer(0.3, go.set).start()
+        with receive.repo_lock(tmp_path):
+            assert go.is_set()
+    finally:
+        go.set()
+        settler.join()
+    assert receive.settling_marks(tmp_path) == []
 
 
 def test_a_transfer_meeting_the_start_of_a_settling_is_not_refused(
@@ -560,7 +598,7 @@ def test_a_transfer_meeting_the_start_of_a_settling_is_not_refused(
     finally:
         settler.join()
     assert outcome in (["settled"], ["busy"])
-    assert not (tmp_path / ".git" / receive.SETTLING_NAME).exists()
+    assert receive.settling_marks(tmp_path) == []
 
 
 def _sized(p: Pushed) -> dict[str, object]:

@@ -519,7 +519,7 @@ def test_a_refresh_due_for_a_repo_that_is_gone_does_nothing(
 
     monkeypatch.setattr(gitcmd, "run", vanished)
     receive_mod.settle_index(repo, staging, attempts=1)
-    assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
+    assert receive_mod.settling_marks(repo) == []
     assert not (repo / ".git" / receive_mod.INDEX_LOCK).exists()
     assert list(staging.iterdir()) == []
 
@@ -571,7 +571,7 @@ def test_a_settling_leaves_another_gits_index_lock_and_the_index_alone(tmp_path:
     assert lock.stat().st_ino == held
     assert lock.read_bytes() == b"another git's index\n"
     assert (repo / ".git" / "index").read_bytes() == index
-    assert not (repo / ".git" / receive_mod.SETTLING_NAME).exists()
+    assert receive_mod.settling_marks(repo) == []
     assert list(staging.iterdir()) == []
 
 
