@@ -121,6 +121,16 @@ class Blocked(MirrorError):
     code = "blocked_by_ignored"
 
 
+class CaseClash(MirrorError):
+    """Raised when the receiving file system takes two of the snapshot's names for one, as
+    macOS and Windows do with names that differ only in case: writing both would leave one
+    file where the snapshot holds two, and the next transfer back would lose the other.
+    ``--force`` does not help; another name for one of them does."""
+
+    status = 409
+    code = "names_differ_in_case"
+
+
 class Unfinished(MirrorError):
     """Raised when the receiving side is in the middle of a merge, rebase or the like: even
     forced, switching its work tree would leave git's state of it behind, or lose it."""

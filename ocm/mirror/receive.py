@@ -306,7 +306,11 @@ def receive(
         refuse_unfinished(root, current, side)
         refuse_branch_elsewhere(root, incoming.branch, side)
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
-        refuse_hidden_edits(root, current, [e.path for e in found.to_write] + found.gone, side)
+        incoming_names = [entry.path for entry in found.to_write]
+        refuse_hidden_edits(root, current, incoming_names + found.gone, side)
+        folded = swap.folds_case(work)
+        if folded:
+            swap.refuse_case_clashes(incoming_names, found.gone, current.files, side)
         migrated = pack.migrate(quarantine, root) if count else []
         try:
             checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)
@@ -315,8 +319,9 @@ def receive(
             # (unreferenced until git's gc) and come again with the next try.
             pack.unmigrate(migrated)
             raise
-        incoming_names = [entry.path for entry in found.to_write]
-        plan = swap.make_plan(root, work / "new", incoming_names, found.gone, current.files, side)
+        plan = swap.make_plan(
+            root, work / "new", incoming_names, found.gone, current.files, side, folded=folded
+        )
         # Nothing is lost by overwriting a state with itself, or one the sender has.
         known_set = {*known, incoming.tree}
         if marker_is_senders:

@@ -1,0 +1,114 @@
+"""A laptop whose file system folds case (macOS' and Windows' default) pulling what an agent
+did on the Manager's Linux copy, where ``README.md`` and ``readme.md`` are two files.
+
+The laptop's checkout lives on :mod:`tests.support.casefold_fs`, which treats names as
+those systems do; the Manager's copy on the plain folder it always has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ocm.mirror import swap
+from tests.mirror.conftest import Pushed, push_new
+from tests.mirror.helpers import repo_listing, tree_listing
+from tests.support.casefold_fs import mounted
+from tests.support.git import git
+from tests.support.processes import Cli
+
+
+@pytest.fixture
+def folding(tmp_path: Path) -> Iterator[Path]:
+    with mounted(tmp_path / "backing", tmp_path / "laptop") as mountpoint:
+        yield mountpoint
+
+
+@pytest.fixture
+def on_folding(ocm: Cli, folding: Path) -> Pushed:
+    """The rich repo made on the folding laptop, pushed to a new Manager repo."""
+    return push_new(ocm, folding / "proj")
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir())
+
+
+def test_the_laptops_file_system_folds_case_as_a_macs_does(folding: Path, tmp_path: Path) -> None:
+    (folding / "Notes.md").write_text("one\n")
+    assert (folding / "NOTES.md").read_text() == "one\n"
+    (folding / "Notes.md").rename(folding / "notes.md")  # the same file, in another case
+    assert names(folding) == ["notes.md"]
+    assert swap.folds_case(folding) and not swap.folds_case(tmp_path)
+    assert names(folding) == ["notes.md"]  # the probe leaves nothing behind
+
+
+def test_a_case_only_rename_arrives_and_the_next_push_keeps_the_file(
+    ocm: Cli, on_folding: Pushed
+) -> None:
+    p = on_folding
+    git(p.directory, "mv", "README.md", "readme.md")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    # Before: the rename's deletion came after its new name found the old file there, so
+    # the file went, and the next push deleted it on the Manager as well.
+    assert "readme.md" in names(p.laptop) and "README.md" not in names(p.laptop)
+    assert (p.laptop / "readme.md").read_text() == "# proj\n"
+    assert git(p.laptop, "status", "--short") == git(p.directory, "status", "--short")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert (p.directory / "readme.md").read_text() == "# proj\n"
+    assert "README.md" not in names(p.directory)
+
+
+def test_a_rename_in_case_with_an_edit_and_a_folders_rename_arrive(
+    ocm: Cli, on_folding: Pushed
+) -> None:
+    p = on_folding
+    git(p.directory, "mv", "README.md", "Readme.md")
+    (p.directory / "Readme.md").write_text("# proj, edited by an agent\n")
+    git(p.directory, "mv", "docs", "Docs")
+    git(p.directory, "commit", "-q", "-am", "renamed in case")
+    expected = tree_listing(p.directory)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "Readme.md").read_text() == "# proj, edited by an agent\n"
+    # Each file has its content; the folder's own name stays in the case it had here, as
+    # git's checkout leaves it on such a system (the files in it are what git lists).
+    assert {name.casefold(): v for name, v in tree_listing(p.laptop).items()} == {
+        name.casefold(): v for name, v in expected.items()
+    }
+    assert git(p.laptop, "status", "--short") == ""
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(p.directory) == expected
+
+
+@pytest.mark.parametrize("second", ["an incoming one", "one the laptop keeps"])
+def test_two_names_that_differ_only_in_case_are_refused_and_nothing_changes(
+    ocm: Cli, on_folding: Pushed, second: str
+) -> None:
+    p = on_folding
+    (p.directory / "notes.md").write_text("lower\n")
+    if second == "an incoming one":
+        (p.directory / "Notes.md").write_text("upper\n")
+        clash = "Notes.md and notes.md"
+    else:
+        (p.directory / "notes.md").rename(p.directory / "readme.MD")
+        clash = "README.md and readme.MD"
+    laptop_before, manager_before = repo_listing(p.laptop), tree_listing(p.directory)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("ocm: This checkout")
+    assert f"takes {clash} for one file" in done.stderr
+    assert "nothing was changed; rename one of them where the snapshot came from" in done.stderr
+    assert repo_listing(p.laptop) == laptop_before
+    assert tree_listing(p.directory) == manager_before
+    # Renamed there, the pull goes through.
+    for name in ("Notes.md", "readme.MD"):
+        if (p.directory / name).exists():
+            (p.directory / name).rename(p.directory / f"other-{name}")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert tree_listing(p.laptop) == tree_listing(p.directory)
