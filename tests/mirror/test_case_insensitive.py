@@ -112,3 +112,17 @@ def test_two_names_that_differ_only_in_case_are_refused_and_nothing_changes(
     done = ocm(p.laptop, "pull")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.laptop) == tree_listing(p.directory)
+
+
+def test_a_rename_in_case_made_here_arrives_on_the_manager(ocm: Cli, on_folding: Pushed) -> None:
+    p = on_folding
+    git(p.laptop, "mv", "README.md", "readme.md")
+    (p.laptop / "readme.md").write_text("# proj, renamed here\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert "README.md" not in names(p.directory)
+    assert (p.directory / "readme.md").read_text() == "# proj, renamed here\n"
+    assert git(p.directory, "status", "--short") == git(p.laptop, "status", "--short")
+    done = ocm(p.laptop, "pull")  # and back: nothing to bring, nothing lost
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "readme.md").read_text() == "# proj, renamed here\n"
