@@ -35,7 +35,15 @@ from manager.registry import (
 from manager.repos import MAX_URL_CHARS
 from ocm.background import Task
 from ocm.mirror import gitcmd, history, pack, wire
-from ocm.mirror.errors import NO_ROOM, MirrorError, NoSpace, Unreadable, Unwritable, WrongVersion
+from ocm.mirror.errors import (
+    NO_ROOM,
+    LockHeld,
+    MirrorError,
+    NoSpace,
+    Unreadable,
+    Unwritable,
+    WrongVersion,
+)
 from ocm.mirror.pack import Limits
 from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index, size_sent
 from ocm.mirror.send import prepare
@@ -142,6 +150,13 @@ def _failed(exc: MirrorError, what: str, repo: Repo) -> ApiError:
             f"The Manager's copy of {repo.name} at {repo.directory} has a part the Manager may"
             f" not read ({exc.detail}); whoever runs the Manager makes it readable, or has git"
             " ignore it there (.gitignore or .git/info/exclude), then run the command again",
+        )
+    if isinstance(exc, LockHeld):  # named by the folder, which the laptop's user may not know
+        return ApiError(
+            exc.status,
+            exc.code,
+            f"The Manager's copy of {repo.name} is in use by another git command (its "
+            f"{exc.lock} exists); {exc.todo}",
         )
     if isinstance(exc, Unwritable):  # "The Manager's copy of x may not be written at ..."
         todo = "whoever runs the Manager makes it writable there, then run the command again"

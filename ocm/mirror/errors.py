@@ -147,6 +147,20 @@ class GitBusy(MirrorError):
     code = "git_busy"
 
 
+class LockHeld(GitBusy):
+    """Raised when git finds another git's lock file where it needs one (a branch's, HEAD's,
+    the config's): a git at work there, or one killed in its work, which left the file.
+    ``lock`` is its path, from the repo's root when inside it."""
+
+    def __init__(self, root: object, lock: str) -> None:
+        self.lock = lock
+        super().__init__(
+            f"{root} is in use by another git command (its {lock} exists)",
+            f"wait for that command to end (if no git is running, delete {lock}), then run "
+            "this one again",
+        )
+
+
 class Unreadable(MirrorError):
     """Raised when a file or folder that would travel may not be read (a container left it
     owned by root, say): a snapshot without it would have the other side delete its copy."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from ocm.mirror.errors import MirrorError, NoSpace
+from ocm.mirror.errors import LockHeld, MirrorError, NoSpace
 
 # Never touch fsmonitor or run hooks on behalf of a transfer; keep output parseable.
 _FIXED_CONFIG = (
@@ -74,6 +74,9 @@ _KEEP_ENV = frozenset(
 
 
 _LOST_OBJECT_FOLDER = b"unable to create temporary file"
+# git's words when another git holds a lock it needs (a ref's, HEAD's, the config's); one a
+# git killed in its work left behind reads the same, and stays until someone deletes it.
+_LOCK_HELD = re.compile(rb"Unable to create '(.+?\.lock)': File exists")
 
 
 def run(
@@ -113,6 +116,11 @@ def run(
                 f"the disk of {root} is full (git {args[0]}: {last_line(done.stderr)})",
                 "free some space and try again",
             )
+        held = _LOCK_HELD.search(done.stderr)
+        if held:
+            lock = os.fsdecode(held.group(1))
+            inside = os.path.relpath(lock, root)
+            raise LockHeld(root, lock if inside.startswith("..") else inside)
         raise GitError(f"git {args[0]} failed in {root}: {last_line(done.stderr)}")
     return done
 

@@ -17,7 +17,7 @@ from ocm.mirror import receive, swap
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import STAGING_NAME
 from ocm.mirror.state import PENDING_NAME
-from tests.mirror.conftest import Pushed
+from tests.mirror.conftest import Pushed, agent_commits, commit_on_laptop
 from tests.mirror.helpers import pack_bytes, paused_git, repo_listing, rich_repo, tree_listing
 from tests.support import proctree
 from tests.support.git import git, make_repo
@@ -337,19 +337,47 @@ def test_a_git_at_work_in_either_repo_holds_off_the_switch(
     assert (p.directory / "README.md").read_text() == "from the laptop\n"
 
 
-def _held_off_then_through(ocm: Cli, laptop: Path, command: str, *, receiver: Path) -> None:
-    """``command`` from ``laptop`` while a git holds ``receiver``'s index: one line naming
-    the lock, nothing changed; once that git is done, it goes through."""
-    lock = receiver / ".git" / "index.lock"
-    lock.write_bytes(b"")
+@pytest.mark.parametrize("lock", ["refs/heads/main.lock", "HEAD.lock"])
+def test_a_git_holding_the_branch_or_head_holds_off_a_transfer_that_moves_them(
+    ocm: Cli, pushed: Callable[..., Pushed], lock: str
+) -> None:
+    """A git at work on a ref (or one killed in its work, which left its lock) made the
+    Manager answer 500, "git update-ref failed in <folder>: remove the file manually to
+    continue", naming no file; on the laptop the same words. Now: who holds off, which
+    file, and nothing changed."""
+    p = pushed("proj")
+    agent_commits(p)
+    _held_off_then_through(ocm, p.laptop, "pull", receiver=p.laptop, lock=lock)
+    assert (p.laptop / "agent.txt").exists()
+
+    commit_on_laptop(p)
+    said = _held_off_then_through(ocm, p.laptop, "push", receiver=p.directory, lock=lock)
+    assert said.startswith("ocm: The Manager's copy of proj is in use by another git command")
+    assert git(p.directory, "log", "-1", "--format=%s") == "laptop commit"
+
+
+def _held_off_then_through(
+    ocm: Cli, laptop: Path, command: str, *, receiver: Path, lock: str = "index.lock"
+) -> str:
+    """``command`` from ``laptop`` while a git holds ``lock`` in ``receiver``'s ``.git``: one
+    line naming the lock, nothing changed; once that git is done, it goes through. What the
+    refusal said."""
+    held = receiver / ".git" / lock
+    held.write_bytes(b"")
     before = repo_listing(receiver)
     done = ocm(laptop, command)
     assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and ".git/index.lock exists" in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    named = (
+        f"(its .git/{lock} exists); wait for that command to end (if no git is running, "
+        f"delete .git/{lock}), then run this one again"
+    )
+    assert named in done.stderr, done.stderr
     assert repo_listing(receiver) == before
-    lock.unlink()
+    held.unlink()
     assert ocm(laptop, command).returncode == 0
-    assert not lock.exists()
+    assert not held.exists()
+    return done.stderr
 
 
 def test_a_push_cut_off_mid_upload_says_so_and_the_next_one_goes_through(
