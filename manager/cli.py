@@ -301,8 +301,11 @@ def cmd_token_rotate(data_dir: Path) -> int:
     from manager.tokens import new_token
 
     registry = _registry(data_dir)
-    replaced = registry.token_hash() is not None
-    token = new_token(registry)
+    try:
+        replaced = registry.token_hash() is not None
+        token = new_token(registry)
+    finally:
+        registry.close()
     # A first token (a fresh data dir, the quick start's first login) replaces nothing.
     said = "new token made; the old one stops working now" if replaced else "token made"
     print(f"ocm-manager: {said}", file=sys.stderr)

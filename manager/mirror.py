@@ -32,7 +32,7 @@ from manager.registry import (
     Repo,
     get_registry,
 )
-from manager.repos import MAX_URL_CHARS
+from manager.repos import MAX_URL_CHARS, taken_by
 from ocm.background import Task
 from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
@@ -349,9 +349,9 @@ def _create_repo() -> Repo:
         )
     directory = settings.repos_dir / name
     registry = get_registry()
-    known = registry.find_repo(name)
-    if known is not None and known.name == name:
-        raise _name_taken(name)
+    known = taken_by(registry, name, directory)
+    if known is not None:
+        raise _name_taken(known)
     if directory.exists():
         # No repo of that name: a folder left by `repo remove` (files kept), or put there
         # by hand. Not "a repo named …", which `ocm list` would not show.

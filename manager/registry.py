@@ -136,6 +136,15 @@ class Registry:
             self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection. A command done with the registry says so: a
+        connection is freed only by Python's cycle collector (its statement cache points
+        back at it), and until then it holds the database files open."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     # -- token ------------------------------------------------------------------------------
 
     def token_hash(self) -> str | None:

@@ -160,11 +160,10 @@ def reserve_repo(
     ``--name`` on the command line, plain "name" on the console's page."""
     check_source(source, branch)
     name = check_name(name) if name is not None else _name_from(source, name_option)
-    taken = RepoError(f"a repo named {name!r} already exists; pick another {name_option}")
-    known = registry.find_repo(name)
-    if known is not None and known.name == name:
-        raise taken  # its folder exists too, but moving that away would not help
     directory = repos_dir / name
+    known = taken_by(registry, name, directory)
+    if known is not None:  # its folder exists too, but moving that away would not help
+        raise RepoError(f"a repo named {known!r} already exists; pick another {name_option}")
     if directory.exists():
         raise RepoError(
             f"{directory} already exists; pick another {name_option} or move that folder away"
@@ -173,7 +172,24 @@ def reserve_repo(
     try:
         return registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
-        raise taken from None
+        raise RepoError(
+            f"a repo named {name!r} already exists; pick another {name_option}"
+        ) from None
+
+
+def taken_by(registry: Registry, name: str, directory: Path) -> str | None:
+    """The name of the repo already called ``name``, or whose folder ``directory`` is (on a
+    file system that folds case, as a Mac's does, ``repos/PROJ`` is the folder of ``proj``:
+    told it was a stray folder to move away, its owner might move a live repo); else None."""
+    known = registry.find_repo(name)
+    if known is None:
+        return None
+    if known.name == name:
+        return name
+    try:
+        return known.name if os.path.samefile(directory, known.directory) else None
+    except OSError:  # either folder is not there
+        return None
 
 
 def _name_from(source: str, name_option: str) -> str:

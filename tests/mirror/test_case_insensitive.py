@@ -6,17 +6,17 @@ those systems do; the Manager's copy on the plain folder it always has."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ocm.mirror import swap
 from tests.mirror.conftest import Pushed, push_new
-from tests.mirror.helpers import repo_listing, tree_listing
+from tests.mirror.helpers import repo_listing, rich_repo, tree_listing
 from tests.support.casefold_fs import mounted
 from tests.support.git import git
-from tests.support.processes import Cli
+from tests.support.processes import Cli, RunningManager
 
 
 @pytest.fixture
@@ -126,3 +126,29 @@ def test_a_rename_in_case_made_here_arrives_on_the_manager(ocm: Cli, on_folding:
     done = ocm(p.laptop, "pull")  # and back: nothing to bring, nothing lost
     assert done.returncode == 0, done.stderr
     assert (p.laptop / "readme.md").read_text() == "# proj, renamed here\n"
+
+
+def test_on_one_mac_the_managers_copy_takes_a_rename_in_case_as_one(
+    folding: Path, manager_factory: Callable[..., RunningManager]
+) -> None:
+    """The quick start on a Mac: the Manager's data folder folds case as well. (``folding``
+    first: it is unmounted after the Manager that uses it stops.)"""
+    ocm = Cli(manager_factory("--no-opencode", data_dir=folding / "manager-data"))
+    p = push_new(ocm, folding / "laptop" / "proj")
+    git(p.laptop, "mv", "README.md", "readme.md")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert "readme.md" in names(p.directory) and "README.md" not in names(p.directory)
+    assert (p.directory / "readme.md").read_text() == "# proj\n"
+    # Another project whose name differs only in case: its folder would be this one's.
+    other = folding / "laptop" / "Proj-two"
+    rich_repo(other, origin="https://example.invalid/org/other.git")
+    # It was "a folder ... though no repo of that name is registered": move it away, it said.
+    done = ocm(other, "push", "--create", "--yes", "--name", "PROJ")
+    assert done.returncode == 1
+    assert "already has a repo named proj" in done.stderr, done.stderr
+    added = ocm.manager.cli("repo", "add", str(other), "--name", "PROJ", check=False)
+    assert added.returncode == 1
+    assert "a repo named 'proj' already exists; pick another --name" in added.stderr
+    assert (p.directory / "readme.md").read_text() == "# proj\n"
+    assert [repo["name"] for repo in ocm.repos(other)] == ["proj"]
