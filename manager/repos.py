@@ -163,7 +163,7 @@ def reserve_repo(
     directory = repos_dir / name
     known = taken_by(registry, name, directory)
     if known is not None:  # its folder exists too, but moving that away would not help
-        raise RepoError(f"a repo named {known!r} already exists; pick another {name_option}")
+        raise _taken(known, name_option)
     if directory.exists():
         raise RepoError(
             f"{directory} already exists; pick another {name_option} or move that folder away"
@@ -172,9 +172,11 @@ def reserve_repo(
     try:
         return registry.add_repo(name=name, directory=directory, origin_url=origin, status=CLONING)
     except NameTaken:
-        raise RepoError(
-            f"a repo named {name!r} already exists; pick another {name_option}"
-        ) from None
+        raise _taken(name, name_option) from None
+
+
+def _taken(name: str, name_option: str) -> RepoError:
+    return RepoError(f"a repo named {name!r} already exists; pick another {name_option}")
 
 
 def taken_by(registry: Registry, name: str, directory: Path) -> str | None:

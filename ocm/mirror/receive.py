@@ -31,7 +31,7 @@ from ocm.mirror.errors import (
     BadPack,
     Busy,
     ChangedMeanwhile,
-    GitBusy,
+    LockHeld,
     MirrorError,
     NoSpace,
     OtherKind,
@@ -457,12 +457,12 @@ def lock_index(root: Path, side: str, work: Path) -> str:
     try:
         os.link(work / INDEX_LOCK, lock)
     except FileExistsError:
-        raise _git_busy(side) from None
+        raise LockHeld(side, f".git/{INDEX_LOCK}") from None
     except OSError:  # no hard links on this filesystem: made in place, recorded just after
         try:
             taken = _made(lock, root, work)
         except FileExistsError:
-            raise _git_busy(side) from None
+            raise LockHeld(side, f".git/{INDEX_LOCK}") from None
     return taken
 
 
@@ -476,14 +476,6 @@ def _made(path: Path, root: Path, work: Path) -> str:
     taken = f"{found.st_dev}:{found.st_ino}"
     atomic_write_text(work / _LOCK_RECORD, json.dumps({"root": str(root), "lock": taken}))
     return taken
-
-
-def _git_busy(side: str) -> GitBusy:
-    return GitBusy(
-        f"{side} is in use by another git command (its .git/{INDEX_LOCK} exists)",
-        f"wait for that command to end (if no git is running, delete .git/{INDEX_LOCK}), "
-        "then run this one again",
-    )
 
 
 def unlock_index(root: Path, taken: str | None) -> None:
