@@ -27,11 +27,11 @@ from ocm.mirror import gitcmd, history, pack, wire
 from ocm.mirror.errors import (
     Blocked,
     Busy,
-    CaseClash,
     ChangedMeanwhile,
     GitBusy,
     IncompletePack,
     MirrorError,
+    NameClash,
     NoSpace,
     NotARepo,
     OtherKind,
@@ -119,7 +119,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     GitBusy.code: None,
     ChangedMeanwhile.code: None,
     Blocked.code: None,
-    CaseClash.code: None,
+    NameClash.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
     OtherKind.code: "push this checkout to a Manager repo of its kind: `ocm push --create "

@@ -121,14 +121,15 @@ class Blocked(MirrorError):
     code = "blocked_by_ignored"
 
 
-class CaseClash(MirrorError):
+class NameClash(MirrorError):
     """Raised when the receiving file system takes two of the snapshot's names for one, as
-    macOS and Windows do with names that differ only in case: writing both would leave one
-    file where the snapshot holds two, and the next transfer back would lose the other.
-    ``--force`` does not help; another name for one of them does."""
+    macOS does with names that differ only in case or in Unicode normalization (Windows in
+    case): writing both would leave one file where the snapshot holds two, and the next
+    transfer back would lose the other. ``--force`` does not help; another name for one of
+    them does."""
 
     status = 409
-    code = "names_differ_in_case"
+    code = "names_clash"
 
 
 class Unfinished(MirrorError):

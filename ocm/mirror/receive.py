@@ -308,9 +308,9 @@ def receive(
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         incoming_names = [entry.path for entry in found.to_write]
         refuse_hidden_edits(root, current, incoming_names + found.gone, side)
-        folded = swap.folds_case(work)
+        folded = swap.name_folding(work)
         if folded:
-            swap.refuse_case_clashes(incoming_names, found.gone, current.files, side)
+            swap.refuse_name_clashes(incoming_names, found.gone, current.files, side, folded)
         migrated = pack.migrate(quarantine, root) if count else []
         try:
             checkout.write(root, found.to_write, work / "new", work / "checkout-index", found.sizes)

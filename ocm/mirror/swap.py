@@ -30,14 +30,17 @@ import json
 import os
 import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from ocm.mirror.errors import Blocked, CaseClash
+from ocm.mirror.errors import Blocked, NameClash
 
 PLAN = "plan.json"
 COMMITTED = "committed"
+# The key under which a file system takes two names for one (see name_folding).
+NameKey = Callable[[str], str]
 # Under ``.git``: files an undo found changed by the user since the switch put them there.
 KEPT = "ocm-kept"
 
@@ -102,39 +105,73 @@ def walk_files(top: Path) -> list[str]:
     return found
 
 
-def folds_case(folder: Path) -> bool:
-    """Whether the file system holding ``folder`` takes names that differ only in case for
-    one name, as macOS and Windows do by default (git sets ``core.ignorecase`` from the same
-    test; a folder is asked rather than git, as a checkout may have moved since)."""
-    probe = folder / "case-probe"
+def name_folding(folder: Path) -> NameKey | None:
+    """How the file system holding ``folder`` tells names apart, when not byte by byte: the
+    key under which it takes two names for one. macOS takes names that differ only in case
+    for one, and only in how an accented letter is encoded (``é`` as one code point, or as
+    ``e`` and a combining accent: Unicode's NFC and NFD); Windows the first; Linux neither
+    (None). A folder is asked, as git asks when it sets ``core.ignorecase`` and
+    ``core.precomposeunicode``, rather than git, as a checkout may have moved since."""
+    top = os.fsencode(folder)  # bytes: whatever the locale, the names are these UTF-8 ones
+    probe = top + b"/fold-probe-\xc3\xa9"  # "é" as one code point
     try:
-        probe.mkdir()
+        os.mkdir(probe)
     except OSError:
-        return False  # no room even for this: the transfer fails soon, saying so
+        return None  # no room even for this: the transfer fails soon, saying so
     try:
-        return os.path.lexists(folder / "CASE-PROBE")
+        case = os.path.lexists(top + b"/FOLD-PROBE-\xc3\xa9")
+        encoding = os.path.lexists(top + b"/fold-probe-e\xcc\x81")  # "e" and an accent
     finally:
-        probe.rmdir()
+        os.rmdir(probe)
+    if case:
+        return _caseless_canonical if encoding else str.casefold
+    return _canonical if encoding else None
 
 
-def refuse_case_clashes(
-    incoming: list[str], doomed: list[str], current: list[str], side: str
+# Keys: Unicode's full case folding (ß is ss) takes more names for one than a file system
+# may, so a clash is refused where one might not have been, never missed.
+def _canonical(name: str) -> str:
+    return unicodedata.normalize("NFD", name)
+
+
+def _caseless_canonical(name: str) -> str:
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def refuse_name_clashes(
+    incoming: list[str], doomed: list[str], current: list[str], side: str, key: NameKey
 ) -> None:
-    """On a file system that folds case: raise CaseClash when an incoming file's name and
-    another the tree would hold (one it keeps, or another incoming one) differ only in case.
-    Asked before anything is written, even to staging, where the two would clash as well."""
+    """On a file system that takes names differing under ``key`` for one: raise NameClash
+    when an incoming file's name and another the tree would hold (one it keeps, or another
+    incoming one) are one there. Asked before anything is written, even to staging, where
+    the two would clash as well."""
     gone = set(doomed)
-    held = {name.casefold(): name for name in current if name not in gone}
+    held = {key(name): name for name in current if name not in gone}
     for name in incoming:
-        other = held.setdefault(name.casefold(), name)
+        other = held.setdefault(key(name), name)
         if other != name:
             first, second = sorted((other, name))
-            raise CaseClash(
-                f"{side} is on a file system that takes {first} and {second} for one file "
-                "(their names differ only in case), and the incoming snapshot holds both; "
-                "nothing was changed",
+            raise NameClash(
+                f"{side} is on a file system that takes {_shown(first, second)} for one "
+                f"file ({_how_they_differ(first, second)}), and the incoming snapshot holds "
+                "both; nothing was changed",
                 "rename one of them where the snapshot came from, then run the command again",
             )
+
+
+def _shown(first: str, second: str) -> str:
+    if _canonical(first) == _canonical(second):  # they look the same: show the code points
+        return f"{ascii(first)} and {ascii(second)}"
+    return f"{first} and {second}"
+
+
+def _how_they_differ(first: str, second: str) -> str:
+    if first.casefold() == second.casefold():
+        return "their names differ only in case"
+    encoded = "in how an accented letter is encoded, as one code point or two"
+    if _canonical(first) == _canonical(second):
+        return f"their names differ only {encoded}"
+    return f"their names differ only in case and {encoded}"
 
 
 def make_plan(
@@ -145,7 +182,7 @@ def make_plan(
     current: list[str],
     side: str,
     *,
-    folded: bool = False,
+    folded: NameKey | None = None,
 ) -> Plan:
     """Decide every rename; refuse (409) when an incoming path is blocked by kept files.
 
@@ -153,17 +190,18 @@ def make_plan(
     otherwise), ``doomed`` the receiver's files the sender's tree does not hold. ``current``
     is the receiver's own selection (what it would send): those are the files the sender's
     tree replaces. Everything else on the receiver is kept. ``side`` names the receiver.
-    ``folded``: its file system folds case (:func:`folds_case`): a doomed ``README.md`` is
-    what an incoming ``readme.md`` finds there until the deletions, which come first.
+    ``folded``: the key under which its file system takes names for one (:func:`name_folding`):
+    a doomed ``README.md`` is what an incoming ``readme.md`` finds there until the deletions,
+    which come first.
     """
     # Plain strings, not Paths: three Path joins per file were 0.4 s of a 21,000-file switch.
     top, staged = os.fspath(root), os.fspath(new)
     plan = Plan()
-    gone_as_compared = {name.casefold() for name in doomed} if folded else set(doomed)
+    gone_as_compared = {folded(name) for name in doomed} if folded else set(doomed)
 
     def going(name: str) -> bool:
         """Whether ``name`` is, as the file system compares names, a doomed file."""
-        return (name.casefold() if folded else name) in gone_as_compared
+        return (folded(name) if folded else name) in gone_as_compared
 
     plan.ops.extend(("del", name) for name in doomed)
     plan.deleted = len(doomed)

@@ -1,5 +1,7 @@
-"""A laptop whose file system folds case (macOS' and Windows' default) pulling what an agent
-did on the Manager's Linux copy, where ``README.md`` and ``readme.md`` are two files.
+"""A laptop whose file system folds case (macOS' and Windows' default) and Unicode forms (a
+Mac's) pulling what an agent did on the Manager's Linux copy, where ``README.md`` and
+``readme.md`` are two files, and so are ``café.md`` with ``é`` as one code point (NFC) and
+as ``e`` and a combining accent (NFD).
 
 The laptop's checkout lives on :mod:`tests.support.casefold_fs`, which treats names as
 those systems do; the Manager's copy on the plain folder it always has."""
@@ -31,17 +33,27 @@ def on_folding(ocm: Cli, folding: Path) -> Pushed:
     return push_new(ocm, folding / "proj")
 
 
+NFC, NFD = "caf\u00e9.md", "cafe\u0301.md"  # the same name to a reader, and to a Mac
+
+
 def names(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir())
 
 
-def test_the_laptops_file_system_folds_case_as_a_macs_does(folding: Path, tmp_path: Path) -> None:
+def test_the_laptops_file_system_folds_names_as_a_macs_does(folding: Path, tmp_path: Path) -> None:
     (folding / "Notes.md").write_text("one\n")
     assert (folding / "NOTES.md").read_text() == "one\n"
     (folding / "Notes.md").rename(folding / "notes.md")  # the same file, in another case
     assert names(folding) == ["notes.md"]
-    assert swap.folds_case(folding) and not swap.folds_case(tmp_path)
-    assert names(folding) == ["notes.md"]  # the probe leaves nothing behind
+    (folding / NFD).write_text("two\n")
+    assert (folding / NFC).read_text() == "two\n"
+    (folding / NFD).rename(folding / NFC)  # the same file, encoded otherwise
+    assert names(folding) == [NFC, "notes.md"]
+    key = swap.name_folding(folding)
+    assert key is not None and key("Notes.md") == key("NOTES.md") and key(NFC) == key(NFD)
+    assert key("notes.md") != key("notes.txt")
+    assert swap.name_folding(tmp_path) is None
+    assert names(folding) == [NFC, "notes.md"]  # the probe leaves nothing behind
 
 
 def test_a_case_only_rename_arrives_and_the_next_push_keeps_the_file(
@@ -60,6 +72,26 @@ def test_a_case_only_rename_arrives_and_the_next_push_keeps_the_file(
     assert done.returncode == 0, done.stderr
     assert (p.directory / "readme.md").read_text() == "# proj\n"
     assert "README.md" not in names(p.directory)
+
+
+def test_a_rename_into_another_unicode_form_arrives_and_the_next_push_keeps_the_file(
+    ocm: Cli, on_folding: Pushed
+) -> None:
+    p = on_folding
+    (p.laptop / NFD).write_text("menu\n")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    git(p.directory, "add", NFD)
+    git(p.directory, "mv", NFD, NFC)  # an agent's tool that writes names in NFC
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert NFC in names(p.laptop) and NFD not in names(p.laptop)
+    assert (p.laptop / NFC).read_text() == "menu\n"
+    assert git(p.laptop, "status", "--short") == git(p.directory, "status", "--short")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert names(p.directory).count(NFC) == 1 and NFD not in names(p.directory)
+    assert (p.directory / NFC).read_text() == "menu\n"
 
 
 def test_a_rename_in_case_with_an_edit_and_a_folders_rename_arrive(
@@ -85,30 +117,33 @@ def test_a_rename_in_case_with_an_edit_and_a_folders_rename_arrive(
     assert tree_listing(p.directory) == expected
 
 
-@pytest.mark.parametrize("second", ["an incoming one", "one the laptop keeps"])
-def test_two_names_that_differ_only_in_case_are_refused_and_nothing_changes(
-    ocm: Cli, on_folding: Pushed, second: str
+@pytest.mark.parametrize(
+    ("made", "clash"),
+    [
+        ({"Notes.md": "upper\n", "notes.md": "lower\n"}, "Notes.md and notes.md"),
+        # Beside a file the laptop keeps (README.md), which the snapshot holds as well.
+        ({"readme.MD": "lower\n"}, "README.md and readme.MD"),
+        ({NFC: "one\n", NFD: "two\n"}, f"{NFD!a} and {NFC!a}"),
+    ],
+    ids=["both incoming", "one kept here", "unicode forms"],
+)
+def test_two_names_one_on_this_file_system_are_refused_and_nothing_changes(
+    ocm: Cli, on_folding: Pushed, made: dict[str, str], clash: str
 ) -> None:
     p = on_folding
-    (p.directory / "notes.md").write_text("lower\n")
-    if second == "an incoming one":
-        (p.directory / "Notes.md").write_text("upper\n")
-        clash = "Notes.md and notes.md"
-    else:
-        (p.directory / "notes.md").rename(p.directory / "readme.MD")
-        clash = "README.md and readme.MD"
+    for name, text in made.items():
+        (p.directory / name).write_text(text)
     laptop_before, manager_before = repo_listing(p.laptop), tree_listing(p.directory)
     done = ocm(p.laptop, "pull")
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("ocm: This checkout")
-    assert f"takes {clash} for one file" in done.stderr
+    assert f"takes {clash} for one file (their names differ only in " in done.stderr
     assert "nothing was changed; rename one of them where the snapshot came from" in done.stderr
     assert repo_listing(p.laptop) == laptop_before
     assert tree_listing(p.directory) == manager_before
     # Renamed there, the pull goes through.
-    for name in ("Notes.md", "readme.MD"):
-        if (p.directory / name).exists():
-            (p.directory / name).rename(p.directory / f"other-{name}")
+    for number, name in enumerate(made):
+        (p.directory / name).rename(p.directory / f"other-{number}.md")
     done = ocm(p.laptop, "pull")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.laptop) == tree_listing(p.directory)

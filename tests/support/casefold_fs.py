@@ -1,6 +1,8 @@
-"""A folder that treats names as macOS and Windows do by default: case-insensitive and
+"""A folder that treats names as macOS does by default: case-insensitive and
 case-preserving (``README.md`` and ``readme.md`` are one file, which keeps the case it was
-made with). A laptop checkout there is what many ``ocm`` users have; Linux has no such
+made with), and, as APFS, insensitive to how an accented letter is encoded but preserving
+it (``café.md`` with ``é`` as one code point, NFC, or as ``e`` and a combining accent, NFD,
+are one file). A laptop checkout there is what many ``ocm`` users have; Linux has no such
 filesystem built in here, so this serves one over FUSE, passing every call through to a
 plain folder.
 
@@ -16,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,14 @@ STAT_FIELDS = ("st_mode", "st_ino", "st_nlink", "st_uid", "st_gid", "st_size")
 TIME_FIELDS = ("atime", "mtime", "ctime")
 
 
+def folded(name: str) -> str:
+    """The name as this folder compares names: case-folded and in one Unicode form."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
 class CaseFolding(fuse.Operations):
     """Every path is looked up component by component: an exact name first, else the one
-    entry whose case-folded name matches; a name that matches none is new, kept as given."""
+    entry whose folded name matches; a name that matches none is new, kept as given."""
 
     use_ns = True
 
@@ -42,9 +50,9 @@ class CaseFolding(fuse.Operations):
                 continue
             candidate = os.path.join(real, part)
             if not os.path.lexists(candidate) and os.path.isdir(real):
-                folded = part.casefold()
+                wanted = folded(part)
                 for entry in os.listdir(real):
-                    if entry.casefold() == folded:
+                    if folded(entry) == wanted:
                         candidate = os.path.join(real, entry)
                         break
             real = candidate
@@ -106,7 +114,7 @@ class CaseFolding(fuse.Operations):
         return 0
 
     def rename(self, old: str, new: str) -> int:
-        """As macOS does: onto another case of the same name, the name takes the new case;
+        """As macOS does: onto another spelling of the same name, the name takes the new one;
         onto another file, that file is replaced and the name is the one given."""
         source, found = self._find(old), self._find(new)
         given = os.path.join(os.path.dirname(found), os.path.basename(new))
