@@ -24,6 +24,7 @@ from ocm.mirror.gitcmd import ABSENT, Change
 from ocm.mirror.pack import Limits
 from ocm.mirror.select import Selection, link_stays_inside
 from ocm.mirror.snapshot import Snapshot
+from ocm.mirror.swap import folded_name, shown_apart
 
 SYMLINK, GITLINK = "120000", "160000"
 # Names git itself treats as ".git" on some filesystem (fsck's HFS and NTFS rules, simplified).
@@ -295,17 +296,28 @@ def _check_links(
         # not change (rare), and with nothing to compare with, everything came.
         listing = came if changed is None else _ls_tree(root, env, tree)
         paths = [entry.path for entry in listing if entry.mode != GITLINK]
-        folded = {entry.path.lower() for entry in listing if entry.mode == SYMLINK}
+        links_by = {
+            folded_name(entry.path): entry.path for entry in listing if entry.mode == SYMLINK
+        }
     else:  # only the paths that came can lie under the receiver's unchanged symlinks
         paths = [entry.path for entry in came]
-        folded = {name.lower() for name in own_links if name not in changed}
-    if not folded:
+        links_by = {folded_name(name): name for name in own_links if name not in changed}
+    if not links_by:
         return
+    # Compared as a Mac's disk would write them, on every system: `D/x`, or `dé/x` with `é`
+    # in the other Unicode form, goes through the symlink `d` or `dé` there.
     for path in paths:
-        parts = path.lower().split("/")
+        parts = folded_name(path).split("/")
         for depth in range(1, len(parts)):
-            if "/".join(parts[:depth]) in folded:
-                raise BadPack(f"the snapshot writes {path} through a symlink")
+            link = links_by.get("/".join(parts[:depth]))
+            if link is not None:
+                folder = "/".join(path.split("/")[:depth])
+                why = f" (a Mac's disk takes {shown_apart(folder, link)} for one name)"
+                raise BadPack(
+                    f"the snapshot writes {path} through the symlink {link}"
+                    + (why if folder != link else ""),
+                    "rename that folder or the symlink, then run the command again",
+                )
 
 
 def _link_targets(root: Path, env: dict[str, str], links: list[Entry]) -> dict[str, str]:

@@ -124,7 +124,7 @@ def name_folding(folder: Path) -> NameKey | None:
     finally:
         os.rmdir(probe)
     if case:
-        return _caseless_canonical if encoding else str.casefold
+        return folded_name if encoding else str.casefold
     return _canonical if encoding else None
 
 
@@ -134,7 +134,8 @@ def _canonical(name: str) -> str:
     return unicodedata.normalize("NFD", name)
 
 
-def _caseless_canonical(name: str) -> str:
+def folded_name(name: str) -> str:
+    """``name`` as a Mac's disk compares names: regardless of case and of Unicode form."""
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
@@ -152,15 +153,16 @@ def refuse_name_clashes(
         if other != name:
             first, second = sorted((other, name))
             raise NameClash(
-                f"{side} is on a file system that takes {_shown(first, second)} for one "
+                f"{side} is on a file system that takes {shown_apart(first, second)} for one "
                 f"file ({_how_they_differ(first, second)}), and the incoming snapshot holds "
                 "both; nothing was changed",
                 "rename one of them where the snapshot came from, then run the command again",
             )
 
 
-def _shown(first: str, second: str) -> str:
-    if _canonical(first) == _canonical(second):  # they look the same: show the code points
+def shown_apart(first: str, second: str) -> str:
+    """ "A and B", with their code points when the two look the same (Unicode forms)."""
+    if _canonical(first) == _canonical(second):
         return f"{ascii(first)} and {ascii(second)}"
     return f"{first} and {second}"
 

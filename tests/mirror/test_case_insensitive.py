@@ -8,6 +8,7 @@ those systems do; the Manager's copy on the plain folder it always has."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -147,6 +148,31 @@ def test_two_names_one_on_this_file_system_are_refused_and_nothing_changes(
     done = ocm(p.laptop, "pull")
     assert done.returncode == 0, done.stderr
     assert tree_listing(p.laptop) == tree_listing(p.directory)
+
+
+def test_a_path_through_this_checkouts_symlink_in_another_form_is_refused(
+    ocm: Cli, on_folding: Pushed, tmp_path: Path
+) -> None:
+    """A symlink of the laptop's own that leaves the repo (never sent), and an agent's
+    folder of the same name in the other Unicode form: writing there would write through
+    the link, outside the repo."""
+    p = on_folding
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, p.laptop / NFC.removesuffix(".md"))
+    (p.directory / NFD.removesuffix(".md")).mkdir()
+    (p.directory / NFD.removesuffix(".md") / "x.txt").write_text("written through\n")
+    laptop_before = repo_listing(p.laptop)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert (
+        f"ocm: the snapshot writes {NFD.removesuffix('.md')}/x.txt through the symlink "
+        f"{NFC.removesuffix('.md')} (a Mac's disk takes 'cafe\\u0301' and 'caf\\xe9' for one "
+        "name); rename that folder or the symlink, then run the command again"
+    ) in done.stderr
+    assert list(outside.iterdir()) == []
+    assert repo_listing(p.laptop) == laptop_before
 
 
 def test_a_rename_in_case_made_here_arrives_on_the_manager(ocm: Cli, on_folding: Pushed) -> None:

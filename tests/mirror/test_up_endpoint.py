@@ -57,6 +57,10 @@ def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
         "write through a symlink (case-folded)",
         hostile.files_tree(r, {"d/x": b"written through"}, {"D": "src"}),
     )
+    add(
+        "write through a symlink (another Unicode form)",
+        hostile.files_tree(r, {"cafe\u0301/x": b"written through"}, {"caf\u00e9": "src"}),
+    )
     # A device file (SPEC §6) has no git mode of its own: the nearest is a mode git never
     # writes, which fsck and the checks refuse.
     add("device-like mode", hostile.tree(r, [hostile.Item("020644", "dev", hostile.blob(r, b""))]))
