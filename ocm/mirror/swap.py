@@ -161,7 +161,7 @@ def refuse_name_clashes(
 
 
 def shown_apart(first: str, second: str) -> str:
-    """ "A and B", with their code points when the two look the same (Unicode forms)."""
+    """Two names for a message ("A and B"), in code points when they look the same."""
     if _canonical(first) == _canonical(second):
         return f"{ascii(first)} and {ascii(second)}"
     return f"{first} and {second}"
