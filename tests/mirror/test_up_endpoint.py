@@ -49,6 +49,8 @@ def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
     add("nested .git", hostile.files_tree(r, {"sub/.git/hooks/post-checkout": hook}))
     add(".GIT at the top", hostile.files_tree(r, {".GIT/hooks/post-checkout": hook}))
     add(".git as NTFS spells it", hostile.files_tree(r, {"git~1/config": b"x"}))
+    # A Mac's disk ignores some code points in names: this is .git there.
+    add(".git as HFS+ spells it", hostile.files_tree(r, {".g\u200cit/hooks/post-checkout": hook}))
     add("absolute symlink", hostile.files_tree(r, {"a": b"a"}, {"etc-link": "/etc"}))
     add("symlink leaving", hostile.files_tree(r, {"a": b"a"}, {"src/up": "../../.."}))
     # Its target is named in the refusal, and the refusal in the Manager's log.
