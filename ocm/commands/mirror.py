@@ -32,6 +32,7 @@ from ocm.mirror.errors import (
     IncompletePack,
     MirrorError,
     NameClash,
+    NameNotTaken,
     NoSpace,
     NotARepo,
     OtherKind,
@@ -120,6 +121,7 @@ CONFLICT_TODOS: dict[str, str | None] = {
     ChangedMeanwhile.code: None,
     Blocked.code: None,
     NameClash.code: None,
+    NameNotTaken.code: None,
     Unreadable.code: None,
     Unwritable.code: None,
     OtherKind.code: "push this checkout to a Manager repo of its kind: `ocm push --create "

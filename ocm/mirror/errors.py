@@ -132,6 +132,15 @@ class NameClash(MirrorError):
     code = "names_clash"
 
 
+class NameNotTaken(MirrorError):
+    """Raised when the receiving file system takes only UTF-8 names, as a Mac's does, and a
+    name of the snapshot is not UTF-8 (git takes any bytes; a tool on Linux may write
+    Latin-1). ``--force`` does not help; another name does."""
+
+    status = 409
+    code = "name_not_taken"
+
+
 class Unfinished(MirrorError):
     """Raised when the receiving side is in the middle of a merge, rebase or the like: even
     forced, switching its work tree would leave git's state of it behind, or lose it."""

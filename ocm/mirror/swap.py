@@ -25,6 +25,7 @@ What "atomic" means here, precisely:
 from __future__ import annotations
 
 import contextlib
+import errno
 import filecmp
 import json
 import os
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from ocm.mirror.errors import Blocked, NameClash
+from ocm.mirror.errors import Blocked, NameClash, NameNotTaken
 
 PLAN = "plan.json"
 COMMITTED = "committed"
@@ -158,6 +159,36 @@ def refuse_name_clashes(
                 "both; nothing was changed",
                 "rename one of them where the snapshot came from, then run the command again",
             )
+
+
+def refuse_names_not_taken(folder: Path, incoming: list[str], side: str) -> None:
+    """Raise NameNotTaken when an incoming name is not UTF-8 (it holds the lone surrogates
+    of surrogateescape) and the file system holding ``folder`` refuses such names, as a
+    Mac's does (EILSEQ), rather than fail on a staging path. Asked only when one comes."""
+    strange = next((name for name in incoming if not _is_utf8(name)), None)
+    if strange is None:
+        return
+    probe = os.fsencode(folder) + b"/utf8-probe-\xff"
+    try:
+        os.mkdir(probe)
+    except OSError as exc:
+        if exc.errno in (errno.EILSEQ, errno.EINVAL):
+            raise NameNotTaken(
+                f"{side} is on a file system that takes only UTF-8 names, and the incoming "
+                f"snapshot holds the name {os.fsencode(strange)!r}, which is not; nothing was "
+                "changed",
+                "rename it where the snapshot came from, then run the command again",
+            ) from None
+        return  # another failure: writing the files says what it is
+    os.rmdir(probe)
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def shown_apart(first: str, second: str) -> str:

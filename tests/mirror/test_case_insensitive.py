@@ -150,6 +150,29 @@ def test_two_names_one_on_this_file_system_are_refused_and_nothing_changes(
     assert tree_listing(p.laptop) == tree_listing(p.directory)
 
 
+def test_a_name_that_is_not_utf8_is_refused_here(ocm: Cli, on_folding: Pushed) -> None:
+    """An agent's tool on the Manager's Linux wrote a name in Latin-1 (git takes any bytes);
+    a Mac's disk takes only UTF-8 names."""
+    p = on_folding
+    latin1 = os.fsencode(p.directory) + b"/latin-1 \xe9t\xe9.txt"
+    with open(latin1, "w") as file:
+        file.write("summer\n")
+    laptop_before, manager_before = repo_listing(p.laptop), tree_listing(p.directory)
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "ocm: This checkout is on a file system that takes only UTF-8 names, and the incoming "
+        "snapshot holds the name b'latin-1 \\xe9t\\xe9.txt', which is not; nothing was "
+        "changed; rename it where the snapshot came from, then run the command again\n"
+    )
+    assert repo_listing(p.laptop) == laptop_before
+    assert tree_listing(p.directory) == manager_before
+    os.rename(latin1, p.directory / "latin-1 été.txt")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "latin-1 été.txt").read_text() == "summer\n"
+
+
 def test_a_path_through_this_checkouts_symlink_in_another_form_is_refused(
     ocm: Cli, on_folding: Pushed, tmp_path: Path
 ) -> None:

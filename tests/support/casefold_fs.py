@@ -2,9 +2,9 @@
 case-preserving (``README.md`` and ``readme.md`` are one file, which keeps the case it was
 made with), and, as APFS, insensitive to how an accented letter is encoded but preserving
 it (``café.md`` with ``é`` as one code point, NFC, or as ``e`` and a combining accent, NFD,
-are one file). A laptop checkout there is what many ``ocm`` users have; Linux has no such
-filesystem built in here, so this serves one over FUSE, passing every call through to a
-plain folder.
+are one file), and taking only names in UTF-8. A laptop checkout there is what many ``ocm``
+users have; Linux has no such filesystem built in here, so this serves one over FUSE,
+passing every call through to a plain folder.
 
 ``python -m tests.support.casefold_fs BACKING MOUNTPOINT`` serves until unmounted;
 :func:`mounted` is the fixture's side: mount, wait, yield, unmount.
@@ -93,8 +93,17 @@ class CaseFolding(fuse.Operations):
         os.utime(self._find(path), ns=times, follow_symlinks=False)
         return 0
 
+    def _new(self, path: str) -> str:
+        """Where a name is made: as APFS, refused (EILSEQ) when it is not UTF-8. Names come
+        decoded with surrogateescape, so such a name holds lone surrogates."""
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise fuse.FuseOSError(errno.EILSEQ) from None
+        return self._find(path)
+
     def mkdir(self, path: str, mode: int) -> int:
-        os.mkdir(self._find(path), mode)
+        os.mkdir(self._new(path), mode)
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -106,17 +115,17 @@ class CaseFolding(fuse.Operations):
         return 0
 
     def symlink(self, target: str, source: str) -> int:
-        os.symlink(source, self._find(target))
+        os.symlink(source, self._new(target))
         return 0
 
     def link(self, target: str, source: str) -> int:
-        os.link(self._find(source), self._find(target))
+        os.link(self._find(source), self._new(target))
         return 0
 
     def rename(self, old: str, new: str) -> int:
         """As macOS does: onto another spelling of the same name, the name takes the new one;
         onto another file, that file is replaced and the name is the one given."""
-        source, found = self._find(old), self._find(new)
+        source, found = self._find(old), self._new(new)
         given = os.path.join(os.path.dirname(found), os.path.basename(new))
         if found != given and os.path.lexists(found) and not os.path.samefile(source, found):
             os.replace(source, found)
@@ -130,7 +139,7 @@ class CaseFolding(fuse.Operations):
 
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         # Read and write whatever the caller asked: the kernel holds it to its own mode.
-        return os.open(self._find(path), os.O_RDWR | os.O_CREAT, mode)
+        return os.open(self._new(path), os.O_RDWR | os.O_CREAT, mode)
 
     def open(self, path: str, flags: int) -> int:
         return os.open(self._find(path), flags & ~(os.O_CREAT | os.O_EXCL))
