@@ -285,11 +285,20 @@ def _check_links(
     whose other symlinks (``own_links``) stay as they are."""
     links = [entry for entry in came if entry.mode == SYMLINK]
     targets = _link_targets(root, env, links)
+    path_max = os.pathconf(root, "PC_PATH_MAX") if links else 0
     for entry in links:
         target = targets[entry.path]
         if "\0" in target or not link_stays_inside(entry.path, target):
             raise BadPack(
                 f"the snapshot holds a symlink leaving the repo ({entry.path} -> {target})"
+            )
+        length = len(os.fsencode(target))
+        if length >= path_max:  # Linux takes 4,095 bytes, a Mac 1,023
+            raise BadPack(
+                f"the snapshot holds a symlink whose target is {length} bytes long "
+                f"({entry.path}), and the receiving file system takes up to {path_max - 1}",
+                "point it somewhere nearer where the snapshot came from, then run the command "
+                "again",
             )
     if changed is None or links:
         # Every path against every symlink: a new symlink may have paths under it that did

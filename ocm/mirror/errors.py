@@ -133,9 +133,10 @@ class NameClash(MirrorError):
 
 
 class NameNotTaken(MirrorError):
-    """Raised when the receiving file system takes only UTF-8 names, as a Mac's does, and a
-    name of the snapshot is not UTF-8 (git takes any bytes; a tool on Linux may write
-    Latin-1). ``--force`` does not help; another name does."""
+    """Raised when the receiving file system does not take a name or path of the snapshot:
+    longer than it takes (a Mac takes names of 255 characters, Linux of 255 bytes), or not
+    UTF-8 where it takes only UTF-8, as a Mac's does (git takes any bytes; a tool on Linux
+    may write Latin-1). ``--force`` does not help; another name does."""
 
     status = 409
     code = "name_not_taken"

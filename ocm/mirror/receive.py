@@ -308,7 +308,7 @@ def receive(
         found = checks.check(root, env, incoming, weighed, current, state.snapshot)
         incoming_names = [entry.path for entry in found.to_write]
         refuse_hidden_edits(root, current, incoming_names + found.gone, side)
-        swap.refuse_names_not_taken(work, incoming_names, side)
+        swap.refuse_names_not_taken(work, root, incoming_names, side)
         folded = swap.name_folding(work)
         if folded:
             swap.refuse_name_clashes(incoming_names, found.gone, current.files, side, folded)

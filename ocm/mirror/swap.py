@@ -161,34 +161,78 @@ def refuse_name_clashes(
             )
 
 
-def refuse_names_not_taken(folder: Path, incoming: list[str], side: str) -> None:
-    """Raise NameNotTaken when an incoming name is not UTF-8 (it holds the lone surrogates
-    of surrogateescape) and the file system holding ``folder`` refuses such names, as a
-    Mac's does (EILSEQ), rather than fail on a staging path. Asked only when one comes."""
-    strange = next((name for name in incoming if not _is_utf8(name)), None)
-    if strange is None:
-        return
-    probe = os.fsencode(folder) + b"/utf8-probe-\xff"
+def refuse_names_not_taken(work: Path, root: Path, incoming: list[str], side: str) -> None:
+    """Raise NameNotTaken when the file system holding the staging folder ``work`` (and the
+    work tree ``root``) would not take an incoming name: one longer than it takes (Linux
+    takes 255 bytes, a Mac 255 UTF-16 units: 100 Chinese characters are 300 bytes), one
+    that is not UTF-8 (git and Linux take any bytes, a Mac's disk refuses them; such a name
+    holds the lone surrogates of surrogateescape), or a path longer than it takes with the
+    folder it is written into. Asked before anything is written, rather than fail on a
+    staging path. A suspect name is tried there (a ``mkdir``): a Mac's NAME_MAX says 255
+    where its disk takes more bytes, so only the disk's answer is sure."""
+    top = os.fsencode(work)
+    name_max, path_max = os.pathconf(top, "PC_NAME_MAX"), os.pathconf(top, "PC_PATH_MAX")
+    # Files are written under work/new, then renamed into root: the longer of the two.
+    prefix = max(len(top) + len(b"/new"), len(os.fsencode(root))) + 1
+    taken: set[bytes] = set()  # a folder's long name, asked once for all its files
+    for path in incoming:
+        if path.isascii() and len(path) <= name_max and prefix + len(path) < path_max:
+            continue  # the usual path: nothing to ask
+        raw = path.encode("utf-8", "surrogateescape")
+        if prefix + len(raw) >= path_max:
+            raise NameNotTaken(
+                f"{side} is on a file system that takes paths of up to {path_max - 1} bytes, "
+                f"and the incoming snapshot holds one of {len(raw)} ({_shortened(path)}), "
+                f"{prefix + len(raw)} with the folder it is written into; nothing was changed",
+                NOT_TAKEN_TODO,
+            )
+        for name in raw.split(b"/"):
+            if name in taken or (len(name) <= name_max and _is_utf8(name)):
+                continue
+            refused = _refuses(top, name)
+            if refused == errno.ENAMETOOLONG:
+                raise NameNotTaken(
+                    f"{side} is on a file system that takes names of up to {name_max} "
+                    f"bytes, and the incoming snapshot holds one of {len(name)} "
+                    f"({_shortened(path)}); nothing was changed",
+                    NOT_TAKEN_TODO,
+                )
+            if refused is not None:
+                raise NameNotTaken(
+                    f"{side} is on a file system that takes only UTF-8 names, and the "
+                    f"incoming snapshot holds the name {raw!r}, which is not; nothing was "
+                    "changed",
+                    NOT_TAKEN_TODO,
+                )
+            taken.add(name)
+
+
+NOT_TAKEN_TODO = "rename it where the snapshot came from, then run the command again"
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _refuses(top: bytes, name: bytes) -> int | None:
+    """The errno with which the folder ``top`` refuses an entry called ``name`` for its
+    length or its bytes, or None when it takes it (or fails otherwise: writing the files
+    then says how)."""
+    probe = top + b"/" + name
     try:
         os.mkdir(probe)
     except OSError as exc:
-        if exc.errno in (errno.EILSEQ, errno.EINVAL):
-            raise NameNotTaken(
-                f"{side} is on a file system that takes only UTF-8 names, and the incoming "
-                f"snapshot holds the name {os.fsencode(strange)!r}, which is not; nothing was "
-                "changed",
-                "rename it where the snapshot came from, then run the command again",
-            ) from None
-        return  # another failure: writing the files says what it is
+        return exc.errno if exc.errno in (errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL) else None
     os.rmdir(probe)
+    return None
 
 
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _shortened(path: str) -> str:
+    return path if len(path) <= 80 else f"{path[:40]}…{path[-30:]}"
 
 
 def shown_apart(first: str, second: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import signal
 import threading
@@ -66,6 +67,8 @@ def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
     # A device file (SPEC §6) has no git mode of its own: the nearest is a mode git never
     # writes, which fsck and the checks refuse.
     add("device-like mode", hostile.tree(r, [hostile.Item("020644", "dev", hostile.blob(r, b""))]))
+    # Longer than any file system takes as a target (Linux: 4,095 bytes).
+    add("symlink target too long", hostile.files_tree(r, {"a": b"a"}, {"far": "x/" * 2500}))
     add(".gitmodules symlink", hostile.files_tree(r, {}, {".gitmodules": "README.md"}))
     add(
         ".gitmodules option injection",
@@ -153,6 +156,51 @@ def test_hostile_packs_get_400_and_change_nothing(
         )
         assert response.status_code == 400, (branch, response.text)
         assert repo_listing(p.directory) == before, branch
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [
+        # 103 characters, as a Mac's disk counts them, so it takes the name; 303 bytes.
+        (
+            {"长" * 100 + ".md": b"x"},
+            "names of up to {name_max} bytes, and the incoming "
+            "snapshot holds one of 303 (" + "长" * 40 + "…",
+        ),
+        (
+            {"/".join(["d" * 200] * 25) + "/f": b"x"},
+            "paths of up to {path_max} bytes, and the "
+            "incoming snapshot holds one of 5026 (" + "d" * 40 + "…",
+        ),
+    ],
+    ids=["name", "path"],
+)
+def test_a_name_or_path_too_long_for_the_managers_disk_gets_409_and_changes_nothing(
+    ocm: Cli, pushed: Callable[..., Pushed], files: dict[str, bytes], said: str
+) -> None:
+    """A Mac's disk takes names of 255 characters, Linux' of 255 bytes: before, the push
+    failed with a 500 and git's line about a staging path."""
+    p = pushed()
+    commit = hostile.snapshot_commit(p.laptop, hostile.files_tree(p.laptop, files))
+    before = repo_listing(p.directory)
+    response = post_up(
+        ocm.manager, p.repo_id, hostile.pack_of(p.laptop, commit), commit, headBranch="main"
+    )
+    assert response.status_code == 409, response.text
+    error = response.json()
+    assert error["error"] == "name_not_taken"
+    limits = {
+        "name_max": os.pathconf(p.directory, "PC_NAME_MAX"),
+        "path_max": os.pathconf(p.directory, "PC_PATH_MAX") - 1,
+    }
+    assert error["message"].startswith(
+        "The Manager's copy of proj is on a file system that takes " + said.format(**limits)
+    ), error["message"]
+    assert error["message"].endswith(
+        "; nothing was changed; rename it where the snapshot came from, then run the command again"
+    )
+    assert repo_listing(p.directory) == before
+    assert not list((ocm.manager.data_dir / "staging").iterdir())
 
 
 def test_a_client_of_another_wire_format_is_told_which_side_to_upgrade(
