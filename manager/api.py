@@ -35,8 +35,12 @@ def _root_commits() -> RootCommits:
 
 @api_bp.get("/internal/opencode-workspaces")
 def workspaces() -> Any:
-    """Ready repos; ``rootCommits`` lets a checkout without ``origin`` find its repo."""
+    """Ready repos; ``rootCommits`` lets a checkout without ``origin`` find its repo. A
+    client whose checkout has an origin asks without them (``?rootCommits=0``): listing
+    them may walk a long history for each repo whose HEAD moved."""
     repos = get_registry().list_repos(ready_only=True)
+    if request.args.get("rootCommits") == "0":
+        return jsonify(workspaces=[repo.as_workspace() for repo in repos])
     roots = _root_commits()
     roots.forget({repo.directory for repo in repos})
     return jsonify(

@@ -341,9 +341,12 @@ class ManagerClient:
         body = self.get_json("/api/health", auth=False)
         return body if isinstance(body, dict) else {}
 
-    def workspaces(self) -> list[Workspace]:
-        """Ready repos on the Manager, in the Manager's order."""
-        body = self.get_json(WORKSPACES_PATH)
+    def workspaces(self, *, root_commits: bool = True) -> list[Workspace]:
+        """Ready repos on the Manager, in the Manager's order; without ``root_commits``,
+        which only a checkout without origin needs and which may cost the Manager a walk
+        of each history that moved, their ``root_commits`` are empty."""
+        params = None if root_commits else {"rootCommits": "0"}
+        body = self.get_json(WORKSPACES_PATH, params=params)
         try:
             items = body["workspaces"]
             return [Workspace.from_json(item) for item in items]

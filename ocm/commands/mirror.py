@@ -178,7 +178,8 @@ def _checkout() -> tuple[Path, resolve.Checkout]:
 def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Workspace | None:
     """By origin, else by root commit (SPEC §3); among several, the last used one."""
     last = last_repo_state(state_mod.load(), login).last_repo_id
-    return resolve.mirror_target(checkout, client.workspaces(), last)
+    workspaces = client.workspaces(root_commits=not checkout.origin)
+    return resolve.mirror_target(checkout, workspaces, last)
 
 
 # The Manager's answer when a repo id names no repo (any more).
@@ -237,7 +238,7 @@ def _unmatched(
     if not checkout.origin:
         return OcmError(f"no Manager repo matches {where} (no origin remote)", todo)
     # Asked again on this one path rather than carried from the match on every other.
-    another = resolve.by_another_url(checkout, client.workspaces())
+    another = resolve.by_another_url(checkout, client.workspaces(root_commits=False))
     if another is None:
         return OcmError(f"no Manager repo matches {where}", todo)
     return OcmError(
@@ -641,7 +642,7 @@ def _push_to(
     # the look-alikes a second copy would duplicate, rather than carried from every match.
     alike = None
     if ws is None and checkout.origin:
-        alike = resolve.by_another_url(checkout, client.workspaces())
+        alike = resolve.by_another_url(checkout, client.workspaces(root_commits=False))
     # The everyday loop skips /head: when this checkout's last transfer was with
     # this repo, the pack assumes what that left there, and the Manager checks
     # everything at the swap anyway (a refusal then asks /head to say why).

@@ -49,8 +49,20 @@ def test_the_manager_reports_each_repos_root_commits_and_follows_head(
     login.cli("repo", "add", str(twin), "--name", "twin")
     assert workspaces(login)["twin"]["rootCommits"] == roots
 
-    # HEAD moves to another history on the Manager: the answer follows (no stale cache).
+    # Once known, HEAD moves on by a merge that brings another root: only the commits
+    # since are walked, and the known root stays beside the new one.
     directory = Path(plain.directory)
+    assert workspaces(login)["plain"]["rootCommits"] == [root_of(directory)]
+    git(directory, "fetch", "-q", str(other), "main")
+    git(directory, *merge, "FETCH_HEAD")
+    assert workspaces(login)["plain"]["rootCommits"] == sorted(
+        [root_of(plain.source), root_of(other)]
+    )
+    # Back to before the merge: not a descendant of what was known, so walked whole.
+    git(directory, "reset", "-q", "--hard", "HEAD^1")
+    assert workspaces(login)["plain"]["rootCommits"] == [root_of(plain.source)]
+
+    # HEAD moves to another history on the Manager: the answer follows (no stale cache).
     git(directory, "checkout", "-q", "--orphan", "fresh")
     git(directory, "commit", "-q", "-m", "a new root")
     assert workspaces(login)["plain"]["rootCommits"] == [root_of(directory)]
@@ -63,13 +75,14 @@ def test_a_history_git_cannot_read_is_logged_and_asked_again_once_mended(
     """Objects lost on the Manager (a restore, a disk fault) make git's walk fail: that is
     no answer to keep until HEAD moves, or the repo stays unfound after it is mended."""
     added = add_repo("proj")
+    head = git(Path(added.directory), "rev-parse", "HEAD")
     objects = Path(added.directory) / ".git" / "objects"
     aside = objects.with_name("objects-aside")
     objects.rename(aside)
     objects.mkdir()
     assert workspaces(login)["proj"]["rootCommits"] == []
     assert "cannot list the root commits of" in login.log()
-    assert "bad object HEAD" in login.log()
+    assert f"bad object {head}" in login.log()
     unfound = run_ocm("push", cwd=added.source)
     assert_one_error(unfound, 1, "no Manager repo matches root commit")
 
@@ -80,6 +93,31 @@ def test_a_history_git_cannot_read_is_logged_and_asked_again_once_mended(
     pushed = run_ocm("push", cwd=added.source)
     assert pushed.returncode == 0, pushed.stderr
     assert (Path(added.directory) / "README.md").read_text().startswith("pushed once")
+
+
+def test_a_push_and_pull_by_origin_walk_no_history_on_the_manager(
+    login: RunningManager, add_repo: Callable[..., AddedRepo]
+) -> None:
+    """Root commits only match checkouts without origin, and listing them may walk a long
+    history for each repo whose HEAD moved (500,000 commits: 2.5 s): a checkout with an
+    origin lists the repos without them. Seen here through another repo whose history git
+    cannot read: a walk of it leaves its line in the Manager's log."""
+    broken = add_repo("broken")
+    objects = Path(broken.directory) / ".git" / "objects"
+    objects.rename(objects.with_name("objects-aside"))
+    objects.mkdir()
+    target = add_repo("target", origin="https://github.com/acme/target")
+    (target.source / "README.md").write_text("pushed by origin\n")
+    pushed = run_ocm("push", cwd=target.source)
+    assert pushed.returncode == 0, pushed.stderr
+    (Path(target.directory) / "agent.txt").write_text("an agent's\n")
+    pulled = run_ocm("pull", cwd=target.source)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (target.source / "agent.txt").read_text() == "an agent's\n"
+    assert "cannot list the root commits of" not in login.log()
+    # A checkout without origin still gets them, so the broken one is walked (and logged).
+    assert workspaces(login)["target"]["rootCommits"] == [root_of(target.source)]
+    assert "cannot list the root commits of" in login.log()
 
 
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
