@@ -15,10 +15,10 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import NamedTuple
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import MirrorError
+from ocm.root_commits import Known, walk
 
 HeadKey = tuple[object, ...]
 log = logging.getLogger("manager.roots")
@@ -51,46 +51,19 @@ def head_key(directory: Path) -> HeadKey | None:
     return (head, _stat_key(git_dir / ref), _stat_key(git_dir / "packed-refs"))
 
 
-# A walk of a long history takes a while; one that takes longer than this is not waited for.
-WALK_SECONDS = 120.0
-
-
-class Known(NamedTuple):
-    """An answer: HEAD's commit ("" on an unborn branch) and its root commits, sorted."""
-
-    head: str
-    roots: list[str]
-
-
 def compute_root_commits(directory: Path, known: Known | None = None) -> Known | None:
     """The root commits of ``directory``'s HEAD ([] when it has no commit yet); None when
-    git cannot say (objects missing, a timeout): not an answer to keep.
-
-    ``known``: an earlier answer. When HEAD still is its commit (a push rewrote the ref with
-    the same value), it stands; when HEAD descends from it (an agent committed, a push
-    brought commits), only the commits since are walked: their roots join the known ones.
-    A whole history of 500,000 commits took 2.5 s to walk, each time HEAD moved."""
+    git cannot say (objects missing, a timeout): not an answer to keep. ``known``: the
+    answer of an earlier call (:func:`ocm.root_commits.walk`)."""
     try:
         head = gitcmd.run(directory, "rev-parse", "-q", "--verify", "HEAD", check=False)
         oid = os.fsdecode(head.stdout).strip()
         if head.returncode == 1 and not oid:
             return Known("", [])  # HEAD names a branch with no commit yet
-        if head.returncode != 0:
-            reason = gitcmd.last_line(head.stderr)
-        elif known is not None and oid == known.head:
-            return known
-        else:
-            # The known answer's commit, when HEAD descends from it.
-            base = known if known is not None and known.head else None
-            if base and not gitcmd.ok(directory, "merge-base", "--is-ancestor", base.head, oid):
-                base = None
-            walk = ["rev-list", "--max-parents=0", oid, *([f"^{base.head}"] if base else [])]
-            done = gitcmd.run(directory, *walk, check=False, timeout=WALK_SECONDS)
-            if done.returncode == 0:
-                found = os.fsdecode(done.stdout).split()
-                return Known(oid, sorted({*found, *(base.roots if base else [])}))
-            reason = gitcmd.last_line(done.stderr)
-    except MirrorError as exc:  # no git, or the walk ran out of time
+        if head.returncode == 0:
+            return walk(directory, oid, known)
+        reason = gitcmd.last_line(head.stderr)
+    except MirrorError as exc:  # no git, or the walk failed or ran out of time
         reason = exc.message
     log.warning(
         "cannot list the root commits of %s (%s); a checkout without origin will not find "

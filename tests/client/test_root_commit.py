@@ -120,6 +120,38 @@ def test_a_push_and_pull_by_origin_walk_no_history_on_the_manager(
     assert "cannot list the root commits of" in login.log()
 
 
+def test_a_checkout_without_origin_keeps_its_root_commits_for_the_next_command(
+    login: RunningManager, add_repo: Callable[..., AddedRepo], tmp_path: Path
+) -> None:
+    """Walked once per history (0.5-2.5 s on 500,000 commits), kept in ``.git/ocm-roots``
+    with the commit they are for, and walked only since that commit when HEAD moves on."""
+    added = add_repo("proj")
+    laptop = added.source
+    kept = laptop / ".git" / "ocm-roots"
+    (laptop / "README.md").write_text("one\n")
+    assert run_ocm("push", cwd=laptop).returncode == 0
+    assert kept.read_text().split() == [git(laptop, "rev-parse", "HEAD"), root_of(laptop)]
+
+    # Another history merged in on top: its root joins the one kept.
+    other = make_repo(tmp_path / "other-history", files={"other.txt": "other\n"})
+    git(laptop, "fetch", "-q", str(other), "main")
+    git(laptop, "merge", "-q", "--no-edit", "--allow-unrelated-histories", "FETCH_HEAD")
+    both = sorted([root_of(other), *git(laptop, "rev-list", "--max-parents=0", "HEAD^1").split()])
+    pushed = run_ocm("push", cwd=laptop)
+    assert pushed.returncode == 0, pushed.stderr
+    assert kept.read_text().split() == [git(laptop, "rev-parse", "HEAD"), *both]
+    assert workspaces(login)["proj"]["rootCommits"] == both
+
+    # What is kept is what is used: an answer for this HEAD that names another root.
+    kept.write_text(f"{git(laptop, 'rev-parse', 'HEAD')} {'1' * 40}\n")
+    refused = run_ocm("push", cwd=laptop)
+    assert_one_error(refused, 1, f"no Manager repo matches root commit {'1' * 12}")
+    # A kept answer that is not one is walked anew, and replaced.
+    kept.write_text("not an answer\n")
+    assert run_ocm("pull", cwd=laptop).returncode == 0
+    assert kept.read_text().split() == [git(laptop, "rev-parse", "HEAD"), *both]
+
+
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
     login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
 ) -> None:
