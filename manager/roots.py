@@ -5,8 +5,10 @@ OpenCode itself identifies a project with no remote, and it survives every push 
 since both sides share the history. Walking the whole history costs a git process (and for a
 big repo a while), and every bare ``ocm``, push and pull lists the repos, so the answer is
 cached per directory until HEAD moves, and then only the commits since are walked. Whether
-HEAD moved is seen from a few ``stat`` calls, without starting git. Nothing is stored in
-the registry: the repo on disk is the truth.
+HEAD moved is seen from a few ``stat`` calls, without starting git. The answer is also kept
+in the repo (``.git/ocm-roots``, as a laptop keeps its checkout's), so that a restarted
+Manager does not walk every history again; nothing is stored in the registry: the repo on
+disk is the truth.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import MirrorError
-from ocm.root_commits import Known, walk
+from ocm.root_commits import Known, read_cache, walk, write_cache
 
 HeadKey = tuple[object, ...]
 log = logging.getLogger("manager.roots")
@@ -87,9 +89,13 @@ class RootCommits:
             cached = self._known.get(directory)
         if key is not None and cached is not None and cached[0] == key:
             return list(cached[1].roots)
-        found = compute_root_commits(directory, cached[1] if cached else None)
+        # Else the answer kept in the repo by an earlier run: a restart walks no history.
+        known = cached[1] if cached else read_cache(directory / ".git")
+        found = compute_root_commits(directory, known)
         if found is None:  # asked again next time: the repo may be mended by then
             return []
+        if found != known and found.head and (directory / ".git").is_dir():
+            write_cache(directory / ".git", found)
         if key is not None and head_key(directory) == key:  # HEAD did not move meanwhile
             with self._lock:
                 self._known[directory] = (key, found)

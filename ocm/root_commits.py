@@ -44,7 +44,7 @@ def walk(directory: Path, head: str, known: Known | None = None) -> Known:
     return Known(head, sorted({*found, *(base.roots if base else [])}))
 
 
-# The laptop keeps its checkout's answer here, beside the mirror's own record.
+# Each side keeps its repository's answer here, beside the mirror's own record.
 CACHE_NAME = "ocm-roots"
 
 

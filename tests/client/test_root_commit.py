@@ -152,6 +152,28 @@ def test_a_checkout_without_origin_keeps_its_root_commits_for_the_next_command(
     assert kept.read_text().split() == [git(laptop, "rev-parse", "HEAD"), *both]
 
 
+def test_a_restarted_manager_lists_root_commits_without_walking_again(
+    login: RunningManager,
+    add_repo: Callable[..., AddedRepo],
+    manager_factory: Callable[..., RunningManager],
+) -> None:
+    """The Manager keeps each repo's answer in the repo (``.git/ocm-roots``): a restart does
+    not walk every history again. Seen here through a history git can no longer read: a
+    walk of it would fail and be logged."""
+    added = add_repo("proj")
+    directory = Path(added.directory)
+    assert workspaces(login)["proj"]["rootCommits"] == [root_of(added.source)]
+    head = git(directory, "rev-parse", "HEAD")
+    assert (directory / ".git" / "ocm-roots").read_text().split() == [head, root_of(directory)]
+    login.stop()
+    objects = directory / ".git" / "objects"
+    objects.rename(objects.with_name("objects-aside"))
+    objects.mkdir()
+    restarted = manager_factory("--no-opencode", data_dir=login.data_dir, token=login.token)
+    assert workspaces(restarted)["proj"]["rootCommits"] == [root_of(added.source)]
+    assert "cannot list the root commits of" not in restarted.log()
+
+
 def test_bare_ocm_in_a_checkout_without_origin_attaches_to_the_repo_with_its_root(
     login: RunningManager, add_repo: Callable[..., AddedRepo], recorder: Recorder, tmp_path: Path
 ) -> None:
