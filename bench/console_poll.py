@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import requests
+from requests.cookies import RequestsCookieJar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the Manager is started the way the tests start it
@@ -55,7 +56,7 @@ def register(data_dir: Path, source: Path, count: int) -> None:
         run_clone(registry, repo, str(source))
 
 
-def sign_in(url: str) -> dict[str, str]:
+def sign_in(url: str) -> RequestsCookieJar:
     answer = requests.post(
         url + "/signin",
         data={"token": TOKEN[0]},
@@ -64,13 +65,13 @@ def sign_in(url: str) -> dict[str, str]:
         timeout=30,
     )
     answer.raise_for_status()
-    return dict(answer.cookies)
+    return answer.cookies
 
 
 TOKEN: list[str] = []
 
 
-def poll(url: str, jar: dict[str, str]) -> float:
+def poll(url: str, jar: RequestsCookieJar) -> float:
     started = time.perf_counter()
     answer = requests.get(url + "/repos?format=json", cookies=jar, timeout=120)
     answer.raise_for_status()
@@ -136,7 +137,7 @@ def main() -> None:
             before = cpu_seconds(manager.process.pid, True), opencode_cpu(manager.process.pid)
             stop = threading.Event()
 
-            def live_tab(jar: dict[str, str]) -> None:
+            def live_tab(jar: RequestsCookieJar) -> None:
                 while not stop.is_set():
                     poll(manager.url, jar)
                     stop.wait(2.0)
