@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ocm.mirror import gitcmd
 from ocm.mirror.errors import MirrorError
-from ocm.root_commits import Known, read_cache, walk, write_cache
+from ocm.root_commits import Known, kept_walk
 
 HeadKey = tuple[object, ...]
 log = logging.getLogger("manager.roots")
@@ -56,14 +56,15 @@ def head_key(directory: Path) -> HeadKey | None:
 def compute_root_commits(directory: Path, known: Known | None = None) -> Known | None:
     """The root commits of ``directory``'s HEAD ([] when it has no commit yet); None when
     git cannot say (objects missing, a timeout): not an answer to keep. ``known``: the
-    answer of an earlier call (:func:`ocm.root_commits.walk`)."""
+    answer of an earlier call, else the one kept in the repo by an earlier run, so that a
+    restart walks no history (:func:`ocm.root_commits.kept_walk`)."""
     try:
         head = gitcmd.run(directory, "rev-parse", "-q", "--verify", "HEAD", check=False)
         oid = os.fsdecode(head.stdout).strip()
         if head.returncode == 1 and not oid:
             return Known("", [])  # HEAD names a branch with no commit yet
         if head.returncode == 0:
-            return walk(directory, oid, known)
+            return kept_walk(directory, oid, known)
         reason = gitcmd.last_line(head.stderr)
     except MirrorError as exc:  # no git, or the walk failed or ran out of time
         reason = exc.message
@@ -89,13 +90,9 @@ class RootCommits:
             cached = self._known.get(directory)
         if key is not None and cached is not None and cached[0] == key:
             return list(cached[1].roots)
-        # Else the answer kept in the repo by an earlier run: a restart walks no history.
-        known = cached[1] if cached else read_cache(directory / ".git")
-        found = compute_root_commits(directory, known)
+        found = compute_root_commits(directory, cached[1] if cached else None)
         if found is None:  # asked again next time: the repo may be mended by then
             return []
-        if found != known and found.head and (directory / ".git").is_dir():
-            write_cache(directory / ".git", found)
         if key is not None and head_key(directory) == key:  # HEAD did not move meanwhile
             with self._lock:
                 self._known[directory] = (key, found)

@@ -157,20 +157,14 @@ class CheckoutProbe:
 
 
 def _root_commits(top: Path, head: str | None) -> tuple[str, ...]:
-    """The root commits of ``head`` (None: no commit yet, or git cannot say), kept in the
-    checkout's ``.git`` folder for the next command (not in a linked worktree's, whose
-    ``.git`` is a file: that one walks every time); none when git cannot walk."""
+    """The root commits of ``head`` (None: no commit yet, or git cannot say); none when git
+    cannot walk."""
     if head is None:
         return ()
-    git_dir = top / ".git"
-    known = root_commits.read_cache(git_dir)
     try:
-        found = root_commits.walk(top, head, known)
+        return tuple(root_commits.kept_walk(top, head).roots)
     except MirrorError:
         return ()
-    if found != known and git_dir.is_dir():
-        root_commits.write_cache(git_dir, found)
-    return tuple(found.roots)
 
 
 def local_checkout(cwd: Path) -> Checkout | None:

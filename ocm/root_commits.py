@@ -48,6 +48,18 @@ def walk(directory: Path, head: str, known: Known | None = None) -> Known:
 CACHE_NAME = "ocm-roots"
 
 
+def kept_walk(directory: Path, head: str, known: Known | None = None) -> Known:
+    """:func:`walk` from ``known``, else from the answer kept in the repository's ``.git``
+    folder, keeping the new answer there for the next run (a linked worktree's ``.git`` is
+    a file: nothing is kept, and it walks every time)."""
+    git_dir = directory / ".git"
+    known = known or read_cache(git_dir)
+    found = walk(directory, head, known)
+    if found != known:
+        write_cache(git_dir, found)
+    return found
+
+
 def read_cache(git_dir: Path) -> Known | None:
     """The answer kept in ``git_dir``, if any and well-formed."""
     try:
