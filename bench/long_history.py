@@ -14,8 +14,9 @@ Manager (unmeasured), then, ``--rounds`` times each, measured:
 - pull, 1 file an agent changed and committed on the Manager (HEAD moved there);
 
 and, for the long one, ``rsync -a --delete`` of the same change between two copies of its
-own (its daemon on 127.0.0.1). The table shows medians. Whatever is in this tree is
-measured: ``ocm`` and the Manager run from this checkout.
+own (its daemon on 127.0.0.1). ``ocm`` reaches the Manager as in ``bench/mirror.py``'s local
+link (its ``OcmSide``: a relay on 127.0.0.1 that only counts). The table shows medians.
+Whatever is in this tree is measured: ``ocm`` and the Manager run from this checkout.
 """
 
 from __future__ import annotations
@@ -36,12 +37,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
-from mirror import IDENTITY, PY, work_place  # noqa: E402
+from mirror import IDENTITY, OcmSide, work_place  # noqa: E402
 from mirror_baselines import TIMEOUT, RsyncDaemon, rsync_excludes  # noqa: E402
 from mirror_repos import default_cache  # noqa: E402
-
-from tests.support.env import isolated_environ  # noqa: E402
-from tests.support.processes import RunningManager, start_manager  # noqa: E402
 
 FILES = 100
 
@@ -97,32 +95,6 @@ def short_history(long: Path, cache: Path) -> Path:
     return repo
 
 
-class Side:
-    """A Manager and ``ocm`` reaching it."""
-
-    def __init__(self, work: Path) -> None:
-        common = {"PYTHONPATH": str(ROOT), **IDENTITY}
-        self.manager: RunningManager = start_manager(
-            work / "manager",
-            work / "manager.log",
-            "--no-opencode",
-            env={**isolated_environ(work / "manager-home"), **common},
-        )
-        self.env = {
-            **isolated_environ(work / "home"),
-            **common,
-            "OPENCODE_MANAGER_URL": self.manager.url,
-            "OCM_TOKEN": self.manager.token,
-        }
-
-    def ocm(self, cwd: Path, *args: str) -> None:
-        done = subprocess.run(
-            [PY, "-m", "ocm", *args], cwd=cwd, env=self.env, capture_output=True, timeout=TIMEOUT
-        )
-        if done.returncode:
-            raise RuntimeError(f"ocm {args[0]}: {done.stderr.decode().strip()}")
-
-
 def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
@@ -136,15 +108,15 @@ PUSH, COMMITTED, PULL = (
 )
 
 
-def run(side: Side, kind: str, source: Path, work: Path, rounds: int, rsync: bool) -> dict:
+def run(side: OcmSide, kind: str, source: Path, work: Path, rounds: int, rsync: bool) -> dict:
     """Median seconds of each operation for ``source``: ocm's, and rsync's (``rsync``)."""
     laptop, rsync_laptop = work / kind / "laptop", work / kind / "rsync-laptop"
     laptop.parent.mkdir(parents=True)
     for copy in (laptop, rsync_laptop) if rsync else (laptop,):
         subprocess.run(["cp", "-a", str(source), str(copy)], check=True, timeout=TIMEOUT)
         git(copy, "update-index", "-q", "--refresh")  # a copy's stat cache is stale
-    side.ocm(laptop, "push", "--create", "--yes", "--name", kind)
-    manager_copy = side.manager.data_dir / "repos" / kind
+    side.run(laptop, "push", "--create", "--yes", "--name", kind)
+    manager_copy = side.checkout(kind)
     daemon = RsyncDaemon(work / kind, work / kind / "rsync-remote") if rsync else None
     excludes = work / kind / "excludes"
     excludes.write_text("".join(p + "\n" for p in rsync_excludes(laptop)))
@@ -159,13 +131,13 @@ def run(side: Side, kind: str, source: Path, work: Path, rounds: int, rsync: boo
                     (copy / name).write_text(f"edited here {n}\n")
                     if commit:
                         git(copy, "commit", "-qam", f"here {n}")
-                ours[label].append(timed(lambda: side.ocm(laptop, "push")))
+                ours[label].append(timed(lambda: side.run(laptop, "push")))
                 if daemon:
                     theirs[label].append(timed(lambda: daemon.push(rsync_laptop, excludes)))
             for copy in (manager_copy, daemon.remote) if daemon else (manager_copy,):
                 (copy / "f002.txt").write_text(f"an agent's {n}\n")
                 git(copy, "commit", "-qam", f"agent {n}")
-            ours[PULL].append(timed(lambda: side.ocm(laptop, "pull")))
+            ours[PULL].append(timed(lambda: side.run(laptop, "pull")))
             if daemon:
                 theirs[PULL].append(timed(lambda: daemon.pull(rsync_laptop, excludes)))
     finally:
@@ -189,12 +161,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ocm-bench-long-", dir=work_place(args.cache)))
     side = None
     try:
-        side = Side(work)
+        side = OcmSide(work)
         long_times = run(side, "long", long, work, args.rounds, rsync=True)
         short_times = run(side, "short", short, work, args.rounds, rsync=False)
     finally:
         if side:
-            side.manager.stop()
+            side.close()
         shutil.rmtree(work, ignore_errors=True)
     head = git(ROOT, "rev-parse", "--short", "HEAD")
     print(
