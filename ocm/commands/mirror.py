@@ -820,7 +820,7 @@ def _note_left_out(what: str, count: int, names: list[str]) -> None:
     if count:
         more = count - len(names)
         note(
-            f"{what} (nested repositories, symlinks leaving the repo, special files): "
+            f"{what} (nested repositories, special files): "
             f"{', '.join(names)}{f' and {more} more' if more > 0 else ''}"
         )
 

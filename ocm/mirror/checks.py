@@ -22,7 +22,7 @@ from ocm.mirror import gitcmd
 from ocm.mirror.errors import BadPack, TooLarge
 from ocm.mirror.gitcmd import ABSENT, Change
 from ocm.mirror.pack import Limits
-from ocm.mirror.select import Selection, link_stays_inside
+from ocm.mirror.select import Selection
 from ocm.mirror.snapshot import Snapshot
 from ocm.mirror.swap import folded_name, shown_apart
 
@@ -280,17 +280,20 @@ def _check_links(
     own_links: set[str],
     changed: set[str] | None,
 ) -> None:
-    """The incoming symlinks stay inside, and no incoming path is written through one.
-    ``changed``: the paths that differ from the receiver's tree (None: all of them came),
-    whose other symlinks (``own_links``) stay as they are."""
+    """The incoming symlinks can be made as they are, and no incoming path is written
+    through one. Where a symlink points is its own business, inside the repo or not, as in
+    git: the switch never follows one (it renames, and looks with ``lstat``), and a path
+    written through one is what could reach outside. ``changed``: the paths that differ
+    from the receiver's tree (None: all of them came), whose other symlinks
+    (``own_links``) stay as they are."""
     links = [entry for entry in came if entry.mode == SYMLINK]
     targets = _link_targets(root, env, links)
     path_max = os.pathconf(root, "PC_PATH_MAX") if links else 0
     for entry in links:
         target = targets[entry.path]
-        if "\0" in target or not link_stays_inside(entry.path, target):
+        if "\0" in target or not target:  # symlink(2) would make another target, or none
             raise BadPack(
-                f"the snapshot holds a symlink leaving the repo ({entry.path} -> {target})"
+                f"the snapshot holds a symlink whose target no file system takes ({entry.path})"
             )
         length = len(os.fsencode(target))
         if length >= path_max:  # Linux takes 4,095 bytes, a Mac 1,023

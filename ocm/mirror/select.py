@@ -48,7 +48,7 @@ class Selection:
         self.settled: set[str] = settled if settled is not None else set()
         # The real index's stage-0 entries, "<mode> <oid>" by path.
         self.entries: dict[str, str] = entries if entries is not None else {}
-        # Every symlink seen, skipped ones too (settled paths are plain files).
+        # Every symlink seen (settled paths are plain files).
         self.links: set[str] = set()
         # Paths with unresolved conflicts (index entries of stages 1 to 3).
         self.unmerged: set[str] = unmerged if unmerged is not None else set()
@@ -108,23 +108,6 @@ def whole_repo(root: Path) -> Path:
         f"{root} keeps its repository in {git_dir} (`git init --separate-git-dir`)",
         f"{inside}; move it back (`{moved_back}`), then run the command again",
     )
-
-
-def link_stays_inside(name: str, target: str) -> bool:
-    """Whether a symlink at repo path ``name`` pointing at ``target`` stays in the repo."""
-    if not target or target.startswith("/"):
-        return False
-    parts: list[str] = name.split("/")[:-1]
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return False
-            parts.pop()
-        else:
-            parts.append(part)
-    return True
 
 
 def _exclude_args() -> list[str]:
@@ -212,9 +195,7 @@ def select(root: Path) -> Selection:
             link = stat.S_ISLNK(mode)
             if link:
                 selection.links.add(name)
-            if link and not link_stays_inside(name, os.readlink(path)):
-                selection.skipped.append(name)  # the receiver would refuse the pack
-            elif link or stat.S_ISREG(mode):
+            if link or stat.S_ISREG(mode):
                 bucket.append(name)
             elif not stat.S_ISDIR(mode):  # submodule checkouts are directories: not sent
                 selection.skipped.append(name)

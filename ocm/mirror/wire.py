@@ -28,7 +28,7 @@ QUOTED_BRANCH_PARAM = "quotedBranch"
 # How many of the repo's OpenCode sessions were running a turn as the pack was made: what
 # they write next comes with the next pull.
 BUSY_HEADER = "X-Ocm-Busy-Sessions"
-# What the Manager's snapshot leaves out (nested repositories, symlinks leaving the repo,
+# What the Manager's snapshot leaves out (nested repositories, sockets and other
 # special files): how many, then the first few, each percent-quoted (see quote_names).
 NOT_SENT_HEADER = "X-Ocm-Not-Sent"
 NOT_SENT_SHOWN = 5

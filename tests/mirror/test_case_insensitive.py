@@ -176,13 +176,14 @@ def test_a_name_that_is_not_utf8_is_refused_here(ocm: Cli, on_folding: Pushed) -
 def test_a_path_through_this_checkouts_symlink_in_another_form_is_refused(
     ocm: Cli, on_folding: Pushed, tmp_path: Path
 ) -> None:
-    """A symlink of the laptop's own that leaves the repo (never sent), and an agent's
-    folder of the same name in the other Unicode form: writing there would write through
-    the link, outside the repo."""
+    """A symlink of the laptop's that leaves the repo, pushed, and an agent's folder of the
+    same name in the other Unicode form: writing there would write through the link,
+    outside the repo."""
     p = on_folding
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(outside, p.laptop / NFC.removesuffix(".md"))
+    assert ocm(p.laptop, "push").returncode == 0
     (p.directory / NFD.removesuffix(".md")).mkdir()
     (p.directory / NFD.removesuffix(".md") / "x.txt").write_text("written through\n")
     laptop_before = repo_listing(p.laptop)

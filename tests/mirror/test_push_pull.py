@@ -179,33 +179,66 @@ def test_a_push_that_switches_the_managers_branch_says_so(
 def test_what_a_snapshot_leaves_out_is_named_both_ways(
     ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
 ) -> None:
-    """Nested repositories and symlinks leaving the repo do not travel: a push named them,
-    a pull left the Manager's out without a word."""
+    """Nested repositories do not travel: a push named them, a pull left the Manager's out
+    without a word."""
     p = pushed("proj")
-    (p.laptop / "laptop-link").symlink_to(tmp_path)
+    git(tmp_path, "init", "-q", str(p.laptop / "laptop-clone"))
     done = ocm(p.laptop, "push")
     assert done.returncode == 0, done.stderr
-    assert (
-        "ocm: not sent (nested repositories, symlinks leaving the repo, special files):"
-        " laptop-link\n" in done.stderr
-    ), done.stderr
-    assert not (p.directory / "laptop-link").exists()
+    assert "ocm: not sent (nested repositories, special files): laptop-clone/\n" in done.stderr, (
+        done.stderr
+    )
+    assert not (p.directory / "laptop-clone").exists()
 
-    git(tmp_path, "init", "-q", str(p.directory / "agent-clone"))
-    for n in range(6):
-        (p.directory / f"manager-link-{n}").symlink_to(tmp_path)
+    for n in range(7):
+        git(tmp_path, "init", "-q", str(p.directory / f"agent-clone-{n}"))
     done = ocm(p.laptop, "pull")
 
     assert done.returncode == 0, done.stderr
     [line] = [line for line in done.stderr.splitlines() if "not brought" in line]
     assert line.startswith(
-        "ocm: not brought from the Manager's copy (nested repositories, symlinks leaving the"
-        " repo, special files): "
+        "ocm: not brought from the Manager's copy (nested repositories, special files): "
+        "agent-clone-0/, "
     ), line
     assert line.endswith(" and 2 more"), line
-    assert "agent-clone/" in line and "manager-link-0" in line, line
-    assert not (p.laptop / "agent-clone").exists()
-    assert not (p.laptop / "manager-link-0").exists()
+    assert not (p.laptop / "agent-clone-0").exists()
+
+
+def test_symlinks_leaving_the_repo_travel_as_symlinks_and_nothing_follows_them(
+    ocm: Cli, pushed: Callable[..., Pushed], tmp_path: Path
+) -> None:
+    """A symlink travels as git keeps it, wherever it points: a repo with a committed link
+    to ``/usr/share/dict`` or ``../shared`` was refused whole (400, "a symlink leaving the
+    repo"), so it could not be mirrored at all. The switch renames and never follows one:
+    links replaced by a folder and by a file leave what they pointed at as it was."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("outside\n")
+    p = pushed("proj")
+    os.symlink(outside, p.laptop / "abs-link")
+    os.symlink("../../../outside/kept.txt", p.laptop / "src/up-link")
+    git(p.laptop, "add", "abs-link")
+    git(p.laptop, "commit", "-q", "-m", "a link to a folder outside")
+    done = ocm(p.laptop, "push")
+    assert done.returncode == 0, done.stderr
+    assert "not sent" not in done.stderr, done.stderr
+    assert os.readlink(p.directory / "abs-link") == str(outside)
+    assert os.readlink(p.directory / "src/up-link") == "../../../outside/kept.txt"
+    assert git(p.directory, "status", "--short") == git(p.laptop, "status", "--short")
+
+    (p.directory / "abs-link").unlink()
+    (p.directory / "abs-link").mkdir()
+    (p.directory / "abs-link/new.txt").write_text("an agent's, in a folder\n")
+    (p.directory / "src/up-link").unlink()
+    (p.directory / "src/up-link").write_text("an agent's file\n")
+    os.symlink("/etc/hostname", p.directory / "agent-link")
+    done = ocm(p.laptop, "pull")
+    assert done.returncode == 0, done.stderr
+    assert (p.laptop / "abs-link/new.txt").read_text() == "an agent's, in a folder\n"
+    assert not (p.laptop / "abs-link").is_symlink()
+    assert (p.laptop / "src/up-link").read_text() == "an agent's file\n"
+    assert os.readlink(p.laptop / "agent-link") == "/etc/hostname"
+    assert tree_listing(outside) == {"kept.txt": ("file", False, b"outside\n")}
 
 
 def test_push_refuses_over_manager_changes_until_forced(

@@ -33,7 +33,7 @@ def _push(
 
 
 # OSC 52 (write the clipboard), clear the screen, read the rest reversed.
-ESCAPES = "/\x1b]52;c;cHduZWQ=\x07\x1b[2J\u202e"
+ESCAPES = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\u202e"
 
 
 def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
@@ -52,14 +52,21 @@ def _hostile_cases(laptop: Path) -> dict[str, tuple[bytes, str]]:
     add(".git as NTFS spells it", hostile.files_tree(r, {"git~1/config": b"x"}))
     # A Mac's disk ignores some code points in names: this is .git there.
     add(".git as HFS+ spells it", hostile.files_tree(r, {".g\u200cit/hooks/post-checkout": hook}))
-    add("absolute symlink", hostile.files_tree(r, {"a": b"a"}, {"etc-link": "/etc"}))
-    add("symlink leaving", hostile.files_tree(r, {"a": b"a"}, {"src/up": "../../.."}))
-    # Its target is named in the refusal, and the refusal in the Manager's log.
-    add("symlink leaving for escapes", hostile.files_tree(r, {"a": b"a"}, {"up": ESCAPES}))
+    # A symlink may point anywhere (git's own rule); a path written through one may not.
     add(
-        "write through a symlink (case-folded)",
-        hostile.files_tree(r, {"d/x": b"written through"}, {"D": "src"}),
+        "write through an absolute symlink (case-folded)",
+        hostile.files_tree(r, {"etc/cron.d/x": b"written through"}, {"ETC": "/etc"}),
     )
+    add(
+        "write through a symlink leaving (case-folded)",
+        hostile.files_tree(r, {"src/up/x": b"written through"}, {"src/UP": "../../.."}),
+    )
+    # The symlink is named in the refusal, and the refusal in the Manager's log.
+    add(
+        "write through a symlink named with escapes",
+        hostile.files_tree(r, {f"{ESCAPES}d/x": b"written through"}, {f"{ESCAPES}D": "src"}),
+    )
+    add("symlink target with a NUL", hostile.files_tree(r, {"a": b"a"}, {"nul": "/etc\0x"}))
     add(
         "write through a symlink (another Unicode form)",
         hostile.files_tree(r, {"cafe\u0301/x": b"written through"}, {"caf\u00e9": "src"}),
@@ -147,7 +154,7 @@ def test_hostile_packs_get_400_and_change_nothing(
     assert not Path("/tmp/ocm-hostile-hook").exists()
     # The log is read on a terminal: what a client chose shows there as escapes.
     log = manager.log()
-    assert "/\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\u202e" in log
+    assert "\\x1b]52;c;cHduZWQ=\\x07\\x1b[2J\\u202eD" in log
     assert not any(char in log for char in "\x1b\x07\u202e")
     good = hostile.snapshot_commit(p.laptop, hostile.files_tree(p.laptop, {"fine": b"x"}))
     for branch in ("../escape", "a..b", "-x", "with space", "x/", "a//b", "x.lock", "a@{1}"):

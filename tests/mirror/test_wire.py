@@ -394,7 +394,9 @@ def test_a_hostile_managers_pack_is_refused_by_the_laptop(stand_in: str, tmp_pat
     hook = b"#!/bin/sh\ntouch /tmp/ocm-hostile-pull-hook\n"
     trees = {
         "nested .git": hostile.files_tree(laptop, {"sub/.GIT/hooks/post-checkout": hook}),
-        "symlink leaving": hostile.files_tree(laptop, {}, {"etc": "/etc"}),
+        "written through a link leaving": hostile.files_tree(
+            laptop, {"etc/passwd": b"x"}, {"ETC": "/etc"}
+        ),
         "written through a link": hostile.files_tree(laptop, {"l/x": b"x"}, {"L": "src"}),
         "pack bomb": hostile.files_tree(laptop, {"zeros": b"\0" * (3 << 20)}),
     }
