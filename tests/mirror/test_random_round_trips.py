@@ -112,9 +112,9 @@ def _edit(root: Path, rng: random.Random, done: list[str]) -> None:
 
 def _state(root: Path) -> dict[str, object]:
     """What a transfer mirrors: HEAD, branch, the staged entries and the files that travel."""
-    travelling = set(
-        git(root, "ls-files", "--cached", "--others", "--exclude-standard").split("\n")
-    )
+    # -z: names as they are (without it git quotes ``ü.txt``, and no file has that name)
+    listed = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    travelling = set(listed.split("\0"))
     files = tree_listing(root)
     return {
         "head": git(root, "rev-parse", "HEAD"),
