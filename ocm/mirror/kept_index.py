@@ -19,10 +19,10 @@ match the file, two ocm processes writing at once) falls back to the copy, which
 right, and keeps that instead. Racy entries stay racy: the file is copied with its
 modification time, which is what git's check compares entries with.
 
-A receiving side keeps the index its own look at the work tree was built in (blobs not
-written), once the switch has committed: the entries whose files the switch left alone name
-the incoming snapshot's blobs, which exist then, and the files it wrote no longer match
-their entries' stat data, so they are read again.
+A receiving side keeps the index its own look at the work tree was built in (only its
+symlinks' blobs written), once the switch has committed: the entries whose files the
+switch left alone name the incoming snapshot's blobs, which exist then, and the files it
+wrote no longer match their entries' stat data, so they are read again.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -127,17 +127,36 @@ def tree_of(
         return _updated_tree(root, env, (remove or []) + paths, write_blobs=write_blobs)
 
 
-def _updated_tree(root: Path, env: dict[str, str], paths: list[str], *, write_blobs: bool) -> str:
+def _updated_tree(
+    root: Path,
+    env: dict[str, str],
+    paths: list[str],
+    *,
+    write_blobs: bool,
+    links: Collection[str] = (),
+) -> str:
     """The tree of the index ``env`` names once ``paths`` are as in the work tree, the
     deleted ones first (a file and a folder of one name, the folder's files added before the
     file was removed, make git refuse them all as "both a file and a directory"). Raises
     Unreadable (or NoSpace) when git cannot hash a file, GitError when it cannot write the
-    tree (an object the index names is missing)."""
-    if paths:  # a clean work tree spares a git command
-        flags = ["--add", "--remove"] + ([] if write_blobs else ["--info-only"])
+    tree (an object the index names is missing).
+
+    ``links``: the symlinks among ``paths``, whose blobs are written even when the others'
+    are not. Git tells whether a link still matches its entry by reading that blob (a file
+    it hashes afresh): without it, git marks the entry of a link newer than the index as
+    changed, for good, and the check right before a switch refused every try."""
+    batches: list[tuple[list[str], list[str]]] = [(paths, [])]
+    if not write_blobs:
+        batches = [
+            ([name for name in paths if name not in links], ["--info-only"]),
+            ([name for name in paths if name in links], []),
+        ]
+    for names, info_only in batches:
+        if not names:  # a clean work tree spares a git command
+            continue
         done = gitcmd.run(
-            root, "update-index", *flags, "-z", "--stdin", input=gitcmd.join_z(paths), env=env,
-            check=False,
+            root, "update-index", "--add", "--remove", *info_only, "-z", "--stdin",
+            input=gitcmd.join_z(names), env=env, check=False,
         )  # fmt: skip
         if done.returncode != 0:
             raise _unhashed(root, done.returncode, done.stderr)
@@ -187,19 +206,20 @@ def staged_and_snapshot(
         staged = gitcmd.maybe(root, "write-tree", env=env)
         paths = selection.deleted + selection.unsettled(selection.files)
         if staged is None:
-            return None, _updated_tree(root, env, paths, write_blobs=False), None
+            tree = _updated_tree(root, env, paths, write_blobs=False, links=selection.links)
+            return None, tree, None
         if not paths:  # the work tree is as staged: the copy of the index says what it is
             return staged, staged, kept_index.taken(Path(env["GIT_INDEX_FILE"]), staged, [])
         index_file = Path(env["GIT_INDEX_FILE"])
         kept = kept_index.start_from_kept(root, index_file, staged, selection.entries, paths)
         try:
-            tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
+            tree = _updated_tree(root, env, paths, write_blobs=write_blobs, links=selection.links)
         except gitcmd.GitError:
             if not kept:
                 raise
             # It named a blob gone since (pruned): hash it all again.
             copy_index(root / ".git" / "index", index_file)
-            tree = _updated_tree(root, env, paths, write_blobs=write_blobs)
+            tree = _updated_tree(root, env, paths, write_blobs=write_blobs, links=selection.links)
         return staged, tree, kept_index.taken(index_file, staged, paths)
 
 

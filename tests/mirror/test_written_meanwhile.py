@@ -5,11 +5,13 @@ the pack is checked and its files are staged (a pull's: before it downloads). An
 the Manager, or an editor on the laptop, may write after that look: the switch, checking
 again right before it starts, refuses then, and nothing changes. Here git is paused at
 ``checkout-index`` (the staging of the incoming files, after the look) while the test
-writes.
+writes. And what did not change since the look must not read as changed: that refusal
+would come back on every try.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,3 +93,30 @@ def test_an_edit_saved_while_a_pull_runs_is_not_overwritten(
     assert f"This checkout {CHANGED} (README.md changed)" in said, said
     assert (p.laptop / "README.md").read_text() == "saved during the pull\n"
     assert (p.directory / "README.md").read_text() == "agent edit\n"
+
+
+@pytest.mark.parametrize("command", ["push", "pull"])
+def test_a_forced_transfer_replaces_a_new_symlink_of_the_receiver(
+    command: str, ocm: Cli, pushed: Callable[..., Pushed]
+) -> None:
+    """The receiver replaced a tracked file with a symlink to a path no file of its history
+    names. Git compares a link with its index entry by reading the entry's blob, which the
+    receiver's look (it writes no blobs) never wrote: the check right before the switch
+    found the link changed on every try, and `--force` could never get past it."""
+    p = pushed("proj")
+    receiver, sender = (p.directory, p.laptop) if command == "push" else (p.laptop, p.directory)
+    (receiver / "README.md").unlink()
+    (receiver / "README.md").symlink_to("notes/moved-by-an-agent.md")
+    (sender / "README.md").write_text("the sender's edit\n")
+
+    refused = ocm(p.laptop, command)
+    assert refused.returncode == 1 and "uncommitted changes" in refused.stderr, refused.stderr
+
+    forced = ocm(p.laptop, command, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert (receiver / "README.md").read_text() == "the sender's edit\n"
+    stash = re.search(r"`git stash apply (\w+)`", forced.stdout)
+    assert stash, forced.stdout
+    saved = git(receiver, "ls-tree", stash[1], "README.md")
+    assert saved.startswith("120000 "), saved
+    assert git(receiver, "cat-file", "blob", saved.split()[2]) == "notes/moved-by-an-agent.md"
