@@ -175,11 +175,27 @@ def _checkout() -> tuple[Path, resolve.Checkout]:
         raise OcmError(exc.what, todo) from None
 
 
-def _match(client: ManagerClient, login: Any, checkout: resolve.Checkout) -> Workspace | None:
-    """By origin, else by root commit (SPEC §3); among several, the last used one."""
+def _match(
+    client: ManagerClient, login: Any, checkout: resolve.Checkout, marker: dict[str, Any]
+) -> Workspace | None:
+    """By origin, else by root commit (SPEC §3); among several, the last used one. When
+    none matches, the repo without origin this checkout's last push or pull was with (its
+    ``marker`` names it): an origin added since, or a first commit amended, changes what the
+    checkout is matched by, not which copy on the Manager is its own."""
     last = last_repo_state(state_mod.load(), login).last_repo_id
     workspaces = client.workspaces(root_commits=not checkout.origin)
-    return resolve.mirror_target(checkout, workspaces, last)
+    found = resolve.mirror_target(checkout, workspaces, last)
+    if found is not None:
+        return found
+    for ws in workspaces:
+        if ws.status == "ready" and not ws.origin_url and _last_with(marker, login, ws.repo_id):
+            note(
+                f"no Manager repo matches {checkout.describe()}; using {ws.name} "
+                f"(#{ws.repo_id}), which has no origin and is the one this checkout last "
+                "pushed to or pulled from"
+            )
+            return ws
+    return None
 
 
 # The Manager's answer when a repo id names no repo (any more).
@@ -570,7 +586,7 @@ def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
         with client:
             marker = read_marker(root)
             known = _last_target(login, checkout, marker)
-            target = known or _match(client, login, checkout)
+            target = known or _match(client, login, checkout, marker)
             try:
                 _push_to(
                     client, login, root, checkout, target, marker, prepared, force, new_name, yes
@@ -578,7 +594,7 @@ def push(*, force: bool, create: bool, yes: bool, name: str | None) -> int:
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
-                target = _match(client, login, checkout)
+                target = _match(client, login, checkout, marker)
                 _push_to(
                     client, login, root, checkout, target, marker, prepared, force, new_name, yes
                 )
@@ -994,7 +1010,7 @@ def pull(*, force: bool) -> int:
         stack.enter_context(client)
         marker = read_marker(root)
         known = _last_target(login, checkout, marker)
-        ws = known or _match(client, login, checkout)
+        ws = known or _match(client, login, checkout, marker)
         try:
             try:
                 ws, (result, received, busy) = _pull_from(
@@ -1003,7 +1019,7 @@ def pull(*, force: bool) -> int:
             except ManagerError as exc:
                 if not _gone(exc, known):
                     raise
-                ws = _match(client, login, checkout)
+                ws = _match(client, login, checkout, marker)
                 ws, (result, received, busy) = _pull_from(
                     client, login, root, checkout, ws, looked, tips, marker, force=force
                 )

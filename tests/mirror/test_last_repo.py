@@ -109,3 +109,60 @@ def test_a_checkout_whose_origin_changed_pushes_to_the_repo_of_its_new_origin(
     said = _ok(ocm(p.laptop, "push"))
     assert "fork (#" in said, said
     assert "for the fork" not in (p.directory / "README.md").read_text()
+
+
+def _without_origin(tmp_path: Path) -> Path:
+    """A new project, one commit, no origin yet: put on the Manager with ``--create``."""
+    laptop = tmp_path / "laptop" / "fresh"
+    laptop.mkdir(parents=True)
+    git(laptop, "init", "-q", "-b", "main")
+    (laptop / "notes.txt").write_text("first\n")
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-q", "-m", "start")
+    return laptop
+
+
+def test_an_origin_added_after_the_create_keeps_the_checkout_with_its_copy(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """The project got its remote after `ocm push --create` (`git remote add origin`, then
+    a first `git push`): no Manager repo has that origin, and the one that is this
+    checkout's copy has none; the transfers go there, not to a `--create` of a second."""
+    laptop = _without_origin(tmp_path)
+    _ok(ocm(laptop, "push", "--create", "--yes"))
+    git(laptop, "remote", "add", "origin", "https://example.invalid/someone/fresh.git")
+    (laptop / "notes.txt").write_text("second\n")
+
+    pushed = ocm(laptop, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "using fresh (#" in pushed.stderr, pushed.stderr
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    assert (directory / "notes.txt").read_text() == "second\n"
+    (directory / "notes.txt").write_text("an agent's\n")
+    pulled = ocm(laptop, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert pulled.stderr == ""  # the marker has the new origin: no list, no note
+    assert (laptop / "notes.txt").read_text() == "an agent's\n"
+
+
+def test_an_amended_first_commit_is_pushed_over_its_old_self_with_force(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """Without origin a checkout is matched by its root commit, which `git commit --amend`
+    of the first commit replaces: the push still finds its copy, and says what --force
+    does about the rewritten commit."""
+    laptop = _without_origin(tmp_path)
+    _ok(ocm(laptop, "push", "--create", "--yes"))
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    old = git(directory, "rev-parse", "HEAD")
+    git(laptop, "commit", "-q", "--amend", "-m", "start, reworded")
+
+    refused = ocm(laptop, "push")
+    assert refused.returncode == 1
+    assert "this checkout has rewritten those commits since" in refused.stderr, refused.stderr
+    assert git(directory, "rev-parse", "HEAD") == old
+    forced = ocm(laptop, "push", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert git(directory, "rev-parse", "HEAD") == git(laptop, "rev-parse", "HEAD")
+    backup = git(directory, "for-each-ref", "--format=%(objectname)", "refs/ocm/backup/")
+    assert backup == old
