@@ -5,16 +5,21 @@ symlinks inside and outside the repo or by folders, staged, committed, a branch 
 the index reset, ignored files and empty folders made), then the transfer that takes its
 work to the other side. After each: HEAD, branch, the staged state and every file that
 travels are the same on both sides, the sender is as it was, and the receiver's ignored
-files are as they were. Seeded, so a failure replays; the step and the edits leading to it
-are in the message.
+files are as they were. Then both sides edit: a transfer either goes through (the
+receiver had nothing of its own to lose) or is refused with both sides as they were, and
+``--force`` then saves what it overwrites where its lines say. Seeded, so a failure
+replays; the step and the edits leading to it are in the message.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
+import subprocess
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -79,7 +84,7 @@ def _edit(root: Path, rng: random.Random, done: list[str]) -> None:
             git(root, "commit", "-q", "--allow-empty", "-m", "work")
             done.append("commit")
         elif roll < 0.78:
-            git(root, "rm", "-q", "-r", "--cached", "--ignore-unmatch", "--", name)
+            git(root, "rm", "-q", "-r", "-f", "--cached", "--ignore-unmatch", "--", name)
             done.append(f"rm --cached {name}")
         elif roll < 0.84:
             ignored = rng.choice(IGNORED)
@@ -129,9 +134,8 @@ def _ignored(root: Path) -> dict[str, object]:
     return {name: files.get(name) for name in IGNORED if name in files}
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_random_edits_arrive_exactly_and_lose_nothing(ocm: Cli, tmp_path: Path, seed: int) -> None:
-    rng = random.Random(seed)
+def _start(ocm: Cli, tmp_path: Path) -> tuple[Path, Path]:
+    """A checkout pushed with ``--create``, and the Manager's copy of it."""
     laptop = tmp_path / "laptop" / "proj"
     laptop.mkdir(parents=True)
     git(laptop, "init", "-q", "-b", "main")
@@ -141,7 +145,13 @@ def test_random_edits_arrive_exactly_and_lose_nothing(ocm: Cli, tmp_path: Path, 
     git(laptop, "commit", "-q", "-m", "first")
     created = ocm(laptop, "push", "--create", "--yes")
     assert created.returncode == 0, created.stderr
-    manager_copy = ocm.manager.data_dir / "repos" / "proj"
+    return laptop, ocm.manager.data_dir / "repos" / "proj"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_edits_arrive_exactly_and_lose_nothing(ocm: Cli, tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    laptop, manager_copy = _start(ocm, tmp_path)
     done: list[str] = []
     for step in range(STEPS):
         command = rng.choice(["push", "pull"])
@@ -156,3 +166,76 @@ def test_random_edits_arrive_exactly_and_lose_nothing(ocm: Cli, tmp_path: Path, 
         assert _state(sender) == sent, story
         assert _state(receiver) == sent, story
         assert {k: v for k, v in _ignored(receiver).items() if k in kept} == kept, story
+
+
+def _files(state: dict[str, object]) -> dict[str, Any]:
+    return cast(dict[str, Any], state["files"])
+
+
+def _commits(root: Path, *refs: str) -> set[str]:
+    return set(git(root, "rev-list", *refs).split())
+
+
+def _blob(root: Path, entry: tuple[Any, ...]) -> str:
+    data = entry[1].encode() if entry[0] == "link" else entry[2]
+    hashed = subprocess.run(
+        ["git", "hash-object", "--stdin"], cwd=root, input=data, capture_output=True, check=True
+    )
+    return hashed.stdout.decode().strip()
+
+
+def _blobs(root: Path, *revs: str) -> set[tuple[str, str]]:
+    """(path, blob) of every file in ``revs``' trees (a stash's untracked files: its ^3)."""
+    found = set()
+    for rev in revs:
+        listed = subprocess.run(["git", "ls-tree", "-r", "-z", rev], cwd=root, capture_output=True)
+        for record in listed.stdout.decode(errors="surrogateescape").split("\0"):
+            if record:
+                info, name = record.split("\t", 1)
+                found.add((name, info.split()[2]))
+    return found
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_random_edits_on_both_sides_are_refused_whole_or_kept(
+    ocm: Cli, tmp_path: Path, seed: int
+) -> None:
+    rng = random.Random(seed)
+    laptop, manager_copy = _start(ocm, tmp_path)
+    synced = _files(_state(laptop))
+    done: list[str] = []
+    for step in range(STEPS // 2):
+        edited = rng.choice([(laptop,), (manager_copy,), (laptop, manager_copy)])
+        for side in edited:
+            _edit(side, rng, done)
+        command = rng.choice(["push", "pull"])
+        sender, receiver = (laptop, manager_copy) if command == "push" else (manager_copy, laptop)
+        done.append(command)
+        story = f"seed {seed}, step {step}: " + "; ".join(done[-12:])
+        sent, had, kept = _state(sender), _state(receiver), _ignored(receiver)
+        commits = _commits(receiver, "--branches", "HEAD")
+        head_blobs = _blobs(receiver, "HEAD")
+
+        result = ocm(laptop, command)
+        saved: set[tuple[str, str]] = set()
+        if result.returncode != 0:
+            said = result.stderr.strip().splitlines()[-1]
+            assert said.startswith("ocm: ") and result.returncode == 1, f"{story}\n{said}"
+            assert receiver in edited or "commit" in said, f"{story}\n{said}"
+            assert (_state(sender), _state(receiver)) == (sent, had), story
+            assert _ignored(receiver) == kept, story
+            result = ocm(laptop, command, "--force")
+            assert result.returncode == 0, f"{story}\n{result.stderr}"
+            named = re.findall(r"`git (?:stash apply|checkout|branch \S+) ([^`\s]+)", result.stdout)
+            saved = _blobs(receiver, *named, *(f"{rev}^3" for rev in named))
+        assert _state(sender) == sent, story
+        assert _state(receiver) == sent, story
+        assert commits <= _commits(receiver, "--all"), story
+        # Each file the receiver had is the sender's, or the last transfer's (known to both),
+        # or in its HEAD commit (kept), or in what --force saved.
+        for name, entry in _files(had).items():
+            if entry is None or entry in (_files(sent).get(name), synced.get(name)):
+                continue
+            blob = _blob(receiver, entry)
+            assert (name, blob) in saved | head_blobs, f"{story}\n{name} lost\n{result.stdout}"
+        synced = _files(sent)
