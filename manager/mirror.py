@@ -342,11 +342,7 @@ def _create_repo() -> Repo:
     branch = request.args.get("branch", "") or "main"
     if not valid_branch(settings.repos_dir, branch):
         raise ApiError(400, "bad_branch", f"{branch[:80]!r} is not a valid git branch name.")
-    origin_url = without_credentials(request.args.get("originUrl", ""))
-    if len(origin_url) > MAX_URL_CHARS:
-        raise ApiError(
-            400, "bad_origin", f"The origin URL is longer than {MAX_URL_CHARS} characters."
-        )
+    origin_url = _origin_param()
     directory = settings.repos_dir / name
     registry = get_registry()
     known = taken_by(registry, name, directory)
@@ -398,6 +394,16 @@ def _create_repo() -> Repo:
     return repo
 
 
+def _origin_param() -> str:
+    """The pushing checkout's ``originUrl``, fit to store (pages and logs show it)."""
+    origin_url = without_credentials(request.args.get("originUrl", ""))
+    if len(origin_url) > MAX_URL_CHARS:
+        raise ApiError(
+            400, "bad_origin", f"The origin URL is longer than {MAX_URL_CHARS} characters."
+        )
+    return origin_url
+
+
 def _forget(repo: Repo) -> None:
     try:
         get_registry().remove_repo(repo.id)
@@ -432,6 +438,9 @@ def up(repo_id: int) -> Any:
     _check_version()
     created = repo_id == 0 and _flag("create")
     repo = _create_repo() if created else _repo(repo_id)
+    # A repo made from a checkout without origin takes the origin that checkout has since
+    # (a first `git push` to GitHub): other checkouts with it then find this repo.
+    adopted = None if created or repo.origin_url else _origin_param() or None
     settings = _services().settings
     limits = Limits(settings.max_archive_bytes, settings.max_archive_members)
     force = _flag("force")
@@ -470,7 +479,7 @@ def up(repo_id: int) -> Any:
         raise
     registry = get_registry()
     try:
-        registry.update_repo(repo.id, status=READY, branch=result.branch or "")
+        registry.update_repo(repo.id, status=READY, branch=result.branch or "", origin_url=adopted)
     except RegistryFull as exc:
         if created:  # a repo the registry cannot make ready is no repo: forgotten
             _forget(repo)
@@ -478,6 +487,8 @@ def up(repo_id: int) -> Any:
         # The push is done: the list shows the branch before until the next one.
         log.warning("the push to %s is done, but %s", repo.name, exc)
     (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
+    if adopted:
+        log.info("%s takes the origin of the checkout that pushed: %s", repo.name, adopted)
     _note_transfer(registry, repo, "push")
     if result.changed >= SETTLE_AFTER_FILES:
         threading.Thread(

@@ -65,6 +65,7 @@ from ocm.mirror.state import (
     repo_state,
     write_marker,
 )
+from ocm.origin import without_credentials
 from ocm.printable import printable
 from ocm.prompt import ask
 from ocm.repo_names import MAX_NAME, name_problem
@@ -729,11 +730,15 @@ def _push(
     skipped = outgoing.selection.skipped
     _note_left_out("not sent", len(skipped), skipped[: wire.NOT_SENT_SHOWN])
     params: dict[str, str] = {"from": f"{os.uname().nodename}:{root}"}
+    # The Manager keeps no password of the origin's (a proxy in front may log a query).
+    # A repo that has no origin takes this one: the next checkout with it finds the repo.
+    if origin:
+        params["originUrl"] = without_credentials(origin)
     if ws is None:
         assert new_name is not None
         label = new_name
         _confirm_create(label, yes, alike)
-        params.update(create="1", name=label, originUrl=origin or "", branch=branch or "main")
+        params.update(create="1", name=label, branch=branch or "main")
     else:
         label = ws.name
         refusal = _push_refusal(root, outgoing, head, label) if asked else None

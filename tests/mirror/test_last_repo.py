@@ -3,6 +3,7 @@ find the right one again when that shortcut no longer holds."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -10,9 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
+from ocm.mirror import wire
 from tests.mirror.conftest import Pushed
 from tests.mirror.helpers import rich_repo, tree_listing
+from tests.support.auth import bearer
 from tests.support.git import git
 from tests.support.processes import Cli, ocm_command, run_manager_cli
 from tests.support.tap import Tap
@@ -127,22 +131,36 @@ def test_an_origin_added_after_the_create_keeps_the_checkout_with_its_copy(
 ) -> None:
     """The project got its remote after `ocm push --create` (`git remote add origin`, then
     a first `git push`): no Manager repo has that origin, and the one that is this
-    checkout's copy has none; the transfers go there, not to a `--create` of a second."""
+    checkout's copy has none; the transfers go there, not to a `--create` of a second, and
+    the repo takes the origin, so that a clone of it elsewhere finds the repo too."""
     laptop = _without_origin(tmp_path)
     _ok(ocm(laptop, "push", "--create", "--yes"))
-    git(laptop, "remote", "add", "origin", "https://example.invalid/someone/fresh.git")
+    origin = "https://example.invalid/someone/fresh.git"
+    git(laptop, "remote", "add", "origin", origin.replace("https://", "https://me:s3cret@"))
     (laptop / "notes.txt").write_text("second\n")
 
     pushed = ocm(laptop, "push")
     assert pushed.returncode == 0, pushed.stderr
     assert "using fresh (#" in pushed.stderr, pushed.stderr
+    assert "s3cret" not in pushed.stderr
     directory = ocm.manager.data_dir / "repos" / "fresh"
     assert (directory / "notes.txt").read_text() == "second\n"
+    listed = json.loads(_ok(ocm(laptop, "list", "--json")))
+    assert [repo["originUrl"] for repo in listed] == [origin]
     (directory / "notes.txt").write_text("an agent's\n")
     pulled = ocm(laptop, "pull")
     assert pulled.returncode == 0, pulled.stderr
     assert pulled.stderr == ""  # the marker has the new origin: no list, no note
     assert (laptop / "notes.txt").read_text() == "an agent's\n"
+
+    elsewhere = tmp_path / "desktop" / "fresh"
+    elsewhere.parent.mkdir()
+    git(elsewhere.parent, "clone", "-q", str(laptop), str(elsewhere))
+    git(elsewhere, "remote", "set-url", "origin", origin)
+    (directory / "notes.txt").write_text("an agent's, later\n")
+    pulled = ocm(elsewhere, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert (elsewhere / "notes.txt").read_text() == "an agent's, later\n"
 
 
 def test_an_amended_first_commit_is_pushed_over_its_old_self_with_force(
@@ -166,3 +184,26 @@ def test_an_amended_first_commit_is_pushed_over_its_old_self_with_force(
     assert git(directory, "rev-parse", "HEAD") == git(laptop, "rev-parse", "HEAD")
     backup = git(directory, "for-each-ref", "--format=%(objectname)", "refs/ocm/backup/")
     assert backup == old
+
+
+@pytest.mark.parametrize(
+    ("origin", "code"),
+    [("https://" + "x" * 200_000, "bad_origin"), ("https://h/\0x", "bad_request")],
+)
+def test_a_push_naming_an_origin_no_repo_may_take_changes_nothing(
+    ocm: Cli, tmp_path: Path, origin: str, code: str
+) -> None:
+    laptop = _without_origin(tmp_path)
+    _ok(ocm(laptop, "push", "--create", "--yes"))
+    head = git(ocm.manager.data_dir / "repos" / "fresh", "rev-parse", "HEAD")
+    response = requests.post(
+        f"{ocm.manager.url}/api/internal/repo-mirror/1/up",
+        params={"v": str(wire.VERSION), "originUrl": origin},
+        data=b"",
+        headers=bearer(ocm.manager.token),
+        timeout=30,
+    )
+    assert (response.status_code, response.json()["error"]) == (400, code), response.text[:300]
+    listed = json.loads(_ok(ocm(laptop, "list", "--json")))
+    assert [repo["originUrl"] for repo in listed] == [None]
+    assert git(ocm.manager.data_dir / "repos" / "fresh", "rev-parse", "HEAD") == head
