@@ -49,7 +49,7 @@ from ocm.mirror.receive import receive, repack_when_due, repo_lock, settle_index
 from ocm.mirror.send import prepare
 from ocm.mirror.snapshot import valid_branch
 from ocm.mirror.state import read_marker, repo_state
-from ocm.origin import without_credentials
+from ocm.origin import names_a_folder, without_credentials
 from ocm.repo_names import name_problem
 
 mirror_bp = Blueprint("mirror", __name__, url_prefix="/api/internal/repo-mirror")
@@ -438,9 +438,11 @@ def up(repo_id: int) -> Any:
     _check_version()
     created = repo_id == 0 and _flag("create")
     repo = _create_repo() if created else _repo(repo_id)
-    # A repo made from a checkout without origin takes the origin that checkout has since
-    # (a first `git push` to GitHub): other checkouts with it then find this repo.
-    adopted = None if created or repo.origin_url else _origin_param() or None
+    # A repo made from a checkout without origin (none recorded, or its folder's path) takes
+    # the origin that checkout has since (a first `git push` to GitHub): other checkouts
+    # with it then find this repo.
+    offered = _origin_param() if not created and names_a_folder(repo.origin_url) else ""
+    adopted = offered if offered and offered != repo.origin_url else None
     settings = _services().settings
     limits = Limits(settings.max_archive_bytes, settings.max_archive_members)
     force = _flag("force")

@@ -99,6 +99,18 @@ def normalise_origin(url: str) -> str:
         text = trimmed
 
 
+def names_a_folder(url: str) -> bool:
+    """Whether an origin is no server's: none, or a folder's path (``/home/me/app``,
+    ``file:///srv/app``), which ``ocm-manager repo add`` records for a source without
+    origin.
+
+    >>> names_a_folder("/home/me/app"), names_a_folder(""), names_a_folder("git@host:x")
+    (True, True, False)
+    """
+    text = normalise_origin(url)
+    return "://" not in text or text.startswith("file://")
+
+
 # A normalised URL's scheme, user and port, which differ between the protocols one server
 # offers a repository by (``https://host/x``, ``ssh://git@host/x``, ``ssh://git@host:22/x``).
 _SCHEME_USER_PORT = re.compile(

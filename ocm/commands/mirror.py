@@ -65,7 +65,7 @@ from ocm.mirror.state import (
     repo_state,
     write_marker,
 )
-from ocm.origin import without_credentials
+from ocm.origin import names_a_folder, without_credentials
 from ocm.printable import printable
 from ocm.prompt import ask
 from ocm.repo_names import MAX_NAME, name_problem
@@ -180,20 +180,23 @@ def _match(
     client: ManagerClient, login: Any, checkout: resolve.Checkout, marker: dict[str, Any]
 ) -> Workspace | None:
     """By origin, else by root commit (SPEC §3); among several, the last used one. When
-    none matches, the repo without origin this checkout's last push or pull was with (its
-    ``marker`` names it): an origin added since, or a first commit amended, changes what the
-    checkout is matched by, not which copy on the Manager is its own."""
+    none matches, this checkout's own copy, if its origin is no server's: the repo its last
+    push or pull was with (its ``marker`` names it), or one added from this very folder. An
+    origin added since, or a first commit amended, changes what the checkout is matched by,
+    not which copy on the Manager is its own."""
     last = last_repo_state(state_mod.load(), login).last_repo_id
     workspaces = client.workspaces(root_commits=not checkout.origin)
     found = resolve.mirror_target(checkout, workspaces, last)
     if found is not None:
         return found
+    here = str(checkout.root.resolve())
     for ws in workspaces:
-        if ws.status == "ready" and not ws.origin_url and _last_with(marker, login, ws.repo_id):
+        origin = ws.origin_url or ""
+        own = _last_with(marker, login, ws.repo_id) or origin == here
+        if ws.status == "ready" and own and names_a_folder(origin):
             note(
                 f"no Manager repo matches {checkout.describe()}; using {ws.name} "
-                f"(#{ws.repo_id}), which has no origin and is the one this checkout last "
-                "pushed to or pulled from"
+                f"(#{ws.repo_id}), this checkout's own copy, whose origin is no server's"
             )
             return ws
     return None

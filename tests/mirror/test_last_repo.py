@@ -207,3 +207,24 @@ def test_a_push_naming_an_origin_no_repo_may_take_changes_nothing(
     listed = json.loads(_ok(ocm(laptop, "list", "--json")))
     assert [repo["originUrl"] for repo in listed] == [None]
     assert git(ocm.manager.data_dir / "repos" / "fresh", "rev-parse", "HEAD") == head
+
+
+def test_a_repo_added_from_a_checkout_without_origin_stays_its_copy_once_it_has_one(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """The quick start's way: `ocm-manager repo add <folder>` of a checkout without origin
+    records the folder's path as the repo's origin. The checkout then gets a remote, before
+    any push or pull: its first push goes to the repo made from its folder, which takes the
+    new origin."""
+    laptop = _without_origin(tmp_path)
+    run_manager_cli("repo", "add", "--data-dir", str(ocm.manager.data_dir), str(laptop))
+    origin = "https://example.invalid/someone/fresh.git"
+    git(laptop, "remote", "add", "origin", origin)
+    (laptop / "notes.txt").write_text("second\n")
+
+    pushed = ocm(laptop, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "using fresh (#" in pushed.stderr, pushed.stderr
+    assert (ocm.manager.data_dir / "repos" / "fresh" / "notes.txt").read_text() == "second\n"
+    listed = json.loads(_ok(ocm(laptop, "list", "--json")))
+    assert [repo["originUrl"] for repo in listed] == [origin]
