@@ -2,9 +2,10 @@
 
 A checkout's repo is one whose recorded origin is what ``repo add`` of this checkout would
 record (its ``origin``, or its own path when it has none), compared as ``ocm`` compares
-origins: the repo bare ``ocm`` in the checkout finds. A repo that only shares the folder's
-name is another checkout's (``/x/demo`` and ``/y/demo``), so this one is registered under a
-free name rather than taken for it.
+origins: the repo bare ``ocm`` in the checkout finds; or the one added from its folder
+before it had an origin, which ``ocm push`` and ``pull`` take then. A repo that only shares
+the folder's name is another checkout's (``/x/demo`` and ``/y/demo``), so this one is
+registered under a free name rather than taken for it.
 
 ``python -m manager.checkout_repo <checkout> <name>`` prints ``use <name>`` or ``add <name>``
 for the Manager of the default data dir, and says on stderr why when the name is not
@@ -25,11 +26,15 @@ from ocm.origin import normalise_origin
 def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tuple[str, str]:
     """``("use", name)`` of this checkout's repo, else ``("add", a free name)``: ``name``,
     else ``name-2``, ``name-3``… (no repo has it, in any case, and no folder is in the way)."""
-    mine = normalise_origin(origin_of_source(str(checkout)))
+    # What `repo add` records for it now, or did before it had an origin: its path.
+    mine = {
+        normalise_origin(origin_of_source(str(checkout))),
+        normalise_origin(str(checkout.resolve())),
+    }
     same = [
         repo
         for repo in repos
-        if repo.status == READY and normalise_origin(repo.origin_url or "") == mine
+        if repo.status == READY and normalise_origin(repo.origin_url or "") in mine
     ]
     if same:
         return "use", next((repo.name for repo in same if repo.name == name), same[0].name)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.install.conftest import CHECKOUT
-from tests.support.git import make_repo
+from tests.support.git import git, make_repo
 from tests.support.processes import run_manager_cli
 
 
@@ -73,6 +73,19 @@ def test_a_checkout_with_the_registered_origin_is_that_repo(tmp_path: Path) -> N
     assert said == f"quickstart: {same} is the Manager's repo demo; using it\n"
     other = make_repo(tmp_path / "w" / "demo", origin="git@github.com:acme/other-demo.git")
     assert quickstart_registers(other)[0] == "demo-2"
+
+
+def test_a_checkout_given_a_remote_after_its_quick_start_is_still_its_repo(
+    tmp_path: Path,
+) -> None:
+    """Registered without origin (the repo's origin is the folder's path), then given one
+    (a first `git push` to GitHub): the quick start run again opens the same repo, as `ocm
+    push` in the checkout takes it, rather than register a second copy."""
+    first = make_repo(tmp_path / "x" / "demo")
+    assert quickstart_registers(first) == ("demo", "")
+    git(first, "remote", "add", "origin", "https://github.com/acme/demo.git")
+    assert quickstart_registers(first) == ("demo", "")
+    assert registered() == {"demo"}
 
 
 def test_a_folder_a_removed_repo_left_is_not_taken(tmp_path: Path) -> None:
