@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,7 +22,7 @@ from ocm import root_commits
 from ocm.errors import OcmError
 from ocm.mirror.errors import MirrorError
 from ocm.mirror.gitcmd import git_env
-from ocm.origin import hide_credentials, normalise_origin, repository_address
+from ocm.origin import hide_credentials, names_a_folder, normalise_origin, repository_address
 
 if TYPE_CHECKING:  # the real import would pull in http.client
     from ocm.api import Workspace
@@ -266,6 +266,23 @@ def mirror_target(
             raise ambiguous_error(checkout, matches, mirror=True)
         return chosen[0]
     return matches[0] if matches else None
+
+
+def own_copy(
+    checkout: Checkout, workspaces: Sequence[Workspace], last_with: Collection[int]
+) -> Workspace | None:
+    """For a checkout no repo matches: its own copy, if that repo's origin is no server's
+    (:func:`~ocm.origin.names_a_folder`): the one its last push or pull was with (an id in
+    ``last_with``), or the one added from its folder (``repo add`` records the path). An
+    origin added since, or a first commit amended, changes what the checkout is matched by,
+    not which copy on the Manager is its own."""
+    folder = normalise_origin(str(checkout.root.resolve()))
+    for ws in workspaces:
+        origin = normalise_origin(ws.origin_url or "")
+        own = ws.repo_id in last_with or origin == folder
+        if ws.status == "ready" and own and names_a_folder(origin):
+            return ws
+    return None
 
 
 def find_repo(workspaces: Sequence[Workspace], key: str) -> Workspace:

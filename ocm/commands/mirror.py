@@ -65,7 +65,7 @@ from ocm.mirror.state import (
     repo_state,
     write_marker,
 )
-from ocm.origin import names_a_folder, without_credentials
+from ocm.origin import without_credentials
 from ocm.printable import printable
 from ocm.prompt import ask
 from ocm.repo_names import MAX_NAME, name_problem
@@ -179,27 +179,22 @@ def _checkout() -> tuple[Path, resolve.Checkout]:
 def _match(
     client: ManagerClient, login: Any, checkout: resolve.Checkout, marker: dict[str, Any]
 ) -> Workspace | None:
-    """By origin, else by root commit (SPEC §3); among several, the last used one. When
-    none matches, this checkout's own copy, if its origin is no server's: the repo its last
-    push or pull was with (its ``marker`` names it), or one added from this very folder. An
-    origin added since, or a first commit amended, changes what the checkout is matched by,
-    not which copy on the Manager is its own."""
+    """By origin, else by root commit (SPEC §3); among several, the last used one; none
+    matching, the checkout's own copy whose origin is no server's (:func:`resolve.own_copy`;
+    its ``marker`` names the repo of its last push or pull)."""
     last = last_repo_state(state_mod.load(), login).last_repo_id
     workspaces = client.workspaces(root_commits=not checkout.origin)
     found = resolve.mirror_target(checkout, workspaces, last)
     if found is not None:
         return found
-    here = str(checkout.root.resolve())
-    for ws in workspaces:
-        origin = ws.origin_url or ""
-        own = _last_with(marker, login, ws.repo_id) or origin == here
-        if ws.status == "ready" and own and names_a_folder(origin):
-            note(
-                f"no Manager repo matches {checkout.describe()}; using {ws.name} "
-                f"(#{ws.repo_id}), this checkout's own copy, whose origin is no server's"
-            )
-            return ws
-    return None
+    last_with = {ws.repo_id for ws in workspaces if _last_with(marker, login, ws.repo_id)}
+    own = resolve.own_copy(checkout, workspaces, last_with)
+    if own is not None:
+        note(
+            f"no Manager repo matches {checkout.describe()}; using {own.name} "
+            f"(#{own.repo_id}), this checkout's own copy, whose origin is no server's"
+        )
+    return own
 
 
 # The Manager's answer when a repo id names no repo (any more).
