@@ -14,7 +14,9 @@ For each repo (generated once, cached: see ``bench/mirror_repos.py``) a fresh re
   push with all of those changes still uncommitted;
 - each next to ``rsync -a --delete`` of the same change (between two copies of its own, via
   an rsync daemon) and a raw ``tar -c | tar -x`` of the same files (all files for the first
-  push and the fresh pull, the changed ones otherwise).
+  push and the fresh pull, the changed ones otherwise);
+- under the local table, for scale, git's own ``git clone --no-local`` of the same repo (a
+  local pipe, no relay): what moving the history as git objects costs on this machine.
 
 Every byte goes through a relay on 127.0.0.1 (``bench/shaped_link.py``): ``ocm`` reaches the
 Manager through it, ``rsync`` its daemon, ``tar -c`` its ``tar -x``; the relay counts what
@@ -240,6 +242,8 @@ class Table:
     repo: Repo
     link: str
     rows: dict[str, Row] = field(default_factory=dict)
+    # git's own clone of the same repo: what any transfer of git objects costs here
+    git_clone: Sample | None = None
 
 
 @dataclass
@@ -325,6 +329,14 @@ class RepoRun:
             row["ocm"] = self.step(self.ocm.relay, False, lambda: self.ocm.run(fresh, "pull"))
             self.record("local", FRESH_PULL, row)
             shutil.rmtree(fresh.parent)
+            self.tables["local"].git_clone = self.step(self.tar.relay, False, self._git_clone)
+
+    def _git_clone(self) -> None:
+        """``git clone`` of the checkout by git's own transport (a local pipe: pack-objects
+        into index-pack, then the checkout), with git's defaults (no fsck of the objects)."""
+        target = self.work / "git-clone" / self.repo.kind
+        _git(self.work, "clone", "-q", "--no-local", f"file://{self.laptop}", str(target))
+        shutil.rmtree(target.parent)
 
     def full_copies_shaped(self) -> None:
         """The same over the shaped link, into a second Manager repo (rsync is not repeated)."""
@@ -572,6 +584,13 @@ def render(table: Table) -> str:
             goals(table, label, row),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    clone, tar = table.git_clone, table.rows.get(FIRST_PUSH, {}).get("tar")
+    if clone and clone.seconds is not None and tar and tar.seconds:
+        lines += [
+            "",
+            f"For scale: git's own `git clone --no-local` of the same repo took "
+            f"{clone.seconds:.2f} s, {clone.seconds / tar.seconds:.2f}× tar's time.",
+        ]
     return "\n".join(lines)
 
 
