@@ -394,6 +394,22 @@ def _create_repo() -> Repo:
     return repo
 
 
+def _point_origin_at(directory: Path, url: str) -> None:
+    """The copy's own ``origin`` remote follows the origin its repo took, as a clone's would,
+    so that an agent can fetch and push there: added where there was none, moved where it
+    named a folder (``repo add`` of a checkout clones from its path). One set by hand is
+    left alone, and a failure (another git holds the config) only logged: the push is done."""
+    have = gitcmd.run(directory, "remote", "get-url", "origin", check=False)
+    if have.returncode == 0 and not names_a_folder(os.fsdecode(have.stdout).strip()):
+        return
+    verb = "set-url" if have.returncode == 0 else "add"
+    done = gitcmd.run(directory, "remote", verb, "--", "origin", url, check=False)
+    if done.returncode != 0:
+        log.warning(
+            "%s: its origin remote is as it was (%s)", directory, gitcmd.last_line(done.stderr)
+        )
+
+
 def _origin_param() -> str:
     """The pushing checkout's ``originUrl``, fit to store (pages and logs show it)."""
     origin_url = without_credentials(request.args.get("originUrl", ""))
@@ -491,6 +507,7 @@ def up(repo_id: int) -> Any:
     (repo.directory / ".git" / CREATING).unlink(missing_ok=True)
     if adopted:
         log.info("%s takes the origin of the checkout that pushed: %s", repo.name, adopted)
+        _point_origin_at(repo.directory, adopted)
     _note_transfer(registry, repo, "push")
     if result.changed >= SETTLE_AFTER_FILES:
         threading.Thread(

@@ -147,6 +147,7 @@ def test_an_origin_added_after_the_create_keeps_the_checkout_with_its_copy(
     assert (directory / "notes.txt").read_text() == "second\n"
     listed = json.loads(_ok(ocm(laptop, "list", "--json")))
     assert [repo["originUrl"] for repo in listed] == [origin]
+    assert git(directory, "remote", "get-url", "origin") == origin  # for its agents too
     (directory / "notes.txt").write_text("an agent's\n")
     pulled = ocm(laptop, "pull")
     assert pulled.returncode == 0, pulled.stderr
@@ -161,6 +162,23 @@ def test_an_origin_added_after_the_create_keeps_the_checkout_with_its_copy(
     pulled = ocm(elsewhere, "pull")
     assert pulled.returncode == 0, pulled.stderr
     assert (elsewhere / "notes.txt").read_text() == "an agent's, later\n"
+
+
+def test_an_origin_remote_set_by_hand_on_the_copy_stays(ocm: Cli, tmp_path: Path) -> None:
+    """The repo takes the checkout's origin, but a remote someone gave its copy on the
+    Manager (a mirror the agents push to) is theirs: it stays."""
+    laptop = _without_origin(tmp_path)
+    _ok(ocm(laptop, "push", "--create", "--yes"))
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    git(directory, "remote", "add", "origin", "https://example.invalid/team/mirror.git")
+    git(laptop, "remote", "add", "origin", "https://example.invalid/someone/fresh.git")
+    (laptop / "notes.txt").write_text("second\n")
+    _ok(ocm(laptop, "push"))
+    listed = json.loads(_ok(ocm(laptop, "list", "--json")))
+    assert [repo["originUrl"] for repo in listed] == ["https://example.invalid/someone/fresh.git"]
+    assert (
+        git(directory, "remote", "get-url", "origin") == "https://example.invalid/team/mirror.git"
+    )
 
 
 def test_an_amended_first_commit_is_pushed_over_its_old_self_with_force(
@@ -225,6 +243,9 @@ def test_a_repo_added_from_a_checkout_without_origin_stays_its_copy_once_it_has_
     pushed = ocm(laptop, "push")
     assert pushed.returncode == 0, pushed.stderr
     assert "using fresh (#" in pushed.stderr, pushed.stderr
-    assert (ocm.manager.data_dir / "repos" / "fresh" / "notes.txt").read_text() == "second\n"
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    assert (directory / "notes.txt").read_text() == "second\n"
     listed = json.loads(_ok(ocm(laptop, "list", "--json")))
     assert [repo["originUrl"] for repo in listed] == [origin]
+    # Its copy was cloned from the checkout's folder: its agents now fetch from the origin.
+    assert git(directory, "remote", "get-url", "origin") == origin
