@@ -209,7 +209,7 @@ class Transport:
         host, port = self._proxy[:2] if self._proxy else (self.host, self.port)
         conn: http.client.HTTPConnection
         if self.https:
-            import ssl  # noqa: PLC0415 - only https needs it, and it is slow to import
+            import ssl  # noqa: PLC0415 - http.client imported it already (HTTPSConnection)
 
             context = ssl.create_default_context()
             conn = http.client.HTTPSConnection(
