@@ -463,7 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-archive-bytes",
         type=options.size,
         default=config.DEFAULT_MAX_ARCHIVE_BYTES,
-        help="largest total size of the files a push writes (default 8 GiB)",
+        help="largest total size of the files a pushed snapshot holds, unchanged ones included"
+        " (default 8 GiB)",
     )
     limits.add_argument(
         "--max-archive-members",

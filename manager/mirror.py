@@ -63,7 +63,8 @@ CREATING = "ocm-creating"
 # The error code of a transfer the Manager's stop cut short (the client says to run it again).
 STOPPING = "manager_stopping"
 # How long a transfer whose git failed waits to learn whether the Manager is stopping: one
-# SIGTERM (systemd's, to the whole group) ends git and starts the stop at the same moment.
+# SIGTERM to the whole process group (Ctrl-C at the Manager's terminal) ends git and starts
+# the stop at the same moment.
 STOP_NOTICED = 1.0
 # How long the look for lost objects after a failed transfer may take (see _lost_objects).
 FSCK_SECONDS = 30.0
