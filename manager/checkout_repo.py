@@ -3,9 +3,10 @@
 A checkout's repo is one whose recorded origin is what ``repo add`` of this checkout would
 record (its ``origin``, or its own path when it has none), compared as ``ocm`` compares
 origins: the repo bare ``ocm`` in the checkout finds; or the one added from its folder
-before it had an origin, which ``ocm push`` and ``pull`` take then. A repo that only shares
-the folder's name is another checkout's (``/x/demo`` and ``/y/demo``), so this one is
-registered under a free name rather than taken for it.
+before it had an origin, which ``ocm push`` and ``pull`` take then, while the checkout holds
+that repo's history (a folder whose ``.git`` was made anew holds another project). A repo
+that only shares the folder's name is another checkout's (``/x/demo`` and ``/y/demo``), so
+this one is registered under a free name rather than taken for it.
 
 ``python -m manager.checkout_repo <checkout> <name>`` prints ``use <name>`` or ``add <name>``
 for the Manager of the default data dir, and says on stderr why when the name is not
@@ -20,6 +21,8 @@ from pathlib import Path
 from manager.config import DataDirError, Settings, default_data_dir
 from manager.registry import READY, Registry, Repo
 from manager.repos import origin_of_source
+from manager.roots import compute_root_commits
+from ocm.mirror import pack
 from ocm.origin import normalise_origin
 
 
@@ -27,15 +30,16 @@ def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tup
     """``("use", name)`` of this checkout's repo, else ``("add", a free name)``: ``name``,
     else ``name-2``, ``name-3``… (no repo has it, in any case, and no folder is in the way)."""
     # What `repo add` records for it now, or did before it had an origin: its path.
-    mine = {
-        normalise_origin(origin_of_source(str(checkout))),
-        normalise_origin(str(checkout.resolve())),
-    }
-    same = [
-        repo
-        for repo in repos
-        if repo.status == READY and normalise_origin(repo.origin_url or "") in mine
-    ]
+    origin = normalise_origin(origin_of_source(str(checkout)))
+    path = normalise_origin(str(checkout.resolve()))
+
+    def is_its_repo(repo: Repo) -> bool:
+        recorded = normalise_origin(repo.origin_url or "")
+        if recorded == path:  # added from this folder: if the project there is still that one
+            return _holds_history_of(checkout, repo.directory)
+        return recorded == origin
+
+    same = [repo for repo in repos if repo.status == READY and is_its_repo(repo)]
     if same:
         return "use", next((repo.name for repo in same if repo.name == name), same[0].name)
     taken = {repo.name.lower() for repo in repos}
@@ -44,6 +48,14 @@ def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tup
         count += 1
         free = f"{name}-{count}"
     return "add", free
+
+
+def _holds_history_of(checkout: Path, directory: Path) -> bool:
+    """Whether ``checkout`` has a root commit of the repo in ``directory``: a folder whose
+    ``.git`` was made anew holds another project (as ``ocm push`` judges it). A repo whose
+    roots git cannot list is taken at its word, as ``ocm push`` takes it."""
+    known = compute_root_commits(directory)
+    return not (known and known.roots) or bool(pack.present(checkout, known.roots))
 
 
 def main(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -269,18 +269,24 @@ def mirror_target(
 
 
 def own_copy(
-    checkout: Checkout, workspaces: Sequence[Workspace], last_with: Collection[int]
+    checkout: Checkout,
+    workspaces: Sequence[Workspace],
+    last_with: Collection[int],
+    holds_history_of: Callable[[Workspace], bool],
 ) -> Workspace | None:
     """For a checkout no repo matches: its own copy, if that repo's origin is no server's
     (:func:`~ocm.origin.names_a_folder`): the one its last push or pull was with (an id in
-    ``last_with``), or the one added from its folder (``repo add`` records the path). An
+    ``last_with``), or the one added from its folder (``repo add`` records the path) when
+    the checkout holds that repo's history (``holds_history_of``): a folder of the same
+    path on another machine, or one whose ``.git`` was made anew, is another project. An
     origin added since, or a first commit amended, changes what the checkout is matched by,
     not which copy on the Manager is its own."""
     folder = normalise_origin(str(checkout.root.resolve()))
     for ws in workspaces:
         origin = normalise_origin(ws.origin_url or "")
-        own = ws.repo_id in last_with or origin == folder
-        if ws.status == "ready" and own and names_a_folder(origin):
+        if ws.status != "ready" or not names_a_folder(origin):
+            continue
+        if ws.repo_id in last_with or (origin == folder and holds_history_of(ws)):
             return ws
     return None
 

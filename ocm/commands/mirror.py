@@ -188,7 +188,19 @@ def _match(
     if found is not None:
         return found
     last_with = {ws.repo_id for ws in workspaces if _last_with(marker, login, ws.repo_id)}
-    own = resolve.own_copy(checkout, workspaces, last_with)
+
+    def holds_history_of(ws: Workspace) -> bool:
+        """Whether the checkout has one of the repo's root commits (kept by an amend too);
+        when the Manager cannot list them (its copy lost objects), the folder is trusted,
+        and the transfer says what that copy lacks."""
+        roots = ws.root_commits
+        if not roots:  # not asked for a checkout with origin: asked now, for this one
+            roots = next(
+                (it.root_commits for it in client.workspaces() if it.repo_id == ws.repo_id), ()
+            )
+        return not roots or bool(pack.present(checkout.root, list(roots)))
+
+    own = resolve.own_copy(checkout, workspaces, last_with, holds_history_of)
     if own is not None:
         note(
             f"no Manager repo matches {checkout.describe()}; using {own.name} "

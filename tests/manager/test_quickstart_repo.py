@@ -7,6 +7,7 @@ quick start attached to the first one's without a word."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -86,6 +87,18 @@ def test_a_checkout_given_a_remote_after_its_quick_start_is_still_its_repo(
     git(first, "remote", "add", "origin", "https://github.com/acme/demo.git")
     assert quickstart_registers(first) == ("demo", "")
     assert registered() == {"demo"}
+
+
+def test_a_folder_whose_git_was_made_anew_is_another_repo(tmp_path: Path) -> None:
+    """The repo added from this folder has none of the project now there (its `.git` made
+    anew): that copy is another project's, so this one is registered beside it."""
+    first = make_repo(tmp_path / "x" / "demo")
+    assert quickstart_registers(first) == ("demo", "")
+    shutil.rmtree(first / ".git")
+    make_repo(first, files={"other.txt": "another project\n"})
+    assert quickstart_registers(first)[0] == "demo-2"
+    assert registered() == {"demo", "demo-2"}
+    assert quickstart_registers(first)[0] == "demo-2"  # and found again
 
 
 def test_a_folder_a_removed_repo_left_is_not_taken(tmp_path: Path) -> None:

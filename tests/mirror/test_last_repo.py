@@ -249,3 +249,53 @@ def test_a_repo_added_from_a_checkout_without_origin_stays_its_copy_once_it_has_
     assert [repo["originUrl"] for repo in listed] == [origin]
     # Its copy was cloned from the checkout's folder: its agents now fetch from the origin.
     assert git(directory, "remote", "get-url", "origin") == origin
+
+
+@pytest.mark.parametrize("origin", [None, "https://example.invalid/someone/other.git"])
+def test_another_project_in_the_folder_a_repo_was_added_from_is_not_its_copy(
+    ocm: Cli, tmp_path: Path, origin: str | None
+) -> None:
+    """`repo add` recorded the folder's path, but the project there now is another one:
+    its `.git` made anew (or a folder of the same path on another machine). Nothing of
+    that repo's history is in it, so it is not that repo's copy: the push says no repo
+    matches and touches nothing, where it went on to that repo's copy (and its advice,
+    `--force`, would have put another project over it)."""
+    laptop = _without_origin(tmp_path)
+    run_manager_cli("repo", "add", "--data-dir", str(ocm.manager.data_dir), str(laptop))
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    before = tree_listing(directory)
+    shutil.rmtree(laptop / ".git")
+    git(laptop, "init", "-q", "-b", "main")
+    if origin:
+        git(laptop, "remote", "add", "origin", origin)
+    (laptop / "other.txt").write_text("another project\n")
+    git(laptop, "add", "-A")
+    git(laptop, "commit", "-q", "-m", "another start")
+
+    pushed = ocm(laptop, "push")
+    assert pushed.returncode != 0
+    assert "no Manager repo matches" in pushed.stderr, pushed.stderr
+    assert "using fresh" not in pushed.stderr
+    assert "ocm push --create" in pushed.stderr
+    assert tree_listing(directory) == before
+
+
+def test_a_first_commit_amended_after_repo_add_still_finds_its_copy(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """The amended commit's old self stays in the checkout's objects: the repo added from
+    its folder is still its copy; the push is refused (both sides have a commit the other
+    lacks) and names `--force`, which then goes through."""
+    laptop = _without_origin(tmp_path)
+    run_manager_cli("repo", "add", "--data-dir", str(ocm.manager.data_dir), str(laptop))
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    old = git(directory, "rev-parse", "HEAD")
+    git(laptop, "commit", "-q", "--amend", "-m", "start, reworded")
+
+    refused = ocm(laptop, "push")
+    assert refused.returncode == 1
+    assert "using fresh (#" in refused.stderr, refused.stderr
+    assert "run `ocm push --force`" in refused.stderr, refused.stderr
+    assert git(directory, "rev-parse", "HEAD") == old
+    _ok(ocm(laptop, "push", "--force"))
+    assert git(directory, "rev-parse", "HEAD") == git(laptop, "rev-parse", "HEAD")
