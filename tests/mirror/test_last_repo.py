@@ -181,21 +181,33 @@ def test_an_origin_remote_set_by_hand_on_the_copy_stays(ocm: Cli, tmp_path: Path
     )
 
 
+@pytest.mark.parametrize(
+    ("made_by", "refusal"),
+    [
+        ("push --create", "this checkout has rewritten those commits since"),
+        ("repo add", "run `ocm push --force`"),  # no transfer yet: both sides have a commit
+    ],
+)
 def test_an_amended_first_commit_is_pushed_over_its_old_self_with_force(
-    ocm: Cli, tmp_path: Path
+    ocm: Cli, tmp_path: Path, made_by: str, refusal: str
 ) -> None:
     """Without origin a checkout is matched by its root commit, which `git commit --amend`
-    of the first commit replaces: the push still finds its copy, and says what --force
-    does about the rewritten commit."""
+    of the first commit replaces: the push still finds its copy (the one its last push
+    made, or the one added from its folder: the amended commit's old self stays among the
+    checkout's objects), and says what --force does about the rewritten commit."""
     laptop = _without_origin(tmp_path)
-    _ok(ocm(laptop, "push", "--create", "--yes"))
+    if made_by == "repo add":
+        run_manager_cli("repo", "add", "--data-dir", str(ocm.manager.data_dir), str(laptop))
+    else:
+        _ok(ocm(laptop, "push", "--create", "--yes"))
     directory = ocm.manager.data_dir / "repos" / "fresh"
     old = git(directory, "rev-parse", "HEAD")
     git(laptop, "commit", "-q", "--amend", "-m", "start, reworded")
 
     refused = ocm(laptop, "push")
     assert refused.returncode == 1
-    assert "this checkout has rewritten those commits since" in refused.stderr, refused.stderr
+    assert "using fresh (#" in refused.stderr, refused.stderr
+    assert refusal in refused.stderr, refused.stderr
     assert git(directory, "rev-parse", "HEAD") == old
     forced = ocm(laptop, "push", "--force")
     assert forced.returncode == 0, forced.stderr
@@ -278,24 +290,3 @@ def test_another_project_in_the_folder_a_repo_was_added_from_is_not_its_copy(
     assert "using fresh" not in pushed.stderr
     assert "ocm push --create" in pushed.stderr
     assert tree_listing(directory) == before
-
-
-def test_a_first_commit_amended_after_repo_add_still_finds_its_copy(
-    ocm: Cli, tmp_path: Path
-) -> None:
-    """The amended commit's old self stays in the checkout's objects: the repo added from
-    its folder is still its copy; the push is refused (both sides have a commit the other
-    lacks) and names `--force`, which then goes through."""
-    laptop = _without_origin(tmp_path)
-    run_manager_cli("repo", "add", "--data-dir", str(ocm.manager.data_dir), str(laptop))
-    directory = ocm.manager.data_dir / "repos" / "fresh"
-    old = git(directory, "rev-parse", "HEAD")
-    git(laptop, "commit", "-q", "--amend", "-m", "start, reworded")
-
-    refused = ocm(laptop, "push")
-    assert refused.returncode == 1
-    assert "using fresh (#" in refused.stderr, refused.stderr
-    assert "run `ocm push --force`" in refused.stderr, refused.stderr
-    assert git(directory, "rev-parse", "HEAD") == old
-    _ok(ocm(laptop, "push", "--force"))
-    assert git(directory, "rev-parse", "HEAD") == git(laptop, "rev-parse", "HEAD")
