@@ -400,15 +400,14 @@ def _point_origin_at(directory: Path, url: str) -> None:
     so that an agent can fetch and push there: added where there was none, moved where it
     named a folder (``repo add`` of a checkout clones from its path). One set by hand is
     left alone, and a failure (another git holds the config) only logged: the push is done."""
-    have = gitcmd.run(directory, "remote", "get-url", "origin", check=False)
-    if have.returncode == 0 and not names_a_folder(os.fsdecode(have.stdout).strip()):
-        return
-    verb = "set-url" if have.returncode == 0 else "add"
-    done = gitcmd.run(directory, "remote", verb, "--", "origin", url, check=False)
-    if done.returncode != 0:
-        log.warning(
-            "%s: its origin remote is as it was (%s)", directory, gitcmd.last_line(done.stderr)
-        )
+    try:
+        have = gitcmd.run(directory, "remote", "get-url", "origin", check=False)
+        if have.returncode == 0 and not names_a_folder(os.fsdecode(have.stdout).strip()):
+            return
+        verb = "set-url" if have.returncode == 0 else "add"
+        gitcmd.run(directory, "remote", verb, "--", "origin", url)
+    except MirrorError as exc:
+        log.warning("%s: its origin remote is as it was (%s)", directory, exc.message)
 
 
 def _origin_param() -> str:

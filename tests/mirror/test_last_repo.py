@@ -181,6 +181,32 @@ def test_an_origin_remote_set_by_hand_on_the_copy_stays(ocm: Cli, tmp_path: Path
     )
 
 
+def test_a_copy_whose_config_is_locked_keeps_its_remote_and_the_push_is_done(
+    ocm: Cli, tmp_path: Path
+) -> None:
+    """Another git holds the copy's config (its lock is there): the repo still takes the
+    origin and the push lands; the remote stays as it was, and the log says so."""
+    laptop = _without_origin(tmp_path)
+    _ok(ocm(laptop, "push", "--create", "--yes"))
+    directory = ocm.manager.data_dir / "repos" / "fresh"
+    (directory / ".git" / "config.lock").write_text("")
+    git(laptop, "remote", "add", "origin", "https://example.invalid/someone/fresh.git")
+    (laptop / "notes.txt").write_text("second\n")
+    _ok(ocm(laptop, "push"))
+    assert (directory / "notes.txt").read_text() == "second\n"
+    listed = json.loads(_ok(ocm(laptop, "list", "--json")))
+    assert [repo["originUrl"] for repo in listed] == ["https://example.invalid/someone/fresh.git"]
+    assert "its origin remote is as it was" in ocm.manager.log()
+    assert "could not set 'remote.origin.url'" in ocm.manager.log()
+    (directory / ".git" / "config.lock").unlink()
+    assert (
+        subprocess.run(
+            ["git", "remote", "get-url", "origin"], cwd=directory, capture_output=True
+        ).returncode
+        != 0
+    )
+
+
 @pytest.mark.parametrize(
     ("made_by", "refusal"),
     [
