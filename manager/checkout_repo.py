@@ -22,8 +22,8 @@ from manager.config import DataDirError, Settings, default_data_dir
 from manager.registry import READY, Registry, Repo
 from manager.repos import origin_of_source
 from manager.roots import compute_root_commits
-from ocm.mirror import pack
 from ocm.origin import normalise_origin
+from ocm.root_commits import holds_history_of
 
 
 def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tuple[str, str]:
@@ -36,7 +36,8 @@ def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tup
     def is_its_repo(repo: Repo) -> bool:
         recorded = normalise_origin(repo.origin_url or "")
         if recorded == path:  # added from this folder: if the project there is still that one
-            return _holds_history_of(checkout, repo.directory)
+            known = compute_root_commits(repo.directory)
+            return holds_history_of(checkout, known.roots if known else [])
         return recorded == origin
 
     same = [repo for repo in repos if repo.status == READY and is_its_repo(repo)]
@@ -48,14 +49,6 @@ def choose(repos: list[Repo], repos_dir: Path, checkout: Path, name: str) -> tup
         count += 1
         free = f"{name}-{count}"
     return "add", free
-
-
-def _holds_history_of(checkout: Path, directory: Path) -> bool:
-    """Whether ``checkout`` has a root commit of the repo in ``directory``: a folder whose
-    ``.git`` was made anew holds another project (as ``ocm push`` judges it). A repo whose
-    roots git cannot list is taken at its word, as ``ocm push`` takes it."""
-    known = compute_root_commits(directory)
-    return not (known and known.roots) or bool(pack.present(checkout, known.roots))
 
 
 def main(argv: list[str]) -> int:

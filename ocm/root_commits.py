@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +43,16 @@ def walk(directory: Path, head: str, known: Known | None = None) -> Known:
     done = gitcmd.run(directory, "rev-list", "--max-parents=0", head, *since, timeout=WALK_SECONDS)
     found = os.fsdecode(done.stdout).split()
     return Known(head, sorted({*found, *(base.roots if base else [])}))
+
+
+def holds_history_of(directory: Path, roots: Sequence[str]) -> bool:
+    """Whether the repository at ``directory`` has one of ``roots`` (another repository's
+    root commits) among its objects: it holds that history, or did (an amended first
+    commit keeps its old self). No roots known (git could not list them where they are)
+    counts as yes: a transfer then says what that repository lacks."""
+    from ocm.mirror import pack  # noqa: PLC0415 - bare `ocm` imports this module, not this
+
+    return not roots or bool(pack.present(directory, list(roots)))
 
 
 # Each side keeps its repository's answer here, beside the mirror's own record.

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ocm import refusals, resolve
+from ocm import refusals, resolve, root_commits
 from ocm import state as state_mod
 from ocm.background import Task
 from ocm.commands.common import connect, last_repo_state, note, remember
@@ -189,18 +189,15 @@ def _match(
         return found
     last_with = {ws.repo_id for ws in workspaces if _last_with(marker, login, ws.repo_id)}
 
-    def holds_history_of(ws: Workspace) -> bool:
-        """Whether the checkout has one of the repo's root commits (kept by an amend too);
-        when the Manager cannot list them (its copy lost objects), the folder is trusted,
-        and the transfer says what that copy lacks."""
+    def its_history(ws: Workspace) -> bool:
         roots = ws.root_commits
         if not roots:  # not asked for a checkout with origin: asked now, for this one
             roots = next(
                 (it.root_commits for it in client.workspaces() if it.repo_id == ws.repo_id), ()
             )
-        return not roots or bool(pack.present(checkout.root, list(roots)))
+        return root_commits.holds_history_of(checkout.root, roots)
 
-    own = resolve.own_copy(checkout, workspaces, last_with, holds_history_of)
+    own = resolve.own_copy(checkout, workspaces, last_with, its_history)
     if own is not None:
         note(
             f"no Manager repo matches {checkout.describe()}; using {own.name} "
